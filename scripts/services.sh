@@ -1,0 +1,669 @@
+#!/usr/bin/env bash
+# scripts/services.sh — start/stop the local backing services for swapmeet.
+#
+# Usage: scripts/services.sh up | down [--wipe] | clean | status | env
+#
+#   up            install what is missing, start every service, wait until each
+#                 one is ready (idempotent: already-running services are only
+#                 probed, so a second `up` takes well under a second)
+#   down          stop ONLY the processes this script started (pid files /
+#                 `pg_ctl -D <dir> stop`), keep data under .data/
+#   down --wipe   same, then delete .data/ (alias: `clean`)
+#   status        print up/down per service; exit 0 only if all are up
+#   env           print `export NAME='value'` lines; use: eval "$(scripts/services.sh env)"
+#
+# Services (fixed loopback ports; other code depends on them):
+#   pg-write  PostgreSQL 15 write side (wal_level=logical)  127.0.0.1:15432  .data/pg-write
+#   pg-read   PostgreSQL 15 backing FerretDB                127.0.0.1:15433  .data/pg-read
+#   redis     Redis 7 (Debian redis-server, no persistence) 127.0.0.1:16379
+#   ferretdb  FerretDB v1.24.0 (scripts/ferretdb)           127.0.0.1:27018  -> pg-read
+#   minio     MinIO (pinned, built from the module proxy)   127.0.0.1:19000 (console :19001)
+#
+# Everything lives under <repo>/.data (git-ignored): data dirs, pid files in
+# .data/run, Postgres unix sockets in .data/run/pgsock, logs in .data/log/<service>.log.
+# Built binaries are cached in $(go env GOPATH)/bin so fresh clones reuse them.
+#
+# Environment knobs:
+#   SWAPMEET_SERVICES_TIMEOUT  readiness deadline per service in seconds (default 60)
+#   SWAPMEET_NO_CHMOD=1        when running as root and the postgres user cannot
+#                              traverse to .data, fail instead of `chmod o+x` on parents
+set -euo pipefail
+
+# ---------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------
+REPO_ROOT="$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
+DATA="$REPO_ROOT/.data"
+LOG_DIR="$DATA/log"
+RUN_DIR="$DATA/run"
+PG_SOCK_DIR="$RUN_DIR/pgsock"
+TIMEOUT="${SWAPMEET_SERVICES_TIMEOUT:-60}"
+
+PG_MAJOR=15
+PG_WRITE_DIR="$DATA/pg-write"
+PG_WRITE_PORT=15432
+PG_READ_DIR="$DATA/pg-read"
+PG_READ_PORT=15433
+
+REDIS_PORT=16379
+REDIS_PID="$RUN_DIR/redis.pid"
+
+FERRETDB_ADDR="127.0.0.1:27018"
+FERRETDB_PORT=27018
+FERRETDB_PID="$RUN_DIR/ferretdb.pid"
+FERRETDB_SRC="$REPO_ROOT/scripts/ferretdb"
+FERRETDB_PG_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/ferretdb?sslmode=disable"
+
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+MINIO_MODULE="github.com/minio/minio"
+MINIO_PORT=19000
+MINIO_CONSOLE_PORT=19001
+MINIO_DIR="$DATA/minio"
+MINIO_PID="$RUN_DIR/minio.pid"
+MINIO_USER="swapmeet"
+MINIO_PASSWORD="swapmeet-secret"
+
+PG_WRITE_URL="postgres://swapmeet:swapmeet@127.0.0.1:${PG_WRITE_PORT}/swapmeet?sslmode=disable"
+PG_READ_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/ferretdb?sslmode=disable"
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+say() { echo "services: $*"; }
+die() { echo "services: ERROR: $*" >&2; exit 1; }
+
+# fail_service <name> <log> <message>: loud failure pointing at the log file.
+fail_service() {
+	local name=$1 log=$2 msg=$3
+	{
+		echo "services: ERROR: $name: $msg"
+		echo "services: ERROR: see log file $log"
+		if [[ -s $log ]]; then
+			echo "---- last 20 lines of $log ----"
+			tail -n 20 "$log"
+			echo "----"
+		fi
+	} >&2
+	exit 1
+}
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# port_open <port>: something accepts TCP connections on 127.0.0.1:<port>.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# cmdline_of <pid>: the process's command line (space separated), empty if gone.
+cmdline_of() {
+	if [[ -r /proc/$1/cmdline ]]; then
+		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+	else
+		ps -o args= -p "$1" 2>/dev/null || true
+	fi
+}
+
+# pid_alive_match <pid> <pattern>: pid is alive AND its command line contains
+# <pattern>, so a stale pid file whose pid got reused is never mistaken for ours.
+pid_alive_match() {
+	local pid=$1 pattern=$2
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	[[ $(cmdline_of "$pid") == *"$pattern"* ]]
+}
+
+# pidfile_pid <file>: first line of the pid file (empty if missing).
+pidfile_pid() {
+	if [[ -r $1 ]]; then head -n 1 "$1" | tr -dc '0-9'; fi
+	return 0
+}
+
+# wait_ready <name> <log> <addr> <pidfile-or-empty> <pattern> <probe...>:
+# poll the probe until it succeeds or the deadline passes. If a pid file is
+# given, fail as soon as that process dies, and on timeout stop it, so that the
+# next `up` starts it afresh instead of waiting on a broken instance.
+wait_ready() {
+	local name=$1 log=$2 addr=$3 pidfile=$4 pattern=$5
+	shift 5
+	local deadline=$((SECONDS + TIMEOUT)) pid=""
+	[[ -n $pidfile ]] && pid=$(pidfile_pid "$pidfile")
+	while :; do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		if [[ -n $pid ]] && ! pid_alive_match "$pid" "$pattern"; then
+			rm -f "$pidfile"
+			fail_service "$name" "$log" "process (pid $pid) exited before becoming ready on $addr"
+		fi
+		if ((SECONDS >= deadline)); then
+			[[ -n $pid ]] && stop_pid "$name" "$pidfile" "$pattern" >/dev/null
+			fail_service "$name" "$log" "not ready on $addr within ${TIMEOUT}s${pid:+ (stopped pid $pid)}"
+		fi
+		sleep 0.2
+	done
+}
+
+# stop_pid <name> <pidfile> <pattern>: SIGTERM the pid from our pid file (only if
+# it is still the process we started), wait for it to exit, SIGKILL as last resort.
+stop_pid() {
+	local name=$1 pidfile=$2 pattern=$3 pid
+	pid=$(pidfile_pid "$pidfile")
+	if [[ -z $pid ]] || ! pid_alive_match "$pid" "$pattern"; then
+		rm -f "$pidfile"
+		say "$name already down"
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			echo "services: WARNING: $name (pid $pid) ignored SIGTERM for 30s, sending SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.1
+	done
+	rm -f "$pidfile"
+	say "$name stopped (pid $pid)"
+}
+
+# spawn_detached <pidfile> <log> <cmd...>: start cmd in its own session
+# (setsid), detached from our stdin/stdout and from the lock fd 9, so it
+# outlives the calling shell / make. The pid is written from inside the new
+# session, so it is right even if setsid had to fork.
+spawn_detached() {
+	local pidfile=$1 log=$2
+	shift 2
+	rm -f "$pidfile"
+	# shellcheck disable=SC2016 # $$/$0/$@ expand in the inner shell
+	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
+	local deadline=$((SECONDS + 10))
+	until [[ -s $pidfile ]]; do
+		((SECONDS < deadline)) || die "could not start $1 (no pid file $pidfile)"
+		sleep 0.05
+	done
+	pidfile_pid "$pidfile"
+}
+
+apt_install() {
+	is_root || die "missing $*; install it (e.g. sudo apt-get install -y $*) and re-run"
+	command -v apt-get >/dev/null || die "missing $* and apt-get is not available; install it manually"
+	say "installing $* with apt-get"
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$LOG_DIR/apt.log" 2>&1; then
+		DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG_DIR/apt.log" 2>&1 || true
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$LOG_DIR/apt.log" 2>&1 ||
+			die "apt-get install $* failed; see $LOG_DIR/apt.log"
+	fi
+}
+
+gobin_dir() {
+	command -v go >/dev/null || die "go is not on PATH (needed to build ferretdb and minio)"
+	local gopath
+	gopath=$(go env GOPATH)
+	echo "${gopath%%:*}/bin"
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------
+PG_BIN=""
+find_pg_bin() {
+	local c
+	for c in "/usr/lib/postgresql/$PG_MAJOR/bin" "$(pg_config --bindir 2>/dev/null || true)"; do
+		if [[ -n $c && -x $c/initdb && -x $c/pg_ctl ]]; then
+			PG_BIN=$c
+			return 0
+		fi
+	done
+	return 1
+}
+
+ensure_pg_bin() {
+	[[ -n $PG_BIN ]] && return 0
+	if ! find_pg_bin; then
+		apt_install "postgresql-$PG_MAJOR"
+		find_pg_bin || die "PostgreSQL $PG_MAJOR binaries not found after install"
+	fi
+}
+
+pg_user_setup_done=""
+# Postgres refuses to run as root. As root we run initdb/pg_ctl as the system
+# user `postgres` (created if missing); otherwise as the current user.
+ensure_pg_user() {
+	[[ -n $pg_user_setup_done ]] && return 0
+	pg_user_setup_done=1
+	is_root || return 0
+	if ! id -u postgres >/dev/null 2>&1; then
+		say "creating system user postgres"
+		useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+			--shell /usr/sbin/nologin postgres
+	fi
+	# The postgres user must be able to traverse every parent of .data (a clone
+	# under /root — mode 0700 on Debian — or under a `mktemp -d` dir is not).
+	# Least surprising fix for a dev box: grant traverse-only (o+x, no listing,
+	# no read) on exactly the parents that lack it, and say so loudly.
+	# Set SWAPMEET_NO_CHMOD=1 to get an error instead.
+	if ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+		local p="" part blocked=()
+		local IFS=/
+		for part in ${DATA#/}; do
+			p="$p/$part"
+			if ! runuser -u postgres -- test -x "$p" 2>/dev/null; then
+				blocked+=("$p")
+				[[ ${SWAPMEET_NO_CHMOD:-} == 1 ]] || chmod o+x "$p"
+			fi
+		done
+		unset IFS
+		if [[ ${SWAPMEET_NO_CHMOD:-} == 1 ]]; then
+			die "user postgres cannot traverse to $DATA (blocked at: ${blocked[*]}); run 'chmod o+x' on those dirs or move the clone"
+		fi
+		echo "services: NOTE: granted traverse-only permission (chmod o+x) to the postgres user on: ${blocked[*]}" >&2
+	fi
+}
+
+# as_pg <cmd...>: run a command as the cluster owner, from a dir it can read.
+as_pg() {
+	if is_root; then
+		(cd "$DATA" && runuser -u postgres -- "$@")
+	else
+		(cd "$DATA" && "$@")
+	fi
+}
+
+# mkdir_pg <mode> <dir>: create a dir owned by the cluster owner.
+mkdir_pg() {
+	if is_root; then
+		install -d -o postgres -g postgres -m "$1" "$2"
+	else
+		install -d -m "$1" "$2"
+	fi
+}
+touch_pg() {
+	[[ -e $1 ]] || : >"$1"
+	if is_root; then chown postgres:postgres "$1"; fi
+}
+
+pg_running() { # <dir> <port>
+	local pid
+	pid=$(pidfile_pid "$1/postmaster.pid")
+	[[ -n $pid ]] && pid_alive_match "$pid" postgres &&
+		"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$2" -t 2
+}
+
+# pg_up <name> <dir> <port> <wal_level> <role> <role attrs> <db>
+pg_up() {
+	local name=$1 dir=$2 port=$3 wal_level=$4 role=$5 attrs=$6 db=$7
+	local log="$LOG_DIR/$name.log"
+	ensure_pg_bin
+	ensure_pg_user
+
+	if pg_running "$dir" "$port"; then
+		say "$name already up on 127.0.0.1:$port"
+	else
+		if port_open "$port"; then
+			die "$name: port 127.0.0.1:$port is already in use by a process this checkout did not start (another clone's services? check with: ss -ltnp 'sport = :$port')"
+		fi
+		# Socket path limit is ~107 bytes (sun_path).
+		if ((${#PG_SOCK_DIR} + 20 > 107)); then
+			die "$name: unix socket dir path too long ($PG_SOCK_DIR); use a shorter clone path"
+		fi
+		mkdir_pg 755 "$PG_SOCK_DIR"
+		touch_pg "$log"
+
+		if [[ ! -f $dir/PG_VERSION ]]; then
+			if [[ -d $dir ]] && [[ -n $(ls -A "$dir") ]]; then
+				die "$name: $dir exists but is not a PostgreSQL cluster; remove it (scripts/services.sh clean) and retry"
+			fi
+			say "$name: initdb $dir"
+			mkdir_pg 700 "$dir"
+			as_pg "$PG_BIN/initdb" -D "$dir" -U postgres -E UTF8 --no-locale \
+				--auth-local=trust --auth-host=scram-sha-256 >>"$log" 2>&1 ||
+				fail_service "$name" "$log" "initdb failed"
+			echo "include 'swapmeet.conf'" | as_pg tee -a "$dir/postgresql.conf" >/dev/null
+		fi
+		local have
+		have=$(cat "$dir/PG_VERSION")
+		[[ $have == "$PG_MAJOR" ]] || die "$name: $dir is a PostgreSQL $have cluster but binaries are $PG_MAJOR; run 'scripts/services.sh clean'"
+
+		# (Re)written on every start, so edits here apply after `down && up`.
+		as_pg tee "$dir/swapmeet.conf" >/dev/null <<-EOF
+			# Managed by scripts/services.sh — overwritten on each start.
+			listen_addresses = '127.0.0.1'
+			port = $port
+			unix_socket_directories = '$PG_SOCK_DIR'
+			wal_level = $wal_level
+			max_replication_slots = 64
+			max_wal_senders = 64
+			max_connections = 300
+			shared_buffers = 256MB
+			wal_sender_timeout = 60s
+		EOF
+		as_pg tee "$dir/pg_hba.conf" >/dev/null <<-EOF
+			# Managed by scripts/services.sh — overwritten on each start.
+			# TYPE  DATABASE     USER  ADDRESS        METHOD
+			local   all          all                  trust
+			local   replication  all                  trust
+			host    all          all   127.0.0.1/32   scram-sha-256
+			host    replication  all   127.0.0.1/32   scram-sha-256
+		EOF
+
+		# shellcheck disable=SC2094 # the log is only appended to
+		# pg_ctl detaches the postmaster (setsid) itself; -W: we poll below.
+		as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$log" -W start >/dev/null 2>>"$log" 9>&- ||
+			fail_service "$name" "$log" "pg_ctl start failed"
+		local deadline=$((SECONDS + TIMEOUT))
+		until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -t 2; do
+			if ((SECONDS >= deadline)); then
+				as_pg "$PG_BIN/pg_ctl" -D "$dir" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+				fail_service "$name" "$log" "not ready on 127.0.0.1:$port within ${TIMEOUT}s (stopped it)"
+			fi
+			# postmaster.pid appears quickly; if it is gone again the server died.
+			if ((SECONDS >= deadline - TIMEOUT + 3)) && ! pg_pid_alive "$dir"; then
+				fail_service "$name" "$log" "server exited during startup"
+			fi
+			sleep 0.2
+		done
+		say "$name up on 127.0.0.1:$port"
+	fi
+
+	# Role + database (idempotent, also self-heals a dropped db/role).
+	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$port" -U postgres -d postgres \
+		>>"$log" 2>&1 <<-EOF || fail_service "$name" "$log" "creating role/database $role/$db failed"
+			DO \$\$
+			BEGIN
+			  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+			    CREATE ROLE $role $attrs PASSWORD '$role';
+			  ELSE
+			    ALTER ROLE $role $attrs PASSWORD '$role';
+			  END IF;
+			END
+			\$\$;
+			SELECT 'CREATE DATABASE $db OWNER $role'
+			WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\gexec
+		EOF
+}
+
+pg_pid_alive() {
+	local pid
+	pid=$(pidfile_pid "$1/postmaster.pid")
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+pg_down() { # <name> <dir>
+	local name=$1 dir=$2
+	if [[ ! -f $dir/PG_VERSION ]] || ! pg_pid_alive "$dir"; then
+		say "$name already down"
+		return 0
+	fi
+	ensure_pg_bin
+	as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w -t 60 stop >/dev/null ||
+		fail_service "$name" "$LOG_DIR/$name.log" "pg_ctl stop failed"
+	say "$name stopped"
+}
+
+# ---------------------------------------------------------------------------
+# Redis
+# ---------------------------------------------------------------------------
+redis_ping() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || exit 1
+		printf 'PING\r\n' >&3
+		IFS= read -r -t 2 line <&3 || exit 1
+		[[ $line == +PONG* ]]
+	) 2>/dev/null
+}
+
+redis_running() {
+	pid_alive_match "$(pidfile_pid "$REDIS_PID")" redis-server && redis_ping
+}
+
+redis_up() {
+	local log="$LOG_DIR/redis.log"
+	if redis_running; then
+		say "redis already up on 127.0.0.1:$REDIS_PORT"
+		return 0
+	fi
+	command -v redis-server >/dev/null || apt_install redis-server
+	if port_open "$REDIS_PORT"; then
+		die "redis: port 127.0.0.1:$REDIS_PORT is already in use by a process this checkout did not start"
+	fi
+	install -d -m 755 "$DATA/redis"
+	rm -f "$REDIS_PID"
+	# shellcheck disable=SC2094 # the log is only appended to
+	# --daemonize yes: redis forks, setsid()s and writes its own pid file.
+	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+		--daemonize yes --pidfile "$REDIS_PID" --logfile "$log" --dir "$DATA/redis" \
+		</dev/null >>"$log" 2>&1 9>&- || fail_service redis "$log" "redis-server failed to start"
+	local deadline=$((SECONDS + TIMEOUT))
+	until [[ -s $REDIS_PID ]]; do
+		((SECONDS < deadline)) || fail_service redis "$log" "no pid file $REDIS_PID within ${TIMEOUT}s"
+		sleep 0.05
+	done
+	wait_ready redis "$log" "127.0.0.1:$REDIS_PORT" "$REDIS_PID" redis-server redis_ping
+	say "redis up on 127.0.0.1:$REDIS_PORT"
+}
+
+# ---------------------------------------------------------------------------
+# FerretDB
+# ---------------------------------------------------------------------------
+ferretdb_bin() {
+	local hash
+	hash=$(cat "$FERRETDB_SRC/go.mod" "$FERRETDB_SRC/go.sum" "$FERRETDB_SRC/main.go" | sha256sum | cut -c1-12)
+	echo "$(gobin_dir)/swapmeet-ferretdb-$hash"
+}
+
+ensure_ferretdb_bin() {
+	local bin=$1 log="$LOG_DIR/ferretdb-build.log"
+	[[ -x $bin ]] && return 0
+	say "building ferretdb launcher -> $bin (first time only, ~1 minute)"
+	mkdir -p "$(dirname "$bin")"
+	if ! (cd "$FERRETDB_SRC" && GOWORK=off go build -trimpath -o "$bin.tmp.$$" .) >"$log" 2>&1; then
+		rm -f "$bin.tmp.$$"
+		fail_service ferretdb-build "$log" "go build of scripts/ferretdb failed"
+	fi
+	mv -f "$bin.tmp.$$" "$bin"
+}
+
+# mongo_ping: send a real OP_MSG {ping: 1, $db: "admin"} and require {ok: 1} in
+# the reply — FerretDB answers ping only when its PostgreSQL backend works.
+mongo_ping() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$FERRETDB_PORT" || exit 1
+		# header: len=51 reqID=1 respTo=0 opCode=2013 | flags=0 | kind 0 | BSON(30 bytes)
+		# shellcheck disable=SC2016 # literal "$db" key
+		printf '\x33\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00''\x00\x00\x00\x00''\x00''\x1e\x00\x00\x00''\x10ping\x00\x01\x00\x00\x00''\x02$db\x00\x06\x00\x00\x00admin\x00''\x00' >&3
+		local len hex
+		len=$(timeout 3 dd bs=1 count=4 <&3 2>/dev/null | od -An -tu4 | tr -d ' \n')
+		[[ $len =~ ^[0-9]+$ ]] && ((len > 4 && len < 65536)) || exit 1
+		hex=$(timeout 3 dd bs=1 count=$((len - 4)) <&3 2>/dev/null | od -An -tx1 -v | tr -d ' \n')
+		# "ok": double 1.0 or int32 1
+		[[ $hex == *016f6b00000000000000f03f* || $hex == *106f6b0001000000* ]]
+	) 2>/dev/null
+}
+
+ferretdb_running() {
+	pid_alive_match "$(pidfile_pid "$FERRETDB_PID")" swapmeet-ferretdb && mongo_ping
+}
+
+ferretdb_up() {
+	local log="$LOG_DIR/ferretdb.log"
+	if ferretdb_running; then
+		say "ferretdb already up on $FERRETDB_ADDR"
+		return 0
+	fi
+	local bin
+	bin=$(ferretdb_bin)
+	ensure_ferretdb_bin "$bin"
+	local pid
+	pid=$(pidfile_pid "$FERRETDB_PID")
+	if [[ -n $pid ]] && pid_alive_match "$pid" swapmeet-ferretdb; then
+		: # ours, still starting up: just wait below
+	else
+		if port_open "$FERRETDB_PORT"; then
+			die "ferretdb: port $FERRETDB_ADDR is already in use by a process this checkout did not start"
+		fi
+		pid=$(spawn_detached "$FERRETDB_PID" "$log" env FERRETDB_TELEMETRY=disable DO_NOT_TRACK=1 \
+			"$bin" -listen-addr "$FERRETDB_ADDR" -postgresql-url "$FERRETDB_PG_URL" -log-level info)
+	fi
+	wait_ready ferretdb "$log" "$FERRETDB_ADDR" "$FERRETDB_PID" swapmeet-ferretdb mongo_ping
+	say "ferretdb up on $FERRETDB_ADDR (backend 127.0.0.1:$PG_READ_PORT)"
+}
+
+# ---------------------------------------------------------------------------
+# MinIO
+# ---------------------------------------------------------------------------
+minio_bin() { echo "$(gobin_dir)/minio-$MINIO_VERSION"; }
+
+ensure_minio_bin() {
+	local bin=$1 log="$LOG_DIR/minio-build.log"
+	[[ -x $bin ]] && return 0
+	say "building minio $MINIO_VERSION -> $bin (first time only, takes ~3 minutes)"
+	mkdir -p "$(dirname "$bin")"
+	local tmp
+	tmp=$(mktemp -d)
+	if ! (cd "$tmp" && GOWORK=off GOBIN="$tmp/bin" go install "$MINIO_MODULE@$MINIO_VERSION") >"$log" 2>&1; then
+		rm -rf "$tmp"
+		fail_service minio-build "$log" "go install $MINIO_MODULE@$MINIO_VERSION failed"
+	fi
+	mv -f "$tmp/bin/minio" "$bin.tmp.$$"
+	mv -f "$bin.tmp.$$" "$bin"
+	rm -rf "$tmp"
+}
+
+minio_ready() { curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$MINIO_PORT/minio/health/live"; }
+
+minio_running() {
+	pid_alive_match "$(pidfile_pid "$MINIO_PID")" "minio-$MINIO_VERSION" && minio_ready
+}
+
+minio_up() {
+	local log="$LOG_DIR/minio.log"
+	command -v curl >/dev/null || apt_install curl ca-certificates
+	if minio_running; then
+		say "minio already up on 127.0.0.1:$MINIO_PORT (console 127.0.0.1:$MINIO_CONSOLE_PORT)"
+		return 0
+	fi
+	local bin
+	bin=$(minio_bin)
+	ensure_minio_bin "$bin"
+	local pid
+	pid=$(pidfile_pid "$MINIO_PID")
+	if [[ -n $pid ]] && pid_alive_match "$pid" "minio-$MINIO_VERSION"; then
+		: # ours, still starting up
+	else
+		local p
+		for p in "$MINIO_PORT" "$MINIO_CONSOLE_PORT"; do
+			if port_open "$p"; then
+				die "minio: port 127.0.0.1:$p is already in use by a process this checkout did not start"
+			fi
+		done
+		install -d -m 755 "$MINIO_DIR"
+		pid=$(spawn_detached "$MINIO_PID" "$log" env \
+			MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+			MINIO_UPDATE=off MINIO_BROWSER=on \
+			"$bin" server --address "127.0.0.1:$MINIO_PORT" \
+			--console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$MINIO_DIR")
+	fi
+	wait_ready minio "$log" "127.0.0.1:$MINIO_PORT" "$MINIO_PID" "minio-$MINIO_VERSION" minio_ready
+	say "minio up on 127.0.0.1:$MINIO_PORT (console 127.0.0.1:$MINIO_CONSOLE_PORT)"
+}
+
+# ---------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------
+setup_dirs() {
+	install -d -m 755 "$DATA" "$LOG_DIR" "$RUN_DIR"
+	# Serialise concurrent invocations (e.g. parallel make targets). fd 9 is
+	# closed for every spawned service so they never inherit the lock.
+	if command -v flock >/dev/null; then
+		exec 9>"$RUN_DIR/services.lock"
+		flock 9
+	fi
+}
+
+cmd_up() {
+	local start=$SECONDS
+	setup_dirs
+	pg_up pg-write "$PG_WRITE_DIR" "$PG_WRITE_PORT" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
+	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" ferretdb
+	redis_up
+	ferretdb_up
+	minio_up
+	say "all services up ($((SECONDS - start))s); env: eval \"\$($0 env)\""
+}
+
+cmd_down() {
+	local wipe=""
+	case "${1:-}" in
+	"") ;;
+	--wipe) wipe=1 ;;
+	*) die "unknown option for down: $1 (expected --wipe)" ;;
+	esac
+	if [[ -d $DATA ]]; then
+		setup_dirs
+		stop_pid ferretdb "$FERRETDB_PID" swapmeet-ferretdb
+		stop_pid minio "$MINIO_PID" "minio-$MINIO_VERSION"
+		stop_pid redis "$REDIS_PID" redis-server
+		pg_down pg-read "$PG_READ_DIR"
+		pg_down pg-write "$PG_WRITE_DIR"
+	else
+		say "nothing to stop ($DATA does not exist)"
+	fi
+	if [[ -n $wipe ]]; then
+		rm -rf "$DATA"
+		say "wiped $DATA"
+	fi
+}
+
+cmd_status() {
+	local all=0
+	find_pg_bin || true
+	report() { # <name> <addr> <probe...>
+		local name=$1 addr=$2
+		shift 2
+		if "$@"; then
+			say "$name up on $addr"
+		else
+			say "$name down ($addr)"
+			all=1
+		fi
+	}
+	pg_status() { [[ -n $PG_BIN ]] && pg_running "$@"; }
+	report pg-write "127.0.0.1:$PG_WRITE_PORT" pg_status "$PG_WRITE_DIR" "$PG_WRITE_PORT"
+	report pg-read "127.0.0.1:$PG_READ_PORT" pg_status "$PG_READ_DIR" "$PG_READ_PORT"
+	report redis "127.0.0.1:$REDIS_PORT" redis_running
+	report ferretdb "$FERRETDB_ADDR" ferretdb_running
+	report minio "127.0.0.1:$MINIO_PORT" minio_running
+	return $all
+}
+
+cmd_env() {
+	cat <<-EOF
+		export SWAPMEET_PG_URL='$PG_WRITE_URL'
+		export SWAPMEET_READ_PG_URL='$PG_READ_URL'
+		export SWAPMEET_MONGO_URL='mongodb://$FERRETDB_ADDR/'
+		export SWAPMEET_REDIS_URL='redis://127.0.0.1:$REDIS_PORT/0'
+		export SWAPMEET_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
+		export SWAPMEET_S3_ACCESS_KEY='$MINIO_USER'
+		export SWAPMEET_S3_SECRET_KEY='$MINIO_PASSWORD'
+	EOF
+}
+
+usage() {
+	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+main() {
+	local cmd=${1:-}
+	[[ $# -gt 0 ]] && shift
+	case "$cmd" in
+	up) cmd_up "$@" ;;
+	down) cmd_down "$@" ;;
+	clean) cmd_down --wipe ;;
+	status) cmd_status ;;
+	env) cmd_env ;;
+	-h | --help | help) usage ;;
+	*) usage ;;
+	esac
+}
+
+main "$@"
