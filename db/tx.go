@@ -1,0 +1,114 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+)
+
+// Store runs sqlc queries, alone or inside transactions.
+type Store struct {
+	Pool *pgxpool.Pool
+	*sqlc.Queries
+
+	// MaxAttempts bounds how often a transaction is retried after a
+	// serialization failure or deadlock.
+	MaxAttempts int
+	// OnRetry, if set, is told about every retry (for metrics).
+	OnRetry func(sqlstate string)
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{Pool: pool, Queries: sqlc.New(pool), MaxAttempts: 8}
+}
+
+// ErrRetriesExhausted wraps the last serialization failure once every attempt was used.
+var ErrRetriesExhausted = errors.New("transaction retries exhausted")
+
+// Commit is what a committed transaction reports back.
+type Commit struct {
+	// LSN is a WAL position at or after the transaction's commit record.
+	// Once the projections have applied this position, they reflect the
+	// transaction: it is the consistency token handed to clients.
+	LSN uint64
+}
+
+// ExecTx runs fn in a transaction with the given options and commits it.
+// Serialization failures (40001) and deadlocks (40P01) are retried with
+// jittered backoff, up to MaxAttempts; fn must therefore be safe to re-run.
+func (s *Store) ExecTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+	backoff := 2 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		c, err := s.execOnce(ctx, opts, fn)
+		if err == nil {
+			return c, nil
+		}
+		code := sqlState(err)
+		if code != "40001" && code != "40P01" {
+			return Commit{}, err
+		}
+		if attempt >= s.MaxAttempts {
+			return Commit{}, fmt.Errorf("%w after %d attempts: %w", ErrRetriesExhausted, attempt, err)
+		}
+		if s.OnRetry != nil {
+			s.OnRetry(code)
+		}
+		sleep := backoff/2 + rand.N(backoff)
+		select {
+		case <-ctx.Done():
+			return Commit{}, ctx.Err()
+		case <-time.After(sleep):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+func (s *Store) execOnce(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		return Commit{}, err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, opts)
+	if err != nil {
+		return Commit{}, err
+	}
+	if err := fn(s.Queries.WithTx(tx)); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return Commit{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Commit{}, err
+	}
+	// Postgres has no SQL access to a transaction's own commit LSN. The
+	// current write position, read on the same connection after a
+	// synchronous commit, is at or past the commit record: a safe token.
+	var lsn int64
+	if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0')::int8`).Scan(&lsn); err != nil {
+		return Commit{}, fmt.Errorf("read commit position: %w", err)
+	}
+	return Commit{LSN: uint64(lsn)}, nil
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// IsUniqueViolation reports whether err is a unique_violation on the named constraint.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
