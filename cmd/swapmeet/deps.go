@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// deps are the clients of the backing services. Every client connects
+// lazily and reconnects by itself, so a service that is down at start or
+// restarts later costs errors, not a crash.
+type deps struct {
+	pg    *pgxpool.Pool
+	mongo *mongo.Client
+	reads *readstore.Store
+	redis *redis.Client
+}
+
+func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
+	pg, err := pgxpool.New(ctx, cfg.PostgresURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	mc, err := readstore.Connect(ctx, cfg.MongoURL)
+	if err != nil {
+		pg.Close()
+		return nil, err
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		pg.Close()
+		_ = mc.Disconnect(ctx)
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	return &deps{
+		pg:    pg,
+		mongo: mc,
+		reads: readstore.New(mc.Database(cfg.MongoDB)),
+		redis: redis.NewClient(ropts),
+	}, nil
+}
+
+func (d *deps) Close() {
+	d.pg.Close()
+	_ = d.mongo.Disconnect(context.Background())
+	_ = d.redis.Close()
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/rpc"
+)
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	d, err := openDeps(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	watcher := consistency.NewWatcher(d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	go watcher.Run(ctx)
+
+	a, err := app.New(app.Deps{
+		Store:           db.NewStore(d.pg),
+		Reads:           d.reads,
+		Cache:           cache.New(d.redis, cfg.RedisPrefix),
+		Watcher:         watcher,
+		Log:             log,
+		ConsistencyWait: cfg.ConsistencyWait,
+		SessionTTL:      cfg.SessionTTL,
+	})
+	if err != nil {
+		return err
+	}
+
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c)
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           rpc.NewHandler(a, log, rpc.Options{MaxRequestBytes: cfg.MaxRequestBytes}),
+		Protocols:         protocols,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Deps are what the use cases run on.
+type Deps struct {
+	Store   *db.Store
+	Reads   *readstore.Store
+	Cache   *cache.Cache
+	Watcher *consistency.Watcher
+	Log     *slog.Logger
+
+	// ConsistencyWait bounds how long a query waits for its token.
+	ConsistencyWait time.Duration
+	// SessionTTL is how long a session token stays valid.
+	SessionTTL time.Duration
+	// Password sets the argon2id cost.
+	Password password.Params
+	// SignInLimit is how many sign-in attempts one email gets per minute.
+	SignInLimit int
+	// CacheTimeout bounds each Redis call on the read path, so that a sick
+	// cache costs little before the query falls back to the read store.
+	CacheTimeout time.Duration
+}
+
+// Commands change the write model. Each runs one Postgres transaction and
+// returns the consistency token of its commit; nothing else is written.
+type Commands struct {
+	deps    Deps
+	signIns *limiter
+	dummy   string // a hash to verify against when an email is unknown
+}
+
+// Queries read the projections: Redis first, then MongoDB.
+type Queries struct {
+	deps Deps
+}
+
+// App groups the use cases.
+type App struct {
+	Commands *Commands
+	Queries  *Queries
+}
+
+// New wires the use cases, filling in defaults for zero settings.
+func New(d Deps) (*App, error) {
+	if d.ConsistencyWait == 0 {
+		d.ConsistencyWait = 2 * time.Second
+	}
+	if d.SessionTTL == 0 {
+		d.SessionTTL = 30 * 24 * time.Hour
+	}
+	if d.Password == (password.Params{}) {
+		d.Password = password.Default
+	}
+	if d.SignInLimit == 0 {
+		d.SignInLimit = 10
+	}
+	if d.CacheTimeout == 0 {
+		d.CacheTimeout = 100 * time.Millisecond
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	dummy, err := password.Hash("not a real password", d.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &App{
+		Commands: &Commands{deps: d, signIns: newLimiter(d.SignInLimit, time.Minute), dummy: dummy},
+		Queries:  &Queries{deps: d},
+	}, nil
+}
+
+// awaitToken waits until the projections reflect token, if one was given.
+func (q *Queries) awaitToken(ctx context.Context, token string) error {
+	lsn, err := consistency.ParseToken(token)
+	if err != nil {
+		var v violations
+		v.add("consistency_token", "is not a token this service issued")
+		return v.err()
+	}
+	if lsn == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, q.deps.ConsistencyWait)
+	defer cancel()
+	if err := q.deps.Watcher.Wait(ctx, lsn); err != nil {
+		return &Error{Code: CodeUnavailable, Message: "the read side has not caught up with this write yet; retry shortly", Err: err}
+	}
+	return nil
+}
+
+// cached returns the document under key from Redis, or loads it with load
+// and fills the cache with a compare-and-set on the document's LSN. Redis
+// failures only cost the fallback.
+func (q *Queries) cached(ctx context.Context, key string, load func(context.Context) ([]byte, uint64, error)) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, q.deps.CacheTimeout)
+	b, hit, err := q.deps.Cache.Get(cctx, key)
+	cancel()
+	if err != nil {
+		q.deps.Log.Debug("cache get failed", "key", key, "err", err)
+	}
+	if hit {
+		return b, nil
+	}
+	b, lsn, err := load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel = context.WithTimeout(ctx, q.deps.CacheTimeout)
+	defer cancel()
+	if _, err := q.deps.Cache.Fill(cctx, key, lsn, b); err != nil {
+		q.deps.Log.Debug("cache fill failed", "key", key, "err", err)
+	}
+	return b, nil
+}
+
+// readErr turns read-store failures into caller-facing errors.
+func readErr(what string, err error) error {
+	if errors.Is(err, readstore.ErrNotFound) {
+		return errorf(CodeNotFound, "%s not found", what)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Code: CodeUnavailable, Message: "the read store did not answer in time", Err: err}
+	}
+	return fmt.Errorf("read %s: %w", what, err)
+}

@@ -1,0 +1,60 @@
+// Package app holds Swapmeet's use cases: commands that change the write
+// model in Postgres and queries that read the projections. It knows nothing
+// of the transport; the rpc package translates its errors at the edge.
+package app
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies a failure for the caller; rpc maps each to a Connect code.
+type Code int
+
+const (
+	CodeInvalid            Code = iota + 1 // the request is malformed
+	CodeUnauthenticated                    // no valid session
+	CodePermissionDenied                   // known resource, wrong caller
+	CodeNotFound                           // no such resource (or not yours to know of)
+	CodeAlreadyExists                      // a uniqueness rule
+	CodeFailedPrecondition                 // a business rule refuses the state change
+	CodeConflict                           // a stale version or exhausted retries
+	CodeUnavailable                        // a dependency is down or too slow
+	CodeRateLimited                        // too many attempts
+)
+
+// FieldViolation names one invalid request field.
+type FieldViolation struct {
+	Field       string
+	Description string
+}
+
+// Error is a failure the caller can act on. Its message is safe to show.
+type Error struct {
+	Code       Code
+	Message    string
+	Violations []FieldViolation
+	Err        error // the cause, for logs only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the Code of err, or 0 when err is not an *Error.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}

@@ -1,0 +1,210 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Session is what signing up or in hands out.
+type Session struct {
+	UserID uuid.UUID
+	Token  string
+}
+
+// SignUpResult also carries the token of the new user's commit.
+type SignUpResult struct {
+	Session
+	ConsistencyToken string
+}
+
+// SignUp creates a user with a password and opens a session for them.
+func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (SignUpResult, error) {
+	email, displayName, err := validateSignUp(email, pw, displayName)
+	if err != nil {
+		return SignUpResult{}, err
+	}
+	hash, err := password.Hash(pw, c.deps.Password)
+	if err != nil {
+		return SignUpResult{}, fmt.Errorf("hash password: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return SignUpResult{}, err
+	}
+	token, tokenHash := newSessionToken()
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		if err := q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: displayName}); err != nil {
+			return err
+		}
+		if err := q.CreateCredentials(ctx, sqlc.CreateCredentialsParams{UserID: id, Email: email, PasswordHash: hash}); err != nil {
+			if db.IsUniqueViolation(err, "user_credentials_email_key") {
+				return errorf(CodeAlreadyExists, "an account with this email already exists")
+			}
+			return err
+		}
+		return q.CreateSession(ctx, sqlc.CreateSessionParams{TokenHash: tokenHash, UserID: id, ExpiresAt: time.Now().Add(c.deps.SessionTTL)})
+	})
+	if err != nil {
+		return SignUpResult{}, fmt.Errorf("sign up: %w", err)
+	}
+	return SignUpResult{Session: Session{UserID: id, Token: token}, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+}
+
+// validateSignUp checks a sign-up and returns the canonical email and name.
+func validateSignUp(email, pw, displayName string) (string, string, error) {
+	var v violations
+	email = v.email("email", email)
+	v.password("password", pw)
+	displayName = trimmed(displayName)
+	v.text("display_name", displayName, displayNameRule)
+	return email, displayName, v.err()
+}
+
+var errBadCredentials = errorf(CodeUnauthenticated, "invalid email or password")
+
+// SignIn checks a password and opens a session. An unknown email and a
+// wrong password fail alike, in message and in time.
+func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error) {
+	var v violations
+	email = v.email("email", email)
+	v.password("password", pw)
+	if err := v.err(); err != nil {
+		// A malformed password cannot match; say no more than for a wrong one.
+		if email != "" && ErrorCode(err) == CodeInvalid && len(v) == 1 && v[0].Field == "password" {
+			return Session{}, errBadCredentials
+		}
+		return Session{}, err
+	}
+	if !c.signIns.allow(email, time.Now()) {
+		return Session{}, errorf(CodeRateLimited, "too many sign-in attempts for this account; try again in a minute")
+	}
+	cred, err := c.deps.Store.FindCredentialsByEmail(ctx, email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, _ = password.Verify(pw, c.dummy)
+		return Session{}, errBadCredentials
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("sign in: %w", err)
+	}
+	ok, err := password.Verify(pw, cred.PasswordHash)
+	if err != nil {
+		return Session{}, fmt.Errorf("sign in: %w", err)
+	}
+	if !ok {
+		return Session{}, errBadCredentials
+	}
+	token, tokenHash := newSessionToken()
+	err = c.deps.Store.CreateSession(ctx, sqlc.CreateSessionParams{TokenHash: tokenHash, UserID: cred.UserID, ExpiresAt: time.Now().Add(c.deps.SessionTTL)})
+	if err != nil {
+		return Session{}, fmt.Errorf("sign in: %w", err)
+	}
+	return Session{UserID: cred.UserID, Token: token}, nil
+}
+
+// SignOut revokes the session whose token the caller presented.
+func (c *Commands) SignOut(ctx context.Context, token string) error {
+	if err := c.deps.Store.DeleteSession(ctx, hashToken(token)); err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	return nil
+}
+
+// Authenticate returns the user a session token belongs to.
+func (c *Commands) Authenticate(ctx context.Context, token string) (uuid.UUID, error) {
+	if token == "" || len(token) > 128 {
+		return uuid.Nil, errorf(CodeUnauthenticated, "invalid or expired session")
+	}
+	id, err := c.deps.Store.FindSessionUser(ctx, hashToken(token))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, errorf(CodeUnauthenticated, "invalid or expired session")
+	}
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("authenticate: %w", err)
+	}
+	return id, nil
+}
+
+// UpdateProfile changes the caller's display name and/or bio.
+func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayName, bio *string) (string, error) {
+	var v violations
+	if displayName == nil && bio == nil {
+		v.add("display_name", "give display_name, bio or both")
+	}
+	if displayName != nil {
+		s := trimmed(*displayName)
+		displayName = &s
+		v.text("display_name", s, displayNameRule)
+	}
+	if bio != nil {
+		v.text("bio", *bio, bioRule)
+	}
+	if err := v.err(); err != nil {
+		return "", err
+	}
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		_, err := q.UpdateProfile(ctx, sqlc.UpdateProfileParams{ID: userID, DisplayName: displayName, Bio: bio})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errorf(CodeNotFound, "user not found")
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("update profile %s: %w", userID, err)
+	}
+	return consistency.Token(commit.LSN), nil
+}
+
+// GetUser returns a public profile from the read side.
+func (q *Queries) GetUser(ctx context.Context, id, token string) (readstore.User, error) {
+	var v violations
+	uid := v.id("user_id", id)
+	if err := v.err(); err != nil {
+		return readstore.User{}, err
+	}
+	if err := q.awaitToken(ctx, token); err != nil {
+		return readstore.User{}, err
+	}
+	key := uid.String()
+	b, err := q.cached(ctx, q.deps.Cache.UserKey(key), func(ctx context.Context) ([]byte, uint64, error) {
+		raw, err := q.deps.Reads.FindUserRaw(ctx, key)
+		if err != nil {
+			return nil, 0, err
+		}
+		u, err := readstore.DecodeUser(raw)
+		return raw, uint64(u.LSN), err
+	})
+	if err != nil {
+		return readstore.User{}, readErr("user", err)
+	}
+	u, err := readstore.DecodeUser(b)
+	if err != nil {
+		return readstore.User{}, fmt.Errorf("decode user %s: %w", key, err)
+	}
+	return u, nil
+}
+
+func newSessionToken() (token string, hash []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, hashToken(token)
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}

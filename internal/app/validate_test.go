@@ -1,0 +1,94 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestValidateSignUp(t *testing.T) {
+	long := strings.Repeat("a", 250) + "@example.com"
+	for _, tc := range []struct {
+		name, email, pw, display string
+		wantEmail, wantName      string
+		wantFields               string // comma-separated, "" = valid
+	}{
+		{"valid", "Ada@Example.com", "correct horse", " Ada ", "ada@example.com", "Ada", ""},
+		{"unicode name", "b@example.org", "パスワードは八文字", "Zoë Ω", "b@example.org", "Zoë Ω", ""},
+		{"empty", "", "", "", "", "", "email,password,display_name"},
+		{"no domain dot", "a@localhost", "correct horse", "A", "", "", "email"},
+		{"display name form", "Ada <ada@example.com>", "correct horse", "A", "", "", "email"},
+		{"too long email", long, "correct horse", "A", "", "", "email"},
+		{"short password", "a@example.com", "1234567", "A", "", "", "password"},
+		{"long password", "a@example.com", strings.Repeat("p", 129), "A", "", "", "password"},
+		{"bad utf8 password", "a@example.com", "abcdefgh\xff", "A", "", "", "password"},
+		{"blank name", "a@example.com", "correct horse", "   ", "", "", "display_name"},
+		{"long name", "a@example.com", "correct horse", strings.Repeat("n", 65), "", "", "display_name"},
+		{"control char", "a@example.com", "correct horse", "a\x07b", "", "", "display_name"},
+		{"newline in name", "a@example.com", "correct horse", "a\nb", "", "", "display_name"},
+		{"bad utf8 name", "a@example.com", "correct horse", "a\xc3", "", "", "display_name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			email, name, err := validateSignUp(tc.email, tc.pw, tc.display)
+			if got := fields(err); got != tc.wantFields {
+				t.Fatalf("violations = %q, want %q (err %v)", got, tc.wantFields, err)
+			}
+			if err == nil && (email != tc.wantEmail || name != tc.wantName) {
+				t.Fatalf("canonical = %q, %q; want %q, %q", email, name, tc.wantEmail, tc.wantName)
+			}
+			if err != nil && ErrorCode(err) != CodeInvalid {
+				t.Fatalf("code = %v, want CodeInvalid", ErrorCode(err))
+			}
+		})
+	}
+}
+
+func fields(err error) string {
+	e, ok := err.(*Error)
+	if !ok {
+		return ""
+	}
+	var f []string
+	for _, v := range e.Violations {
+		f = append(f, v.Field)
+	}
+	return strings.Join(f, ",")
+}
+
+func TestLimiter(t *testing.T) {
+	l := newLimiter(2, time.Minute)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if !l.allow("a", now) || !l.allow("a", now) || l.allow("a", now) {
+		t.Fatal("the third attempt in a window must be refused")
+	}
+	if !l.allow("b", now) {
+		t.Fatal("keys are limited independently")
+	}
+	if !l.allow("a", now.Add(61*time.Second)) {
+		t.Fatal("a new window must allow again")
+	}
+}
+
+// FuzzValidateSignUp: whatever the input, validation never panics, and
+// what it accepts is canonical, valid UTF-8 within the column limits.
+func FuzzValidateSignUp(f *testing.F) {
+	f.Add("ada@example.com", "correct horse", "Ada")
+	f.Add("a@b.c", "\x00\x00\x00\x00\x00\x00\x00\x00", "\u202e")
+	f.Add("\xff@example.com", "pw", "\t")
+	f.Fuzz(func(t *testing.T, email, pw, name string) {
+		e, n, err := validateSignUp(email, pw, name)
+		if err != nil {
+			if ErrorCode(err) != CodeInvalid || len(err.(*Error).Violations) == 0 {
+				t.Fatalf("invalid input gave %v", err)
+			}
+			return
+		}
+		if !utf8.ValidString(e) || !utf8.ValidString(n) || e != strings.ToLower(e) || len(e) > maxEmailLen {
+			t.Fatalf("accepted non-canonical email %q", e)
+		}
+		if c := utf8.RuneCountInString(n); c < 1 || c > 64 || n != strings.TrimSpace(n) {
+			t.Fatalf("accepted display name %q", n)
+		}
+	})
+}

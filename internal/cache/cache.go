@@ -1,0 +1,107 @@
+// Package cache is the Redis cache in front of the read store. Values and
+// tombstones carry the WAL position of the document they describe, and
+// every write is a compare-and-set on it, so a slow reader can never put an
+// old document back after the CDC has evicted it.
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/swapmeet/swapmeet/internal/consistency"
+)
+
+// Entry layout: 16 hex digits of LSN, one kind byte, then the payload.
+const (
+	kindValue     = 'V'
+	kindTombstone = 'T'
+	headerLen     = 17
+)
+
+// Cache is a namespaced, LSN-guarded cache-aside store.
+type Cache struct {
+	rdb    redis.UniversalClient
+	prefix string
+	// TTL bounds how long a value may live without being evicted: a safety net.
+	TTL time.Duration
+	// TombstoneTTL must exceed the longest time between a reader's read of
+	// the store and its fill; fills that take longer are refused anyway
+	// only while the tombstone lives.
+	TombstoneTTL time.Duration
+}
+
+// New returns a cache whose keys all start with prefix.
+func New(rdb redis.UniversalClient, prefix string) *Cache {
+	return &Cache{rdb: rdb, prefix: prefix, TTL: 10 * time.Minute, TombstoneTTL: time.Minute}
+}
+
+// UserKey names the cached user document.
+func (c *Cache) UserKey(id string) string { return c.prefix + "user:" + id }
+
+// Get returns the cached payload for key. A tombstone or an absent key is a miss.
+func (c *Cache) Get(ctx context.Context, key string) (payload []byte, hit bool, err error) {
+	b, err := c.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(b) < headerLen || b[16] != kindValue {
+		return nil, false, nil
+	}
+	return b[headerLen:], true, nil
+}
+
+// fillScript stores a value unless the key already holds a tombstone newer
+// than it, or a value at least as new.
+var fillScript = redis.NewScript(consistency.LuaCompareLSN + `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local c = cmplsn(cur, ARGV[1])
+  if string.sub(cur, 17, 17) == 'T' then
+    if c > 0 then return 0 end
+  elseif c >= 0 then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. 'V' .. ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// Fill caches payload, the document as of lsn, unless the cache knows of
+// something newer. It reports whether the value was stored.
+func (c *Cache) Fill(ctx context.Context, key string, lsn uint64, payload []byte) (bool, error) {
+	n, err := fillScript.Run(ctx, c.rdb, []string{key}, consistency.HexLSN(lsn), payload, c.TTL.Milliseconds()).Int()
+	return n == 1, err
+}
+
+// tombstoneScript replaces each key with a tombstone at ARGV[1] unless the
+// key already holds something newer (a replay after a CDC restart).
+var tombstoneScript = redis.NewScript(consistency.LuaCompareLSN + `
+local n = 0
+for _, k in ipairs(KEYS) do
+  local cur = redis.call('GET', k)
+  if not cur or cmplsn(cur, ARGV[1]) <= 0 then
+    redis.call('SET', k, ARGV[1] .. 'T', 'PX', ARGV[2])
+    n = n + 1
+  end
+end
+return n`)
+
+// Evict tombstones keys at lsn: the CDC calls it after the read store holds
+// the documents of the transaction that ends at lsn.
+func (c *Cache) Evict(ctx context.Context, lsn uint64, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return tombstoneScript.Run(ctx, c.rdb, keys, consistency.HexLSN(lsn), c.TombstoneTTL.Milliseconds()).Err()
+}
+
+// IsTombstone reports whether a raw entry is a tombstone (for tests and tools).
+func IsTombstone(raw string) bool {
+	return len(raw) == headerLen && strings.HasSuffix(raw, string(kindTombstone))
+}

@@ -1,0 +1,106 @@
+// Package config reads Swapmeet's settings from the environment. Every
+// setting has a default that matches the local services `make up` starts,
+// so a fresh checkout runs without any configuration.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Config holds every setting of every subcommand.
+type Config struct {
+	PostgresURL string // SWAPMEET_PG_URL
+	MongoURL    string // SWAPMEET_MONGO_URL
+	MongoDB     string // SWAPMEET_MONGO_DB
+	RedisURL    string // SWAPMEET_REDIS_URL
+	RedisPrefix string // SWAPMEET_REDIS_PREFIX: namespaces every key
+
+	S3Endpoint  string // SWAPMEET_S3_ENDPOINT
+	S3AccessKey string // SWAPMEET_S3_ACCESS_KEY
+	S3SecretKey string // SWAPMEET_S3_SECRET_KEY
+	S3Bucket    string // SWAPMEET_S3_BUCKET
+
+	HTTPAddr        string        // SWAPMEET_HTTP_ADDR
+	MetricsAddr     string        // SWAPMEET_METRICS_ADDR (cdc)
+	MaxRequestBytes int           // SWAPMEET_MAX_REQUEST_BYTES
+	ConsistencyWait time.Duration // SWAPMEET_CONSISTENCY_WAIT
+	SessionTTL      time.Duration // SWAPMEET_SESSION_TTL
+
+	Slot        string // SWAPMEET_SLOT
+	Publication string // SWAPMEET_PUBLICATION
+
+	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
+}
+
+// FromEnv reads the configuration, reporting every bad value at once.
+func FromEnv() (Config, error) {
+	var errs []error
+	str := func(name, def string) string {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	dur := func(name string, def time.Duration) time.Duration {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a positive duration like 2s", name, v))
+			return def
+		}
+		return d
+	}
+	num := func(name string, def int) int {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a positive integer", name, v))
+			return def
+		}
+		return n
+	}
+	c := Config{
+		PostgresURL:     str("SWAPMEET_PG_URL", "postgres://swapmeet:swapmeet@127.0.0.1:15432/swapmeet?sslmode=disable"),
+		MongoURL:        str("SWAPMEET_MONGO_URL", "mongodb://127.0.0.1:27018/"),
+		MongoDB:         str("SWAPMEET_MONGO_DB", "swapmeet"),
+		RedisURL:        str("SWAPMEET_REDIS_URL", "redis://127.0.0.1:16379/0"),
+		RedisPrefix:     str("SWAPMEET_REDIS_PREFIX", "swapmeet:"),
+		S3Endpoint:      str("SWAPMEET_S3_ENDPOINT", "127.0.0.1:19000"),
+		S3AccessKey:     str("SWAPMEET_S3_ACCESS_KEY", "swapmeet"),
+		S3SecretKey:     str("SWAPMEET_S3_SECRET_KEY", "swapmeet-secret"),
+		S3Bucket:        str("SWAPMEET_S3_BUCKET", "swapmeet-media"),
+		HTTPAddr:        str("SWAPMEET_HTTP_ADDR", "127.0.0.1:8080"),
+		MetricsAddr:     str("SWAPMEET_METRICS_ADDR", "127.0.0.1:9464"),
+		MaxRequestBytes: num("SWAPMEET_MAX_REQUEST_BYTES", 1<<20),
+		ConsistencyWait: dur("SWAPMEET_CONSISTENCY_WAIT", 2*time.Second),
+		SessionTTL:      dur("SWAPMEET_SESSION_TTL", 30*24*time.Hour),
+		Slot:            str("SWAPMEET_SLOT", "swapmeet_projections"),
+		Publication:     str("SWAPMEET_PUBLICATION", "swapmeet_projections"),
+		LogLevel:        str("SWAPMEET_LOG_LEVEL", "info"),
+	}
+	// Slot and publication names are spliced into replication commands.
+	ident := regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	if !ident.MatchString(c.Slot) {
+		errs = append(errs, fmt.Errorf("SWAPMEET_SLOT=%q: want lower-case letters, digits and _", c.Slot))
+	}
+	if !ident.MatchString(c.Publication) {
+		errs = append(errs, fmt.Errorf("SWAPMEET_PUBLICATION=%q: want lower-case letters, digits and _", c.Publication))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("SWAPMEET_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	return c, errors.Join(errs...)
+}

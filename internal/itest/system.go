@@ -1,0 +1,82 @@
+package itest
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/rpc"
+)
+
+// FastPasswords keeps argon2id honest but cheap, so tests can sign up many users.
+var FastPasswords = password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
+
+// Cache returns the cache the system under test uses.
+func (e *Env) Cache() *cache.Cache { return cache.New(e.Redis, e.RedisPrefix) }
+
+// StartCDC runs the projector in this process until the test ends.
+func (e *Env) StartCDC(t testing.TB) {
+	t.Helper()
+	sink := cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
+	r := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	e.WaitForSlot(t)
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("cdc: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("cdc did not stop within 10s")
+		}
+	})
+}
+
+// WaitForSlot returns once the CDC has created its slot: from then on,
+// every commit reaches the read side.
+func (e *Env) WaitForSlot(t testing.TB) {
+	t.Helper()
+	Eventually(t, 15*time.Second, "the replication slot", func() (bool, error) {
+		var n int
+		err := e.PG.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&n)
+		return n == 1, err
+	})
+}
+
+// StartAPI serves the API over HTTP/2 (TLS) until the test ends. Use
+// srv.Client() as the HTTP client of both Connect and gRPC clients.
+func (e *Env) StartAPI(t testing.TB) (*httptest.Server, *app.App) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
+	go w.Run(ctx)
+	a, err := app.New(app.Deps{
+		Store:    db.NewStore(e.PG),
+		Reads:    e.Reads,
+		Cache:    e.Cache(),
+		Watcher:  w,
+		Log:      e.Log,
+		Password: FastPasswords,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(rpc.NewHandler(a, e.Log, rpc.Options{MaxRequestBytes: 1 << 20}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv, a
+}

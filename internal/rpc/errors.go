@@ -1,0 +1,92 @@
+// Package rpc is the Connect edge: it authenticates callers, turns protos
+// into app calls, and translates every error to a Connect code in one place.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/app"
+)
+
+var codes = map[app.Code]connect.Code{
+	app.CodeInvalid:            connect.CodeInvalidArgument,
+	app.CodeUnauthenticated:    connect.CodeUnauthenticated,
+	app.CodePermissionDenied:   connect.CodePermissionDenied,
+	app.CodeNotFound:           connect.CodeNotFound,
+	app.CodeAlreadyExists:      connect.CodeAlreadyExists,
+	app.CodeFailedPrecondition: connect.CodeFailedPrecondition,
+	app.CodeConflict:           connect.CodeAborted,
+	app.CodeUnavailable:        connect.CodeUnavailable,
+	app.CodeRateLimited:        connect.CodeResourceExhausted,
+}
+
+// toConnect is the one translation from errors to what clients see. Only
+// app errors carry their message out; anything else is logged and replaced
+// by a generic message, so no SQL or driver detail ever leaks.
+func toConnect(log *slog.Logger, procedure string, err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var ae *app.Error
+	if errors.As(err, &ae) {
+		code, ok := codes[ae.Code]
+		if !ok {
+			code = connect.CodeInternal
+		}
+		out := connect.NewError(code, errors.New(ae.Message))
+		if len(ae.Violations) > 0 {
+			br := &errdetails.BadRequest{}
+			for _, v := range ae.Violations {
+				br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+			}
+			if d, derr := connect.NewErrorDetail(br); derr == nil {
+				out.AddDetail(d)
+			}
+		}
+		if ae.Err != nil {
+			log.Warn("request failed", "procedure", procedure, "code", code.String(), "err", err)
+		}
+		return out
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
+	case errors.Is(err, db.ErrRetriesExhausted):
+		log.Warn("request failed", "procedure", procedure, "err", err)
+		return connect.NewError(connect.CodeAborted, errors.New("too much contention; retry the request"))
+	case isUnavailable(err):
+		log.Error("dependency unavailable", "procedure", procedure, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable; retry shortly"))
+	}
+	log.Error("internal error", "procedure", procedure, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// isUnavailable recognises a dependency that is down, not a bug.
+func isUnavailable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exceptions; 57P0x: the server is shutting down or starting.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	case mongo.IsNetworkError(err), errors.Is(err, mongo.ErrClientDisconnected):
+		return true
+	}
+	return pgconn.SafeToRetry(err)
+}

@@ -1,0 +1,47 @@
+package rpc
+
+import (
+	"log/slog"
+	"net/http"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+)
+
+// Options tune the edge.
+type Options struct {
+	// MaxRequestBytes rejects larger request messages with ResourceExhausted
+	// before they are decoded.
+	MaxRequestBytes int
+}
+
+// NewHandler returns the HTTP handler serving every service over Connect,
+// gRPC and gRPC-Web, with health checks and reflection.
+func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
+	handlerOpts := []connect.HandlerOption{
+		connect.WithInterceptors(edge(a, log)),
+		connect.WithReadMaxBytes(opts.MaxRequestBytes),
+	}
+	mux := http.NewServeMux()
+	services := []string{
+		swapmeetv1connect.UserServiceName,
+		swapmeetv1connect.ListingServiceName,
+		swapmeetv1connect.OrderServiceName,
+		swapmeetv1connect.ReviewServiceName,
+	}
+	mux.Handle(swapmeetv1connect.NewUserServiceHandler(&UserHandler{app: a}, handlerOpts...))
+	// Not built yet: these answer Unimplemented until their handlers land.
+	mux.Handle(swapmeetv1connect.NewListingServiceHandler(swapmeetv1connect.UnimplementedListingServiceHandler{}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(swapmeetv1connect.UnimplementedOrderServiceHandler{}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewReviewServiceHandler(swapmeetv1connect.UnimplementedReviewServiceHandler{}, handlerOpts...))
+
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	reflector := grpcreflect.NewStaticReflector(services...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return mux
+}
