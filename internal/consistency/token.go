@@ -13,6 +13,9 @@ import (
 // tokenVersion leads every token so that its encoding can change later.
 const tokenVersion = 1
 
+// tokenLen is the length of an encoded token: 9 bytes in unpadded base64.
+const tokenLen = 12
+
 // ErrBadToken means a client sent a token this server did not issue.
 var ErrBadToken = errors.New("malformed consistency token")
 
@@ -30,14 +33,19 @@ func ParseToken(s string) (uint64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if len(s) > 32 {
+	if len(s) != tokenLen {
 		return 0, ErrBadToken
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 9 || b[0] != tokenVersion {
 		return 0, ErrBadToken
 	}
-	return binary.BigEndian.Uint64(b[1:]), nil
+	lsn := binary.BigEndian.Uint64(b[1:])
+	// The decoder skips line breaks; only the canonical spelling is a token.
+	if Token(lsn) != s {
+		return 0, ErrBadToken
+	}
+	return lsn, nil
 }
 
 // FormatLSN renders a position the way Postgres does (16/B374D848).

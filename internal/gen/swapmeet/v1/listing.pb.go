@@ -338,10 +338,12 @@ func (x *Listing) GetUpdatedAt() *timestamppb.Timestamp {
 }
 
 // Field limits (InvalidArgument with field violations otherwise):
-// title 1..200 characters; description at most 10,000; category 1..64;
-// condition set; price positive in a valid ISO 4217 currency; attributes at
-// most 32 entries, keys 1..64 characters without "$" or ".", values at most
-// 256 characters. All strings must be valid UTF-8.
+// title 1..140 characters; description at most 5,000; category a lower-case
+// slug of 1..40 characters (letters, digits, "-"); condition set; price
+// positive, with a three-letter upper-case currency code; attributes at most
+// 32 entries, keys 1..40 characters of letters, digits, "_" and "-" (so never
+// "$" or "."), values 1..200 characters. All strings must be valid UTF-8
+// without control characters.
 type CreateListingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Title         string                 `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`

@@ -80,10 +80,10 @@ type ListingServiceClient interface {
 	SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error)
 	// CreateMediaUpload returns a presigned POST policy so the client uploads an
 	// image straight to object storage. The policy enforces content_type and
-	// size_bytes. Images only (image/jpeg, image/png, image/webp, image/gif),
-	// at most 10 MiB by default, else InvalidArgument. FailedPrecondition when
-	// the listing is not AVAILABLE. Nothing is recorded until
-	// ConfirmMediaUpload.
+	// size_bytes. Images only (image/jpeg, image/png, image/webp), at most
+	// 10 MiB by default, else InvalidArgument. FailedPrecondition when the
+	// listing is not AVAILABLE. It records a pending media row, which the
+	// listing shows only after ConfirmMediaUpload.
 	CreateMediaUpload(context.Context, *connect.Request[v1.CreateMediaUploadRequest]) (*connect.Response[v1.CreateMediaUploadResponse], error)
 	// ConfirmMediaUpload attaches an uploaded image to the listing after
 	// checking that the object exists with the declared type and size
@@ -231,10 +231,10 @@ type ListingServiceHandler interface {
 	SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error)
 	// CreateMediaUpload returns a presigned POST policy so the client uploads an
 	// image straight to object storage. The policy enforces content_type and
-	// size_bytes. Images only (image/jpeg, image/png, image/webp, image/gif),
-	// at most 10 MiB by default, else InvalidArgument. FailedPrecondition when
-	// the listing is not AVAILABLE. Nothing is recorded until
-	// ConfirmMediaUpload.
+	// size_bytes. Images only (image/jpeg, image/png, image/webp), at most
+	// 10 MiB by default, else InvalidArgument. FailedPrecondition when the
+	// listing is not AVAILABLE. It records a pending media row, which the
+	// listing shows only after ConfirmMediaUpload.
 	CreateMediaUpload(context.Context, *connect.Request[v1.CreateMediaUploadRequest]) (*connect.Response[v1.CreateMediaUploadResponse], error)
 	// ConfirmMediaUpload attaches an uploaded image to the listing after
 	// checking that the object exists with the declared type and size
