@@ -21,7 +21,7 @@ SQLC                  := $(TOOLS_DIR)/sqlc-$(SQLC_VERSION)/sqlc
 GENERATED := internal/gen db/sqlc
 
 # Short fuzz runs in `make test`: package:target pairs.
-FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/app:FuzzValidateSignUp
+FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing
 FUZZ_TIME    ?= 10s
 
 SERVICES_ENV := eval "$$(scripts/services.sh env)"

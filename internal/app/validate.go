@@ -3,6 +3,9 @@ package app
 import (
 	"fmt"
 	"net/mail"
+	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -119,3 +122,109 @@ func (v *violations) id(field, s string) uuid.UUID {
 
 // trimmed normalises a single-line name: surrounding space is never meaningful.
 func trimmed(s string) string { return strings.TrimSpace(s) }
+
+// Money is an amount in minor units of an ISO 4217 currency.
+type Money struct {
+	Currency string
+	Minor    int64
+}
+
+// maxPriceMinor keeps the sum of an order's prices far from overflow.
+const maxPriceMinor = 100_000_000_000
+
+func (v *violations) price(field string, m *Money) {
+	if m == nil {
+		v.add(field, "is required")
+		return
+	}
+	if !currencyRE.MatchString(m.Currency) {
+		v.add(field+".currency_code", "must be a three-letter upper-case ISO 4217 code, like EUR")
+	}
+	if m.Minor <= 0 || m.Minor > maxPriceMinor {
+		v.add(field+".amount_minor", "must be between 1 and %d", maxPriceMinor)
+	}
+}
+
+var (
+	currencyRE     = regexp.MustCompile(`^[A-Z]{3}$`)
+	categoryRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	attributeKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,40}$`)
+)
+
+var (
+	titleRule          = textRule{min: 1, max: 140}
+	descriptionRule    = textRule{min: 0, max: 5000, multiline: true}
+	attributeValueRule = textRule{min: 1, max: 200}
+	commentRule        = textRule{min: 0, max: 2000, multiline: true}
+	idempotencyKeyRule = textRule{min: 1, max: 128}
+)
+
+const maxAttributes = 32
+
+// Conditions are the states an item can be in.
+var Conditions = []string{"NEW", "LIKE_NEW", "GOOD", "FAIR", "POOR"}
+
+func (v *violations) category(field, s string) {
+	if !categoryRE.MatchString(s) {
+		v.add(field, "must be a lower-case slug of 1 to 40 letters, digits and dashes, like board-games")
+	}
+}
+
+func (v *violations) condition(field, s string) {
+	if !slices.Contains(Conditions, s) {
+		v.add(field, "is required: one of %s", strings.Join(Conditions, ", "))
+	}
+}
+
+// attributes checks a listing's free-form attributes. Keys are restricted
+// to a safe alphabet: they become field names in the read documents, where
+// "$" or "." would act as MongoDB operators or paths.
+func (v *violations) attributes(field string, m map[string]string) {
+	if len(m) > maxAttributes {
+		v.add(field, "must have at most %d entries", maxAttributes)
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report problems in a stable order
+	for _, k := range keys {
+		if !attributeKeyRE.MatchString(k) {
+			v.add(field, "key %q must be 1 to 40 letters, digits, _ or - (no $ or .)", truncate(k, 50))
+			continue
+		}
+		v.text(field+"["+k+"]", m[k], attributeValueRule)
+	}
+}
+
+// listing checks every listing field that set says is present.
+func (v *violations) listing(in ListingInput, set func(field string) bool) ListingInput {
+	if set("title") {
+		in.Title = trimmed(in.Title)
+		v.text("title", in.Title, titleRule)
+	}
+	if set("description") {
+		v.text("description", in.Description, descriptionRule)
+	}
+	if set("category") {
+		v.category("category", in.Category)
+	}
+	if set("condition") {
+		v.condition("condition", in.Condition)
+	}
+	if set("price") {
+		v.price("price", in.Price)
+	}
+	if set("attributes") {
+		v.attributes("attributes", in.Attributes)
+	}
+	return in
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

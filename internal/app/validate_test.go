@@ -92,3 +92,29 @@ func FuzzValidateSignUp(f *testing.F) {
 		}
 	})
 }
+
+func TestValidatePlaceOrder(t *testing.T) {
+	a, b := "0190a0b0-0000-7000-8000-00000000000b", "0190a0b0-0000-7000-8000-00000000000a"
+	ids, _, err := validatePlaceOrder([]string{a, b}, "k")
+	if err != nil || len(ids) != 2 || ids[0].String() != b {
+		t.Fatalf("ids = %v, %v; want sorted [%s %s]", ids, err, b, a)
+	}
+	for _, tc := range []struct {
+		name string
+		ids  []string
+		key  string
+		want string
+	}{
+		{"empty", nil, "k", "listing_ids"},
+		{"duplicate", []string{a, a}, "k", "listing_ids[1]"},
+		{"not a uuid", []string{"42"}, "k", "listing_ids[0]"},
+		{"braced uuid", []string{"{" + a + "}"}, "k", "listing_ids[0]"},
+		{"no key", []string{a}, "", "idempotency_key"},
+		{"long key", []string{a}, strings.Repeat("k", 129), "idempotency_key"},
+	} {
+		_, _, err := validatePlaceOrder(tc.ids, tc.key)
+		if got := fields(err); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: violations %q, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +26,16 @@ import (
 )
 
 const hint = "start the local services with `make up` (or point SWAPMEET_* at running ones)"
+
+// T is what the harness needs of a test; testing.TB has it, and so can a
+// benchmark command that is not a test.
+type T interface {
+	Helper()
+	Cleanup(func())
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
 
 // Env is one test's private share of the services.
 type Env struct {
@@ -51,7 +60,7 @@ func randomName(prefix string) string {
 }
 
 // New creates the test's database (migrated), Mongo database and Redis prefix.
-func New(t testing.TB) *Env {
+func New(t T) *Env {
 	t.Helper()
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -69,7 +78,7 @@ func New(t testing.TB) *Env {
 		Publication: cfg.Publication,
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	if testing.Verbose() || os.Getenv("SWAPMEET_TEST_LOG") != "" {
+	if os.Getenv("SWAPMEET_TEST_LOG") != "" {
 		e.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
@@ -99,7 +108,7 @@ func New(t testing.TB) *Env {
 	// Mongo: a fresh database.
 	e.Mongo, err = readstore.Connect(ctx, cfg.MongoURL)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	e.Reads = readstore.New(e.Mongo.Database(name))
 	if err := e.Reads.Ping(ctx); err != nil {
@@ -147,7 +156,7 @@ func (e *Env) Environ() []string {
 }
 
 // dropDatabase removes the test database and any slot still on it.
-func dropDatabase(t testing.TB, serverURL, name string) {
+func dropDatabase(t T, serverURL, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, serverURL)
@@ -185,7 +194,7 @@ func redact(s string) string {
 }
 
 // Eventually polls cond until it holds or the deadline passes.
-func Eventually(t testing.TB, within time.Duration, what string, cond func() (bool, error)) {
+func Eventually(t T, within time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var lastErr error

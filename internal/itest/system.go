@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
-	"testing"
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
@@ -23,7 +22,7 @@ var FastPasswords = password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
 func (e *Env) Cache() *cache.Cache { return cache.New(e.Redis, e.RedisPrefix) }
 
 // StartCDC runs the projector in this process until the test ends.
-func (e *Env) StartCDC(t testing.TB) {
+func (e *Env) StartCDC(t T) {
 	t.Helper()
 	sink := cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
 	r := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
@@ -46,7 +45,7 @@ func (e *Env) StartCDC(t testing.TB) {
 
 // WaitForSlot returns once the CDC has created its slot: from then on,
 // every commit reaches the read side.
-func (e *Env) WaitForSlot(t testing.TB) {
+func (e *Env) WaitForSlot(t T) {
 	t.Helper()
 	Eventually(t, 15*time.Second, "the replication slot", func() (bool, error) {
 		var n int
@@ -57,7 +56,7 @@ func (e *Env) WaitForSlot(t testing.TB) {
 
 // StartAPI serves the API over HTTP/2 (TLS) until the test ends. Use
 // srv.Client() as the HTTP client of both Connect and gRPC clients.
-func (e *Env) StartAPI(t testing.TB) (*httptest.Server, *app.App) {
+func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -72,7 +71,7 @@ func (e *Env) StartAPI(t testing.TB) (*httptest.Server, *app.App) {
 		Password: FastPasswords,
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	srv := httptest.NewUnstartedServer(rpc.NewHandler(a, e.Log, rpc.Options{MaxRequestBytes: 1 << 20}))
 	srv.EnableHTTP2 = true

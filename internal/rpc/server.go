@@ -34,10 +34,9 @@ func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 		swapmeetv1connect.ReviewServiceName,
 	}
 	mux.Handle(swapmeetv1connect.NewUserServiceHandler(&UserHandler{app: a}, handlerOpts...))
-	// Not built yet: these answer Unimplemented until their handlers land.
-	mux.Handle(swapmeetv1connect.NewListingServiceHandler(swapmeetv1connect.UnimplementedListingServiceHandler{}, handlerOpts...))
-	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(swapmeetv1connect.UnimplementedOrderServiceHandler{}, handlerOpts...))
-	mux.Handle(swapmeetv1connect.NewReviewServiceHandler(swapmeetv1connect.UnimplementedReviewServiceHandler{}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewListingServiceHandler(&ListingHandler{app: a}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(&OrderHandler{app: a}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewReviewServiceHandler(&ReviewHandler{app: a}, handlerOpts...))
 
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
 	reflector := grpcreflect.NewStaticReflector(services...)

@@ -1,7 +1,9 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
@@ -269,5 +272,34 @@ func TestHealthAndReflection(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("health check status %d", resp.StatusCode)
+	}
+}
+
+// TestInvalidUTF8IsInvalidArgument sends a hand-encoded message whose
+// string field is not UTF-8 (Go clients refuse to build one).
+func TestInvalidUTF8IsInvalidArgument(t *testing.T) {
+	e := itest.New(t)
+	srv, _ := e.StartAPI(t)
+	var body []byte
+	body = protowire.AppendTag(body, 1, protowire.BytesType) // email
+	body = protowire.AppendString(body, "bad\xff@example.com")
+	body = protowire.AppendTag(body, 2, protowire.BytesType) // password
+	body = protowire.AppendString(body, "correct horse")
+	body = protowire.AppendTag(body, 3, protowire.BytesType) // display_name
+	body = protowire.AppendString(body, "Bad \xc3")
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+swapmeetv1connect.UserServiceSignUpProcedure, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/proto")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "invalid_argument") {
+		t.Fatalf("status %d body %s; want 400 invalid_argument", resp.StatusCode, msg)
+	}
+	var n int
+	if err := e.PG.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("users = %d, %v; want 0", n, err)
 	}
 }

@@ -1,0 +1,284 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+)
+
+// maxOrderItems bounds one order, and with it the rows one transaction locks.
+const maxOrderItems = 50
+
+// PlacedOrder is what PlaceOrder returns.
+type PlacedOrder struct {
+	ID               uuid.UUID
+	Total            Money
+	ConsistencyToken string
+}
+
+// PlaceOrder buys listings from one seller. It runs at READ COMMITTED and
+// takes row locks on the listings in id order: the first buyer to lock a
+// listing sells it; everyone queued behind the lock then finds it SOLD. An
+// advisory lock on (buyer, key) makes a replay, even a concurrent one,
+// return the original order instead of failing on the sold listings.
+func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs []string, key string) (PlacedOrder, error) {
+	ids, key, err := validatePlaceOrder(listingIDs, key)
+	if err != nil {
+		return PlacedOrder{}, err
+	}
+	orderID, err := uuid.NewV7()
+	if err != nil {
+		return PlacedOrder{}, err
+	}
+	var placed PlacedOrder
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		if err := q.LockIdempotencyKey(ctx, sqlc.LockIdempotencyKeyParams{BuyerID: buyer.String(), IdempotencyKey: key}); err != nil {
+			return err
+		}
+		prev, err := q.FindOrderByIdempotencyKey(ctx, sqlc.FindOrderByIdempotencyKeyParams{BuyerID: buyer, IdempotencyKey: key})
+		switch {
+		case err == nil:
+			if !slices.Equal(prev.ListingIds, ids) {
+				return errorf(CodeFailedPrecondition, "this idempotency_key was already used for an order of other listings")
+			}
+			placed = PlacedOrder{ID: prev.ID, Total: Money{Currency: prev.TotalCurrency, Minor: prev.TotalMinor}}
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+
+		rows, err := q.LockListingsForOrder(ctx, ids)
+		if err != nil {
+			return err
+		}
+		items, total, seller, err := checkOrderable(buyer, ids, rows)
+		if err != nil {
+			return err
+		}
+		n, err := q.MarkListingsSold(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if n != int64(len(ids)) {
+			return fmt.Errorf("marked %d of %d locked listings sold", n, len(ids))
+		}
+		if err := q.CreateOrder(ctx, sqlc.CreateOrderParams{
+			ID: orderID, BuyerID: buyer, SellerID: seller, IdempotencyKey: key,
+			TotalCurrency: total.Currency, TotalMinor: total.Minor,
+		}); err != nil {
+			return err
+		}
+		items.OrderID = orderID
+		if err := q.CreateOrderItems(ctx, items); err != nil {
+			return err
+		}
+		placed = PlacedOrder{ID: orderID, Total: total}
+		return nil
+	})
+	if err != nil {
+		return PlacedOrder{}, fmt.Errorf("place order: %w", err)
+	}
+	placed.ConsistencyToken = consistency.Token(commit.LSN)
+	return placed, nil
+}
+
+// validatePlaceOrder returns the listing ids sorted (the lock order) and the key.
+func validatePlaceOrder(listingIDs []string, key string) ([]uuid.UUID, string, error) {
+	var v violations
+	switch {
+	case len(listingIDs) == 0:
+		v.add("listing_ids", "is required: the listings to buy")
+	case len(listingIDs) > maxOrderItems:
+		v.add("listing_ids", "must list at most %d listings", maxOrderItems)
+	}
+	ids := make([]uuid.UUID, 0, len(listingIDs))
+	seen := map[uuid.UUID]bool{}
+	for i, s := range listingIDs {
+		if i >= maxOrderItems {
+			break
+		}
+		field := fmt.Sprintf("listing_ids[%d]", i)
+		id := v.id(field, s)
+		if id == uuid.Nil {
+			continue
+		}
+		if seen[id] {
+			v.add(field, "repeats listing %s", id)
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	v.text("idempotency_key", key, idempotencyKeyRule)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return ids, key, v.err()
+}
+
+// checkOrderable applies the business rules to the locked listings and
+// returns the order's items, total and seller.
+func checkOrderable(buyer uuid.UUID, ids []uuid.UUID, rows []sqlc.LockListingsForOrderRow) (sqlc.CreateOrderItemsParams, Money, uuid.UUID, error) {
+	var items sqlc.CreateOrderItemsParams
+	found := map[uuid.UUID]bool{}
+	for _, r := range rows {
+		found[r.ID] = true
+	}
+	for _, id := range ids {
+		if !found[id] {
+			return items, Money{}, uuid.Nil, errorf(CodeNotFound, "listing %s not found", id)
+		}
+	}
+	seller := rows[0].SellerID
+	total := Money{Currency: rows[0].PriceCurrency}
+	for _, r := range rows {
+		switch {
+		case r.SellerID != seller:
+			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "all listings of an order must come from one seller")
+		case r.SellerID == buyer:
+			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "you cannot buy your own listing %s", r.ID)
+		case r.Status != StatusAvailable:
+			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "listing %s is %s, not AVAILABLE", r.ID, r.Status)
+		case r.PriceCurrency != total.Currency:
+			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "all listings of an order must be priced in one currency")
+		}
+		total.Minor += r.PriceMinor
+		items.ListingIds = append(items.ListingIds, r.ID)
+		items.Titles = append(items.Titles, r.Title)
+		items.Currencies = append(items.Currencies, r.PriceCurrency)
+		items.Prices = append(items.Prices, r.PriceMinor)
+	}
+	return items, total, seller, nil
+}
+
+// Order statuses.
+const (
+	OrderPending   = "PENDING"
+	OrderPaid      = "PAID"
+	OrderShipped   = "SHIPPED"
+	OrderDelivered = "DELIVERED"
+	OrderCancelled = "CANCELLED"
+)
+
+type party int
+
+const (
+	buyerOnly party = iota
+	sellerOnly
+	eitherParty
+)
+
+// transition is one edge of the order state machine.
+type transition struct {
+	verb   string   // for messages: "mark paid"
+	who    party    // who may take it
+	from   []string // the states it leaves
+	update func(ctx context.Context, q *sqlc.Queries, order, caller uuid.UUID) (int64, error)
+	after  func(ctx context.Context, q *sqlc.Queries, order uuid.UUID) error
+}
+
+var (
+	markPaid = transition{verb: "mark paid", who: buyerOnly, from: []string{OrderPending},
+		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
+			return q.MarkOrderPaid(ctx, sqlc.MarkOrderPaidParams{ID: o, BuyerID: u})
+		}}
+	markShipped = transition{verb: "mark shipped", who: sellerOnly, from: []string{OrderPaid},
+		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
+			return q.MarkOrderShipped(ctx, sqlc.MarkOrderShippedParams{ID: o, SellerID: u})
+		}}
+	confirmDelivery = transition{verb: "confirm delivery of", who: buyerOnly, from: []string{OrderShipped},
+		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
+			return q.ConfirmDelivery(ctx, sqlc.ConfirmDeliveryParams{ID: o, BuyerID: u})
+		}}
+	cancelOrder = transition{verb: "cancel", who: eitherParty, from: []string{OrderPending, OrderPaid},
+		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
+			return q.CancelOrder(ctx, sqlc.CancelOrderParams{ID: o, UserID: u})
+		},
+		// The items go back on sale.
+		after: func(ctx context.Context, q *sqlc.Queries, o uuid.UUID) error {
+			_, err := q.ReleaseOrderListings(ctx, o)
+			return err
+		}}
+)
+
+// MarkOrderPaid moves a PENDING order to PAID (the buyer).
+func (c *Commands) MarkOrderPaid(ctx context.Context, caller uuid.UUID, orderID string) (string, error) {
+	return c.transition(ctx, caller, orderID, markPaid)
+}
+
+// MarkOrderShipped moves a PAID order to SHIPPED (the seller).
+func (c *Commands) MarkOrderShipped(ctx context.Context, caller uuid.UUID, orderID string) (string, error) {
+	return c.transition(ctx, caller, orderID, markShipped)
+}
+
+// ConfirmDelivery moves a SHIPPED order to DELIVERED (the buyer).
+func (c *Commands) ConfirmDelivery(ctx context.Context, caller uuid.UUID, orderID string) (string, error) {
+	return c.transition(ctx, caller, orderID, confirmDelivery)
+}
+
+// CancelOrder cancels an order before it ships (either party) and puts its
+// listings back on sale.
+func (c *Commands) CancelOrder(ctx context.Context, caller uuid.UUID, orderID string) (string, error) {
+	return c.transition(ctx, caller, orderID, cancelOrder)
+}
+
+// transition runs t's guarded UPDATE. Only when it changes nothing does it
+// look at the order, to tell the caller why.
+func (c *Commands) transition(ctx context.Context, caller uuid.UUID, orderID string, t transition) (string, error) {
+	var v violations
+	id := v.id("order_id", orderID)
+	if err := v.err(); err != nil {
+		return "", err
+	}
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		n, err := t.update(ctx, q, id, caller)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return explainRefusal(ctx, q, id, caller, t)
+		}
+		if t.after != nil {
+			return t.after(ctx, q, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s order %s: %w", t.verb, id, err)
+	}
+	return consistency.Token(commit.LSN), nil
+}
+
+func explainRefusal(ctx context.Context, q *sqlc.Queries, id, caller uuid.UUID, t transition) error {
+	o, err := q.FindOrderParties(ctx, id)
+	isBuyer, isSeller := o.BuyerID == caller, o.SellerID == caller
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), err == nil && !isBuyer && !isSeller:
+		// Other people's orders do not exist, as far as the caller knows.
+		return errorf(CodeNotFound, "order not found")
+	case err != nil:
+		return err
+	case t.who == buyerOnly && !isBuyer:
+		return errorf(CodePermissionDenied, "only the buyer can %s an order", t.verb)
+	case t.who == sellerOnly && !isSeller:
+		return errorf(CodePermissionDenied, "only the seller can %s an order", t.verb)
+	}
+	return errorf(CodeFailedPrecondition, "the order is %s; you can %s it only when it is %s", o.Status, t.verb, joinOr(t.from))
+}
+
+func joinOr(s []string) string {
+	if len(s) == 1 {
+		return s[0]
+	}
+	out := s[0]
+	for _, x := range s[1 : len(s)-1] {
+		out += ", " + x
+	}
+	return out + " or " + s[len(s)-1]
+}

@@ -1,0 +1,56 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+)
+
+// CreateReview lets the buyer of a delivered order review its seller, once.
+func (c *Commands) CreateReview(ctx context.Context, author uuid.UUID, orderID string, rating int32, comment string) (Written, error) {
+	var v violations
+	oid := v.id("order_id", orderID)
+	if rating < 1 || rating > 5 {
+		v.add("rating", "must be 1 to 5")
+	}
+	v.text("comment", comment, commentRule)
+	if err := v.err(); err != nil {
+		return Written{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Written{}, err
+	}
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		// DELIVERED is final, so the order cannot change under us: no lock.
+		o, err := q.FindOrderParties(ctx, oid)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows), err == nil && o.BuyerID != author && o.SellerID != author:
+			return errorf(CodeNotFound, "order not found")
+		case err != nil:
+			return err
+		case o.BuyerID != author:
+			return errorf(CodePermissionDenied, "only the buyer can review an order")
+		case o.Status != OrderDelivered:
+			return errorf(CodeFailedPrecondition, "the order is %s; it can be reviewed once DELIVERED", o.Status)
+		}
+		err = q.CreateReview(ctx, sqlc.CreateReviewParams{
+			ID: id, OrderID: oid, SellerID: o.SellerID, AuthorID: author, Rating: int16(rating), Comment: comment,
+		})
+		if db.IsUniqueViolation(err, "reviews_order_id_key") {
+			return errorf(CodeAlreadyExists, "this order has already been reviewed")
+		}
+		return err
+	})
+	if err != nil {
+		return Written{}, fmt.Errorf("create review of order %s: %w", oid, err)
+	}
+	return Written{ID: id, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+}
