@@ -17,11 +17,12 @@ import (
 )
 
 // Projector is the Sink that maintains the MongoDB documents and the Redis
-// cache. It does not replay row images: for each transaction it collects
-// the ids of the documents the changes touch and re-reads their current
-// denormalized shape from Postgres. A document is therefore always a whole,
-// current view, replays and restarts converge, and fan-out (a rename
-// reaching every copy of the name) is a question of which ids to re-read.
+// cache. It does not replay row images: for each batch of transactions it
+// collects the ids of the documents the changes touch and re-reads their
+// current denormalized shape from Postgres. A document is therefore always
+// a whole, current view; replays and restarts converge; and fan-out (a
+// rename reaching every copy of the name) is a question of which ids to
+// re-read.
 type Projector struct {
 	pg    *pgxpool.Pool
 	reads *readstore.Store
@@ -36,68 +37,117 @@ func NewProjector(pg *pgxpool.Pool, reads *readstore.Store, c *cache.Cache, rdb 
 	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log}
 }
 
-// affected is the set of documents a transaction touches.
-type affected struct {
-	users    map[uuid.UUID]struct{}
-	allUsers bool // a TRUNCATE: only a full pass is safe
-}
+// idSet maps document ids to the end LSN of the last transaction that
+// touched them. A document is stamped with that LSN, not the batch's, so
+// that its stamp does not depend on how transactions were batched: a
+// replay writes the same bytes.
+type idSet map[uuid.UUID]int64
 
-func (a *affected) addUser(s string, ok bool) {
+func (s idSet) add(v string, ok bool, lsn int64) {
 	if !ok {
 		return
 	}
-	if id, err := uuid.Parse(s); err == nil {
-		a.users[id] = struct{}{}
+	if id, err := uuid.Parse(v); err == nil {
+		s.put(id, lsn)
 	}
 }
 
-// collect maps row changes to the documents they change.
-func collect(tx *Txn) affected {
-	a := affected{users: map[uuid.UUID]struct{}{}}
-	for i := range tx.Changes {
-		c := &tx.Changes[i]
-		if c.Op == OpTruncate {
-			a.allUsers = true
-			continue
-		}
-		switch c.Table {
-		case "users":
-			a.addUser(c.Text("id"))
-		case "listings":
-			// Listing counts are part of the seller's profile.
-			a.addUser(c.Text("seller_id"))
-			a.addUser(c.OldText("seller_id"))
-		case "reviews":
-			// The seller's rating is part of their profile.
-			a.addUser(c.Text("seller_id"))
+func (s idSet) put(id uuid.UUID, lsn int64) { s[id] = max(s[id], lsn) }
+
+func (s idSet) list() []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(s))
+	for id := range s {
+		out = append(out, id)
+	}
+	return out
+}
+
+// affected is what a batch of transactions touches.
+type affected struct {
+	docs          map[string]idSet // collection → document ids
+	summaries     idSet            // users whose name or rating other documents embed
+	mediaListings idSet            // listings whose images changed: orders show a thumbnail
+	full          bool             // a TRUNCATE: only a full pass is safe
+}
+
+func collect(txs []*Txn) *affected {
+	a := &affected{docs: map[string]idSet{}, summaries: idSet{}, mediaListings: idSet{}}
+	for _, c := range readstore.Collections {
+		a.docs[c] = idSet{}
+	}
+	for _, tx := range txs {
+		lsn := int64(tx.EndLSN)
+		for i := range tx.Changes {
+			c := &tx.Changes[i]
+			if c.Op == OpTruncate {
+				a.full = true
+				continue
+			}
+			// put records the id in column col of the new (else old) row.
+			put := func(s idSet, col string) {
+				v, ok := c.Text(col)
+				s.add(v, ok, lsn)
+			}
+			switch c.Table {
+			case "users":
+				put(a.docs[readstore.Users], "id")
+				put(a.summaries, "id")
+			case "listings":
+				put(a.docs[readstore.Listings], "id")
+				// Listing counts are part of the seller's profile.
+				put(a.docs[readstore.Users], "seller_id")
+				v, ok := c.OldText("seller_id")
+				a.docs[readstore.Users].add(v, ok, lsn)
+			case "listing_media":
+				put(a.docs[readstore.Listings], "listing_id")
+				put(a.mediaListings, "listing_id")
+			case "orders":
+				put(a.docs[readstore.Orders], "id")
+			case "order_items":
+				put(a.docs[readstore.Orders], "order_id")
+			case "reviews":
+				put(a.docs[readstore.Reviews], "id")
+				// The seller's rating is in their profile and in every
+				// document that embeds their summary.
+				put(a.docs[readstore.Users], "seller_id")
+				put(a.summaries, "seller_id")
+			}
 		}
 	}
 	return a
 }
 
-// Apply rebuilds every document tx touches, then evicts their cache
-// entries, then announces tx.EndLSN. Only after all three may the reader
-// acknowledge the transaction.
-func (p *Projector) Apply(ctx context.Context, tx *Txn) error {
-	a := collect(tx)
-	lsn := uint64(tx.EndLSN)
-	err := readVisible(ctx, p.pg, []uint32{tx.Xid}, func(q *sqlc.Queries) error {
-		var ids []uuid.UUID
-		if a.allUsers {
-			var err error
-			if ids, err = p.allUserIDs(ctx, q); err != nil {
+// Apply rebuilds every document the batch touches, then tombstones their
+// cache entries, then announces the batch's end LSN. Only after all three
+// may the reader acknowledge it.
+func (p *Projector) Apply(ctx context.Context, txs []*Txn) error {
+	if len(txs) == 0 {
+		return nil
+	}
+	a := collect(txs)
+	lsn := uint64(txs[len(txs)-1].EndLSN)
+	xids := make([]uint32, len(txs))
+	for i, tx := range txs {
+		xids[i] = tx.Xid
+	}
+	err := readVisible(ctx, p.pg, xids, func(q *sqlc.Queries) error {
+		if err := p.expand(ctx, q, a, int64(lsn)); err != nil {
+			return err
+		}
+		for _, proj := range projections {
+			if err := p.project(ctx, q, proj, a.docs[proj.collection]); err != nil {
 				return err
 			}
-		} else {
-			ids = make([]uuid.UUID, 0, len(a.users))
-			for id := range a.users {
-				ids = append(ids, id)
-			}
 		}
-		return p.projectUsers(ctx, q, ids, lsn)
+		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if len(a.docs[readstore.Listings]) > 0 {
+		if err := p.cache.BumpGeneration(ctx, readstore.Listings); err != nil {
+			return fmt.Errorf("bump listings generation: %w", err)
+		}
 	}
 	if err := consistency.Publish(ctx, p.rdb, p.keys, lsn); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
@@ -105,90 +155,127 @@ func (p *Projector) Apply(ctx context.Context, tx *Txn) error {
 	return nil
 }
 
-// Reached announces a position that needed no document changes.
-func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
-	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn))
-}
-
-// projectBatch bounds one Postgres read and one round of Mongo writes.
-const projectBatch = 200
-
-func (p *Projector) projectUsers(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsn uint64) error {
-	for len(ids) > 0 {
-		n := min(len(ids), projectBatch)
-		batch := ids[:n]
-		ids = ids[n:]
-		rows, err := q.ListUserProjections(ctx, batch)
-		if err != nil {
-			return fmt.Errorf("read users: %w", err)
-		}
-		docs := make([]readstore.User, 0, len(rows))
-		found := make(map[uuid.UUID]bool, len(rows))
-		for _, r := range rows {
-			found[r.ID] = true
-			docs = append(docs, readstore.User{
-				ID:                 r.ID.String(),
-				DisplayName:        r.DisplayName,
-				Bio:                r.Bio,
-				JoinedAt:           r.CreatedAt.UTC(),
-				RatingAverage:      r.RatingAverage,
-				RatingCount:        r.RatingCount,
-				ActiveListingCount: r.ActiveListingCount,
-				SoldCount:          r.SoldCount,
-				LSN:                int64(lsn),
-			})
-		}
-		var gone []string
-		keys := make([]string, 0, len(batch))
-		for _, id := range batch {
-			keys = append(keys, p.cache.UserKey(id.String()))
-			if !found[id] {
-				gone = append(gone, id.String())
+// expand adds the documents that embed what changed. A fanned-out
+// document takes the LSN of the change it copies; for a full pass, every
+// document takes the batch's end.
+func (p *Projector) expand(ctx context.Context, q *sqlc.Queries, a *affected, end int64) error {
+	if a.full {
+		for _, proj := range projections {
+			ids, err := p.allIDs(ctx, q, proj)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				a.docs[proj.collection].put(id, end)
 			}
 		}
-		if err := p.reads.PutUsers(ctx, docs); err != nil {
-			return err
+		return nil
+	}
+	// One query per changed user keeps the LSN of each copy exact; the
+	// sets are small (a batch's renames and reviewed sellers).
+	for user, lsn := range a.summaries {
+		fanOut := []struct {
+			collection string
+			find       func(context.Context, []uuid.UUID) ([]uuid.UUID, error)
+		}{
+			{readstore.Listings, q.ListListingIDsBySellers},
+			{readstore.Orders, q.ListOrderIDsByParties},
+			{readstore.Reviews, q.ListReviewIDsByAuthors},
 		}
-		if err := p.reads.DeleteUsers(ctx, gone); err != nil {
-			return fmt.Errorf("delete users: %w", err)
+		for _, f := range fanOut {
+			ids, err := f.find(ctx, []uuid.UUID{user})
+			if err != nil {
+				return fmt.Errorf("fan out to %s: %w", f.collection, err)
+			}
+			for _, id := range ids {
+				a.docs[f.collection].put(id, lsn)
+			}
 		}
-		if err := p.cache.Evict(ctx, lsn, keys...); err != nil {
-			return fmt.Errorf("evict users: %w", err)
+	}
+	for listing, lsn := range a.mediaListings {
+		ids, err := q.ListOrderIDsByListings(ctx, []uuid.UUID{listing})
+		if err != nil {
+			return fmt.Errorf("fan out to orders: %w", err)
+		}
+		for _, id := range ids {
+			a.docs[readstore.Orders].put(id, lsn)
 		}
 	}
 	return nil
 }
 
-// allUserIDs lists every user in Postgres and every user document, so that
-// a full pass also removes documents whose rows are gone.
-func (p *Projector) allUserIDs(ctx context.Context, q *sqlc.Queries) ([]uuid.UUID, error) {
-	seen := map[uuid.UUID]struct{}{}
-	var ids []uuid.UUID
+// projectBatch bounds one Postgres read and one round of Mongo writes.
+const projectBatch = 200
+
+// project rebuilds the documents in set: it replaces those that exist,
+// deletes those whose rows are gone, and tombstones their cache entries.
+func (p *Projector) project(ctx context.Context, q *sqlc.Queries, proj projection, set idSet) error {
+	ids := set.list()
+	for len(ids) > 0 {
+		n := min(len(ids), projectBatch)
+		batch := ids[:n]
+		ids = ids[n:]
+		docs, err := proj.build(ctx, q, batch, set)
+		if err != nil {
+			return err
+		}
+		var putIDs, gone []string
+		var evictions []cache.Eviction
+		var put []any
+		for _, id := range batch {
+			s := id.String()
+			if k := p.cache.DocumentKey(proj.collection, s); k != "" {
+				evictions = append(evictions, cache.Eviction{Key: k, LSN: uint64(set[id])})
+			}
+			if d, ok := docs[id]; ok {
+				putIDs = append(putIDs, s)
+				put = append(put, d)
+			} else {
+				gone = append(gone, s)
+			}
+		}
+		if err := p.reads.Put(ctx, proj.collection, putIDs, put); err != nil {
+			return err
+		}
+		if err := p.reads.Delete(ctx, proj.collection, gone); err != nil {
+			return err
+		}
+		if err := p.cache.Evict(ctx, evictions...); err != nil {
+			return fmt.Errorf("evict %s: %w", proj.collection, err)
+		}
+	}
+	return nil
+}
+
+// allIDs lists every row of a projection's source and every document it
+// has, so that a full pass also removes documents whose rows are gone.
+func (p *Projector) allIDs(ctx context.Context, q *sqlc.Queries, proj projection) ([]uuid.UUID, error) {
+	seen := idSet{}
 	after := uuid.Nil
 	for {
-		page, err := q.ListAllUserIDs(ctx, sqlc.ListAllUserIDsParams{After: after, Batch: 1000})
+		page, err := proj.all(ctx, q, after, 1000)
 		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
+			return nil, fmt.Errorf("list %s: %w", proj.collection, err)
 		}
 		for _, id := range page {
-			seen[id] = struct{}{}
-			ids = append(ids, id)
+			seen[id] = 0
 		}
 		if len(page) < 1000 {
 			break
 		}
 		after = page[len(page)-1]
 	}
-	err := p.reads.AllUsers(ctx, func(u readstore.User) error {
-		if id, err := uuid.Parse(u.ID); err == nil {
-			if _, ok := seen[id]; !ok {
-				ids = append(ids, id)
-			}
-		}
-		return nil
-	})
+	docIDs, err := p.reads.IDs(ctx, proj.collection)
 	if err != nil {
-		return nil, fmt.Errorf("list user documents: %w", err)
+		return nil, err
 	}
-	return ids, nil
+	for _, s := range docIDs {
+		seen.add(s, true, 0)
+	}
+	return seen.list(), nil
+}
+
+// Reached announces a position that needed no document changes.
+func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
+	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn))
 }

@@ -21,9 +21,10 @@ import (
 
 // Sink applies committed transactions to the read side.
 type Sink interface {
-	// Apply makes the read side reflect tx. It must be idempotent: after a
-	// crash the same transaction is applied again.
-	Apply(ctx context.Context, tx *Txn) error
+	// Apply makes the read side reflect txs, a run of consecutive
+	// transactions in commit order. It must be idempotent: after a crash
+	// the same transactions are applied again.
+	Apply(ctx context.Context, txs []*Txn) error
 	// Reached says that nothing the sink cares about lies at or before lsn,
 	// so readers waiting for an earlier position may go on.
 	Reached(ctx context.Context, lsn pglogrepl.LSN) error
@@ -41,7 +42,17 @@ type Config struct {
 	// MaxBackoff caps the wait between retries of a failing sink or a
 	// lost connection.
 	MaxBackoff time.Duration
-	Log        *slog.Logger
+	// Linger is how long a committed transaction waits for the next one
+	// to arrive, so that a burst is applied as one batch.
+	Linger time.Duration
+	// MaxBatch bounds the transactions applied together.
+	MaxBatch int
+	// MaxBatchChanges bounds the row changes held in memory for one batch.
+	MaxBatchChanges int
+	// MaxBatchAge bounds how long the first transaction of a batch waits.
+	MaxBatchAge time.Duration
+	Log         *slog.Logger
+	Metrics     *Metrics
 }
 
 // ErrSlotLost means the slot vanished or was invalidated. Streaming from a
@@ -53,9 +64,21 @@ type Reader struct {
 	cfg  Config
 	sink Sink
 	log  *slog.Logger
+	m    *Metrics
 
-	applied pglogrepl.LSN // everything up to here is in the sink
+	applied    pglogrepl.LSN // everything up to here is in the sink
+	serverEnd  pglogrepl.LSN // the server's WAL end, as last reported
+	lastStatus time.Time
+	owed       bool // applied moved since the last status update
+
+	pending        []*Txn // committed, received, not yet applied
+	pendingChanges int
+	pendingSince   time.Time
 }
+
+// minStatusGap keeps prompt acknowledgements (owed after every applied
+// batch or idle advance) from becoming chatter.
+const minStatusGap = 100 * time.Millisecond
 
 // NewReader returns a Reader; Run starts it.
 func NewReader(cfg Config, sink Sink) *Reader {
@@ -65,10 +88,22 @@ func NewReader(cfg Config, sink Sink) *Reader {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = time.Millisecond
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 500
+	}
+	if cfg.MaxBatchChanges == 0 {
+		cfg.MaxBatchChanges = 20000
+	}
+	if cfg.MaxBatchAge == 0 {
+		cfg.MaxBatchAge = 20 * time.Millisecond
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Reader{cfg: cfg, sink: sink, log: cfg.Log}
+	return &Reader{cfg: cfg, sink: sink, log: cfg.Log, m: cfg.Metrics}
 }
 
 // Applied is the position acknowledged so far.
@@ -81,6 +116,7 @@ func (r *Reader) Run(ctx context.Context) error {
 	for {
 		streamed, err := r.stream(ctx)
 		if ctx.Err() != nil {
+			r.log.Info("replication stopped", "applied", r.applied.String())
 			return nil
 		}
 		if errors.Is(err, ErrSlotLost) {
@@ -90,6 +126,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			backoff.reset()
 		}
 		wait := backoff.next()
+		r.m.reconnect()
 		r.log.Warn("replication stream ended; reconnecting", "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return nil
@@ -115,6 +152,9 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// Whatever was received but not applied on the last connection will be
+	// sent again from the slot's confirmed position.
+	r.pending, r.pendingChanges = nil, 0
 	r.applied = max(r.applied, confirmed)
 
 	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
@@ -131,26 +171,40 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	dec := newDecoder()
 	nextStatus := time.Now().Add(r.cfg.StatusInterval)
 	for {
-		if !time.Now().Before(nextStatus) {
+		now := time.Now()
+		due := nextStatus
+		if r.owed {
+			due = minTime(due, r.lastStatus.Add(minStatusGap))
+		}
+		if !now.Before(due) {
 			if err := r.sendStatus(ctx, conn); err != nil {
 				return streamed, err
 			}
-			nextStatus = time.Now().Add(r.cfg.StatusInterval)
+			nextStatus = now.Add(r.cfg.StatusInterval)
+			due = nextStatus
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		deadline := due
+		if len(r.pending) > 0 {
+			deadline = minTime(deadline, now.Add(r.cfg.Linger), r.pendingSince.Add(r.cfg.MaxBatchAge))
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := conn.ReceiveMessage(rctx)
 		cancel()
 		if ctx.Err() != nil {
-			// Shutting down: whatever was half-received is abandoned and
-			// will be re-sent; what was applied is reported once more.
+			// Shutting down: what is pending is abandoned (unacknowledged, it
+			// will be sent again); what was applied is reported once more.
 			_ = r.sendStatus(context.WithoutCancel(ctx), conn)
 			return streamed, nil
 		}
 		if err != nil {
-			if pgconn.Timeout(err) {
-				continue
+			if !pgconn.Timeout(err) {
+				return streamed, fmt.Errorf("receive: %w", err)
 			}
-			return streamed, fmt.Errorf("receive: %w", err)
+			// Nothing more arrived in time: apply what has gathered.
+			if err := r.flush(ctx, conn); err != nil {
+				return streamed, err
+			}
+			continue
 		}
 		switch m := raw.(type) {
 		case *pgproto3.ErrorResponse:
@@ -186,6 +240,10 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 		if err != nil {
 			return false, err
 		}
+		r.serverEnd = max(r.serverEnd, ka.ServerWALEnd)
+		if err := r.flush(ctx, conn); err != nil {
+			return false, err
+		}
 		// Between transactions everything the server sent is applied, so
 		// its WAL end is ours too. Advancing on keepalives is what stops an
 		// idle slot from pinning WAL that other databases write.
@@ -194,6 +252,8 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 				r.log.Warn("publish idle position", "err", err)
 			} else {
 				r.applied = ka.ServerWALEnd
+				r.owed = true
+				r.m.position(uint64(r.applied), uint64(r.serverEnd))
 			}
 		}
 		return ka.ReplyRequested, nil
@@ -202,6 +262,7 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 		if err != nil {
 			return false, err
 		}
+		r.serverEnd = max(r.serverEnd, xld.ServerWALEnd)
 		// The receive buffer is reused by the next read; a transaction's
 		// changes must outlive it.
 		tx, err := dec.decode(append([]byte(nil), xld.WALData...))
@@ -211,40 +272,55 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 		if tx == nil {
 			return false, nil
 		}
-		if err := r.apply(ctx, conn, tx); err != nil {
-			return false, err
+		if len(r.pending) == 0 {
+			r.pendingSince = time.Now()
 		}
-		r.applied = max(r.applied, tx.EndLSN)
+		r.pending = append(r.pending, tx)
+		r.pendingChanges += len(tx.Changes)
+		if len(r.pending) >= r.cfg.MaxBatch || r.pendingChanges >= r.cfg.MaxBatchChanges {
+			return false, r.flush(ctx, conn)
+		}
 		return false, nil
 	}
 	return false, nil
 }
 
-// apply hands tx to the sink until it succeeds. Meanwhile it keeps the
-// connection alive with status updates that repeat the old position, so a
-// dead read store costs a wait, never a skipped transaction. A shutdown
-// lets the current attempt finish and abandons the rest: unacknowledged,
-// it will be re-sent.
-func (r *Reader) apply(ctx context.Context, conn *pgconn.PgConn, tx *Txn) error {
+// flush applies the pending transactions as one batch until the sink
+// succeeds, then acknowledges them. Meanwhile it keeps the connection alive
+// with status updates that repeat the old position, so a dead read store
+// costs a wait, never a skipped transaction. A shutdown lets the current
+// attempt finish and abandons the rest: unacknowledged, it is sent again.
+func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	txs := r.pending
 	backoff := newBackoff(r.cfg.MaxBackoff)
-	lastStatus := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := r.sink.Apply(context.WithoutCancel(ctx), tx)
+		start := time.Now()
+		err := r.sink.Apply(context.WithoutCancel(ctx), txs)
 		if err == nil {
-			return nil
+			r.m.applied(txs, time.Since(start))
+			break
 		}
+		r.m.retry()
 		wait := backoff.next()
-		r.log.Warn("apply failed; retrying", "xid", tx.Xid, "end_lsn", tx.EndLSN.String(), "attempt", attempt, "err", err, "in", wait)
-		if time.Since(lastStatus) > r.cfg.StatusInterval/2 {
+		last := txs[len(txs)-1]
+		r.log.Warn("apply failed; retrying", "transactions", len(txs), "end_lsn", last.EndLSN.String(), "attempt", attempt, "err", err, "in", wait)
+		if time.Since(r.lastStatus) > r.cfg.StatusInterval/2 {
 			if err := r.sendStatus(ctx, conn); err != nil {
 				return err
 			}
-			lastStatus = time.Now()
 		}
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
+	r.applied = max(r.applied, txs[len(txs)-1].EndLSN)
+	r.pending, r.pendingChanges = nil, 0
+	r.owed = true
+	r.m.position(uint64(r.applied), uint64(r.serverEnd))
+	return nil
 }
 
 func (r *Reader) sendStatus(ctx context.Context, conn *pgconn.PgConn) error {
@@ -252,7 +328,18 @@ func (r *Reader) sendStatus(ctx context.Context, conn *pgconn.PgConn) error {
 	if err != nil {
 		return fmt.Errorf("send standby status: %w", err)
 	}
+	r.lastStatus = time.Now()
+	r.owed = false
 	return nil
+}
+
+func minTime(t time.Time, ts ...time.Time) time.Time {
+	for _, u := range ts {
+		if u.Before(t) {
+			t = u
+		}
+	}
+	return t
 }
 
 // ensureSlot creates the slot on first start and returns its confirmed position.

@@ -644,6 +644,7 @@ cmd_env() {
 		export SWAPMEET_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
 		export SWAPMEET_S3_ACCESS_KEY='$MINIO_USER'
 		export SWAPMEET_S3_SECRET_KEY='$MINIO_PASSWORD'
+		export SWAPMEET_FERRETDB_BIN='$(ferretdb_bin)'
 	EOF
 }
 

@@ -1,8 +1,10 @@
 // Command swapmeet is the whole backend in one binary:
 //
-//	swapmeet serve     the Connect/gRPC API
-//	swapmeet cdc       the projector that tails the WAL into MongoDB and Redis
-//	swapmeet migrate   apply the embedded schema migrations
+//	swapmeet serve                 the Connect/gRPC API
+//	swapmeet cdc                   the projector that tails the WAL into MongoDB and Redis
+//	swapmeet migrate               apply the embedded schema migrations
+//	swapmeet projections verify    compare every read document with Postgres
+//	swapmeet slot status           the replication slot's position, lag and retained WAL
 //
 // Settings come from SWAPMEET_* environment variables (see internal/config).
 package main
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/swapmeet/swapmeet/internal/config"
@@ -22,9 +25,12 @@ import (
 const usage = `usage: swapmeet <command>
 
 commands:
-  serve     run the API (Connect, gRPC and gRPC-Web on one port)
-  cdc       run the projector: Postgres WAL -> MongoDB documents + Redis evictions
-  migrate   apply pending schema migrations and exit
+  serve                 run the API (Connect, gRPC and gRPC-Web on one port)
+  cdc                   run the projector: Postgres WAL -> MongoDB documents + Redis evictions
+  migrate               apply pending schema migrations and exit
+  projections verify    compare every read document with Postgres; exit 1 on drift
+                        [--collection users|listings|orders|reviews|all]
+  slot status           print the replication slot's position, lag and retained WAL
 
 Configuration is read from SWAPMEET_* environment variables; the defaults
 match the local services that 'make up' starts.
@@ -47,23 +53,41 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var run func(context.Context, config.Config, *slog.Logger) error
-	switch os.Args[1] {
+	cmd, args := os.Args[1], os.Args[2:]
+	if (cmd == "projections" || cmd == "slot") && len(args) > 0 {
+		cmd, args = cmd+" "+args[0], args[1:]
+	}
+	var run func(context.Context, config.Config, *slog.Logger, []string) error
+	switch cmd {
 	case "serve":
 		run = serve
 	case "cdc":
 		run = runCDC
 	case "migrate":
 		run = migrate
+	case "projections verify":
+		run = verifyProjections
+	case "slot status":
+		run = slotStatus
 	default:
-		fmt.Fprintf(os.Stderr, "swapmeet: unknown command %q\n\n%s", os.Args[1], usage)
+		fmt.Fprintf(os.Stderr, "swapmeet: unknown command %q\n\n%s", strings.Join(os.Args[1:], " "), usage)
 		os.Exit(2)
 	}
-	if err := run(ctx, cfg, log); err != nil && !errors.Is(err, context.Canceled) {
-		log.Error(os.Args[1]+" failed", "err", err)
+	if err := run(ctx, cfg, log, args); err != nil && !errors.Is(err, context.Canceled) {
+		var exit exitError
+		if errors.As(err, &exit) {
+			os.Exit(int(exit))
+		}
+		log.Error(cmd+" failed", "err", err)
 		os.Exit(1)
 	}
 }
+
+// exitError ends the process with a status but no error log: the command
+// has already said what it found.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level

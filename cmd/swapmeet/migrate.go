@@ -10,7 +10,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/config"
 )
 
-func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func migrate(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
 	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err

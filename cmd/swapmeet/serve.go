@@ -16,7 +16,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/rpc"
 )
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
 	d, err := openDeps(ctx, cfg)
 	if err != nil {
 		return err

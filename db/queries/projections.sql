@@ -12,3 +12,92 @@ WHERE u.id = ANY (@ids::uuid[]);
 
 -- name: ListAllUserIDs :many
 SELECT id FROM users WHERE id > @after ORDER BY id LIMIT @batch;
+
+-- name: ListListingProjections :many
+SELECT l.id, l.seller_id, u.display_name AS seller_name,
+       coalesce(rs.rating_average, 0)::float8 AS seller_rating_average,
+       coalesce(rs.rating_count, 0)::int4 AS seller_rating_count,
+       l.title, l.description, l.category, l.condition, l.price_currency, l.price_minor,
+       l.attributes, l.status, l.version, l.created_at, l.updated_at
+FROM listings l
+JOIN users u ON u.id = l.seller_id
+LEFT JOIN LATERAL (
+    SELECT avg(r.rating)::float8 AS rating_average, count(*)::int4 AS rating_count
+    FROM reviews r WHERE r.seller_id = l.seller_id
+) rs ON true
+WHERE l.id = ANY (@ids::uuid[]);
+
+-- name: ListListingMedia :many
+SELECT id, listing_id, object_key, content_type, size_bytes, width, height, thumbnail_key
+FROM listing_media
+WHERE listing_id = ANY (@listing_ids::uuid[]) AND status = 'CONFIRMED'
+ORDER BY listing_id, created_at, id;
+
+-- name: ListOrderProjections :many
+SELECT o.id, o.status, o.total_currency, o.total_minor, o.created_at, o.updated_at,
+       o.paid_at, o.shipped_at, o.delivered_at, o.cancelled_at,
+       o.buyer_id, b.display_name AS buyer_name,
+       coalesce(br.rating_average, 0)::float8 AS buyer_rating_average,
+       coalesce(br.rating_count, 0)::int4 AS buyer_rating_count,
+       o.seller_id, s.display_name AS seller_name,
+       coalesce(sr.rating_average, 0)::float8 AS seller_rating_average,
+       coalesce(sr.rating_count, 0)::int4 AS seller_rating_count
+FROM orders o
+JOIN users b ON b.id = o.buyer_id
+JOIN users s ON s.id = o.seller_id
+LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = o.buyer_id) br ON true
+LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = o.seller_id) sr ON true
+WHERE o.id = ANY (@ids::uuid[]);
+
+-- name: ListOrderItemProjections :many
+-- The thumbnail is the listing's first confirmed image, if any.
+SELECT i.order_id, i.listing_id, i.title, i.price_currency, i.price_minor,
+       coalesce(m.id::text, '')::text AS media_id, coalesce(m.object_key, '')::text AS object_key,
+       coalesce(m.content_type, '')::text AS content_type, coalesce(m.size_bytes, 0)::int8 AS size_bytes,
+       coalesce(m.width, 0)::int4 AS width, coalesce(m.height, 0)::int4 AS height,
+       coalesce(m.thumbnail_key, '')::text AS thumbnail_key
+FROM order_items i
+LEFT JOIN LATERAL (
+    SELECT id, object_key, content_type, size_bytes, width, height, thumbnail_key
+    FROM listing_media lm
+    WHERE lm.listing_id = i.listing_id AND lm.status = 'CONFIRMED'
+    ORDER BY lm.created_at, lm.id
+    LIMIT 1
+) m ON true
+WHERE i.order_id = ANY (@order_ids::uuid[])
+ORDER BY i.order_id, i.listing_id;
+
+-- name: ListReviewProjections :many
+SELECT r.id, r.order_id, r.seller_id, r.rating, r.comment, r.created_at,
+       r.author_id, a.display_name AS author_name,
+       coalesce(ar.rating_average, 0)::float8 AS author_rating_average,
+       coalesce(ar.rating_count, 0)::int4 AS author_rating_count
+FROM reviews r
+JOIN users a ON a.id = r.author_id
+LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = r.author_id) ar ON true
+WHERE r.id = ANY (@ids::uuid[]);
+
+-- Fan-out: the documents that embed a user's summary (name and rating).
+
+-- name: ListListingIDsBySellers :many
+SELECT id FROM listings WHERE seller_id = ANY (@user_ids::uuid[]);
+
+-- name: ListOrderIDsByParties :many
+SELECT id FROM orders WHERE buyer_id = ANY (@user_ids::uuid[])
+UNION
+SELECT id FROM orders WHERE seller_id = ANY (@user_ids::uuid[]);
+
+-- name: ListReviewIDsByAuthors :many
+SELECT id FROM reviews WHERE author_id = ANY (@user_ids::uuid[]);
+
+-- name: ListOrderIDsByListings :many
+SELECT DISTINCT order_id FROM order_items WHERE listing_id = ANY (@listing_ids::uuid[]);
+
+-- name: ListAllListingIDs :many
+SELECT id FROM listings WHERE id > @after ORDER BY id LIMIT @batch;
+
+-- name: ListAllOrderIDs :many
+SELECT id FROM orders WHERE id > @after ORDER BY id LIMIT @batch;
+
+-- name: ListAllReviewIDs :many
+SELECT id FROM reviews WHERE id > @after ORDER BY id LIMIT @batch;

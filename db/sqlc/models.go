@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Listing struct {
@@ -34,8 +33,8 @@ type ListingMedium struct {
 	ContentType  string
 	SizeBytes    int64
 	Status       string
-	Width        pgtype.Int4
-	Height       pgtype.Int4
+	Width        *int32
+	Height       *int32
 	ThumbnailKey *string
 	CreatedAt    time.Time
 	ConfirmedAt  *time.Time

@@ -12,6 +12,93 @@ import (
 	"github.com/google/uuid"
 )
 
+const listAllListingIDs = `-- name: ListAllListingIDs :many
+SELECT id FROM listings WHERE id > $1 ORDER BY id LIMIT $2
+`
+
+type ListAllListingIDsParams struct {
+	After uuid.UUID
+	Batch int32
+}
+
+func (q *Queries) ListAllListingIDs(ctx context.Context, arg ListAllListingIDsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listAllListingIDs, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAllOrderIDs = `-- name: ListAllOrderIDs :many
+SELECT id FROM orders WHERE id > $1 ORDER BY id LIMIT $2
+`
+
+type ListAllOrderIDsParams struct {
+	After uuid.UUID
+	Batch int32
+}
+
+func (q *Queries) ListAllOrderIDs(ctx context.Context, arg ListAllOrderIDsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listAllOrderIDs, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listAllReviewIDs = `-- name: ListAllReviewIDs :many
+SELECT id FROM reviews WHERE id > $1 ORDER BY id LIMIT $2
+`
+
+type ListAllReviewIDsParams struct {
+	After uuid.UUID
+	Batch int32
+}
+
+func (q *Queries) ListAllReviewIDs(ctx context.Context, arg ListAllReviewIDsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listAllReviewIDs, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listAllUserIDs = `-- name: ListAllUserIDs :many
 SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2
 `
@@ -34,6 +121,423 @@ func (q *Queries) ListAllUserIDs(ctx context.Context, arg ListAllUserIDsParams) 
 			return nil, err
 		}
 		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listListingIDsBySellers = `-- name: ListListingIDsBySellers :many
+
+SELECT id FROM listings WHERE seller_id = ANY ($1::uuid[])
+`
+
+// Fan-out: the documents that embed a user's summary (name and rating).
+func (q *Queries) ListListingIDsBySellers(ctx context.Context, userIds []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listListingIDsBySellers, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listListingMedia = `-- name: ListListingMedia :many
+SELECT id, listing_id, object_key, content_type, size_bytes, width, height, thumbnail_key
+FROM listing_media
+WHERE listing_id = ANY ($1::uuid[]) AND status = 'CONFIRMED'
+ORDER BY listing_id, created_at, id
+`
+
+type ListListingMediaRow struct {
+	ID           uuid.UUID
+	ListingID    uuid.UUID
+	ObjectKey    string
+	ContentType  string
+	SizeBytes    int64
+	Width        *int32
+	Height       *int32
+	ThumbnailKey *string
+}
+
+func (q *Queries) ListListingMedia(ctx context.Context, listingIds []uuid.UUID) ([]ListListingMediaRow, error) {
+	rows, err := q.db.Query(ctx, listListingMedia, listingIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListListingMediaRow{}
+	for rows.Next() {
+		var i ListListingMediaRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ListingID,
+			&i.ObjectKey,
+			&i.ContentType,
+			&i.SizeBytes,
+			&i.Width,
+			&i.Height,
+			&i.ThumbnailKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listListingProjections = `-- name: ListListingProjections :many
+SELECT l.id, l.seller_id, u.display_name AS seller_name,
+       coalesce(rs.rating_average, 0)::float8 AS seller_rating_average,
+       coalesce(rs.rating_count, 0)::int4 AS seller_rating_count,
+       l.title, l.description, l.category, l.condition, l.price_currency, l.price_minor,
+       l.attributes, l.status, l.version, l.created_at, l.updated_at
+FROM listings l
+JOIN users u ON u.id = l.seller_id
+LEFT JOIN LATERAL (
+    SELECT avg(r.rating)::float8 AS rating_average, count(*)::int4 AS rating_count
+    FROM reviews r WHERE r.seller_id = l.seller_id
+) rs ON true
+WHERE l.id = ANY ($1::uuid[])
+`
+
+type ListListingProjectionsRow struct {
+	ID                  uuid.UUID
+	SellerID            uuid.UUID
+	SellerName          string
+	SellerRatingAverage float64
+	SellerRatingCount   int32
+	Title               string
+	Description         string
+	Category            string
+	Condition           string
+	PriceCurrency       string
+	PriceMinor          int64
+	Attributes          []byte
+	Status              string
+	Version             int64
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+func (q *Queries) ListListingProjections(ctx context.Context, ids []uuid.UUID) ([]ListListingProjectionsRow, error) {
+	rows, err := q.db.Query(ctx, listListingProjections, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListListingProjectionsRow{}
+	for rows.Next() {
+		var i ListListingProjectionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.SellerID,
+			&i.SellerName,
+			&i.SellerRatingAverage,
+			&i.SellerRatingCount,
+			&i.Title,
+			&i.Description,
+			&i.Category,
+			&i.Condition,
+			&i.PriceCurrency,
+			&i.PriceMinor,
+			&i.Attributes,
+			&i.Status,
+			&i.Version,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listOrderIDsByListings = `-- name: ListOrderIDsByListings :many
+SELECT DISTINCT order_id FROM order_items WHERE listing_id = ANY ($1::uuid[])
+`
+
+func (q *Queries) ListOrderIDsByListings(ctx context.Context, listingIds []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listOrderIDsByListings, listingIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var order_id uuid.UUID
+		if err := rows.Scan(&order_id); err != nil {
+			return nil, err
+		}
+		items = append(items, order_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listOrderIDsByParties = `-- name: ListOrderIDsByParties :many
+SELECT id FROM orders WHERE buyer_id = ANY ($1::uuid[])
+UNION
+SELECT id FROM orders WHERE seller_id = ANY ($1::uuid[])
+`
+
+func (q *Queries) ListOrderIDsByParties(ctx context.Context, userIds []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listOrderIDsByParties, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listOrderItemProjections = `-- name: ListOrderItemProjections :many
+SELECT i.order_id, i.listing_id, i.title, i.price_currency, i.price_minor,
+       coalesce(m.id::text, '')::text AS media_id, coalesce(m.object_key, '')::text AS object_key,
+       coalesce(m.content_type, '')::text AS content_type, coalesce(m.size_bytes, 0)::int8 AS size_bytes,
+       coalesce(m.width, 0)::int4 AS width, coalesce(m.height, 0)::int4 AS height,
+       coalesce(m.thumbnail_key, '')::text AS thumbnail_key
+FROM order_items i
+LEFT JOIN LATERAL (
+    SELECT id, object_key, content_type, size_bytes, width, height, thumbnail_key
+    FROM listing_media lm
+    WHERE lm.listing_id = i.listing_id AND lm.status = 'CONFIRMED'
+    ORDER BY lm.created_at, lm.id
+    LIMIT 1
+) m ON true
+WHERE i.order_id = ANY ($1::uuid[])
+ORDER BY i.order_id, i.listing_id
+`
+
+type ListOrderItemProjectionsRow struct {
+	OrderID       uuid.UUID
+	ListingID     uuid.UUID
+	Title         string
+	PriceCurrency string
+	PriceMinor    int64
+	MediaID       string
+	ObjectKey     string
+	ContentType   string
+	SizeBytes     int64
+	Width         int32
+	Height        int32
+	ThumbnailKey  string
+}
+
+// The thumbnail is the listing's first confirmed image, if any.
+func (q *Queries) ListOrderItemProjections(ctx context.Context, orderIds []uuid.UUID) ([]ListOrderItemProjectionsRow, error) {
+	rows, err := q.db.Query(ctx, listOrderItemProjections, orderIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListOrderItemProjectionsRow{}
+	for rows.Next() {
+		var i ListOrderItemProjectionsRow
+		if err := rows.Scan(
+			&i.OrderID,
+			&i.ListingID,
+			&i.Title,
+			&i.PriceCurrency,
+			&i.PriceMinor,
+			&i.MediaID,
+			&i.ObjectKey,
+			&i.ContentType,
+			&i.SizeBytes,
+			&i.Width,
+			&i.Height,
+			&i.ThumbnailKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listOrderProjections = `-- name: ListOrderProjections :many
+SELECT o.id, o.status, o.total_currency, o.total_minor, o.created_at, o.updated_at,
+       o.paid_at, o.shipped_at, o.delivered_at, o.cancelled_at,
+       o.buyer_id, b.display_name AS buyer_name,
+       coalesce(br.rating_average, 0)::float8 AS buyer_rating_average,
+       coalesce(br.rating_count, 0)::int4 AS buyer_rating_count,
+       o.seller_id, s.display_name AS seller_name,
+       coalesce(sr.rating_average, 0)::float8 AS seller_rating_average,
+       coalesce(sr.rating_count, 0)::int4 AS seller_rating_count
+FROM orders o
+JOIN users b ON b.id = o.buyer_id
+JOIN users s ON s.id = o.seller_id
+LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = o.buyer_id) br ON true
+LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = o.seller_id) sr ON true
+WHERE o.id = ANY ($1::uuid[])
+`
+
+type ListOrderProjectionsRow struct {
+	ID                  uuid.UUID
+	Status              string
+	TotalCurrency       string
+	TotalMinor          int64
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	PaidAt              *time.Time
+	ShippedAt           *time.Time
+	DeliveredAt         *time.Time
+	CancelledAt         *time.Time
+	BuyerID             uuid.UUID
+	BuyerName           string
+	BuyerRatingAverage  float64
+	BuyerRatingCount    int32
+	SellerID            uuid.UUID
+	SellerName          string
+	SellerRatingAverage float64
+	SellerRatingCount   int32
+}
+
+func (q *Queries) ListOrderProjections(ctx context.Context, ids []uuid.UUID) ([]ListOrderProjectionsRow, error) {
+	rows, err := q.db.Query(ctx, listOrderProjections, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListOrderProjectionsRow{}
+	for rows.Next() {
+		var i ListOrderProjectionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.TotalCurrency,
+			&i.TotalMinor,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.PaidAt,
+			&i.ShippedAt,
+			&i.DeliveredAt,
+			&i.CancelledAt,
+			&i.BuyerID,
+			&i.BuyerName,
+			&i.BuyerRatingAverage,
+			&i.BuyerRatingCount,
+			&i.SellerID,
+			&i.SellerName,
+			&i.SellerRatingAverage,
+			&i.SellerRatingCount,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listReviewIDsByAuthors = `-- name: ListReviewIDsByAuthors :many
+SELECT id FROM reviews WHERE author_id = ANY ($1::uuid[])
+`
+
+func (q *Queries) ListReviewIDsByAuthors(ctx context.Context, userIds []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listReviewIDsByAuthors, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listReviewProjections = `-- name: ListReviewProjections :many
+SELECT r.id, r.order_id, r.seller_id, r.rating, r.comment, r.created_at,
+       r.author_id, a.display_name AS author_name,
+       coalesce(ar.rating_average, 0)::float8 AS author_rating_average,
+       coalesce(ar.rating_count, 0)::int4 AS author_rating_count
+FROM reviews r
+JOIN users a ON a.id = r.author_id
+LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = r.author_id) ar ON true
+WHERE r.id = ANY ($1::uuid[])
+`
+
+type ListReviewProjectionsRow struct {
+	ID                  uuid.UUID
+	OrderID             uuid.UUID
+	SellerID            uuid.UUID
+	Rating              int16
+	Comment             string
+	CreatedAt           time.Time
+	AuthorID            uuid.UUID
+	AuthorName          string
+	AuthorRatingAverage float64
+	AuthorRatingCount   int32
+}
+
+func (q *Queries) ListReviewProjections(ctx context.Context, ids []uuid.UUID) ([]ListReviewProjectionsRow, error) {
+	rows, err := q.db.Query(ctx, listReviewProjections, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListReviewProjectionsRow{}
+	for rows.Next() {
+		var i ListReviewProjectionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrderID,
+			&i.SellerID,
+			&i.Rating,
+			&i.Comment,
+			&i.CreatedAt,
+			&i.AuthorID,
+			&i.AuthorName,
+			&i.AuthorRatingAverage,
+			&i.AuthorRatingCount,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -128,6 +128,26 @@ func (q *Queries) cached(ctx context.Context, key string, load func(context.Cont
 	return b, nil
 }
 
+// getDoc reads one document through the cache.
+func getDoc[T any](ctx context.Context, q *Queries, collection, key, id, what string) (T, error) {
+	var zero T
+	b, err := q.cached(ctx, key, func(ctx context.Context) ([]byte, uint64, error) {
+		raw, err := q.deps.Reads.FindRaw(ctx, collection, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		return raw, readstore.LSNOf(raw), nil
+	})
+	if err != nil {
+		return zero, readErr(what, err)
+	}
+	doc, err := readstore.Decode[T](b)
+	if err != nil {
+		return zero, fmt.Errorf("decode %s %s: %w", what, id, err)
+	}
+	return doc, nil
+}
+
 // readErr turns read-store failures into caller-facing errors.
 func readErr(what string, err error) error {
 	if errors.Is(err, readstore.ErrNotFound) {

@@ -178,23 +178,7 @@ func (q *Queries) GetUser(ctx context.Context, id, token string) (readstore.User
 	if err := q.awaitToken(ctx, token); err != nil {
 		return readstore.User{}, err
 	}
-	key := uid.String()
-	b, err := q.cached(ctx, q.deps.Cache.UserKey(key), func(ctx context.Context) ([]byte, uint64, error) {
-		raw, err := q.deps.Reads.FindUserRaw(ctx, key)
-		if err != nil {
-			return nil, 0, err
-		}
-		u, err := readstore.DecodeUser(raw)
-		return raw, uint64(u.LSN), err
-	})
-	if err != nil {
-		return readstore.User{}, readErr("user", err)
-	}
-	u, err := readstore.DecodeUser(b)
-	if err != nil {
-		return readstore.User{}, fmt.Errorf("decode user %s: %w", key, err)
-	}
-	return u, nil
+	return getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(uid.String()), uid.String(), "user")
 }
 
 func newSessionToken() (token string, hash []byte) {

@@ -42,6 +42,44 @@ func New(rdb redis.UniversalClient, prefix string) *Cache {
 // UserKey names the cached user document.
 func (c *Cache) UserKey(id string) string { return c.prefix + "user:" + id }
 
+// ListingKey names the cached listing document.
+func (c *Cache) ListingKey(id string) string { return c.prefix + "listing:" + id }
+
+// OrderKey names the cached order document.
+func (c *Cache) OrderKey(id string) string { return c.prefix + "order:" + id }
+
+// DocumentKey names the cached document of a collection, or "" for
+// collections that are only listed, never fetched one by one.
+func (c *Cache) DocumentKey(collection, id string) string {
+	switch collection {
+	case "users":
+		return c.UserKey(id)
+	case "listings":
+		return c.ListingKey(id)
+	case "orders":
+		return c.OrderKey(id)
+	}
+	return ""
+}
+
+// GenerationKey names the counter that versions every cached result page
+// of a collection's queries: bumping it orphans them all at once.
+func (c *Cache) GenerationKey(collection string) string { return c.prefix + "gen:" + collection }
+
+// Generation returns a collection's current generation.
+func (c *Cache) Generation(ctx context.Context, collection string) (int64, error) {
+	n, err := c.rdb.Get(ctx, c.GenerationKey(collection)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// BumpGeneration invalidates every cached result page of a collection.
+func (c *Cache) BumpGeneration(ctx context.Context, collection string) error {
+	return c.rdb.Incr(ctx, c.GenerationKey(collection)).Err()
+}
+
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.
 func (c *Cache) Get(ctx context.Context, key string) (payload []byte, hit bool, err error) {
 	b, err := c.rdb.Get(ctx, key).Bytes()
@@ -79,26 +117,40 @@ func (c *Cache) Fill(ctx context.Context, key string, lsn uint64, payload []byte
 	return n == 1, err
 }
 
-// tombstoneScript replaces each key with a tombstone at ARGV[1] unless the
-// key already holds something newer (a replay after a CDC restart).
+// tombstoneScript replaces KEYS[i] with a tombstone at ARGV[i+1] unless
+// the key already holds something newer (a replay after a CDC restart).
 var tombstoneScript = redis.NewScript(consistency.LuaCompareLSN + `
 local n = 0
-for _, k in ipairs(KEYS) do
+for i, k in ipairs(KEYS) do
+  local lsn = ARGV[i + 1]
   local cur = redis.call('GET', k)
-  if not cur or cmplsn(cur, ARGV[1]) <= 0 then
-    redis.call('SET', k, ARGV[1] .. 'T', 'PX', ARGV[2])
+  if not cur or cmplsn(cur, lsn) <= 0 then
+    redis.call('SET', k, lsn .. 'T', 'PX', ARGV[1])
     n = n + 1
   end
 end
 return n`)
 
-// Evict tombstones keys at lsn: the CDC calls it after the read store holds
-// the documents of the transaction that ends at lsn.
-func (c *Cache) Evict(ctx context.Context, lsn uint64, keys ...string) error {
-	if len(keys) == 0 {
+// Eviction is one key to tombstone at the LSN of its new document.
+type Eviction struct {
+	Key string
+	LSN uint64
+}
+
+// Evict tombstones keys: the CDC calls it after the read store holds the
+// documents they name.
+func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
+	if len(evictions) == 0 {
 		return nil
 	}
-	return tombstoneScript.Run(ctx, c.rdb, keys, consistency.HexLSN(lsn), c.TombstoneTTL.Milliseconds()).Err()
+	keys := make([]string, len(evictions))
+	args := make([]any, 0, len(evictions)+1)
+	args = append(args, c.TombstoneTTL.Milliseconds())
+	for i, e := range evictions {
+		keys[i] = e.Key
+		args = append(args, consistency.HexLSN(e.LSN))
+	}
+	return tombstoneScript.Run(ctx, c.rdb, keys, args...).Err()
 }
 
 // IsTombstone reports whether a raw entry is a tombstone (for tests and tools).

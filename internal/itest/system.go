@@ -24,6 +24,9 @@ func (e *Env) Cache() *cache.Cache { return cache.New(e.Redis, e.RedisPrefix) }
 // StartCDC runs the projector in this process until the test ends.
 func (e *Env) StartCDC(t T) {
 	t.Helper()
+	if err := e.Reads.EnsureIndexes(context.Background()); err != nil {
+		t.Fatalf("indexes: %v", err)
+	}
 	sink := cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
 	r := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
 	ctx, cancel := context.WithCancel(context.Background())

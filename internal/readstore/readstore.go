@@ -1,12 +1,16 @@
 // Package readstore owns the MongoDB read model: the denormalized documents
 // the CDC writes and the queries read. Every document carries the WAL
 // position (lsn) of the last commit it reflects.
+//
+// It keeps to what MongoDB and FerretDB both serve (find, sort, limit,
+// replace, delete, simple aggregation), and gives every call a deadline.
 package readstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -23,11 +27,13 @@ type Store struct {
 	// OpTimeout bounds every call, so that a hung server fails fast
 	// instead of piling up requests.
 	OpTimeout time.Duration
+	// WriteConcurrency is how many documents are written at once.
+	WriteConcurrency int
 }
 
 // New returns a Store over db.
 func New(db *mongo.Database) *Store {
-	return &Store{db: db, OpTimeout: 5 * time.Second}
+	return &Store{db: db, OpTimeout: 5 * time.Second, WriteConcurrency: 4}
 }
 
 // Connect dials uri and returns the client (close it with Disconnect).
@@ -51,95 +57,143 @@ func (s *Store) Ping(ctx context.Context) error {
 // DB exposes the database to tools and tests.
 func (s *Store) DB() *mongo.Database { return s.db }
 
-func (s *Store) users() *mongo.Collection { return s.db.Collection("users") }
+func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(name) }
 
-// User is the users document: a public profile with its seller statistics.
-type User struct {
-	ID                 string    `bson:"_id"`
-	DisplayName        string    `bson:"display_name"`
-	Bio                string    `bson:"bio"`
-	JoinedAt           time.Time `bson:"joined_at"`
-	RatingAverage      float64   `bson:"rating_average"`
-	RatingCount        int32     `bson:"rating_count"`
-	ActiveListingCount int32     `bson:"active_listing_count"`
-	SoldCount          int32     `bson:"sold_count"`
-	LSN                int64     `bson:"lsn"`
-}
-
-// FindUserRaw returns the user document as stored, ready to cache.
-func (s *Store) FindUserRaw(ctx context.Context, id string) (bson.Raw, error) {
+// FindRaw returns one document as stored, ready to cache.
+func (s *Store) FindRaw(ctx context.Context, collection, id string) (bson.Raw, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
-	raw, err := s.users().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	raw, err := s.coll(collection).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find user %s: %w", id, err)
+		return nil, fmt.Errorf("find %s %s: %w", collection, id, err)
 	}
 	return raw, nil
 }
 
-// DecodeUser decodes a stored or cached user document.
-func DecodeUser(raw []byte) (User, error) {
-	var u User
-	err := bson.Unmarshal(raw, &u)
-	return u, err
+// Decode decodes a stored or cached document into one of the document types.
+func Decode[T any](raw []byte) (T, error) {
+	var d T
+	err := bson.Unmarshal(raw, &d)
+	return d, err
 }
 
-// FindUser returns one user document.
-func (s *Store) FindUser(ctx context.Context, id string) (User, error) {
-	raw, err := s.FindUserRaw(ctx, id)
+// Find returns one document, decoded.
+func Find[T any](ctx context.Context, s *Store, collection, id string) (T, error) {
+	raw, err := s.FindRaw(ctx, collection, id)
 	if err != nil {
-		return User{}, err
+		var zero T
+		return zero, err
 	}
-	return DecodeUser(raw)
+	return Decode[T](raw)
 }
 
-// PutUsers replaces (or inserts) each document whole. Replaying a
-// transaction replaces a document with the same content: idempotent.
-func (s *Store) PutUsers(ctx context.Context, docs []User) error {
-	for _, d := range docs {
-		if err := s.replace(ctx, s.users(), d.ID, d); err != nil {
-			return fmt.Errorf("put user %s: %w", d.ID, err)
-		}
+// LSNOf reads the lsn field of a raw document.
+func LSNOf(raw bson.Raw) uint64 {
+	v, err := raw.LookupErr("lsn")
+	if err != nil {
+		return 0
 	}
-	return nil
+	n, _ := v.AsInt64OK()
+	return uint64(n)
 }
 
-// DeleteUsers removes the documents of users that no longer exist.
-func (s *Store) DeleteUsers(ctx context.Context, ids []string) error {
+// Put replaces (or inserts) each document whole. Replaying a transaction
+// replaces a document with the same content: idempotent. ids[i] is the
+// _id of docs[i].
+func (s *Store) Put(ctx context.Context, collection string, ids []string, docs []any) error {
+	if len(ids) != len(docs) {
+		return fmt.Errorf("put %s: %d ids for %d documents", collection, len(ids), len(docs))
+	}
+	c := s.coll(collection)
+	// Single-document upserts, a few at a time: FerretDB serves those
+	// well, while bulk upserts over existing documents are slow there.
+	sem := make(chan struct{}, max(1, s.WriteConcurrency))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range docs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+			defer cancel()
+			_, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: ids[i]}}, docs[i], options.Replace().SetUpsert(true))
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("put %s %s: %w", collection, ids[i], err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// Delete removes documents whose source rows are gone.
+func (s *Store) Delete(ctx context.Context, collection string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
-	_, err := s.users().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-	return err
-}
-
-func (s *Store) replace(ctx context.Context, c *mongo.Collection, id string, doc any) error {
-	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
-	defer cancel()
-	_, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
-	return err
-}
-
-// AllUsers streams every user document to fn (for verification tools).
-func (s *Store) AllUsers(ctx context.Context, fn func(User) error) error {
-	cur, err := s.users().Find(ctx, bson.D{})
+	_, err := s.coll(collection).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 	if err != nil {
-		return err
+		return fmt.Errorf("delete from %s: %w", collection, err)
+	}
+	return nil
+}
+
+// Each streams every document of a collection to fn, in _id order.
+func (s *Store) Each(ctx context.Context, collection string, fn func(raw bson.Raw) error) error {
+	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", collection, err)
 	}
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
-		var u User
-		if err := cur.Decode(&u); err != nil {
-			return err
-		}
-		if err := fn(u); err != nil {
+		if err := fn(cur.Current); err != nil {
 			return err
 		}
 	}
 	return cur.Err()
+}
+
+// IDs returns the _id of every document in a collection.
+func (s *Store) IDs(ctx context.Context, collection string) ([]string, error) {
+	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", collection, err)
+	}
+	defer cur.Close(ctx)
+	var ids []string
+	for cur.Next(ctx) {
+		id, ok := cur.Current.Lookup("_id").StringValueOK()
+		if ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, cur.Err()
+}
+
+// FindManyRaw returns the documents with the given ids, keyed by id.
+func (s *Store) FindManyRaw(ctx context.Context, collection string, ids []string) (map[string]bson.Raw, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+	defer cancel()
+	cur, err := s.coll(collection).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", collection, err)
+	}
+	defer cur.Close(ctx)
+	out := make(map[string]bson.Raw, len(ids))
+	for cur.Next(ctx) {
+		id, _ := cur.Current.Lookup("_id").StringValueOK()
+		out[id] = append(bson.Raw(nil), cur.Current...)
+	}
+	return out, cur.Err()
 }

@@ -3,9 +3,9 @@ package rpc_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,6 +18,7 @@ import (
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // protocols runs a test through a Connect client and a gRPC client.
@@ -70,7 +71,7 @@ func TestSignUpThenGetUserReadsTheProjection(t *testing.T) {
 				t.Fatalf("profile = %v", u)
 			}
 			// The profile came from the read store, put there by the CDC.
-			doc, err := e.Reads.FindUser(ctx, up.Msg.UserId)
+			doc, err := readstore.Find[readstore.User](ctx, e.Reads, readstore.Users, up.Msg.UserId)
 			if err != nil || doc.DisplayName != u.DisplayName || doc.LSN == 0 {
 				t.Fatalf("mongo document = %+v, %v", doc, err)
 			}

@@ -1,0 +1,192 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// A projection turns Postgres rows into the documents of one collection.
+// build re-reads the current shape of the documents with the given ids,
+// stamping each with its lsn from lsns; ids it returns no document for no
+// longer exist.
+type projection struct {
+	collection string
+	build      func(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error)
+	all        func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, limit int32) ([]uuid.UUID, error)
+}
+
+var projections = []projection{
+	{readstore.Users, buildUsers, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		return q.ListAllUserIDs(ctx, sqlc.ListAllUserIDsParams{After: after, Batch: n})
+	}},
+	{readstore.Listings, buildListings, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		return q.ListAllListingIDs(ctx, sqlc.ListAllListingIDsParams{After: after, Batch: n})
+	}},
+	{readstore.Orders, buildOrders, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		return q.ListAllOrderIDs(ctx, sqlc.ListAllOrderIDsParams{After: after, Batch: n})
+	}},
+	{readstore.Reviews, buildReviews, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		return q.ListAllReviewIDs(ctx, sqlc.ListAllReviewIDsParams{After: after, Batch: n})
+	}},
+}
+
+func projectionOf(collection string) projection {
+	for _, p := range projections {
+		if p.collection == collection {
+			return p
+		}
+	}
+	panic("no projection for " + collection)
+}
+
+// ms rounds a time the way BSON stores it, so that documents compare equal
+// after a round trip through the store.
+func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+func summary(id uuid.UUID, name string, avg float64, n int32) readstore.UserSummary {
+	return readstore.UserSummary{ID: id.String(), DisplayName: name, RatingAverage: avg, RatingCount: n}
+}
+
+func buildUsers(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+	rows, err := q.ListUserProjections(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	out := make(map[uuid.UUID]any, len(rows))
+	for _, r := range rows {
+		out[r.ID] = readstore.User{
+			ID: r.ID.String(), DisplayName: r.DisplayName, Bio: r.Bio, JoinedAt: ms(r.CreatedAt),
+			RatingAverage: r.RatingAverage, RatingCount: r.RatingCount,
+			ActiveListingCount: r.ActiveListingCount, SoldCount: r.SoldCount, LSN: lsns[r.ID],
+		}
+	}
+	return out, nil
+}
+
+func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+	rows, err := q.ListListingProjections(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read listings: %w", err)
+	}
+	mediaRows, err := q.ListListingMedia(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read listing media: %w", err)
+	}
+	media := map[uuid.UUID][]readstore.Media{}
+	for _, m := range mediaRows {
+		media[m.ListingID] = append(media[m.ListingID], readstore.Media{
+			ID: m.ID.String(), ContentType: m.ContentType, SizeBytes: m.SizeBytes,
+			Width: deref(m.Width), Height: deref(m.Height), ObjectKey: m.ObjectKey, ThumbnailKey: deref(m.ThumbnailKey),
+		})
+	}
+	out := make(map[uuid.UUID]any, len(rows))
+	for _, r := range rows {
+		attrs := map[string]string{}
+		if err := json.Unmarshal(r.Attributes, &attrs); err != nil {
+			return nil, fmt.Errorf("listing %s attributes: %w", r.ID, err)
+		}
+		pairs := make([]string, 0, len(attrs))
+		for k, v := range attrs {
+			pairs = append(pairs, k+"="+v)
+		}
+		sort.Strings(pairs)
+		m := media[r.ID]
+		if m == nil {
+			m = []readstore.Media{}
+		}
+		out[r.ID] = readstore.Listing{
+			ID:     r.ID.String(),
+			Seller: summary(r.SellerID, r.SellerName, r.SellerRatingAverage, r.SellerRatingCount),
+			Title:  r.Title, Description: r.Description, Category: r.Category, Condition: r.Condition,
+			Price:      readstore.Money{Currency: r.PriceCurrency, Minor: r.PriceMinor},
+			Attributes: attrs, AttributePairs: pairs,
+			Status: r.Status, Version: r.Version, Media: m,
+			Keywords:  readstore.Keywords(r.Title, r.Description),
+			CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt), LSN: lsns[r.ID],
+		}
+	}
+	return out, nil
+}
+
+func buildOrders(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+	rows, err := q.ListOrderProjections(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	itemRows, err := q.ListOrderItemProjections(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read order items: %w", err)
+	}
+	items := map[uuid.UUID][]readstore.OrderItem{}
+	for _, i := range itemRows {
+		var thumb *readstore.Media
+		if i.MediaID != "" {
+			thumb = &readstore.Media{ID: i.MediaID, ContentType: i.ContentType, SizeBytes: i.SizeBytes,
+				Width: i.Width, Height: i.Height, ObjectKey: i.ObjectKey, ThumbnailKey: i.ThumbnailKey}
+		}
+		items[i.OrderID] = append(items[i.OrderID], readstore.OrderItem{
+			ListingID: i.ListingID.String(), Title: i.Title,
+			Price: readstore.Money{Currency: i.PriceCurrency, Minor: i.PriceMinor}, Thumbnail: thumb,
+		})
+	}
+	out := make(map[uuid.UUID]any, len(rows))
+	for _, r := range rows {
+		its := items[r.ID]
+		if its == nil {
+			its = []readstore.OrderItem{}
+		}
+		for k := range its {
+			its[k].SellerDisplayName = r.SellerName
+		}
+		history := []readstore.StatusChange{{Status: "PENDING", At: ms(r.CreatedAt)}}
+		for _, h := range []struct {
+			status string
+			at     *time.Time
+		}{{"PAID", r.PaidAt}, {"SHIPPED", r.ShippedAt}, {"DELIVERED", r.DeliveredAt}, {"CANCELLED", r.CancelledAt}} {
+			if h.at != nil {
+				history = append(history, readstore.StatusChange{Status: h.status, At: ms(*h.at)})
+			}
+		}
+		sort.SliceStable(history, func(i, j int) bool { return history[i].At.Before(history[j].At) })
+		out[r.ID] = readstore.Order{
+			ID:     r.ID.String(),
+			Buyer:  summary(r.BuyerID, r.BuyerName, r.BuyerRatingAverage, r.BuyerRatingCount),
+			Seller: summary(r.SellerID, r.SellerName, r.SellerRatingAverage, r.SellerRatingCount),
+			Status: r.Status, Total: readstore.Money{Currency: r.TotalCurrency, Minor: r.TotalMinor},
+			Items: its, History: history, CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt), LSN: lsns[r.ID],
+		}
+	}
+	return out, nil
+}
+
+func buildReviews(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+	rows, err := q.ListReviewProjections(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read reviews: %w", err)
+	}
+	out := make(map[uuid.UUID]any, len(rows))
+	for _, r := range rows {
+		out[r.ID] = readstore.Review{
+			ID: r.ID.String(), OrderID: r.OrderID.String(), SellerID: r.SellerID.String(),
+			Author: summary(r.AuthorID, r.AuthorName, r.AuthorRatingAverage, r.AuthorRatingCount),
+			Rating: int32(r.Rating), Comment: r.Comment, CreatedAt: ms(r.CreatedAt), LSN: lsns[r.ID],
+		}
+	}
+	return out, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

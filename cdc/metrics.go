@@ -1,0 +1,94 @@
+package cdc
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the reader's Prometheus series. A nil *Metrics records nothing.
+type Metrics struct {
+	transactions prometheus.Counter
+	changes      prometheus.Counter
+	batches      prometheus.Counter
+	applySeconds prometheus.Histogram
+	retries      prometheus.Counter
+	sinkErrors   prometheus.Counter
+	reconnects   prometheus.Counter
+	lagBytes     prometheus.Gauge
+	lagSeconds   prometheus.Gauge
+	appliedLSN   prometheus.Gauge
+}
+
+// NewMetrics registers the reader's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "swapmeet", Subsystem: "cdc", Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	g := func(name, help string) prometheus.Gauge {
+		c := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "swapmeet", Subsystem: "cdc", Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	m := &Metrics{
+		transactions: f("transactions_applied_total", "Committed transactions applied to the read side."),
+		changes:      f("changes_applied_total", "Row changes applied to the read side."),
+		batches:      f("batches_applied_total", "Batches of transactions applied together."),
+		retries:      f("apply_retries_total", "Retries of a batch after the sink failed."),
+		sinkErrors:   f("sink_errors_total", "Sink failures (Mongo, Redis or the Postgres re-read)."),
+		reconnects:   f("reconnects_total", "Replication connections re-established after an error."),
+		lagBytes:     g("lag_bytes", "Bytes of WAL the server has sent or announced beyond what is applied."),
+		lagSeconds:   g("lag_seconds", "Age of the newest applied commit when it was applied; 0 when caught up."),
+		appliedLSN:   g("applied_lsn", "The WAL position applied and acknowledged."),
+		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "swapmeet", Subsystem: "cdc", Name: "apply_seconds",
+			Help:    "Time to apply one batch to the read side.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	reg.MustRegister(m.applySeconds)
+	return m
+}
+
+func (m *Metrics) applied(txs []*Txn, took time.Duration) {
+	if m == nil {
+		return
+	}
+	n := 0
+	for _, tx := range txs {
+		n += len(tx.Changes)
+	}
+	m.transactions.Add(float64(len(txs)))
+	m.changes.Add(float64(n))
+	m.batches.Inc()
+	m.applySeconds.Observe(took.Seconds())
+	m.lagSeconds.Set(time.Since(txs[len(txs)-1].CommitTime).Seconds())
+}
+
+func (m *Metrics) retry() {
+	if m != nil {
+		m.retries.Inc()
+		m.sinkErrors.Inc()
+	}
+}
+
+func (m *Metrics) reconnect() {
+	if m != nil {
+		m.reconnects.Inc()
+	}
+}
+
+func (m *Metrics) position(applied, serverEnd uint64) {
+	if m == nil {
+		return
+	}
+	m.appliedLSN.Set(float64(applied))
+	if serverEnd > applied {
+		m.lagBytes.Set(float64(serverEnd - applied))
+	} else {
+		m.lagBytes.Set(0)
+		m.lagSeconds.Set(0)
+	}
+}

@@ -1,0 +1,167 @@
+package cdc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Drift is how one collection differs from what Postgres implies.
+type Drift struct {
+	Collection string
+	Checked    int      // documents Postgres implies
+	Missing    []string // ids with no document
+	Extra      []string // documents with no row
+	Differ     []string // "id: field, field" for documents that differ
+}
+
+// Clean reports whether the collection matches Postgres.
+func (d Drift) Clean() bool { return len(d.Missing)+len(d.Extra)+len(d.Differ) == 0 }
+
+// Verify rebuilds every document of the named collections from one
+// Postgres snapshot and compares it with the stored one, ignoring lsn.
+// Run it when the CDC has caught up: documents it has not applied yet
+// show as drift.
+func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Store, collections []string) ([]Drift, error) {
+	tx, err := pg.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	q := sqlc.New(tx)
+	var out []Drift
+	for _, c := range collections {
+		d, err := verifyCollection(ctx, q, reads, projectionOf(c))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Store, proj projection) (Drift, error) {
+	d := Drift{Collection: proj.collection}
+	rows := map[string]bool{}
+	after := uuid.Nil
+	for {
+		ids, err := proj.all(ctx, q, after, projectBatch)
+		if err != nil {
+			return d, fmt.Errorf("list %s: %w", proj.collection, err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		after = ids[len(ids)-1]
+		want, err := proj.build(ctx, q, ids, nil)
+		if err != nil {
+			return d, err
+		}
+		strIDs := make([]string, len(ids))
+		for i, id := range ids {
+			strIDs[i] = id.String()
+			rows[strIDs[i]] = true
+		}
+		got, err := reads.FindManyRaw(ctx, proj.collection, strIDs)
+		if err != nil {
+			return d, err
+		}
+		for _, id := range ids {
+			d.Checked++
+			raw, ok := got[id.String()]
+			if !ok {
+				d.Missing = append(d.Missing, id.String())
+				continue
+			}
+			if fields := differingFields(want[id], raw); len(fields) > 0 {
+				d.Differ = append(d.Differ, id.String()+": "+strings.Join(fields, ", "))
+			}
+		}
+	}
+	docIDs, err := reads.IDs(ctx, proj.collection)
+	if err != nil {
+		return d, err
+	}
+	for _, id := range docIDs {
+		if !rows[id] {
+			d.Extra = append(d.Extra, id)
+		}
+	}
+	sort.Strings(d.Extra)
+	return d, nil
+}
+
+// differingFields compares a built document with a stored one, field by
+// field, after decoding the stored one into the same type (which erases
+// encoding differences) and ignoring lsn.
+func differingFields(want any, raw bson.Raw) []string {
+	got := reflect.New(reflect.TypeOf(want))
+	if err := bson.Unmarshal(raw, got.Interface()); err != nil {
+		return []string{"(undecodable: " + err.Error() + ")"}
+	}
+	wantRaw, err1 := bson.Marshal(want)
+	gotRaw, err2 := bson.Marshal(got.Elem().Interface())
+	if err1 != nil || err2 != nil {
+		return []string{"(unencodable)"}
+	}
+	wantEls, _ := bson.Raw(wantRaw).Elements()
+	gotEls, _ := bson.Raw(gotRaw).Elements()
+	gotByKey := map[string]bson.RawValue{}
+	for _, e := range gotEls {
+		gotByKey[e.Key()] = e.Value()
+	}
+	var out []string
+	for _, e := range wantEls {
+		if e.Key() == "lsn" {
+			continue
+		}
+		g, ok := gotByKey[e.Key()]
+		if !ok || !bytes.Equal(g.Value, e.Value().Value) || g.Type != e.Value().Type {
+			out = append(out, e.Key())
+		}
+	}
+	return out
+}
+
+// PrintDrift writes a report and reports whether every collection is clean.
+func PrintDrift(w io.Writer, drifts []Drift) bool {
+	clean := true
+	for _, d := range drifts {
+		status := "ok"
+		if !d.Clean() {
+			status = "DRIFT"
+			clean = false
+		}
+		fmt.Fprintf(w, "%-9s %-5s checked %d, missing %d, extra %d, differing %d\n",
+			d.Collection, status, d.Checked, len(d.Missing), len(d.Extra), len(d.Differ))
+		for _, s := range limit(d.Missing, 5) {
+			fmt.Fprintf(w, "  missing  %s\n", s)
+		}
+		for _, s := range limit(d.Extra, 5) {
+			fmt.Fprintf(w, "  extra    %s\n", s)
+		}
+		for _, s := range limit(d.Differ, 5) {
+			fmt.Fprintf(w, "  differs  %s\n", s)
+		}
+	}
+	return clean
+}
+
+func limit(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("… and %d more", len(s)-n))
+	}
+	return s
+}

@@ -1,0 +1,82 @@
+package itest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Drift returns a description of how the read side differs from Postgres,
+// or "" when it matches.
+func (e *Env) Drift(ctx context.Context) (string, error) {
+	drifts, err := cdc.Verify(ctx, e.PG, e.Reads, readstore.Collections)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if !cdc.PrintDrift(&b, drifts) {
+		return b.String(), nil
+	}
+	return "", nil
+}
+
+// WaitConverged waits until the read side matches Postgres exactly.
+func (e *Env) WaitConverged(t T, within time.Duration) {
+	t.Helper()
+	Eventually(t, within, "the read side to match postgres", func() (bool, error) {
+		d, err := e.Drift(context.Background())
+		if err != nil {
+			return false, err
+		}
+		if d != "" {
+			return false, fmt.Errorf("drift:\n%s", d)
+		}
+		return true, nil
+	})
+}
+
+// StaleCacheEntries lists cached documents that differ from the read store.
+func (e *Env) StaleCacheEntries(ctx context.Context) ([]string, error) {
+	var stale []string
+	iter := e.Redis.Scan(ctx, 0, e.RedisPrefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		rest := strings.TrimPrefix(key, e.RedisPrefix)
+		kind, id, ok := strings.Cut(rest, ":")
+		collection := map[string]string{"user": readstore.Users, "listing": readstore.Listings, "order": readstore.Orders}[kind]
+		if !ok || collection == "" {
+			continue
+		}
+		payload, hit, err := e.Cache().Get(ctx, key)
+		if err != nil || !hit {
+			continue
+		}
+		stored, err := e.Reads.FindRaw(ctx, collection, id)
+		if err != nil {
+			stale = append(stale, fmt.Sprintf("%s: cached, but the store says %v", key, err))
+			continue
+		}
+		if !sameDocument(payload, stored) {
+			stale = append(stale, key)
+		}
+	}
+	return stale, iter.Err()
+}
+
+// sameDocument compares two BSON documents field by field, ignoring lsn.
+func sameDocument(a, b []byte) bool {
+	var da, db bson.M
+	if bson.Unmarshal(a, &da) != nil || bson.Unmarshal(b, &db) != nil {
+		return false
+	}
+	delete(da, "lsn")
+	delete(db, "lsn")
+	return reflect.DeepEqual(da, db)
+}

@@ -1,0 +1,45 @@
+package readstore
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// indexes match the query shapes of the read side.
+var indexes = map[string][]mongo.IndexModel{
+	Listings: {
+		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "price.minor", Value: 1}, {Key: "_id", Value: 1}}},
+		{Keys: bson.D{{Key: "keywords", Value: 1}}},
+		{Keys: bson.D{{Key: "attribute_pairs", Value: 1}}},
+		{Keys: bson.D{{Key: "category", Value: 1}, {Key: "status", Value: 1}, {Key: "created_at", Value: -1}}},
+		{Keys: bson.D{{Key: "seller.id", Value: 1}, {Key: "created_at", Value: -1}}},
+	},
+	Orders: {
+		{Keys: bson.D{{Key: "buyer.id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+		{Keys: bson.D{{Key: "seller.id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+	},
+	Reviews: {
+		{Keys: bson.D{{Key: "seller_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+	},
+}
+
+// EnsureIndexes creates the indexes the queries need; it is idempotent.
+// Indexes are created one at a time: FerretDB 1.24 drops the connection
+// when a createIndexes with several indexes names one that exists.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	for coll, models := range indexes {
+		for _, m := range models {
+			ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
+			_, err := s.coll(coll).Indexes().CreateOne(ctx, m)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("create index %v on %s: %w", m.Keys, coll, err)
+			}
+		}
+	}
+	return nil
+}

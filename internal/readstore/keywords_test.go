@@ -1,0 +1,23 @@
+package readstore
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestKeywords(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"Café Crème", "CAFE au lait"}, []string{"cafe", "creme", "au", "lait"}},
+		{[]string{"iPhone 13 Pro, 128GB!"}, []string{"iphone", "13", "pro", "128gb"}},
+		{[]string{"a b c", ""}, []string{}},
+		{[]string{"Straße über Ångström"}, []string{"straße", "uber", "angstrom"}},
+		{[]string{"dup dup DUP"}, []string{"dup"}},
+	} {
+		if got := Keywords(tc.in...); !slices.Equal(got, tc.want) {
+			t.Errorf("Keywords(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
