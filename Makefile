@@ -95,3 +95,7 @@ check-generated: generate ## Fail if the committed generated code differs from a
 .PHONY: clean
 clean: ## Remove build output (not the service data; see scripts/services.sh clean).
 	rm -rf bin
+
+.PHONY: bench
+bench: up ## Measure each performance target against its reference, in one run.
+	$(SERVICES_ENV); $(GO) run ./cmd/swapmeet-bench $(BENCH_FLAGS)

@@ -1,0 +1,222 @@
+// Command swapmeet-bench measures each performance target of the brief as a
+// ratio against a reference that it measures in the same run, on the same
+// machine. Absolute numbers drift on a shared machine; ratios drift less.
+//
+// Every suite builds its own private share of the local services (a fresh
+// database, Mongo database and Redis prefix, through internal/itest), runs
+// the API in process behind a real HTTP/2 server, and drives it through the
+// generated Connect clients. Progress goes to stderr, the table to stdout.
+//
+// It exits 0 when every figure was measured, even if one misses its target:
+// the table is the report. It exits 1 when something broke: an RPC failed,
+// a correctness check failed (say, two buyers won one listing), or a
+// service was unreachable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags that every suite may read.
+type options struct {
+	clients    int
+	duration   time.Duration
+	raceBuyers int
+	withCDC    bool
+	cpuProfile string
+}
+
+// suite measures one group of targets. Suites are independent: each sets
+// up and tears down what it needs, so any subset can run.
+type suite struct {
+	name  string
+	about string
+	run   func(ctx context.Context, r *runner, o options) ([]row, error)
+}
+
+var suites = []suite{
+	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
+}
+
+func main() {
+	o, selected := parseFlags()
+	os.Exit(run(o, selected))
+}
+
+// run runs the selected suites, prints the table, and returns the exit
+// status: 1 if any suite failed, whatever the figures say.
+func run(o options, selected []suite) int {
+	r := newRunner()
+	ctx, stop := interruptible()
+	defer stop()
+
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			usageError("%v", err)
+		}
+		defer stopProfile()
+	}
+
+	var rows []row
+	var failures []string
+	for _, s := range selected {
+		if ctx.Err() != nil {
+			failures = append(failures, fmt.Sprintf("%s: not run: %v", s.name, context.Cause(ctx)))
+			continue
+		}
+		progress("suite %s: %s", s.name, s.about)
+		var got []row
+		var err error
+		r.scope(func() { got, err = s.run(ctx, r, o) })
+		rows = append(rows, got...)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", s.name, err))
+			progress("suite %s FAILED: %v", s.name, err)
+		}
+	}
+
+	printTable(os.Stdout, rows)
+	if len(failures) == 0 && !r.failed() {
+		return 0
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "\nbenchmark interrupted:")
+	} else {
+		fmt.Fprintln(os.Stderr, "\nbenchmark FAILED (something broke; this is not about missed targets):")
+	}
+	for _, f := range failures {
+		fmt.Fprintln(os.Stderr, "  "+f)
+	}
+	if r.failed() {
+		fmt.Fprintln(os.Stderr, "  errors were logged above")
+	}
+	return 1
+}
+
+// interruptible returns a context that the first SIGINT or SIGTERM cancels.
+// The suites then stop, and their cleanups still drop the databases they
+// created. A second signal kills the process at once.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig, ok := <-sigs
+		if !ok {
+			return
+		}
+		signal.Stop(sigs) // the default action again, for the second signal
+		progress("%s: stopping and cleaning up (again to quit at once)", sig)
+		cancel(errors.New("interrupted"))
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(sigs)
+		cancel(nil)
+	}
+}
+
+// startCPUProfile profiles until the returned function is called; it is
+// how to find out where the API spends a figure's time.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
+func parseFlags() (options, []suite) {
+	var o options
+	suiteFlag := flag.String("suite", "all", "comma-separated suites to run, or all: "+suiteNames())
+	flag.IntVar(&o.clients, "clients", 8, "concurrent clients in throughput figures (the reference uses as many)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each throughput figure and its reference run")
+	flag.IntVar(&o.raceBuyers, "race-buyers", 64, "buyers that race for one listing")
+	flag.BoolVar(&o.withCDC, "cdc", false, "run the CDC projector during the orders suite (it shares the CPU with the API and Postgres)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (client and API alike) to `file`")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), `usage: swapmeet-bench [flags]
+
+Measures each performance target against a reference measured in the same
+run and prints a table of ratios. Needs the local services ('make up') and
+SWAPMEET_* variables pointing at them ('scripts/services.sh env').
+
+Exit status: 0 when every figure was measured (missed targets included),
+1 on a correctness failure or an error, 2 on bad flags.
+
+suites:
+`)
+		for _, s := range suites {
+			fmt.Fprintf(flag.CommandLine.Output(), "  %-8s %s\n", s.name, s.about)
+		}
+		fmt.Fprintln(flag.CommandLine.Output(), "\nflags:")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		usageError("unexpected arguments: %s", strings.Join(flag.Args(), " "))
+	}
+	if o.clients < 1 || o.raceBuyers < 2 || o.duration < time.Second {
+		usageError("need -clients >= 1, -race-buyers >= 2 and -duration >= 1s")
+	}
+	selected, err := selectSuites(*suiteFlag)
+	if err != nil {
+		usageError("%v", err)
+	}
+	return o, selected
+}
+
+func selectSuites(spec string) ([]suite, error) {
+	if spec == "all" {
+		return suites, nil
+	}
+	var out []suite
+	for name := range strings.SplitSeq(spec, ",") {
+		i := indexOfSuite(strings.TrimSpace(name))
+		if i < 0 {
+			return nil, fmt.Errorf("unknown suite %q (have: %s)", name, suiteNames())
+		}
+		out = append(out, suites[i])
+	}
+	return out, nil
+}
+
+func indexOfSuite(name string) int {
+	for i, s := range suites {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func suiteNames() string {
+	names := make([]string, len(suites))
+	for i, s := range suites {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+func usageError(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "swapmeet-bench: "+format+"\n\n", args...)
+	flag.Usage()
+	os.Exit(2)
+}

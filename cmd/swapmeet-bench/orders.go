@@ -1,0 +1,449 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swapmeet/swapmeet/internal/config"
+	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
+	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/itest"
+)
+
+// Targets from the brief.
+const (
+	ordersMinRatio = 0.5
+	ordersMaxP99   = 25 * time.Millisecond
+)
+
+const (
+	// fixtureSellers spreads the listings so that no seller row is hot.
+	fixtureSellers = 100
+	// assumedMaxOrderRate sizes the listing pool: every order consumes a
+	// listing, and running dry would end the measurement early.
+	assumedMaxOrderRate = 3000
+	minListings         = 30000
+	// raceTimeout bounds a race that should settle in milliseconds; a call
+	// still hanging after it comes back as DeadlineExceeded, a failure.
+	raceTimeout = 30 * time.Second
+)
+
+// runOrders measures the order targets: PlaceOrder throughput against
+// pgbench's simple-update at the same client count, PlaceOrder latency, and
+// a race of many buyers for one listing. pgbench and PlaceOrder run one
+// after the other, never together.
+func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+
+	progress("orders: loading the pgbench reference data (scale %d)", pgbenchScale)
+	refURL, err := createScratchDB(ctx, r, cfg.PostgresURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := pgbenchInit(ctx, refURL); err != nil {
+		return nil, err
+	}
+
+	fx, err := setUpOrders(ctx, r, o)
+	if err != nil {
+		return nil, err
+	}
+
+	progress("orders: reference: pgbench simple-update, %d clients, %s", o.clients, o.duration)
+	ref, err := pgbenchSimpleUpdate(ctx, refURL, o.clients, o.duration)
+	if err != nil {
+		return nil, err
+	}
+	progress("orders: reference: %.0f tps, average latency %s", ref.tps, ms(ref.avgLatency))
+
+	// Started only now, the CDC's new slot begins past the fixtures and
+	// pgbench's writes: it projects the orders being measured, and its
+	// decoding does not tax the reference.
+	if o.withCDC {
+		fx.env.StartCDC(r)
+		progress("orders: the CDC projector runs alongside PlaceOrder")
+	}
+
+	load, err := measurePlaceOrder(ctx, fx, o)
+	if err != nil {
+		failed := row{figure: throughputFigure(o), measured: "broken: see below", verdict: verdictFail}
+		return []row{failed}, err
+	}
+	rows := orderRows(o, ref, load)
+
+	race, err := raceForOneListing(ctx, fx, o.raceBuyers)
+	rows = append(rows, race)
+	return rows, err
+}
+
+// orderFixtures is what the order figures run against.
+type orderFixtures struct {
+	env      *itest.Env
+	client   swapmeetv1connect.OrderServiceClient
+	buyers   []benchUser // one per client
+	racers   []benchUser // the racing buyers
+	listings *listingPool
+	prize    uuid.UUID // the listing the racers fight for
+}
+
+// setUpOrders starts the API on a fresh database and fills it with sellers,
+// buyers and listings.
+func setUpOrders(ctx context.Context, r *runner, o options) (*orderFixtures, error) {
+	e := itest.New(r)
+	srv, _ := e.StartAPI(r)
+	fx := &orderFixtures{
+		env:    e,
+		client: swapmeetv1connect.NewOrderServiceClient(srv.Client(), srv.URL),
+	}
+
+	start := time.Now()
+	warmup := warmupFor(o.duration)
+	nListings := max(minListings, int(assumedMaxOrderRate*(warmup+o.duration).Seconds()))
+	sellers, err := insertUsers(ctx, e.PG, "seller", fixtureSellers)
+	if err != nil {
+		return nil, err
+	}
+	if fx.buyers, err = insertUsers(ctx, e.PG, "buyer", o.clients); err != nil {
+		return nil, err
+	}
+	if fx.racers, err = insertUsers(ctx, e.PG, "racer", o.raceBuyers); err != nil {
+		return nil, err
+	}
+	ids, err := insertListings(ctx, e.PG, sellers, nListings+1)
+	if err != nil {
+		return nil, err
+	}
+	fx.prize, fx.listings = ids[0], newListingPool(ids[1:])
+	if err := analyze(ctx, e.PG); err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	progress("orders: fixtures: %d sellers, %d buyers, %d racers, %d listings in %s",
+		fixtureSellers, o.clients, o.raceBuyers, nListings+1, time.Since(start).Round(time.Millisecond))
+	return fx, nil
+}
+
+// warmupFor is how long PlaceOrder runs unmeasured first, so that the HTTP/2
+// connection and the database pool are open when measuring starts: pgbench,
+// too, excludes its connection time.
+func warmupFor(d time.Duration) time.Duration { return min(time.Second, d/5) }
+
+// listingPool hands out each listing once, to whichever client asks next.
+type listingPool struct {
+	ids  []uuid.UUID
+	next atomic.Int64
+}
+
+// newListingPool shuffles the listings: taken in insertion order, clients
+// would update neighbouring rows of one heap page at the same time, a
+// contention that real buyers, spread over the catalogue, do not cause.
+func newListingPool(ids []uuid.UUID) *listingPool {
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	return &listingPool{ids: ids}
+}
+
+func (p *listingPool) take() (uuid.UUID, bool) {
+	i := p.next.Add(1) - 1
+	if i >= int64(len(p.ids)) {
+		return uuid.Nil, false
+	}
+	return p.ids[i], true
+}
+
+// loadResult is what a fixed-duration PlaceOrder run observed.
+type loadResult struct {
+	orders    int
+	elapsed   time.Duration
+	latencies latencies
+	exhausted bool // the listing pool ran dry before the time was up
+}
+
+func (l loadResult) rate() float64 { return float64(l.orders) / l.elapsed.Seconds() }
+
+// measurePlaceOrder warms up, measures, and then checks in Postgres that
+// every acknowledged order exists once and no listing was sold twice.
+func measurePlaceOrder(ctx context.Context, fx *orderFixtures, o options) (loadResult, error) {
+	warmup := warmupFor(o.duration)
+	progress("orders: PlaceOrder warm-up, %d clients, %s", o.clients, warmup)
+	w, err := drive(ctx, fx, warmup)
+	if err != nil {
+		return loadResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+
+	progress("orders: PlaceOrder, %d clients, %s", o.clients, o.duration)
+	l, err := drive(ctx, fx, o.duration)
+	if err != nil {
+		return loadResult{}, err
+	}
+	if l.exhausted {
+		progress("orders: WARNING: the %d listings ran out after %s; the figure covers that time only",
+			len(fx.listings.ids), l.elapsed.Round(time.Millisecond))
+	}
+	progress("orders: %d orders in %s: %.0f orders/s, p50 %s, p99 %s, max %s",
+		l.orders, l.elapsed.Round(time.Millisecond), l.rate(), ms(l.latencies.p50), ms(l.latencies.p99), ms(l.latencies.max))
+
+	if err := checkOrdersPersisted(ctx, fx.env.PG, w.orders+l.orders); err != nil {
+		return loadResult{}, err
+	}
+	return l, nil
+}
+
+// drive runs one client per buyer, each placing orders back to back on
+// listings nobody else takes, until d has passed. Any RPC error stops the
+// run and is returned: a benchmark of failing calls measures nothing.
+func drive(ctx context.Context, fx *orderFixtures, d time.Duration) (loadResult, error) {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		all       []time.Duration
+		firstErr  error
+		exhausted atomic.Bool
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for _, b := range fx.buyers {
+		wg.Go(func() {
+			lat, exh, err := placeOrdersUntil(runCtx, fx.client, b.token, fx.listings, deadline)
+			if exh {
+				exhausted.Store(true)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			all = append(all, lat...)
+			// A call that fails because another one failed first is no news.
+			if err != nil && firstErr == nil {
+				firstErr = err
+				stop()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = context.Cause(ctx)
+	}
+	res := loadResult{orders: len(all), elapsed: time.Since(start), latencies: summarize(all), exhausted: exhausted.Load()}
+	return res, firstErr
+}
+
+// placeOrdersUntil is one client: it returns the latency of every order it
+// placed, whether the listings ran out, and the first error.
+func placeOrdersUntil(ctx context.Context, c swapmeetv1connect.OrderServiceClient, token string, pool *listingPool, deadline time.Time) ([]time.Duration, bool, error) {
+	var lat []time.Duration
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		id, ok := pool.take()
+		if !ok {
+			return lat, true, nil
+		}
+		req := placeOrderRequest(token, id)
+		t0 := time.Now()
+		_, err := c.PlaceOrder(ctx, req)
+		took := time.Since(t0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return lat, false, nil
+			}
+			return lat, false, fmt.Errorf("PlaceOrder(%s): %w", id, err)
+		}
+		lat = append(lat, took)
+	}
+	return lat, false, nil
+}
+
+// placeOrderRequest buys one listing with a fresh idempotency key, so that
+// no call is answered from a previous one.
+func placeOrderRequest(token string, listing uuid.UUID) *connect.Request[swapmeetv1.PlaceOrderRequest] {
+	req := connect.NewRequest(&swapmeetv1.PlaceOrderRequest{
+		ListingIds:     []string{listing.String()},
+		IdempotencyKey: uuid.NewString(),
+	})
+	req.Header().Set("Authorization", "Bearer "+token)
+	return req
+}
+
+// checkOrdersPersisted compares what the clients were told with what
+// Postgres holds.
+func checkOrdersPersisted(ctx context.Context, pg *pgxpool.Pool, acknowledged int) error {
+	var orders, doubleSold int
+	err := pg.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM orders),
+		       (SELECT count(*) FROM (SELECT listing_id FROM order_items GROUP BY listing_id HAVING count(*) > 1) d)`).
+		Scan(&orders, &doubleSold)
+	if err != nil {
+		return fmt.Errorf("check orders in postgres: %w", err)
+	}
+	if orders != acknowledged || doubleSold != 0 {
+		return fmt.Errorf("postgres holds %d orders for %d acknowledged PlaceOrder calls, and %d listings in more than one order",
+			orders, acknowledged, doubleSold)
+	}
+	progress("orders: checked: postgres holds exactly the %d acknowledged orders, no listing sold twice", orders)
+	return nil
+}
+
+func throughputFigure(o options) string {
+	return fmt.Sprintf("PlaceOrder throughput (%s)", plural(o.clients, "client", "clients"))
+}
+
+func orderRows(o options, ref pgbenchResult, l loadResult) []row {
+	ratio := l.rate() / ref.tps
+	return []row{
+		{
+			figure:    throughputFigure(o),
+			measured:  fmt.Sprintf("%.0f orders/s", l.rate()),
+			reference: fmt.Sprintf("pgbench simple-update %.0f tps", ref.tps),
+			ratio:     fmt.Sprintf("%.2fx", ratio),
+			target:    fmt.Sprintf(">= %.1fx", ordersMinRatio),
+			verdict:   verdict(ratio >= ordersMinRatio),
+		},
+		{
+			figure:    "PlaceOrder latency",
+			measured:  fmt.Sprintf("p50 %s, p99 %s", ms(l.latencies.p50), ms(l.latencies.p99)),
+			reference: fmt.Sprintf("pgbench avg %s", ms(ref.avgLatency)),
+			target:    fmt.Sprintf("p99 < %d ms", ordersMaxP99.Milliseconds()),
+			verdict:   verdict(l.latencies.p99 < ordersMaxP99),
+		},
+	}
+}
+
+// raceOutcome is what the racers were told.
+type raceOutcome struct {
+	winners []string // order ids
+	codes   map[connect.Code]int
+	other   []error // errors that carry no Connect code
+	settled time.Duration
+}
+
+// raceForOneListing releases every racer at once on the same listing.
+// Exactly one may win; every other must be refused with FailedPrecondition.
+// Anything else is a correctness failure, and so is Postgres disagreeing.
+func raceForOneListing(ctx context.Context, fx *orderFixtures, n int) (row, error) {
+	figure := fmt.Sprintf("%d buyers race for 1 listing", n)
+	progress("orders: race: %d buyers for listing %s", n, fx.prize)
+	ctx, cancel := context.WithTimeout(ctx, raceTimeout)
+	defer cancel()
+	out := race(ctx, fx.client, fx.racers, fx.prize)
+	res := row{figure: figure, measured: out.String(), target: "exactly 1", verdict: verdictOK}
+
+	err := out.check(n)
+	if err == nil {
+		err = checkSoldOnce(ctx, fx.env.PG, fx.prize, out.winners[0])
+	}
+	if err != nil {
+		res.verdict = verdictFail
+		return res, fmt.Errorf("race: %w", err)
+	}
+	progress("orders: race: %s; postgres agrees", res.measured)
+	return res, nil
+}
+
+// race runs one goroutine per racer, each with its request built, blocked
+// on a barrier; closing the barrier releases them together.
+func race(ctx context.Context, c swapmeetv1connect.OrderServiceClient, racers []benchUser, listing uuid.UUID) raceOutcome {
+	out := raceOutcome{codes: map[connect.Code]int{}}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		barrier = make(chan struct{})
+	)
+	for _, b := range racers {
+		req := placeOrderRequest(b.token, listing)
+		wg.Go(func() {
+			<-barrier
+			resp, err := c.PlaceOrder(ctx, req)
+			mu.Lock()
+			defer mu.Unlock()
+			var ce *connect.Error
+			switch {
+			case err == nil:
+				out.winners = append(out.winners, resp.Msg.GetOrderId())
+			case errors.As(err, &ce):
+				out.codes[ce.Code()]++
+			default:
+				out.other = append(out.other, err)
+			}
+		})
+	}
+	released := time.Now()
+	close(barrier)
+	wg.Wait()
+	out.settled = time.Since(released)
+	return out
+}
+
+// String reads like "1 winner, 63 FailedPrecondition, settled in 48 ms".
+func (o raceOutcome) String() string {
+	parts := []string{plural(len(o.winners), "winner", "winners")}
+	codes := make([]connect.Code, 0, len(o.codes))
+	for c := range o.codes {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%d %s", o.codes[c], codeName(c)))
+	}
+	if len(o.other) > 0 {
+		parts = append(parts, fmt.Sprintf("%d transport errors", len(o.other)))
+	}
+	return strings.Join(parts, ", ") + ", settled in " + ms(o.settled)
+}
+
+func (o raceOutcome) check(n int) error {
+	if len(o.other) > 0 {
+		return fmt.Errorf("%d calls failed without a Connect code, first: %w", len(o.other), o.other[0])
+	}
+	if len(o.winners) != 1 || o.codes[connect.CodeFailedPrecondition] != n-1 {
+		return fmt.Errorf("want 1 winner and %d FailedPrecondition, got %s", n-1, o)
+	}
+	return nil
+}
+
+// checkSoldOnce asks Postgres which orders hold the listing: exactly the
+// winner's, and the listing must be SOLD.
+func checkSoldOnce(ctx context.Context, pg *pgxpool.Pool, listing uuid.UUID, winner string) error {
+	var orders []string
+	var status string
+	err := pg.QueryRow(ctx, `
+		SELECT coalesce((SELECT array_agg(order_id::text) FROM order_items WHERE listing_id = $1), '{}'),
+		       (SELECT status FROM listings WHERE id = $1)`, listing).Scan(&orders, &status)
+	if err != nil {
+		return fmt.Errorf("check the listing in postgres: %w", err)
+	}
+	if len(orders) != 1 || orders[0] != winner || status != "SOLD" {
+		return fmt.Errorf("postgres: listing %s is %s and in orders %v; want SOLD and only in the winner's order %s",
+			listing, status, orders, winner)
+	}
+	return nil
+}
+
+// codeName spells codes as the brief does (FailedPrecondition, not
+// failed_precondition).
+func codeName(c connect.Code) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(c.String(), "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

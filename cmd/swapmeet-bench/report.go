@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// Verdicts. A missed target is a finding; a failed check is a bug.
+const (
+	verdictOK   = "ok"
+	verdictMiss = "MISS"
+	verdictFail = "FAIL"
+)
+
+// row is one line of the final table.
+type row struct {
+	figure    string
+	measured  string
+	reference string
+	ratio     string
+	target    string
+	verdict   string
+}
+
+func printTable(w io.Writer, rows []row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "figure\tmeasured\treference\tratio\ttarget\tverdict")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.figure, r.measured, r.reference, r.ratio, r.target, r.verdict)
+	}
+	_ = tw.Flush()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return verdictOK
+	}
+	return verdictMiss
+}
+
+// latencies summarizes recorded call durations.
+type latencies struct {
+	n        int
+	p50, p99 time.Duration
+	max      time.Duration
+}
+
+// summarize sorts ds in place and reads nearest-rank percentiles.
+func summarize(ds []time.Duration) latencies {
+	if len(ds) == 0 {
+		return latencies{}
+	}
+	slices.Sort(ds)
+	return latencies{n: len(ds), p50: percentile(ds, 0.50), p99: percentile(ds, 0.99), max: ds[len(ds)-1]}
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
