@@ -78,25 +78,26 @@ func (s *Store) execOnce(ctx context.Context, opts pgx.TxOptions, fn func(q *sql
 		return Commit{}, err
 	}
 	defer conn.Release()
-	tx, err := conn.BeginTx(ctx, opts)
-	if err != nil {
+	tx := &pipelinedTx{conn: conn.Conn(), begin: beginSQL(opts)}
+	if err := fn(sqlc.New(tx)); err != nil {
+		tx.rollback(context.WithoutCancel(ctx))
 		return Commit{}, err
 	}
-	if err := fn(s.Queries.WithTx(tx)); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return Commit{}, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return Commit{}, err
-	}
-	// Postgres has no SQL access to a transaction's own commit LSN. The
-	// current write position, read on the same connection after a
-	// synchronous commit, is at or past the commit record: a safe token.
+	return tx.commit(ctx)
+}
+
+// CurrentLSN is the server's WAL write position: every transaction that
+// committed before the call lies before it.
+func (s *Store) CurrentLSN(ctx context.Context) (uint64, error) {
+	return currentLSN(ctx, s.Pool)
+}
+
+func currentLSN(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (uint64, error) {
 	var lsn int64
-	if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0')::int8`).Scan(&lsn); err != nil {
-		return Commit{}, fmt.Errorf("read commit position: %w", err)
-	}
-	return Commit{LSN: uint64(lsn)}, nil
+	err := q.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0')::int8`).Scan(&lsn)
+	return uint64(lsn), err
 }
 
 func sqlState(err error) string {

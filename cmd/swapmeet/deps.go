@@ -23,7 +23,7 @@ type deps struct {
 }
 
 func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
-	pg, err := pgxpool.New(ctx, cfg.PostgresURL)
+	pg, err := config.OpenPool(ctx, cfg.PostgresURL, cfg.PGMaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

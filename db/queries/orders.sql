@@ -1,8 +1,3 @@
--- name: LockIdempotencyKey :exec
--- Serialises PlaceOrder calls that share a buyer and key, so that a racing
--- duplicate waits and then finds the first call's order.
-SELECT pg_advisory_xact_lock(hashtextextended(@buyer_id::text || '/' || @idempotency_key::text, 0));
-
 -- name: FindOrderByIdempotencyKey :one
 SELECT o.id, o.total_currency, o.total_minor,
        array_agg(i.listing_id ORDER BY i.listing_id)::uuid[] AS listing_ids
@@ -19,18 +14,23 @@ WHERE id = ANY (@ids::uuid[])
 ORDER BY id
 FOR UPDATE;
 
--- name: MarkListingsSold :execrows
-UPDATE listings
-SET status = 'SOLD', version = version + 1, updated_at = now()
-WHERE id = ANY (@ids::uuid[]) AND status = 'AVAILABLE';
-
--- name: CreateOrder :exec
-INSERT INTO orders (id, buyer_id, seller_id, idempotency_key, total_currency, total_minor)
-VALUES (@id, @buyer_id, @seller_id, @idempotency_key, @total_currency, @total_minor);
-
--- name: CreateOrderItems :exec
-INSERT INTO order_items (order_id, listing_id, title, price_currency, price_minor)
-SELECT @order_id, unnest(@listing_ids::uuid[]), unnest(@titles::text[]), unnest(@currencies::text[]), unnest(@prices::bigint[]);
+-- name: CreateOrder :one
+-- One round trip for the whole write: the listings become SOLD, the order
+-- and its items are inserted. It returns how many listings it sold, which
+-- must be all of them (they are locked and were checked).
+WITH sold AS (
+    UPDATE listings
+    SET status = 'SOLD', version = version + 1, updated_at = now()
+    WHERE id = ANY (@listing_ids::uuid[]) AND status = 'AVAILABLE'
+    RETURNING id
+), created AS (
+    INSERT INTO orders (id, buyer_id, seller_id, idempotency_key, total_currency, total_minor)
+    VALUES (@id, @buyer_id, @seller_id, @idempotency_key, @total_currency, @total_minor)
+), items AS (
+    INSERT INTO order_items (order_id, listing_id, title, price_currency, price_minor)
+    SELECT @id, unnest(@listing_ids::uuid[]), unnest(@titles::text[]), unnest(@currencies::text[]), unnest(@prices::bigint[])
+)
+SELECT count(*)::int8 AS sold FROM sold;
 
 -- name: FindOrderParties :one
 SELECT buyer_id, seller_id, status FROM orders WHERE id = @id;

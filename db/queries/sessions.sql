@@ -1,8 +1,8 @@
 -- name: CreateSession :exec
 INSERT INTO sessions (token_hash, user_id, expires_at) VALUES (@token_hash, @user_id, @expires_at);
 
--- name: FindSessionUser :one
-SELECT user_id FROM sessions WHERE token_hash = @token_hash AND expires_at > now();
+-- name: FindSession :one
+SELECT user_id, expires_at FROM sessions WHERE token_hash = @token_hash AND expires_at > now();
 
 -- name: DeleteSession :exec
 DELETE FROM sessions WHERE token_hash = @token_hash;

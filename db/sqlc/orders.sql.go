@@ -47,54 +47,54 @@ func (q *Queries) ConfirmDelivery(ctx context.Context, arg ConfirmDeliveryParams
 	return result.RowsAffected(), nil
 }
 
-const createOrder = `-- name: CreateOrder :exec
-INSERT INTO orders (id, buyer_id, seller_id, idempotency_key, total_currency, total_minor)
-VALUES ($1, $2, $3, $4, $5, $6)
+const createOrder = `-- name: CreateOrder :one
+WITH sold AS (
+    UPDATE listings
+    SET status = 'SOLD', version = version + 1, updated_at = now()
+    WHERE id = ANY ($1::uuid[]) AND status = 'AVAILABLE'
+    RETURNING id
+), created AS (
+    INSERT INTO orders (id, buyer_id, seller_id, idempotency_key, total_currency, total_minor)
+    VALUES ($2, $3, $4, $5, $6, $7)
+), items AS (
+    INSERT INTO order_items (order_id, listing_id, title, price_currency, price_minor)
+    SELECT $2, unnest($1::uuid[]), unnest($8::text[]), unnest($9::text[]), unnest($10::bigint[])
+)
+SELECT count(*)::int8 AS sold FROM sold
 `
 
 type CreateOrderParams struct {
+	ListingIds     []uuid.UUID
 	ID             uuid.UUID
 	BuyerID        uuid.UUID
 	SellerID       uuid.UUID
 	IdempotencyKey string
 	TotalCurrency  string
 	TotalMinor     int64
+	Titles         []string
+	Currencies     []string
+	Prices         []int64
 }
 
-func (q *Queries) CreateOrder(ctx context.Context, arg CreateOrderParams) error {
-	_, err := q.db.Exec(ctx, createOrder,
+// One round trip for the whole write: the listings become SOLD, the order
+// and its items are inserted. It returns how many listings it sold, which
+// must be all of them (they are locked and were checked).
+func (q *Queries) CreateOrder(ctx context.Context, arg CreateOrderParams) (int64, error) {
+	row := q.db.QueryRow(ctx, createOrder,
+		arg.ListingIds,
 		arg.ID,
 		arg.BuyerID,
 		arg.SellerID,
 		arg.IdempotencyKey,
 		arg.TotalCurrency,
 		arg.TotalMinor,
-	)
-	return err
-}
-
-const createOrderItems = `-- name: CreateOrderItems :exec
-INSERT INTO order_items (order_id, listing_id, title, price_currency, price_minor)
-SELECT $1, unnest($2::uuid[]), unnest($3::text[]), unnest($4::text[]), unnest($5::bigint[])
-`
-
-type CreateOrderItemsParams struct {
-	OrderID    uuid.UUID
-	ListingIds []uuid.UUID
-	Titles     []string
-	Currencies []string
-	Prices     []int64
-}
-
-func (q *Queries) CreateOrderItems(ctx context.Context, arg CreateOrderItemsParams) error {
-	_, err := q.db.Exec(ctx, createOrderItems,
-		arg.OrderID,
-		arg.ListingIds,
 		arg.Titles,
 		arg.Currencies,
 		arg.Prices,
 	)
-	return err
+	var sold int64
+	err := row.Scan(&sold)
+	return sold, err
 }
 
 const findOrderByIdempotencyKey = `-- name: FindOrderByIdempotencyKey :one
@@ -146,22 +146,6 @@ func (q *Queries) FindOrderParties(ctx context.Context, id uuid.UUID) (FindOrder
 	return i, err
 }
 
-const lockIdempotencyKey = `-- name: LockIdempotencyKey :exec
-SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2::text, 0))
-`
-
-type LockIdempotencyKeyParams struct {
-	BuyerID        string
-	IdempotencyKey string
-}
-
-// Serialises PlaceOrder calls that share a buyer and key, so that a racing
-// duplicate waits and then finds the first call's order.
-func (q *Queries) LockIdempotencyKey(ctx context.Context, arg LockIdempotencyKeyParams) error {
-	_, err := q.db.Exec(ctx, lockIdempotencyKey, arg.BuyerID, arg.IdempotencyKey)
-	return err
-}
-
 const lockListingsForOrder = `-- name: LockListingsForOrder :many
 SELECT id, seller_id, status, title, price_currency, price_minor
 FROM listings
@@ -206,20 +190,6 @@ func (q *Queries) LockListingsForOrder(ctx context.Context, ids []uuid.UUID) ([]
 		return nil, err
 	}
 	return items, nil
-}
-
-const markListingsSold = `-- name: MarkListingsSold :execrows
-UPDATE listings
-SET status = 'SOLD', version = version + 1, updated_at = now()
-WHERE id = ANY ($1::uuid[]) AND status = 'AVAILABLE'
-`
-
-func (q *Queries) MarkListingsSold(ctx context.Context, ids []uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, markListingsSold, ids)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
 }
 
 const markOrderPaid = `-- name: MarkOrderPaid :execrows

@@ -36,13 +36,18 @@ func (q *Queries) DeleteSession(ctx context.Context, tokenHash []byte) error {
 	return err
 }
 
-const findSessionUser = `-- name: FindSessionUser :one
-SELECT user_id FROM sessions WHERE token_hash = $1 AND expires_at > now()
+const findSession = `-- name: FindSession :one
+SELECT user_id, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > now()
 `
 
-func (q *Queries) FindSessionUser(ctx context.Context, tokenHash []byte) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, findSessionUser, tokenHash)
-	var user_id uuid.UUID
-	err := row.Scan(&user_id)
-	return user_id, err
+type FindSessionRow struct {
+	UserID    uuid.UUID
+	ExpiresAt time.Time
+}
+
+func (q *Queries) FindSession(ctx context.Context, tokenHash []byte) (FindSessionRow, error) {
+	row := q.db.QueryRow(ctx, findSession, tokenHash)
+	var i FindSessionRow
+	err := row.Scan(&i.UserID, &i.ExpiresAt)
+	return i, err
 }

@@ -26,6 +26,10 @@ type Deps struct {
 	ConsistencyWait time.Duration
 	// SessionTTL is how long a session token stays valid.
 	SessionTTL time.Duration
+	// SessionCacheTTL is how long this process trusts a session it looked
+	// up: a token revoked through another process may work that long.
+	// Negative disables the cache.
+	SessionCacheTTL time.Duration
 	// Password sets the argon2id cost.
 	Password password.Params
 	// SignInLimit is how many sign-in attempts one email gets per minute.
@@ -38,9 +42,10 @@ type Deps struct {
 // Commands change the write model. Each runs one Postgres transaction and
 // returns the consistency token of its commit; nothing else is written.
 type Commands struct {
-	deps    Deps
-	signIns *limiter
-	dummy   string // a hash to verify against when an email is unknown
+	deps     Deps
+	signIns  *limiter
+	sessions *sessionCache
+	dummy    string // a hash to verify against when an email is unknown
 }
 
 // Queries read the projections: Redis first, then MongoDB.
@@ -65,6 +70,9 @@ func New(d Deps) (*App, error) {
 	if d.Password == (password.Params{}) {
 		d.Password = password.Default
 	}
+	if d.SessionCacheTTL == 0 {
+		d.SessionCacheTTL = 10 * time.Second
+	}
 	if d.SignInLimit == 0 {
 		d.SignInLimit = 10
 	}
@@ -79,7 +87,7 @@ func New(d Deps) (*App, error) {
 		return nil, err
 	}
 	return &App{
-		Commands: &Commands{deps: d, signIns: newLimiter(d.SignInLimit, time.Minute), dummy: dummy},
+		Commands: &Commands{deps: d, signIns: newLimiter(d.SignInLimit, time.Minute), sessions: newSessionCache(d.SessionCacheTTL), dummy: dummy},
 		Queries:  &Queries{deps: d},
 	}, nil
 }

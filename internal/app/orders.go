@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 )
@@ -26,9 +27,12 @@ type PlacedOrder struct {
 
 // PlaceOrder buys listings from one seller. It runs at READ COMMITTED and
 // takes row locks on the listings in id order: the first buyer to lock a
-// listing sells it; everyone queued behind the lock then finds it SOLD. An
-// advisory lock on (buyer, key) makes a replay, even a concurrent one,
-// return the original order instead of failing on the sold listings.
+// listing sells it; everyone queued behind the lock then finds it SOLD.
+//
+// Idempotency costs nothing on the happy path: a replay (even a racing
+// one) fails, either on the listings it already bought or on the unique
+// (buyer_id, idempotency_key), and only then is the key looked up, so the
+// replay gets the original order instead of the failure.
 func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs []string, key string) (PlacedOrder, error) {
 	ids, key, err := validatePlaceOrder(listingIDs, key)
 	if err != nil {
@@ -40,21 +44,6 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 	}
 	var placed PlacedOrder
 	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
-		if err := q.LockIdempotencyKey(ctx, sqlc.LockIdempotencyKeyParams{BuyerID: buyer.String(), IdempotencyKey: key}); err != nil {
-			return err
-		}
-		prev, err := q.FindOrderByIdempotencyKey(ctx, sqlc.FindOrderByIdempotencyKeyParams{BuyerID: buyer, IdempotencyKey: key})
-		switch {
-		case err == nil:
-			if !slices.Equal(prev.ListingIds, ids) {
-				return errorf(CodeFailedPrecondition, "this idempotency_key was already used for an order of other listings")
-			}
-			placed = PlacedOrder{ID: prev.ID, Total: Money{Currency: prev.TotalCurrency, Minor: prev.TotalMinor}}
-			return nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return err
-		}
-
 		rows, err := q.LockListingsForOrder(ctx, ids)
 		if err != nil {
 			return err
@@ -63,31 +52,61 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 		if err != nil {
 			return err
 		}
-		n, err := q.MarkListingsSold(ctx, ids)
+		sold, err := q.CreateOrder(ctx, sqlc.CreateOrderParams{
+			ID: orderID, BuyerID: buyer, SellerID: seller, IdempotencyKey: key,
+			TotalCurrency: total.Currency, TotalMinor: total.Minor,
+			ListingIds: items.ListingIds, Titles: items.Titles, Currencies: items.Currencies, Prices: items.Prices,
+		})
+		if db.IsUniqueViolation(err, "orders_buyer_id_idempotency_key_key") {
+			return errKeyUsed
+		}
 		if err != nil {
 			return err
 		}
-		if n != int64(len(ids)) {
-			return fmt.Errorf("marked %d of %d locked listings sold", n, len(ids))
-		}
-		if err := q.CreateOrder(ctx, sqlc.CreateOrderParams{
-			ID: orderID, BuyerID: buyer, SellerID: seller, IdempotencyKey: key,
-			TotalCurrency: total.Currency, TotalMinor: total.Minor,
-		}); err != nil {
-			return err
-		}
-		items.OrderID = orderID
-		if err := q.CreateOrderItems(ctx, items); err != nil {
-			return err
+		if sold != int64(len(ids)) {
+			return fmt.Errorf("sold %d of %d locked listings", sold, len(ids))
 		}
 		placed = PlacedOrder{ID: orderID, Total: total}
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, errKeyUsed) || ErrorCode(err) == CodeFailedPrecondition || ErrorCode(err) == CodeNotFound {
+			if prev, ok, perr := c.replay(ctx, buyer, key, ids); perr != nil || ok {
+				return prev, perr
+			}
+		}
+		if errors.Is(err, errKeyUsed) { // the order it names was deleted meanwhile
+			return PlacedOrder{}, errorf(CodeConflict, "this idempotency_key is in use; retry")
+		}
 		return PlacedOrder{}, fmt.Errorf("place order: %w", err)
 	}
 	placed.ConsistencyToken = consistency.Token(commit.LSN)
 	return placed, nil
+}
+
+var errKeyUsed = errors.New("idempotency key already used")
+
+// replay returns the order an idempotency key already made, if any.
+func (c *Commands) replay(ctx context.Context, buyer uuid.UUID, key string, ids []uuid.UUID) (PlacedOrder, bool, error) {
+	prev, err := c.deps.Store.FindOrderByIdempotencyKey(ctx, sqlc.FindOrderByIdempotencyKeyParams{BuyerID: buyer, IdempotencyKey: key})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return PlacedOrder{}, false, nil
+	}
+	if err != nil {
+		return PlacedOrder{}, false, fmt.Errorf("place order: look up idempotency key: %w", err)
+	}
+	if !slices.Equal(prev.ListingIds, ids) {
+		return PlacedOrder{}, false, errorf(CodeFailedPrecondition, "this idempotency_key was already used for an order of other listings")
+	}
+	lsn, err := c.deps.Store.CurrentLSN(ctx)
+	if err != nil {
+		return PlacedOrder{}, false, fmt.Errorf("place order: %w", err)
+	}
+	return PlacedOrder{
+		ID:               prev.ID,
+		Total:            Money{Currency: prev.TotalCurrency, Minor: prev.TotalMinor},
+		ConsistencyToken: consistency.Token(lsn),
+	}, true, nil
 }
 
 // validatePlaceOrder returns the listing ids sorted (the lock order) and the key.
@@ -122,10 +141,18 @@ func validatePlaceOrder(listingIDs []string, key string) ([]uuid.UUID, string, e
 	return ids, key, v.err()
 }
 
+// orderItems are the order's lines, as the CreateOrder query takes them.
+type orderItems struct {
+	ListingIds []uuid.UUID
+	Titles     []string
+	Currencies []string
+	Prices     []int64
+}
+
 // checkOrderable applies the business rules to the locked listings and
 // returns the order's items, total and seller.
-func checkOrderable(buyer uuid.UUID, ids []uuid.UUID, rows []sqlc.LockListingsForOrderRow) (sqlc.CreateOrderItemsParams, Money, uuid.UUID, error) {
-	var items sqlc.CreateOrderItemsParams
+func checkOrderable(buyer uuid.UUID, ids []uuid.UUID, rows []sqlc.LockListingsForOrderRow) (orderItems, Money, uuid.UUID, error) {
+	var items orderItems
 	found := map[uuid.UUID]bool{}
 	for _, r := range rows {
 		found[r.ID] = true

@@ -117,7 +117,9 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 
 // SignOut revokes the session whose token the caller presented.
 func (c *Commands) SignOut(ctx context.Context, token string) error {
-	if err := c.deps.Store.DeleteSession(ctx, hashToken(token)); err != nil {
+	h := hashToken(token)
+	c.sessions.drop(string(h))
+	if err := c.deps.Store.DeleteSession(ctx, h); err != nil {
 		return fmt.Errorf("sign out: %w", err)
 	}
 	return nil
@@ -128,14 +130,20 @@ func (c *Commands) Authenticate(ctx context.Context, token string) (uuid.UUID, e
 	if token == "" || len(token) > 128 {
 		return uuid.Nil, errorf(CodeUnauthenticated, "invalid or expired session")
 	}
-	id, err := c.deps.Store.FindSessionUser(ctx, hashToken(token))
+	h := hashToken(token)
+	now := time.Now()
+	if id, ok := c.sessions.get(string(h), now); ok {
+		return id, nil
+	}
+	s, err := c.deps.Store.FindSession(ctx, h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return uuid.Nil, errorf(CodeUnauthenticated, "invalid or expired session")
 	}
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("authenticate: %w", err)
 	}
-	return id, nil
+	c.sessions.put(string(h), s.UserID, s.ExpiresAt, now)
+	return s.UserID, nil
 }
 
 // UpdateProfile changes the caller's display name and/or bio.

@@ -4,17 +4,21 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Config holds every setting of every subcommand.
 type Config struct {
 	PostgresURL string // SWAPMEET_PG_URL
+	PGMaxConns  int    // SWAPMEET_PG_MAX_CONNS: the pool of each process
 	MongoURL    string // SWAPMEET_MONGO_URL
 	MongoDB     string // SWAPMEET_MONGO_DB
 	RedisURL    string // SWAPMEET_REDIS_URL
@@ -35,6 +39,18 @@ type Config struct {
 	Publication string // SWAPMEET_PUBLICATION
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
+}
+
+// OpenPool opens a pgx pool on url with at most maxConns connections.
+// pgx's default (the number of CPUs, at least 4) starves a server whose
+// requests mostly wait on the network, not the CPU.
+func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres url: %w", err)
+	}
+	cfg.MaxConns = int32(maxConns)
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
 // FromEnv reads the configuration, reporting every bad value at once.
@@ -72,6 +88,7 @@ func FromEnv() (Config, error) {
 	}
 	c := Config{
 		PostgresURL:     str("SWAPMEET_PG_URL", "postgres://swapmeet:swapmeet@127.0.0.1:15432/swapmeet?sslmode=disable"),
+		PGMaxConns:      num("SWAPMEET_PG_MAX_CONNS", 16),
 		MongoURL:        str("SWAPMEET_MONGO_URL", "mongodb://127.0.0.1:27018/"),
 		MongoDB:         str("SWAPMEET_MONGO_DB", "swapmeet"),
 		RedisURL:        str("SWAPMEET_REDIS_URL", "redis://127.0.0.1:16379/0"),

@@ -96,7 +96,7 @@ func New(t T) *Env {
 	e.PGURL = u.String()
 	t.Cleanup(func() { dropDatabase(t, cfg.PostgresURL, name) })
 
-	e.PG, err = pgxpool.New(ctx, e.PGURL)
+	e.PG, err = config.OpenPool(ctx, e.PGURL, cfg.PGMaxConns)
 	if err != nil {
 		t.Fatalf("connect test database: %v", err)
 	}

@@ -3,6 +3,7 @@ package itest
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"time"
 
@@ -57,8 +58,9 @@ func (e *Env) WaitForSlot(t T) {
 	})
 }
 
-// StartAPI serves the API over HTTP/2 (TLS) until the test ends. Use
-// srv.Client() as the HTTP client of both Connect and gRPC clients.
+// StartAPI serves the API over cleartext HTTP/2 (h2c), as `swapmeet serve`
+// does, until the test ends. srv.Client() speaks h2c: use it for both
+// Connect and gRPC clients.
 func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -77,8 +79,14 @@ func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 		t.Fatalf("%v", err)
 	}
 	srv := httptest.NewUnstartedServer(rpc.NewHandler(a, e.Log, rpc.Options{MaxRequestBytes: 1 << 20}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
+	serverProtocols := new(http.Protocols)
+	serverProtocols.SetHTTP1(true)
+	serverProtocols.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = serverProtocols
+	srv.Start()
+	clientProtocols := new(http.Protocols)
+	clientProtocols.SetUnencryptedHTTP2(true)
+	srv.Client().Transport = &http.Transport{Protocols: clientProtocols, MaxIdleConnsPerHost: 64}
 	t.Cleanup(srv.Close)
 	return srv, a
 }

@@ -25,6 +25,9 @@ func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	handlerOpts := []connect.HandlerOption{
 		connect.WithInterceptors(edge(a, log)),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
+		// Most responses are a few hundred bytes: compressing them costs
+		// more CPU than it saves on the wire.
+		connect.WithCompressMinBytes(1024),
 	}
 	mux := http.NewServeMux()
 	services := []string{

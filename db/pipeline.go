@@ -1,0 +1,148 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// pipelinedTx is a transaction that saves two network round trips out of
+// every command's few: BEGIN travels in one pipeline with the first
+// statement, and COMMIT with the read of the commit position. It satisfies
+// sqlc's DBTX, so the generated queries run on it unchanged.
+type pipelinedTx struct {
+	conn  *pgx.Conn
+	begin string
+	begun bool
+	done  bool
+}
+
+func beginSQL(opts pgx.TxOptions) string {
+	var b strings.Builder
+	b.WriteString("BEGIN")
+	if opts.IsoLevel != "" {
+		b.WriteString(" ISOLATION LEVEL " + string(opts.IsoLevel))
+	}
+	if opts.AccessMode != "" {
+		b.WriteString(" " + string(opts.AccessMode))
+	}
+	return b.String()
+}
+
+// first sends BEGIN and sql together. The caller reads sql's result from
+// the returned batch and must close it.
+func (t *pipelinedTx) first(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	t.begun = true
+	b := &pgx.Batch{}
+	b.Queue(t.begin)
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+func (t *pipelinedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun {
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	br, err := t.first(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	return tag, errors.Join(err, br.Close())
+}
+
+func (t *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.begun {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	br, err := t.first(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (t *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	return &firstRow{rows: rows, err: err}
+}
+
+// commit sends COMMIT and reads the WAL position in one pipeline. The
+// position is read after the commit returned, so it lies at or past the
+// commit record.
+func (t *pipelinedTx) commit(ctx context.Context) (Commit, error) {
+	if !t.begun { // fn ran no statement: nothing to commit
+		lsn, err := currentLSN(ctx, t.conn)
+		return Commit{LSN: lsn}, err
+	}
+	t.done = true
+	b := &pgx.Batch{}
+	b.Queue("COMMIT")
+	b.Queue(`SELECT (pg_current_wal_lsn() - '0/0')::int8`)
+	br := t.conn.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return Commit{}, err
+	}
+	var lsn int64
+	if err := br.QueryRow().Scan(&lsn); err != nil {
+		return Commit{}, fmt.Errorf("read commit position: %w", err)
+	}
+	return Commit{LSN: uint64(lsn)}, br.Close()
+}
+
+func (t *pipelinedTx) rollback(ctx context.Context) {
+	if t.begun && !t.done {
+		t.done = true
+		_, _ = t.conn.Exec(ctx, "ROLLBACK")
+	}
+}
+
+// batchRows closes the batch that carried the rows when they are closed.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	_ = r.br.Close()
+}
+
+// firstRow is pgx.Row over the first row of a result.
+type firstRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
