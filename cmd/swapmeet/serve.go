@@ -13,6 +13,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/rpc"
 )
 
@@ -26,11 +27,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	watcher := consistency.NewWatcher(d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
 	go watcher.Run(ctx)
 
+	mediaStore, err := media.New(cfg.MediaConfig())
+	if err != nil {
+		return err
+	}
 	a, err := app.New(app.Deps{
 		Store:           db.NewStore(d.pg),
 		Reads:           d.reads,
 		Cache:           cache.New(d.redis, cfg.RedisPrefix),
 		Watcher:         watcher,
+		Media:           mediaStore,
 		Log:             log,
 		ConsistencyWait: cfg.ConsistencyWait,
 		SessionTTL:      cfg.SessionTTL,

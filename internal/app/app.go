@@ -10,6 +10,7 @@ import (
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -20,6 +21,7 @@ type Deps struct {
 	Reads   *readstore.Store
 	Cache   *cache.Cache
 	Watcher *consistency.Watcher
+	Media   *media.Store
 	Log     *slog.Logger
 
 	// ConsistencyWait bounds how long a query waits for its token.

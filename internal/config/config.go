@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swapmeet/swapmeet/internal/media"
 )
 
 // Config holds every setting of every subcommand.
@@ -28,6 +30,7 @@ type Config struct {
 	S3AccessKey string // SWAPMEET_S3_ACCESS_KEY
 	S3SecretKey string // SWAPMEET_S3_SECRET_KEY
 	S3Bucket    string // SWAPMEET_S3_BUCKET
+	S3Secure    bool   // SWAPMEET_S3_SECURE: https to the store
 
 	HTTPAddr        string        // SWAPMEET_HTTP_ADDR
 	MetricsAddr     string        // SWAPMEET_METRICS_ADDR (cdc)
@@ -39,6 +42,11 @@ type Config struct {
 	Publication string // SWAPMEET_PUBLICATION
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
+}
+
+// MediaConfig is the object store's part of the configuration.
+func (c Config) MediaConfig() media.Config {
+	return media.Config{Endpoint: c.S3Endpoint, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey, Bucket: c.S3Bucket, Secure: c.S3Secure}
 }
 
 // OpenPool opens a pgx pool on url with at most maxConns connections.
@@ -97,6 +105,7 @@ func FromEnv() (Config, error) {
 		S3AccessKey:     str("SWAPMEET_S3_ACCESS_KEY", "swapmeet"),
 		S3SecretKey:     str("SWAPMEET_S3_SECRET_KEY", "swapmeet-secret"),
 		S3Bucket:        str("SWAPMEET_S3_BUCKET", "swapmeet-media"),
+		S3Secure:        str("SWAPMEET_S3_SECURE", "false") == "true",
 		HTTPAddr:        str("SWAPMEET_HTTP_ADDR", "127.0.0.1:8080"),
 		MetricsAddr:     str("SWAPMEET_METRICS_ADDR", "127.0.0.1:9464"),
 		MaxRequestBytes: num("SWAPMEET_MAX_REQUEST_BYTES", 1<<20),

@@ -22,6 +22,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -48,7 +49,8 @@ type Env struct {
 	RedisURL    string
 	Redis       *redis.Client
 	RedisPrefix string
-	Slot        string // a slot name nobody else uses
+	Media       *media.Store // the shared bucket; keys are unique per test
+	Slot        string       // a slot name nobody else uses
 	Publication string
 	Log         *slog.Logger
 }
@@ -80,6 +82,11 @@ func New(t T) *Env {
 	}
 	if os.Getenv("SWAPMEET_TEST_LOG") != "" {
 		e.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	e.Media, err = media.New(cfg.MediaConfig())
+	if err != nil {
+		t.Fatalf("%v", err)
 	}
 
 	// Postgres: a fresh database on the configured server.

@@ -72,6 +72,7 @@ func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 		Reads:    e.Reads,
 		Cache:    e.Cache(),
 		Watcher:  w,
+		Media:    e.Media,
 		Log:      e.Log,
 		Password: FastPasswords,
 	})
