@@ -38,7 +38,7 @@ func startCDCProcess(t *testing.T, e *itest.Env) *exec.Cmd {
 	}
 	cmd := exec.Command(bin, "cdc")
 	cmd.Env = append(os.Environ(), e.Environ()...)
-	cmd.Env = append(cmd.Env, "SWAPMEET_METRICS_ADDR=127.0.0.1:0")
+	cmd.Env = append(cmd.Env, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
 	if os.Getenv("SWAPMEET_TEST_LOG") != "" {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}

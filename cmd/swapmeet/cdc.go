@@ -28,7 +28,7 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := cdc.NewMetrics(reg)
-	stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
+	stopMetrics, err := serveMetrics(cfg.CDCMetricsAddr, reg, log)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
@@ -24,6 +27,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	}
 	defer d.Close()
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stopMetrics, err := serveMetrics(cfg.APIMetricsAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "swapmeet", Subsystem: "db", Name: "transaction_retries_total",
+		Help: "Transactions retried after a serialization failure (40001) or deadlock (40P01).",
+	}, []string{"sqlstate"})
+	reg.MustRegister(retries)
+
 	watcher := consistency.NewWatcher(d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
 	go watcher.Run(ctx)
 
@@ -31,10 +47,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	if err != nil {
 		return err
 	}
+	store := db.NewStore(d.pg)
+	store.OnRetry = func(sqlstate string) { retries.WithLabelValues(sqlstate).Inc() }
 	a, err := app.New(app.Deps{
-		Store:           db.NewStore(d.pg),
+		Store:           store,
 		Reads:           d.reads,
-		Cache:           cache.New(d.redis, cfg.RedisPrefix),
+		Cache:           cache.New(d.redis, cfg.RedisPrefix).WithMetrics(cache.NewMetrics(reg)),
 		Watcher:         watcher,
 		Media:           mediaStore,
 		Log:             log,
@@ -50,7 +68,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c)
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           rpc.NewHandler(a, log, rpc.Options{MaxRequestBytes: cfg.MaxRequestBytes}),
+		Handler:           rpc.NewHandler(a, log, rpc.Options{MaxRequestBytes: cfg.MaxRequestBytes, Metrics: rpc.NewMetrics(reg)}),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -36,9 +36,6 @@ type Deps struct {
 	Password password.Params
 	// SignInLimit is how many sign-in attempts one email gets per minute.
 	SignInLimit int
-	// CacheTimeout bounds each Redis call on the read path, so that a sick
-	// cache costs little before the query falls back to the read store.
-	CacheTimeout time.Duration
 }
 
 // Commands change the write model. Each runs one Postgres transaction and
@@ -78,9 +75,6 @@ func New(d Deps) (*App, error) {
 	if d.SignInLimit == 0 {
 		d.SignInLimit = 10
 	}
-	if d.CacheTimeout == 0 {
-		d.CacheTimeout = 100 * time.Millisecond
-	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -115,12 +109,11 @@ func (q *Queries) awaitToken(ctx context.Context, token string) error {
 
 // cached returns the document under key from Redis, or loads it with load
 // and fills the cache with a compare-and-set on the document's LSN. Redis
-// failures only cost the fallback.
+// failures only cost the fallback; the cache's breaker keeps a dead Redis
+// from costing even that.
 func (q *Queries) cached(ctx context.Context, key string, load func(context.Context) ([]byte, uint64, error)) ([]byte, error) {
-	cctx, cancel := context.WithTimeout(ctx, q.deps.CacheTimeout)
-	b, hit, err := q.deps.Cache.Get(cctx, key)
-	cancel()
-	if err != nil {
+	b, hit, err := q.deps.Cache.Get(ctx, key)
+	if err != nil && !errors.Is(err, cache.ErrSkipped) {
 		q.deps.Log.Debug("cache get failed", "key", key, "err", err)
 	}
 	if hit {
@@ -130,9 +123,7 @@ func (q *Queries) cached(ctx context.Context, key string, load func(context.Cont
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel = context.WithTimeout(ctx, q.deps.CacheTimeout)
-	defer cancel()
-	if _, err := q.deps.Cache.Fill(cctx, key, lsn, b); err != nil {
+	if _, err := q.deps.Cache.Fill(ctx, key, lsn, b); err != nil && !errors.Is(err, cache.ErrSkipped) {
 		q.deps.Log.Debug("cache fill failed", "key", key, "err", err)
 	}
 	return b, nil

@@ -7,6 +7,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -32,11 +33,49 @@ type Cache struct {
 	// the store and its fill; fills that take longer are refused anyway
 	// only while the tombstone lives.
 	TombstoneTTL time.Duration
+	// PageTTL bounds how long a cached search page lives.
+	PageTTL time.Duration
+	// ReadTimeout bounds each call on the read path, so a sick Redis
+	// costs little before the query falls back to the read store.
+	ReadTimeout time.Duration
+
+	breaker *breaker
+	metrics *Metrics
 }
+
+// ErrSkipped means the breaker is open: Redis was not asked.
+var ErrSkipped = errors.New("cache skipped: redis is failing")
 
 // New returns a cache whose keys all start with prefix.
 func New(rdb redis.UniversalClient, prefix string) *Cache {
-	return &Cache{rdb: rdb, prefix: prefix, TTL: 10 * time.Minute, TombstoneTTL: time.Minute}
+	return &Cache{
+		rdb: rdb, prefix: prefix,
+		TTL: 10 * time.Minute, TombstoneTTL: time.Minute, PageTTL: time.Minute,
+		ReadTimeout: 50 * time.Millisecond,
+		breaker:     newBreaker(3, time.Second),
+	}
+}
+
+// WithMetrics makes the cache count hits, misses and errors on m.
+func (c *Cache) WithMetrics(m *Metrics) *Cache {
+	c.metrics = m
+	return c
+}
+
+// read runs one read-path call with the timeout and the breaker.
+func (c *Cache) read(ctx context.Context, call func(ctx context.Context) error) error {
+	now := time.Now()
+	if !c.breaker.allow(now) {
+		return ErrSkipped
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.ReadTimeout)
+	defer cancel()
+	err := call(ctx)
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	c.breaker.done(err, time.Now())
+	return err
 }
 
 // UserKey names the cached user document.
@@ -68,11 +107,49 @@ func (c *Cache) GenerationKey(collection string) string { return c.prefix + "gen
 
 // Generation returns a collection's current generation.
 func (c *Cache) Generation(ctx context.Context, collection string) (int64, error) {
-	n, err := c.rdb.Get(ctx, c.GenerationKey(collection)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
+	var n int64
+	err := c.read(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = c.rdb.Get(ctx, c.GenerationKey(collection)).Int64()
+		return err
+	})
 	return n, err
+}
+
+// PageKey names a cached result page. The generation in the key is what
+// invalidates it: when any listing changes, the CDC bumps the generation
+// and every older page is simply never asked for again (its TTL reaps it).
+func (c *Cache) PageKey(collection string, generation int64, digest string) string {
+	return fmt.Sprintf("%spage:%s:%d:%s", c.prefix, collection, generation, digest)
+}
+
+// GetPage returns a cached result page.
+func (c *Cache) GetPage(ctx context.Context, key string) ([]byte, bool, error) {
+	var b []byte
+	err := c.read(ctx, func(ctx context.Context) error {
+		var err error
+		b, err = c.rdb.Get(ctx, key).Bytes()
+		return err
+	})
+	switch {
+	case err != nil:
+		c.metrics.count("page", "error")
+		return nil, false, err
+	case b == nil:
+		c.metrics.count("page", "miss")
+		return nil, false, nil
+	}
+	c.metrics.count("page", "hit")
+	return b, true, nil
+}
+
+// PutPage caches a result page computed at a generation read before the
+// query ran, so a page computed from data older than a bump is stored
+// under the old generation, where nobody looks.
+func (c *Cache) PutPage(ctx context.Context, key string, payload []byte) error {
+	return c.read(ctx, func(ctx context.Context) error {
+		return c.rdb.Set(ctx, key, payload, c.PageTTL).Err()
+	})
 }
 
 // BumpGeneration invalidates every cached result page of a collection.
@@ -82,16 +159,21 @@ func (c *Cache) BumpGeneration(ctx context.Context, collection string) error {
 
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.
 func (c *Cache) Get(ctx context.Context, key string) (payload []byte, hit bool, err error) {
-	b, err := c.rdb.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
-	}
+	var b []byte
+	err = c.read(ctx, func(ctx context.Context) error {
+		var err error
+		b, err = c.rdb.Get(ctx, key).Bytes()
+		return err
+	})
 	if err != nil {
+		c.metrics.count("document", "error")
 		return nil, false, err
 	}
 	if len(b) < headerLen || b[16] != kindValue {
+		c.metrics.count("document", "miss")
 		return nil, false, nil
 	}
+	c.metrics.count("document", "hit")
 	return b[headerLen:], true, nil
 }
 
@@ -113,7 +195,12 @@ return 1`)
 // Fill caches payload, the document as of lsn, unless the cache knows of
 // something newer. It reports whether the value was stored.
 func (c *Cache) Fill(ctx context.Context, key string, lsn uint64, payload []byte) (bool, error) {
-	n, err := fillScript.Run(ctx, c.rdb, []string{key}, consistency.HexLSN(lsn), payload, c.TTL.Milliseconds()).Int()
+	var n int
+	err := c.read(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = fillScript.Run(ctx, c.rdb, []string{key}, consistency.HexLSN(lsn), payload, c.TTL.Milliseconds()).Int()
+		return err
+	})
 	return n == 1, err
 }
 

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,9 +33,18 @@ type Config struct {
 	S3SecretKey string // SWAPMEET_S3_SECRET_KEY
 	S3Bucket    string // SWAPMEET_S3_BUCKET
 	S3Secure    bool   // SWAPMEET_S3_SECURE: https to the store
+	S3Region    string // SWAPMEET_S3_REGION
+
+	WebOrigins          []string      // SWAPMEET_WEB_ORIGINS: browser origins the bucket's CORS admits
+	MediaMaxBytes       int           // SWAPMEET_MEDIA_MAX_BYTES: the largest image
+	MediaMaxPerListing  int           // SWAPMEET_MEDIA_MAX_PER_LISTING
+	MediaUploadExpiry   time.Duration // SWAPMEET_MEDIA_UPLOAD_EXPIRY: presigned POST lifetime
+	MediaGetExpiry      time.Duration // SWAPMEET_MEDIA_GET_EXPIRY: presigned GET lifetime
+	MediaSweepInterval  time.Duration // SWAPMEET_MEDIA_SWEEP_INTERVAL: how often serve sweeps media
 
 	HTTPAddr        string        // SWAPMEET_HTTP_ADDR
-	MetricsAddr     string        // SWAPMEET_METRICS_ADDR (cdc)
+	CDCMetricsAddr  string        // SWAPMEET_CDC_METRICS_ADDR
+	APIMetricsAddr  string        // SWAPMEET_API_METRICS_ADDR
 	MaxRequestBytes int           // SWAPMEET_MAX_REQUEST_BYTES
 	ConsistencyWait time.Duration // SWAPMEET_CONSISTENCY_WAIT
 	SessionTTL      time.Duration // SWAPMEET_SESSION_TTL
@@ -46,7 +57,11 @@ type Config struct {
 
 // MediaConfig is the object store's part of the configuration.
 func (c Config) MediaConfig() media.Config {
-	return media.Config{Endpoint: c.S3Endpoint, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey, Bucket: c.S3Bucket, Secure: c.S3Secure}
+	return media.Config{
+		Endpoint: c.S3Endpoint, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey, Bucket: c.S3Bucket, Secure: c.S3Secure,
+		Region: c.S3Region, GetExpiry: c.MediaGetExpiry, UploadExpiry: c.MediaUploadExpiry,
+		MaxUploadBytes: int64(c.MediaMaxBytes), MaxPerListing: c.MediaMaxPerListing,
+	}
 }
 
 // OpenPool opens a pgx pool on url with at most maxConns connections.
@@ -106,8 +121,16 @@ func FromEnv() (Config, error) {
 		S3SecretKey:     str("SWAPMEET_S3_SECRET_KEY", "swapmeet-secret"),
 		S3Bucket:        str("SWAPMEET_S3_BUCKET", "swapmeet-media"),
 		S3Secure:        str("SWAPMEET_S3_SECURE", "false") == "true",
+		S3Region:        str("SWAPMEET_S3_REGION", media.DefaultRegion),
+		WebOrigins:      strings.Split(str("SWAPMEET_WEB_ORIGINS", "http://127.0.0.1:8080,http://localhost:5173"), ","),
+		MediaMaxBytes:      num("SWAPMEET_MEDIA_MAX_BYTES", media.DefaultMaxUploadBytes),
+		MediaMaxPerListing: num("SWAPMEET_MEDIA_MAX_PER_LISTING", media.DefaultMaxPerListing),
+		MediaUploadExpiry:  dur("SWAPMEET_MEDIA_UPLOAD_EXPIRY", media.DefaultUploadExpiry),
+		MediaGetExpiry:     dur("SWAPMEET_MEDIA_GET_EXPIRY", media.DefaultGetExpiry),
+		MediaSweepInterval: dur("SWAPMEET_MEDIA_SWEEP_INTERVAL", time.Hour),
 		HTTPAddr:        str("SWAPMEET_HTTP_ADDR", "127.0.0.1:8080"),
-		MetricsAddr:     str("SWAPMEET_METRICS_ADDR", "127.0.0.1:9464"),
+		CDCMetricsAddr:  str("SWAPMEET_CDC_METRICS_ADDR", "127.0.0.1:9464"),
+		APIMetricsAddr:  str("SWAPMEET_API_METRICS_ADDR", "127.0.0.1:9465"),
 		MaxRequestBytes: num("SWAPMEET_MAX_REQUEST_BYTES", 1<<20),
 		ConsistencyWait: dur("SWAPMEET_CONSISTENCY_WAIT", 2*time.Second),
 		SessionTTL:      dur("SWAPMEET_SESSION_TTL", 30*24*time.Hour),
@@ -122,6 +145,17 @@ func FromEnv() (Config, error) {
 	}
 	if !ident.MatchString(c.Publication) {
 		errs = append(errs, fmt.Errorf("SWAPMEET_PUBLICATION=%q: want lower-case letters, digits and _", c.Publication))
+	}
+	for _, o := range c.WebOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("SWAPMEET_WEB_ORIGINS: %q is not an origin like https://example.com", o))
+		}
+	}
+	// S3 refuses presigned requests valid for longer than a week.
+	for name, d := range map[string]time.Duration{"SWAPMEET_MEDIA_UPLOAD_EXPIRY": c.MediaUploadExpiry, "SWAPMEET_MEDIA_GET_EXPIRY": c.MediaGetExpiry} {
+		if d > 7*24*time.Hour {
+			errs = append(errs, fmt.Errorf("%s=%s: presigned requests last at most 168h", name, d))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

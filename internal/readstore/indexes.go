@@ -12,7 +12,10 @@ import (
 var indexes = map[string][]mongo.IndexModel{
 	Listings: {
 		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "price.minor", Value: 1}, {Key: "_id", Value: 1}}},
+		// Price sorts break ties newest first in both directions, so
+		// each direction needs its own index.
+		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "price.minor", Value: 1}, {Key: "_id", Value: -1}}},
+		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "price.minor", Value: -1}, {Key: "_id", Value: -1}}},
 		{Keys: bson.D{{Key: "keywords", Value: 1}}},
 		{Keys: bson.D{{Key: "attribute_pairs", Value: 1}}},
 		{Keys: bson.D{{Key: "category", Value: 1}, {Key: "status", Value: 1}, {Key: "created_at", Value: -1}}},

@@ -12,7 +12,7 @@ import (
 
 // edge is the interceptor every RPC passes: it resolves the caller from
 // the session token, translates errors, and logs the outcome.
-func edge(a *app.App, log *slog.Logger) connect.UnaryInterceptorFunc {
+func edge(a *app.App, log *slog.Logger, m *Metrics) connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			start := time.Now()
@@ -34,10 +34,12 @@ func edge(a *app.App, log *slog.Logger) connect.UnaryInterceptorFunc {
 			if err != nil {
 				err = toConnect(log, procedure, err)
 			}
+			took := time.Since(start)
+			m.observe(procedure, codeOf(err), took)
 			log.LogAttrs(ctx, slog.LevelDebug, "rpc",
 				slog.String("procedure", procedure),
 				slog.String("code", codeOf(err)),
-				slog.Duration("took", time.Since(start)))
+				slog.Duration("took", took))
 			return resp, err
 		}
 	}

@@ -17,13 +17,15 @@ type Options struct {
 	// MaxRequestBytes rejects larger request messages with ResourceExhausted
 	// before they are decoded.
 	MaxRequestBytes int
+	// Metrics, if set, records every request.
+	Metrics *Metrics
 }
 
 // NewHandler returns the HTTP handler serving every service over Connect,
 // gRPC and gRPC-Web, with health checks and reflection.
 func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	handlerOpts := []connect.HandlerOption{
-		connect.WithInterceptors(edge(a, log)),
+		connect.WithInterceptors(edge(a, log, opts.Metrics)),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 		// Most responses are a few hundred bytes: compressing them costs
 		// more CPU than it saves on the wire.

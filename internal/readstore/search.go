@@ -1,0 +1,159 @@
+package readstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Sort orders of a listing search. Ties break newest first (by _id, a
+// UUIDv7, which orders by creation), so every order is total and keyset
+// paging never skips or repeats a listing.
+type Sort int
+
+const (
+	SortNewest Sort = iota
+	SortPriceAsc
+	SortPriceDesc
+)
+
+// ListingFilter narrows a search. Zero fields match everything.
+type ListingFilter struct {
+	Status    string
+	Keywords  []string // normalized; every one must match
+	Category  string
+	Condition string
+	SellerID  string
+	Currency  string // set when a price bound is
+	MinPrice  *int64
+	MaxPrice  *int64
+	Attrs     []string // "key=value"; every one must match
+}
+
+// Cursor is the position after the last listing of a page.
+type Cursor struct {
+	CreatedAt time.Time
+	Price     int64
+	ID        string
+}
+
+func (f ListingFilter) query() bson.D {
+	and := bson.A{bson.D{{Key: "status", Value: f.Status}}}
+	for _, k := range f.Keywords {
+		and = append(and, bson.D{{Key: "keywords", Value: k}})
+	}
+	for _, p := range f.Attrs {
+		and = append(and, bson.D{{Key: "attribute_pairs", Value: p}})
+	}
+	if f.Category != "" {
+		and = append(and, bson.D{{Key: "category", Value: f.Category}})
+	}
+	if f.Condition != "" {
+		and = append(and, bson.D{{Key: "condition", Value: f.Condition}})
+	}
+	if f.SellerID != "" {
+		and = append(and, bson.D{{Key: "seller.id", Value: f.SellerID}})
+	}
+	if f.Currency != "" {
+		and = append(and, bson.D{{Key: "price.currency", Value: f.Currency}})
+	}
+	if f.MinPrice != nil {
+		and = append(and, bson.D{{Key: "price.minor", Value: bson.D{{Key: "$gte", Value: *f.MinPrice}}}})
+	}
+	if f.MaxPrice != nil {
+		and = append(and, bson.D{{Key: "price.minor", Value: bson.D{{Key: "$lte", Value: *f.MaxPrice}}}})
+	}
+	return bson.D{{Key: "$and", Value: and}}
+}
+
+// after is the keyset condition: strictly past the cursor in sort order.
+func after(s Sort, c *Cursor) bson.D {
+	idBefore := bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: c.ID}}}}
+	switch s {
+	case SortPriceAsc, SortPriceDesc:
+		op := "$gt"
+		if s == SortPriceDesc {
+			op = "$lt"
+		}
+		return bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "price.minor", Value: bson.D{{Key: op, Value: c.Price}}}},
+			bson.D{{Key: "price.minor", Value: c.Price}, idBefore[0]},
+		}}}
+	default:
+		return bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: c.CreatedAt}}}},
+			bson.D{{Key: "created_at", Value: c.CreatedAt}, idBefore[0]},
+		}}}
+	}
+}
+
+func sortSpec(s Sort) bson.D {
+	switch s {
+	case SortPriceAsc:
+		return bson.D{{Key: "price.minor", Value: 1}, {Key: "_id", Value: -1}}
+	case SortPriceDesc:
+		return bson.D{{Key: "price.minor", Value: -1}, {Key: "_id", Value: -1}}
+	default:
+		return bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}
+	}
+}
+
+// SearchListings returns up to limit listings after the cursor (nil: from
+// the start) in the given order, and whether more follow.
+func (s *Store) SearchListings(ctx context.Context, f ListingFilter, order Sort, cur *Cursor, limit int) ([]Listing, bool, error) {
+	q := f.query()
+	if cur != nil {
+		q = bson.D{{Key: "$and", Value: bson.A{q, after(order, cur)}}}
+	}
+	return findPage[Listing](ctx, s, Listings, q, sortSpec(order), limit)
+}
+
+// OrderFilter narrows a user's orders.
+type OrderFilter struct {
+	UserID string
+	Role   string // "buyer" or "seller"
+	Status string // "" = any
+}
+
+// ListOrders returns a user's orders, newest first, after the cursor.
+func (s *Store) ListOrders(ctx context.Context, f OrderFilter, cur *Cursor, limit int) ([]Order, bool, error) {
+	and := bson.A{bson.D{{Key: f.Role + ".id", Value: f.UserID}}}
+	if f.Status != "" {
+		and = append(and, bson.D{{Key: "status", Value: f.Status}})
+	}
+	if cur != nil {
+		and = append(and, after(SortNewest, cur))
+	}
+	return findPage[Order](ctx, s, Orders, bson.D{{Key: "$and", Value: and}}, sortSpec(SortNewest), limit)
+}
+
+// ListSellerReviews returns a seller's reviews, newest first, after the cursor.
+func (s *Store) ListSellerReviews(ctx context.Context, sellerID string, cur *Cursor, limit int) ([]Review, bool, error) {
+	and := bson.A{bson.D{{Key: "seller_id", Value: sellerID}}}
+	if cur != nil {
+		and = append(and, after(SortNewest, cur))
+	}
+	return findPage[Review](ctx, s, Reviews, bson.D{{Key: "$and", Value: and}}, sortSpec(SortNewest), limit)
+}
+
+// findPage reads one more document than asked, to know whether a next page exists.
+func findPage[T any](ctx context.Context, s *Store, collection string, q, sort bson.D, limit int) ([]T, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+	defer cancel()
+	cur, err := s.coll(collection).Find(ctx, q, options.Find().SetSort(sort).SetLimit(int64(limit+1)))
+	if err != nil {
+		return nil, false, fmt.Errorf("query %s: %w", collection, err)
+	}
+	out := make([]T, 0, limit+1)
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, false, fmt.Errorf("query %s: %w", collection, err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}

@@ -1,0 +1,493 @@
+package rpc_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
+	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+func newLiveMarket(t *testing.T, opts ...connect.ClientOption) *market {
+	m := newMarket(t, opts...)
+	m.e.StartCDC(t)
+	return m
+}
+
+// TestStaleFillCannotPersist replays the classic cache race step by step:
+// a reader reads the old document and is paused; the CDC applies the new
+// version and evicts the key; the reader resumes and tries to fill the
+// cache with what it read. The fill must be refused, and the cache must
+// never serve the old document afterwards. The test plays the paused
+// reader with the same two calls the read path makes (FindRaw, Fill).
+func TestStaleFillCannotPersist(t *testing.T) {
+	m := newLiveMarket(t)
+	seller := m.signUp("seller")
+	created, err := m.listings.CreateListing(ctx, authed(validListing("Old title"), seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Msg.ListingId
+	if _, err := m.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id, ConsistencyToken: created.Msg.ConsistencyToken})); err != nil {
+		t.Fatal(err)
+	}
+	c := m.e.Cache()
+	key := c.ListingKey(id)
+	if err := m.e.Redis.Del(ctx, key).Err(); err != nil { // a cold key, as after a TTL
+		t.Fatal(err)
+	}
+
+	// 1. The reader misses and reads the old document, then pauses.
+	old, err := m.e.Reads.FindRaw(ctx, readstore.Listings, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2. Meanwhile the listing changes and the CDC applies it.
+	upd, err := m.listings.UpdateListing(ctx, authed(&swapmeetv1.UpdateListingRequest{ListingId: id, ExpectedVersion: 1, Title: "New title", UpdateMask: mask("title")}, seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := parseToken(upd.Msg.ConsistencyToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, lsn)
+	// 3. The reader resumes and fills with what it read.
+	stored, err := c.Fill(ctx, key, readstore.LSNOf(old), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored {
+		t.Fatal("a fill with a document older than the tombstone was stored")
+	}
+	// Afterwards, reads see the new version, from the store and then from the cache.
+	for i := 0; i < 3; i++ {
+		got, err := m.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
+		if err != nil || got.Msg.Listing.Title != "New title" {
+			t.Fatalf("read %d after the race: %v, %v", i, got.Msg.GetListing().GetTitle(), err)
+		}
+	}
+	if payload, hit, _ := c.Get(ctx, key); !hit || !strings.Contains(string(payload), "New title") {
+		t.Fatalf("cache holds %q (hit %v), want the new document", payload, hit)
+	}
+	// A late fill of the old document over the new value is refused too.
+	if stored, _ := c.Fill(ctx, key, readstore.LSNOf(old), old); stored {
+		t.Fatal("an old document replaced a newer cached one")
+	}
+}
+
+// waitApplied waits until the CDC announces that it has applied lsn.
+func waitApplied(t *testing.T, m *market, lsn uint64) {
+	t.Helper()
+	w := consistency.NewWatcher(m.e.Redis, consistency.KeysFor(m.e.RedisPrefix), m.e.Log)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	go w.Run(wctx)
+	if err := w.Wait(wctx, lsn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConsistencyTokensOnListings(t *testing.T) {
+	m := newLiveMarket(t)
+	seller := m.signUp("seller")
+	for i := 0; i < 20; i++ {
+		res, err := m.listings.CreateListing(ctx, authed(validListing(fmt.Sprint("Fresh ", i)), seller.token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: res.Msg.ListingId, ConsistencyToken: res.Msg.ConsistencyToken}))
+		if err != nil || got.Msg.Listing.Title != fmt.Sprint("Fresh ", i) {
+			t.Fatalf("GetListing with the create token: %v, %v", got, err)
+		}
+	}
+	res, err := m.listings.CreateListing(ctx, authed(validListing("Rename me"), seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the cache with the old seller name first.
+	if _, err := m.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: res.Msg.ListingId, ConsistencyToken: res.Msg.ConsistencyToken})); err != nil {
+		t.Fatal(err)
+	}
+	name := "Brand New Name"
+	upd, err := m.users.UpdateProfile(ctx, authed(&swapmeetv1.UpdateProfileRequest{DisplayName: &name}, seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: res.Msg.ListingId, ConsistencyToken: upd.Msg.ConsistencyToken}))
+	if err != nil || got.Msg.Listing.Seller.DisplayName != name {
+		t.Fatalf("seller after rename = %v, %v; want %q", got.Msg.GetListing().GetSeller(), err, name)
+	}
+}
+
+// catalogue is the test's own record of what it listed: the oracle.
+type catalogue struct {
+	listings map[string]*item
+}
+
+type item struct {
+	id, seller, title, category, condition string
+	price                                   int64
+	attrs                                   map[string]string
+	created                                 int // creation order
+}
+
+var (
+	titleWords = []string{"red", "blue", "vintage", "bike", "lamp", "camera", "café", "guitar", "chair", "desk"}
+	categories = []string{"home", "sport", "music"}
+)
+
+func (m *market) createCatalogue(t *testing.T, sellers []user, n int, rng *rand.Rand, cat *catalogue, seq *int) string {
+	t.Helper()
+	token := ""
+	for i := 0; i < n; i++ {
+		s := sellers[rng.IntN(len(sellers))]
+		title := titleWords[rng.IntN(len(titleWords))] + " " + titleWords[rng.IntN(len(titleWords))] + " " + fmt.Sprint(*seq)
+		cond := []swapmeetv1.Condition{swapmeetv1.Condition_CONDITION_NEW, swapmeetv1.Condition_CONDITION_GOOD, swapmeetv1.Condition_CONDITION_POOR}[rng.IntN(3)]
+		it := &item{seller: s.id, title: title, category: categories[rng.IntN(3)], condition: strings.TrimPrefix(cond.String(), "CONDITION_"),
+			price: int64(100 * (1 + rng.IntN(20))), attrs: map[string]string{"color": []string{"red", "green"}[rng.IntN(2)]}, created: *seq}
+		*seq++
+		res, err := m.listings.CreateListing(ctx, authed(&swapmeetv1.CreateListingRequest{
+			Title: it.title, Description: "A nice thing.", Category: it.category, Condition: cond,
+			Price: eur(it.price), Attributes: it.attrs,
+		}, s.token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		it.id = res.Msg.ListingId
+		cat.listings[it.id] = it
+		token = res.Msg.ConsistencyToken
+	}
+	return token
+}
+
+// expect is the oracle: the ids matching f in the order s, from the record.
+func (c *catalogue) expect(f func(*item) bool, s swapmeetv1.SearchSort) []string {
+	var out []*item
+	for _, it := range c.listings {
+		if f(it) {
+			out = append(out, it)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch s {
+		case swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC:
+			if a.price != b.price {
+				return a.price < b.price
+			}
+		case swapmeetv1.SearchSort_SEARCH_SORT_PRICE_DESC:
+			if a.price != b.price {
+				return a.price > b.price
+			}
+		}
+		return a.created > b.created // ties and NEWEST: newest first
+	})
+	ids := make([]string, len(out))
+	for i, it := range out {
+		ids[i] = it.id
+	}
+	return ids
+}
+
+func (m *market) searchAll(t *testing.T, req *swapmeetv1.SearchListingsRequest, between func()) []string {
+	t.Helper()
+	var ids []string
+	for page := 0; page < 100; page++ {
+		res, err := m.listings.SearchListings(ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatalf("search %v: %v", req, err)
+		}
+		for _, l := range res.Msg.Listings {
+			ids = append(ids, l.ListingId)
+		}
+		if res.Msg.NextPageToken == "" {
+			return ids
+		}
+		req.PageToken = res.Msg.NextPageToken
+		req.ConsistencyToken = ""
+		if between != nil {
+			between()
+		}
+	}
+	t.Fatal("more than 100 pages")
+	return nil
+}
+
+func TestSearchOnAGeneratedCatalogue(t *testing.T) {
+	m := newLiveMarket(t, connect.WithHTTPGet())
+	rng := rand.New(rand.NewPCG(7, 7))
+	sellers := []user{m.signUp("alice"), m.signUp("bob"), m.signUp("carol")}
+	cat := &catalogue{listings: map[string]*item{}}
+	seq := 0
+	token := m.createCatalogue(t, sellers, 90, rng, cat, &seq)
+	// Prices tie often (20 distinct values), so ties are exercised.
+
+	all := func(*item) bool { return true }
+	hasWords := func(words ...string) func(*item) bool {
+		return func(it *item) bool {
+			kw := readstore.Keywords(it.title, "A nice thing.")
+			for _, w := range words {
+				if !slices.Contains(kw, w) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		req  *swapmeetv1.SearchListingsRequest
+		want func(*item) bool
+	}{
+		{"everything, newest", &swapmeetv1.SearchListingsRequest{}, all},
+		{"cheapest first", &swapmeetv1.SearchListingsRequest{Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC}, all},
+		{"dearest first", &swapmeetv1.SearchListingsRequest{Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_DESC}, all},
+		{"one word, accent folded", &swapmeetv1.SearchListingsRequest{Query: "CAFE"}, hasWords("cafe")},
+		{"all words", &swapmeetv1.SearchListingsRequest{Query: "vintage  Bike!"}, hasWords("vintage", "bike")},
+		{"category and condition", &swapmeetv1.SearchListingsRequest{Category: "music", Condition: swapmeetv1.Condition_CONDITION_GOOD},
+			func(it *item) bool { return it.category == "music" && it.condition == "GOOD" }},
+		{"price range", &swapmeetv1.SearchListingsRequest{MinPrice: eur(500), MaxPrice: eur(1200), Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_DESC},
+			func(it *item) bool { return it.price >= 500 && it.price <= 1200 }},
+		{"seller", &swapmeetv1.SearchListingsRequest{SellerId: sellers[1].id}, func(it *item) bool { return it.seller == sellers[1].id }},
+		{"attribute", &swapmeetv1.SearchListingsRequest{Attributes: map[string]string{"color": "green"}}, func(it *item) bool { return it.attrs["color"] == "green" }},
+		{"everything at once", &swapmeetv1.SearchListingsRequest{Query: "red", Category: "home", Attributes: map[string]string{"color": "red"}, MaxPrice: eur(1500), Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC},
+			func(it *item) bool {
+				return hasWords("red")(it) && it.category == "home" && it.attrs["color"] == "red" && it.price <= 1500
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.PageSize = 7
+			tc.req.ConsistencyToken = token
+			got := m.searchAll(t, tc.req, nil)
+			want := cat.expect(tc.want, tc.req.Sort)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d results, want %d\ngot  %v\nwant %v", len(got), len(want), got, want)
+			}
+		})
+	}
+
+	// Paging while listings are inserted: every listing that existed at the
+	// start is seen exactly once, whatever the order.
+	for _, s := range []swapmeetv1.SearchSort{swapmeetv1.SearchSort_SEARCH_SORT_NEWEST, swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC} {
+		before := cat.expect(all, s)
+		// The first page waits for every listing so far; later pages
+		// race the inserts on purpose.
+		got := m.searchAll(t, &swapmeetv1.SearchListingsRequest{PageSize: 9, Sort: s, ConsistencyToken: token}, func() {
+			token = m.createCatalogue(t, sellers, 3, rng, cat, &seq)
+		})
+		seen := map[string]int{}
+		for _, id := range got {
+			seen[id]++
+			if seen[id] > 1 {
+				t.Fatalf("%v: listing %s came twice", s, id)
+			}
+		}
+		for _, id := range before {
+			if seen[id] != 1 {
+				t.Fatalf("%v: listing %s, present from the start, was seen %d times", s, id, seen[id])
+			}
+		}
+	}
+
+	for _, bad := range []*swapmeetv1.SearchListingsRequest{
+		{PageSize: 101},
+		{PageToken: "garbage"},
+		{Query: "a"},
+		{MinPrice: eur(10), MaxPrice: &swapmeetv1.Money{CurrencyCode: "USD", AmountMinor: 20}},
+		{Attributes: map[string]string{"$where": "1"}},
+		{SellerId: "nope"},
+	} {
+		_, err := m.listings.SearchListings(ctx, connect.NewRequest(bad))
+		wantCode(t, err, connect.CodeInvalidArgument)
+	}
+	// A token from one query does not page another.
+	res, err := m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{PageSize: 5}))
+	if err != nil || res.Msg.NextPageToken == "" {
+		t.Fatalf("first page: %v", err)
+	}
+	_, err = m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{PageSize: 5, Category: "home", PageToken: res.Msg.NextPageToken}))
+	wantCode(t, err, connect.CodeInvalidArgument)
+}
+
+func TestOrdersAndReviewsQueries(t *testing.T) {
+	m := newLiveMarket(t)
+	seller, buyer, stranger := m.signUp("seller"), m.signUp("buyer"), m.signUp("stranger")
+	var orders []string
+	for i := 0; i < 5; i++ {
+		orders = append(orders, m.order(buyer, m.listing(seller, fmt.Sprint("Thing ", i))))
+	}
+	_, err := m.orders.MarkOrderPaid(ctx, authed(&swapmeetv1.MarkOrderPaidRequest{OrderId: orders[0]}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.orders.MarkOrderShipped(ctx, authed(&swapmeetv1.MarkOrderShippedRequest{OrderId: orders[0]}, seller.token)); err != nil {
+		t.Fatal(err)
+	}
+	del, err := m.orders.ConfirmDelivery(ctx, authed(&swapmeetv1.ConfirmDeliveryRequest{OrderId: orders[0]}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: orders[0], ConsistencyToken: del.Msg.ConsistencyToken}, seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := got.Msg.Order
+	if o.Status != swapmeetv1.OrderStatus_ORDER_STATUS_DELIVERED || len(o.History) != 4 || len(o.Items) != 1 ||
+		o.Items[0].Title != "Thing 0" || o.Items[0].SellerDisplayName != "seller" || o.Buyer.UserId != buyer.id {
+		t.Fatalf("order = %v", o)
+	}
+	_, err = m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: orders[0]}, stranger.token))
+	wantCode(t, err, connect.CodeNotFound)
+	_, err = m.orders.GetOrder(ctx, connect.NewRequest(&swapmeetv1.GetOrderRequest{OrderId: orders[0]}))
+	wantCode(t, err, connect.CodeUnauthenticated)
+
+	list := func(u user, role swapmeetv1.OrderRole, status swapmeetv1.OrderStatus) []string {
+		var ids []string
+		req := &swapmeetv1.ListOrdersRequest{Role: role, Status: status, PageSize: 2, ConsistencyToken: del.Msg.ConsistencyToken}
+		for {
+			res, err := m.orders.ListOrders(ctx, authed(req, u.token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range res.Msg.Orders {
+				ids = append(ids, o.OrderId)
+			}
+			if res.Msg.NextPageToken == "" {
+				return ids
+			}
+			req.PageToken = res.Msg.NextPageToken
+		}
+	}
+	newestFirst := slices.Clone(orders)
+	slices.Reverse(newestFirst)
+	if got := list(buyer, swapmeetv1.OrderRole_ORDER_ROLE_BUYER, 0); !slices.Equal(got, newestFirst) {
+		t.Fatalf("buyer's orders = %v, want %v", got, newestFirst)
+	}
+	if got := list(seller, swapmeetv1.OrderRole_ORDER_ROLE_SELLER, swapmeetv1.OrderStatus_ORDER_STATUS_DELIVERED); !slices.Equal(got, orders[:1]) {
+		t.Fatalf("seller's delivered orders = %v", got)
+	}
+	if got := list(stranger, swapmeetv1.OrderRole_ORDER_ROLE_BUYER, 0); len(got) != 0 {
+		t.Fatalf("a stranger sees orders %v", got)
+	}
+	_, err = m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{}, buyer.token))
+	wantCode(t, err, connect.CodeInvalidArgument)
+
+	rev, err := m.reviews.CreateReview(ctx, authed(&swapmeetv1.CreateReviewRequest{OrderId: orders[0], Rating: 4, Comment: "Good"}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := m.reviews.ListSellerReviews(ctx, connect.NewRequest(&swapmeetv1.ListSellerReviewsRequest{SellerId: seller.id, ConsistencyToken: rev.Msg.ConsistencyToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Msg.RatingCount != 1 || rs.Msg.RatingAverage != 4 || len(rs.Msg.Reviews) != 1 || rs.Msg.Reviews[0].Author.DisplayName != "buyer" {
+		t.Fatalf("reviews = %v", rs.Msg)
+	}
+	// The new rating reaches the seller's listings too.
+	l, err := m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{SellerId: seller.id, Status: swapmeetv1.ListingStatus_LISTING_STATUS_SOLD, ConsistencyToken: rev.Msg.ConsistencyToken}))
+	if err != nil || len(l.Msg.Listings) == 0 {
+		t.Fatalf("seller's sold listings: %v", err)
+	}
+	for _, x := range l.Msg.Listings {
+		if x.Seller.RatingCount != 1 || x.Seller.RatingAverage != 4 {
+			t.Fatalf("listing %s shows seller rating %v", x.ListingId, x.Seller)
+		}
+	}
+	_, err = m.reviews.ListSellerReviews(ctx, connect.NewRequest(&swapmeetv1.ListSellerReviewsRequest{SellerId: uuid.NewString()}))
+	wantCode(t, err, connect.CodeNotFound)
+}
+
+// TestReadsWithRedisDown stops a private Redis: every query still answers
+// from MongoDB, and the breaker keeps each one fast.
+func TestReadsWithRedisDown(t *testing.T) {
+	r := itest.StartRedis(t)
+	e := itest.New(t)
+	e.UseRedis(t, r.URL())
+	e.StartCDC(t)
+	srv, a := e.StartAPI(t)
+	m := &market{t: t, e: e, srv: srv, app: a,
+		users:    swapmeetv1connect.NewUserServiceClient(srv.Client(), srv.URL),
+		listings: swapmeetv1connect.NewListingServiceClient(srv.Client(), srv.URL),
+		orders:   swapmeetv1connect.NewOrderServiceClient(srv.Client(), srv.URL),
+		reviews:  swapmeetv1connect.NewReviewServiceClient(srv.Client(), srv.URL),
+	}
+	seller, buyer := m.signUp("seller"), m.signUp("buyer")
+	listing := m.listing(seller, "Survivor")
+	order := m.order(buyer, m.listing(seller, "Bought"))
+	last, err := m.orders.MarkOrderPaid(ctx, authed(&swapmeetv1.MarkOrderPaidRequest{OrderId: order}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything is projected before Redis goes.
+	if _, err := m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: order, ConsistencyToken: last.Msg.ConsistencyToken}, buyer.token)); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+
+	var slowest time.Duration
+	for round := 0; round < 5; round++ {
+		for name, call := range map[string]func() error{
+			"GetListing": func() error {
+				res, err := m.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: listing}))
+				if err == nil && res.Msg.Listing.Title != "Survivor" {
+					return fmt.Errorf("title %q", res.Msg.Listing.Title)
+				}
+				return err
+			},
+			"SearchListings": func() error {
+				res, err := m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{Query: "survivor"}))
+				if err == nil && len(res.Msg.Listings) != 1 {
+					return fmt.Errorf("%d results", len(res.Msg.Listings))
+				}
+				return err
+			},
+			"GetUser": func() error {
+				_, err := m.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: seller.id}))
+				return err
+			},
+			"GetOrder": func() error {
+				res, err := m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: order, ConsistencyToken: last.Msg.ConsistencyToken}, buyer.token))
+				if err == nil && res.Msg.Order.Status != swapmeetv1.OrderStatus_ORDER_STATUS_PAID {
+					return fmt.Errorf("status %v", res.Msg.Order.Status)
+				}
+				return err
+			},
+			"ListOrders": func() error {
+				res, err := m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{Role: swapmeetv1.OrderRole_ORDER_ROLE_SELLER}, seller.token))
+				if err == nil && len(res.Msg.Orders) != 1 {
+					return fmt.Errorf("%d orders", len(res.Msg.Orders))
+				}
+				return err
+			},
+			"ListSellerReviews": func() error {
+				_, err := m.reviews.ListSellerReviews(ctx, connect.NewRequest(&swapmeetv1.ListSellerReviewsRequest{SellerId: seller.id}))
+				return err
+			},
+		} {
+			start := time.Now()
+			if err := call(); err != nil {
+				t.Fatalf("%s with Redis down: %v", name, err)
+			}
+			slowest = max(slowest, time.Since(start))
+		}
+	}
+	if slowest > 500*time.Millisecond {
+		t.Fatalf("the slowest read with Redis down took %s", slowest)
+	}
+	t.Logf("slowest read with Redis down: %s", slowest)
+}
+
+func parseToken(s string) (uint64, error) { return consistency.ParseToken(s) }
