@@ -7,8 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,12 +35,12 @@ type Config struct {
 	S3Secure    bool   // SWAPMEET_S3_SECURE: https to the store
 	S3Region    string // SWAPMEET_S3_REGION
 
-	WebOrigins          []string      // SWAPMEET_WEB_ORIGINS: browser origins the bucket's CORS admits
-	MediaMaxBytes       int           // SWAPMEET_MEDIA_MAX_BYTES: the largest image
-	MediaMaxPerListing  int           // SWAPMEET_MEDIA_MAX_PER_LISTING
-	MediaUploadExpiry   time.Duration // SWAPMEET_MEDIA_UPLOAD_EXPIRY: presigned POST lifetime
-	MediaGetExpiry      time.Duration // SWAPMEET_MEDIA_GET_EXPIRY: presigned GET lifetime
-	MediaSweepInterval  time.Duration // SWAPMEET_MEDIA_SWEEP_INTERVAL: how often serve sweeps media
+	WebOrigins         []string      // SWAPMEET_WEB_ORIGINS: browser origins the API's and the bucket's CORS admit
+	MediaMaxBytes      int           // SWAPMEET_MEDIA_MAX_BYTES: the largest image
+	MediaMaxPerListing int           // SWAPMEET_MEDIA_MAX_PER_LISTING
+	MediaUploadExpiry  time.Duration // SWAPMEET_MEDIA_UPLOAD_EXPIRY: presigned POST lifetime
+	MediaGetExpiry     time.Duration // SWAPMEET_MEDIA_GET_EXPIRY: presigned GET lifetime
+	MediaSweepInterval time.Duration // SWAPMEET_MEDIA_SWEEP_INTERVAL: how often serve sweeps media
 
 	HTTPAddr        string        // SWAPMEET_HTTP_ADDR
 	CDCMetricsAddr  string        // SWAPMEET_CDC_METRICS_ADDR
@@ -49,8 +49,9 @@ type Config struct {
 	ConsistencyWait time.Duration // SWAPMEET_CONSISTENCY_WAIT
 	SessionTTL      time.Duration // SWAPMEET_SESSION_TTL
 
-	Slot        string // SWAPMEET_SLOT
-	Publication string // SWAPMEET_PUBLICATION
+	Slot          string // SWAPMEET_SLOT: the slot of a first start; the pointer names later ones
+	SlotWarnBytes int64  // SWAPMEET_SLOT_WARN_BYTES: retained WAL worth a warning
+	Publication   string // SWAPMEET_PUBLICATION
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
 }
@@ -121,13 +122,6 @@ func FromEnv() (Config, error) {
 		S3SecretKey:     str("SWAPMEET_S3_SECRET_KEY", "swapmeet-secret"),
 		S3Bucket:        str("SWAPMEET_S3_BUCKET", "swapmeet-media"),
 		S3Secure:        str("SWAPMEET_S3_SECURE", "false") == "true",
-		S3Region:        str("SWAPMEET_S3_REGION", media.DefaultRegion),
-		WebOrigins:      strings.Split(str("SWAPMEET_WEB_ORIGINS", "http://127.0.0.1:8080,http://localhost:5173"), ","),
-		MediaMaxBytes:      num("SWAPMEET_MEDIA_MAX_BYTES", media.DefaultMaxUploadBytes),
-		MediaMaxPerListing: num("SWAPMEET_MEDIA_MAX_PER_LISTING", media.DefaultMaxPerListing),
-		MediaUploadExpiry:  dur("SWAPMEET_MEDIA_UPLOAD_EXPIRY", media.DefaultUploadExpiry),
-		MediaGetExpiry:     dur("SWAPMEET_MEDIA_GET_EXPIRY", media.DefaultGetExpiry),
-		MediaSweepInterval: dur("SWAPMEET_MEDIA_SWEEP_INTERVAL", time.Hour),
 		HTTPAddr:        str("SWAPMEET_HTTP_ADDR", "127.0.0.1:8080"),
 		CDCMetricsAddr:  str("SWAPMEET_CDC_METRICS_ADDR", "127.0.0.1:9464"),
 		APIMetricsAddr:  str("SWAPMEET_API_METRICS_ADDR", "127.0.0.1:9465"),
@@ -135,9 +129,18 @@ func FromEnv() (Config, error) {
 		ConsistencyWait: dur("SWAPMEET_CONSISTENCY_WAIT", 2*time.Second),
 		SessionTTL:      dur("SWAPMEET_SESSION_TTL", 30*24*time.Hour),
 		Slot:            str("SWAPMEET_SLOT", "swapmeet_projections"),
+		SlotWarnBytes:   int64(num("SWAPMEET_SLOT_WARN_BYTES", 1<<30)),
 		Publication:     str("SWAPMEET_PUBLICATION", "swapmeet_projections"),
 		LogLevel:        str("SWAPMEET_LOG_LEVEL", "info"),
 	}
+	// Media: the object store's region, the browser origins its CORS admits, and the upload limits.
+	c.S3Region = str("SWAPMEET_S3_REGION", media.DefaultRegion)
+	c.WebOrigins = strings.Split(str("SWAPMEET_WEB_ORIGINS", "http://127.0.0.1:8080,http://localhost:5173"), ",")
+	c.MediaMaxBytes = num("SWAPMEET_MEDIA_MAX_BYTES", media.DefaultMaxUploadBytes)
+	c.MediaMaxPerListing = num("SWAPMEET_MEDIA_MAX_PER_LISTING", media.DefaultMaxPerListing)
+	c.MediaUploadExpiry = dur("SWAPMEET_MEDIA_UPLOAD_EXPIRY", media.DefaultUploadExpiry)
+	c.MediaGetExpiry = dur("SWAPMEET_MEDIA_GET_EXPIRY", media.DefaultGetExpiry)
+	c.MediaSweepInterval = dur("SWAPMEET_MEDIA_SWEEP_INTERVAL", time.Hour)
 	// Slot and publication names are spliced into replication commands.
 	ident := regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	if !ident.MatchString(c.Slot) {

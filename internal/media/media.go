@@ -4,8 +4,13 @@
 package media
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"iter"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -13,16 +18,35 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// Config says where the bucket is and how long presigned URLs live.
+// Config says where the bucket is, how long presigned URLs live, and the
+// limits on what may be uploaded.
 type Config struct {
 	Endpoint  string // host:port
 	AccessKey string
 	SecretKey string
 	Bucket    string
 	Secure    bool // https
+	// Region is the store's region. Knowing it keeps presigning local: the
+	// client would otherwise ask the server for the bucket's location.
+	Region string
 	// GetExpiry is the lifetime of a presigned GET URL.
 	GetExpiry time.Duration
+	// UploadExpiry is the lifetime of a presigned POST policy.
+	UploadExpiry time.Duration
+	// MaxUploadBytes bounds one image.
+	MaxUploadBytes int64
+	// MaxPerListing bounds the images of one listing, pending ones included.
+	MaxPerListing int
 }
+
+// Defaults for zero Config fields.
+const (
+	DefaultRegion         = "us-east-1" // MinIO's unless configured otherwise
+	DefaultGetExpiry      = 10 * time.Minute
+	DefaultUploadExpiry   = 15 * time.Minute
+	DefaultMaxUploadBytes = 10 << 20
+	DefaultMaxPerListing  = 8
+)
 
 // Store is one bucket of media.
 type Store struct {
@@ -32,12 +56,25 @@ type Store struct {
 
 // New returns a Store; it does not contact the server.
 func New(cfg Config) (*Store, error) {
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
 	if cfg.GetExpiry == 0 {
-		cfg.GetExpiry = 10 * time.Minute
+		cfg.GetExpiry = DefaultGetExpiry
+	}
+	if cfg.UploadExpiry == 0 {
+		cfg.UploadExpiry = DefaultUploadExpiry
+	}
+	if cfg.MaxUploadBytes == 0 {
+		cfg.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if cfg.MaxPerListing == 0 {
+		cfg.MaxPerListing = DefaultMaxPerListing
 	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: cfg.Secure,
+		Region: cfg.Region,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("media store %s: %w", cfg.Endpoint, err)
@@ -54,4 +91,97 @@ func (s *Store) PresignedGet(ctx context.Context, key string) (string, time.Time
 		return "", time.Time{}, fmt.Errorf("presign %s: %w", key, err)
 	}
 	return u.String(), expires, nil
+}
+
+// Config returns the store's settings, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// ErrNotFound means the object does not exist.
+var ErrNotFound = errors.New("object not found")
+
+// Object is what the store reports about an object.
+type Object struct {
+	Key          string
+	Size         int64
+	ContentType  string
+	LastModified time.Time
+}
+
+// Stat reports an object, or ErrNotFound.
+func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
+	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return Object{}, notFound(fmt.Errorf("stat %s: %w", key, err))
+	}
+	return Object{Key: key, Size: info.Size, ContentType: info.ContentType, LastModified: info.LastModified}, nil
+}
+
+// Open streams an object. Errors, ErrNotFound included, surface on the
+// first read.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return &object{o: o, key: key}, nil
+}
+
+type object struct {
+	o   *minio.Object
+	key string
+}
+
+func (r *object) Read(p []byte) (int, error) {
+	n, err := r.o.Read(p)
+	if err != nil && err != io.EOF {
+		err = notFound(fmt.Errorf("read %s: %w", r.key, err))
+	}
+	return n, err
+}
+
+func (r *object) Close() error { return r.o.Close() }
+
+// Put stores a small object the server made itself (a thumbnail).
+func (s *Store) Put(ctx context.Context, key, contentType string, data []byte) error {
+	_, err := s.client.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{ContentType: contentType})
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Remove deletes objects. A key that is already gone is not an error, so
+// every cleanup can be retried.
+func (s *Store) Remove(ctx context.Context, keys ...string) error {
+	var errs []error
+	for _, k := range keys {
+		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, k, minio.RemoveObjectOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// List yields every object whose key starts with prefix.
+func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
+	return func(yield func(Object, error) bool) {
+		for info := range s.client.ListObjectsIter(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if info.Err != nil {
+				yield(Object{}, fmt.Errorf("list %s: %w", prefix, info.Err))
+				return
+			}
+			if !yield(Object{Key: info.Key, Size: info.Size, LastModified: info.LastModified}, nil) {
+				return
+			}
+		}
+	}
+}
+
+// notFound marks err as ErrNotFound when the store said the key is missing.
+func notFound(err error) error {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code == minio.NoSuchKey || er.StatusCode == http.StatusNotFound) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
 }

@@ -1,0 +1,557 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/media"
+)
+
+// Media: the bytes go from the client straight to the object store with a
+// presigned POST; Postgres records the key and what was verified; the CDC
+// puts confirmed images on the listing document. See README, "Media".
+
+const (
+	// confirmWindow is how long after CreateMediaUpload an upload can be
+	// confirmed. It keeps confirmations well clear of the lifecycle rule
+	// that expires unconfirmed objects after a day.
+	confirmWindow = 12 * time.Hour
+	// thumbnailTimeout bounds the store I/O of one thumbnail, which runs
+	// while its row is locked.
+	thumbnailTimeout = 30 * time.Second
+	// cleanupTimeout bounds deleting what a refused upload left behind,
+	// which goes on even if the caller has gone.
+	cleanupTimeout = 10 * time.Second
+)
+
+// MediaUpload is where and how to upload one image.
+type MediaUpload struct {
+	ID uuid.UUID
+	media.Upload
+}
+
+// CreateMediaUpload records a pending image on the seller's listing and
+// returns a presigned POST that lets the client store exactly that image.
+func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, listingID, contentType string, sizeBytes int64) (MediaUpload, error) {
+	cfg := c.deps.Media.Config()
+	var v violations
+	lid := v.id("listing_id", listingID)
+	v.mediaUpload(contentType, sizeBytes, cfg.MaxUploadBytes)
+	if err := v.err(); err != nil {
+		return MediaUpload{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return MediaUpload{}, err
+	}
+	key := media.ObjectKey(lid, id)
+	// Signing is local, and done before the row exists: a policy is only
+	// handed out once its row is committed, so no object can precede its
+	// row (which is what lets the sweeper call any object without a row an
+	// orphan).
+	up, err := c.deps.Media.PresignedPost(ctx, key, contentType, sizeBytes)
+	if err != nil {
+		return MediaUpload{}, err
+	}
+	_, err = c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		if err := checkMediaWritable(ctx, q, lid, seller); err != nil {
+			return err
+		}
+		// Pending rows whose policy has expired cannot get an object any
+		// more; they do not count. The listing lock makes count-then-insert safe.
+		n, err := q.CountLiveMedia(ctx, sqlc.CountLiveMediaParams{ListingID: lid, PendingSecs: cfg.UploadExpiry.Seconds()})
+		if err != nil {
+			return err
+		}
+		if n >= int64(cfg.MaxPerListing) {
+			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", cfg.MaxPerListing)
+		}
+		return q.CreatePendingMedia(ctx, sqlc.CreatePendingMediaParams{
+			ID: id, ListingID: lid, ObjectKey: key, ContentType: contentType, SizeBytes: sizeBytes,
+		})
+	})
+	if err != nil {
+		return MediaUpload{}, fmt.Errorf("create media upload: %w", err)
+	}
+	return MediaUpload{ID: id, Upload: up}, nil
+}
+
+// ConfirmMediaUpload checks that the uploaded object is the image that was
+// declared and attaches it to the listing. An upload that is missing or
+// not what was declared is refused, and it and its row are deleted.
+// Confirming an image twice is harmless.
+func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, listingID, mediaID string) (string, error) {
+	lid, mid, err := mediaIDs(listingID, mediaID)
+	if err != nil {
+		return "", err
+	}
+	m, err := c.deps.Store.GetListingMedia(ctx, sqlc.GetListingMediaParams{ListingID: lid, MediaID: mid})
+	if err := mediaRules(m, err, seller); err != nil {
+		return "", err
+	}
+	if *m.Status == "CONFIRMED" {
+		return c.currentToken(ctx)
+	}
+	if m.ListingStatus != StatusAvailable {
+		return "", errorf(CodeFailedPrecondition, "the listing is %s; only an AVAILABLE listing can be changed", m.ListingStatus)
+	}
+	key := *m.ObjectKey
+	if time.Since(*m.CreatedAt) > confirmWindow {
+		c.discardUpload(ctx, mid, key)
+		return "", errorf(CodeFailedPrecondition, "the upload was not confirmed within %s; start again with CreateMediaUpload", confirmWindow)
+	}
+
+	// The checks read the store; no lock is held meanwhile.
+	info, err := c.inspectUpload(ctx, key, *m.ContentType, *m.SizeBytes)
+	if err == nil {
+		// Untag before confirming the row: a confirmed row must never point
+		// at an object that the lifecycle rule may still expire.
+		if err = c.deps.Media.MarkConfirmed(ctx, key); errors.Is(err, media.ErrNotFound) {
+			err = errorf(CodeFailedPrecondition, "the upload has disappeared; start again with CreateMediaUpload")
+		}
+	}
+	if ErrorCode(err) == CodeFailedPrecondition {
+		c.discardUpload(ctx, mid, key)
+		return "", err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", err // the caller has gone
+		}
+		return "", mediaUnavailable(err)
+	}
+
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		if err := checkMediaWritable(ctx, q, lid, seller); err != nil {
+			return err
+		}
+		// Under the listing lock, every confirmation of this listing is serial.
+		now, err := q.GetListingMedia(ctx, sqlc.GetListingMediaParams{ListingID: lid, MediaID: mid})
+		if err := mediaRules(now, err, seller); err != nil {
+			return err // deleted meanwhile: NotFound
+		}
+		if *now.Status == "CONFIRMED" {
+			return nil // a concurrent confirmation won
+		}
+		n, err := q.CountConfirmedMedia(ctx, lid)
+		if err != nil {
+			return err
+		}
+		if limit := c.deps.Media.Config().MaxPerListing; n >= int64(limit) {
+			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", limit)
+		}
+		w, h := int32(info.Width), int32(info.Height)
+		_, err = q.ConfirmMedia(ctx, sqlc.ConfirmMediaParams{ID: mid, ListingID: lid, Width: &w, Height: &h})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("confirm media %s: %w", mid, err)
+	}
+	return consistency.Token(commit.LSN), nil
+}
+
+// DeleteMedia removes an image from the seller's listing: the row first,
+// then the objects. The row never points at nothing; if removing an object
+// fails, the sweeper removes it later as an orphan.
+func (c *Commands) DeleteMedia(ctx context.Context, seller uuid.UUID, listingID, mediaID string) (string, error) {
+	lid, mid, err := mediaIDs(listingID, mediaID)
+	if err != nil {
+		return "", err
+	}
+	var row sqlc.DeleteMediaRow
+	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		if err := checkMediaWritable(ctx, q, lid, seller); err != nil {
+			return err
+		}
+		row, err = q.DeleteMedia(ctx, sqlc.DeleteMediaParams{ID: mid, ListingID: lid})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errorf(CodeNotFound, "media not found")
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("delete media %s: %w", mid, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := c.deps.Media.Remove(ctx, objectKeys(row.ObjectKey, row.ThumbnailKey)...); err != nil {
+		c.deps.Log.Warn("media objects not removed; the sweeper will", "media_id", mid, "err", err)
+	}
+	return consistency.Token(commit.LSN), nil
+}
+
+// inspectUpload checks the object at key against what was declared. A
+// mismatch is a FailedPrecondition; anything else is the store failing.
+func (c *Commands) inspectUpload(ctx context.Context, key, contentType string, size int64) (media.Info, error) {
+	obj, err := c.deps.Media.Stat(ctx, key)
+	switch {
+	case errors.Is(err, media.ErrNotFound):
+		return media.Info{}, errorf(CodeFailedPrecondition, "no upload arrived for this media; start again with CreateMediaUpload")
+	case err != nil:
+		return media.Info{}, err
+	case obj.Size != size:
+		return media.Info{}, errorf(CodeFailedPrecondition, "the upload is %d bytes, not the %d declared", obj.Size, size)
+	case obj.ContentType != contentType:
+		return media.Info{}, errorf(CodeFailedPrecondition, "the upload is stored as %q, not %q", truncate(obj.ContentType, 50), contentType)
+	}
+	r, err := c.deps.Media.Open(ctx, key)
+	if err != nil {
+		return media.Info{}, err
+	}
+	defer r.Close() // only the header is read; closing abandons the rest
+	info, err := media.Inspect(r, contentType)
+	switch {
+	case errors.Is(err, media.ErrInvalidImage):
+		return media.Info{}, errorf(CodeFailedPrecondition, "%s", err.Error())
+	case errors.Is(err, media.ErrNotFound):
+		return media.Info{}, errorf(CodeFailedPrecondition, "the upload has disappeared; start again with CreateMediaUpload")
+	}
+	return info, err
+}
+
+// discardUpload deletes a refused upload: its row, then its object. It
+// goes on if the caller has gone; what it cannot delete, the sweeper or
+// the lifecycle rule will.
+func (c *Commands) discardUpload(ctx context.Context, id uuid.UUID, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		_, err := q.DeletePendingMedia(ctx, id)
+		return err
+	})
+	if err == nil {
+		err = c.deps.Media.Remove(ctx, key)
+	}
+	if err != nil {
+		c.deps.Log.Warn("refused upload not fully discarded; the sweeper will", "media_id", id, "err", err)
+	}
+}
+
+// currentToken is a token for a write that has already committed: any
+// position after it will do.
+func (c *Commands) currentToken(ctx context.Context) (string, error) {
+	lsn, err := c.deps.Store.CurrentLSN(ctx)
+	if err != nil {
+		return "", err
+	}
+	return consistency.Token(lsn), nil
+}
+
+// checkMediaWritable locks the listing and applies the rules for changing
+// its images: those of checkListingWritable, without a version (images do
+// not change the listing's version).
+func checkMediaWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.UUID) error {
+	l, err := q.LockListing(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errorf(CodeNotFound, "listing not found")
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case l.SellerID != seller:
+		return errorf(CodePermissionDenied, "only the seller may change this listing's images")
+	case l.Status != StatusAvailable:
+		return errorf(CodeFailedPrecondition, "the listing is %s; only an AVAILABLE listing can be changed", l.Status)
+	}
+	return nil
+}
+
+// mediaRules turns the lookup of a listing's media row into the caller's
+// answer: the listing must exist and be theirs before the row is looked at.
+func mediaRules(m sqlc.GetListingMediaRow, err error, seller uuid.UUID) error {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return errorf(CodeNotFound, "listing not found")
+	case err != nil:
+		return err
+	case m.SellerID != seller:
+		return errorf(CodePermissionDenied, "only the seller may change this listing's images")
+	case !m.MediaID.Valid:
+		return errorf(CodeNotFound, "media not found")
+	}
+	return nil
+}
+
+func mediaIDs(listingID, mediaID string) (uuid.UUID, uuid.UUID, error) {
+	var v violations
+	lid := v.id("listing_id", listingID)
+	mid := v.id("media_id", mediaID)
+	return lid, mid, v.err()
+}
+
+func (v *violations) mediaUpload(contentType string, size, maxBytes int64) {
+	if !media.IsContentType(contentType) {
+		v.add("content_type", "must be one of %s", strings.Join(media.ContentTypes, ", "))
+	}
+	if size < 1 || size > maxBytes {
+		v.add("size_bytes", "must be the file's size: 1 to %d bytes", maxBytes)
+	}
+}
+
+// objectKeys are the objects of an image row: the original, and the
+// thumbnail if the row names one of its own. (A thumbnail stored by a
+// worker that died before recording it is left to the sweeper.)
+func objectKeys(key string, thumbnail *string) []string {
+	if thumbnail == nil || *thumbnail == key {
+		return []string{key}
+	}
+	return []string{key, *thumbnail}
+}
+
+func mediaUnavailable(err error) error {
+	return &Error{Code: CodeUnavailable, Message: "the media store is unavailable; retry shortly", Err: err}
+}
+
+// MakeThumbnail makes the thumbnail of one confirmed image that has none,
+// and reports whether it found one to make. The row stays locked while the
+// thumbnail is made, so workers in several processes never collide, and a
+// worker that dies leaves the row to the next. A thumbnail that cannot be
+// made (the image does not decode, after all) falls back to the original,
+// so that it is not retried forever.
+func (c *Commands) MakeThumbnail(ctx context.Context) (bool, error) {
+	found := false
+	_, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		job, err := q.ClaimThumbnailJob(ctx)
+		if errors.Is(err, pgx.ErrNoRows) {
+			found = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		key, err := c.thumbnail(ctx, job)
+		if err != nil {
+			return err
+		}
+		_, err = q.SetThumbnail(ctx, sqlc.SetThumbnailParams{ID: job.ID, ThumbnailKey: &key})
+		return err
+	})
+	return found, err
+}
+
+// thumbnail stores the thumbnail of one image and returns its key.
+func (c *Commands) thumbnail(ctx context.Context, job sqlc.ClaimThumbnailJobRow) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, thumbnailTimeout)
+	defer cancel()
+	r, err := c.deps.Media.Open(ctx, job.ObjectKey)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, job.SizeBytes+1))
+	if errors.Is(err, media.ErrNotFound) {
+		c.deps.Log.Error("confirmed image has no object", "media_id", job.ID, "key", job.ObjectKey)
+		return job.ObjectKey, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	thumb, err := media.Thumbnail(data, job.ContentType)
+	if errors.Is(err, media.ErrInvalidImage) {
+		c.deps.Log.Warn("no thumbnail: the original is shown instead", "media_id", job.ID, "err", err)
+		return job.ObjectKey, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	key := media.ThumbnailKey(job.ObjectKey)
+	if err := c.deps.Media.Put(ctx, key, "image/jpeg", thumb); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// RunThumbnails makes thumbnails until ctx ends: at once while there are
+// some to make, every idle otherwise, backing off while Postgres or the
+// store fails. Work cut short by ctx is left for the next run.
+func (c *Commands) RunThumbnails(ctx context.Context, idle time.Duration) {
+	var backoff time.Duration
+	for {
+		did, err := c.MakeThumbnail(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := time.Duration(0)
+		switch {
+		case err != nil:
+			backoff = min(max(2*backoff, 100*time.Millisecond), 30*time.Second)
+			c.deps.Log.Warn("thumbnail failed; retrying", "in", backoff, "err", err)
+			wait = backoff
+		case !did:
+			backoff, wait = 0, idle
+		default:
+			backoff = 0
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// SweepOptions say what the media sweeper removes.
+type SweepOptions struct {
+	// PendingOlderThan: uploads never confirmed for this long are removed.
+	PendingOlderThan time.Duration
+	// OrphanGrace: objects younger than this are never called orphans.
+	// Orphans cannot arise from a write in flight (a row always precedes
+	// its objects), so this is a safety margin, not a correctness need.
+	OrphanGrace time.Duration
+}
+
+// SweepReport counts what a sweep removed.
+type SweepReport struct {
+	StalePending   int // rows of uploads never confirmed
+	Withdrawn      int // rows of images of withdrawn listings
+	Orphans        int // objects that no row owned
+	ObjectsRemoved int // objects removed, orphans included
+	ObjectErrors   int // objects that could not be removed (a next sweep retries them as orphans)
+}
+
+const sweepBatch = 500
+
+// SweepMedia removes what no longer serves anyone: pending uploads older
+// than opts.PendingOlderThan, every image of withdrawn listings, and
+// objects that no row owns. Rows go first, each batch in its own
+// transaction, then their objects; an object whose removal fails has no
+// row left and is found again as an orphan. Running it again, or in
+// several processes at once, is harmless.
+func (c *Commands) SweepMedia(ctx context.Context, opts SweepOptions) (SweepReport, error) {
+	var rep SweepReport
+	remove := func(keys []string) {
+		for _, k := range keys {
+			if err := c.deps.Media.Remove(ctx, k); err != nil {
+				rep.ObjectErrors++
+				c.deps.Log.Warn("sweep: object not removed", "key", k, "err", err)
+				continue
+			}
+			rep.ObjectsRemoved++
+		}
+	}
+	// Rows, a batch per transaction: stale uploads, then withdrawn
+	// listings' images. Each pass deletes rows and returns their objects.
+	for _, pass := range []struct {
+		count  *int
+		delete func(q *sqlc.Queries) (rows int, keys []string, err error)
+	}{
+		{&rep.StalePending, func(q *sqlc.Queries) (int, []string, error) {
+			rows, err := q.DeleteStalePendingMedia(ctx, sqlc.DeleteStalePendingMediaParams{OlderThanSecs: opts.PendingOlderThan.Seconds(), Batch: sweepBatch})
+			var keys []string
+			for _, r := range rows {
+				keys = append(keys, objectKeys(r.ObjectKey, r.ThumbnailKey)...)
+			}
+			return len(rows), keys, err
+		}},
+		{&rep.Withdrawn, func(q *sqlc.Queries) (int, []string, error) {
+			rows, err := q.DeleteWithdrawnListingMedia(ctx, sweepBatch)
+			var keys []string
+			for _, r := range rows {
+				keys = append(keys, objectKeys(r.ObjectKey, r.ThumbnailKey)...)
+			}
+			return len(rows), keys, err
+		}},
+	} {
+		for {
+			var n int
+			var keys []string
+			_, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+				var err error
+				n, keys, err = pass.delete(q)
+				return err
+			})
+			if err != nil {
+				return rep, fmt.Errorf("sweep media rows: %w", err)
+			}
+			*pass.count += n
+			remove(keys)
+			if n < sweepBatch {
+				break
+			}
+		}
+	}
+
+	// Objects that no row owns.
+	cutoff := time.Now().Add(-opts.OrphanGrace)
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		owners := make([]string, len(batch))
+		for i, k := range batch {
+			owners[i] = strings.TrimSuffix(k, media.ThumbnailKey(""))
+		}
+		existing, err := c.deps.Store.ExistingObjectKeys(ctx, owners)
+		if err != nil {
+			return fmt.Errorf("sweep media orphans: %w", err)
+		}
+		owned := make(map[string]bool, len(existing))
+		for _, k := range existing {
+			owned[k] = true
+		}
+		var orphans []string
+		for i, k := range batch {
+			if !owned[owners[i]] {
+				orphans = append(orphans, k)
+			}
+		}
+		rep.Orphans += len(orphans)
+		remove(orphans)
+		batch = batch[:0]
+		return nil
+	}
+	for o, err := range c.deps.Media.List(ctx, media.ListingsPrefix) {
+		if err != nil {
+			return rep, fmt.Errorf("sweep media orphans: %w", err)
+		}
+		if o.LastModified.After(cutoff) {
+			continue
+		}
+		if batch = append(batch, o.Key); len(batch) == sweepBatch {
+			if err := flush(); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, flush()
+}
+
+// RunSweeps sweeps media every interval until ctx ends. The first sweep
+// waits an interval too: restarts do not sweep, and the bucket is ready.
+func (c *Commands) RunSweeps(ctx context.Context, every time.Duration, opts SweepOptions) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := c.SweepMedia(ctx, opts)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.deps.Log.Warn("media sweep failed; retrying next time", "err", err)
+		case rep != SweepReport{}:
+			c.deps.Log.Info("media swept", "stale_pending", rep.StalePending, "withdrawn", rep.Withdrawn,
+				"orphans", rep.Orphans, "objects_removed", rep.ObjectsRemoved, "object_errors", rep.ObjectErrors)
+		}
+	}
+}
