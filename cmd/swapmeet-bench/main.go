@@ -45,6 +45,7 @@ type suite struct {
 
 var suites = []suite{
 	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
+	{"cdc", "CDC decode rate (null sink), real-sink rate vs raw FerretDB upserts, freshness at 500 writes/s", runCDC},
 }
 
 func main() {

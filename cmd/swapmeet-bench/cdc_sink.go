@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	mongooptions "go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+const sinkFigure = "CDC real sink throughput"
+
+const (
+	// sinkDrain is about how long the measured drain should take: its
+	// backlog is sized from the reference rate.
+	sinkDrain = 8 * time.Second
+	// sinkPutBatch is how many documents the reference hands to one Put,
+	// as the projector does (cdc's projectBatch).
+	sinkPutBatch = 200
+	// verifySample is how many listing documents are checked afterwards.
+	verifySample = 50
+)
+
+// measureSink compares two ways of writing listing documents into the same
+// FerretDB, one after the other, each into a collection of cdcListings
+// existing documents with the read side's indexes:
+//
+//   - reference: readstore.Store.Put, the projector's own write path, with
+//     its WriteConcurrency and batch size, replacing existing listing
+//     documents (with a new price and version) in a scratch database;
+//   - measured: the real cdc.Projector behind a cdc.Reader, draining a
+//     backlog of one-row listing updates (one transaction each, each
+//     listing once). For each batch it re-reads Postgres, replaces the
+//     listing documents and their sellers' profiles (a listing's status
+//     counts there), tombstones their Redis keys, bumps the search
+//     generation and publishes the applied LSN.
+//
+// A document is one listing document replaced in Mongo, in both runs. The
+// projector's seller-profile upserts are extra work that is not counted:
+// they hit a collection of cdcSellers documents, and FerretDB 1.24 finds
+// a document by _id with a sequential scan, so counting them one for one
+// would flatter the sink.
+func measureSink(ctx context.Context, r *runner, o options) (row, error) {
+	e := itest.New(r)
+	if err := e.Reads.EnsureIndexes(ctx); err != nil {
+		return row{}, fmt.Errorf("indexes: %w", err)
+	}
+	start := time.Now()
+	listings, err := listingFixtures(ctx, e, cdcSellers, cdcListings)
+	if err != nil {
+		return row{}, err
+	}
+
+	// The reference's scratch database: same documents, same indexes.
+	refDB := e.MongoDB + "_ref"
+	ref := readstore.New(e.Mongo.Database(refDB))
+	ref.WriteConcurrency = e.Reads.WriteConcurrency
+	r.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = e.Mongo.Database(refDB).Drop(ctx)
+	})
+	if err := ref.EnsureIndexes(ctx); err != nil {
+		return row{}, fmt.Errorf("reference indexes: %w", err)
+	}
+	if err := seedDocuments(ctx, ref, listings.docs, nil); err != nil {
+		return row{}, err
+	}
+	// From here on, every commit is in the slot's backlog.
+	if err := createSlot(ctx, e, e.Slot); err != nil {
+		return row{}, err
+	}
+	progress("cdc sink: fixtures: %d sellers, %d listings in Postgres and as documents in both Mongo databases, in %s",
+		cdcSellers, cdcListings, time.Since(start).Round(time.Millisecond))
+
+	refFor := min(o.duration, sinkDrain)
+	progress("cdc sink: reference: listing upserts straight into FerretDB, %d at a time, for up to %s", ref.WriteConcurrency, refFor)
+	refN, refTook, err := rawUpserts(ctx, ref, listings.docs, refFor)
+	if err != nil {
+		return row{}, err
+	}
+	refRate := perSecond(int64(refN), refTook)
+	progress("cdc sink: reference: %d upserts in %s: %.0f docs/s", refN, refTook.Round(time.Millisecond), refRate)
+
+	n := min(cdcListings, max(100, int(refRate*sinkDrain.Seconds())))
+	conn, err := backlogConn(ctx, e)
+	if err != nil {
+		return row{}, err
+	}
+	err = updateListingsOneByOne(ctx, conn, n)
+	conn.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return row{}, err
+	}
+
+	progress("cdc sink: the projector drains a backlog of %d one-row listing updates", n)
+	sink := newDrainSink(cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log), int64(n))
+	var listingDocs, sellerDocs int64
+	sink.count = func(txs []*cdc.Txn) int {
+		l, s := listingDocuments(txs)
+		listingDocs += int64(l)
+		sellerDocs += int64(s)
+		return l
+	}
+	took, err := drain(ctx, e, sink, "cdc sink", 5*time.Minute)
+	if err != nil {
+		return row{}, err
+	}
+	rate := perSecond(listingDocs, took)
+	progress("cdc sink: %d transactions in %d batches in %s: %d listing documents (%.0f/s), plus %d seller profiles",
+		sink.txns.Load(), sink.batches.Load(), took.Round(time.Millisecond), listingDocs, rate, sellerDocs)
+
+	if err := verifyListingVersions(ctx, e.Reads, e.PG); err != nil {
+		return row{}, err
+	}
+	ratio := rate / refRate
+	return row{
+		figure:    fmt.Sprintf("%s (listing docs, %dk in collection)", sinkFigure, cdcListings/1000),
+		measured:  fmt.Sprintf("%.0f docs/s (+%d seller upserts, uncounted)", rate, sellerDocs),
+		reference: fmt.Sprintf("FerretDB raw upserts %.0f docs/s", refRate),
+		ratio:     fmt.Sprintf("%.2fx", ratio),
+		target:    fmt.Sprintf(">= %.1fx", sinkMinRatio),
+		verdict:   verdict(ratio >= sinkMinRatio),
+	}, nil
+}
+
+// listingDocuments counts the documents the projector writes for a batch
+// of listing changes: each listing once, and each seller profile once.
+func listingDocuments(txs []*cdc.Txn) (listings, sellers int) {
+	ls, ss := map[string]bool{}, map[string]bool{}
+	for _, tx := range txs {
+		for i := range tx.Changes {
+			c := &tx.Changes[i]
+			if c.Table != "listings" {
+				continue
+			}
+			if id, ok := c.Text("id"); ok {
+				ls[id] = true
+			}
+			if s, ok := c.Text("seller_id"); ok {
+				ss[s] = true
+			}
+			if s, ok := c.OldText("seller_id"); ok {
+				ss[s] = true
+			}
+		}
+	}
+	return len(ls), len(ss)
+}
+
+// rawUpserts replaces each document once, with a new price and version,
+// through Put in batches as the projector calls it, and stops early if d
+// runs out.
+func rawUpserts(ctx context.Context, s *readstore.Store, docs []readstore.Listing, d time.Duration) (int, time.Duration, error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	start := time.Now()
+	n := 0
+	for i := 0; i < len(docs) && time.Since(start) < d; i += sinkPutBatch {
+		chunk := docs[i:min(i+sinkPutBatch, len(docs))]
+		ids := make([]string, len(chunk))
+		put := make([]any, len(chunk))
+		for k, doc := range chunk {
+			doc.Price.Minor++
+			doc.Version++
+			doc.UpdatedAt = now
+			doc.LSN = 1
+			ids[k], put[k] = doc.ID, doc
+		}
+		if err := s.Put(ctx, readstore.Listings, ids, put); err != nil {
+			return n, time.Since(start), fmt.Errorf("reference upserts: %w", err)
+		}
+		n += len(chunk)
+	}
+	return n, time.Since(start), nil
+}
+
+// listingSet is a fixture: listings in Postgres and their documents.
+type listingSet struct {
+	docs    []readstore.Listing
+	sellers []readstore.User
+}
+
+// listingFixtures inserts sellers and listings (with attributes, like real
+// ones), and builds the documents the projector makes of them by reading
+// the rows back. The documents are then put in the read store, so that
+// later writes replace existing documents, as they do in production.
+func listingFixtures(ctx context.Context, e *itest.Env, nSellers, nListings int) (listingSet, error) {
+	sellers, err := insertUsers(ctx, e.PG, "seller", nSellers)
+	if err != nil {
+		return listingSet{}, err
+	}
+	if _, err := insertListings(ctx, e.PG, sellers, nListings); err != nil {
+		return listingSet{}, err
+	}
+	_, err = e.PG.Exec(ctx, `
+		UPDATE listings SET attributes = jsonb_build_object(
+			'color', (ARRAY['red', 'blue', 'green'])[1 + price_minor % 3],
+			'size', (ARRAY['S', 'M', 'L', 'XL'])[1 + price_minor % 4],
+			'brand', 'Brand ' || price_minor % 50)`)
+	if err != nil {
+		return listingSet{}, fmt.Errorf("listing attributes: %w", err)
+	}
+	if err := analyze(ctx, e.PG); err != nil {
+		return listingSet{}, fmt.Errorf("analyze: %w", err)
+	}
+	set, err := readListingDocs(ctx, e.PG)
+	if err != nil {
+		return listingSet{}, err
+	}
+	return set, seedDocuments(ctx, e.Reads, set.docs, set.sellers)
+}
+
+// readListingDocs shapes every listing and user row as the projector would
+// (no media, no reviews in these fixtures).
+func readListingDocs(ctx context.Context, pg *pgxpool.Pool) (listingSet, error) {
+	var set listingSet
+	rows, err := pg.Query(ctx, `
+		SELECT l.id, l.seller_id, u.display_name, l.title, l.description, l.category, l.condition,
+		       l.price_currency, l.price_minor, l.attributes, l.status, l.version, l.created_at, l.updated_at
+		FROM listings l JOIN users u ON u.id = l.seller_id ORDER BY l.id`)
+	if err != nil {
+		return set, fmt.Errorf("read listings: %w", err)
+	}
+	for rows.Next() {
+		var id, seller uuid.UUID
+		var name string
+		var d readstore.Listing
+		var attrs []byte
+		if err := rows.Scan(&id, &seller, &name, &d.Title, &d.Description, &d.Category, &d.Condition,
+			&d.Price.Currency, &d.Price.Minor, &attrs, &d.Status, &d.Version, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			rows.Close()
+			return set, fmt.Errorf("read listings: %w", err)
+		}
+		d.ID = id.String()
+		d.Seller = readstore.UserSummary{ID: seller.String(), DisplayName: name}
+		if err := json.Unmarshal(attrs, &d.Attributes); err != nil {
+			rows.Close()
+			return set, fmt.Errorf("listing %s attributes: %w", id, err)
+		}
+		for k, v := range d.Attributes {
+			d.AttributePairs = append(d.AttributePairs, k+"="+v)
+		}
+		slices.Sort(d.AttributePairs)
+		d.Media = []readstore.Media{}
+		d.Keywords = readstore.Keywords(d.Title, d.Description)
+		d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC().Truncate(time.Millisecond), d.UpdatedAt.UTC().Truncate(time.Millisecond)
+		set.docs = append(set.docs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return set, fmt.Errorf("read listings: %w", err)
+	}
+	urows, err := pg.Query(ctx, `
+		SELECT u.id, u.display_name, u.bio, u.created_at,
+		       (SELECT count(*) FROM listings l WHERE l.seller_id = u.id AND l.status = 'AVAILABLE')::int4
+		FROM users u ORDER BY u.id`)
+	if err != nil {
+		return set, fmt.Errorf("read users: %w", err)
+	}
+	defer urows.Close()
+	for urows.Next() {
+		var id uuid.UUID
+		var u readstore.User
+		if err := urows.Scan(&id, &u.DisplayName, &u.Bio, &u.JoinedAt, &u.ActiveListingCount); err != nil {
+			return set, fmt.Errorf("read users: %w", err)
+		}
+		u.ID = id.String()
+		u.JoinedAt = u.JoinedAt.UTC().Truncate(time.Millisecond)
+		set.sellers = append(set.sellers, u)
+	}
+	return set, urows.Err()
+}
+
+// seedDocuments bulk-inserts documents that do not exist yet (insertMany
+// of new documents is FerretDB's fast path).
+func seedDocuments(ctx context.Context, s *readstore.Store, listings []readstore.Listing, users []readstore.User) error {
+	insert := func(coll string, docs []any) error {
+		for len(docs) > 0 {
+			n := min(len(docs), 500)
+			ictx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, err := s.DB().Collection(coll).InsertMany(ictx, docs[:n], mongooptions.InsertMany().SetOrdered(false))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("seed %s documents: %w", coll, err)
+			}
+			docs = docs[n:]
+		}
+		return nil
+	}
+	ls := make([]any, len(listings))
+	for i, d := range listings {
+		ls[i] = d
+	}
+	us := make([]any, len(users))
+	for i, d := range users {
+		us[i] = d
+	}
+	if err := insert(readstore.Listings, ls); err != nil {
+		return err
+	}
+	return insert(readstore.Users, us)
+}
+
+// verifyListingVersions checks a sample of listing documents against
+// Postgres: after the drain, each must hold the row's current version.
+func verifyListingVersions(ctx context.Context, s *readstore.Store, pg *pgxpool.Pool) error {
+	rows, err := pg.Query(ctx, `SELECT id::text, version FROM listings WHERE version > 1 ORDER BY random() LIMIT $1`, verifySample)
+	if err != nil {
+		return fmt.Errorf("sample listings: %w", err)
+	}
+	type want struct {
+		id      string
+		version int64
+	}
+	var sample []want
+	for rows.Next() {
+		var w want
+		if err := rows.Scan(&w.id, &w.version); err != nil {
+			rows.Close()
+			return fmt.Errorf("sample listings: %w", err)
+		}
+		sample = append(sample, w)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sample listings: %w", err)
+	}
+	if len(sample) == 0 {
+		return fmt.Errorf("no updated listing to check")
+	}
+	for _, w := range sample {
+		got, err := readstore.Find[readstore.Listing](ctx, s, readstore.Listings, w.id)
+		if err != nil {
+			return fmt.Errorf("check listing %s in mongo: %w", w.id, err)
+		}
+		if got.Version != w.version || got.LSN == 0 {
+			return fmt.Errorf("listing %s in mongo has version %d and lsn %d after the drain; postgres has version %d",
+				w.id, got.Version, got.LSN, w.version)
+		}
+	}
+	return nil
+}
