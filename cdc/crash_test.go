@@ -1,8 +1,10 @@
 package cdc_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -32,6 +34,32 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 // startCDCProcess runs `swapmeet cdc` against e as a separate process.
 func startCDCProcess(t *testing.T, e *itest.Env) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startCDCProcessLogged(t, e)
+	return cmd
+}
+
+// lockedBuffer collects a process's output for assertions.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startCDCProcessLogged is startCDCProcess, keeping the process's output.
+func startCDCProcessLogged(t *testing.T, e *itest.Env) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +67,9 @@ func startCDCProcess(t *testing.T, e *itest.Env) *exec.Cmd {
 	cmd := exec.Command(bin, "cdc")
 	cmd.Env = append(os.Environ(), e.Environ()...)
 	cmd.Env = append(cmd.Env, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if os.Getenv("SWAPMEET_TEST_LOG") != "" {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(logs, os.Stderr), io.MultiWriter(logs, os.Stderr)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -51,7 +80,7 @@ func startCDCProcess(t *testing.T, e *itest.Env) *exec.Cmd {
 			_ = cmd.Wait()
 		}
 	})
-	return cmd
+	return cmd, logs
 }
 
 // TestCDCSurvivesSIGKILL runs a mixed write load (sign-ups, listings,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 
@@ -19,21 +20,22 @@ import (
 // longer exist.
 type projection struct {
 	collection string
+	docType    reflect.Type
 	build      func(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error)
 	all        func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, limit int32) ([]uuid.UUID, error)
 }
 
 var projections = []projection{
-	{readstore.Users, buildUsers, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	{readstore.Users, reflect.TypeFor[readstore.User](), buildUsers, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllUserIDs(ctx, sqlc.ListAllUserIDsParams{After: after, Batch: n})
 	}},
-	{readstore.Listings, buildListings, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	{readstore.Listings, reflect.TypeFor[readstore.Listing](), buildListings, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllListingIDs(ctx, sqlc.ListAllListingIDsParams{After: after, Batch: n})
 	}},
-	{readstore.Orders, buildOrders, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	{readstore.Orders, reflect.TypeFor[readstore.Order](), buildOrders, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllOrderIDs(ctx, sqlc.ListAllOrderIDsParams{After: after, Batch: n})
 	}},
-	{readstore.Reviews, buildReviews, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	{readstore.Reviews, reflect.TypeFor[readstore.Review](), buildReviews, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllReviewIDs(ctx, sqlc.ListAllReviewIDsParams{After: after, Batch: n})
 	}},
 }

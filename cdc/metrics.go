@@ -18,6 +18,8 @@ type Metrics struct {
 	lagBytes     prometheus.Gauge
 	lagSeconds   prometheus.Gauge
 	appliedLSN   prometheus.Gauge
+	retained     prometheus.Gauge
+	slotLag      prometheus.Gauge
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -42,6 +44,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lagBytes:     g("lag_bytes", "Bytes of WAL the server has sent or announced beyond what is applied."),
 		lagSeconds:   g("lag_seconds", "Age of the newest applied commit when it was applied; 0 when caught up."),
 		appliedLSN:   g("applied_lsn", "The WAL position applied and acknowledged."),
+		retained:     g("slot_retained_wal_bytes", "WAL the server keeps for the slot (from pg_replication_slots)."),
+		slotLag:      g("slot_lag_bytes", "WAL written since the slot's confirmed position (from pg_replication_slots)."),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "swapmeet", Subsystem: "cdc", Name: "apply_seconds",
 			Help:    "Time to apply one batch to the read side.",
@@ -65,6 +69,14 @@ func (m *Metrics) applied(txs []*Txn, took time.Duration) {
 	m.batches.Inc()
 	m.applySeconds.Observe(took.Seconds())
 	m.lagSeconds.Set(time.Since(txs[len(txs)-1].CommitTime).Seconds())
+}
+
+// Slot records what Postgres says about the slot.
+func (m *Metrics) Slot(s SlotStatus) {
+	if m != nil {
+		m.retained.Set(float64(s.RetainedBytes))
+		m.slotLag.Set(float64(s.LagBytes))
+	}
 }
 
 func (m *Metrics) retry() {

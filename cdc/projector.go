@@ -24,6 +24,12 @@ import (
 // rename reaching every copy of the name) is a question of which ids to
 // re-read.
 type Projector struct {
+	// targets, if set, maps the collections to maintain to the physical
+	// collections to write (a generation being built); others are skipped.
+	// When nil, every collection is written under its logical name, which
+	// the read store resolves through the live pointer.
+	targets map[string]string
+
 	pg    *pgxpool.Pool
 	reads *readstore.Store
 	cache *cache.Cache
@@ -130,12 +136,16 @@ func (p *Projector) Apply(ctx context.Context, txs []*Txn) error {
 	for i, tx := range txs {
 		xids[i] = tx.Xid
 	}
+	// Read everything inside the snapshot, write only after it is closed:
+	// a slow read store must not hold a Postgres transaction open.
+	var writes []write
+	collectWrite := func(w write) error { writes = append(writes, w); return nil }
 	err := readVisible(ctx, p.pg, xids, func(q *sqlc.Queries) error {
 		if err := p.expand(ctx, q, a, int64(lsn)); err != nil {
 			return err
 		}
 		for _, proj := range projections {
-			if err := p.project(ctx, q, proj, a.docs[proj.collection]); err != nil {
+			if err := p.project(ctx, q, proj, a.docs[proj.collection], collectWrite); err != nil {
 				return err
 			}
 		}
@@ -143,6 +153,11 @@ func (p *Projector) Apply(ctx context.Context, txs []*Txn) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, w := range writes {
+		if err := p.write(ctx, w); err != nil {
+			return err
+		}
 	}
 	if len(a.docs[readstore.Listings]) > 0 {
 		if err := p.cache.BumpGeneration(ctx, readstore.Listings); err != nil {
@@ -153,6 +168,30 @@ func (p *Projector) Apply(ctx context.Context, txs []*Txn) error {
 		return fmt.Errorf("publish applied position: %w", err)
 	}
 	return nil
+}
+
+// Resync projects every document from the current state of Postgres, as
+// if every table had been truncated and refilled.
+func (p *Projector) Resync(ctx context.Context) error {
+	a := collect(nil)
+	a.full = true
+	return readVisible(ctx, p.pg, nil, func(q *sqlc.Queries) error {
+		lsn, err := q.CurrentLSN(ctx)
+		if err != nil {
+			return err
+		}
+		if err := p.expand(ctx, q, a, lsn); err != nil {
+			return err
+		}
+		// A full pass writes as it reads: holding every document of
+		// every collection in memory is not an option.
+		for _, proj := range projections {
+			if err := p.project(ctx, q, proj, a.docs[proj.collection], func(w write) error { return p.write(ctx, w) }); err != nil {
+				return err
+			}
+		}
+		return p.cache.BumpGeneration(ctx, readstore.Listings)
+	})
 }
 
 // expand adds the documents that embed what changed. A fanned-out
@@ -207,9 +246,23 @@ func (p *Projector) expand(ctx context.Context, q *sqlc.Queries, a *affected, en
 // projectBatch bounds one Postgres read and one round of Mongo writes.
 const projectBatch = 200
 
-// project rebuilds the documents in set: it replaces those that exist,
-// deletes those whose rows are gone, and tombstones their cache entries.
-func (p *Projector) project(ctx context.Context, q *sqlc.Queries, proj projection, set idSet) error {
+// write is one batch of rebuilt documents bound for one collection.
+type write struct {
+	collection string // physical
+	ids        []string
+	docs       []any
+	gone       []string // ids whose rows no longer exist
+	evictions  []cache.Eviction
+}
+
+// project rebuilds the documents in set, page by page, and hands each
+// page's writes to emit: replacements for documents that exist, deletions
+// for those whose rows are gone, and tombstones for their cache entries.
+func (p *Projector) project(ctx context.Context, q *sqlc.Queries, proj projection, set idSet, emit func(write) error) error {
+	physical := p.target(proj.collection)
+	if physical == "" {
+		return nil
+	}
 	ids := set.list()
 	for len(ids) > 0 {
 		n := min(len(ids), projectBatch)
@@ -219,30 +272,37 @@ func (p *Projector) project(ctx context.Context, q *sqlc.Queries, proj projectio
 		if err != nil {
 			return err
 		}
-		var putIDs, gone []string
-		var evictions []cache.Eviction
-		var put []any
+		w := write{collection: physical}
 		for _, id := range batch {
 			s := id.String()
 			if k := p.cache.DocumentKey(proj.collection, s); k != "" {
-				evictions = append(evictions, cache.Eviction{Key: k, LSN: uint64(set[id])})
+				w.evictions = append(w.evictions, cache.Eviction{Key: k, LSN: uint64(set[id])})
 			}
 			if d, ok := docs[id]; ok {
-				putIDs = append(putIDs, s)
-				put = append(put, d)
+				w.ids = append(w.ids, s)
+				w.docs = append(w.docs, d)
 			} else {
-				gone = append(gone, s)
+				w.gone = append(w.gone, s)
 			}
 		}
-		if err := p.reads.Put(ctx, proj.collection, putIDs, put); err != nil {
+		if err := emit(w); err != nil {
 			return err
 		}
-		if err := p.reads.Delete(ctx, proj.collection, gone); err != nil {
-			return err
-		}
-		if err := p.cache.Evict(ctx, evictions...); err != nil {
-			return fmt.Errorf("evict %s: %w", proj.collection, err)
-		}
+	}
+	return nil
+}
+
+// write applies one page: Mongo first, then the tombstones, so that a
+// reader who misses after the tombstone finds the new document.
+func (p *Projector) write(ctx context.Context, w write) error {
+	if err := p.reads.Put(ctx, w.collection, w.ids, w.docs); err != nil {
+		return err
+	}
+	if err := p.reads.Delete(ctx, w.collection, w.gone); err != nil {
+		return err
+	}
+	if err := p.cache.Evict(ctx, w.evictions...); err != nil {
+		return fmt.Errorf("evict %s: %w", w.collection, err)
 	}
 	return nil
 }
@@ -265,7 +325,7 @@ func (p *Projector) allIDs(ctx context.Context, q *sqlc.Queries, proj projection
 		}
 		after = page[len(page)-1]
 	}
-	docIDs, err := p.reads.IDs(ctx, proj.collection)
+	docIDs, err := p.reads.IDs(ctx, p.target(proj.collection))
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +333,21 @@ func (p *Projector) allIDs(ctx context.Context, q *sqlc.Queries, proj projection
 		seen.add(s, true, 0)
 	}
 	return seen.list(), nil
+}
+
+// Into returns a projector that maintains only the given collections,
+// writing them to the given physical collections.
+func (p *Projector) Into(targets map[string]string) *Projector {
+	c := *p
+	c.targets = targets
+	return &c
+}
+
+func (p *Projector) target(collection string) string {
+	if p.targets == nil {
+		return collection
+	}
+	return p.targets[collection]
 }
 
 // Reached announces a position that needed no document changes.

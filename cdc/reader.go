@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -51,8 +52,11 @@ type Config struct {
 	MaxBatchChanges int
 	// MaxBatchAge bounds how long the first transaction of a batch waits.
 	MaxBatchAge time.Duration
-	Log         *slog.Logger
-	Metrics     *Metrics
+	// CreateSlot lets the reader create a missing slot. Only a first start
+	// may: anywhere else, a missing slot means changes were lost.
+	CreateSlot bool
+	Log        *slog.Logger
+	Metrics    *Metrics
 }
 
 // ErrSlotLost means the slot vanished or was invalidated. Streaming from a
@@ -67,6 +71,7 @@ type Reader struct {
 	m    *Metrics
 
 	applied    pglogrepl.LSN // everything up to here is in the sink
+	published  atomic.Uint64 // applied, for other goroutines
 	serverEnd  pglogrepl.LSN // the server's WAL end, as last reported
 	lastStatus time.Time
 	owed       bool // applied moved since the last status update
@@ -106,8 +111,8 @@ func NewReader(cfg Config, sink Sink) *Reader {
 	return &Reader{cfg: cfg, sink: sink, log: cfg.Log, m: cfg.Metrics}
 }
 
-// Applied is the position acknowledged so far.
-func (r *Reader) Applied() pglogrepl.LSN { return r.applied }
+// Applied is the position applied so far; safe from any goroutine.
+func (r *Reader) Applied() pglogrepl.LSN { return pglogrepl.LSN(r.published.Load()) }
 
 // Run streams until ctx ends, reconnecting with backoff after errors. It
 // returns nil on a clean shutdown and ErrSlotLost when it must not go on.
@@ -156,6 +161,7 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	// sent again from the slot's confirmed position.
 	r.pending, r.pendingChanges = nil, 0
 	r.applied = max(r.applied, confirmed)
+	r.published.Store(uint64(r.applied))
 
 	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", r.cfg.Publication)},
@@ -252,6 +258,7 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 				r.log.Warn("publish idle position", "err", err)
 			} else {
 				r.applied = ka.ServerWALEnd
+				r.published.Store(uint64(r.applied))
 				r.owed = true
 				r.m.position(uint64(r.applied), uint64(r.serverEnd))
 			}
@@ -317,6 +324,7 @@ func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
 		}
 	}
 	r.applied = max(r.applied, txs[len(txs)-1].EndLSN)
+	r.published.Store(uint64(r.applied))
 	r.pending, r.pendingChanges = nil, 0
 	r.owed = true
 	r.m.position(uint64(r.applied), uint64(r.serverEnd))
@@ -355,6 +363,9 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) (pglogrepl
 			return 0, fmt.Errorf("%w: %s has wal_status lost", ErrSlotLost, r.cfg.Slot)
 		}
 		return pglogrepl.ParseLSN(string(row[0]))
+	}
+	if !r.cfg.CreateSlot {
+		return 0, fmt.Errorf("%w: %s does not exist", ErrSlotLost, r.cfg.Slot)
 	}
 	created, err := pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})

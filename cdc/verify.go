@@ -3,6 +3,7 @@ package cdc
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"reflect"
@@ -54,7 +55,22 @@ func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Store, colle
 
 func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Store, proj projection) (Drift, error) {
 	d := Drift{Collection: proj.collection}
-	rows := map[string]bool{}
+	// One pass over the stored documents, keeping a digest of each: the
+	// store is read once, without sorting, whatever its size.
+	stored := map[string][32]byte{}
+	err := reads.Each(ctx, proj.collection, func(raw bson.Raw) error {
+		id, _ := raw.Lookup("_id").StringValueOK()
+		doc := reflect.New(proj.docType)
+		if err := bson.Unmarshal(raw, doc.Interface()); err != nil {
+			stored[id] = [32]byte{} // never equal to a real digest
+			return nil
+		}
+		stored[id] = docDigest(doc.Elem().Interface())
+		return nil
+	})
+	if err != nil {
+		return d, err
+	}
 	after := uuid.Nil
 	for {
 		ids, err := proj.all(ctx, q, after, projectBatch)
@@ -69,38 +85,43 @@ func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Sto
 		if err != nil {
 			return d, err
 		}
-		strIDs := make([]string, len(ids))
-		for i, id := range ids {
-			strIDs[i] = id.String()
-			rows[strIDs[i]] = true
-		}
-		got, err := reads.FindManyRaw(ctx, proj.collection, strIDs)
-		if err != nil {
-			return d, err
-		}
 		for _, id := range ids {
 			d.Checked++
-			raw, ok := got[id.String()]
-			if !ok {
-				d.Missing = append(d.Missing, id.String())
-				continue
-			}
-			if fields := differingFields(want[id], raw); len(fields) > 0 {
-				d.Differ = append(d.Differ, id.String()+": "+strings.Join(fields, ", "))
+			key := id.String()
+			sum, ok := stored[key]
+			delete(stored, key)
+			switch {
+			case !ok:
+				d.Missing = append(d.Missing, key)
+			case sum != docDigest(want[id]):
+				raw, err := reads.FindRaw(ctx, proj.collection, key)
+				if err != nil {
+					return d, err
+				}
+				d.Differ = append(d.Differ, key+": "+strings.Join(differingFields(want[id], raw), ", "))
 			}
 		}
 	}
-	docIDs, err := reads.IDs(ctx, proj.collection)
-	if err != nil {
-		return d, err
-	}
-	for _, id := range docIDs {
-		if !rows[id] {
-			d.Extra = append(d.Extra, id)
-		}
+	for id := range stored {
+		d.Extra = append(d.Extra, id)
 	}
 	sort.Strings(d.Extra)
 	return d, nil
+}
+
+// docDigest identifies a document's content, lsn aside.
+func docDigest(doc any) [32]byte {
+	v := reflect.ValueOf(doc)
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	if f := c.FieldByName("LSN"); f.IsValid() {
+		f.SetInt(0)
+	}
+	b, err := bson.Marshal(c.Interface())
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(b)
 }
 
 // differingFields compares a built document with a stored one, field by

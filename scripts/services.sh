@@ -335,6 +335,9 @@ pg_up() {
 			max_connections = 300
 			shared_buffers = 256MB
 			wal_sender_timeout = 60s
+			# A slot left behind (a crashed test, a stopped CDC) is invalidated
+			# instead of filling the disk; the CDC then reports it as lost.
+			max_slot_wal_keep_size = 4GB
 		EOF
 		as_pg tee "$dir/pg_hba.conf" >/dev/null <<-EOF
 			# Managed by scripts/services.sh — overwritten on each start.
@@ -378,6 +381,40 @@ pg_up() {
 			\$\$;
 			SELECT 'CREATE DATABASE $db OWNER $role'
 			WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\gexec
+		EOF
+}
+
+# ferretdb_pg_tune makes FerretDB's lookups by _id use an index. FerretDB
+# 1.24 looks a document up with `_jsonb->$1 @> $2`, which its own btree
+# index on _id cannot serve, so every upsert scans the whole table. A GIN
+# index on (_jsonb->'_id') serves it once plans are custom (the key is a
+# parameter). An event trigger adds the index to every table FerretDB
+# creates; existing tables get it here. Idempotent.
+ferretdb_pg_tune() {
+	local log="$LOG_DIR/pg-read.log"
+	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_READ_PORT" -U postgres -d ferretdb \
+		>>"$log" 2>&1 <<-'EOF' || fail_service pg-read "$log" "installing the FerretDB _id index trigger failed"
+			ALTER DATABASE ferretdb SET plan_cache_mode = force_custom_plan;
+			CREATE OR REPLACE FUNCTION swapmeet_index_id(tbl regclass) RETURNS void LANGUAGE plpgsql AS $$
+			BEGIN
+			  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''_id'') jsonb_path_ops)',
+			                 left(replace(tbl::text, '.', '_'), 50) || '_id_gin', tbl);
+			END $$;
+			CREATE OR REPLACE FUNCTION swapmeet_index_new_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
+			DECLARE obj record;
+			BEGIN
+			  FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
+			    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = obj.objid AND attname = '_jsonb') THEN
+			      PERFORM swapmeet_index_id(obj.objid::regclass);
+			    END IF;
+			  END LOOP;
+			END $$;
+			DROP EVENT TRIGGER IF EXISTS swapmeet_index_new_tables;
+			CREATE EVENT TRIGGER swapmeet_index_new_tables ON ddl_command_end
+			  WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION swapmeet_index_new_tables();
+			SELECT swapmeet_index_id(c.oid::regclass)
+			FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_jsonb'
+			WHERE c.relkind = 'r';
 		EOF
 }
 
@@ -584,6 +621,7 @@ cmd_up() {
 	setup_dirs
 	pg_up pg-write "$PG_WRITE_DIR" "$PG_WRITE_PORT" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
 	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" ferretdb
+	ferretdb_pg_tune
 	redis_up
 	ferretdb_up
 	minio_up

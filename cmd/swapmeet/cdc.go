@@ -34,38 +34,59 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 	}
 	defer stopMetrics()
 
-	// Indexes first: a read store that cannot take them now will not take
-	// documents either, and the reader would only retry.
-	for {
-		if err := d.reads.EnsureIndexes(ctx); err == nil {
-			break
-		} else if ctx.Err() != nil {
-			return nil
-		} else {
-			log.Warn("read store not ready; retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+	p := &cdc.Process{
+		Reader: cdc.Config{
+			ConnString:  cfg.PostgresURL,
+			Publication: cfg.Publication,
+			Log:         log,
+			Metrics:     metrics,
+		},
+		Slot:  cfg.Slot,
+		PG:    d.pg,
+		Reads: d.reads,
+		Sink:  newProjector(d, cfg, log),
+		Log:   log,
 	}
-
-	sink := cdc.NewProjector(d.pg, d.reads, cache.New(d.redis, cfg.RedisPrefix),
-		d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
-	r := cdc.NewReader(cdc.Config{
-		ConnString:  cfg.PostgresURL,
-		Slot:        cfg.Slot,
-		Publication: cfg.Publication,
-		Log:         log,
-		Metrics:     metrics,
-	}, sink)
-	err = r.Run(ctx)
+	go watchSlot(ctx, d, cfg, metrics, log)
+	err = p.Run(ctx)
 	if errors.Is(err, cdc.ErrSlotLost) {
-		log.Error("the replication slot is gone, so changes may have been lost; "+
-			"rebuild the read side from Postgres with 'swapmeet projections rebuild'", "slot", cfg.Slot, "err", err)
+		log.Error("the replication slot is gone, so changes may have been lost and the CDC will not guess; "+
+			"rebuild the read side from Postgres with 'swapmeet projections rebuild', then start the CDC again", "err", err)
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	return err
+}
+
+// watchSlot exports the slot's retained WAL and warns when it grows past
+// the threshold: the sign of a CDC that stopped or cannot keep up.
+func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, log *slog.Logger) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		slot := cfg.Slot
+		if p, err := d.reads.LoadPointer(ctx); err == nil {
+			slot = p.Slot
+		}
+		s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
+		if err != nil {
+			continue
+		}
+		m.Slot(s)
+		if s.RetainedBytes > cfg.SlotWarnBytes {
+			log.Warn("the slot retains a lot of WAL", "slot", slot, "retained_bytes", s.RetainedBytes, "threshold", cfg.SlotWarnBytes)
+		}
+	}
+}
+
+func newProjector(d *deps, cfg config.Config, log *slog.Logger) *cdc.Projector {
+	return cdc.NewProjector(d.pg, d.reads, cache.New(d.redis, cfg.RedisPrefix), d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
 }
 
 // serveMetrics exposes reg on addr/metrics until the returned func is called.

@@ -3,8 +3,11 @@
 //	swapmeet serve                 the Connect/gRPC API
 //	swapmeet cdc                   the projector that tails the WAL into MongoDB and Redis
 //	swapmeet migrate               apply the embedded schema migrations
+//	swapmeet projections rebuild   rebuild read collections from Postgres without downtime
 //	swapmeet projections verify    compare every read document with Postgres
 //	swapmeet slot status           the replication slot's position, lag and retained WAL
+//	swapmeet slot drop             drop the replication slot (asks for confirmation)
+//	swapmeet media sweep           delete stale uploads, withdrawn listings' images and orphaned objects
 //
 // Settings come from SWAPMEET_* environment variables (see internal/config).
 package main
@@ -28,9 +31,16 @@ commands:
   serve                 run the API (Connect, gRPC and gRPC-Web on one port)
   cdc                   run the projector: Postgres WAL -> MongoDB documents + Redis evictions
   migrate               apply pending schema migrations and exit
+  projections rebuild   rebuild read collections from a snapshot and switch readers
+                        to them without downtime; shows progress
+                        [--collection users|listings|orders|reviews|all]
   projections verify    compare every read document with Postgres; exit 1 on drift
                         [--collection users|listings|orders|reviews|all]
   slot status           print the replication slot's position, lag and retained WAL
+  slot drop             drop the replication slot the read side uses [--yes]
+  media sweep           delete pending uploads older than a day, images of withdrawn
+                        listings and objects without a row; idempotent
+                        [--older-than 24h] [--orphan-grace 1h]
 
 Configuration is read from SWAPMEET_* environment variables; the defaults
 match the local services that 'make up' starts.
@@ -54,7 +64,7 @@ func main() {
 	defer stop()
 
 	cmd, args := os.Args[1], os.Args[2:]
-	if (cmd == "projections" || cmd == "slot") && len(args) > 0 {
+	if (cmd == "projections" || cmd == "slot" || cmd == "media") && len(args) > 0 {
 		cmd, args = cmd+" "+args[0], args[1:]
 	}
 	var run func(context.Context, config.Config, *slog.Logger, []string) error
@@ -65,10 +75,16 @@ func main() {
 		run = runCDC
 	case "migrate":
 		run = migrate
+	case "projections rebuild":
+		run = rebuildProjections
+	case "slot drop":
+		run = slotDrop
 	case "projections verify":
 		run = verifyProjections
 	case "slot status":
 		run = slotStatus
+	case "media sweep":
+		run = mediaSweep
 	default:
 		fmt.Fprintf(os.Stderr, "swapmeet: unknown command %q\n\n%s", strings.Join(os.Args[1:], " "), usage)
 		os.Exit(2)

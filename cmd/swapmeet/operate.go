@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -57,17 +59,112 @@ func verifyProjections(ctx context.Context, cfg config.Config, _ *slog.Logger, a
 
 func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []string) error {
 	if len(args) > 0 {
-		return fmt.Errorf("slot status takes no arguments; the slot is SWAPMEET_SLOT (%s)", cfg.Slot)
+		return errors.New("slot status takes no arguments")
+	}
+	slot, err := slotToDrop(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	s, err := cdc.ReadSlotStatus(ctx, pool, cfg.Slot)
+	s, err := cdc.ReadSlotStatus(ctx, pool, slot)
 	if err != nil {
 		return err
 	}
 	s.Print(os.Stdout)
+	if s.RetainedBytes > cfg.SlotWarnBytes {
+		fmt.Printf("WARNING: the slot retains %d bytes of WAL, over SWAPMEET_SLOT_WARN_BYTES (%d): is the CDC running and keeping up?\n",
+			s.RetainedBytes, cfg.SlotWarnBytes)
+	}
+	return nil
+}
+
+func rebuildProjections(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
+	collections := collectionsFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	names, err := collections()
+	if err != nil {
+		return err
+	}
+	d, err := openDeps(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	b := &cdc.Rebuild{
+		Reader:      cdc.Config{ConnString: cfg.PostgresURL, Publication: cfg.Publication, Log: log},
+		BaseSlot:    cfg.Slot,
+		PG:          d.pg,
+		Reads:       d.reads,
+		Sink:        newProjector(d, cfg, log),
+		Collections: names,
+		Progress:    os.Stderr,
+		Terminal:    isTerminal(os.Stderr),
+		Log:         log,
+	}
+	return b.Run(ctx)
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// slotToDrop names the slot the read side uses: the pointer's, else the configured one.
+func slotToDrop(ctx context.Context, cfg config.Config) (string, error) {
+	d, err := openDeps(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	if p, err := d.reads.LoadPointer(ctx); err == nil {
+		return p.Slot, nil
+	} else if !errors.Is(err, readstore.ErrNoPointer) {
+		return "", err
+	}
+	return cfg.Slot, nil
+}
+
+func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("slot drop", flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	slot, err := slotToDrop(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s, err := cdc.ReadSlotStatus(ctx, pool, slot)
+	if err != nil {
+		return err
+	}
+	s.Print(os.Stdout)
+	if s.Active {
+		return fmt.Errorf("slot %s is in use by pid %d: stop the CDC first", slot, s.ActivePID)
+	}
+	if !*yes {
+		fmt.Printf("\nDropping %s loses the changes it holds: the read side can then only be\n"+
+			"repaired by 'swapmeet projections rebuild'. Type the slot name to confirm: ", slot)
+		answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		if strings.TrimSpace(answer) != slot {
+			return errors.New("not confirmed; nothing dropped")
+		}
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+		return fmt.Errorf("drop slot %s: %w", slot, err)
+	}
+	fmt.Printf("dropped %s\n", slot)
 	return nil
 }

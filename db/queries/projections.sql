@@ -101,3 +101,18 @@ SELECT id FROM orders WHERE id > @after ORDER BY id LIMIT @batch;
 
 -- name: ListAllReviewIDs :many
 SELECT id FROM reviews WHERE id > @after ORDER BY id LIMIT @batch;
+
+-- name: CurrentLSN :one
+SELECT (pg_current_wal_lsn() - '0/0')::int8 AS lsn;
+
+-- name: CountUsers :one
+SELECT count(*) FROM users;
+
+-- name: CountListings :one
+SELECT count(*) FROM listings;
+
+-- name: CountOrders :one
+SELECT count(*) FROM orders;
+
+-- name: CountReviews :one
+SELECT count(*) FROM reviews;

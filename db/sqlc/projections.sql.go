@@ -12,6 +12,61 @@ import (
 	"github.com/google/uuid"
 )
 
+const countListings = `-- name: CountListings :one
+SELECT count(*) FROM listings
+`
+
+func (q *Queries) CountListings(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countListings)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const countOrders = `-- name: CountOrders :one
+SELECT count(*) FROM orders
+`
+
+func (q *Queries) CountOrders(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countOrders)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const countReviews = `-- name: CountReviews :one
+SELECT count(*) FROM reviews
+`
+
+func (q *Queries) CountReviews(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countReviews)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const countUsers = `-- name: CountUsers :one
+SELECT count(*) FROM users
+`
+
+func (q *Queries) CountUsers(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countUsers)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const currentLSN = `-- name: CurrentLSN :one
+SELECT (pg_current_wal_lsn() - '0/0')::int8 AS lsn
+`
+
+func (q *Queries) CurrentLSN(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, currentLSN)
+	var lsn int64
+	err := row.Scan(&lsn)
+	return lsn, err
+}
+
 const listAllListingIDs = `-- name: ListAllListingIDs :many
 SELECT id FROM listings WHERE id > $1 ORDER BY id LIMIT $2
 `

@@ -22,17 +22,13 @@ var FastPasswords = password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
 // Cache returns the cache the system under test uses.
 func (e *Env) Cache() *cache.Cache { return cache.New(e.Redis, e.RedisPrefix) }
 
-// StartCDC runs the projector in this process until the test ends.
+// StartCDC runs the cdc process's loop in this process until the test ends.
 func (e *Env) StartCDC(t T) {
 	t.Helper()
-	if err := e.Reads.EnsureIndexes(context.Background()); err != nil {
-		t.Fatalf("indexes: %v", err)
-	}
-	sink := cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
-	r := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	p := e.CDCProcess()
+	go func() { done <- p.Run(ctx) }()
 	e.WaitForSlot(t)
 	t.Cleanup(func() {
 		cancel()
@@ -47,14 +43,27 @@ func (e *Env) StartCDC(t T) {
 	})
 }
 
-// WaitForSlot returns once the CDC has created its slot: from then on,
+// Projector is the sink the CDC uses, for tests that drive readers themselves.
+func (e *Env) Projector() *cdc.Projector {
+	return cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
+}
+
+// CDCProcess is what `swapmeet cdc` runs, wired to this Env.
+func (e *Env) CDCProcess() *cdc.Process {
+	return &cdc.Process{
+		Reader: cdc.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
+		Slot:   e.Slot, PG: e.PG, Reads: e.Reads, Sink: e.Projector(), Log: e.Log,
+	}
+}
+
+// WaitForSlot returns once the CDC has initialised the read side (created
+// its slot, projected what existed, saved the pointer): from then on,
 // every commit reaches the read side.
 func (e *Env) WaitForSlot(t T) {
 	t.Helper()
-	Eventually(t, 15*time.Second, "the replication slot", func() (bool, error) {
-		var n int
-		err := e.PG.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&n)
-		return n == 1, err
+	Eventually(t, 30*time.Second, "the read side to be initialised", func() (bool, error) {
+		_, err := e.Reads.LoadPointer(context.Background())
+		return err == nil, err
 	})
 }
 
@@ -67,6 +76,7 @@ func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 	t.Cleanup(cancel)
 	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
 	go w.Run(ctx)
+	go e.Reads.Follow(ctx, 500*time.Millisecond)
 	a, err := app.New(app.Deps{
 		Store:    db.NewStore(e.PG),
 		Reads:    e.Reads,

@@ -34,14 +34,23 @@ var indexes = map[string][]mongo.IndexModel{
 // Indexes are created one at a time: FerretDB 1.24 drops the connection
 // when a createIndexes with several indexes names one that exists.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	for coll, models := range indexes {
-		for _, m := range models {
-			ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
-			_, err := s.coll(coll).Indexes().CreateOne(ctx, m)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("create index %v on %s: %w", m.Keys, coll, err)
-			}
+	for coll := range indexes {
+		if err := s.EnsureIndexesOn(ctx, coll, coll); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsureIndexesOn creates a logical collection's indexes on the named
+// physical collection (a generation being built).
+func (s *Store) EnsureIndexesOn(ctx context.Context, logical, physical string) error {
+	for _, m := range indexes[logical] {
+		ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
+		_, err := s.coll(physical).Indexes().CreateOne(ctx, m)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("create index %v on %s: %w", m.Keys, physical, err)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -29,6 +30,8 @@ type Store struct {
 	OpTimeout time.Duration
 	// WriteConcurrency is how many documents are written at once.
 	WriteConcurrency int
+
+	names atomic.Pointer[map[string]string] // logical → physical, from the pointer
 }
 
 // New returns a Store over db.
@@ -57,7 +60,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // DB exposes the database to tools and tests.
 func (s *Store) DB() *mongo.Database { return s.db }
 
-func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(name) }
+// coll resolves a logical collection name through the pointer; a physical
+// name (a generation being built) resolves to itself.
+func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(s.Physical(name)) }
 
 // FindRaw returns one document as stored, ready to cache.
 func (s *Store) FindRaw(ctx context.Context, collection, id string) (bson.Raw, error) {
@@ -149,9 +154,9 @@ func (s *Store) Delete(ctx context.Context, collection string, ids []string) err
 	return nil
 }
 
-// Each streams every document of a collection to fn, in _id order.
+// Each streams every document of a collection to fn, in no set order.
 func (s *Store) Each(ctx context.Context, collection string, fn func(raw bson.Raw) error) error {
-	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := s.coll(collection).Find(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", collection, err)
 	}
@@ -179,21 +184,4 @@ func (s *Store) IDs(ctx context.Context, collection string) ([]string, error) {
 		}
 	}
 	return ids, cur.Err()
-}
-
-// FindManyRaw returns the documents with the given ids, keyed by id.
-func (s *Store) FindManyRaw(ctx context.Context, collection string, ids []string) (map[string]bson.Raw, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
-	defer cancel()
-	cur, err := s.coll(collection).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", collection, err)
-	}
-	defer cur.Close(ctx)
-	out := make(map[string]bson.Raw, len(ids))
-	for cur.Next(ctx) {
-		id, _ := cur.Current.Lookup("_id").StringValueOK()
-		out[id] = append(bson.Raw(nil), cur.Current...)
-	}
-	return out, cur.Err()
 }

@@ -40,33 +40,40 @@ type Cursor struct {
 	ID        string
 }
 
+// query is one document of top-level conditions (an implicit AND):
+// FerretDB pushes plain top-level equalities down to Postgres, while it
+// would evaluate an explicit $and in memory.
 func (f ListingFilter) query() bson.D {
-	and := bson.A{bson.D{{Key: "status", Value: f.Status}}}
-	for _, k := range f.Keywords {
-		and = append(and, bson.D{{Key: "keywords", Value: k}})
-	}
-	for _, p := range f.Attrs {
-		and = append(and, bson.D{{Key: "attribute_pairs", Value: p}})
-	}
+	q := bson.D{{Key: "status", Value: f.Status}}
 	if f.Category != "" {
-		and = append(and, bson.D{{Key: "category", Value: f.Category}})
+		q = append(q, bson.E{Key: "category", Value: f.Category})
 	}
 	if f.Condition != "" {
-		and = append(and, bson.D{{Key: "condition", Value: f.Condition}})
+		q = append(q, bson.E{Key: "condition", Value: f.Condition})
+	}
+	if len(f.Keywords) > 0 {
+		q = append(q, bson.E{Key: "keywords", Value: bson.D{{Key: "$all", Value: f.Keywords}}})
+	}
+	if len(f.Attrs) > 0 {
+		q = append(q, bson.E{Key: "attribute_pairs", Value: bson.D{{Key: "$all", Value: f.Attrs}}})
 	}
 	if f.SellerID != "" {
-		and = append(and, bson.D{{Key: "seller.id", Value: f.SellerID}})
+		q = append(q, bson.E{Key: "seller.id", Value: f.SellerID})
 	}
 	if f.Currency != "" {
-		and = append(and, bson.D{{Key: "price.currency", Value: f.Currency}})
+		q = append(q, bson.E{Key: "price.currency", Value: f.Currency})
 	}
+	var price bson.D
 	if f.MinPrice != nil {
-		and = append(and, bson.D{{Key: "price.minor", Value: bson.D{{Key: "$gte", Value: *f.MinPrice}}}})
+		price = append(price, bson.E{Key: "$gte", Value: *f.MinPrice})
 	}
 	if f.MaxPrice != nil {
-		and = append(and, bson.D{{Key: "price.minor", Value: bson.D{{Key: "$lte", Value: *f.MaxPrice}}}})
+		price = append(price, bson.E{Key: "$lte", Value: *f.MaxPrice})
 	}
-	return bson.D{{Key: "$and", Value: and}}
+	if price != nil {
+		q = append(q, bson.E{Key: "price.minor", Value: price})
+	}
+	return q
 }
 
 // after is the keyset condition: strictly past the cursor in sort order.
@@ -106,7 +113,7 @@ func sortSpec(s Sort) bson.D {
 func (s *Store) SearchListings(ctx context.Context, f ListingFilter, order Sort, cur *Cursor, limit int) ([]Listing, bool, error) {
 	q := f.query()
 	if cur != nil {
-		q = bson.D{{Key: "$and", Value: bson.A{q, after(order, cur)}}}
+		q = append(q, after(order, cur)...) // a top-level $or
 	}
 	return findPage[Listing](ctx, s, Listings, q, sortSpec(order), limit)
 }
@@ -120,23 +127,23 @@ type OrderFilter struct {
 
 // ListOrders returns a user's orders, newest first, after the cursor.
 func (s *Store) ListOrders(ctx context.Context, f OrderFilter, cur *Cursor, limit int) ([]Order, bool, error) {
-	and := bson.A{bson.D{{Key: f.Role + ".id", Value: f.UserID}}}
+	q := bson.D{{Key: f.Role + ".id", Value: f.UserID}}
 	if f.Status != "" {
-		and = append(and, bson.D{{Key: "status", Value: f.Status}})
+		q = append(q, bson.E{Key: "status", Value: f.Status})
 	}
 	if cur != nil {
-		and = append(and, after(SortNewest, cur))
+		q = append(q, after(SortNewest, cur)...)
 	}
-	return findPage[Order](ctx, s, Orders, bson.D{{Key: "$and", Value: and}}, sortSpec(SortNewest), limit)
+	return findPage[Order](ctx, s, Orders, q, sortSpec(SortNewest), limit)
 }
 
 // ListSellerReviews returns a seller's reviews, newest first, after the cursor.
 func (s *Store) ListSellerReviews(ctx context.Context, sellerID string, cur *Cursor, limit int) ([]Review, bool, error) {
-	and := bson.A{bson.D{{Key: "seller_id", Value: sellerID}}}
+	q := bson.D{{Key: "seller_id", Value: sellerID}}
 	if cur != nil {
-		and = append(and, after(SortNewest, cur))
+		q = append(q, after(SortNewest, cur)...)
 	}
-	return findPage[Review](ctx, s, Reviews, bson.D{{Key: "$and", Value: and}}, sortSpec(SortNewest), limit)
+	return findPage[Review](ctx, s, Reviews, q, sortSpec(SortNewest), limit)
 }
 
 // findPage reads one more document than asked, to know whether a next page exists.

@@ -1,0 +1,125 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Process is the `swapmeet cdc` process: it initialises the read side on
+// first start, streams the slot the projections pointer names, and hands
+// over to a new slot when a rebuild switches the pointer.
+type Process struct {
+	Reader   Config // the slot comes from the pointer, not from here
+	Slot     string // the slot of a first start
+	PG       *pgxpool.Pool
+	Reads    *readstore.Store
+	Sink     *Projector
+	Log      *slog.Logger
+	Interval time.Duration // how often the pointer is re-read; 500 ms by default
+}
+
+// Run streams until ctx ends. It returns ErrSlotLost when the slot the
+// pointer names is gone: only a rebuild can repair that.
+func (p *Process) Run(ctx context.Context) error {
+	if p.Interval == 0 {
+		p.Interval = 500 * time.Millisecond
+	}
+	ptr, err := p.pointer(ctx)
+	if err != nil {
+		return err
+	}
+	go p.Reads.Follow(ctx, p.Interval)
+	slot := ptr.Slot
+	for {
+		next, err := p.stream(ctx, slot)
+		if err != nil || next == "" {
+			return err
+		}
+		p.Log.Info("handing over to the rebuilt projections' slot", "from", slot, "to", next)
+		slot = next
+	}
+}
+
+// pointer loads the projections pointer, initialising the read side on a
+// first start: it creates the slot, then projects everything Postgres
+// holds (a full pass from a snapshot taken after the slot exists, so
+// nothing falls between the two), then saves the pointer.
+func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
+	backoff := newBackoff(p.Reader.MaxBackoff)
+	for {
+		ptr, err := p.Reads.Refresh(ctx)
+		if err == nil {
+			return ptr, nil
+		}
+		if errors.Is(err, readstore.ErrNoPointer) {
+			return p.initialise(ctx)
+		}
+		wait := backoff.next()
+		p.Log.Warn("read store not ready; retrying", "err", err, "in", wait)
+		if !sleep(ctx, wait) {
+			return readstore.Pointer{}, ctx.Err()
+		}
+	}
+}
+
+func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
+	p.Log.Info("first start: creating the slot and projecting what Postgres holds", "slot", p.Slot)
+	_, err := p.PG.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')
+		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, p.Slot)
+	if err != nil {
+		return readstore.Pointer{}, fmt.Errorf("create slot %s: %w", p.Slot, err)
+	}
+	if err := p.Reads.EnsureIndexes(ctx); err != nil {
+		return readstore.Pointer{}, err
+	}
+	if err := p.Sink.Resync(ctx); err != nil {
+		return readstore.Pointer{}, err
+	}
+	ptr := readstore.InitialPointer(p.Slot)
+	if err := p.Reads.SavePointer(ctx, ptr); err != nil {
+		return readstore.Pointer{}, err
+	}
+	return ptr, nil
+}
+
+// stream reads one slot until ctx ends (""), the slot is lost (error), or
+// the pointer names another slot and this one has been applied up to the
+// new slot's start (the new slot's name).
+func (p *Process) stream(ctx context.Context, slot string) (next string, err error) {
+	cfg := p.Reader
+	cfg.Slot = slot
+	cfg.CreateSlot = false
+	r := NewReader(cfg, p.Sink)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	tick := time.NewTicker(p.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return "", err
+		case <-tick.C:
+			ptr, err := p.Reads.LoadPointer(ctx)
+			if err != nil || ptr.Slot == slot {
+				continue
+			}
+			if uint64(r.Applied()) < uint64(ptr.SlotStart) {
+				continue // the old slot still has changes the new one lacks
+			}
+			cancel()
+			if err := <-done; err != nil {
+				return "", err
+			}
+			return ptr.Slot, nil
+		}
+	}
+}

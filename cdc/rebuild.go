@@ -1,0 +1,395 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Rebuild builds new generations of the chosen collections from Postgres
+// while everything keeps serving, then switches readers to them:
+//
+//  1. create a new slot that exports a snapshot;
+//  2. bulk-load the collections into shadow collections from that snapshot;
+//  3. build their indexes;
+//  4. stream the new slot into the shadows until they have caught up;
+//  5. switch the projections pointer: readers and the CDC follow it;
+//  6. once the CDC has moved to the new slot, drop the old slot and the
+//     old generations.
+//
+// Until step 5 nothing live is touched: an interrupted rebuild leaves the
+// live generation and the running CDC as they were, and the next rebuild
+// removes its leftovers first.
+type Rebuild struct {
+	Reader      Config // connection, publication, logging for the catch-up
+	BaseSlot    string // slot names derive from it: base_r<generation>
+	PG          *pgxpool.Pool
+	Reads       *readstore.Store
+	Sink        *Projector
+	Collections []string
+	Progress    io.Writer // progress output; nil for none
+	Terminal    bool      // Progress is a terminal: draw a bar
+	Log         *slog.Logger
+	// HandoverTimeout bounds the wait for the CDC to leave the old slot.
+	HandoverTimeout time.Duration
+	// Grace is how long old generations outlive the switch, so that
+	// readers still using the old names finish first.
+	Grace time.Duration
+}
+
+// rebuildLockID keeps two rebuilds from running at once.
+const rebuildLockID = 0x5377_6170_7262 // "Swaprb"
+
+// Run performs the rebuild.
+func (b *Rebuild) Run(ctx context.Context) error {
+	if b.HandoverTimeout == 0 {
+		b.HandoverTimeout = 2 * time.Minute
+	}
+	if b.Grace == 0 {
+		b.Grace = 3 * time.Second
+	}
+	lock, err := b.PG.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	var locked bool
+	if err := lock.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLockID).Scan(&locked); err != nil {
+		return err
+	}
+	if !locked {
+		return errors.New("another rebuild is running")
+	}
+	defer lock.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, rebuildLockID) //nolint:errcheck
+
+	old, err := b.Reads.LoadPointer(ctx)
+	if errors.Is(err, readstore.ErrNoPointer) {
+		old = readstore.InitialPointer(b.BaseSlot)
+	} else if err != nil {
+		return err
+	}
+	if err := b.cleanLeftovers(ctx, old); err != nil {
+		return err
+	}
+	gen := old.Generation + 1
+	slot := b.BaseSlot + "_r" + strconv.FormatInt(gen, 10)
+	shadows := map[string]string{}
+	for _, c := range b.Collections {
+		shadows[c] = readstore.ShadowName(c, gen)
+	}
+	b.say("rebuilding %v as generation %d, fed by slot %s", b.Collections, gen, slot)
+
+	// 1-2. A new slot and its snapshot; the load reads exactly that snapshot.
+	start, err := b.createSlotAndLoad(ctx, slot, gen, shadows)
+	if err != nil {
+		return err
+	}
+	// 3. Indexes.
+	for c, physical := range shadows {
+		if err := b.Reads.EnsureIndexesOn(ctx, c, physical); err != nil {
+			return err
+		}
+	}
+	b.say("indexes built")
+
+	// 4. Catch up from the new slot.
+	if err := b.catchUp(ctx, slot, shadows); err != nil {
+		return err
+	}
+
+	// 5. Switch.
+	next := old
+	next.Generation = gen
+	next.Slot = slot
+	next.SlotStart = int64(start)
+	next.Collections = map[string]string{}
+	for c, physical := range old.Collections {
+		next.Collections[c] = physical
+	}
+	for c, physical := range shadows {
+		next.Collections[c] = physical
+	}
+	if err := b.Reads.SavePointer(ctx, next); err != nil {
+		return err
+	}
+	b.say("switched readers to generation %d", gen)
+
+	// 6. Hand over and clean up.
+	if err := b.dropSlotWhenFree(ctx, old.Slot); err != nil {
+		b.Log.Warn("old slot not dropped; drop it with 'swapmeet slot drop' once the CDC has moved", "slot", old.Slot, "err", err)
+	}
+	if !sleep(ctx, b.Grace) {
+		return ctx.Err()
+	}
+	for _, c := range b.Collections {
+		if physical := old.Collections[c]; physical != "" && physical != shadows[c] {
+			if err := b.Reads.DropCollection(ctx, physical); err != nil {
+				b.Log.Warn("drop old generation", "collection", physical, "err", err)
+			}
+		}
+	}
+	b.say("done: generation %d is live", gen)
+	return nil
+}
+
+var rebuildSlotRE = regexp.MustCompile(`_r[0-9]+$`)
+
+// cleanLeftovers removes what an interrupted rebuild left: shadow
+// collections the pointer does not name, and idle slots of ours that it
+// does not name either.
+func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) error {
+	names, err := b.Reads.CollectionNames(ctx)
+	if err != nil {
+		return err
+	}
+	inUse := map[string]bool{}
+	for _, physical := range live.Collections {
+		inUse[physical] = true
+	}
+	for _, n := range names {
+		if readstore.IsGenerationName(n) && !inUse[n] {
+			b.say("removing leftover collection %s", n)
+			if err := b.Reads.DropCollection(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	rows, err := b.PG.Query(ctx, `SELECT slot_name FROM pg_replication_slots
+		WHERE database = current_database() AND NOT active AND slot_name LIKE $1 || '%'`, b.BaseSlot)
+	if err != nil {
+		return err
+	}
+	slots, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, s := range slots {
+		if s != live.Slot && s != b.BaseSlot && rebuildSlotRE.MatchString(s) {
+			b.say("removing leftover slot %s", s)
+			if _, err := b.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// createSlotAndLoad creates the slot with an exported snapshot and loads
+// the shadows from it. It returns the slot's consistent point: the load
+// holds everything committed before it, the slot everything after.
+func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64, shadows map[string]string) (pglogrepl.LSN, error) {
+	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
+	if err != nil {
+		return 0, err
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("replication connection: %w", err)
+	}
+	// The exported snapshot lives as long as this connection stays idle.
+	defer repl.Close(context.WithoutCancel(ctx))
+	created, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return 0, fmt.Errorf("create slot %s: %w", slot, err)
+	}
+	start, err := pglogrepl.ParseLSN(created.ConsistentPoint)
+	if err != nil {
+		return 0, err
+	}
+	b.say("created slot %s at %s", slot, start)
+
+	tx, err := b.PG.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", created.SnapshotName)); err != nil {
+		return 0, fmt.Errorf("use snapshot: %w", err)
+	}
+	q := sqlc.New(tx)
+	for _, c := range b.Collections {
+		if err := b.Reads.DropCollection(ctx, shadows[c]); err != nil {
+			return 0, err
+		}
+		if err := b.load(ctx, q, projectionOf(c), shadows[c], int64(start)); err != nil {
+			return 0, err
+		}
+	}
+	return start, nil
+}
+
+// loadPage is how many documents one insert carries.
+const loadPage = 500
+
+// load copies one collection into its shadow, reading Postgres while the
+// previous page is being written to Mongo.
+func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, shadow string, lsn int64) error {
+	total, err := countRows(ctx, q, proj.collection)
+	if err != nil {
+		return err
+	}
+	bar := newProgress(b.Progress, b.Terminal, proj.collection, total)
+	pages := make(chan []any, 2)
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		for docs := range pages {
+			if err == nil {
+				err = b.Reads.InsertMany(ctx, shadow, docs)
+				bar.add(len(docs))
+			}
+		}
+		errc <- err
+	}()
+	err = func() error {
+		defer close(pages)
+		after := uuid.Nil
+		for {
+			ids, err := proj.all(ctx, q, after, loadPage)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			after = ids[len(ids)-1]
+			stamps := make(map[uuid.UUID]int64, len(ids))
+			for _, id := range ids {
+				stamps[id] = lsn
+			}
+			docs, err := proj.build(ctx, q, ids, stamps)
+			if err != nil {
+				return err
+			}
+			page := make([]any, 0, len(docs))
+			for _, id := range ids {
+				if d, ok := docs[id]; ok {
+					page = append(page, d)
+				}
+			}
+			select {
+			case pages <- page:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}()
+	if werr := <-errc; err == nil {
+		err = werr
+	}
+	bar.done()
+	return err
+}
+
+func countRows(ctx context.Context, q *sqlc.Queries, collection string) (int64, error) {
+	switch collection {
+	case readstore.Users:
+		return q.CountUsers(ctx)
+	case readstore.Listings:
+		return q.CountListings(ctx)
+	case readstore.Orders:
+		return q.CountOrders(ctx)
+	case readstore.Reviews:
+		return q.CountReviews(ctx)
+	}
+	return 0, fmt.Errorf("unknown collection %s", collection)
+}
+
+// catchUp streams the new slot into the shadows until they reflect every
+// commit up to the moment it started.
+func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]string) error {
+	target, err := sqlc.New(b.PG).CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := b.Reader
+	cfg.Slot = slot
+	cfg.CreateSlot = false
+	r := NewReader(cfg, b.Sink.Into(shadows))
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	b.say("catching up to %s", pglogrepl.LSN(target))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for int64(r.Applied()) < target {
+		select {
+		case err := <-done:
+			cancel()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("catch up: %w", err)
+		case <-tick.C:
+		}
+	}
+	cancel() // the reader reports its position as it stops
+	if err := <-done; err != nil {
+		return err
+	}
+	b.say("caught up at %s", r.Applied())
+	return nil
+}
+
+// dropSlotWhenFree waits until no reader holds the slot (the CDC moves to
+// the new slot within a second of the switch) and drops it.
+func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string) error {
+	deadline := time.Now().Add(b.HandoverTimeout)
+	for {
+		var exists, active bool
+		err := b.PG.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return nil
+		}
+		if !active {
+			if _, err := b.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+				return err
+			}
+			b.say("dropped the old slot %s", slot)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("slot %s still in use after %s", slot, b.HandoverTimeout)
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *Rebuild) say(format string, args ...any) {
+	if b.Progress != nil {
+		fmt.Fprintf(b.Progress, "rebuild: "+format+"\n", args...)
+	}
+	b.Log.Debug(fmt.Sprintf(format, args...))
+}
+
+// ValidCollections checks names given on the command line.
+func ValidCollections(names []string) error {
+	for _, n := range names {
+		if !slices.Contains(readstore.Collections, n) {
+			return fmt.Errorf("unknown collection %q", n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,266 @@
+package cdc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// seedListings bulk-inserts n listings (and their sellers) straight into
+// Postgres, to give a rebuild something to load.
+func seedListings(t *testing.T, e *itest.Env, n int) {
+	t.Helper()
+	_, err := e.PG.Exec(context.Background(), `
+		WITH s AS (
+			INSERT INTO users (id, display_name)
+			SELECT gen_random_uuid(), 'Seeded seller ' || g FROM generate_series(1, 20) g
+			RETURNING id
+		), sellers AS (SELECT array_agg(id) AS ids FROM s)
+		INSERT INTO listings (id, seller_id, title, description, category, condition, price_currency, price_minor, attributes)
+		SELECT gen_random_uuid(), sellers.ids[1 + g % 20], 'Seeded item ' || g, 'bulk', 'misc', 'GOOD', 'EUR', 100 + g, '{"size": "M"}'
+		FROM generate_series(1, $1) g, sellers`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *rebuildRun) rebuild(e *itest.Env, collections ...string) *cdc.Rebuild {
+	return &cdc.Rebuild{
+		Reader:      cdc.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
+		BaseSlot:    e.Slot,
+		PG:          e.PG,
+		Reads:       e.Reads,
+		Sink:        e.Projector(),
+		Collections: collections,
+		Progress:    &r.out,
+		Log:         e.Log,
+		Grace:       time.Second,
+	}
+}
+
+type rebuildRun struct{ out bytes.Buffer }
+
+func slotExists(t *testing.T, e *itest.Env, slot string) bool {
+	t.Helper()
+	var n int
+	if err := e.PG.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// TestRebuildWhileServing rebuilds every collection under a write load
+// while readers keep asking for listings that exist. No reader ever gets
+// NotFound or an empty page; afterwards there is no drift and the old
+// slot is gone.
+func TestRebuildWhileServing(t *testing.T) {
+	e := itest.New(t)
+	e.StartCDC(t)
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+	w := itest.NewWorkload(a, 11)
+	if err := w.Run(ctx, 200); err != nil {
+		t.Fatal(err)
+	}
+	seedListings(t, e, 1000)
+	e.WaitConverged(t, 60*time.Second)
+	var known []string
+	if err := e.PG.QueryRow(ctx, `SELECT array_agg(id::text) FROM (SELECT id FROM listings ORDER BY random() LIMIT 50) x`).Scan(&known); err != nil {
+		t.Fatal(err)
+	}
+
+	loadCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var loadErr error
+	// Only what the rebuild could cause counts as a failure: NotFound for a
+	// listing that exists, or an empty page where results exist. Timeouts
+	// of a loaded machine are counted apart.
+	var reads, failures, slow atomic.Int64
+	var firstFailure atomic.Value
+	fail := func(err error) {
+		if app.ErrorCode(err) == app.CodeUnavailable {
+			slow.Add(1)
+			return
+		}
+		failures.Add(1)
+		firstFailure.CompareAndSwap(nil, err.Error())
+	}
+	wg.Add(3)
+	// A bounded load: enough to change every collection during each step
+	// of the rebuild, not so much that a slow machine never catches up.
+	go func() { defer wg.Done(); loadErr = w.Run(loadCtx, 400) }()
+	for r := 0; r < 2; r++ {
+		go func() {
+			defer wg.Done()
+			for i := 0; loadCtx.Err() == nil; i++ {
+				id := known[i%len(known)]
+				if _, err := a.Queries.GetListing(loadCtx, id, ""); err != nil && loadCtx.Err() == nil {
+					fail(fmt.Errorf("GetListing %s: %w", id, err))
+				}
+				page, _, err := a.Queries.SearchListings(loadCtx, app.ListingSearch{Status: "AVAILABLE", PageSize: 5}, "")
+				switch {
+				case loadCtx.Err() != nil:
+				case err != nil:
+					fail(fmt.Errorf("SearchListings: %w", err))
+				case len(page) == 0:
+					fail(errors.New("SearchListings: an empty page"))
+				}
+				reads.Add(2)
+			}
+		}()
+	}
+
+	var run rebuildRun
+	if err := run.rebuild(e, readstore.Collections...).Run(ctx); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, run.out.String())
+	}
+	// Let the load and the readers run on the new generation for a while.
+	itest.Eventually(t, 30*time.Second, "reads on the new generation", func() (bool, error) {
+		return reads.Load() > 200, nil
+	})
+	stop()
+	wg.Wait()
+	if loadErr != nil {
+		t.Fatalf("writes failed during the rebuild: %v", loadErr)
+	}
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d of %d reads failed during the rebuild; first: %v", n, reads.Load(), firstFailure.Load())
+	}
+	p, err := e.Reads.LoadPointer(ctx)
+	if err != nil || p.Generation != 1 || p.Collections[readstore.Listings] != "listings_g1" {
+		t.Fatalf("pointer after the rebuild = %+v, %v", p, err)
+	}
+	itest.Eventually(t, 30*time.Second, "the old slot to be dropped", func() (bool, error) {
+		return !slotExists(t, e, e.Slot), nil
+	})
+	e.WaitConverged(t, 120*time.Second)
+	if !strings.Contains(run.out.String(), "listings") || !strings.Contains(run.out.String(), "rows/s") {
+		t.Errorf("no progress was shown:\n%s", run.out.String())
+	}
+	t.Logf("%d reads (%d timed out), %d writes during the rebuild\n%s", reads.Load(), slow.Load(), w.Ops.Load(), run.out.String())
+}
+
+// TestRebuildInterrupted kills a rebuild in the middle of loading: the
+// live side keeps serving, and a second rebuild cleans up and completes.
+func TestRebuildInterrupted(t *testing.T) {
+	e := itest.New(t)
+	e.StartCDC(t)
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+	seedListings(t, e, 20000)
+	e.WaitConverged(t, 120*time.Second)
+
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "projections", "rebuild", "--collection", "listings")
+	cmd.Env = append(append(os.Environ(), e.Environ()...), "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	itest.Eventually(t, 60*time.Second, "the rebuild to start loading", func() (bool, error) {
+		n, err := e.Reads.DB().Collection("listings_g1").EstimatedDocumentCount(ctx)
+		return n > 0, err
+	})
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+
+	p, err := e.Reads.LoadPointer(ctx)
+	if err != nil || p.Generation != 0 || p.Slot != e.Slot {
+		t.Fatalf("an interrupted rebuild changed the pointer: %+v, %v", p, err)
+	}
+	var id string
+	if err := e.PG.QueryRow(ctx, `SELECT id::text FROM listings LIMIT 1`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Queries.GetListing(ctx, id, ""); err != nil {
+		t.Fatalf("the live side stopped serving: %v", err)
+	}
+	if !slotExists(t, e, e.Slot+"_r1") {
+		t.Fatal("expected the interrupted rebuild's slot to be left over")
+	}
+
+	var run rebuildRun
+	if err := run.rebuild(e, readstore.Listings).Run(ctx); err != nil {
+		t.Fatalf("second rebuild: %v\n%s", err, run.out.String())
+	}
+	if !strings.Contains(run.out.String(), "leftover") {
+		t.Errorf("the second run did not report cleaning up:\n%s", run.out.String())
+	}
+	e.WaitConverged(t, 60*time.Second)
+	names, err := e.Reads.CollectionNames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices := strings.Join(names, ","); strings.Contains(slices, "listings,") || !strings.Contains(slices, "listings_g1") {
+		t.Errorf("collections after the second rebuild: %v", names)
+	}
+}
+
+// TestLostSlot drops the slot under a running CDC: it stops with a clear
+// message and a non-zero status, and a rebuild brings the service back.
+func TestLostSlot(t *testing.T) {
+	e := itest.New(t)
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+	cmd, logs := startCDCProcessLogged(t, e)
+	e.WaitForSlot(t)
+	w := itest.NewWorkload(a, 5)
+	if err := w.Run(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	// Drop it as max_slot_wal_keep_size or an operator would: the walsender
+	// is terminated and the slot dropped before the CDC reconnects.
+	itest.Eventually(t, 30*time.Second, "the slot to be dropped", func() (bool, error) {
+		_, err := e.PG.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, e.Slot)
+		if err != nil {
+			return false, err
+		}
+		_, err = e.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, e.Slot)
+		return err == nil, err
+	})
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("cdc exited with %v, want a non-zero status", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the cdc kept running without its slot")
+	}
+	if !strings.Contains(logs.String(), "projections rebuild") {
+		t.Errorf("the cdc did not tell the operator what to do:\n%s", logs.String())
+	}
+	if err := w.Run(ctx, 100); err != nil { // writes go on regardless
+		t.Fatal(err)
+	}
+
+	var run rebuildRun
+	if err := run.rebuild(e, readstore.Collections...).Run(ctx); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, run.out.String())
+	}
+	startCDCProcess(t, e) // follows the pointer to the new slot
+	if err := w.Run(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitConverged(t, 60*time.Second)
+}

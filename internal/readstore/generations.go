@@ -1,0 +1,161 @@
+package readstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// A rebuild loads new copies of collections (a generation) beside the live
+// ones, then switches readers to them by rewriting one pointer document.
+// FerretDB has no renameCollection with dropTarget, and a single-document
+// write is atomic on every MongoDB-wire server, so the pointer is the
+// portable atomic swap.
+
+// Pointer is the document that names the live generation of each
+// collection and the slot that feeds them.
+type Pointer struct {
+	ID          string            `bson:"_id"`
+	Generation  int64             `bson:"generation"`
+	Collections map[string]string `bson:"collections"` // logical → physical
+	Slot        string            `bson:"slot"`
+	// SlotStart is the new slot's consistent point: the CDC may leave the
+	// old slot for it only once it has applied this far.
+	SlotStart int64     `bson:"slot_start"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+const (
+	metaCollection = "swapmeet_meta"
+	pointerID      = "projections"
+)
+
+// ErrNoPointer means the read side was never initialised.
+var ErrNoPointer = errors.New("no projections pointer: the read side was never initialised")
+
+// InitialPointer is the pointer of a fresh read side: plain names.
+func InitialPointer(slot string) Pointer {
+	names := map[string]string{}
+	for _, c := range Collections {
+		names[c] = c
+	}
+	return Pointer{ID: pointerID, Collections: names, Slot: slot}
+}
+
+// ShadowName is the physical name of a collection's generation g.
+func ShadowName(collection string, g int64) string {
+	return collection + "_g" + strconv.FormatInt(g, 10)
+}
+
+var shadowRE = regexp.MustCompile(`^(users|listings|orders|reviews)_g[0-9]+$`)
+
+// IsGenerationName reports whether name is some generation of a collection.
+func IsGenerationName(name string) bool { return shadowRE.MatchString(name) }
+
+// LoadPointer reads the pointer from the store.
+func (s *Store) LoadPointer(ctx context.Context) (Pointer, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+	defer cancel()
+	var p Pointer
+	err := s.db.Collection(metaCollection).FindOne(ctx, bson.D{{Key: "_id", Value: pointerID}}).Decode(&p)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Pointer{}, ErrNoPointer
+	}
+	if err != nil {
+		return Pointer{}, fmt.Errorf("read projections pointer: %w", err)
+	}
+	return p, nil
+}
+
+// SavePointer writes the pointer: the atomic switch.
+func (s *Store) SavePointer(ctx context.Context, p Pointer) error {
+	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+	defer cancel()
+	p.ID = pointerID
+	p.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	_, err := s.db.Collection(metaCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: pointerID}}, p, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("write projections pointer: %w", err)
+	}
+	s.use(p)
+	return nil
+}
+
+// use makes the Store resolve logical names through p.
+func (s *Store) use(p Pointer) {
+	names := maps.Clone(p.Collections)
+	s.names.Store(&names)
+}
+
+// Refresh reloads the pointer once. A store without a pointer keeps
+// resolving every name to itself.
+func (s *Store) Refresh(ctx context.Context) (Pointer, error) {
+	p, err := s.LoadPointer(ctx)
+	if err != nil {
+		return Pointer{}, err
+	}
+	s.use(p)
+	return p, nil
+}
+
+// Follow refreshes the pointer every interval until ctx ends, so a switch
+// reaches this process within that interval and without a restart.
+func (s *Store) Follow(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		_, _ = s.Refresh(ctx) // a failed refresh keeps the last known names
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Physical returns the collection a logical name currently resolves to.
+func (s *Store) Physical(name string) string {
+	if m := s.names.Load(); m != nil {
+		if p, ok := (*m)[name]; ok {
+			return p
+		}
+	}
+	return name
+}
+
+// CollectionNames lists the database's collections.
+func (s *Store) CollectionNames(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+	defer cancel()
+	return s.db.ListCollectionNames(ctx, bson.D{})
+}
+
+// DropCollection drops a physical collection.
+func (s *Store) DropCollection(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
+	defer cancel()
+	return s.db.Collection(name).Drop(ctx)
+}
+
+// InsertMany inserts new documents into a physical collection: the fast
+// path of a bulk load, where every document is new.
+func (s *Store) InsertMany(ctx context.Context, collection string, docs []any) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
+	defer cancel()
+	_, err := s.db.Collection(collection).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil {
+		return fmt.Errorf("insert into %s: %w", collection, err)
+	}
+	return nil
+}
