@@ -18,7 +18,12 @@ PROTOC_GEN_CONNECT_GO := $(TOOLS_DIR)/protoc-gen-connect-go-$(PROTOC_GEN_CONNECT
 SQLC                  := $(TOOLS_DIR)/sqlc-$(SQLC_VERSION)/sqlc
 
 # Every generated path; check-generated fails if regenerating changes any.
-GENERATED := internal/gen db/sqlc
+GENERATED := internal/gen db/sqlc web/src/gen
+
+# The web app (web/): npm packages pinned by web/package-lock.json, among
+# them protoc-gen-es for `make generate`. `npm ci` runs when the lock changes.
+NPM      ?= npm
+WEB_DEPS := web/node_modules/.package-lock.json
 
 # Short fuzz runs in `make test`: package:target pairs.
 FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing
@@ -28,7 +33,7 @@ SERVICES_ENV := eval "$$(scripts/services.sh env)"
 
 .PHONY: help
 help: ## Show the targets.
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: up
 up: ## Install (first time) and start Postgres, Redis, MinIO and FerretDB on loopback.
@@ -39,8 +44,16 @@ down: ## Stop the services that `make up` started (data is kept in .data/).
 	scripts/services.sh down
 
 .PHONY: build
-build: ## Build bin/swapmeet.
+build: web ## Build bin/swapmeet, with the web app embedded.
 	$(GO) build -o bin/swapmeet ./cmd/swapmeet
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+.PHONY: web
+web: $(WEB_DEPS) ## Build the web app (Vite) into internal/web/dist/app, which the binary embeds.
+	cd web && $(NPM) run build
 
 .PHONY: migrate
 migrate: up build ## Apply pending migrations to the local database.
@@ -51,9 +64,27 @@ run: up build ## Start the services, migrate, and run the API and the CDC (Ctrl-
 	scripts/run.sh bin/swapmeet
 
 .PHONY: test
-test: up ## Start the services and run every test, then short fuzz runs.
+test: up ## Start the services and run every test (Go, then the browser test), then short fuzz runs.
 	$(SERVICES_ENV); $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory fuzz
+
+# The browser test: Debian's chromium (installed when missing), driven by
+# playwright-core, against a private `swapmeet serve` + `swapmeet cdc` that
+# web/e2e/stack starts on the running services and removes afterwards.
+E2E_RUN := $(GO) run ./web/e2e/stack -bin bin/swapmeet -logs web/e2e/output -- node --test --test-reporter=spec web/e2e/flow.test.mjs
+
+.PHONY: e2e
+e2e: up build ## Run the browser end-to-end test (screenshots in web/e2e/output/screenshots).
+	web/e2e/ensure-chromium.sh
+	rm -rf web/e2e/output/screenshots
+	$(SERVICES_ENV); $(E2E_RUN)
+
+.PHONY: screenshots
+screenshots: up build ## Run the browser test and keep its screenshots in web/screenshots (shown in the README).
+	web/e2e/ensure-chromium.sh
+	rm -f web/screenshots/*.png
+	$(SERVICES_ENV); E2E_SCREENSHOTS=web/screenshots $(E2E_RUN)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME.
@@ -79,9 +110,10 @@ $(SQLC):
 	scripts/gotool.sh github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION) $@
 
 .PHONY: generate
-generate: tools ## Regenerate protobuf/Connect code and sqlc queries from scratch.
+generate: tools $(WEB_DEPS) ## Regenerate protobuf/Connect code (Go and TypeScript) and sqlc queries from scratch.
 	rm -rf $(GENERATED)
 	PATH="$(dir $(PROTOC_GEN_GO)):$(dir $(PROTOC_GEN_CONNECT_GO)):$$PATH" $(BUF) generate
+	$(BUF) generate --template web/buf.gen.yaml
 	$(SQLC) generate
 
 .PHONY: check-generated
@@ -94,7 +126,7 @@ check-generated: generate ## Fail if the committed generated code differs from a
 
 .PHONY: clean
 clean: ## Remove build output (not the service data; see scripts/services.sh clean).
-	rm -rf bin
+	rm -rf bin internal/web/dist/app web/e2e/output
 
 .PHONY: bench
 bench: up ## Measure each performance target against its reference, in one run.

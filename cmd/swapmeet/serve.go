@@ -18,6 +18,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/rpc"
+	"github.com/swapmeet/swapmeet/internal/web"
 )
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
@@ -42,6 +43,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 
 	watcher := consistency.NewWatcher(d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
 	go watcher.Run(ctx)
+	// A projections rebuild switches collections by rewriting the pointer:
+	// following it picks the switch up within half a second, no restart.
+	go d.reads.Follow(ctx, 500*time.Millisecond)
 
 	mediaStore, err := media.New(cfg.MediaConfig())
 	if err != nil {
@@ -63,12 +67,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 		return err
 	}
 
+	stopMedia := startMedia(ctx, cfg, log, a, mediaStore) // bucket bootstrap, thumbnails, sweeps
+	defer stopMedia()
+
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c)
+	// One port: RPC paths go to the API (with CORS for the web origins, so
+	// the Vite dev server can call it), every other path to the web app.
+	api := rpc.NewHandler(a, log, rpc.Options{MaxRequestBytes: cfg.MaxRequestBytes, Metrics: rpc.NewMetrics(reg)})
+	webApp := web.New()
+	if !webApp.Built() {
+		log.Warn("this binary has no web app built in; / serves a placeholder (make build embeds it)")
+	}
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           rpc.NewHandler(a, log, rpc.Options{MaxRequestBytes: cfg.MaxRequestBytes, Metrics: rpc.NewMetrics(reg)}),
+		Handler:           web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -1,0 +1,176 @@
+// The API: generated Connect clients over one Connect-Web transport, the
+// session, and the consistency token that makes every write visible to
+// the reads that follow it.
+
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
+import { ListingService } from "./gen/swapmeet/v1/listing_pb";
+import { OrderService } from "./gen/swapmeet/v1/order_pb";
+import { ReviewService } from "./gen/swapmeet/v1/review_pb";
+import { UserService } from "./gen/swapmeet/v1/user_pb";
+
+// The API's origin. The binary serves the built app itself, so production
+// calls are same-origin. The Vite dev server (localhost:5173) calls the
+// API of `make run` across origins, which its CORS allows; VITE_API_URL
+// points it elsewhere.
+const baseUrl: string =
+  import.meta.env.VITE_API_URL ?? (import.meta.env.DEV ? "http://127.0.0.1:8080" : window.location.origin);
+
+// ---- Session -------------------------------------------------------------
+
+export interface Session {
+  userId: string;
+  token: string;
+  displayName: string;
+}
+
+const sessionKey = "swapmeet.session";
+const listeners = new Set<() => void>();
+
+export function session(): Session | null {
+  try {
+    const s = JSON.parse(localStorage.getItem(sessionKey) ?? "null") as Session | null;
+    return s && s.userId && s.token ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+export function setSession(s: Session | null): void {
+  if (s) localStorage.setItem(sessionKey, JSON.stringify(s));
+  else localStorage.removeItem(sessionKey);
+  listeners.forEach((f) => f());
+}
+
+/** Calls f whenever the user signs in or out (in this tab). */
+export function onSessionChange(f: () => void): void {
+  listeners.add(f);
+}
+
+// ---- Read your writes ----------------------------------------------------
+//
+// Every write answers with a consistency token: its commit position. The
+// app keeps the newest one and sends it with every query, which then waits
+// (briefly) until the read side has applied that write. So a user always
+// sees their own listing, order status or review at once, while everybody
+// else reads without waiting. Past a minute the CDC has long applied it,
+// so the token is dropped: it would only cost a check.
+
+const tokenKey = "swapmeet.consistency";
+const tokenTTL = 60_000;
+
+export function rememberWrite(token: string | undefined): void {
+  if (token) sessionStorage.setItem(tokenKey, JSON.stringify({ token, at: Date.now() }));
+}
+
+export function consistencyToken(): string {
+  try {
+    const t = JSON.parse(sessionStorage.getItem(tokenKey) ?? "null") as { token: string; at: number } | null;
+    if (t && Date.now() - t.at < tokenTTL) return t.token;
+  } catch {
+    // fall through
+  }
+  sessionStorage.removeItem(tokenKey);
+  return "";
+}
+
+// ---- Transport -----------------------------------------------------------
+
+const auth: Interceptor = (next) => async (req) => {
+  const s = session();
+  if (s) req.header.set("Authorization", `Bearer ${s.token}`);
+  try {
+    return await next(req);
+  } catch (err) {
+    // A session the server no longer knows (expired, signed out elsewhere).
+    if (s && ConnectError.from(err).code === Code.Unauthenticated && session()?.token === s.token) {
+      setSession(null);
+    }
+    throw err;
+  }
+};
+
+// Queries have no side effects, so one that got Unavailable (the read side
+// had not caught up with the token in the server's wait, or a dependency
+// blipped; the server says "retry shortly") is tried again, twice, before
+// the page shows an error. Writes are never retried here.
+const retryQueries: Interceptor = (next) => async (req) => {
+  if (req.stream || req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return next(req);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await next(req);
+    } catch (err) {
+      if (attempt >= 2 || ConnectError.from(err).code !== Code.Unavailable || req.signal.aborted) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 300 * 3 ** attempt));
+    }
+  }
+};
+
+const transport = createConnectTransport({
+  baseUrl,
+  // Queries are marked NO_SIDE_EFFECTS in the protos, so they go as GET
+  // requests (cacheable, no preflight for simple ones); writes POST.
+  useHttpGet: true,
+  interceptors: [auth, retryQueries],
+});
+
+export const users = createClient(UserService, transport);
+export const listings = createClient(ListingService, transport);
+export const orders = createClient(OrderService, transport);
+export const reviews = createClient(ReviewService, transport);
+
+// ---- Errors --------------------------------------------------------------
+
+export interface Problem {
+  message: string;
+  /** Field path (as the server names it, e.g. "price.amount_minor") to description. */
+  fields: Map<string, string>;
+  code?: Code;
+}
+
+const friendly: Partial<Record<Code, string>> = {
+  [Code.Unavailable]: "Swapmeet is catching up. Please try again in a moment.",
+  [Code.Internal]: "Something went wrong on our side. Please try again.",
+  [Code.Unknown]: "Could not reach Swapmeet. Check your connection and try again.",
+  [Code.DeadlineExceeded]: "That took too long. Please try again.",
+  [Code.ResourceExhausted]: "Too many attempts. Wait a minute and try again.",
+};
+
+/** What to show for an error: a message, and the field violations of an InvalidArgument. */
+export function problem(err: unknown): Problem {
+  const ce = ConnectError.from(err);
+  const fields = new Map<string, string>();
+  for (const br of ce.findDetails(BadRequestSchema)) {
+    for (const v of br.fieldViolations) {
+      if (!fields.has(v.field)) fields.set(v.field, v.description);
+    }
+  }
+  let message = friendly[ce.code] ?? ce.rawMessage;
+  if (ce.code === Code.InvalidArgument && fields.size > 0) message = "Please fix the highlighted fields.";
+  if (message) message = message.charAt(0).toUpperCase() + message.slice(1);
+  return { message, fields, code: ce.code };
+}
+
+/**
+ * A client-side InvalidArgument, shaped like the server's, so that a check
+ * the browser can make shows up exactly like one the server made.
+ */
+export function invalid(field: string, description: string): ConnectError {
+  return new ConnectError(`${field}: ${description}`, Code.InvalidArgument, undefined, [
+    { desc: BadRequestSchema, value: { fieldViolations: [{ field, description }] } },
+  ]);
+}
+
+export function isCode(err: unknown, code: Code): boolean {
+  return ConnectError.from(err).code === code;
+}
+
+export { Code };
+
+/** An idempotency key for a write the user may submit twice. */
+export function newKey(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
