@@ -60,6 +60,15 @@ func (c *Change) Text(column string) (s string, ok bool) {
 	return "", false
 }
 
+// NewText is Text for the new row only.
+func (c *Change) NewText(column string) (string, bool) {
+	i, found := c.rel.index[column]
+	if !found || c.New == nil || i >= len(c.New.Columns) || c.New.Columns[i].DataType != pglogrepl.TupleDataTypeText {
+		return "", false
+	}
+	return string(c.New.Columns[i].Data), true
+}
+
 // OldText is Text for the old row only: the value before an update.
 func (c *Change) OldText(column string) (string, bool) {
 	i, found := c.rel.index[column]

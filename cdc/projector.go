@@ -100,7 +100,11 @@ func collect(txs []*Txn) *affected {
 				put(a.summaries, "id")
 			case "listings":
 				put(a.docs[readstore.Listings], "id")
-				// Listing counts are part of the seller's profile.
+				// Listing counts are part of the seller's profile, but an
+				// edit that keeps status and seller leaves them alone.
+				if c.Op == OpUpdate && unchanged(c, "status") && unchanged(c, "seller_id") {
+					continue
+				}
 				put(a.docs[readstore.Users], "seller_id")
 				v, ok := c.OldText("seller_id")
 				a.docs[readstore.Users].add(v, ok, lsn)
@@ -121,6 +125,14 @@ func collect(txs []*Txn) *affected {
 		}
 	}
 	return a
+}
+
+// unchanged reports whether an update kept a column's value. Without the
+// old row (no REPLICA IDENTITY FULL) it cannot tell, and says no.
+func unchanged(c *Change, column string) bool {
+	old, ok1 := c.OldText(column)
+	cur, ok2 := c.NewText(column)
+	return ok1 && ok2 && old == cur
 }
 
 // Apply rebuilds every document the batch touches, then tombstones their
