@@ -46,6 +46,8 @@ type suite struct {
 var suites = []suite{
 	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
 	{"cdc", "CDC decode rate (null sink), real-sink rate vs raw FerretDB upserts, freshness at 500 writes/s", runCDC},
+	{"reads", "GetListing cache hit vs redis-benchmark GET, cache miss vs FerretDB find, SearchListings latency on a catalogue", runReads},
+	{"rebuild", "projections rebuild of a listings catalogue vs raw insertMany, and readers never see a gap", runRebuild},
 }
 
 func main() {
