@@ -26,7 +26,7 @@ NPM      ?= npm
 WEB_DEPS := web/node_modules/.package-lock.json
 
 # Short fuzz runs in `make test`: package:target pairs.
-FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing
+FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing ./internal/media:FuzzInspect
 FUZZ_TIME    ?= 10s
 
 SERVICES_ENV := eval "$$(scripts/services.sh env)"
