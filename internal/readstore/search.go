@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Sort orders of a listing search. Ties break newest first (by _id, a
@@ -51,7 +50,14 @@ func (f ListingFilter) query() bson.D {
 	if f.Condition != "" {
 		q = append(q, bson.E{Key: "condition", Value: f.Condition})
 	}
-	if len(f.Keywords) > 0 {
+	switch len(f.Keywords) {
+	case 0:
+	case 1:
+		// A plain equality on an array matches an element, and FerretDB
+		// pushes it down to Postgres, where $all would be evaluated in
+		// memory after reading every listing.
+		q = append(q, bson.E{Key: "keywords", Value: f.Keywords[0]})
+	default:
 		q = append(q, bson.E{Key: "keywords", Value: bson.D{{Key: "$all", Value: f.Keywords}}})
 	}
 	if len(f.Attrs) > 0 {
@@ -146,17 +152,33 @@ func (s *Store) ListSellerReviews(ctx context.Context, sellerID string, cur *Cur
 	return findPage[Review](ctx, s, Reviews, q, sortSpec(SortNewest), limit)
 }
 
-// findPage reads one more document than asked, to know whether a next page exists.
+// findPage reads one more document than asked, to know whether a next
+// page exists. It sends the find command itself so that it can carry
+// maxTimeMS: the driver sends none for cursor-returning finds, and a
+// server whose client gave up would otherwise keep working on the query.
 func findPage[T any](ctx context.Context, s *Store, collection string, q, sort bson.D, limit int) ([]T, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
-	cur, err := s.coll(collection).Find(ctx, q, options.Find().SetSort(sort).SetLimit(int64(limit+1)))
-	if err != nil {
+	cmd := bson.D{
+		{Key: "find", Value: s.Physical(collection)},
+		{Key: "filter", Value: q},
+		{Key: "sort", Value: sort},
+		{Key: "limit", Value: int64(limit + 1)},
+		{Key: "batchSize", Value: int64(limit + 1)},
+		{Key: "singleBatch", Value: true},
+		{Key: "maxTimeMS", Value: s.OpTimeout.Milliseconds()},
+	}
+	var res struct {
+		Cursor struct {
+			FirstBatch []T `bson:"firstBatch"`
+		} `bson:"cursor"`
+	}
+	if err := s.db.RunCommand(ctx, cmd).Decode(&res); err != nil {
 		return nil, false, fmt.Errorf("query %s: %w", collection, err)
 	}
-	out := make([]T, 0, limit+1)
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, false, fmt.Errorf("query %s: %w", collection, err)
+	out := res.Cursor.FirstBatch
+	if out == nil {
+		out = []T{}
 	}
 	more := len(out) > limit
 	if more {
