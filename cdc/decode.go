@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Op is the kind of a row change.
@@ -78,19 +77,6 @@ func (c *Change) OldText(column string) (string, bool) {
 	return string(c.Old.Columns[i].Data), true
 }
 
-// Value decodes a column of the new (or else old) row into a Go value.
-func (c *Change) Value(types *pgtype.Map, column string) (any, error) {
-	s, ok := c.Text(column)
-	if !ok {
-		return nil, nil
-	}
-	oid := c.rel.msg.Columns[c.rel.index[column]].DataType
-	if dt, ok := types.TypeForOID(oid); ok {
-		return dt.Codec.DecodeValue(types, oid, pgtype.TextFormatCode, []byte(s))
-	}
-	return s, nil
-}
-
 // decoder assembles pgoutput messages into transactions.
 type decoder struct {
 	relations map[uint32]*relation
@@ -101,10 +87,6 @@ func newDecoder() *decoder { return &decoder{relations: map[uint32]*relation{}} 
 
 // inTxn reports whether a transaction has begun but not committed.
 func (d *decoder) inTxn() bool { return d.cur != nil }
-
-// reset forgets a half-received transaction (after a disconnect the server
-// sends it again from its start).
-func (d *decoder) reset() { d.cur = nil }
 
 // decode consumes one pgoutput message. It returns the transaction when
 // the message was its COMMIT. walData must not be reused by the caller.

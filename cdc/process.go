@@ -108,8 +108,9 @@ func (p *Process) stream(ctx context.Context, slot string) (next string, err err
 		case err := <-done:
 			return "", err
 		case <-tick.C:
-			ptr, err := p.Reads.LoadPointer(ctx)
-			if err != nil || ptr.Slot == slot {
+			// Follow keeps the pointer fresh; no read of our own.
+			ptr, ok := p.Reads.Current()
+			if !ok || ptr.Slot == slot {
 				continue
 			}
 			if uint64(r.Applied()) < uint64(ptr.SlotStart) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -382,14 +381,4 @@ func (b *Rebuild) say(format string, args ...any) {
 		fmt.Fprintf(b.Progress, "rebuild: "+format+"\n", args...)
 	}
 	b.Log.Debug(fmt.Sprintf(format, args...))
-}
-
-// ValidCollections checks names given on the command line.
-func ValidCollections(names []string) error {
-	for _, n := range names {
-		if !slices.Contains(readstore.Collections, n) {
-			return fmt.Errorf("unknown collection %q", n)
-		}
-	}
-	return nil
 }

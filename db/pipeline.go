@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
 )
 
 // pipelinedTx is a transaction that saves two network round trips out of
@@ -86,8 +88,8 @@ func (t *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx
 // commit record.
 func (t *pipelinedTx) commit(ctx context.Context) (Commit, error) {
 	if !t.begun { // fn ran no statement: nothing to commit
-		lsn, err := currentLSN(ctx, t.conn)
-		return Commit{LSN: lsn}, err
+		lsn, err := sqlc.New(t.conn).CurrentLSN(ctx)
+		return Commit{LSN: uint64(lsn)}, err
 	}
 	t.done = true
 	b := &pgx.Batch{}

@@ -86,20 +86,6 @@ func (s *Store) execOnce(ctx context.Context, opts pgx.TxOptions, fn func(q *sql
 	return tx.commit(ctx)
 }
 
-// CurrentLSN is the server's WAL write position: every transaction that
-// committed before the call lies before it.
-func (s *Store) CurrentLSN(ctx context.Context) (uint64, error) {
-	return currentLSN(ctx, s.Pool)
-}
-
-func currentLSN(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}) (uint64, error) {
-	var lsn int64
-	err := q.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0')::int8`).Scan(&lsn)
-	return uint64(lsn), err
-}
-
 func sqlState(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

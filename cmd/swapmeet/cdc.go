@@ -25,8 +25,7 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 	}
 	defer d.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	metrics := cdc.NewMetrics(reg)
 	stopMetrics, err := serveMetrics(cfg.CDCMetricsAddr, reg, log)
 	if err != nil {
@@ -71,7 +70,7 @@ func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, 
 		case <-t.C:
 		}
 		slot := cfg.Slot
-		if p, err := d.reads.LoadPointer(ctx); err == nil {
+		if p, ok := d.reads.Current(); ok {
 			slot = p.Slot
 		}
 		s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
@@ -87,6 +86,14 @@ func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, 
 
 func newProjector(d *deps, cfg config.Config, log *slog.Logger) *cdc.Projector {
 	return cdc.NewProjector(d.pg, d.reads, cache.New(d.redis, cfg.RedisPrefix), d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
+}
+
+// newRegistry returns a Prometheus registry with the Go runtime and
+// process series, for a subcommand's own series to join.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // serveMetrics exposes reg on addr/metrics until the returned func is called.

@@ -11,34 +11,30 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// collectionsFlag parses --collection, which names one collection or all.
-func collectionsFlag(fs *flag.FlagSet) func() ([]string, error) {
+// parseCollections parses the arguments of a command whose one flag is
+// --collection, naming one collection or all.
+func parseCollections(command string, args []string) ([]string, error) {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	c := fs.String("collection", "all", "users, listings, orders, reviews or all")
-	return func() ([]string, error) {
-		if *c == "all" {
-			return readstore.Collections, nil
-		}
-		if !slices.Contains(readstore.Collections, *c) {
-			return nil, fmt.Errorf("--collection %q: want one of %s or all", *c, strings.Join(readstore.Collections, ", "))
-		}
-		return []string{*c}, nil
+	if err := fs.Parse(args); err != nil {
+		return nil, exitError(2)
 	}
+	if *c == "all" {
+		return readstore.Collections, nil
+	}
+	if !slices.Contains(readstore.Collections, *c) {
+		return nil, fmt.Errorf("--collection %q: want one of %s or all", *c, strings.Join(readstore.Collections, ", "))
+	}
+	return []string{*c}, nil
 }
 
 func verifyProjections(ctx context.Context, cfg config.Config, _ *slog.Logger, args []string) error {
-	fs := flag.NewFlagSet("projections verify", flag.ContinueOnError)
-	collections := collectionsFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
-	}
-	names, err := collections()
+	names, err := parseCollections("projections verify", args)
 	if err != nil {
 		return err
 	}
@@ -61,16 +57,16 @@ func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []s
 	if len(args) > 0 {
 		return errors.New("slot status takes no arguments")
 	}
-	slot, err := slotToDrop(ctx, cfg)
+	d, err := openDeps(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+	defer d.Close()
+	slot, err := readSideSlot(ctx, d, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s, err := cdc.ReadSlotStatus(ctx, pool, slot)
+	s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
 	if err != nil {
 		return err
 	}
@@ -83,12 +79,7 @@ func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []s
 }
 
 func rebuildProjections(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
-	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
-	collections := collectionsFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
-	}
-	names, err := collections()
+	names, err := parseCollections("projections rebuild", args)
 	if err != nil {
 		return err
 	}
@@ -116,13 +107,9 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// slotToDrop names the slot the read side uses: the pointer's, else the configured one.
-func slotToDrop(ctx context.Context, cfg config.Config) (string, error) {
-	d, err := openDeps(ctx, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer d.Close()
+// readSideSlot names the slot the read side uses: the pointer's, else the
+// configured one (a read side not initialised yet).
+func readSideSlot(ctx context.Context, d *deps, cfg config.Config) (string, error) {
 	if p, err := d.reads.LoadPointer(ctx); err == nil {
 		return p.Slot, nil
 	} else if !errors.Is(err, readstore.ErrNoPointer) {
@@ -137,16 +124,16 @@ func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []str
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	slot, err := slotToDrop(ctx, cfg)
+	d, err := openDeps(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+	defer d.Close()
+	slot, err := readSideSlot(ctx, d, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s, err := cdc.ReadSlotStatus(ctx, pool, slot)
+	s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
 	if err != nil {
 		return err
 	}
@@ -162,7 +149,7 @@ func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []str
 			return errors.New("not confirmed; nothing dropped")
 		}
 	}
-	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+	if _, err := d.pg.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 		return fmt.Errorf("drop slot %s: %w", slot, err)
 	}
 	fmt.Printf("dropped %s\n", slot)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
@@ -28,8 +27,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	}
 	defer d.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	stopMetrics, err := serveMetrics(cfg.APIMetricsAddr, reg, log)
 	if err != nil {
 		return err

@@ -88,6 +88,16 @@ func New(d Deps) (*App, error) {
 	}, nil
 }
 
+// currentToken is a token for a write that has already committed: any
+// position after it will do.
+func (c *Commands) currentToken(ctx context.Context) (string, error) {
+	lsn, err := c.deps.Store.CurrentLSN(ctx)
+	if err != nil {
+		return "", err
+	}
+	return consistency.Token(uint64(lsn)), nil
+}
+
 // awaitToken waits until the projections reflect token, if one was given.
 func (q *Queries) awaitToken(ctx context.Context, token string) error {
 	lsn, err := consistency.ParseToken(token)

@@ -149,10 +149,15 @@ func (c *Commands) WithdrawListing(ctx context.Context, seller uuid.UUID, listin
 	return Written{ID: id, Version: version, ConsistencyToken: consistency.Token(commit.LSN)}, nil
 }
 
+// anyVersion skips the version check: images change a listing's document
+// but not its version.
+const anyVersion = 0
+
 // checkListingWritable locks the listing and applies the rules for
 // changing it: it exists, the caller sells it, it is still for sale, and
-// the caller saw its latest version. The lock is held until commit, so
-// the update that follows cannot race another change.
+// (unless expectedVersion is anyVersion) the caller saw its latest
+// version. The lock is held until commit, so the change that follows
+// cannot race another.
 func checkListingWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.UUID, expectedVersion int64) error {
 	l, err := q.LockListing(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -166,7 +171,7 @@ func checkListingWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.
 		return errorf(CodePermissionDenied, "only the seller may change this listing")
 	case l.Status != StatusAvailable:
 		return errorf(CodeFailedPrecondition, "the listing is %s; only an AVAILABLE listing can be changed", l.Status)
-	case l.Version != expectedVersion:
+	case expectedVersion != anyVersion && l.Version != expectedVersion:
 		return errorf(CodeConflict, "the listing is at version %d, not %d: reload it and retry", l.Version, expectedVersion)
 	}
 	return nil

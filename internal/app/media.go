@@ -63,7 +63,7 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 		return MediaUpload{}, err
 	}
 	_, err = c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
-		if err := checkMediaWritable(ctx, q, lid, seller); err != nil {
+		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
 		// Pending rows whose policy has expired cannot get an object any
@@ -131,7 +131,7 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 	}
 
 	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
-		if err := checkMediaWritable(ctx, q, lid, seller); err != nil {
+		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
 		// Under the listing lock, every confirmation of this listing is serial.
@@ -169,7 +169,7 @@ func (c *Commands) DeleteMedia(ctx context.Context, seller uuid.UUID, listingID,
 	}
 	var row sqlc.DeleteMediaRow
 	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
-		if err := checkMediaWritable(ctx, q, lid, seller); err != nil {
+		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
 		row, err = q.DeleteMedia(ctx, sqlc.DeleteMediaParams{ID: mid, ListingID: lid})
@@ -234,36 +234,6 @@ func (c *Commands) discardUpload(ctx context.Context, id uuid.UUID, key string) 
 	if err != nil {
 		c.deps.Log.Warn("refused upload not fully discarded; the sweeper will", "media_id", id, "err", err)
 	}
-}
-
-// currentToken is a token for a write that has already committed: any
-// position after it will do.
-func (c *Commands) currentToken(ctx context.Context) (string, error) {
-	lsn, err := c.deps.Store.CurrentLSN(ctx)
-	if err != nil {
-		return "", err
-	}
-	return consistency.Token(lsn), nil
-}
-
-// checkMediaWritable locks the listing and applies the rules for changing
-// its images: those of checkListingWritable, without a version (images do
-// not change the listing's version).
-func checkMediaWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.UUID) error {
-	l, err := q.LockListing(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errorf(CodeNotFound, "listing not found")
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case l.SellerID != seller:
-		return errorf(CodePermissionDenied, "only the seller may change this listing's images")
-	case l.Status != StatusAvailable:
-		return errorf(CodeFailedPrecondition, "the listing is %s; only an AVAILABLE listing can be changed", l.Status)
-	}
-	return nil
 }
 
 // mediaRules turns the lookup of a listing's media row into the caller's

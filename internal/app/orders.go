@@ -98,14 +98,14 @@ func (c *Commands) replay(ctx context.Context, buyer uuid.UUID, key string, ids 
 	if !slices.Equal(prev.ListingIds, ids) {
 		return PlacedOrder{}, false, errorf(CodeFailedPrecondition, "this idempotency_key was already used for an order of other listings")
 	}
-	lsn, err := c.deps.Store.CurrentLSN(ctx)
+	token, err := c.currentToken(ctx)
 	if err != nil {
 		return PlacedOrder{}, false, fmt.Errorf("place order: %w", err)
 	}
 	return PlacedOrder{
 		ID:               prev.ID,
 		Total:            Money{Currency: prev.TotalCurrency, Minor: prev.TotalMinor},
-		ConsistencyToken: consistency.Token(lsn),
+		ConsistencyToken: token,
 	}, true, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -238,9 +237,4 @@ func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
 		args = append(args, consistency.HexLSN(e.LSN))
 	}
 	return tombstoneScript.Run(ctx, c.rdb, keys, args...).Err()
-}
-
-// IsTombstone reports whether a raw entry is a tombstone (for tests and tools).
-func IsTombstone(raw string) bool {
-	return len(raw) == headerLen && strings.HasSuffix(raw, string(kindTombstone))
 }

@@ -91,8 +91,17 @@ func (s *Store) SavePointer(ctx context.Context, p Pointer) error {
 
 // use makes the Store resolve logical names through p.
 func (s *Store) use(p Pointer) {
-	names := maps.Clone(p.Collections)
-	s.names.Store(&names)
+	p.Collections = maps.Clone(p.Collections)
+	s.pointer.Store(&p)
+}
+
+// Current is the pointer as last loaded, saved or followed, without a
+// round trip; ok is false before the first load.
+func (s *Store) Current() (p Pointer, ok bool) {
+	if c := s.pointer.Load(); c != nil {
+		return *c, true
+	}
+	return Pointer{}, false
 }
 
 // Refresh reloads the pointer once. A store without a pointer keeps
@@ -123,8 +132,8 @@ func (s *Store) Follow(ctx context.Context, interval time.Duration) {
 
 // Physical returns the collection a logical name currently resolves to.
 func (s *Store) Physical(name string) string {
-	if m := s.names.Load(); m != nil {
-		if p, ok := (*m)[name]; ok {
+	if c := s.pointer.Load(); c != nil {
+		if p, ok := c.Collections[name]; ok {
 			return p
 		}
 	}

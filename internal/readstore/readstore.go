@@ -31,7 +31,7 @@ type Store struct {
 	// WriteConcurrency is how many documents are written at once.
 	WriteConcurrency int
 
-	names atomic.Pointer[map[string]string] // logical → physical, from the pointer
+	pointer atomic.Pointer[Pointer] // the live pointer: logical → physical names
 }
 
 // New returns a Store over db.

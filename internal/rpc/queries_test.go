@@ -139,9 +139,9 @@ type catalogue struct {
 
 type item struct {
 	id, seller, title, category, condition string
-	price                                   int64
-	attrs                                   map[string]string
-	created                                 int // creation order
+	price                                  int64
+	attrs                                  map[string]string
+	created                                int // creation order
 }
 
 var (
