@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -245,15 +246,27 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 		return err
 	}
 	bar := newProgress(b.Progress, b.Terminal, proj.collection, total)
-	pages := make(chan []any, 2)
+	type page struct {
+		ids  []string
+		docs []any
+	}
+	pages := make(chan page, 2)
 	errc := make(chan error, 1)
+	strays := false
 	go func() {
 		var err error
-		for docs := range pages {
-			if err == nil {
-				err = b.Reads.InsertMany(ctx, shadow, docs)
-				bar.add(len(docs))
+		for p := range pages {
+			if err != nil {
+				continue
 			}
+			err = b.Reads.InsertMany(ctx, shadow, p.docs)
+			if mongo.IsDuplicateKeyError(err) {
+				// A killed rebuild's last insert can still land after its
+				// leftovers were dropped: this snapshot's documents win.
+				strays = true
+				err = b.Reads.Put(ctx, shadow, p.ids, p.docs)
+			}
+			bar.add(len(p.docs))
 		}
 		errc <- err
 	}()
@@ -277,14 +290,15 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 			if err != nil {
 				return err
 			}
-			page := make([]any, 0, len(docs))
+			var pg page
 			for _, id := range ids {
 				if d, ok := docs[id]; ok {
-					page = append(page, d)
+					pg.ids = append(pg.ids, id.String())
+					pg.docs = append(pg.docs, d)
 				}
 			}
 			select {
-			case pages <- page:
+			case pages <- pg:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -294,7 +308,43 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 		err = werr
 	}
 	bar.done()
+	if err == nil && strays {
+		err = b.removeStrays(ctx, q, proj, shadow)
+	}
 	return err
+}
+
+// removeStrays deletes shadow documents whose rows are not in the
+// snapshot: what a killed rebuild wrote late for rows since deleted.
+func (b *Rebuild) removeStrays(ctx context.Context, q *sqlc.Queries, proj projection, shadow string) error {
+	ids, err := b.Reads.IDs(ctx, shadow)
+	if err != nil {
+		return err
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), loadPage)
+		batch := make([]uuid.UUID, 0, n)
+		for _, s := range ids[:n] {
+			if id, err := uuid.Parse(s); err == nil {
+				batch = append(batch, id)
+			}
+		}
+		ids = ids[n:]
+		docs, err := proj.build(ctx, q, batch, nil)
+		if err != nil {
+			return err
+		}
+		var gone []string
+		for _, id := range batch {
+			if _, ok := docs[id]; !ok {
+				gone = append(gone, id.String())
+			}
+		}
+		if err := b.Reads.Delete(ctx, shadow, gone); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func countRows(ctx context.Context, q *sqlc.Queries, collection string) (int64, error) {
