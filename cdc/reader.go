@@ -247,13 +247,15 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 			return false, err
 		}
 		r.serverEnd = max(r.serverEnd, ka.ServerWALEnd)
-		if err := r.flush(ctx, conn); err != nil {
-			return false, err
-		}
-		// Between transactions everything the server sent is applied, so
-		// its WAL end is ours too. Advancing on keepalives is what stops an
-		// idle slot from pinning WAL that other databases write.
-		if !dec.inTxn() && ka.ServerWALEnd > r.applied {
+		// A keepalive does not close the batch: the server sends one each
+		// time it catches up with the WAL, which under load is after every
+		// transaction, so flushing here would apply batches of one and cap
+		// throughput at one projection round trip per commit.
+		//
+		// When nothing is pending, everything the server sent is applied,
+		// so its WAL end is ours too. Advancing on keepalives is what stops
+		// an idle slot from pinning WAL that other databases write.
+		if len(r.pending) == 0 && !dec.inTxn() && ka.ServerWALEnd > r.applied {
 			if err := r.sink.Reached(ctx, ka.ServerWALEnd); err != nil {
 				r.log.Warn("publish idle position", "err", err)
 			} else {
