@@ -33,6 +33,8 @@ import (
 //     (POST, and HTTP GET as browsers may send it), against redis-benchmark
 //     GETting a real cached listing at the same concurrency: the brief's
 //     target (≥ 0.3×, p99 < 5 ms);
+//   - the same calls answered from memory by a bare Connect handler: the
+//     transport's own rate on this machine, the ceiling of the figure above;
 //   - GetListing on a cache miss, against FerretDB's own find by _id
 //     (readstore.FindRaw) at the same concurrency, in the same catalogue;
 //   - SearchListings latency for a few query shapes, each cold (the page
@@ -348,8 +350,85 @@ func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Dura
 			target:    fmt.Sprintf(">= %.1fx, p99 < %d ms", hitMinRatio, hitMaxP99.Milliseconds()),
 			verdict:   verdict(ratio >= hitMinRatio && res.lat.p99 < hitMaxP99),
 		})
+		if v.client == fx.post {
+			floor, err := measureConnectAlone(ctx, fx, clients, d, ref, res)
+			if err != nil {
+				return rows, fmt.Errorf("Connect alone: %w", err)
+			}
+			rows = append(rows, floor)
+		}
 	}
 	return rows, nil
+}
+
+// measureConnectAlone serves GetListing from memory (the very responses
+// the API gave for the hot listings) on a bare Connect handler over h2c,
+// and hammers it with the same client and concurrency as the cache-hit
+// figure. With no cache, read store, interceptor or authentication behind
+// it, its rate is what this machine's Connect transport allows: a ceiling
+// for the cache-hit figure, shown against the same redis-benchmark run.
+func measureConnectAlone(ctx context.Context, fx *readsFixture, clients int, d time.Duration, ref redisResult, hit rateResult) (row, error) {
+	canned := cannedListings{byID: map[string]*swapmeetv1.GetListingResponse{}}
+	for _, id := range fx.hot {
+		resp, err := fx.post.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
+		if err != nil {
+			return row{}, fmt.Errorf("GetListing(%s): %w", id, err)
+		}
+		canned.byID[id] = resp.Msg
+	}
+	mux := http.NewServeMux()
+	// Compression as the API does it (rpc.NewHandler): none below 1 KiB.
+	mux.Handle(swapmeetv1connect.NewListingServiceHandler(canned, connect.WithCompressMinBytes(1024)))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.Protocols = fx.srv.Config.Protocols
+	srv.Start()
+	defer srv.Close()
+	client := swapmeetv1connect.NewListingServiceClient(&http.Client{Transport: fx.srv.Client().Transport}, srv.URL)
+
+	var next atomic.Int64
+	call := func(ctx context.Context) (bool, error) {
+		id := fx.hot[int(next.Add(1))%len(fx.hot)]
+		resp, err := client.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
+		if err != nil {
+			return false, fmt.Errorf("GetListing(%s): %w", id, err)
+		}
+		if resp.Msg.GetListing().GetListingId() != id {
+			return false, fmt.Errorf("GetListing(%s) answered listing %q", id, resp.Msg.GetListing().GetListingId())
+		}
+		return true, nil
+	}
+	if _, err := hammer(ctx, clients, warmupFor(d), call); err != nil {
+		return row{}, fmt.Errorf("warm-up: %w", err)
+	}
+	progress("reads: GetListing answered from memory by a bare Connect handler over POST, %d clients, %s", clients, d)
+	res, err := hammer(ctx, clients, d, call)
+	if err != nil {
+		return row{}, err
+	}
+	progress("reads: %d calls in %s: %.0f/s, p50 %s, p99 %s; the cache-hit figure reached %.0f%% of it",
+		res.calls, res.elapsed.Round(time.Millisecond), res.rate(), ms(res.lat.p50), ms(res.lat.p99), 100*hit.rate()/res.rate())
+	return row{
+		figure:    fmt.Sprintf("Connect alone: GetListing from memory, POST (%d clients)", clients),
+		measured:  fmt.Sprintf("%.0f/s, p50 %s, p99 %s (cache hit: %.0f%% of it)", res.rate(), ms(res.lat.p50), ms(res.lat.p99), 100*hit.rate()/res.rate()),
+		reference: fmt.Sprintf("redis-benchmark GET %.0f/s (same run as above)", ref.rps),
+		ratio:     fmt.Sprintf("%.2fx", res.rate()/ref.rps),
+		target:    "ceiling of the row above",
+		verdict:   verdictNone,
+	}, nil
+}
+
+// cannedListings answers GetListing with a response it holds.
+type cannedListings struct {
+	swapmeetv1connect.UnimplementedListingServiceHandler
+	byID map[string]*swapmeetv1.GetListingResponse
+}
+
+func (c cannedListings) GetListing(_ context.Context, req *connect.Request[swapmeetv1.GetListingRequest]) (*connect.Response[swapmeetv1.GetListingResponse], error) {
+	resp, ok := c.byID[req.Msg.GetListingId()]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("not a hot listing"))
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // idPool hands out each id once.
