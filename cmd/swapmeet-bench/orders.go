@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/config"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
@@ -85,6 +86,19 @@ func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
 	}
 	rows := orderRows(o, ref, load)
 
+	inProc, err := measureInProcess(ctx, fx, o, load.orders+load.warmupOrders)
+	if err != nil {
+		return append(rows, row{figure: inProcessFigure(o), measured: "broken: see below", verdict: verdictFail}), err
+	}
+	rows = append(rows, row{
+		figure:    inProcessFigure(o),
+		measured:  fmt.Sprintf("%.0f orders/s, p50 %s, p99 %s (over RPC: %.0f%% of it)", inProc.rate(), ms(inProc.latencies.p50), ms(inProc.latencies.p99), 100*load.rate()/inProc.rate()),
+		reference: fmt.Sprintf("pgbench simple-update %.0f tps", ref.tps),
+		ratio:     fmt.Sprintf("%.2fx", inProc.rate()/ref.tps),
+		target:    "what the database work allows",
+		verdict:   verdictNone,
+	})
+
 	race, err := raceForOneListing(ctx, fx, o.raceBuyers)
 	rows = append(rows, race)
 	return rows, err
@@ -93,6 +107,7 @@ func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
 // orderFixtures is what the order figures run against.
 type orderFixtures struct {
 	env      *itest.Env
+	app      *app.App // the API's, for the in-process figure
 	client   swapmeetv1connect.OrderServiceClient
 	buyers   []benchUser // one per client
 	racers   []benchUser // the racing buyers
@@ -104,15 +119,17 @@ type orderFixtures struct {
 // buyers and listings.
 func setUpOrders(ctx context.Context, r *runner, o options) (*orderFixtures, error) {
 	e := itest.New(r)
-	srv, _ := e.StartAPI(r)
+	srv, a := e.StartAPI(r)
 	fx := &orderFixtures{
 		env:    e,
+		app:    a,
 		client: swapmeetv1connect.NewOrderServiceClient(srv.Client(), srv.URL),
 	}
 
 	start := time.Now()
 	warmup := warmupFor(o.duration)
-	nListings := max(minListings, int(assumedMaxOrderRate*(warmup+o.duration).Seconds()))
+	// Two runs: over RPC, then in process.
+	nListings := max(minListings, int(2*assumedMaxOrderRate*(warmup+o.duration).Seconds()))
 	sellers, err := insertUsers(ctx, e.PG, "seller", fixtureSellers)
 	if err != nil {
 		return nil, err
@@ -169,6 +186,8 @@ type loadResult struct {
 	elapsed   time.Duration
 	latencies latencies
 	exhausted bool // the listing pool ran dry before the time was up
+
+	warmupOrders int // placed unmeasured before
 }
 
 func (l loadResult) rate() float64 { return float64(l.orders) / l.elapsed.Seconds() }
@@ -178,13 +197,13 @@ func (l loadResult) rate() float64 { return float64(l.orders) / l.elapsed.Second
 func measurePlaceOrder(ctx context.Context, fx *orderFixtures, o options) (loadResult, error) {
 	warmup := warmupFor(o.duration)
 	progress("orders: PlaceOrder warm-up, %d clients, %s", o.clients, warmup)
-	w, err := drive(ctx, fx, warmup)
+	w, err := drive(ctx, fx, placeOverRPC(fx), warmup)
 	if err != nil {
 		return loadResult{}, fmt.Errorf("warm-up: %w", err)
 	}
 
 	progress("orders: PlaceOrder, %d clients, %s", o.clients, o.duration)
-	l, err := drive(ctx, fx, o.duration)
+	l, err := drive(ctx, fx, placeOverRPC(fx), o.duration)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -198,13 +217,55 @@ func measurePlaceOrder(ctx context.Context, fx *orderFixtures, o options) (loadR
 	if err := checkOrdersPersisted(ctx, fx.env.PG, w.orders+l.orders); err != nil {
 		return loadResult{}, err
 	}
+	l.warmupOrders = w.orders
 	return l, nil
+}
+
+func inProcessFigure(o options) string {
+	return fmt.Sprintf("PlaceOrder in process, no RPC (%s)", plural(o.clients, "client", "clients"))
+}
+
+// measureInProcess calls app.Commands.PlaceOrder straight from the same
+// number of goroutines, without Connect, HTTP/2 or the session lookup: the
+// same transactions on the same database, so the gap to the RPC figure is
+// what the RPC layer costs on this machine. before is how many orders
+// exist already.
+func measureInProcess(ctx context.Context, fx *orderFixtures, o options, before int) (loadResult, error) {
+	place := func(ctx context.Context, b benchUser, listing uuid.UUID) error {
+		_, err := fx.app.Commands.PlaceOrder(ctx, b.id, []string{listing.String()}, uuid.NewString())
+		return err
+	}
+	warmup := warmupFor(o.duration)
+	progress("orders: PlaceOrder in process (no RPC) warm-up, %d clients, %s", o.clients, warmup)
+	w, err := drive(ctx, fx, place, warmup)
+	if err != nil {
+		return loadResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	progress("orders: PlaceOrder in process (no RPC), %d clients, %s", o.clients, o.duration)
+	l, err := drive(ctx, fx, place, o.duration)
+	if err != nil {
+		return loadResult{}, err
+	}
+	progress("orders: %d orders in process in %s: %.0f orders/s, p50 %s, p99 %s",
+		l.orders, l.elapsed.Round(time.Millisecond), l.rate(), ms(l.latencies.p50), ms(l.latencies.p99))
+	if err := checkOrdersPersisted(ctx, fx.env.PG, before+w.orders+l.orders); err != nil {
+		return loadResult{}, err
+	}
+	return l, nil
+}
+
+// placeOverRPC places an order through the API as buyer b.
+func placeOverRPC(fx *orderFixtures) func(ctx context.Context, b benchUser, listing uuid.UUID) error {
+	return func(ctx context.Context, b benchUser, listing uuid.UUID) error {
+		_, err := fx.client.PlaceOrder(ctx, placeOrderRequest(b.token, listing))
+		return err
+	}
 }
 
 // drive runs one client per buyer, each placing orders back to back on
 // listings nobody else takes, until d has passed. Any RPC error stops the
 // run and is returned: a benchmark of failing calls measures nothing.
-func drive(ctx context.Context, fx *orderFixtures, d time.Duration) (loadResult, error) {
+func drive(ctx context.Context, fx *orderFixtures, place func(context.Context, benchUser, uuid.UUID) error, d time.Duration) (loadResult, error) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var (
@@ -218,7 +279,7 @@ func drive(ctx context.Context, fx *orderFixtures, d time.Duration) (loadResult,
 	deadline := start.Add(d)
 	for _, b := range fx.buyers {
 		wg.Go(func() {
-			lat, exh, err := placeOrdersUntil(runCtx, fx.client, b.token, fx.listings, deadline)
+			lat, exh, err := placeOrdersUntil(runCtx, place, b, fx.listings, deadline)
 			if exh {
 				exhausted.Store(true)
 			}
@@ -242,16 +303,15 @@ func drive(ctx context.Context, fx *orderFixtures, d time.Duration) (loadResult,
 
 // placeOrdersUntil is one client: it returns the latency of every order it
 // placed, whether the listings ran out, and the first error.
-func placeOrdersUntil(ctx context.Context, c swapmeetv1connect.OrderServiceClient, token string, pool *listingPool, deadline time.Time) ([]time.Duration, bool, error) {
+func placeOrdersUntil(ctx context.Context, place func(context.Context, benchUser, uuid.UUID) error, b benchUser, pool *listingPool, deadline time.Time) ([]time.Duration, bool, error) {
 	var lat []time.Duration
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		id, ok := pool.take()
 		if !ok {
 			return lat, true, nil
 		}
-		req := placeOrderRequest(token, id)
 		t0 := time.Now()
-		_, err := c.PlaceOrder(ctx, req)
+		err := place(ctx, b, id)
 		took := time.Since(t0)
 		if err != nil {
 			if ctx.Err() != nil {
