@@ -384,12 +384,14 @@ pg_up() {
 		EOF
 }
 
-# ferretdb_pg_tune makes FerretDB's lookups by _id use an index. FerretDB
-# 1.24 looks a document up with `_jsonb->$1 @> $2`, which its own btree
-# index on _id cannot serve, so every upsert scans the whole table. A GIN
-# index on (_jsonb->'_id') serves it once plans are custom (the key is a
-# parameter). An event trigger adds the index to every table FerretDB
-# creates; existing tables get it here. Idempotent.
+# ferretdb_pg_tune makes FerretDB's lookups by _id and by keyword use an
+# index. FerretDB 1.24 looks a document up with `_jsonb->$1 @> $2`, which
+# its own btree index on _id cannot serve, so every upsert scans the whole
+# table. A GIN index on (_jsonb->'_id') serves it once plans are custom (the
+# key is a parameter). A search's word is the same kind of lookup on `keywords`, so
+# listings tables get a GIN index on (_jsonb->'keywords') too. An event
+# trigger adds the indexes to every table FerretDB creates; existing tables
+# get them here. Idempotent.
 ferretdb_pg_tune() {
 	local log="$LOG_DIR/pg-read.log"
 	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_READ_PORT" -U postgres -d ferretdb \
@@ -399,6 +401,10 @@ ferretdb_pg_tune() {
 			BEGIN
 			  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''_id'') jsonb_path_ops)',
 			                 left(replace(tbl::text, '.', '_'), 50) || '_id_gin', tbl);
+			  IF tbl::text LIKE '%listings%' THEN
+			    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''keywords'') jsonb_path_ops)',
+			                   left(replace(tbl::text, '.', '_'), 50) || '_kw_gin', tbl);
+			  END IF;
 			END $$;
 			CREATE OR REPLACE FUNCTION swapmeet_index_new_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
 			DECLARE obj record;

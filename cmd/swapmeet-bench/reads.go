@@ -509,7 +509,7 @@ func measureMisses(ctx context.Context, fx *readsFixture, clients int, d time.Du
 
 // searchShape is one SearchListings query, the SQL that counts its
 // matches in Postgres, and the find it becomes in the read store (for
-// FerretDB's explain; it mirrors readstore.SearchListings).
+// FerretDB's explain): the filter readstore builds, and the sort.
 type searchShape struct {
 	name   string
 	req    *swapmeetv1.SearchListingsRequest
@@ -527,22 +527,22 @@ var (
 				MinPrice: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 5000},
 				MaxPrice: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 15000}},
 			count: `SELECT count(*) FROM listings WHERE status = 'AVAILABLE' AND category = 'audio' AND price_currency = 'EUR' AND price_minor BETWEEN 5000 AND 15000`,
-			filter: bson.D{{Key: "status", Value: "AVAILABLE"}, {Key: "category", Value: "audio"}, {Key: "price.currency", Value: "EUR"},
-				{Key: "price.minor", Value: bson.D{{Key: "$gte", Value: int64(5000)}, {Key: "$lte", Value: int64(15000)}}}},
+			filter: readstore.ListingFilter{Status: "AVAILABLE", Category: "audio", Currency: "EUR",
+				MinPrice: new(int64(5000)), MaxPrice: new(int64(15000))}.Query(),
 			sort: newestFirst,
 		},
 		{
 			name:   `keyword "vintage camera", newest`,
 			req:    &swapmeetv1.SearchListingsRequest{Query: "vintage camera"},
 			count:  `SELECT count(*) FROM listings WHERE status = 'AVAILABLE' AND title || ' ' || description ~* '\mvintage\M' AND title || ' ' || description ~* '\mcamera\M'`,
-			filter: bson.D{{Key: "status", Value: "AVAILABLE"}, {Key: "keywords", Value: bson.D{{Key: "$all", Value: bson.A{"camera", "vintage"}}}}},
+			filter: readstore.ListingFilter{Status: "AVAILABLE", Keywords: []string{"vintage", "camera"}}.Query(),
 			sort:   newestFirst,
 		},
 		{
 			name:   "no filter, price ascending",
 			req:    &swapmeetv1.SearchListingsRequest{Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC},
 			count:  `SELECT count(*) FROM listings WHERE status = 'AVAILABLE'`,
-			filter: bson.D{{Key: "status", Value: "AVAILABLE"}},
+			filter: readstore.ListingFilter{Status: "AVAILABLE"}.Query(),
 			sort:   bson.D{{Key: "price.minor", Value: 1}, {Key: "_id", Value: -1}},
 		},
 	}

@@ -3,6 +3,7 @@ package readstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -39,10 +40,10 @@ type Cursor struct {
 	ID        string
 }
 
-// query is one document of top-level conditions (an implicit AND):
-// FerretDB pushes plain top-level equalities down to Postgres, while it
-// would evaluate an explicit $and in memory.
-func (f ListingFilter) query() bson.D {
+// Query is the filter a search sends: one document of top-level conditions
+// (an implicit AND). FerretDB pushes plain top-level equalities down to
+// Postgres, while it evaluates an explicit $and in memory.
+func (f ListingFilter) Query() bson.D {
 	q := bson.D{{Key: "status", Value: f.Status}}
 	if f.Category != "" {
 		q = append(q, bson.E{Key: "category", Value: f.Category})
@@ -50,15 +51,22 @@ func (f ListingFilter) query() bson.D {
 	if f.Condition != "" {
 		q = append(q, bson.E{Key: "condition", Value: f.Condition})
 	}
-	switch len(f.Keywords) {
-	case 0:
-	case 1:
+	if len(f.Keywords) > 0 {
 		// A plain equality on an array matches an element, and FerretDB
 		// pushes it down to Postgres, where $all would be evaluated in
-		// memory after reading every listing.
-		q = append(q, bson.E{Key: "keywords", Value: f.Keywords[0]})
-	default:
-		q = append(q, bson.E{Key: "keywords", Value: bson.D{{Key: "$all", Value: f.Keywords}}})
+		// memory after reading every listing. So one word, the longest
+		// (likely the rarest), is an equality; the others must match too,
+		// and are checked among the listings that have it.
+		first := 0
+		for i, w := range f.Keywords {
+			if len(w) > len(f.Keywords[first]) {
+				first = i
+			}
+		}
+		q = append(q, bson.E{Key: "keywords", Value: f.Keywords[first]})
+		if rest := slices.Delete(slices.Clone(f.Keywords), first, first+1); len(rest) > 0 {
+			q = append(q, bson.E{Key: "$and", Value: bson.A{bson.D{{Key: "keywords", Value: bson.D{{Key: "$all", Value: rest}}}}}})
+		}
 	}
 	if len(f.Attrs) > 0 {
 		q = append(q, bson.E{Key: "attribute_pairs", Value: bson.D{{Key: "$all", Value: f.Attrs}}})
@@ -117,7 +125,7 @@ func sortSpec(s Sort) bson.D {
 // SearchListings returns up to limit listings after the cursor (nil: from
 // the start) in the given order, and whether more follow.
 func (s *Store) SearchListings(ctx context.Context, f ListingFilter, order Sort, cur *Cursor, limit int) ([]Listing, bool, error) {
-	q := f.query()
+	q := f.Query()
 	if cur != nil {
 		q = append(q, after(order, cur)...) // a top-level $or
 	}
