@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -223,39 +221,8 @@ func listingFixtures(ctx context.Context, e *itest.Env, nSellers, nListings int)
 // (no media, no reviews in these fixtures).
 func readListingDocs(ctx context.Context, pg *pgxpool.Pool) (listingSet, error) {
 	var set listingSet
-	rows, err := pg.Query(ctx, `
-		SELECT l.id, l.seller_id, u.display_name, l.title, l.description, l.category, l.condition,
-		       l.price_currency, l.price_minor, l.attributes, l.status, l.version, l.created_at, l.updated_at
-		FROM listings l JOIN users u ON u.id = l.seller_id ORDER BY l.id`)
-	if err != nil {
-		return set, fmt.Errorf("read listings: %w", err)
-	}
-	for rows.Next() {
-		var id, seller uuid.UUID
-		var name string
-		var d readstore.Listing
-		var attrs []byte
-		if err := rows.Scan(&id, &seller, &name, &d.Title, &d.Description, &d.Category, &d.Condition,
-			&d.Price.Currency, &d.Price.Minor, &attrs, &d.Status, &d.Version, &d.CreatedAt, &d.UpdatedAt); err != nil {
-			rows.Close()
-			return set, fmt.Errorf("read listings: %w", err)
-		}
-		d.ID = id.String()
-		d.Seller = readstore.UserSummary{ID: seller.String(), DisplayName: name}
-		if err := json.Unmarshal(attrs, &d.Attributes); err != nil {
-			rows.Close()
-			return set, fmt.Errorf("listing %s attributes: %w", id, err)
-		}
-		for k, v := range d.Attributes {
-			d.AttributePairs = append(d.AttributePairs, k+"="+v)
-		}
-		slices.Sort(d.AttributePairs)
-		d.Media = []readstore.Media{}
-		d.Keywords = readstore.Keywords(d.Title, d.Description)
-		d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC().Truncate(time.Millisecond), d.UpdatedAt.UTC().Truncate(time.Millisecond)
-		set.docs = append(set.docs, d)
-	}
-	if err := rows.Err(); err != nil {
+	var err error
+	if set.docs, err = listingDocs(ctx, pg, uuid.Nil, 0); err != nil {
 		return set, fmt.Errorf("read listings: %w", err)
 	}
 	urows, err := pg.Query(ctx, `

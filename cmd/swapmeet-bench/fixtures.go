@@ -5,12 +5,16 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // Fixtures go straight into the suite's database with COPY. Going through
@@ -94,4 +98,48 @@ func insertListings(ctx context.Context, pg *pgxpool.Pool, sellers []benchUser, 
 func analyze(ctx context.Context, pg *pgxpool.Pool) error {
 	_, err := pg.Exec(ctx, "ANALYZE")
 	return err
+}
+
+// listingDocs reads the listings with ids after after, in id order, at most
+// limit of them (0: all), shaped as the projector shapes them (the
+// fixtures have no media and no reviews).
+func listingDocs(ctx context.Context, pg *pgxpool.Pool, after uuid.UUID, limit int) ([]readstore.Listing, error) {
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := pg.Query(ctx, `
+		SELECT l.id, l.seller_id, u.display_name, l.title, l.description, l.category, l.condition,
+		       l.price_currency, l.price_minor, l.attributes, l.status, l.version, l.created_at, l.updated_at
+		FROM listings l JOIN users u ON u.id = l.seller_id
+		WHERE l.id > $1 ORDER BY l.id LIMIT $2`, after, lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var docs []readstore.Listing
+	for rows.Next() {
+		var id, seller uuid.UUID
+		var name string
+		var d readstore.Listing
+		var attrs []byte
+		if err := rows.Scan(&id, &seller, &name, &d.Title, &d.Description, &d.Category, &d.Condition,
+			&d.Price.Currency, &d.Price.Minor, &attrs, &d.Status, &d.Version, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			return nil, err
+		}
+		d.ID = id.String()
+		d.Seller = readstore.UserSummary{ID: seller.String(), DisplayName: name}
+		if err := json.Unmarshal(attrs, &d.Attributes); err != nil {
+			return nil, fmt.Errorf("listing %s attributes: %w", id, err)
+		}
+		for k, v := range d.Attributes {
+			d.AttributePairs = append(d.AttributePairs, k+"="+v)
+		}
+		slices.Sort(d.AttributePairs)
+		d.Media = []readstore.Media{}
+		d.Keywords = readstore.Keywords(d.Title, d.Description)
+		d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC().Truncate(time.Millisecond), d.UpdatedAt.UTC().Truncate(time.Millisecond)
+		docs = append(docs, d)
+	}
+	return docs, rows.Err()
 }

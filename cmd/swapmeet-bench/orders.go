@@ -79,20 +79,20 @@ func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
 		progress("orders: the CDC projector runs alongside PlaceOrder")
 	}
 
-	load, err := measurePlaceOrder(ctx, fx, o)
+	load, placed, err := measureOrders(ctx, fx, o, "over RPC", placeOverRPC(fx), 0)
 	if err != nil {
 		failed := row{figure: throughputFigure(o), measured: "broken: see below", verdict: verdictFail}
 		return []row{failed}, err
 	}
 	rows := orderRows(o, ref, load)
 
-	inProc, err := measureInProcess(ctx, fx, o, load.orders+load.warmupOrders)
+	inProc, _, err := measureOrders(ctx, fx, o, "in process (no RPC)", placeInProcess(fx), placed)
 	if err != nil {
 		return append(rows, row{figure: inProcessFigure(o), measured: "broken: see below", verdict: verdictFail}), err
 	}
 	rows = append(rows, row{
 		figure:    inProcessFigure(o),
-		measured:  fmt.Sprintf("%.0f orders/s, p50 %s, p99 %s (over RPC: %.0f%% of it)", inProc.rate(), ms(inProc.latencies.p50), ms(inProc.latencies.p99), 100*load.rate()/inProc.rate()),
+		measured:  fmt.Sprintf("%.0f orders/s, p50 %s, p99 %s (over RPC: %.0f%% of it)", inProc.rate(), ms(inProc.lat.p50), ms(inProc.lat.p99), 100*load.rate()/inProc.rate()),
 		reference: fmt.Sprintf("pgbench simple-update %.0f tps", ref.tps),
 		ratio:     fmt.Sprintf("%.2fx", inProc.rate()/ref.tps),
 		target:    "what the database work allows",
@@ -180,148 +180,71 @@ func (p *listingPool) take() (uuid.UUID, bool) {
 	return p.ids[i], true
 }
 
-// loadResult is what a fixed-duration PlaceOrder run observed.
-type loadResult struct {
-	orders    int
-	elapsed   time.Duration
-	latencies latencies
-	exhausted bool // the listing pool ran dry before the time was up
+// placeFunc places one order for buyer b on listing.
+type placeFunc func(ctx context.Context, b benchUser, listing uuid.UUID) error
 
-	warmupOrders int // placed unmeasured before
-}
-
-func (l loadResult) rate() float64 { return float64(l.orders) / l.elapsed.Seconds() }
-
-// measurePlaceOrder warms up, measures, and then checks in Postgres that
-// every acknowledged order exists once and no listing was sold twice.
-func measurePlaceOrder(ctx context.Context, fx *orderFixtures, o options) (loadResult, error) {
-	warmup := warmupFor(o.duration)
-	progress("orders: PlaceOrder warm-up, %d clients, %s", o.clients, warmup)
-	w, err := drive(ctx, fx, placeOverRPC(fx), warmup)
-	if err != nil {
-		return loadResult{}, fmt.Errorf("warm-up: %w", err)
+// measureOrders warms up, then measures: one client per buyer, each
+// placing orders back to back through place on listings nobody else takes.
+// Then it checks in Postgres that every acknowledged order exists once and
+// no listing was sold twice. placed is how many orders exist before; the
+// count after is returned.
+func measureOrders(ctx context.Context, fx *orderFixtures, o options, how string, place placeFunc, placed int) (rateResult, int, error) {
+	call := func(ctx context.Context, worker int) (bool, error) {
+		id, ok := fx.listings.take()
+		if !ok {
+			return false, nil
+		}
+		if err := place(ctx, fx.buyers[worker], id); err != nil {
+			return false, fmt.Errorf("PlaceOrder(%s): %w", id, err)
+		}
+		return true, nil
 	}
-
-	progress("orders: PlaceOrder, %d clients, %s", o.clients, o.duration)
-	l, err := drive(ctx, fx, placeOverRPC(fx), o.duration)
+	warmup := warmupFor(o.duration)
+	progress("orders: PlaceOrder %s warm-up, %d clients, %s", how, o.clients, warmup)
+	w, err := hammer(ctx, len(fx.buyers), warmup, call)
 	if err != nil {
-		return loadResult{}, err
+		return rateResult{}, placed, fmt.Errorf("warm-up: %w", err)
+	}
+	progress("orders: PlaceOrder %s, %d clients, %s", how, o.clients, o.duration)
+	l, err := hammer(ctx, len(fx.buyers), o.duration, call)
+	if err != nil {
+		return rateResult{}, placed, err
 	}
 	if l.exhausted {
 		progress("orders: WARNING: the %d listings ran out after %s; the figure covers that time only",
 			len(fx.listings.ids), l.elapsed.Round(time.Millisecond))
 	}
-	progress("orders: %d orders in %s: %.0f orders/s, p50 %s, p99 %s, max %s",
-		l.orders, l.elapsed.Round(time.Millisecond), l.rate(), ms(l.latencies.p50), ms(l.latencies.p99), ms(l.latencies.max))
+	progress("orders: %d orders %s in %s: %.0f orders/s, p50 %s, p99 %s, max %s",
+		l.calls, how, l.elapsed.Round(time.Millisecond), l.rate(), ms(l.lat.p50), ms(l.lat.p99), ms(l.lat.max))
 
-	if err := checkOrdersPersisted(ctx, fx.env.PG, w.orders+l.orders); err != nil {
-		return loadResult{}, err
+	placed += w.calls + l.calls
+	if err := checkOrdersPersisted(ctx, fx.env.PG, placed); err != nil {
+		return rateResult{}, placed, err
 	}
-	l.warmupOrders = w.orders
-	return l, nil
+	return l, placed, nil
 }
 
 func inProcessFigure(o options) string {
 	return fmt.Sprintf("PlaceOrder in process, no RPC (%s)", plural(o.clients, "client", "clients"))
 }
 
-// measureInProcess calls app.Commands.PlaceOrder straight from the same
-// number of goroutines, without Connect, HTTP/2 or the session lookup: the
-// same transactions on the same database, so the gap to the RPC figure is
-// what the RPC layer costs on this machine. before is how many orders
-// exist already.
-func measureInProcess(ctx context.Context, fx *orderFixtures, o options, before int) (loadResult, error) {
-	place := func(ctx context.Context, b benchUser, listing uuid.UUID) error {
-		_, err := fx.app.Commands.PlaceOrder(ctx, b.id, []string{listing.String()}, uuid.NewString())
-		return err
-	}
-	warmup := warmupFor(o.duration)
-	progress("orders: PlaceOrder in process (no RPC) warm-up, %d clients, %s", o.clients, warmup)
-	w, err := drive(ctx, fx, place, warmup)
-	if err != nil {
-		return loadResult{}, fmt.Errorf("warm-up: %w", err)
-	}
-	progress("orders: PlaceOrder in process (no RPC), %d clients, %s", o.clients, o.duration)
-	l, err := drive(ctx, fx, place, o.duration)
-	if err != nil {
-		return loadResult{}, err
-	}
-	progress("orders: %d orders in process in %s: %.0f orders/s, p50 %s, p99 %s",
-		l.orders, l.elapsed.Round(time.Millisecond), l.rate(), ms(l.latencies.p50), ms(l.latencies.p99))
-	if err := checkOrdersPersisted(ctx, fx.env.PG, before+w.orders+l.orders); err != nil {
-		return loadResult{}, err
-	}
-	return l, nil
-}
-
-// placeOverRPC places an order through the API as buyer b.
-func placeOverRPC(fx *orderFixtures) func(ctx context.Context, b benchUser, listing uuid.UUID) error {
+// placeOverRPC places an order through the API.
+func placeOverRPC(fx *orderFixtures) placeFunc {
 	return func(ctx context.Context, b benchUser, listing uuid.UUID) error {
 		_, err := fx.client.PlaceOrder(ctx, placeOrderRequest(b.token, listing))
 		return err
 	}
 }
 
-// drive runs one client per buyer, each placing orders back to back on
-// listings nobody else takes, until d has passed. Any RPC error stops the
-// run and is returned: a benchmark of failing calls measures nothing.
-func drive(ctx context.Context, fx *orderFixtures, place func(context.Context, benchUser, uuid.UUID) error, d time.Duration) (loadResult, error) {
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		all       []time.Duration
-		firstErr  error
-		exhausted atomic.Bool
-	)
-	start := time.Now()
-	deadline := start.Add(d)
-	for _, b := range fx.buyers {
-		wg.Go(func() {
-			lat, exh, err := placeOrdersUntil(runCtx, place, b, fx.listings, deadline)
-			if exh {
-				exhausted.Store(true)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			all = append(all, lat...)
-			// A call that fails because another one failed first is no news.
-			if err != nil && firstErr == nil {
-				firstErr = err
-				stop()
-			}
-		})
+// placeInProcess calls app.Commands.PlaceOrder straight, without Connect,
+// HTTP/2 or the session lookup: the same transactions on the same
+// database, so the gap to the RPC figure is what the RPC layer costs on
+// this machine.
+func placeInProcess(fx *orderFixtures) placeFunc {
+	return func(ctx context.Context, b benchUser, listing uuid.UUID) error {
+		_, err := fx.app.Commands.PlaceOrder(ctx, b.id, []string{listing.String()}, uuid.NewString())
+		return err
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = context.Cause(ctx)
-	}
-	res := loadResult{orders: len(all), elapsed: time.Since(start), latencies: summarize(all), exhausted: exhausted.Load()}
-	return res, firstErr
-}
-
-// placeOrdersUntil is one client: it returns the latency of every order it
-// placed, whether the listings ran out, and the first error.
-func placeOrdersUntil(ctx context.Context, place func(context.Context, benchUser, uuid.UUID) error, b benchUser, pool *listingPool, deadline time.Time) ([]time.Duration, bool, error) {
-	var lat []time.Duration
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		id, ok := pool.take()
-		if !ok {
-			return lat, true, nil
-		}
-		t0 := time.Now()
-		err := place(ctx, b, id)
-		took := time.Since(t0)
-		if err != nil {
-			if ctx.Err() != nil {
-				return lat, false, nil
-			}
-			return lat, false, fmt.Errorf("PlaceOrder(%s): %w", id, err)
-		}
-		lat = append(lat, took)
-	}
-	return lat, false, nil
 }
 
 // placeOrderRequest buys one listing with a fresh idempotency key, so that
@@ -358,7 +281,7 @@ func throughputFigure(o options) string {
 	return fmt.Sprintf("PlaceOrder throughput (%s)", plural(o.clients, "client", "clients"))
 }
 
-func orderRows(o options, ref pgbenchResult, l loadResult) []row {
+func orderRows(o options, ref pgbenchResult, l rateResult) []row {
 	ratio := l.rate() / ref.tps
 	return []row{
 		{
@@ -371,10 +294,10 @@ func orderRows(o options, ref pgbenchResult, l loadResult) []row {
 		},
 		{
 			figure:    "PlaceOrder latency",
-			measured:  fmt.Sprintf("p50 %s, p99 %s", ms(l.latencies.p50), ms(l.latencies.p99)),
+			measured:  fmt.Sprintf("p50 %s, p99 %s", ms(l.lat.p50), ms(l.lat.p99)),
 			reference: fmt.Sprintf("pgbench avg %s", ms(ref.avgLatency)),
 			target:    fmt.Sprintf("p99 < %d ms", ordersMaxP99.Milliseconds()),
-			verdict:   verdict(l.latencies.p99 < ordersMaxP99),
+			verdict:   verdict(l.lat.p99 < ordersMaxP99),
 		},
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -236,68 +235,6 @@ func (m *methodCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	return m.next.RoundTrip(req)
 }
 
-// rateResult is what a fixed-duration closed-loop run observed.
-type rateResult struct {
-	calls     int
-	elapsed   time.Duration
-	lat       latencies
-	exhausted bool // the work ran out before the time was up
-}
-
-func (r rateResult) rate() float64 { return perSecond(int64(r.calls), r.elapsed) }
-
-// hammer runs clients goroutines that call call back to back for d, and
-// times each call. call returns false when there is no work left. The
-// first error stops the run.
-func hammer(parent context.Context, clients int, d time.Duration, call func(ctx context.Context) (bool, error)) (rateResult, error) {
-	ctx, stop := context.WithCancel(parent)
-	defer stop()
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		all       []time.Duration
-		firstErr  error
-		exhausted atomic.Bool
-	)
-	start := time.Now()
-	deadline := start.Add(d)
-	for range clients {
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			var err error
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				t0 := time.Now()
-				ok, cerr := call(ctx)
-				took := time.Since(t0)
-				if cerr != nil {
-					if ctx.Err() == nil {
-						err = cerr
-					}
-					break
-				}
-				if !ok {
-					exhausted.Store(true)
-					break
-				}
-				lat = append(lat, took)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			all = append(all, lat...)
-			if err != nil && firstErr == nil {
-				firstErr = err
-				stop()
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if firstErr == nil && parent.Err() != nil {
-		firstErr = context.Cause(parent)
-	}
-	return rateResult{calls: len(all), elapsed: elapsed, lat: summarize(all), exhausted: exhausted.Load()}, firstErr
-}
-
 // measureHits: GetListing over the hot (cached) listings, POST and GET,
 // each right after its own redis-benchmark GET of one of their cache
 // entries: on a shared machine, adjacent runs see the same weather.
@@ -316,7 +253,7 @@ func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Dura
 		progress("reads: reference: %.0f GET/s, p50 %s, p99 %s", ref.rps, ms(ref.p50), ms(ref.p99))
 
 		var next atomic.Int64
-		call := func(ctx context.Context) (bool, error) {
+		call := func(ctx context.Context, _ int) (bool, error) {
 			id := fx.hot[int(next.Add(1))%len(fx.hot)]
 			resp, err := v.client.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
 			if err != nil {
@@ -386,7 +323,7 @@ func measureConnectAlone(ctx context.Context, fx *readsFixture, clients int, d t
 	client := swapmeetv1connect.NewListingServiceClient(&http.Client{Transport: fx.srv.Client().Transport}, srv.URL)
 
 	var next atomic.Int64
-	call := func(ctx context.Context) (bool, error) {
+	call := func(ctx context.Context, _ int) (bool, error) {
 		id := fx.hot[int(next.Add(1))%len(fx.hot)]
 		resp, err := client.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
 		if err != nil {
@@ -454,7 +391,7 @@ func measureMisses(ctx context.Context, fx *readsFixture, clients int, d time.Du
 	refIDs, missIDs := &idPool{ids: fx.cold[:half]}, &idPool{ids: fx.cold[half:]}
 
 	progress("reads: reference: FerretDB find by _id (readstore.FindRaw), %d clients, %s, over %d listings", clients, d, fx.size)
-	ref, err := hammer(ctx, clients, d, func(ctx context.Context) (bool, error) {
+	ref, err := hammer(ctx, clients, d, func(ctx context.Context, _ int) (bool, error) {
 		id, ok := refIDs.take()
 		if !ok {
 			return false, nil
@@ -471,7 +408,7 @@ func measureMisses(ctx context.Context, fx *readsFixture, clients int, d time.Du
 		ref.rate(), ms(ref.lat.p50), ms(ref.lat.p99))
 
 	progress("reads: GetListing cache misses (each listing read once, cold cache), %d clients, %s", clients, d)
-	res, err := hammer(ctx, clients, d, func(ctx context.Context) (bool, error) {
+	res, err := hammer(ctx, clients, d, func(ctx context.Context, _ int) (bool, error) {
 		id, ok := missIDs.take()
 		if !ok {
 			return false, nil

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,45 +253,22 @@ func averageBSONSize(docs []any) float64 {
 	return float64(total) / float64(max(len(docs), 1))
 }
 
-// listingDocsAfter reads up to limit listings with ids after after, shaped
-// as the projector shapes them (no media or reviews in the catalogue).
+// listingDocsAfter reads up to limit listings with ids after after, as
+// documents at LSN 1, and returns the last id.
 func listingDocsAfter(ctx context.Context, pg *pgxpool.Pool, after uuid.UUID, limit int) ([]any, uuid.UUID, error) {
-	rows, err := pg.Query(ctx, `
-		SELECT l.id, l.seller_id, u.display_name, l.title, l.description, l.category, l.condition,
-		       l.price_currency, l.price_minor, l.attributes, l.status, l.version, l.created_at, l.updated_at
-		FROM listings l JOIN users u ON u.id = l.seller_id
-		WHERE l.id > $1 ORDER BY l.id LIMIT $2`, after, limit)
+	ls, err := listingDocs(ctx, pg, after, limit)
 	if err != nil {
 		return nil, after, err
 	}
-	defer rows.Close()
-	var docs []any
-	for rows.Next() {
-		var id, seller uuid.UUID
-		var name string
-		var d readstore.Listing
-		var attrs []byte
-		if err := rows.Scan(&id, &seller, &name, &d.Title, &d.Description, &d.Category, &d.Condition,
-			&d.Price.Currency, &d.Price.Minor, &attrs, &d.Status, &d.Version, &d.CreatedAt, &d.UpdatedAt); err != nil {
-			return nil, after, err
-		}
-		d.ID = id.String()
-		d.Seller = readstore.UserSummary{ID: seller.String(), DisplayName: name}
-		if err := json.Unmarshal(attrs, &d.Attributes); err != nil {
-			return nil, after, fmt.Errorf("listing %s attributes: %w", id, err)
-		}
-		for k, v := range d.Attributes {
-			d.AttributePairs = append(d.AttributePairs, k+"="+v)
-		}
-		slices.Sort(d.AttributePairs)
-		d.Media = []readstore.Media{}
-		d.Keywords = readstore.Keywords(d.Title, d.Description)
-		d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC().Truncate(time.Millisecond), d.UpdatedAt.UTC().Truncate(time.Millisecond)
+	docs := make([]any, len(ls))
+	for i, d := range ls {
 		d.LSN = 1
-		docs = append(docs, d)
-		after = id
+		docs[i] = d
 	}
-	return docs, after, rows.Err()
+	if len(ls) > 0 {
+		after = uuid.MustParse(ls[len(ls)-1].ID)
+	}
+	return docs, after, nil
 }
 
 // gapCheck is the readers' tally.
