@@ -24,6 +24,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/rpc"
 )
 
 // The reads suite measures the read side on one catalogue:
@@ -314,8 +315,8 @@ func measureConnectAlone(ctx context.Context, fx *readsFixture, clients int, d t
 		canned.byID[id] = resp.Msg
 	}
 	mux := http.NewServeMux()
-	// Compression as the API does it (rpc.NewHandler): none below 1 KiB.
-	mux.Handle(swapmeetv1connect.NewListingServiceHandler(canned, connect.WithCompressMinBytes(1024)))
+	// Compression as the API does it.
+	mux.Handle(swapmeetv1connect.NewListingServiceHandler(canned, connect.WithCompressMinBytes(rpc.CompressMinBytes)))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.Protocols = fx.srv.Config.Protocols
 	srv.Start()

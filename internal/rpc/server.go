@@ -21,15 +21,18 @@ type Options struct {
 	Metrics *Metrics
 }
 
+// CompressMinBytes is the smallest response that is compressed. Most
+// responses are a few hundred bytes: compressing them costs more CPU than
+// it saves on the wire.
+const CompressMinBytes = 1024
+
 // NewHandler returns the HTTP handler serving every service over Connect,
 // gRPC and gRPC-Web, with health checks and reflection.
 func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	handlerOpts := []connect.HandlerOption{
 		connect.WithInterceptors(edge(a, log, opts.Metrics)),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
-		// Most responses are a few hundred bytes: compressing them costs
-		// more CPU than it saves on the wire.
-		connect.WithCompressMinBytes(1024),
+		connect.WithCompressMinBytes(CompressMinBytes),
 	}
 	mux := http.NewServeMux()
 	services := []string{
