@@ -17,8 +17,11 @@ const (
 	OpTruncate Op = 'T'
 )
 
-// Change is one decoded row change. Column values stay in pgoutput's text
-// form until asked for: projectors need a few keys, not whole rows.
+// Change is one decoded row change. It is valid only during the Batch.Add
+// call that receives it: its column values point into the receive buffer,
+// which the next message overwrites. A batch keeps what it needs (a few
+// keys) and nothing of the row, so a transaction of any size costs memory
+// in proportion to the documents it touches, never to its row bytes.
 type Change struct {
 	Table string
 	Op    Op
@@ -27,13 +30,26 @@ type Change struct {
 	Old   *pglogrepl.TupleData // the old key or row, when the server sent one
 }
 
-// Txn is one committed transaction, as far as our publication sees it.
-type Txn struct {
+// Commit describes one committed transaction, as far as our publication
+// sees it.
+type Commit struct {
 	Xid        uint32
 	CommitLSN  pglogrepl.LSN // where the commit record starts
 	EndLSN     pglogrepl.LSN // where it ends: what we acknowledge
 	CommitTime time.Time
-	Changes    []Change
+	Changes    int // row changes the transaction carried
+}
+
+// Batch gathers what a run of consecutive committed transactions touches,
+// as their changes arrive. The reader fills it; the sink applies it.
+type Batch interface {
+	// Add records one row change of the open transaction.
+	Add(c *Change)
+	// Commit closes the open transaction.
+	Commit(c Commit)
+	// Size is what the batch holds, in documents: the reader closes a
+	// batch at a transaction boundary once it is this big.
+	Size() int
 }
 
 type relation struct {
@@ -44,86 +60,90 @@ type relation struct {
 // Text returns a column's value as pgoutput sent it, preferring the new row.
 // ok is false when the column is NULL, unchanged TOAST, or not in the message.
 func (c *Change) Text(column string) (s string, ok bool) {
-	i, found := c.rel.index[column]
-	if !found {
-		return "", false
+	if s, ok := c.NewText(column); ok {
+		return s, true
 	}
-	for _, t := range []*pglogrepl.TupleData{c.New, c.Old} {
-		if t == nil || i >= len(t.Columns) {
-			continue
-		}
-		if col := t.Columns[i]; col.DataType == pglogrepl.TupleDataTypeText {
-			return string(col.Data), true
-		}
-	}
-	return "", false
+	return c.OldText(column)
 }
 
 // NewText is Text for the new row only.
 func (c *Change) NewText(column string) (string, bool) {
-	i, found := c.rel.index[column]
-	if !found || c.New == nil || i >= len(c.New.Columns) || c.New.Columns[i].DataType != pglogrepl.TupleDataTypeText {
-		return "", false
-	}
-	return string(c.New.Columns[i].Data), true
+	b, ok := c.value(c.New, column)
+	return string(b), ok
 }
 
 // OldText is Text for the old row only: the value before an update.
 func (c *Change) OldText(column string) (string, bool) {
-	i, found := c.rel.index[column]
-	if !found || c.Old == nil || i >= len(c.Old.Columns) || c.Old.Columns[i].DataType != pglogrepl.TupleDataTypeText {
-		return "", false
-	}
-	return string(c.Old.Columns[i].Data), true
+	b, ok := c.value(c.Old, column)
+	return string(b), ok
 }
 
-// decoder assembles pgoutput messages into transactions.
+// Same reports whether an update kept a column's value. Without the old
+// row (no REPLICA IDENTITY FULL) it cannot tell, and says no.
+func (c *Change) Same(column string) bool {
+	old, ok1 := c.value(c.Old, column)
+	cur, ok2 := c.value(c.New, column)
+	return ok1 && ok2 && string(old) == string(cur)
+}
+
+func (c *Change) value(t *pglogrepl.TupleData, column string) ([]byte, bool) {
+	i, found := c.rel.index[column]
+	if !found || t == nil || i >= len(t.Columns) || t.Columns[i].DataType != pglogrepl.TupleDataTypeText {
+		return nil, false
+	}
+	return t.Columns[i].Data, true
+}
+
+// decoder feeds pgoutput messages into a batch, one transaction at a time.
 type decoder struct {
 	relations map[uint32]*relation
-	cur       *Txn
+	open      *Commit // the transaction being received
+	change    Change  // reused for every row change
 }
 
 func newDecoder() *decoder { return &decoder{relations: map[uint32]*relation{}} }
 
 // inTxn reports whether a transaction has begun but not committed.
-func (d *decoder) inTxn() bool { return d.cur != nil }
+func (d *decoder) inTxn() bool { return d.open != nil }
 
-// decode consumes one pgoutput message. It returns the transaction when
-// the message was its COMMIT. walData must not be reused by the caller.
-func (d *decoder) decode(walData []byte) (*Txn, error) {
+// decode consumes one pgoutput message into b. It returns the transaction
+// when the message was its COMMIT. walData may be reused once it returns.
+func (d *decoder) decode(walData []byte, b Batch) (*Commit, error) {
 	msg, err := pglogrepl.Parse(walData)
 	if err != nil {
 		return nil, fmt.Errorf("parse pgoutput message: %w", err)
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
+		// Parse copies names into strings, so the relation outlives walData.
 		r := &relation{msg: m, index: make(map[string]int, len(m.Columns))}
 		for i, c := range m.Columns {
 			r.index[c.Name] = i
 		}
 		d.relations[m.RelationID] = r
 	case *pglogrepl.BeginMessage:
-		if d.cur != nil {
-			return nil, fmt.Errorf("BEGIN of xid %d inside xid %d", m.Xid, d.cur.Xid)
+		if d.open != nil {
+			return nil, fmt.Errorf("BEGIN of xid %d inside xid %d", m.Xid, d.open.Xid)
 		}
-		d.cur = &Txn{Xid: m.Xid, CommitTime: m.CommitTime}
+		d.open = &Commit{Xid: m.Xid, CommitTime: m.CommitTime}
 	case *pglogrepl.CommitMessage:
-		if d.cur == nil {
+		if d.open == nil {
 			return nil, fmt.Errorf("COMMIT at %s without BEGIN", m.CommitLSN)
 		}
-		t := d.cur
-		d.cur = nil
-		t.CommitLSN, t.EndLSN, t.CommitTime = m.CommitLSN, m.TransactionEndLSN, m.CommitTime
-		return t, nil
+		c := d.open
+		d.open = nil
+		c.CommitLSN, c.EndLSN, c.CommitTime = m.CommitLSN, m.TransactionEndLSN, m.CommitTime
+		b.Commit(*c)
+		return c, nil
 	case *pglogrepl.InsertMessage:
-		return nil, d.add(m.RelationID, OpInsert, m.Tuple, nil)
+		return nil, d.add(b, m.RelationID, OpInsert, m.Tuple, nil)
 	case *pglogrepl.UpdateMessage:
-		return nil, d.add(m.RelationID, OpUpdate, m.NewTuple, m.OldTuple)
+		return nil, d.add(b, m.RelationID, OpUpdate, m.NewTuple, m.OldTuple)
 	case *pglogrepl.DeleteMessage:
-		return nil, d.add(m.RelationID, OpDelete, nil, m.OldTuple)
+		return nil, d.add(b, m.RelationID, OpDelete, nil, m.OldTuple)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
-			if err := d.add(id, OpTruncate, nil, nil); err != nil {
+			if err := d.add(b, id, OpTruncate, nil, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -135,14 +155,21 @@ func (d *decoder) decode(walData []byte) (*Txn, error) {
 	return nil, nil
 }
 
-func (d *decoder) add(relID uint32, op Op, newT, oldT *pglogrepl.TupleData) error {
-	if d.cur == nil {
+// reset forgets a transaction cut off by a lost connection: the server
+// sends it again whole.
+func (d *decoder) reset() { d.open = nil }
+
+func (d *decoder) add(b Batch, relID uint32, op Op, newT, oldT *pglogrepl.TupleData) error {
+	if d.open == nil {
 		return fmt.Errorf("row change outside a transaction")
 	}
 	r, ok := d.relations[relID]
 	if !ok {
 		return fmt.Errorf("row change for unknown relation %d", relID)
 	}
-	d.cur.Changes = append(d.cur.Changes, Change{Table: r.msg.RelationName, Op: op, rel: r, New: newT, Old: oldT})
+	d.open.Changes++
+	d.change = Change{Table: r.msg.RelationName, Op: op, rel: r, New: newT, Old: oldT}
+	b.Add(&d.change)
+	d.change = Change{}
 	return nil
 }

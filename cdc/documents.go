@@ -16,28 +16,31 @@ import (
 
 // A projection turns Postgres rows into the documents of one collection.
 // build re-reads the current shape of the documents with the given ids,
-// stamping each with its lsn from lsns; ids it returns no document for no
-// longer exist.
+// stamping each as st says; ids it returns no document for no longer
+// exist. all pages through every id in order; exist says which of the
+// given ids still have a row.
 type projection struct {
 	collection string
+	index      int // in touched's arrays
 	docType    reflect.Type
-	build      func(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error)
+	build      func(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st stamper) (map[uuid.UUID]any, error)
 	all        func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, limit int32) ([]uuid.UUID, error)
+	exist      func(q *sqlc.Queries, ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error)
 }
 
 var projections = []projection{
-	{readstore.Users, reflect.TypeFor[readstore.User](), buildUsers, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	{readstore.Users, cUsers, reflect.TypeFor[readstore.User](), buildUsers, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllUserIDs(ctx, sqlc.ListAllUserIDsParams{After: after, Batch: n})
-	}},
-	{readstore.Listings, reflect.TypeFor[readstore.Listing](), buildListings, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	}, (*sqlc.Queries).ExistingUserIDs},
+	{readstore.Listings, cListings, reflect.TypeFor[readstore.Listing](), buildListings, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllListingIDs(ctx, sqlc.ListAllListingIDsParams{After: after, Batch: n})
-	}},
-	{readstore.Orders, reflect.TypeFor[readstore.Order](), buildOrders, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	}, (*sqlc.Queries).ExistingListingIDs},
+	{readstore.Orders, cOrders, reflect.TypeFor[readstore.Order](), buildOrders, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllOrderIDs(ctx, sqlc.ListAllOrderIDsParams{After: after, Batch: n})
-	}},
-	{readstore.Reviews, reflect.TypeFor[readstore.Review](), buildReviews, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+	}, (*sqlc.Queries).ExistingOrderIDs},
+	{readstore.Reviews, cReviews, reflect.TypeFor[readstore.Review](), buildReviews, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllReviewIDs(ctx, sqlc.ListAllReviewIDsParams{After: after, Batch: n})
-	}},
+	}, (*sqlc.Queries).ExistingReviewIDs},
 }
 
 func projectionOf(collection string) projection {
@@ -57,7 +60,7 @@ func summary(id uuid.UUID, name string, avg float64, n int32) readstore.UserSumm
 	return readstore.UserSummary{ID: id.String(), DisplayName: name, RatingAverage: avg, RatingCount: n}
 }
 
-func buildUsers(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+func buildUsers(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st stamper) (map[uuid.UUID]any, error) {
 	rows, err := q.ListUserProjections(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
@@ -67,13 +70,13 @@ func buildUsers(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[
 		out[r.ID] = readstore.User{
 			ID: r.ID.String(), DisplayName: r.DisplayName, Bio: r.Bio, JoinedAt: ms(r.CreatedAt),
 			RatingAverage: r.RatingAverage, RatingCount: r.RatingCount,
-			ActiveListingCount: r.ActiveListingCount, SoldCount: r.SoldCount, LSN: lsns[r.ID],
+			ActiveListingCount: r.ActiveListingCount, SoldCount: r.SoldCount, LSN: st.doc(cUsers, r.ID),
 		}
 	}
 	return out, nil
 }
 
-func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st stamper) (map[uuid.UUID]any, error) {
 	rows, err := q.ListListingProjections(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read listings: %w", err)
@@ -112,13 +115,14 @@ func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns m
 			Attributes: attrs, AttributePairs: pairs,
 			Status: r.Status, Version: r.Version, Media: m,
 			Keywords:  readstore.Keywords(r.Title, r.Description),
-			CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt), LSN: lsns[r.ID],
+			CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt),
+			LSN: max(st.doc(cListings, r.ID), st.summary(r.SellerID)),
 		}
 	}
 	return out, nil
 }
 
-func buildOrders(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+func buildOrders(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st stamper) (map[uuid.UUID]any, error) {
 	rows, err := q.ListOrderProjections(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
@@ -128,7 +132,9 @@ func buildOrders(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map
 		return nil, fmt.Errorf("read order items: %w", err)
 	}
 	items := map[uuid.UUID][]readstore.OrderItem{}
+	itemStamps := map[uuid.UUID]int64{}
 	for _, i := range itemRows {
+		itemStamps[i.OrderID] = max(itemStamps[i.OrderID], st.media(i.ListingID))
 		var thumb *readstore.Media
 		if i.MediaID != "" {
 			thumb = &readstore.Media{ID: i.MediaID, ContentType: i.ContentType, SizeBytes: i.SizeBytes,
@@ -163,13 +169,14 @@ func buildOrders(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map
 			Buyer:  summary(r.BuyerID, r.BuyerName, r.BuyerRatingAverage, r.BuyerRatingCount),
 			Seller: summary(r.SellerID, r.SellerName, r.SellerRatingAverage, r.SellerRatingCount),
 			Status: r.Status, Total: readstore.Money{Currency: r.TotalCurrency, Minor: r.TotalMinor},
-			Items: its, History: history, CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt), LSN: lsns[r.ID],
+			Items: its, History: history, CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt),
+			LSN: max(st.doc(cOrders, r.ID), st.summary(r.BuyerID), st.summary(r.SellerID), itemStamps[r.ID]),
 		}
 	}
 	return out, nil
 }
 
-func buildReviews(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns map[uuid.UUID]int64) (map[uuid.UUID]any, error) {
+func buildReviews(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st stamper) (map[uuid.UUID]any, error) {
 	rows, err := q.ListReviewProjections(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read reviews: %w", err)
@@ -179,7 +186,8 @@ func buildReviews(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsns ma
 		out[r.ID] = readstore.Review{
 			ID: r.ID.String(), OrderID: r.OrderID.String(), SellerID: r.SellerID.String(),
 			Author: summary(r.AuthorID, r.AuthorName, r.AuthorRatingAverage, r.AuthorRatingCount),
-			Rating: int32(r.Rating), Comment: r.Comment, CreatedAt: ms(r.CreatedAt), LSN: lsns[r.ID],
+			Rating: int32(r.Rating), Comment: r.Comment, CreatedAt: ms(r.CreatedAt),
+			LSN: max(st.doc(cReviews, r.ID), st.summary(r.AuthorID)),
 		}
 	}
 	return out, nil

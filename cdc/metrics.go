@@ -20,6 +20,8 @@ type Metrics struct {
 	appliedLSN   prometheus.Gauge
 	retained     prometheus.Gauge
 	slotLag      prometheus.Gauge
+	batchDocs    prometheus.Gauge
+	batchDone    prometheus.Gauge
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -46,6 +48,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		appliedLSN:   g("applied_lsn", "The WAL position applied and acknowledged."),
 		retained:     g("slot_retained_wal_bytes", "WAL the server keeps for the slot (from pg_replication_slots)."),
 		slotLag:      g("slot_lag_bytes", "WAL written since the slot's confirmed position (from pg_replication_slots)."),
+		batchDocs:    g("batch_documents", "Documents queued so far for the batch being applied; 0 between batches."),
+		batchDone:    g("batch_documents_done", "Documents of the batch being applied that are written; 0 between batches."),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "swapmeet", Subsystem: "cdc", Name: "apply_seconds",
 			Help:    "Time to apply one batch to the read side.",
@@ -56,19 +60,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) applied(txs []*Txn, took time.Duration) {
+func (m *Metrics) applied(txns, rows int, took time.Duration, lastCommit time.Time) {
 	if m == nil {
 		return
 	}
-	n := 0
-	for _, tx := range txs {
-		n += len(tx.Changes)
-	}
-	m.transactions.Add(float64(len(txs)))
-	m.changes.Add(float64(n))
+	m.transactions.Add(float64(txns))
+	m.changes.Add(float64(rows))
 	m.batches.Inc()
 	m.applySeconds.Observe(took.Seconds())
-	m.lagSeconds.Set(time.Since(txs[len(txs)-1].CommitTime).Seconds())
+	m.lagSeconds.Set(time.Since(lastCommit).Seconds())
 }
 
 // Slot records what Postgres says about the slot.
@@ -102,5 +102,13 @@ func (m *Metrics) position(applied, serverEnd uint64) {
 	} else {
 		m.lagBytes.Set(0)
 		m.lagSeconds.Set(0)
+	}
+}
+
+// batchProgress records how far the batch being applied has got.
+func (m *Metrics) batchProgress(done, total int64) {
+	if m != nil {
+		m.batchDone.Set(float64(done))
+		m.batchDocs.Set(float64(total))
 	}
 }

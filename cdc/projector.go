@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/cache"
@@ -23,242 +27,397 @@ import (
 // a whole, current view; replays and restarts converge; and fan-out (a
 // rename reaching every copy of the name) is a question of which ids to
 // re-read.
+//
+// A batch is applied in pages of at most projectBatch documents, each read
+// in its own short snapshot and written at once, by a few workers at a
+// time: memory stays bounded and no Postgres transaction stays open while
+// the read store is slow, whatever the batch's size.
 type Projector struct {
 	// targets, if set, maps the collections to maintain to the physical
 	// collections to write (a generation being built); others are skipped.
 	// When nil, every collection is written under its logical name, which
 	// the read store resolves through the live pointer.
 	targets map[string]string
+	// shadow marks a projector that feeds a generation being built: it
+	// leaves the live cache and the live applied position alone.
+	shadow bool
 
-	pg    *pgxpool.Pool
-	reads *readstore.Store
-	cache *cache.Cache
-	rdb   redis.UniversalClient
-	keys  consistency.Keys
-	log   *slog.Logger
+	pg      *pgxpool.Pool
+	reads   *readstore.Store
+	cache   *cache.Cache
+	rdb     redis.UniversalClient
+	keys    consistency.Keys
+	log     *slog.Logger
+	metrics *Metrics
+
+	// Workers is how many pages are read and written at once.
+	Workers int
+	// SpillDocs bounds each id set of a batch; past it, the collection is
+	// rebuilt whole (see touched).
+	SpillDocs int
+	// ProgressEvery is how often a long batch logs its progress.
+	ProgressEvery time.Duration
 }
 
 // NewProjector returns a Projector that re-reads Postgres through pg.
 func NewProjector(pg *pgxpool.Pool, reads *readstore.Store, c *cache.Cache, rdb redis.UniversalClient, keys consistency.Keys, log *slog.Logger) *Projector {
-	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log}
+	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log,
+		Workers: 2, SpillDocs: 100_000, ProgressEvery: 5 * time.Second}
 }
 
-// idSet maps document ids to the end LSN of the last transaction that
-// touched them. A document is stamped with that LSN, not the batch's, so
-// that its stamp does not depend on how transactions were batched: a
-// replay writes the same bytes.
-type idSet map[uuid.UUID]int64
+// WithMetrics makes the projector report batch progress on m.
+func (p *Projector) WithMetrics(m *Metrics) *Projector {
+	p.metrics = m
+	return p
+}
 
-func (s idSet) add(v string, ok bool, lsn int64) {
+// NewBatch implements Sink.
+func (p *Projector) NewBatch() Batch { return newTouched(max(1, p.SpillDocs)) }
+
+// projectBatch bounds one Postgres read and one round of Mongo writes.
+const projectBatch = 200
+
+// Apply rebuilds every document the batch touches, tombstoning the cache
+// entries of each page after writing it, then announces the batch's end
+// LSN. Only after all of it may the reader acknowledge the batch.
+func (p *Projector) Apply(ctx context.Context, b Batch) error {
+	t, ok := b.(*touched)
 	if !ok {
-		return
+		return fmt.Errorf("projector: batch of type %T is not its own", b)
 	}
-	if id, err := uuid.Parse(v); err == nil {
-		s.put(id, lsn)
-	}
-}
-
-func (s idSet) put(id uuid.UUID, lsn int64) { s[id] = max(s[id], lsn) }
-
-func (s idSet) list() []uuid.UUID {
-	out := make([]uuid.UUID, 0, len(s))
-	for id := range s {
-		out = append(out, id)
-	}
-	return out
-}
-
-// affected is what a batch of transactions touches.
-type affected struct {
-	docs          map[string]idSet // collection → document ids
-	summaries     idSet            // users whose name or rating other documents embed
-	mediaListings idSet            // listings whose images changed: orders show a thumbnail
-	full          bool             // a TRUNCATE: only a full pass is safe
-}
-
-func collect(txs []*Txn) *affected {
-	a := &affected{docs: map[string]idSet{}, summaries: idSet{}, mediaListings: idSet{}}
-	for _, c := range readstore.Collections {
-		a.docs[c] = idSet{}
-	}
-	for _, tx := range txs {
-		lsn := int64(tx.EndLSN)
-		for i := range tx.Changes {
-			c := &tx.Changes[i]
-			if c.Op == OpTruncate {
-				a.full = true
-				continue
-			}
-			// put records the id in column col of the new (else old) row.
-			put := func(s idSet, col string) {
-				v, ok := c.Text(col)
-				s.add(v, ok, lsn)
-			}
-			switch c.Table {
-			case "users":
-				put(a.docs[readstore.Users], "id")
-				put(a.summaries, "id")
-			case "listings":
-				put(a.docs[readstore.Listings], "id")
-				// Listing counts are part of the seller's profile, but an
-				// edit that keeps status and seller leaves them alone.
-				if c.Op == OpUpdate && unchanged(c, "status") && unchanged(c, "seller_id") {
-					continue
-				}
-				put(a.docs[readstore.Users], "seller_id")
-				v, ok := c.OldText("seller_id")
-				a.docs[readstore.Users].add(v, ok, lsn)
-			case "listing_media":
-				put(a.docs[readstore.Listings], "listing_id")
-				put(a.mediaListings, "listing_id")
-			case "orders":
-				put(a.docs[readstore.Orders], "id")
-			case "order_items":
-				put(a.docs[readstore.Orders], "order_id")
-			case "reviews":
-				put(a.docs[readstore.Reviews], "id")
-				// The seller's rating is in their profile and in every
-				// document that embeds their summary.
-				put(a.docs[readstore.Users], "seller_id")
-				put(a.summaries, "seller_id")
-			}
-		}
-	}
-	return a
-}
-
-// unchanged reports whether an update kept a column's value. Without the
-// old row (no REPLICA IDENTITY FULL) it cannot tell, and says no.
-func unchanged(c *Change, column string) bool {
-	old, ok1 := c.OldText(column)
-	cur, ok2 := c.NewText(column)
-	return ok1 && ok2 && old == cur
-}
-
-// Apply rebuilds every document the batch touches, then tombstones their
-// cache entries, then announces the batch's end LSN. Only after all three
-// may the reader acknowledge it.
-func (p *Projector) Apply(ctx context.Context, txs []*Txn) error {
-	if len(txs) == 0 {
+	if len(t.ends) == 0 {
 		return nil
 	}
-	a := collect(txs)
-	lsn := uint64(txs[len(txs)-1].EndLSN)
-	xids := make([]uint32, len(txs))
-	for i, tx := range txs {
-		xids[i] = tx.Xid
-	}
-	// Read everything inside the snapshot, write only after it is closed:
-	// a slow read store must not hold a Postgres transaction open.
-	var writes []write
-	collectWrite := func(w write) error { writes = append(writes, w); return nil }
-	err := readVisible(ctx, p.pg, xids, func(q *sqlc.Queries) error {
-		if err := p.expand(ctx, q, a, int64(lsn)); err != nil {
-			return err
-		}
-		for _, proj := range projections {
-			if err := p.project(ctx, q, proj, a.docs[proj.collection], collectWrite); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	end := t.end()
+	// Every later snapshot sees what the first visible one sees, so one
+	// check covers every page read below.
+	if err := readVisible(ctx, p.pg, t.xids, func(*sqlc.Queries) error { return nil }); err != nil {
 		return err
 	}
-	for _, w := range writes {
-		if err := p.write(ctx, w); err != nil {
-			return err
-		}
+	run := p.newRun(ctx, t, "batch ending "+end.String())
+	p.plan(run, t)
+	if err := run.wait(); err != nil {
+		return err
 	}
-	if len(a.docs[readstore.Listings]) > 0 {
+	if p.shadow {
+		return nil
+	}
+	if t.full[cListings] || len(t.docs[cListings]) > 0 {
 		if err := p.cache.BumpGeneration(ctx, readstore.Listings); err != nil {
 			return fmt.Errorf("bump listings generation: %w", err)
 		}
 	}
-	if err := consistency.Publish(ctx, p.rdb, p.keys, lsn); err != nil {
+	if err := consistency.Publish(ctx, p.rdb, p.keys, uint64(end)); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
 	}
 	return nil
 }
 
+// plan queues the batch's pages: each touched set, a full pass for each
+// spilled collection, and the fan-outs to documents that embed a renamed
+// user or a listing's changed images.
+func (p *Projector) plan(run *run, t *touched) {
+	for _, proj := range projections {
+		if p.target(proj.collection) == "" {
+			continue
+		}
+		if t.full[proj.index] {
+			run.fullPass(proj)
+			continue
+		}
+		run.set(proj, t.docs[proj.index])
+	}
+	type fan struct {
+		proj projection
+		page func(ctx context.Context, q *sqlc.Queries, key, after uuid.UUID, n int32) ([]uuid.UUID, error)
+	}
+	byUser := []fan{
+		{projectionOf(readstore.Listings), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+			return q.PageListingIDsBySeller(ctx, sqlc.PageListingIDsBySellerParams{UserID: u, After: after, Batch: n})
+		}},
+		{projectionOf(readstore.Orders), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+			return q.PageOrderIDsByBuyer(ctx, sqlc.PageOrderIDsByBuyerParams{UserID: u, After: after, Batch: n})
+		}},
+		{projectionOf(readstore.Orders), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+			return q.PageOrderIDsBySeller(ctx, sqlc.PageOrderIDsBySellerParams{UserID: u, After: after, Batch: n})
+		}},
+		{projectionOf(readstore.Reviews), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+			return q.PageReviewIDsByAuthor(ctx, sqlc.PageReviewIDsByAuthorParams{UserID: u, After: after, Batch: n})
+		}},
+	}
+	for _, f := range byUser {
+		if p.target(f.proj.collection) == "" || t.full[f.proj.index] || len(t.summaries) == 0 {
+			continue
+		}
+		run.fanOut(f.proj, t.summaries, t.docs[f.proj.index], f.page)
+	}
+	orders := projectionOf(readstore.Orders)
+	if p.target(orders.collection) != "" && !t.full[orders.index] && len(t.mediaListings) > 0 {
+		run.fanOut(orders, t.mediaListings, t.docs[orders.index], func(ctx context.Context, q *sqlc.Queries, l, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+			return q.PageOrderIDsByListing(ctx, sqlc.PageOrderIDsByListingParams{ListingID: l, After: after, Batch: n})
+		})
+	}
+}
+
 // Resync projects every document from the current state of Postgres, as
 // if every table had been truncated and refilled.
 func (p *Projector) Resync(ctx context.Context) error {
-	a := collect(nil)
-	a.full = true
-	return readVisible(ctx, p.pg, nil, func(q *sqlc.Queries) error {
-		lsn, err := q.CurrentLSN(ctx)
-		if err != nil {
-			return err
-		}
-		if err := p.expand(ctx, q, a, lsn); err != nil {
-			return err
-		}
-		// A full pass writes as it reads: holding every document of
-		// every collection in memory is not an option.
-		for _, proj := range projections {
-			if err := p.project(ctx, q, proj, a.docs[proj.collection], func(w write) error { return p.write(ctx, w) }); err != nil {
-				return err
+	lsn, err := sqlc.New(p.pg).CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	t := newTouched(1)
+	t.Commit(Commit{EndLSN: pglogrepl.LSN(lsn)})
+	for i := range t.full {
+		t.spillDocs(i)
+	}
+	t.spillSummaries()
+	run := p.newRun(ctx, t, "full pass")
+	p.plan(run, t)
+	if err := run.wait(); err != nil {
+		return err
+	}
+	if p.shadow {
+		return nil
+	}
+	return p.cache.BumpGeneration(ctx, readstore.Listings)
+}
+
+// run is one batch being applied: producers queue pages, workers read and
+// write them.
+type run struct {
+	p     *Projector
+	t     *touched
+	what  string
+	g     *errgroup.Group
+	ctx   context.Context
+	pages chan page
+	prods errgroup.Group // the producers; pages closes when they are done
+	start time.Time
+
+	total, done atomic.Int64
+	stop        chan struct{}
+}
+
+type page struct {
+	proj projection
+	ids  []uuid.UUID
+}
+
+func (p *Projector) newRun(ctx context.Context, t *touched, what string) *run {
+	g, gctx := errgroup.WithContext(ctx)
+	r := &run{p: p, t: t, what: what, g: g, ctx: gctx, pages: make(chan page, 2*max(1, p.Workers)), start: time.Now(), stop: make(chan struct{})}
+	for range max(1, p.Workers) {
+		g.Go(func() error {
+			for pg := range r.pages {
+				if err := r.apply(pg); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	go r.report()
+	return r
+}
+
+// produce runs a producer of pages.
+func (r *run) produce(fn func() error) { r.prods.Go(fn) }
+
+// wait closes the queue once every producer is done and waits for the
+// workers.
+func (r *run) wait() error {
+	perr := r.prods.Wait()
+	close(r.pages)
+	err := r.g.Wait()
+	close(r.stop)
+	r.p.metrics.batchProgress(0, 0)
+	if err == nil {
+		err = perr // a worker's error is the cause of the producers'
+	}
+	if err == nil && r.done.Load() >= 10*projectBatch {
+		r.p.log.Info("applied", "what", r.what, "documents", r.done.Load(), "took", time.Since(r.start).Round(time.Millisecond))
+	}
+	return err
+}
+
+func (r *run) send(pg page) error {
+	r.total.Add(int64(len(pg.ids)))
+	select {
+	case r.pages <- pg:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+// set queues the pages of a touched set.
+func (r *run) set(proj projection, s idSet) {
+	if len(s) == 0 {
+		return
+	}
+	r.produce(func() error {
+		ids := make([]uuid.UUID, 0, min(len(s), projectBatch))
+		for id := range s {
+			ids = append(ids, id)
+			if len(ids) == projectBatch {
+				if err := r.send(page{proj, ids}); err != nil {
+					return err
+				}
+				ids = make([]uuid.UUID, 0, projectBatch)
 			}
 		}
-		return p.cache.BumpGeneration(ctx, readstore.Listings)
+		if len(ids) > 0 {
+			return r.send(page{proj, ids})
+		}
+		return nil
 	})
 }
 
-// expand adds the documents that embed what changed. A fanned-out
-// document takes the LSN of the change it copies; for a full pass, every
-// document takes the batch's end.
-func (p *Projector) expand(ctx context.Context, q *sqlc.Queries, a *affected, end int64) error {
-	if a.full {
-		for _, proj := range projections {
-			ids, err := p.allIDs(ctx, q, proj)
-			if err != nil {
-				return err
-			}
-			for _, id := range ids {
-				a.docs[proj.collection].put(id, end)
+// fanOut queues the documents that embed each of keys, a page at a time
+// in id order, leaving out those the batch touches directly (they are
+// rebuilt once, with the same stamp).
+func (r *run) fanOut(proj projection, keys idSet, direct idSet, next func(context.Context, *sqlc.Queries, uuid.UUID, uuid.UUID, int32) ([]uuid.UUID, error)) {
+	r.produce(func() error {
+		q := sqlc.New(r.p.pg)
+		for key := range keys {
+			after := uuid.Nil
+			for {
+				ids, err := next(r.ctx, q, key, after, projectBatch)
+				if err != nil {
+					return fmt.Errorf("fan out to %s: %w", proj.collection, err)
+				}
+				if len(ids) == 0 {
+					break
+				}
+				after = ids[len(ids)-1]
+				keep := ids[:0]
+				for _, id := range ids {
+					if _, ok := direct[id]; !ok {
+						keep = append(keep, id)
+					}
+				}
+				if len(keep) > 0 {
+					if err := r.send(page{proj, keep}); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return nil
-	}
-	// One query per changed user keeps the LSN of each copy exact; the
-	// sets are small (a batch's renames and reviewed sellers).
-	for user, lsn := range a.summaries {
-		fanOut := []struct {
-			collection string
-			find       func(context.Context, []uuid.UUID) ([]uuid.UUID, error)
-		}{
-			{readstore.Listings, q.ListListingIDsBySellers},
-			{readstore.Orders, q.ListOrderIDsByParties},
-			{readstore.Reviews, q.ListReviewIDsByAuthors},
-		}
-		for _, f := range fanOut {
-			ids, err := f.find(ctx, []uuid.UUID{user})
+	})
+}
+
+// fullPass queues every row of a collection's source, then removes the
+// documents whose rows are gone.
+func (r *run) fullPass(proj projection) {
+	r.produce(func() error {
+		q := sqlc.New(r.p.pg)
+		after := uuid.Nil
+		for {
+			ids, err := proj.all(r.ctx, q, after, projectBatch)
 			if err != nil {
-				return fmt.Errorf("fan out to %s: %w", f.collection, err)
+				return fmt.Errorf("list %s: %w", proj.collection, err)
 			}
-			for _, id := range ids {
-				a.docs[f.collection].put(id, lsn)
+			if len(ids) == 0 {
+				break
+			}
+			after = ids[len(ids)-1]
+			if err := r.send(page{proj, ids}); err != nil {
+				return err
 			}
 		}
-	}
-	for listing, lsn := range a.mediaListings {
-		ids, err := q.ListOrderIDsByListings(ctx, []uuid.UUID{listing})
+		return r.sweep(proj)
+	})
+}
+
+// sweep deletes the documents of a collection whose rows no longer exist,
+// reading the store's ids in pages so that memory stays bounded.
+func (r *run) sweep(proj projection) error {
+	physical := r.p.target(proj.collection)
+	q := sqlc.New(r.p.pg)
+	end := uint64(r.t.end())
+	return r.p.reads.EachID(r.ctx, physical, 1000, func(stored []string) error {
+		ids := make([]uuid.UUID, 0, len(stored))
+		for _, s := range stored {
+			if id, err := uuid.Parse(s); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		exist, err := proj.exist(q, r.ctx, ids)
 		if err != nil {
-			return fmt.Errorf("fan out to orders: %w", err)
+			return fmt.Errorf("check %s rows: %w", proj.collection, err)
 		}
+		live := make(map[uuid.UUID]bool, len(exist))
+		for _, id := range exist {
+			live[id] = true
+		}
+		w := write{collection: physical}
 		for _, id := range ids {
-			a.docs[readstore.Orders].put(id, lsn)
+			if !live[id] {
+				w.gone = append(w.gone, id.String())
+				w.evictions = r.p.eviction(w.evictions, proj, id.String(), end)
+			}
+		}
+		return r.p.write(r.ctx, w)
+	})
+}
+
+// apply rebuilds one page in its own snapshot and writes it: replacements
+// for documents that exist, deletions for those whose rows are gone, and
+// tombstones for their cache entries.
+func (r *run) apply(pg page) error {
+	var docs map[uuid.UUID]any
+	err := pgx.BeginTxFunc(r.ctx, r.p.pg, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		docs, err = pg.proj.build(r.ctx, sqlc.New(tx), pg.ids, r.t)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w := write{collection: r.p.target(pg.proj.collection)}
+	for _, id := range pg.ids {
+		s := id.String()
+		if d, ok := docs[id]; ok {
+			w.ids = append(w.ids, s)
+			w.docs = append(w.docs, d)
+			w.evictions = r.p.eviction(w.evictions, pg.proj, s, uint64(lsnOf(d)))
+		} else {
+			w.gone = append(w.gone, s)
+			w.evictions = r.p.eviction(w.evictions, pg.proj, s, uint64(r.t.end()))
 		}
 	}
+	if err := r.p.write(r.ctx, w); err != nil {
+		return err
+	}
+	r.done.Add(int64(len(pg.ids)))
 	return nil
 }
 
-// projectBatch bounds one Postgres read and one round of Mongo writes.
-const projectBatch = 200
+// report publishes the run's progress and, for a long one, logs it.
+func (r *run) report() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastLog := time.Now()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+		}
+		done, total := r.done.Load(), r.total.Load()
+		r.p.metrics.batchProgress(done, total)
+		if r.p.ProgressEvery > 0 && time.Since(lastLog) >= r.p.ProgressEvery {
+			lastLog = time.Now()
+			elapsed := time.Since(r.start)
+			r.p.log.Info("applying", "what", r.what, "documents_done", done, "documents_queued", total,
+				"per_second", int64(float64(done)/elapsed.Seconds()), "elapsed", elapsed.Round(time.Second))
+		}
+	}
+}
 
-// write is one batch of rebuilt documents bound for one collection.
+// write is one page of rebuilt documents bound for one collection.
 type write struct {
 	collection string // physical
 	ids        []string
@@ -267,41 +426,17 @@ type write struct {
 	evictions  []cache.Eviction
 }
 
-// project rebuilds the documents in set, page by page, and hands each
-// page's writes to emit: replacements for documents that exist, deletions
-// for those whose rows are gone, and tombstones for their cache entries.
-func (p *Projector) project(ctx context.Context, q *sqlc.Queries, proj projection, set idSet, emit func(write) error) error {
-	physical := p.target(proj.collection)
-	if physical == "" {
-		return nil
+// eviction adds the tombstone of a document's cache entry, unless this
+// projector feeds a generation being built: the live cache describes the
+// live collections, which it does not write.
+func (p *Projector) eviction(evs []cache.Eviction, proj projection, id string, lsn uint64) []cache.Eviction {
+	if p.shadow {
+		return evs
 	}
-	ids := set.list()
-	for len(ids) > 0 {
-		n := min(len(ids), projectBatch)
-		batch := ids[:n]
-		ids = ids[n:]
-		docs, err := proj.build(ctx, q, batch, set)
-		if err != nil {
-			return err
-		}
-		w := write{collection: physical}
-		for _, id := range batch {
-			s := id.String()
-			if k := p.cache.DocumentKey(proj.collection, s); k != "" {
-				w.evictions = append(w.evictions, cache.Eviction{Key: k, LSN: uint64(set[id])})
-			}
-			if d, ok := docs[id]; ok {
-				w.ids = append(w.ids, s)
-				w.docs = append(w.docs, d)
-			} else {
-				w.gone = append(w.gone, s)
-			}
-		}
-		if err := emit(w); err != nil {
-			return err
-		}
+	if k := p.cache.DocumentKey(proj.collection, id); k != "" {
+		evs = append(evs, cache.Eviction{Key: k, LSN: lsn})
 	}
-	return nil
+	return evs
 }
 
 // write applies one page: Mongo first, then the tombstones, so that a
@@ -319,39 +454,30 @@ func (p *Projector) write(ctx context.Context, w write) error {
 	return nil
 }
 
-// allIDs lists every row of a projection's source and every document it
-// has, so that a full pass also removes documents whose rows are gone.
-func (p *Projector) allIDs(ctx context.Context, q *sqlc.Queries, proj projection) ([]uuid.UUID, error) {
-	seen := idSet{}
-	after := uuid.Nil
-	for {
-		page, err := proj.all(ctx, q, after, 1000)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", proj.collection, err)
-		}
-		for _, id := range page {
-			seen[id] = 0
-		}
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1]
+// lsnOf reads the stamp of a built document.
+func lsnOf(d any) int64 {
+	switch d := d.(type) {
+	case readstore.User:
+		return d.LSN
+	case readstore.Listing:
+		return d.LSN
+	case readstore.Order:
+		return d.LSN
+	case readstore.Review:
+		return d.LSN
 	}
-	docIDs, err := p.reads.IDs(ctx, p.target(proj.collection))
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range docIDs {
-		seen.add(s, true, 0)
-	}
-	return seen.list(), nil
+	return 0
 }
 
 // Into returns a projector that maintains only the given collections,
-// writing them to the given physical collections.
+// writing them to the given physical collections: the catch-up of a
+// rebuild. It touches nothing live: no cache tombstones, no page
+// generations, no applied-position announcements.
 func (p *Projector) Into(targets map[string]string) *Projector {
 	c := *p
 	c.targets = targets
+	c.shadow = true
+	c.metrics = nil
 	return &c
 }
 
@@ -364,5 +490,8 @@ func (p *Projector) target(collection string) string {
 
 // Reached announces a position that needed no document changes.
 func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
+	if p.shadow {
+		return nil
+	}
 	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn))
 }

@@ -1,9 +1,9 @@
 // Package cdc keeps the read side in step with Postgres. A Reader tails the
-// WAL through a logical replication slot (pgoutput), hands each committed
-// transaction to a Sink, and acknowledges the transaction's end LSN only
-// after the sink has finished with it. A crash therefore loses nothing:
-// Postgres re-sends every transaction after the last acknowledged position,
-// and sinks are idempotent.
+// WAL through a logical replication slot (pgoutput), feeds each committed
+// transaction into a Batch as it arrives, hands the batch to a Sink, and
+// acknowledges the batch's end LSN only after the sink has finished with
+// it. A crash therefore loses nothing: Postgres re-sends every transaction
+// after the last acknowledged position, and sinks are idempotent.
 package cdc
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,10 +23,12 @@ import (
 
 // Sink applies committed transactions to the read side.
 type Sink interface {
-	// Apply makes the read side reflect txs, a run of consecutive
-	// transactions in commit order. It must be idempotent: after a crash
-	// the same transactions are applied again.
-	Apply(ctx context.Context, txs []*Txn) error
+	// NewBatch returns an empty batch for the reader to fill.
+	NewBatch() Batch
+	// Apply makes the read side reflect b, a run of consecutive committed
+	// transactions. It must be idempotent: after a crash the same
+	// transactions are applied again.
+	Apply(ctx context.Context, b Batch) error
 	// Reached says that nothing the sink cares about lies at or before lsn,
 	// so readers waiting for an earlier position may go on.
 	Reached(ctx context.Context, lsn pglogrepl.LSN) error
@@ -38,7 +41,8 @@ type Config struct {
 	Slot        string
 	Publication string
 	// StatusInterval is how often the position is reported when nothing
-	// else prompts it. It must stay well under wal_sender_timeout.
+	// else prompts it. The reader also keeps it under a third of the
+	// server's wal_sender_timeout, which it reads on connecting.
 	StatusInterval time.Duration
 	// MaxBackoff caps the wait between retries of a failing sink or a
 	// lost connection.
@@ -48,8 +52,10 @@ type Config struct {
 	Linger time.Duration
 	// MaxBatch bounds the transactions applied together.
 	MaxBatch int
-	// MaxBatchChanges bounds the row changes held in memory for one batch.
-	MaxBatchChanges int
+	// MaxBatchDocs closes a batch, at the next transaction boundary, once
+	// it touches this many documents. One transaction is never split: the
+	// sink bounds what a bigger one costs (see Projector.SpillDocs).
+	MaxBatchDocs int
 	// MaxBatchAge bounds how long the first transaction of a batch waits.
 	MaxBatchAge time.Duration
 	// CreateSlot lets the reader create a missing slot. Only a first start
@@ -63,6 +69,12 @@ type Config struct {
 // new slot would silently skip changes, so the reader stops instead.
 var ErrSlotLost = errors.New("replication slot is missing or invalidated")
 
+// ErrSetup means the server refuses to stream for a reason that retrying
+// will not cure: the publication is missing, the role lacks a privilege,
+// wal_level is not logical. The slot and its changes are intact; fix the
+// setup and start again.
+var ErrSetup = errors.New("replication is not set up correctly")
+
 // Reader streams one slot into one sink.
 type Reader struct {
 	cfg  Config
@@ -74,11 +86,15 @@ type Reader struct {
 	published  atomic.Uint64 // applied, for other goroutines
 	serverEnd  pglogrepl.LSN // the server's WAL end, as last reported
 	lastStatus time.Time
-	owed       bool // applied moved since the last status update
+	owed       bool          // applied moved since the last status update
+	heartbeat  time.Duration // the longest silence allowed towards the server
 
-	pending        []*Txn // committed, received, not yet applied
-	pendingChanges int
-	pendingSince   time.Time
+	pending      Batch // committed, received, not yet applied; nil when empty
+	pendingTxns  int
+	pendingEnd   pglogrepl.LSN
+	pendingLast  time.Time // commit time of the newest pending transaction
+	pendingRows  int
+	pendingSince time.Time
 }
 
 // minStatusGap keeps prompt acknowledgements (owed after every applied
@@ -99,8 +115,8 @@ func NewReader(cfg Config, sink Sink) *Reader {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 500
 	}
-	if cfg.MaxBatchChanges == 0 {
-		cfg.MaxBatchChanges = 20000
+	if cfg.MaxBatchDocs == 0 {
+		cfg.MaxBatchDocs = 20000
 	}
 	if cfg.MaxBatchAge == 0 {
 		cfg.MaxBatchAge = 20 * time.Millisecond
@@ -115,7 +131,8 @@ func NewReader(cfg Config, sink Sink) *Reader {
 func (r *Reader) Applied() pglogrepl.LSN { return pglogrepl.LSN(r.published.Load()) }
 
 // Run streams until ctx ends, reconnecting with backoff after errors. It
-// returns nil on a clean shutdown and ErrSlotLost when it must not go on.
+// returns nil on a clean shutdown, and ErrSlotLost or ErrSetup when it
+// must not go on.
 func (r *Reader) Run(ctx context.Context) error {
 	backoff := newBackoff(r.cfg.MaxBackoff)
 	for {
@@ -124,7 +141,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			r.log.Info("replication stopped", "applied", r.applied.String())
 			return nil
 		}
-		if errors.Is(err, ErrSlotLost) {
+		if errors.Is(err, ErrSlotLost) || errors.Is(err, ErrSetup) {
 			return err
 		}
 		if streamed {
@@ -144,12 +161,12 @@ func (r *Reader) Run(ctx context.Context) error {
 func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	cfg, err := pgconn.ParseConfig(r.cfg.ConnString)
 	if err != nil {
-		return false, fmt.Errorf("parse connection string: %w", err)
+		return false, fmt.Errorf("%w: parse connection string: %v", ErrSetup, err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
+		return false, classify("connect", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
@@ -157,25 +174,29 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := r.readHeartbeat(ctx, conn); err != nil {
+		return false, err
+	}
 	// Whatever was received but not applied on the last connection will be
-	// sent again from the slot's confirmed position.
-	r.pending, r.pendingChanges = nil, 0
+	// sent again: streaming resumes where this process has applied, which
+	// may be past the slot's confirmed position when the last status
+	// update was lost with the connection. Postgres skips every
+	// transaction that committed before the start, so nothing already in
+	// the read store is sent twice.
+	r.dropPending()
 	r.applied = max(r.applied, confirmed)
 	r.published.Store(uint64(r.applied))
 
-	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
+	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, r.applied, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", r.cfg.Publication)},
 	})
 	if err != nil {
-		if isSlotGone(err) {
-			return false, fmt.Errorf("%w: %s: %v", ErrSlotLost, r.cfg.Slot, err)
-		}
-		return false, fmt.Errorf("start replication: %w", err)
+		return false, classify("start replication", err)
 	}
-	r.log.Info("streaming", "slot", r.cfg.Slot, "from", r.applied.String())
+	r.log.Info("streaming", "slot", r.cfg.Slot, "from", r.applied.String(), "heartbeat", r.heartbeat)
 
 	dec := newDecoder()
-	nextStatus := time.Now().Add(r.cfg.StatusInterval)
+	nextStatus := time.Now().Add(r.heartbeat)
 	for {
 		now := time.Now()
 		due := nextStatus
@@ -186,11 +207,11 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 			if err := r.sendStatus(ctx, conn); err != nil {
 				return streamed, err
 			}
-			nextStatus = now.Add(r.cfg.StatusInterval)
+			nextStatus = now.Add(r.heartbeat)
 			due = nextStatus
 		}
 		deadline := due
-		if len(r.pending) > 0 {
+		if r.pendingTxns > 0 && !dec.inTxn() {
 			deadline = minTime(deadline, now.Add(r.cfg.Linger), r.pendingSince.Add(r.cfg.MaxBatchAge))
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
@@ -207,18 +228,16 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 				return streamed, fmt.Errorf("receive: %w", err)
 			}
 			// Nothing more arrived in time: apply what has gathered.
-			if err := r.flush(ctx, conn); err != nil {
-				return streamed, err
+			if !dec.inTxn() {
+				if err := r.flush(ctx, conn); err != nil {
+					return streamed, err
+				}
 			}
 			continue
 		}
 		switch m := raw.(type) {
 		case *pgproto3.ErrorResponse:
-			pgErr := pgconn.ErrorResponseToPgError(m)
-			if isSlotGone(pgErr) {
-				return streamed, fmt.Errorf("%w: %s: %v", ErrSlotLost, r.cfg.Slot, pgErr)
-			}
-			return streamed, fmt.Errorf("server error: %w", pgErr)
+			return streamed, classify("stream", pgconn.ErrorResponseToPgError(m))
 		case *pgproto3.CopyData:
 			streamed = true
 			replyNow, err := r.handle(ctx, conn, dec, m.Data)
@@ -232,6 +251,48 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 			r.log.Debug("unexpected replication message", "type", fmt.Sprintf("%T", raw))
 		}
 	}
+}
+
+// readHeartbeat sets how long the reader may stay silent towards the
+// server: a third of wal_sender_timeout, so that a status update always
+// reaches the walsender before it gives up on us, whatever the sink is
+// doing. A timeout of 0 disables the server's check.
+func (r *Reader) readHeartbeat(ctx context.Context, conn *pgconn.PgConn) error {
+	r.heartbeat = r.cfg.StatusInterval
+	res, err := conn.Exec(ctx, `SHOW wal_sender_timeout`).ReadAll()
+	if err != nil {
+		return classify("read wal_sender_timeout", err)
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 {
+		return nil
+	}
+	timeout, err := parsePGDuration(string(res[0].Rows[0][0]))
+	if err != nil {
+		r.log.Warn("unreadable wal_sender_timeout; using the status interval", "value", string(res[0].Rows[0][0]), "err", err)
+		return nil
+	}
+	if timeout > 0 {
+		r.heartbeat = max(min(r.heartbeat, timeout/3), 50*time.Millisecond)
+	}
+	return nil
+}
+
+// parsePGDuration reads a time setting as SHOW prints it: "60s", "500ms",
+// "1min", "0".
+func parsePGDuration(s string) (time.Duration, error) {
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{{"ms", time.Millisecond}, {"s", time.Second}, {"min", time.Minute}, {"h", time.Hour}, {"d", 24 * time.Hour}, {"", time.Millisecond}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok && num != "" {
+			var n int64
+			if _, err := fmt.Sscanf(num, "%d", &n); err == nil && fmt.Sprint(n) == num {
+				return time.Duration(n) * u.unit, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("not a duration: %q", s)
 }
 
 // handle processes one CopyData message and reports whether the server
@@ -255,7 +316,7 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 		// When nothing is pending, everything the server sent is applied,
 		// so its WAL end is ours too. Advancing on keepalives is what stops
 		// an idle slot from pinning WAL that other databases write.
-		if len(r.pending) == 0 && !dec.inTxn() && ka.ServerWALEnd > r.applied {
+		if r.pendingTxns == 0 && !dec.inTxn() && ka.ServerWALEnd > r.applied {
 			if err := r.sink.Reached(ctx, ka.ServerWALEnd); err != nil {
 				r.log.Warn("publish idle position", "err", err)
 			} else {
@@ -272,21 +333,24 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 			return false, err
 		}
 		r.serverEnd = max(r.serverEnd, xld.ServerWALEnd)
-		// The receive buffer is reused by the next read; a transaction's
-		// changes must outlive it.
-		tx, err := dec.decode(append([]byte(nil), xld.WALData...))
+		if r.pending == nil {
+			r.pending = r.sink.NewBatch()
+		}
+		c, err := dec.decode(xld.WALData, r.pending)
 		if err != nil {
 			return false, err
 		}
-		if tx == nil {
+		if c == nil {
 			return false, nil
 		}
-		if len(r.pending) == 0 {
+		if r.pendingTxns == 0 {
 			r.pendingSince = time.Now()
 		}
-		r.pending = append(r.pending, tx)
-		r.pendingChanges += len(tx.Changes)
-		if len(r.pending) >= r.cfg.MaxBatch || r.pendingChanges >= r.cfg.MaxBatchChanges {
+		r.pendingTxns++
+		r.pendingEnd = c.EndLSN
+		r.pendingLast = c.CommitTime
+		r.pendingRows += c.Changes
+		if r.pendingTxns >= r.cfg.MaxBatch || r.pending.Size() >= r.cfg.MaxBatchDocs {
 			return false, r.flush(ctx, conn)
 		}
 		return false, nil
@@ -294,43 +358,73 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 	return false, nil
 }
 
+func (r *Reader) dropPending() {
+	r.pending, r.pendingTxns, r.pendingEnd, r.pendingRows = nil, 0, 0, 0
+}
+
 // flush applies the pending transactions as one batch until the sink
-// succeeds, then acknowledges them. Meanwhile it keeps the connection alive
-// with status updates that repeat the old position, so a dead read store
-// costs a wait, never a skipped transaction. A shutdown lets the current
-// attempt finish and abandons the rest: unacknowledged, it is sent again.
+// succeeds, then acknowledges them. However long that takes, the
+// connection stays alive: status updates that repeat the last acknowledged
+// position go out every heartbeat, so neither a slow sink nor a dead read
+// store makes the walsender drop us, and neither ever costs a skipped
+// transaction. A shutdown lets the current attempt finish and abandons
+// the rest: unacknowledged, it is sent again.
 func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
-	if len(r.pending) == 0 {
-		return nil
+	if r.pendingTxns == 0 {
+		return nil // nothing, or only relation messages so far
 	}
-	txs := r.pending
-	backoff := newBackoff(r.cfg.MaxBackoff)
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := r.sink.Apply(context.WithoutCancel(ctx), txs)
-		if err == nil {
-			r.m.applied(txs, time.Since(start))
-			break
-		}
-		r.m.retry()
-		wait := backoff.next()
-		last := txs[len(txs)-1]
-		r.log.Warn("apply failed; retrying", "transactions", len(txs), "end_lsn", last.EndLSN.String(), "attempt", attempt, "err", err, "in", wait)
-		if time.Since(r.lastStatus) > r.cfg.StatusInterval/2 {
-			if err := r.sendStatus(ctx, conn); err != nil {
+	b, end := r.pending, r.pendingEnd
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- r.applyUntilDone(ctx, b, end) }()
+	tick := time.NewTicker(r.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+			r.m.applied(r.pendingTxns, r.pendingRows, time.Since(start), r.pendingLast)
+			r.applied = max(r.applied, end)
+			r.published.Store(uint64(r.applied))
+			r.dropPending()
+			r.owed = true
+			r.m.position(uint64(r.applied), uint64(r.serverEnd))
+			return nil
+		case <-tick.C:
+			// Not cancelled by a shutdown: the batch is finishing, and its
+			// position is reported once it has.
+			if err := r.sendStatus(context.WithoutCancel(ctx), conn); err != nil {
+				// The link is gone; the batch is still applied to the end,
+				// so that the reconnect can start after it.
+				if aerr := <-done; aerr == nil {
+					r.applied = max(r.applied, end)
+					r.published.Store(uint64(r.applied))
+					r.dropPending()
+				}
 				return err
 			}
 		}
+	}
+}
+
+// applyUntilDone applies b, retrying with backoff until it succeeds or ctx
+// ends between attempts.
+func (r *Reader) applyUntilDone(ctx context.Context, b Batch, end pglogrepl.LSN) error {
+	backoff := newBackoff(r.cfg.MaxBackoff)
+	for attempt := 1; ; attempt++ {
+		err := r.sink.Apply(context.WithoutCancel(ctx), b)
+		if err == nil {
+			return nil
+		}
+		r.m.retry()
+		wait := backoff.next()
+		r.log.Warn("apply failed; retrying", "end_lsn", end.String(), "attempt", attempt, "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
-	r.applied = max(r.applied, txs[len(txs)-1].EndLSN)
-	r.published.Store(uint64(r.applied))
-	r.pending, r.pendingChanges = nil, 0
-	r.owed = true
-	r.m.position(uint64(r.applied), uint64(r.serverEnd))
-	return nil
 }
 
 func (r *Reader) sendStatus(ctx context.Context, conn *pgconn.PgConn) error {
@@ -357,7 +451,7 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) (pglogrepl
 	res, err := conn.Exec(ctx, fmt.Sprintf(
 		`SELECT confirmed_flush_lsn, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = '%s'`, r.cfg.Slot)).ReadAll()
 	if err != nil {
-		return 0, fmt.Errorf("look up slot %s: %w", r.cfg.Slot, err)
+		return 0, classify("look up slot "+r.cfg.Slot, err)
 	}
 	if len(res) == 1 && len(res[0].Rows) == 1 {
 		row := res[0].Rows[0]
@@ -372,20 +466,38 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) (pglogrepl
 	created, err := pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
 	if err != nil {
-		return 0, fmt.Errorf("create slot %s: %w", r.cfg.Slot, err)
+		return 0, classify("create slot "+r.cfg.Slot, err)
 	}
 	r.log.Info("created replication slot", "slot", r.cfg.Slot, "consistent_point", created.ConsistentPoint)
 	return pglogrepl.ParseLSN(created.ConsistentPoint)
 }
 
-// isSlotGone recognises "replication slot does not exist" (42704) and an
-// invalidated slot (55000 with a "can no longer" message).
-func isSlotGone(err error) bool {
+// classify turns a server error into ErrSlotLost when, and only when, the
+// slot is missing or invalidated; into ErrSetup when the server refuses
+// for a reason that retrying cannot cure; and leaves anything else (a
+// dropped connection, a slot still held by a dying walsender) to retry.
+func classify(op string, err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
-		return false
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	return pgErr.Code == "42704" || pgErr.Code == "55000"
+	msg := pgErr.Message
+	switch {
+	case pgErr.Code == "42704" && strings.HasPrefix(msg, "replication slot"):
+		// replication slot "x" does not exist
+		return fmt.Errorf("%w: %s: %v", ErrSlotLost, op, pgErr)
+	case pgErr.Code == "55000" && (strings.Contains(msg, "can no longer get changes") || strings.Contains(msg, "invalidated")):
+		// can no longer get changes from replication slot "x"
+		return fmt.Errorf("%w: %s: %v", ErrSlotLost, op, pgErr)
+	case pgErr.Code == "42704", // publication "x" does not exist
+		pgErr.Code == "42501",                        // insufficient privilege
+		pgErr.Code == "28000", pgErr.Code == "28P01", // authentication
+		pgErr.Code == "3D000", // no such database
+		pgErr.Code == "55000" && strings.Contains(msg, "wal_level"), // logical decoding requires wal_level >= logical
+		pgErr.Code == "53400": // all replication slots are in use
+		return fmt.Errorf("%w: %s: %v", ErrSetup, op, pgErr)
+	}
+	return fmt.Errorf("%s: %w", op, pgErr)
 }
 
 type backoff struct {

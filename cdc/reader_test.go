@@ -2,6 +2,7 @@ package cdc_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -13,39 +14,124 @@ import (
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
-// gatedSink records the size of each batch; its first Apply blocks until
-// release is closed.
-type gatedSink struct {
-	entered chan struct{}
-	release chan struct{} // closed by open
-	once    sync.Once
-	opened  sync.Once
+// commits is a Batch that remembers the transactions it was given.
+type commits struct{ list []cdc.Commit }
 
+func (c *commits) Add(*cdc.Change)     {}
+func (c *commits) Commit(x cdc.Commit) { c.list = append(c.list, x) }
+func (c *commits) Size() int           { return len(c.list) }
+
+// gatedSink records each batch's transactions; while held, Apply blocks.
+type gatedSink struct {
+	entered chan struct{} // receives once per held Apply
 	mu      sync.Mutex
-	batches []int
+	gate    chan struct{} // nil: open
+	batches [][]cdc.Commit
+	// during, if set, runs inside Apply once the batch is recorded.
+	during func(b []cdc.Commit)
 }
 
-func (s *gatedSink) Apply(ctx context.Context, txs []*cdc.Txn) error {
-	first := false
-	s.once.Do(func() { first = true })
-	if first {
-		close(s.entered)
-		<-s.release // the reader's context for Apply is never cancelled
-	}
+func newGatedSink() *gatedSink { return &gatedSink{entered: make(chan struct{}, 16)} }
+
+func (s *gatedSink) NewBatch() cdc.Batch { return &commits{} }
+
+func (s *gatedSink) Apply(ctx context.Context, b cdc.Batch) error {
 	s.mu.Lock()
-	s.batches = append(s.batches, len(txs))
+	gate := s.gate
 	s.mu.Unlock()
+	if gate != nil {
+		s.entered <- struct{}{}
+		<-gate // the reader's context for Apply is never cancelled
+	}
+	list := b.(*commits).list
+	s.mu.Lock()
+	s.batches = append(s.batches, list)
+	during := s.during
+	s.mu.Unlock()
+	if during != nil {
+		during(list)
+	}
 	return nil
 }
 
-func (s *gatedSink) open() { s.opened.Do(func() { close(s.release) }) }
-
 func (s *gatedSink) Reached(context.Context, pglogrepl.LSN) error { return nil }
+
+// hold makes the next Apply calls block until release.
+func (s *gatedSink) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = make(chan struct{})
+}
+
+func (s *gatedSink) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate != nil {
+		close(s.gate)
+		s.gate = nil
+	}
+}
 
 func (s *gatedSink) sizes() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]int(nil), s.batches...)
+	var out []int
+	for _, b := range s.batches {
+		out = append(out, len(b))
+	}
+	return out
+}
+
+// lastEnd is the end of the last transaction applied, 0 if none.
+func (s *gatedSink) lastEnd() pglogrepl.LSN {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.batches) == 0 {
+		return 0
+	}
+	b := s.batches[len(s.batches)-1]
+	return b[len(b)-1].EndLSN
+}
+
+// xidsSeen counts how often each transaction reached the sink.
+func (s *gatedSink) xidsSeen() map[uint32]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[uint32]int{}
+	for _, b := range s.batches {
+		for _, c := range b {
+			seen[c.Xid]++
+		}
+	}
+	return seen
+}
+
+// startReader runs a reader on e's slot (creating it) until the test ends.
+func startReader(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink) *cdc.Reader {
+	t.Helper()
+	if cfg.ConnString == "" {
+		cfg.ConnString = e.PGURL
+	}
+	cfg.Slot, cfg.Publication, cfg.CreateSlot, cfg.Log = e.Slot, e.Publication, true, e.Log
+	ctx, cancel := context.WithCancel(context.Background())
+	r := cdc.NewReader(cfg, sink)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		if g, ok := sink.(*gatedSink); ok {
+			g.release()
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reader: %v", err)
+		}
+	})
+	itest.Eventually(t, 30*time.Second, "the slot to be streamed", func() (bool, error) {
+		var n int
+		err := e.PG.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active`, e.Slot).Scan(&n)
+		return n == 1, err
+	})
+	return r
 }
 
 // TestBacklogIsAppliedInOneBatch: commits that queue up while the sink
@@ -55,28 +141,12 @@ func (s *gatedSink) sizes() []int {
 // each keepalive applied one commit per round trip to the read store.)
 func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 	e := itest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	sink := &gatedSink{entered: make(chan struct{}), release: make(chan struct{})}
-	r := cdc.NewReader(cdc.Config{
-		ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, CreateSlot: true, Log: e.Log,
-		// A batch closes after a second of silence: the backlog reaches
-		// the socket within it, so only the reader itself can split it.
-		Linger: time.Second, MaxBatchAge: time.Minute,
-	}, sink)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		sink.open()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("reader: %v", err)
-		}
-	})
-	itest.Eventually(t, 30*time.Second, "the slot to be created", func() (bool, error) {
-		var n int
-		err := e.PG.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&n)
-		return n == 1, err
-	})
+	ctx := context.Background()
+	sink := newGatedSink()
+	sink.hold()
+	// A batch closes after a second of silence: the backlog reaches the
+	// socket within it, so only the reader itself can split it.
+	startReader(t, e, cdc.Config{Linger: time.Second, MaxBatchAge: time.Minute}, sink)
 
 	id := uuid.New()
 	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'first')`, id); err != nil {
@@ -95,7 +165,7 @@ func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 	}
 	// The reader is still inside the first Apply; every commit since
 	// reaches its socket, each followed by a keepalive.
-	sink.open()
+	sink.release()
 	itest.Eventually(t, 30*time.Second, "the backlog to be applied", func() (bool, error) {
 		n := 0
 		for _, b := range sink.sizes() {
@@ -105,5 +175,146 @@ func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 	})
 	if got := sink.sizes(); len(got) != 2 || got[1] != backlog {
 		t.Fatalf("batches %v, want [1 %d]: the backlog was applied piecemeal", got, backlog)
+	}
+}
+
+// walsenderPID is the pid of the walsender streaming the slot, 0 if none.
+func walsenderPID(ctx context.Context, e *itest.Env) (int, error) {
+	var pid int
+	err := e.PG.QueryRow(ctx, `SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&pid)
+	return pid, err
+}
+
+func confirmedLSN(ctx context.Context, e *itest.Env) (pglogrepl.LSN, error) {
+	var s string
+	err := e.PG.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&s)
+	if err != nil {
+		return 0, err
+	}
+	return pglogrepl.ParseLSN(s)
+}
+
+// TestLinkStaysUpWhileTheSinkIsHeld: a sink that takes three times the
+// server's wal_sender_timeout to apply a batch does not cost the
+// replication connection. The walsender stays the same process throughout,
+// and the batch is acknowledged once applied.
+func TestLinkStaysUpWhileTheSinkIsHeld(t *testing.T) {
+	e := itest.New(t)
+	ctx := context.Background()
+	const walSenderTimeout = 2 * time.Second
+	sink := newGatedSink()
+	r := startReader(t, e, cdc.Config{ConnString: e.PGURL + "&options=-c%20wal_sender_timeout%3D2s"}, sink)
+	pid, err := walsenderPID(ctx, e)
+	if err != nil || pid == 0 {
+		t.Fatalf("no walsender: pid %d, %v", pid, err)
+	}
+
+	sink.hold()
+	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'held')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sink.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the commit never reached the sink")
+	}
+	// The scenario is a sink that is slow for a given time: hold it that
+	// long, checking the walsender all along.
+	held := time.Now()
+	for time.Since(held) < 3*walSenderTimeout {
+		now, err := walsenderPID(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now != pid {
+			t.Fatalf("after %s with the sink held, the walsender is pid %d, was %d: the server dropped the link",
+				time.Since(held).Round(time.Millisecond), now, pid)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of the check, not synchronisation
+	}
+	sink.release()
+	var end pglogrepl.LSN
+	itest.Eventually(t, 30*time.Second, "the held batch to be applied", func() (bool, error) {
+		end = sink.lastEnd()
+		return end > 0 && r.Applied() >= end, nil
+	})
+	itest.Eventually(t, 30*time.Second, "the held batch to be acknowledged", func() (bool, error) {
+		c, err := confirmedLSN(ctx, e)
+		return c >= end, err
+	})
+	if now, _ := walsenderPID(ctx, e); now != pid {
+		t.Fatalf("the walsender changed from %d to %d", pid, now)
+	}
+}
+
+// TestReconnectResumesAtApplied: when the link drops after a batch was
+// applied but before its acknowledgement reached the server, the reader
+// resumes after what it applied: the server does not re-send it.
+func TestReconnectResumesAtApplied(t *testing.T) {
+	e := itest.New(t)
+	ctx := context.Background()
+	sink := newGatedSink()
+	var once sync.Once
+	killed := make(chan struct{})
+	sink.during = func([]cdc.Commit) {
+		// The batch is in the read store; the link dies before the
+		// reader can report it.
+		once.Do(func() {
+			if _, err := e.PG.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, e.Slot); err != nil {
+				t.Errorf("terminate walsender: %v", err)
+			}
+			close(killed)
+		})
+	}
+	startReader(t, e, cdc.Config{}, sink)
+	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'once')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-killed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the commit never reached the sink")
+	}
+	// A second commit proves the reader streams again; by the time it
+	// arrives, a re-sent first commit would have arrived before it.
+	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'after')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	itest.Eventually(t, 60*time.Second, "the second commit after the reconnect", func() (bool, error) {
+		return len(sink.xidsSeen()) == 2, nil
+	})
+	for xid, n := range sink.xidsSeen() {
+		if n != 1 {
+			t.Fatalf("transaction %d was applied %d times: the reader resumed before what it had applied", xid, n)
+		}
+	}
+}
+
+// TestMissingPublicationIsNotALostSlot: a setup error is reported as such,
+// not as a lost slot that would send the operator to rebuild.
+func TestMissingPublicationIsNotALostSlot(t *testing.T) {
+	e := itest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: "no_such_publication",
+		CreateSlot: true, Log: e.Log, MaxBackoff: 200 * time.Millisecond}, newGatedSink())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	// The server looks the publication up when it decodes a change.
+	itest.Eventually(t, 30*time.Second, "the slot to exist", func() (bool, error) {
+		var n int
+		err := e.PG.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&n)
+		return n == 1, err
+	})
+	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'x')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if errors.Is(err, cdc.ErrSlotLost) || !errors.Is(err, cdc.ErrSetup) {
+			t.Fatalf("got %v, want ErrSetup and not ErrSlotLost", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the reader kept retrying a missing publication")
 	}
 }

@@ -282,11 +282,7 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 				return nil
 			}
 			after = ids[len(ids)-1]
-			stamps := make(map[uuid.UUID]int64, len(ids))
-			for _, id := range ids {
-				stamps[id] = lsn
-			}
-			docs, err := proj.build(ctx, q, ids, stamps)
+			docs, err := proj.build(ctx, q, ids, constStamp(lsn))
 			if err != nil {
 				return err
 			}
@@ -330,7 +326,7 @@ func (b *Rebuild) removeStrays(ctx context.Context, q *sqlc.Queries, proj projec
 			}
 		}
 		ids = ids[n:]
-		docs, err := proj.build(ctx, q, batch, nil)
+		docs, err := proj.build(ctx, q, batch, constStamp(0))
 		if err != nil {
 			return err
 		}

@@ -81,7 +81,7 @@ func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Sto
 			break
 		}
 		after = ids[len(ids)-1]
-		want, err := proj.build(ctx, q, ids, nil)
+		want, err := proj.build(ctx, q, ids, constStamp(0))
 		if err != nil {
 			return d, err
 		}

@@ -43,20 +43,33 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 		Slot:  cfg.Slot,
 		PG:    d.pg,
 		Reads: d.reads,
-		Sink:  newProjector(d, cfg, log),
+		Sink:  newProjector(d, cfg, log).WithMetrics(metrics),
 		Log:   log,
 	}
 	go watchSlot(ctx, d, cfg, metrics, log)
 	err = p.Run(ctx)
-	if errors.Is(err, cdc.ErrSlotLost) {
-		log.Error("the replication slot is gone, so changes may have been lost and the CDC will not guess; "+
-			"rebuild the read side from Postgres with 'swapmeet projections rebuild', then start the CDC again", "err", err)
-	}
 	if ctx.Err() != nil {
 		return nil
 	}
+	switch {
+	case errors.Is(err, cdc.ErrSlotLost):
+		log.Error("the replication slot is gone, so changes may have been lost and the CDC will not guess; "+
+			"rebuild the read side from Postgres with 'swapmeet projections rebuild', then start the CDC again", "err", err)
+		return exitError(exitSlotLost)
+	case errors.Is(err, cdc.ErrSetup):
+		log.Error("Postgres refuses to stream the slot for a reason that retrying will not cure; the slot and "+
+			"its changes are intact: fix the setup (publication, role privileges, wal_level) and start the CDC again", "err", err)
+		return exitError(exitSetup)
+	}
 	return err
 }
+
+// Exit statuses of `swapmeet cdc` that tell an operator (or a supervisor)
+// what to do next.
+const (
+	exitSlotLost = 3 // rebuild the read side
+	exitSetup    = 4 // fix the replication setup; nothing is lost
+)
 
 // watchSlot exports the slot's retained WAL and warns when it grows past
 // the threshold: the sign of a CDC that stopped or cannot keep up.
@@ -85,7 +98,9 @@ func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, 
 }
 
 func newProjector(d *deps, cfg config.Config, log *slog.Logger) *cdc.Projector {
-	return cdc.NewProjector(d.pg, d.reads, cache.New(d.redis, cfg.RedisPrefix), d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	p := cdc.NewProjector(d.pg, d.reads, cache.New(d.redis, cfg.RedisPrefix), d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
+	return p
 }
 
 // newRegistry returns a Prometheus registry with the Go runtime and

@@ -29,7 +29,9 @@ const usage = `usage: swapmeet <command>
 
 commands:
   serve                 run the API (Connect, gRPC and gRPC-Web on one port)
-  cdc                   run the projector: Postgres WAL -> MongoDB documents + Redis evictions
+  cdc                   run the projector: Postgres WAL -> MongoDB documents + Redis evictions;
+                        exits 3 if the slot is lost (rebuild), 4 if the replication
+                        setup is wrong (publication, privileges; nothing is lost)
   migrate               apply pending schema migrations and exit
   projections rebuild   rebuild read collections from a snapshot and switch readers
                         to them without downtime; shows progress

@@ -77,21 +77,38 @@ JOIN users a ON a.id = r.author_id
 LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 AS rating_count FROM reviews WHERE seller_id = r.author_id) ar ON true
 WHERE r.id = ANY (@ids::uuid[]);
 
--- Fan-out: the documents that embed a user's summary (name and rating).
+-- Fan-out: the documents that embed a user's summary (name and rating), or
+-- a listing's first image, one page at a time in id order.
 
--- name: ListListingIDsBySellers :many
-SELECT id FROM listings WHERE seller_id = ANY (@user_ids::uuid[]);
+-- name: PageListingIDsBySeller :many
+SELECT id FROM listings WHERE seller_id = @user_id AND id > @after ORDER BY id LIMIT @batch;
 
--- name: ListOrderIDsByParties :many
-SELECT id FROM orders WHERE buyer_id = ANY (@user_ids::uuid[])
-UNION
-SELECT id FROM orders WHERE seller_id = ANY (@user_ids::uuid[]);
+-- name: PageOrderIDsByBuyer :many
+SELECT id FROM orders WHERE buyer_id = @user_id AND id > @after ORDER BY id LIMIT @batch;
 
--- name: ListReviewIDsByAuthors :many
-SELECT id FROM reviews WHERE author_id = ANY (@user_ids::uuid[]);
+-- name: PageOrderIDsBySeller :many
+SELECT id FROM orders WHERE seller_id = @user_id AND id > @after ORDER BY id LIMIT @batch;
 
--- name: ListOrderIDsByListings :many
-SELECT DISTINCT order_id FROM order_items WHERE listing_id = ANY (@listing_ids::uuid[]);
+-- name: PageReviewIDsByAuthor :many
+SELECT id FROM reviews WHERE author_id = @user_id AND id > @after ORDER BY id LIMIT @batch;
+
+-- name: PageOrderIDsByListing :many
+SELECT order_id FROM order_items WHERE listing_id = @listing_id AND order_id > @after ORDER BY order_id LIMIT @batch;
+
+-- Which of the given ids still have a row: a full pass removes the
+-- documents of the others.
+
+-- name: ExistingUserIDs :many
+SELECT id FROM users WHERE id = ANY (@ids::uuid[]);
+
+-- name: ExistingListingIDs :many
+SELECT id FROM listings WHERE id = ANY (@ids::uuid[]);
+
+-- name: ExistingOrderIDs :many
+SELECT id FROM orders WHERE id = ANY (@ids::uuid[]);
+
+-- name: ExistingReviewIDs :many
+SELECT id FROM reviews WHERE id = ANY (@ids::uuid[]);
 
 -- name: ListAllListingIDs :many
 SELECT id FROM listings WHERE id > @after ORDER BY id LIMIT @batch;

@@ -67,6 +67,105 @@ func (q *Queries) CurrentLSN(ctx context.Context) (int64, error) {
 	return lsn, err
 }
 
+const existingListingIDs = `-- name: ExistingListingIDs :many
+SELECT id FROM listings WHERE id = ANY ($1::uuid[])
+`
+
+func (q *Queries) ExistingListingIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, existingListingIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const existingOrderIDs = `-- name: ExistingOrderIDs :many
+SELECT id FROM orders WHERE id = ANY ($1::uuid[])
+`
+
+func (q *Queries) ExistingOrderIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, existingOrderIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const existingReviewIDs = `-- name: ExistingReviewIDs :many
+SELECT id FROM reviews WHERE id = ANY ($1::uuid[])
+`
+
+func (q *Queries) ExistingReviewIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, existingReviewIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const existingUserIDs = `-- name: ExistingUserIDs :many
+
+SELECT id FROM users WHERE id = ANY ($1::uuid[])
+`
+
+// Which of the given ids still have a row: a full pass removes the
+// documents of the others.
+func (q *Queries) ExistingUserIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, existingUserIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listAllListingIDs = `-- name: ListAllListingIDs :many
 SELECT id FROM listings WHERE id > $1 ORDER BY id LIMIT $2
 `
@@ -165,32 +264,6 @@ type ListAllUserIDsParams struct {
 
 func (q *Queries) ListAllUserIDs(ctx context.Context, arg ListAllUserIDsParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, listAllUserIDs, arg.After, arg.Batch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listListingIDsBySellers = `-- name: ListListingIDsBySellers :many
-
-SELECT id FROM listings WHERE seller_id = ANY ($1::uuid[])
-`
-
-// Fan-out: the documents that embed a user's summary (name and rating).
-func (q *Queries) ListListingIDsBySellers(ctx context.Context, userIds []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, listListingIDsBySellers, userIds)
 	if err != nil {
 		return nil, err
 	}
@@ -320,56 +393,6 @@ func (q *Queries) ListListingProjections(ctx context.Context, ids []uuid.UUID) (
 			return nil, err
 		}
 		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listOrderIDsByListings = `-- name: ListOrderIDsByListings :many
-SELECT DISTINCT order_id FROM order_items WHERE listing_id = ANY ($1::uuid[])
-`
-
-func (q *Queries) ListOrderIDsByListings(ctx context.Context, listingIds []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, listOrderIDsByListings, listingIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var order_id uuid.UUID
-		if err := rows.Scan(&order_id); err != nil {
-			return nil, err
-		}
-		items = append(items, order_id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listOrderIDsByParties = `-- name: ListOrderIDsByParties :many
-SELECT id FROM orders WHERE buyer_id = ANY ($1::uuid[])
-UNION
-SELECT id FROM orders WHERE seller_id = ANY ($1::uuid[])
-`
-
-func (q *Queries) ListOrderIDsByParties(ctx context.Context, userIds []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, listOrderIDsByParties, userIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -521,30 +544,6 @@ func (q *Queries) ListOrderProjections(ctx context.Context, ids []uuid.UUID) ([]
 	return items, nil
 }
 
-const listReviewIDsByAuthors = `-- name: ListReviewIDsByAuthors :many
-SELECT id FROM reviews WHERE author_id = ANY ($1::uuid[])
-`
-
-func (q *Queries) ListReviewIDsByAuthors(ctx context.Context, userIds []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, listReviewIDsByAuthors, userIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const listReviewProjections = `-- name: ListReviewProjections :many
 SELECT r.id, r.order_id, r.seller_id, r.rating, r.comment, r.created_at,
        r.author_id, a.display_name AS author_name,
@@ -646,6 +645,159 @@ func (q *Queries) ListUserProjections(ctx context.Context, ids []uuid.UUID) ([]L
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pageListingIDsBySeller = `-- name: PageListingIDsBySeller :many
+
+SELECT id FROM listings WHERE seller_id = $1 AND id > $2 ORDER BY id LIMIT $3
+`
+
+type PageListingIDsBySellerParams struct {
+	UserID uuid.UUID
+	After  uuid.UUID
+	Batch  int32
+}
+
+// Fan-out: the documents that embed a user's summary (name and rating), or
+// a listing's first image, one page at a time in id order.
+func (q *Queries) PageListingIDsBySeller(ctx context.Context, arg PageListingIDsBySellerParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, pageListingIDsBySeller, arg.UserID, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pageOrderIDsByBuyer = `-- name: PageOrderIDsByBuyer :many
+SELECT id FROM orders WHERE buyer_id = $1 AND id > $2 ORDER BY id LIMIT $3
+`
+
+type PageOrderIDsByBuyerParams struct {
+	UserID uuid.UUID
+	After  uuid.UUID
+	Batch  int32
+}
+
+func (q *Queries) PageOrderIDsByBuyer(ctx context.Context, arg PageOrderIDsByBuyerParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, pageOrderIDsByBuyer, arg.UserID, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pageOrderIDsByListing = `-- name: PageOrderIDsByListing :many
+SELECT order_id FROM order_items WHERE listing_id = $1 AND order_id > $2 ORDER BY order_id LIMIT $3
+`
+
+type PageOrderIDsByListingParams struct {
+	ListingID uuid.UUID
+	After     uuid.UUID
+	Batch     int32
+}
+
+func (q *Queries) PageOrderIDsByListing(ctx context.Context, arg PageOrderIDsByListingParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, pageOrderIDsByListing, arg.ListingID, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var order_id uuid.UUID
+		if err := rows.Scan(&order_id); err != nil {
+			return nil, err
+		}
+		items = append(items, order_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pageOrderIDsBySeller = `-- name: PageOrderIDsBySeller :many
+SELECT id FROM orders WHERE seller_id = $1 AND id > $2 ORDER BY id LIMIT $3
+`
+
+type PageOrderIDsBySellerParams struct {
+	UserID uuid.UUID
+	After  uuid.UUID
+	Batch  int32
+}
+
+func (q *Queries) PageOrderIDsBySeller(ctx context.Context, arg PageOrderIDsBySellerParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, pageOrderIDsBySeller, arg.UserID, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pageReviewIDsByAuthor = `-- name: PageReviewIDsByAuthor :many
+SELECT id FROM reviews WHERE author_id = $1 AND id > $2 ORDER BY id LIMIT $3
+`
+
+type PageReviewIDsByAuthorParams struct {
+	UserID uuid.UUID
+	After  uuid.UUID
+	Batch  int32
+}
+
+func (q *Queries) PageReviewIDsByAuthor(ctx context.Context, arg PageReviewIDsByAuthorParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, pageReviewIDsByAuthor, arg.UserID, arg.After, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -52,6 +52,8 @@ type Config struct {
 	Slot          string // SWAPMEET_SLOT: the slot of a first start; the pointer names later ones
 	SlotWarnBytes int64  // SWAPMEET_SLOT_WARN_BYTES: retained WAL worth a warning
 	Publication   string // SWAPMEET_PUBLICATION
+	CDCSpillDocs  int    // SWAPMEET_CDC_SPILL_DOCS: distinct documents per collection before a batch falls back to a full pass
+	CDCWorkers    int    // SWAPMEET_CDC_WORKERS: pages of a batch read and written at once
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
 }
@@ -131,6 +133,8 @@ func FromEnv() (Config, error) {
 		Slot:            str("SWAPMEET_SLOT", "swapmeet_projections"),
 		SlotWarnBytes:   int64(num("SWAPMEET_SLOT_WARN_BYTES", 1<<30)),
 		Publication:     str("SWAPMEET_PUBLICATION", "swapmeet_projections"),
+		CDCSpillDocs:    num("SWAPMEET_CDC_SPILL_DOCS", 100_000),
+		CDCWorkers:      num("SWAPMEET_CDC_WORKERS", 2),
 		LogLevel:        str("SWAPMEET_LOG_LEVEL", "info"),
 	}
 	// Media: the object store's region, the browser origins its CORS admits, and the upload limits.

@@ -169,6 +169,36 @@ func (s *Store) Each(ctx context.Context, collection string, fn func(raw bson.Ra
 	return cur.Err()
 }
 
+// EachID streams the _id of every document of a collection to fn, n at a
+// time, in no set order: memory stays bounded whatever the collection's size.
+func (s *Store) EachID(ctx context.Context, collection string, n int, fn func(ids []string) error) error {
+	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().
+		SetProjection(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(int32(n)))
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", collection, err)
+	}
+	defer cur.Close(ctx)
+	ids := make([]string, 0, n)
+	for cur.Next(ctx) {
+		if id, ok := cur.Current.Lookup("_id").StringValueOK(); ok {
+			ids = append(ids, id)
+		}
+		if len(ids) == n {
+			if err := fn(ids); err != nil {
+				return err
+			}
+			ids = ids[:0]
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("scan %s: %w", collection, err)
+	}
+	if len(ids) > 0 {
+		return fn(ids)
+	}
+	return nil
+}
+
 // IDs returns the _id of every document in a collection.
 func (s *Store) IDs(ctx context.Context, collection string) ([]string, error) {
 	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))

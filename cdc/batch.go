@@ -1,0 +1,236 @@
+package cdc
+
+import (
+	"github.com/google/uuid"
+	"github.com/jackc/pglogrepl"
+
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// The collections a projector maintains, as indexes into touched's arrays.
+const (
+	cUsers = iota
+	cListings
+	cOrders
+	cReviews
+	nCollections
+)
+
+var collectionIndex = map[string]int{
+	readstore.Users: cUsers, readstore.Listings: cListings, readstore.Orders: cOrders, readstore.Reviews: cReviews,
+}
+
+// idSet maps a document id to the index of the last transaction of the
+// batch that touched it. Indexes rise with commit order, so the last
+// write is also the highest.
+type idSet map[uuid.UUID]int32
+
+// touched is the projector's Batch: for each collection, the documents the
+// batch's changes touch directly, plus the users whose summary (name,
+// rating) and the listings whose first image other documents embed. It
+// keeps 20 bytes and a map slot per distinct document and nothing of the
+// rows, so a transaction changing the same listing twice, or a million
+// listings with 5 kB descriptions, costs what its distinct documents cost.
+//
+// A set that outgrows spill is dropped and its collection marked for a
+// full pass: every document rebuilt from Postgres in keyset pages. That
+// bounds the memory of a transaction of any size, at the price of
+// rewriting documents the transaction did not change.
+type touched struct {
+	spill int
+
+	ends []pglogrepl.LSN // per committed transaction, in commit order
+	xids []uint32
+
+	docs          [nCollections]idSet
+	full          [nCollections]bool
+	summaries     idSet // users whose name or rating other documents embed
+	mediaListings idSet // listings whose images changed: orders show a thumbnail
+	size          int
+}
+
+func newTouched(spill int) *touched {
+	t := &touched{spill: spill, summaries: idSet{}, mediaListings: idSet{}}
+	for i := range t.docs {
+		t.docs[i] = idSet{}
+	}
+	return t
+}
+
+// open is the index the open transaction's changes are recorded under.
+func (t *touched) open() int32 { return int32(len(t.ends)) }
+
+// Commit implements Batch.
+func (t *touched) Commit(c Commit) {
+	t.ends = append(t.ends, c.EndLSN)
+	t.xids = append(t.xids, c.Xid)
+}
+
+// Size implements Batch: distinct documents held, with a spilled set
+// counting as the bound it outgrew.
+func (t *touched) Size() int { return t.size }
+
+// end is the end LSN of the batch's last transaction.
+func (t *touched) end() pglogrepl.LSN {
+	if len(t.ends) == 0 {
+		return 0
+	}
+	return t.ends[len(t.ends)-1]
+}
+
+// Add implements Batch: it records which documents a row change touches.
+func (t *touched) Add(c *Change) {
+	if c.Op == OpTruncate {
+		// Which rows went is not in the WAL: only a full pass is safe.
+		for i := range t.full {
+			t.spillDocs(i)
+		}
+		t.spillSummaries()
+		return
+	}
+	switch c.Table {
+	case "users":
+		t.touch(cUsers, c, "id")
+		// Only the name is copied into other documents; the rating
+		// follows reviews. A bio edit touches the profile alone.
+		if c.Op == OpUpdate && !c.Same("display_name") {
+			t.touchSummary(c, "id")
+		}
+	case "listings":
+		t.touch(cListings, c, "id")
+		// Listing counts are part of the seller's profile, but an edit
+		// that keeps status and seller leaves them alone.
+		if c.Op == OpUpdate && c.Same("status") && c.Same("seller_id") {
+			return
+		}
+		t.touch(cUsers, c, "seller_id")
+		if v, ok := c.value(c.Old, "seller_id"); ok {
+			t.add(cUsers, v)
+		}
+	case "listing_media":
+		t.touch(cListings, c, "listing_id")
+		if v, ok := c.anyValue("listing_id"); ok && t.mediaListings != nil {
+			t.put(&t.mediaListings, v, t.spillMedia)
+		}
+	case "orders":
+		t.touch(cOrders, c, "id")
+	case "order_items":
+		t.touch(cOrders, c, "order_id")
+	case "reviews":
+		t.touch(cReviews, c, "id")
+		// The seller's rating is in their profile and in every document
+		// that embeds their summary.
+		t.touch(cUsers, c, "seller_id")
+		t.touchSummary(c, "seller_id")
+	}
+}
+
+// anyValue is the column's value in the new row, else in the old one.
+func (c *Change) anyValue(column string) ([]byte, bool) {
+	if v, ok := c.value(c.New, column); ok {
+		return v, true
+	}
+	return c.value(c.Old, column)
+}
+
+func (t *touched) touch(coll int, c *Change, column string) {
+	if v, ok := c.anyValue(column); ok {
+		t.add(coll, v)
+	}
+}
+
+func (t *touched) add(coll int, v []byte) {
+	if t.full[coll] {
+		return
+	}
+	t.put(&t.docs[coll], v, func() { t.spillDocs(coll) })
+}
+
+func (t *touched) touchSummary(c *Change, column string) {
+	if t.summaries == nil {
+		return
+	}
+	if v, ok := c.anyValue(column); ok {
+		t.put(&t.summaries, v, t.spillSummaries)
+	}
+}
+
+// put records the id in v under the open transaction, spilling the set
+// once it outgrows the bound.
+func (t *touched) put(s *idSet, v []byte, spill func()) {
+	id, err := uuid.ParseBytes(v)
+	if err != nil {
+		return // not a document key
+	}
+	if _, seen := (*s)[id]; !seen {
+		if len(*s) >= t.spill {
+			spill()
+			return
+		}
+		t.size++
+	}
+	(*s)[id] = t.open()
+}
+
+func (t *touched) spillDocs(coll int) {
+	if t.full[coll] {
+		return
+	}
+	t.size += t.spill - len(t.docs[coll])
+	t.full[coll] = true
+	t.docs[coll] = nil
+}
+
+// spillSummaries gives up tracking renamed users: every document that
+// embeds a summary is rebuilt.
+func (t *touched) spillSummaries() {
+	if t.summaries == nil {
+		return
+	}
+	t.size -= len(t.summaries)
+	t.summaries = nil
+	t.spillDocs(cListings)
+	t.spillDocs(cOrders)
+	t.spillDocs(cReviews)
+}
+
+func (t *touched) spillMedia() {
+	if t.mediaListings == nil {
+		return
+	}
+	t.size -= len(t.mediaListings)
+	t.mediaListings = nil
+	t.spillDocs(cOrders)
+}
+
+// stamper gives each rebuilt document the LSN it is stamped with: the end
+// of the last transaction that changed it or anything it embeds. Stamps
+// therefore do not depend on how transactions were batched, and every
+// write of a document within a batch carries the same stamp.
+type stamper interface {
+	doc(coll int, id uuid.UUID) int64
+	summary(user uuid.UUID) int64
+	media(listing uuid.UUID) int64
+}
+
+func (t *touched) lsn(s idSet, full bool, id uuid.UUID) int64 {
+	if full {
+		return int64(t.end())
+	}
+	if i, ok := s[id]; ok {
+		return int64(t.ends[i])
+	}
+	return 0
+}
+
+func (t *touched) doc(coll int, id uuid.UUID) int64 { return t.lsn(t.docs[coll], t.full[coll], id) }
+func (t *touched) summary(user uuid.UUID) int64     { return t.lsn(t.summaries, false, user) }
+func (t *touched) media(listing uuid.UUID) int64    { return t.lsn(t.mediaListings, false, listing) }
+
+// constStamp stamps every document alike: a bulk load at its snapshot's
+// position, or 0 where stamps do not matter.
+type constStamp int64
+
+func (s constStamp) doc(int, uuid.UUID) int64 { return int64(s) }
+func (s constStamp) summary(uuid.UUID) int64  { return int64(s) }
+func (s constStamp) media(uuid.UUID) int64    { return int64(s) }

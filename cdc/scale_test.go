@@ -1,0 +1,158 @@
+package cdc_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pglogrepl"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/itest"
+)
+
+// seedOneSeller gives one new seller n listings with descriptions of about
+// 320 characters, in one statement, and returns the seller.
+func seedOneSeller(t *testing.T, e *itest.Env, n int) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	seller := uuid.New()
+	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'Bulk Seller')`, seller); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.PG.Exec(ctx, `
+		INSERT INTO listings (id, seller_id, title, description, category, condition, price_currency, price_minor, attributes)
+		SELECT gen_random_uuid(), $1, 'Item ' || g, repeat(md5(g::text), 10), 'misc', 'GOOD', 'EUR', 1000,
+		       jsonb_build_object('colour', 'red', 'size', (g % 7)::text, 'era', '1970s')
+		FROM generate_series(1, $2::int) g`, seller, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seller
+}
+
+// measuringSink is the projector's collection step and nothing after it:
+// Apply measures the live heap while the reader holds the whole batch,
+// and writes nothing.
+type measuringSink struct {
+	proj    *cdc.Projector
+	applied chan int64 // heap in use at Apply
+	docs    chan int
+}
+
+func (s *measuringSink) NewBatch() cdc.Batch { return s.proj.NewBatch() }
+
+func (s *measuringSink) Apply(_ context.Context, b cdc.Batch) error {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	s.docs <- b.Size()
+	s.applied <- int64(m.HeapAlloc)
+	runtime.KeepAlive(b)
+	return nil
+}
+
+func (s *measuringSink) Reached(context.Context, pglogrepl.LSN) error { return nil }
+
+// TestBigTransactionMemory: one transaction of 200,000 changed listing
+// rows (REPLICA IDENTITY FULL: old and new rows, about 350 bytes each)
+// passes through the reader and the projector's collection step holding
+// what its distinct documents need, not what its rows weigh.
+func TestBigTransactionMemory(t *testing.T) {
+	const rows = 200_000
+	// 20 bytes and a map slot per listing, with room for the map's growth
+	// and the reader's buffers; the rows themselves weigh over 140 MB.
+	const bound = 24 << 20
+	e := itest.New(t)
+	ctx := context.Background()
+	seedOneSeller(t, e, rows)
+
+	proj := e.Projector()
+	proj.SpillDocs = 10 * rows // hold every id: measure the set, not the spill
+	sink := &measuringSink{proj: proj, applied: make(chan int64, 1), docs: make(chan int, 1)}
+	startReader(t, e, cdc.Config{MaxBatchDocs: 10 * rows}, sink)
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := e.PG.Exec(ctx, `UPDATE listings SET price_minor = price_minor + 1, description = description || '.'`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case docs := <-sink.docs:
+		heap := <-sink.applied
+		growth := heap - int64(before.HeapAlloc)
+		t.Logf("%d rows: the batch holds %d documents; heap grew %.1f MiB (%.0f bytes per row)",
+			rows, docs, float64(growth)/(1<<20), float64(growth)/rows)
+		if docs != rows { // every listing; a price edit leaves the seller's profile alone
+			t.Fatalf("the batch holds %d documents, want %d", docs, rows)
+		}
+		if growth > bound {
+			t.Fatalf("heap grew %.1f MiB holding one transaction of %d rows, bound %d MiB",
+				float64(growth)/(1<<20), rows, bound>>20)
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the transaction never reached the sink")
+	}
+}
+
+// TestBigTransactionsOnTheRealSink: a bulk import, a catalogue-wide update
+// with deletions, and a rename fanning out to every listing, each one
+// transaction of 20,000 rows, end with the read side equal to Postgres.
+// The spill bound is set below their size, so the first two go through
+// the full pass and its sweep, the rename through the paged fan-out.
+func TestBigTransactionsOnTheRealSink(t *testing.T) {
+	const rows = 20_000
+	e := itest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := e.CDCProcess()
+	p.Sink.SpillDocs = rows / 4
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("cdc: %v", err)
+		}
+	})
+	e.WaitForSlot(t)
+
+	seller := seedOneSeller(t, e, rows)
+	steps := []string{
+		`UPDATE listings SET price_minor = price_minor * 2, version = version + 1`,
+		`DELETE FROM listings WHERE id IN (SELECT id FROM listings ORDER BY id LIMIT 50)`,
+	}
+	for _, s := range steps {
+		if _, err := e.PG.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.PG.Exec(ctx, `UPDATE users SET display_name = 'Renamed Seller' WHERE id = $1`, seller); err != nil {
+		t.Fatal(err)
+	}
+	var target uint64
+	if err := e.PG.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::int8`).Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	keys := consistency.KeysFor(e.RedisPrefix)
+	itest.Eventually(t, 5*time.Minute, "the CDC to apply the bulk transactions", func() (bool, error) {
+		s, err := e.Redis.Get(ctx, keys.Applied).Result()
+		if err != nil {
+			return false, err
+		}
+		applied, err := strconv.ParseUint(s, 16, 64)
+		return applied >= target, err
+	})
+	d, err := e.Drift(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != "" {
+		t.Fatalf("drift after the bulk transactions:\n%s", d)
+	}
+}
