@@ -37,7 +37,7 @@ import (
 
 var (
 	cdcCatalogue    = flag.Int("cdc-catalogue", 1_000_000, "listings in the catalogue of the CDC figures against the sink; the big-transaction figure updates all of them in one transaction (the brief's size: 1000000)")
-	cdcApplyTimeout = flag.Duration("cdc-apply-timeout", 0, "how long to wait for the CDC to apply the big transaction (0: three times what the raw upsert rate needs, at least 5m)")
+	cdcApplyTimeout = flag.Duration("cdc-apply-timeout", 0, "how long to wait for the CDC to apply the big transaction (0: three times what the raw upsert rate needs, within 5m..1h)")
 	cdcRSSLimitMiB  = flag.Int("cdc-rss-limit", 2048, "stop the CDC process when its RSS passes this many MiB while it applies the big transaction (protects a shared machine)")
 	cdcSearchFor    = flag.Duration("cdc-search", time.Minute, "time budget of the search for the highest write rate with p99 freshness under 100 ms")
 )
@@ -304,8 +304,10 @@ func (s freshStep) String() string {
 	return out
 }
 
-func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Duration) (freshStep, error) {
-	res, err := d.run(ctx, rate, dur, true)
+// runFresh runs the driver at rate for dur. With stopEarly, it stops
+// writing once the p99 target is missed whatever follows.
+func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Duration, stopEarly bool) (freshStep, error) {
+	res, err := d.run(ctx, rate, dur, stopEarly)
 	if err != nil {
 		return freshStep{}, err
 	}
@@ -335,7 +337,7 @@ func measureFreshAgainst(ctx context.Context, e *itest.Env, a *app.App, o option
 	d := &freshDriver{app: a, watcher: w, reads: e.Reads, targets: targets}
 
 	progress("cdc vs sink: freshness: baseline: %.0f writes/s for %s", freshBaseRate, freshBaseFor)
-	base, err := runFresh(ctx, d, freshBaseRate, freshBaseFor)
+	base, err := runFresh(ctx, d, freshBaseRate, freshBaseFor, false)
 	if err != nil {
 		return nil, fmt.Errorf("freshness baseline: %w", err)
 	}
@@ -343,7 +345,7 @@ func measureFreshAgainst(ctx context.Context, e *itest.Env, a *app.App, o option
 
 	half := freshHalf * rawRate
 	progress("cdc vs sink: freshness: %.0f writes/s (half the raw rate) for %s", half, o.duration)
-	at, err := runFresh(ctx, d, half, o.duration)
+	at, err := runFresh(ctx, d, half, o.duration, true)
 	if err != nil {
 		return nil, fmt.Errorf("freshness at half the raw rate: %w", err)
 	}
@@ -392,7 +394,7 @@ func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRa
 			break
 		}
 		progress("cdc vs sink: rate search: %.0f writes/s (%.2fx raw) for %s", next, next/rawRate, step)
-		s, err := runFresh(ctx, d, next, step)
+		s, err := runFresh(ctx, d, next, step, true)
 		if err != nil {
 			return row{figure: figure, measured: "broken: see below", verdict: verdictFail}, fmt.Errorf("rate search: %w", err)
 		}
@@ -497,13 +499,16 @@ func freshTargetsOf(ctx context.Context, e *itest.Env, n int) ([]*freshTarget, e
 // measureBigTxn updates every listing of the catalogue in one transaction
 // and waits until the CDC process has applied it, watching its memory.
 func measureBigTxn(ctx context.Context, e *itest.Env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
-	size := sizeLabel(n)
+	size, brief := sizeLabel(n), ""
+	if n < 1_000_000 {
+		brief = " (brief: 1M; -cdc-catalogue)"
+	}
 	rssRow := row{
-		figure: fmt.Sprintf("CDC peak RSS applying 1 txn of %s changed listings", size),
+		figure: fmt.Sprintf("CDC peak RSS applying 1 txn of %s changed listings%s", size, brief),
 		target: fmt.Sprintf("< %s", mib(bigTxnMaxRSS)),
 	}
 	rateRow := row{
-		figure:    fmt.Sprintf("CDC applying 1 txn of %s changed listings", size),
+		figure:    fmt.Sprintf("CDC applying 1 txn of %s changed listings%s", size, brief),
 		reference: rawRef,
 		target:    fmt.Sprintf(">= %.1fx", bigTxnMinRatio),
 	}
@@ -518,7 +523,7 @@ func measureBigTxn(ctx context.Context, e *itest.Env, proc *cdcProcess, n int, r
 	}
 	timeout := *cdcApplyTimeout
 	if timeout <= 0 {
-		timeout = max(5*time.Minute, time.Duration(3*float64(n)/rawRate*float64(time.Second)))
+		timeout = max(5*time.Minute, min(time.Hour, time.Duration(3*float64(n)/rawRate*float64(time.Second))))
 	}
 	limit := int64(*cdcRSSLimitMiB) << 20
 	rssBefore, peakBefore, err := proc.memory()
@@ -592,10 +597,10 @@ wait:
 			appliedAt, how = time.Now(), "the slot's confirmed_flush_lsn"
 			break wait
 		case err == nil && rss > limit:
-			stopped = fmt.Sprintf("RSS passed the %s limit (-cdc-rss-limit)", mib(limit))
+			stopped = fmt.Sprintf("its RSS passed the %s -cdc-rss-limit", mib(limit))
 			break wait
 		case time.Since(committed) > timeout:
-			stopped = fmt.Sprintf("not applied within %s (-cdc-apply-timeout)", timeout.Round(time.Second))
+			stopped = "not applied within the -cdc-apply-timeout"
 			break wait
 		}
 		if time.Since(lastLog) >= 10*time.Second {
@@ -610,7 +615,8 @@ wait:
 		waited := time.Since(committed)
 		bound := perSecond(int64(n), waited) / rawRate
 		progress("cdc vs sink: big transaction: giving up: %s; CDC peak RSS %s; stopping the CDC", stopped, mib(peak))
-		if err := proc.stop(15 * time.Second); err != nil {
+		// Given up on: no need to let it finish what it holds.
+		if err := proc.stop(2 * time.Second); err != nil {
 			progress("cdc vs sink: %v", err)
 		}
 		rssRow.measured = fmt.Sprintf(">= %s (RSS before %s)", mib(peak), mib(rssBefore))
@@ -619,10 +625,11 @@ wait:
 			rssRow.measured = fmt.Sprintf("not measured: %s so far, the apply did not finish", mib(peak))
 			rssRow.verdict = verdictNotMeasured
 		}
-		rateRow.measured = fmt.Sprintf("not measured: %s after %s", stopped, waited.Round(time.Second))
-		rateRow.ratio = fmt.Sprintf("< %.2fx", bound)
+		rateRow.measured = fmt.Sprintf("not measured: gave up %s after the commit: %s", waited.Round(time.Second), stopped)
 		rateRow.verdict = verdictNotMeasured
 		if bound < bigTxnMinRatio {
+			// Already slower than the target allows.
+			rateRow.ratio = fmt.Sprintf("< %.2fx", bound)
 			rateRow.verdict = verdictMiss
 		}
 		return []row{rssRow, rateRow}, nil
