@@ -190,14 +190,13 @@ func loadListingDocs(ctx context.Context, e *itest.Env, n int) error {
 		after := uuid.Nil
 		for {
 			docs, last, err := listingDocsAfter(rctx, e.PG, after, rebuildPage)
-			if err != nil || len(docs) == 0 {
-				pages <- page{err: err}
-				return
-			}
 			after = last
 			select {
-			case pages <- page{docs: docs}:
+			case pages <- page{docs: docs, err: err}:
 			case <-rctx.Done():
+				return
+			}
+			if err != nil || len(docs) == 0 {
 				return
 			}
 		}
