@@ -47,9 +47,8 @@ const (
 	bigTxnMinRatio = 0.8       // CDC docs/s over raw docs/s
 	freshHalf      = 0.5       // the freshness figure's rate, of raw
 
-	// rawFor bounds the raw measurement; rawSample is how many documents
-	// it cycles through, picked over the whole catalogue.
-	rawFor    = 8 * time.Second
+	// rawSample is how many documents the raw measurement (-duration
+	// long) cycles through, picked over the whole catalogue.
 	rawSample = 20_000
 	// freshTargets is how many listings the freshness writes spread over.
 	freshTargets = 10_000
@@ -112,8 +111,8 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 	// Raw, while the CDC has nothing to do.
 	raw := readstore.New(e.Mongo.Database(e.MongoDB)) // as the cdc process makes its store
 	progress("cdc vs sink: raw: Put of listing documents of the %s catalogue, %d at a time, batches of %d, for %s",
-		size, raw.WriteConcurrency, sinkPutBatch, rawFor)
-	rawRate, err := measureRaw(ctx, e, raw, n)
+		size, raw.WriteConcurrency, sinkPutBatch, o.duration)
+	rawRate, err := measureRaw(ctx, e, raw, n, o.duration)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +139,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 	// Raw again, just before the big transaction: the machine's speed
 	// drifts, and that figure takes the closer of the two.
 	progress("cdc vs sink: raw, again before the big transaction")
-	rawBig, err := measureRaw(ctx, e, raw, n)
+	rawBig, err := measureRaw(ctx, e, raw, n, o.duration)
 	if err != nil {
 		return rows, err
 	}
@@ -150,8 +149,8 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 }
 
 // measureRaw replaces listing documents picked at random over the
-// catalogue with Put for rawFor, and returns the rate.
-func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Store, n int) (float64, error) {
+// catalogue with Put for d, and returns the rate.
+func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Store, n int, d time.Duration) (float64, error) {
 	sample, err := sampleListingDocs(ctx, e, min(n, rawSample))
 	if err != nil {
 		return 0, err
@@ -162,7 +161,7 @@ func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Store, n int) (f
 	if err != nil {
 		return 0, err
 	}
-	done, took, err := replaceListings(ctx, s, sample, int64(lsn), rawFor)
+	done, took, err := replaceListings(ctx, s, sample, int64(lsn), d)
 	if err != nil {
 		return 0, err
 	}
