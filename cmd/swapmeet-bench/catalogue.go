@@ -46,6 +46,12 @@ func sqlArray(words []string) string {
 // seedCatalogue inserts sellers and n listings into the env's database, and
 // refreshes the planner's statistics. It returns how long that took.
 func seedCatalogue(ctx context.Context, e *itest.Env, n int) (time.Duration, error) {
+	return seedCatalogueWith(ctx, e, n, "")
+}
+
+// seedCatalogueWith is seedCatalogue with more description: descTail is a
+// SQL text expression over the row number g, appended to each description.
+func seedCatalogueWith(ctx context.Context, e *itest.Env, n int, descTail string) (time.Duration, error) {
 	start := time.Now()
 	if _, err := insertUsers(ctx, e.PG, "seller", catalogueSellers); err != nil {
 		return 0, err
@@ -67,7 +73,7 @@ func seedCatalogue(ctx context.Context, e *itest.Env, n int) (time.Duration, err
 			SELECT gen_random_uuid(), s.ids[1 + g %% cardinality(s.ids)],
 			       initcap(a.w[1 + g %% 13]) || ' ' || a.n[1 + (g / 13) %% 17] || ', lot ' || g,
 			       'A ' || a.w[1 + (g / 7) %% 13] || ' ' || a.n[1 + g %% 17] || ' in ' || lower(c.c[1 + g %% 5]) ||
-			       ' condition. Collected in the ' || (1950 + 10 * (g %% 7)) || 's; ships within three days.',
+			       ' condition. Collected in the ' || (1950 + 10 * (g %% 7)) || 's; ships within three days.'%s,
 			       a.cat[1 + (g / 3) %% 20], c.c[1 + g %% 5], 'EUR', 100 + (g::bigint * 7919) %% 99900,
 			       jsonb_build_object('color', (ARRAY['red','blue','green','black','white','brown'])[1 + g %% 6],
 			                          'size', (ARRAY['S','M','L','XL'])[1 + g %% 4],
@@ -77,7 +83,7 @@ func seedCatalogue(ctx context.Context, e *itest.Env, n int) (time.Duration, err
 			     (SELECT array_agg(id ORDER BY id) AS ids FROM users) s,
 			     (SELECT %s AS w, %s AS n, %s AS cat) a,
 			     (SELECT ARRAY['NEW','LIKE_NEW','GOOD','FAIR','POOR'] AS c) c`,
-			sqlArray(catalogueAdjectives), sqlArray(catalogueNouns), sqlArray(catalogueCategories)), from, to)
+			descTail, sqlArray(catalogueAdjectives), sqlArray(catalogueNouns), sqlArray(catalogueCategories)), from, to)
 		if err != nil {
 			return 0, fmt.Errorf("seed listings %d..%d: %w", from, to, err)
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +17,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
-// The CDC suite measures the brief's three CDC targets, each on its own
+// The CDC suite measures the brief's CDC targets, each group on its own
 // fresh database, Mongo database and Redis prefix:
 //
 //   - decode: a cdc.Reader drains a WAL backlog into a sink that only
@@ -25,57 +27,81 @@ import (
 //   - sink: the real cdc.Projector drains a backlog of listing updates,
 //     against single-document upserts written straight into FerretDB in the
 //     same run;
-//   - freshness: the real CDC runs while listing updates arrive at a steady
-//     500/s, and each write is timed from its commit until the applied
-//     position that readers wait for reaches its consistency token.
+//   - against the sink (cdc_vs_sink.go): a `swapmeet cdc` process on a
+//     catalogue of -cdc-catalogue listings, with the sink's raw upsert rate
+//     on that catalogue measured first; freshness at half that rate, the
+//     highest rate whose p99 freshness is under 100 ms, and the peak RSS
+//     and rate of the CDC applying one UPDATE of the whole catalogue.
+
+var cdcFigures = flag.String("cdc-figures", "all", "the cdc suite's figure groups to run, comma-separated: decode, sink, vs-sink, or all")
 
 // Targets from the brief.
 const (
 	decodeTarget = 100_000.0 // row changes/s with a null sink
 	sinkMinRatio = 0.8       // real sink vs raw upserts
-	freshRate    = 500.0     // writes/s
 	freshMaxP50  = 20 * time.Millisecond
 	freshMaxP99  = 100 * time.Millisecond
 )
 
-// The read side of the sink and freshness figures: listings of a few
-// sellers, in Postgres and as documents. FerretDB 1.24 finds a document by
-// _id with a sequential scan, so its upsert rate falls as a collection
-// grows; both figures, and the sink's reference, use this one size.
+// The read side of the sink figure: listings of a few sellers, in
+// Postgres and as documents. The figure and its reference use this one
+// size.
 const (
 	cdcSellers  = 50
 	cdcListings = 5_000
 )
 
 func runCDC(ctx context.Context, r *runner, o options) ([]row, error) {
+	one := func(f func(context.Context, *runner, options) (row, error)) func(context.Context, *runner, options) ([]row, error) {
+		return func(ctx context.Context, r *runner, o options) ([]row, error) {
+			got, err := f(ctx, r, o)
+			if got.figure == "" {
+				return nil, err
+			}
+			if err != nil {
+				got.verdict = verdictFail
+			}
+			return []row{got}, err
+		}
+	}
 	figures := []struct {
-		name string
-		run  func(context.Context, *runner, options) (row, error)
+		key, name string
+		run       func(context.Context, *runner, options) ([]row, error)
 	}{
-		{decodeFigure, measureDecode},
-		{sinkFigure, measureSink},
-		{freshFigure, measureFreshness},
+		{"decode", decodeFigure, one(measureDecode)},
+		{"sink", sinkFigure, one(measureSink)},
+		{"vs-sink", "CDC against the sink", runAgainstSink},
+	}
+	want := map[string]bool{}
+	for k := range strings.SplitSeq(*cdcFigures, ",") {
+		want[strings.TrimSpace(k)] = true
 	}
 	var rows []row
 	var errs []error
 	for _, f := range figures {
+		if !want["all"] && !want[f.key] {
+			continue
+		}
 		if ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("%s: not run: %w", f.name, context.Cause(ctx)))
 			continue
 		}
-		var got row
+		var got []row
 		var err error
 		// Each figure drops its database (and the WAL its slot holds)
 		// before the next one starts.
 		r.scope(func() { got, err = f.run(ctx, r, o) })
 		if err != nil {
-			if got.figure == "" {
-				got = row{figure: f.name, measured: "broken: see below"}
+			if len(got) == 0 {
+				got = []row{{figure: f.name, measured: "broken: see below", verdict: verdictFail}}
 			}
-			got.verdict = verdictFail
+			if v := &got[len(got)-1].verdict; *v != verdictFail {
+				// The figure that broke is the one after the last row.
+				got = append(got, row{figure: f.name + ": the rest", measured: "broken: see below", verdict: verdictFail})
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
 		}
-		rows = append(rows, got)
+		rows = append(rows, got...)
 	}
 	return rows, errors.Join(errs...)
 }
@@ -120,8 +146,10 @@ func currentLSN(ctx context.Context, conn interface {
 type drainSink struct {
 	inner cdc.Sink // nil: a null sink
 	want  int64
-	// count, when set, tallies a batch's documents as the sink writes them.
-	count func(txs []*cdc.Txn) int
+	// count, when set, sees every row change and returns how many new
+	// documents it adds to its batch's tally (the batch's own dedup state
+	// is passed in).
+	count func(c *cdc.Change, seen map[string]bool) int
 
 	changes, txns, batches, docs atomic.Int64
 	lastEnd                      atomic.Uint64 // the end LSN of the last transaction applied
@@ -135,25 +163,61 @@ func newDrainSink(inner cdc.Sink, want int64) *drainSink {
 	return &drainSink{inner: inner, want: want, done: make(chan struct{})}
 }
 
-func (s *drainSink) Apply(ctx context.Context, txs []*cdc.Txn) error {
+// tally is a batch that counts what passes through it on the way to the
+// inner sink's batch.
+type tally struct {
+	s                *drainSink
+	inner            cdc.Batch // nil for a null sink
+	rows, txns, docs int64
+	end              uint64
+	seen             map[string]bool
+}
+
+func (b *tally) Add(c *cdc.Change) {
+	b.rows++
+	if b.s.count != nil {
+		b.docs += int64(b.s.count(c, b.seen))
+	}
+	if b.inner != nil {
+		b.inner.Add(c)
+	}
+}
+
+func (b *tally) Commit(c cdc.Commit) {
+	b.txns++
+	b.end = uint64(c.EndLSN)
+	if b.inner != nil {
+		b.inner.Commit(c)
+	}
+}
+
+func (b *tally) Size() int {
+	if b.inner != nil {
+		return b.inner.Size()
+	}
+	return int(b.rows)
+}
+
+func (s *drainSink) NewBatch() cdc.Batch {
+	b := &tally{s: s, seen: map[string]bool{}}
 	if s.inner != nil {
-		if err := s.inner.Apply(ctx, txs); err != nil {
+		b.inner = s.inner.NewBatch()
+	}
+	return b
+}
+
+func (s *drainSink) Apply(ctx context.Context, batch cdc.Batch) error {
+	b := batch.(*tally)
+	if s.inner != nil {
+		if err := s.inner.Apply(ctx, b.inner); err != nil {
 			return err
 		}
 	}
-	n := 0
-	for _, tx := range txs {
-		n += len(tx.Changes)
-	}
-	if s.count != nil {
-		s.docs.Add(int64(s.count(txs)))
-	}
-	s.txns.Add(int64(len(txs)))
+	s.docs.Add(b.docs)
+	s.txns.Add(b.txns)
 	s.batches.Add(1)
-	if len(txs) > 0 {
-		s.lastEnd.Store(uint64(txs[len(txs)-1].EndLSN))
-	}
-	if s.changes.Add(int64(n)) >= s.want {
+	s.lastEnd.Store(b.end)
+	if s.changes.Add(b.rows) >= s.want {
 		s.once.Do(func() {
 			s.doneAt = time.Now()
 			close(s.done)

@@ -3,19 +3,24 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
+
+// The freshness driver: UpdateListing price changes through app.Commands
+// at a steady rate, each timed from the moment its commit returns until
+// the position it returns as its consistency token is applied: the moment
+// a query that carries the token may answer, measured with the API's own
+// watcher (a Redis subscription to the CDC's announcements). A sample of
+// writes is also read back from Mongo, which must then hold at least the
+// written version. The CDC itself runs elsewhere (see cdc_vs_sink.go).
 
 const freshFigure = "CDC freshness, commit to read-visible"
 
@@ -34,94 +39,6 @@ const (
 	// once its position is applied, to check that "applied" means visible.
 	freshCheckEvery = 50
 )
-
-// measureFreshness runs the real CDC (the production Reader and
-// Projector, see startCDC) while UpdateListing price changes arrive at a
-// steady 500/s through app.Commands, spread over cdcListings listings of
-// cdcSellers sellers (the sink figure's read side). Each write is timed
-// from the moment its commit returns until the position it returns as its
-// consistency token is applied: the moment a query that carries the token
-// may answer, measured with the API's own watcher (a Redis subscription to
-// the CDC's announcements). A sample of writes is also read back from
-// Mongo, which must then hold at least the written version.
-//
-// Once more than 1% of the planned writes have waited longer than the p99
-// target, the target is missed whatever follows, and the run stops issuing
-// writes: a CDC that cannot keep up would otherwise leave a backlog that
-// takes minutes to drain. Every issued write is still waited for.
-func measureFreshness(ctx context.Context, r *runner, o options) (row, error) {
-	e := itest.New(r)
-	_, a := e.StartAPI(r)
-	start := time.Now()
-	set, err := listingFixtures(ctx, e, cdcSellers, cdcListings)
-	if err != nil {
-		return row{}, err
-	}
-	targets := make([]*freshTarget, len(set.docs))
-	for i, d := range set.docs {
-		targets[i] = &freshTarget{id: d.ID, seller: uuid.MustParse(d.Seller.ID), version: d.Version, price: d.Price.Minor}
-	}
-	// Scattered, as real edits are: in id order, successive writes would
-	// touch neighbouring rows and the same few sellers.
-	rand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
-	stopCDC, err := startCDC(ctx, e)
-	if err != nil {
-		return row{}, err
-	}
-	r.Cleanup(func() {
-		if err := stopCDC(); err != nil {
-			progress("cdc freshness: %v", err)
-		}
-	})
-	progress("cdc freshness: fixtures: %d sellers, %d listings in Postgres and as documents; CDC started; in %s",
-		cdcSellers, cdcListings, time.Since(start).Round(time.Millisecond))
-
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
-	go w.Run(wctx)
-
-	d := &freshDriver{app: a, watcher: w, reads: e.Reads, targets: targets}
-	progress("cdc freshness: baseline: %.0f writes/s for %s", freshBaseRate, freshBaseFor)
-	base, err := d.run(ctx, freshBaseRate, freshBaseFor, false)
-	if err != nil {
-		return row{}, fmt.Errorf("baseline: %w", err)
-	}
-	baseFresh := summarize(base.fresh)
-	progress("cdc freshness: baseline: %d writes: p50 %s, p99 %s", base.writes, ms(baseFresh.p50), ms(baseFresh.p99))
-
-	progress("cdc freshness: %.0f writes/s for %s", freshRate, o.duration)
-	res, err := d.run(ctx, freshRate, o.duration, true)
-	if err != nil {
-		return row{}, err
-	}
-	fresh, commit := summarize(res.fresh), summarize(res.commit)
-	achieved := perSecond(int64(res.writes), res.elapsed)
-	progress("cdc freshness: %d writes in %s (%.0f/s), all visible after %s (%.0f/s): p50 %s, p99 %s, max %s; commits p50 %s, p99 %s; %d read back from mongo",
-		res.writes, res.elapsed.Round(time.Millisecond), achieved, res.lastSeen.Round(time.Millisecond), res.keptUp(),
-		ms(fresh.p50), ms(fresh.p99), ms(fresh.max), ms(commit.p50), ms(commit.p99), res.checked)
-	if res.stale > 0 {
-		return row{}, fmt.Errorf("%d of %d writes read back from mongo after their position was applied had an older version",
-			res.stale, res.checked)
-	}
-	measured := fmt.Sprintf("p50 %s, p99 %s at %.0f writes/s", ms(fresh.p50), ms(fresh.p99), achieved)
-	switch {
-	case res.timeouts > 0:
-		measured += fmt.Sprintf(", %d not visible in %s", res.timeouts, freshWait)
-	case res.stoppedAt > 0:
-		measured = fmt.Sprintf("fell behind: first %d writes (%.0f/s for %s): p50 %s, p99 %s; CDC kept up with ~%.0f/s",
-			res.writes, achieved, res.stoppedAt.Round(100*time.Millisecond), ms(fresh.p50), ms(fresh.p99), res.keptUp())
-	}
-	// A rate well below the target's would flatter the figure.
-	rateOK := achieved >= 0.95*freshRate
-	return row{
-		figure:    fmt.Sprintf("%s (%.0f writes/s, %dk listings)", freshFigure, freshRate, cdcListings/1000),
-		measured:  measured,
-		reference: fmt.Sprintf("at %.0f writes/s: p50 %s, max %s", freshBaseRate, ms(baseFresh.p50), ms(baseFresh.max)),
-		target:    fmt.Sprintf("p50 < %d ms, p99 < %d ms", freshMaxP50.Milliseconds(), freshMaxP99.Milliseconds()),
-		verdict:   verdict(rateOK && res.timeouts == 0 && res.stoppedAt == 0 && fresh.p50 < freshMaxP50 && fresh.p99 < freshMaxP99),
-	}, nil
-}
 
 // freshTarget is a listing the driver edits; mu orders the edits of one
 // listing, whose expected version each edit needs.
@@ -281,35 +198,4 @@ func (fd *freshDriver) write(ctx context.Context, n int, start time.Time, res *f
 			res.stale++
 		}
 	})
-}
-
-// startCDC streams the env's slot into the real projector, with the
-// production reader settings, as the cdc process does once its read side
-// is initialised. The slot is made here, after the fixtures, whose
-// documents the fixtures put in Mongo themselves: itest's StartCDC would
-// first re-project every fixture through single-document upserts, which
-// on FerretDB takes longer than it allows. The returned stop lets the
-// reader finish the batch it is applying, which can take seconds when
-// the projector has fallen behind.
-func startCDC(ctx context.Context, e *itest.Env) (stop func() error, err error) {
-	if err := e.Reads.EnsureIndexes(ctx); err != nil {
-		return nil, fmt.Errorf("indexes: %w", err)
-	}
-	if err := createSlot(ctx, e, e.Slot); err != nil {
-		return nil, err
-	}
-	sink := cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
-	rd := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- rd.Run(rctx) }()
-	return func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(time.Minute):
-			return fmt.Errorf("the CDC did not stop within a minute")
-		}
-	}, nil
 }

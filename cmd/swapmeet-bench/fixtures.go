@@ -108,14 +108,23 @@ func listingDocs(ctx context.Context, pg *pgxpool.Pool, after uuid.UUID, limit i
 	if limit > 0 {
 		lim = &limit
 	}
-	rows, err := pg.Query(ctx, `
-		SELECT l.id, l.seller_id, u.display_name, l.title, l.description, l.category, l.condition,
-		       l.price_currency, l.price_minor, l.attributes, l.status, l.version, l.created_at, l.updated_at
-		FROM listings l JOIN users u ON u.id = l.seller_id
+	rows, err := pg.Query(ctx, listingDocsQuery+`
 		WHERE l.id > $1 ORDER BY l.id LIMIT $2`, after, lim)
 	if err != nil {
 		return nil, err
 	}
+	return scanListingDocs(rows)
+}
+
+// listingDocsQuery selects what scanListingDocs reads.
+const listingDocsQuery = `
+		SELECT l.id, l.seller_id, u.display_name, l.title, l.description, l.category, l.condition,
+		       l.price_currency, l.price_minor, l.attributes, l.status, l.version, l.created_at, l.updated_at
+		FROM listings l JOIN users u ON u.id = l.seller_id`
+
+// scanListingDocs shapes the rows of listingDocsQuery as the projector
+// shapes listings, and closes rows.
+func scanListingDocs(rows pgx.Rows) ([]readstore.Listing, error) {
 	defer rows.Close()
 	var docs []readstore.Listing
 	for rows.Next() {

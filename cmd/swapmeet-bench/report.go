@@ -14,6 +14,9 @@ const (
 	verdictOK   = "ok"
 	verdictMiss = "MISS"
 	verdictFail = "FAIL"
+	// verdictNotMeasured: the run ended before the figure could be read,
+	// and what it did see decides nothing.
+	verdictNotMeasured = "not measured"
 )
 
 // row is one line of the final table.

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/itest"
+)
+
+// The figures against the sink run the CDC as operators do: a `swapmeet
+// cdc` process, built from this tree, on the suite's own share of the
+// services. Its memory is then the process's own, read from /proc.
+
+var cdcBinary = flag.String("cdc-bin", "", "a prebuilt swapmeet binary for the CDC process (default: go build ./cmd/swapmeet into a temporary directory)")
+
+// buildSwapmeet builds the swapmeet command of the module that holds the
+// working directory into a temporary directory, removed when the suite
+// ends, and returns the binary's path.
+func buildSwapmeet(ctx context.Context, r *runner) (string, error) {
+	if *cdcBinary != "" {
+		return *cdcBinary, nil
+	}
+	dir, err := os.MkdirTemp("", "swapmeet-bench-")
+	if err != nil {
+		return "", err
+	}
+	r.Cleanup(func() { _ = os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "swapmeet")
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/swapmeet/swapmeet/cmd/swapmeet")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/swapmeet (run the bench from the repository): %w\n%s", err, out)
+	}
+	progress("cdc process: built swapmeet in %s", time.Since(start).Round(100*time.Millisecond))
+	return bin, nil
+}
+
+// cdcProcess is a running `swapmeet cdc`.
+type cdcProcess struct {
+	cmd    *exec.Cmd
+	pid    int
+	exited chan struct{} // closed once the process has ended
+	err    error         // how it ended; read after exited
+
+	mu   sync.Mutex
+	tail []string // its last log lines
+}
+
+const cdcTailLines = 20
+
+// startCDCProcess runs `swapmeet cdc` against the env. Its log lines are
+// forwarded to stderr. The process is stopped when the suite ends.
+func startCDCProcess(r *runner, bin string, e *itest.Env) (*cdcProcess, error) {
+	cmd := exec.Command(bin, "cdc")
+	cmd.Env = append(os.Environ(), e.Environ()...)
+	cmd.Env = append(cmd.Env,
+		"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0", // any free port: other CDCs run on this machine
+		"SWAPMEET_LOG_LEVEL=info")
+	// Should the bench die, the CDC goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start swapmeet cdc: %w", err)
+	}
+	p := &cdcProcess{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		p.follow(out)
+	}()
+	go func() {
+		<-logged
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	r.Cleanup(func() {
+		if err := p.stop(15 * time.Second); err != nil {
+			progress("cdc process: %v", err)
+		}
+	})
+	progress("cdc process: started swapmeet cdc, pid %d", p.pid)
+	return p, nil
+}
+
+func (p *cdcProcess) follow(out io.Reader) {
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		progress("  cdc[%d]: %s", p.pid, line)
+		p.mu.Lock()
+		p.tail = append(p.tail, line)
+		if len(p.tail) > cdcTailLines {
+			p.tail = p.tail[len(p.tail)-cdcTailLines:]
+		}
+		p.mu.Unlock()
+	}
+}
+
+// running reports whether the process is still up, and if not, how it ended.
+func (p *cdcProcess) running() (bool, error) {
+	select {
+	case <-p.exited:
+		err := p.err
+		if err == nil {
+			err = errors.New("exited with status 0")
+		}
+		p.mu.Lock()
+		last := ""
+		if len(p.tail) > 0 {
+			last = "; last log line: " + p.tail[len(p.tail)-1]
+		}
+		p.mu.Unlock()
+		return false, fmt.Errorf("swapmeet cdc (pid %d) %w%s", p.pid, err, last)
+	default:
+		return true, nil
+	}
+}
+
+// stop sends SIGTERM, and SIGKILL if the process has not ended within grace.
+func (p *cdcProcess) stop(grace time.Duration) error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	return fmt.Errorf("swapmeet cdc (pid %d) did not stop within %s of SIGTERM; killed", p.pid, grace)
+}
+
+// memory reads the process's resident set and its peak (VmRSS, VmHWM).
+func (p *cdcProcess) memory() (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseProcMemory(string(b))
+}
+
+// parseProcMemory reads VmRSS and VmHWM, in bytes, from /proc/<pid>/status.
+func parseProcMemory(status string) (rss, peak int64, err error) {
+	found := 0
+	for line := range strings.Lines(status) {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, 0, fmt.Errorf("unexpected %s line %q", key, strings.TrimSpace(line))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", key, err)
+		}
+		if key == "VmRSS" {
+			rss = kb << 10
+		} else {
+			peak = kb << 10
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, errors.New("no VmRSS and VmHWM in /proc status")
+	}
+	return rss, peak, nil
+}
+
+// appliedPositions reads the two signs that the CDC has applied a
+// position: the applied position it publishes in Redis once the read side
+// holds it, and the slot's confirmed_flush_lsn, which it acknowledges
+// after that.
+func appliedPositions(ctx context.Context, e *itest.Env) (published, confirmed pglogrepl.LSN, err error) {
+	s, err := e.Redis.Get(ctx, consistency.KeysFor(e.RedisPrefix).Applied).Result()
+	if err == nil {
+		v, perr := strconv.ParseUint(s, 16, 64)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("applied position %q in redis: %w", s, perr)
+		}
+		published = pglogrepl.LSN(v)
+	} else if !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("read the applied position: %w", err)
+	}
+	var c *string
+	if err := e.PG.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, e.Slot).Scan(&c); err != nil {
+		return 0, 0, fmt.Errorf("read the slot's confirmed position: %w", err)
+	}
+	if c != nil {
+		if confirmed, err = pglogrepl.ParseLSN(*c); err != nil {
+			return 0, 0, err
+		}
+	}
+	return published, confirmed, nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
