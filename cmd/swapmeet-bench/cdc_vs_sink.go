@@ -110,6 +110,9 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 
 	// Raw, while the CDC has nothing to do.
 	raw := readstore.New(e.Mongo.Database(e.MongoDB)) // as the cdc process makes its store
+	// The CDC writes SWAPMEET_CDC_WORKERS pages at a time, each with the
+	// store's concurrency: the reference gets the same total.
+	raw.WriteConcurrency *= cdcWorkers
 	progress("cdc vs sink: raw: Put of listing documents of the %s catalogue, %d at a time, batches of %d, for %s",
 		size, raw.WriteConcurrency, sinkPutBatch, o.duration)
 	rawRate, err := measureRaw(ctx, e, raw, n, o.duration)
@@ -323,6 +326,9 @@ func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Durati
 
 // measureFreshAgainst gives the freshness row at half the raw rate and the
 // row of the highest rate that keeps p99 under the target.
+// cdcWorkers is SWAPMEET_CDC_WORKERS's default: pages the CDC writes at once.
+const cdcWorkers = 2
+
 func measureFreshAgainst(ctx context.Context, e *itest.Env, a *app.App, o options, rawRate float64, rawRef, size string) ([]row, error) {
 	targets, err := freshTargetsOf(ctx, e, freshTargets)
 	if err != nil {
