@@ -109,8 +109,24 @@ func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Sto
 	return d, nil
 }
 
-// docDigest identifies a document's content, lsn aside.
+// docDigest identifies a document's content, lsn aside, in its canonical
+// form.
 func docDigest(doc any) [32]byte {
+	b, err := canonical(doc)
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(b)
+}
+
+// canonical encodes a document so that equal content gives equal bytes:
+// lsn is zeroed, and the fields of every document, top-level or embedded,
+// are sorted by name. BSON keeps fields in the order they were written,
+// and a Go map (Listing.Attributes) is written in random order; arrays
+// keep theirs, which the projections fix (ORDER BY, sorted pairs).
+// Values keep their BSON types, which both sides take from the same Go
+// type.
+func canonical(doc any) (bson.Raw, error) {
 	v := reflect.ValueOf(doc)
 	c := reflect.New(v.Type()).Elem()
 	c.Set(v)
@@ -119,35 +135,58 @@ func docDigest(doc any) [32]byte {
 	}
 	b, err := bson.Marshal(c.Interface())
 	if err != nil {
-		return [32]byte{}
+		return nil, err
 	}
-	return sha256.Sum256(b)
+	var d bson.D
+	if err := bson.Unmarshal(b, &d); err != nil {
+		return nil, err
+	}
+	return bson.Marshal(sortFields(d))
+}
+
+// sortFields sorts the fields of d and of every document within it.
+func sortFields(v any) any {
+	switch t := v.(type) {
+	case bson.D:
+		out := make(bson.D, len(t))
+		for i, e := range t {
+			out[i] = bson.E{Key: e.Key, Value: sortFields(e.Value)}
+		}
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+		return out
+	case bson.A:
+		out := make(bson.A, len(t))
+		for i, e := range t {
+			out[i] = sortFields(e)
+		}
+		return out
+	}
+	return v
 }
 
 // differingFields compares a built document with a stored one, field by
 // field, after decoding the stored one into the same type (which erases
-// encoding differences) and ignoring lsn.
+// encoding differences), both in the canonical form that docDigest
+// hashes, so that a document whose digest differs names at least one
+// field.
 func differingFields(want any, raw bson.Raw) []string {
 	got := reflect.New(reflect.TypeOf(want))
 	if err := bson.Unmarshal(raw, got.Interface()); err != nil {
 		return []string{"(undecodable: " + err.Error() + ")"}
 	}
-	wantRaw, err1 := bson.Marshal(want)
-	gotRaw, err2 := bson.Marshal(got.Elem().Interface())
+	wantRaw, err1 := canonical(want)
+	gotRaw, err2 := canonical(got.Elem().Interface())
 	if err1 != nil || err2 != nil {
 		return []string{"(unencodable)"}
 	}
-	wantEls, _ := bson.Raw(wantRaw).Elements()
-	gotEls, _ := bson.Raw(gotRaw).Elements()
+	wantEls, _ := wantRaw.Elements()
+	gotEls, _ := gotRaw.Elements()
 	gotByKey := map[string]bson.RawValue{}
 	for _, e := range gotEls {
 		gotByKey[e.Key()] = e.Value()
 	}
 	var out []string
 	for _, e := range wantEls {
-		if e.Key() == "lsn" {
-			continue
-		}
 		g, ok := gotByKey[e.Key()]
 		if !ok || !bytes.Equal(g.Value, e.Value().Value) || g.Type != e.Value().Type {
 			out = append(out, e.Key())
