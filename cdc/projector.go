@@ -29,6 +29,9 @@ type Projector struct {
 	// When nil, every collection is written under its logical name, which
 	// the read store resolves through the live pointer.
 	targets map[string]string
+	// catchUp marks a projector made by Into: it writes the shadows only,
+	// never the live cache, page generation or applied position.
+	catchUp bool
 
 	pg    *pgxpool.Pool
 	reads *readstore.Store
@@ -170,6 +173,9 @@ func (p *Projector) Apply(ctx context.Context, txs []*Txn) error {
 		if err := p.write(ctx, w); err != nil {
 			return err
 		}
+	}
+	if p.catchUp {
+		return nil
 	}
 	if len(a.docs[readstore.Listings]) > 0 {
 		if err := p.cache.BumpGeneration(ctx, readstore.Listings); err != nil {
@@ -313,6 +319,9 @@ func (p *Projector) write(ctx context.Context, w write) error {
 	if err := p.reads.Delete(ctx, w.collection, w.gone); err != nil {
 		return err
 	}
+	if p.catchUp {
+		return nil
+	}
 	if err := p.cache.Evict(ctx, w.evictions...); err != nil {
 		return fmt.Errorf("evict %s: %w", w.collection, err)
 	}
@@ -348,10 +357,14 @@ func (p *Projector) allIDs(ctx context.Context, q *sqlc.Queries, proj projection
 }
 
 // Into returns a projector that maintains only the given collections,
-// writing them to the given physical collections.
+// writing them to the given physical collections. It is the catch-up of a
+// rebuild: it touches nothing live. No cache tombstones, no page
+// generation bump and no applied position: what it writes is not what
+// readers see until the switch, so a token must not count as reached.
 func (p *Projector) Into(targets map[string]string) *Projector {
 	c := *p
 	c.targets = targets
+	c.catchUp = true
 	return &c
 }
 
@@ -364,5 +377,8 @@ func (p *Projector) target(collection string) string {
 
 // Reached announces a position that needed no document changes.
 func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
+	if p.catchUp {
+		return nil
+	}
 	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn))
 }
