@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -23,6 +24,10 @@ type Process struct {
 	Sink     *Projector
 	Log      *slog.Logger
 	Interval time.Duration // how often the pointer is re-read; 500 ms by default
+
+	// Stream, if set, receives the stream instead of Sink; Sink still
+	// projects everything on a first start.
+	Stream Sink
 }
 
 // Run streams until ctx ends. It returns ErrSlotLost when the slot the
@@ -91,18 +96,30 @@ func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
 
 // stream reads one slot until ctx ends (""), the slot is lost (error), or
 // the pointer names another slot and this one has been applied up to the
-// new slot's start (the new slot's name).
+// pointer's handover position (the new slot's name).
+//
+// The handover position is the new slot's confirmed position: the new
+// slot sends only what comes after it, so everything up to it must come
+// from this slot, for every collection. Until the switch, this process
+// writes the live generations; after it, logical names resolve to the new
+// generations too, which is harmless for those the rebuild already holds
+// the changes of: a projector re-reads the current rows. See Rebuild.
 func (p *Process) stream(ctx context.Context, slot string) (next string, err error) {
 	cfg := p.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
-	r := NewReader(cfg, p.Sink)
+	var sink Sink = p.Sink
+	if p.Stream != nil {
+		sink = p.Stream
+	}
+	r := NewReader(cfg, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
 	tick := time.NewTicker(p.Interval)
 	defer tick.Stop()
+	waiting := false
 	for {
 		select {
 		case err := <-done:
@@ -113,9 +130,16 @@ func (p *Process) stream(ctx context.Context, slot string) (next string, err err
 			if !ok || ptr.Slot == slot {
 				continue
 			}
-			if uint64(r.Applied()) < uint64(ptr.SlotStart) {
-				continue // the old slot still has changes the new one lacks
+			if applied := r.Applied(); uint64(applied) < uint64(ptr.Handover) {
+				// This slot still has changes that the new one will not send.
+				if !waiting {
+					p.Log.Info("the projections moved to a new slot; applying this one up to the handover first",
+						"slot", slot, "next", ptr.Slot, "applied", applied.String(), "handover", pglogrepl.LSN(ptr.Handover).String())
+					waiting = true
+				}
+				continue
 			}
+			p.Log.Info("leaving the slot at the handover", "slot", slot, "next", ptr.Slot, "handover", pglogrepl.LSN(ptr.Handover).String())
 			cancel()
 			if err := <-done; err != nil {
 				return "", err
