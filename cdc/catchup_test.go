@@ -65,11 +65,13 @@ func (w *pausingWriter) waitPaused(t *testing.T, within time.Duration) {
 	}
 }
 
-// TestCatchUpIsolation rebuilds listings while no CDC runs (as after a
-// lost slot), with a listing changed between the new slot's start and the
-// catch-up. The catch-up puts the change into the new generation only:
-// the applied position does not reach the change's token, and the live
-// cache entry of that listing and the page generation stay as they were.
+// TestCatchUpIsolation rebuilds listings while no CDC runs, with a
+// listing and a user changed between the new slot's start and the
+// catch-up. The catch-up puts the listing change into the new generation
+// only: the applied position does not reach the change's token, and the
+// live cache entry of that listing and the page generation stay as they
+// were. The old slot, which alone has the user change, is kept; a CDC
+// that starts later applies it up to the handover before it moves on.
 func TestCatchUpIsolation(t *testing.T) {
 	e := itest.New(t)
 	ctx := context.Background()
@@ -106,10 +108,12 @@ func TestCatchUpIsolation(t *testing.T) {
 	var run rebuildRun
 	rb := run.rebuild(e, readstore.Listings)
 	rb.Progress = pause
+	rb.HandoverTimeout = time.Second // no CDC will take the old slot
 	rebuilt := make(chan error, 1)
 	go func() { rebuilt <- rb.Run(ctx) }()
 	pause.waitPaused(t, 120*time.Second)
 	execSQL(t, e, `UPDATE listings SET title = 'changed during the rebuild', version = version + 1 WHERE id = $1`, id)
+	execSQL(t, e, `UPDATE users SET bio = 'changed during the rebuild'`)
 	token := currentLSN(t, e)
 	pause.resume()
 	select {
@@ -144,4 +148,15 @@ func TestCatchUpIsolation(t *testing.T) {
 	if gen, err := c.Generation(ctx, readstore.Listings); err != nil || gen != genBefore {
 		t.Errorf("the listings page generation is %d (%v), was %d", gen, err, genBefore)
 	}
+
+	// A CDC that starts now finishes the old slot, then moves on.
+	if !slotExists(t, e, e.Slot) {
+		t.Fatal("the rebuild dropped the old slot, which alone has the users' change")
+	}
+	e.StartCDC(t)
+	waitApplied(t, e, currentLSN(t, e))
+	requireNoDrift(t, e, "after a CDC started")
+	itest.Eventually(t, 30*time.Second, "the cdc to drop the old slot", func() (bool, error) {
+		return !slotExists(t, e, e.Slot), nil
+	})
 }

@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,12 +43,26 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 	go p.Reads.Follow(ctx, p.Interval)
 	slot := ptr.Slot
+	if ptr.Previous != "" {
+		// A rebuild switched while no CDC ran: finish the previous slot
+		// up to the handover first (stream leaves it there), if it is
+		// still behind.
+		behind, err := p.behind(ctx, ptr.Previous, ptr.Handover)
+		if err != nil {
+			return err
+		}
+		if behind {
+			p.Log.Info("the previous slot is short of the handover; applying it first", "slot", ptr.Previous, "handover", pglogrepl.LSN(ptr.Handover).String())
+			slot = ptr.Previous
+		}
+	}
 	for {
 		next, err := p.stream(ctx, slot)
 		if err != nil || next == "" {
 			return err
 		}
 		p.Log.Info("handing over to the rebuilt projections' slot", "from", slot, "to", next)
+		go p.dropLeft(ctx, slot)
 		slot = next
 	}
 }
@@ -70,6 +85,52 @@ func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
 		p.Log.Warn("read store not ready; retrying", "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return readstore.Pointer{}, ctx.Err()
+		}
+	}
+}
+
+// dropLeft drops a slot this process has left at the handover, once its
+// walsender has let go of it: nothing in it is needed any more. The
+// rebuild drops it too when it is still running; whoever comes second
+// finds nothing to drop.
+func (p *Process) dropLeft(ctx context.Context, slot string) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := p.PG.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE slot_name = $1 AND NOT active`, slot)
+		var gone bool
+		if err == nil {
+			err = p.PG.QueryRow(ctx, `SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&gone)
+		}
+		if gone {
+			p.Log.Info("dropped the slot left at the handover", "slot", slot)
+			return
+		}
+		if time.Now().After(deadline) {
+			p.Log.Warn("the slot left at the handover was not dropped; drop it by hand", "slot", slot, "err", err)
+			return
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// behind reports whether slot exists, can still be streamed, and is
+// confirmed short of lsn. It retries until Postgres answers.
+func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, error) {
+	backoff := newBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
+	for {
+		var behind bool
+		err := p.PG.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_replication_slots
+			WHERE slot_name = $1 AND coalesce(wal_status, '') <> 'lost' AND (confirmed_flush_lsn - '0/0')::int8 < $2`, slot, lsn).Scan(&behind)
+		if err == nil {
+			return behind, nil
+		}
+		wait := backoff.next()
+		p.Log.Warn("look up the previous slot; retrying", "slot", slot, "err", err, "in", wait)
+		if !sleep(ctx, wait) {
+			return false, ctx.Err()
 		}
 	}
 }

@@ -133,6 +133,10 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	next.Generation = gen
 	next.Slot = slot
 	next.Handover = int64(handover)
+	next.Previous = ""
+	if len(shadows) < len(readstore.Collections) {
+		next.Previous = old.Slot // the others still need it up to the handover
+	}
 	next.Collections = map[string]string{}
 	for c, physical := range old.Collections {
 		next.Collections[c] = physical
@@ -146,7 +150,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	b.say("switched readers to generation %d", gen)
 
 	// 6. Hand over and clean up.
-	if err := b.dropSlotWhenFree(ctx, old.Slot); err != nil {
+	if err := b.dropSlotWhenFree(ctx, old.Slot, handover, next.Previous != ""); err != nil {
 		b.Log.Warn("old slot not dropped; drop it with 'swapmeet slot drop' once the CDC has moved", "slot", old.Slot, "err", err)
 	}
 	if !sleep(ctx, b.Grace) {
@@ -445,19 +449,25 @@ func (b *Rebuild) confirmedWhenFree(ctx context.Context, slot string) (pglogrepl
 }
 
 // dropSlotWhenFree waits until no reader holds the slot (the CDC moves to
-// the new slot within a second of the switch) and drops it.
-func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string) error {
+// the new slot within a second of the switch) and drops it. If needed,
+// collections that kept their generation still need the slot up to
+// handover: it is dropped only once it is confirmed that far, so a CDC
+// that was not running at the switch can still apply it when it starts.
+func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string, handover pglogrepl.LSN, needed bool) error {
 	deadline := time.Now().Add(b.HandoverTimeout)
 	for {
 		var exists, active bool
-		err := b.PG.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active)
+		var confirmed int64
+		err := b.PG.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(active), false),
+			coalesce(max((confirmed_flush_lsn - '0/0')::int8), 0)
+			FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active, &confirmed)
 		if err != nil {
 			return err
 		}
 		if !exists {
 			return nil
 		}
-		if !active {
+		if !active && (!needed || pglogrepl.LSN(confirmed) >= handover) {
 			if _, err := b.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 				return err
 			}
@@ -465,6 +475,10 @@ func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if !active {
+				return fmt.Errorf("slot %s is confirmed up to %s, short of the handover at %s: a CDC that starts applies it that far first",
+					slot, pglogrepl.LSN(confirmed), handover)
+			}
 			return fmt.Errorf("slot %s still in use after %s", slot, b.HandoverTimeout)
 		}
 		if !sleep(ctx, 200*time.Millisecond) {

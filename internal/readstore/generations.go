@@ -36,7 +36,12 @@ type Pointer struct {
 	// handover_lsn (then the slot's consistent point). SavePointer writes
 	// Handover here too, so that a CDC of the previous release waits for
 	// the same position; LoadPointer reads it when handover_lsn is absent.
-	SlotStart int64     `bson:"slot_start"`
+	SlotStart int64 `bson:"slot_start"`
+	// Previous is the slot Slot took over from when a rebuild kept some
+	// collections' generations, which only that slot feeds up to
+	// Handover. A CDC that starts while it still exists applies it up to
+	// Handover before it streams Slot.
+	Previous  string    `bson:"previous_slot,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`
 }
 
