@@ -120,12 +120,11 @@ func docDigest(doc any) [32]byte {
 }
 
 // canonical encodes a document so that equal content gives equal bytes:
-// lsn is zeroed, and the fields of every document, top-level or embedded,
-// are sorted by name. BSON keeps fields in the order they were written,
-// and a Go map (Listing.Attributes) is written in random order; arrays
-// keep theirs, which the projections fix (ORDER BY, sorted pairs).
-// Values keep their BSON types, which both sides take from the same Go
-// type.
+// lsn is zeroed, and maps (Listing.Attributes) are written with their
+// keys sorted, where bson.Marshal follows Go's random map order. Struct
+// fields keep the order of their type, and arrays theirs, which the
+// projections fix (ORDER BY, sorted pairs); values keep their BSON types,
+// which both sides take from the same Go type.
 func canonical(doc any) (bson.Raw, error) {
 	v := reflect.ValueOf(doc)
 	c := reflect.New(v.Type()).Elem()
@@ -133,35 +132,40 @@ func canonical(doc any) (bson.Raw, error) {
 	if f := c.FieldByName("LSN"); f.IsValid() {
 		f.SetInt(0)
 	}
-	b, err := bson.Marshal(c.Interface())
-	if err != nil {
+	var buf bytes.Buffer
+	enc := bson.NewEncoder(bson.NewDocumentWriter(&buf))
+	enc.SetRegistry(canonicalRegistry)
+	if err := enc.Encode(c.Interface()); err != nil {
 		return nil, err
 	}
-	var d bson.D
-	if err := bson.Unmarshal(b, &d); err != nil {
-		return nil, err
-	}
-	return bson.Marshal(sortFields(d))
+	return buf.Bytes(), nil
 }
 
-// sortFields sorts the fields of d and of every document within it.
-func sortFields(v any) any {
-	switch t := v.(type) {
-	case bson.D:
-		out := make(bson.D, len(t))
-		for i, e := range t {
-			out[i] = bson.E{Key: e.Key, Value: sortFields(e.Value)}
-		}
-		sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-		return out
-	case bson.A:
-		out := make(bson.A, len(t))
-		for i, e := range t {
-			out[i] = sortFields(e)
-		}
-		return out
+// canonicalRegistry is the default registry, except that it writes maps
+// as documents with sorted keys.
+var canonicalRegistry = func() *bson.Registry {
+	r := bson.NewRegistry()
+	r.RegisterKindEncoder(reflect.Map, bson.ValueEncoderFunc(encodeSortedMap))
+	return r
+}()
+
+func encodeSortedMap(ec bson.EncodeContext, vw bson.ValueWriter, val reflect.Value) error {
+	if val.Kind() != reflect.Map || val.Type().Key().Kind() != reflect.String {
+		return fmt.Errorf("canonical form: cannot encode %s", val.Type())
 	}
-	return v
+	if val.IsNil() {
+		return vw.WriteNull()
+	}
+	d := make(bson.D, 0, val.Len())
+	for it := val.MapRange(); it.Next(); {
+		d = append(d, bson.E{Key: it.Key().String(), Value: it.Value().Interface()})
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i].Key < d[j].Key })
+	enc, err := ec.LookupEncoder(reflect.TypeFor[bson.D]())
+	if err != nil {
+		return err
+	}
+	return enc.EncodeValue(ec, vw, reflect.ValueOf(d))
 }
 
 // differingFields compares a built document with a stored one, field by
