@@ -72,7 +72,7 @@ func (p *Process) Run(ctx context.Context) error {
 // holds (a full pass from a snapshot taken after the slot exists, so
 // nothing falls between the two), then saves the pointer.
 func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
-	backoff := newBackoff(p.Reader.MaxBackoff)
+	backoff := newBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
 	for {
 		ptr, err := p.Reads.Refresh(ctx)
 		if err == nil {
