@@ -1,12 +1,14 @@
 package cdc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -23,6 +25,10 @@ type Process struct {
 	Sink     *Projector
 	Log      *slog.Logger
 	Interval time.Duration // how often the pointer is re-read; 500 ms by default
+
+	// Stream, if set, receives the stream instead of Sink; Sink still
+	// projects everything on a first start.
+	Stream Sink
 }
 
 // Run streams until ctx ends. It returns ErrSlotLost when the slot the
@@ -37,12 +43,26 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 	go p.Reads.Follow(ctx, p.Interval)
 	slot := ptr.Slot
+	if ptr.Previous != "" {
+		// A rebuild switched while no CDC ran: finish the previous slot
+		// up to the handover first (stream leaves it there), if it is
+		// still behind.
+		behind, err := p.behind(ctx, ptr.Previous, ptr.Handover)
+		if err != nil {
+			return err
+		}
+		if behind {
+			p.Log.Info("the previous slot is short of the handover; applying it first", "slot", ptr.Previous, "handover", pglogrepl.LSN(ptr.Handover).String())
+			slot = ptr.Previous
+		}
+	}
 	for {
 		next, err := p.stream(ctx, slot)
 		if err != nil || next == "" {
 			return err
 		}
 		p.Log.Info("handing over to the rebuilt projections' slot", "from", slot, "to", next)
+		go p.dropLeft(ctx, slot)
 		slot = next
 	}
 }
@@ -52,7 +72,7 @@ func (p *Process) Run(ctx context.Context) error {
 // holds (a full pass from a snapshot taken after the slot exists, so
 // nothing falls between the two), then saves the pointer.
 func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
-	backoff := newBackoff(p.Reader.MaxBackoff)
+	backoff := newBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
 	for {
 		ptr, err := p.Reads.Refresh(ctx)
 		if err == nil {
@@ -65,6 +85,52 @@ func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
 		p.Log.Warn("read store not ready; retrying", "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return readstore.Pointer{}, ctx.Err()
+		}
+	}
+}
+
+// dropLeft drops a slot this process has left at the handover, once its
+// walsender has let go of it: nothing in it is needed any more. The
+// rebuild drops it too when it is still running; whoever comes second
+// finds nothing to drop.
+func (p *Process) dropLeft(ctx context.Context, slot string) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := p.PG.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE slot_name = $1 AND NOT active`, slot)
+		var gone bool
+		if err == nil {
+			err = p.PG.QueryRow(ctx, `SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&gone)
+		}
+		if gone {
+			p.Log.Info("dropped the slot left at the handover", "slot", slot)
+			return
+		}
+		if time.Now().After(deadline) {
+			p.Log.Warn("the slot left at the handover was not dropped; drop it by hand", "slot", slot, "err", err)
+			return
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// behind reports whether slot exists, can still be streamed, and is
+// confirmed short of lsn. It retries until Postgres answers.
+func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, error) {
+	backoff := newBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
+	for {
+		var behind bool
+		err := p.PG.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_replication_slots
+			WHERE slot_name = $1 AND coalesce(wal_status, '') <> 'lost' AND (confirmed_flush_lsn - '0/0')::int8 < $2`, slot, lsn).Scan(&behind)
+		if err == nil {
+			return behind, nil
+		}
+		wait := backoff.next()
+		p.Log.Warn("look up the previous slot; retrying", "slot", slot, "err", err, "in", wait)
+		if !sleep(ctx, wait) {
+			return false, ctx.Err()
 		}
 	}
 }
@@ -91,18 +157,30 @@ func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
 
 // stream reads one slot until ctx ends (""), the slot is lost (error), or
 // the pointer names another slot and this one has been applied up to the
-// new slot's start (the new slot's name).
+// pointer's handover position (the new slot's name).
+//
+// The handover position is the new slot's confirmed position: the new
+// slot sends only what comes after it, so everything up to it must come
+// from this slot, for every collection. Until the switch, this process
+// writes the live generations; after it, logical names resolve to the new
+// generations too, which is harmless for those the rebuild already holds
+// the changes of: a projector re-reads the current rows. See Rebuild.
 func (p *Process) stream(ctx context.Context, slot string) (next string, err error) {
 	cfg := p.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
-	r := NewReader(cfg, p.Sink)
+	var sink Sink = p.Sink
+	if p.Stream != nil {
+		sink = p.Stream
+	}
+	r := NewReader(cfg, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
 	tick := time.NewTicker(p.Interval)
 	defer tick.Stop()
+	waiting := false
 	for {
 		select {
 		case err := <-done:
@@ -113,9 +191,16 @@ func (p *Process) stream(ctx context.Context, slot string) (next string, err err
 			if !ok || ptr.Slot == slot {
 				continue
 			}
-			if uint64(r.Applied()) < uint64(ptr.SlotStart) {
-				continue // the old slot still has changes the new one lacks
+			if applied := r.Applied(); uint64(applied) < uint64(ptr.Handover) {
+				// This slot still has changes that the new one will not send.
+				if !waiting {
+					p.Log.Info("the projections moved to a new slot; applying this one up to the handover first",
+						"slot", slot, "next", ptr.Slot, "applied", applied.String(), "handover", pglogrepl.LSN(ptr.Handover).String())
+					waiting = true
+				}
+				continue
 			}
+			p.Log.Info("leaving the slot at the handover", "slot", slot, "next", ptr.Slot, "handover", pglogrepl.LSN(ptr.Handover).String())
 			cancel()
 			if err := <-done; err != nil {
 				return "", err

@@ -35,6 +35,22 @@ import (
 // Until step 5 nothing live is touched: an interrupted rebuild leaves the
 // live generation and the running CDC as they were, and the next rebuild
 // removes its leftovers first.
+//
+// The handover is at the new slot's confirmed position, not at its start.
+// The catch-up (step 4) confirms the new slot past its start, but it feeds
+// only the rebuilt collections, and only their shadows; the new slot will
+// never send what it confirmed again. So the pointer names that confirmed
+// position (Pointer.Handover), and the live CDC leaves the old slot only
+// once it has applied the old slot that far, into every collection (see
+// Process). Nothing before the handover is then missing from any
+// collection: the other collections got it from the old slot, the rebuilt
+// ones from the load and the catch-up (and from the old slot again, which
+// is harmless: a projector re-reads the current rows). Everything after it
+// comes from the new slot. The alternative, a catch-up that feeds every
+// collection, would make two writers of the live collections, cache and
+// applied position; this way the catch-up stays private to the shadows,
+// and the only cost is that the live CDC may have to finish the old slot
+// up to the handover before it moves, which it had to apply anyway.
 type Rebuild struct {
 	Reader      Config // connection, publication, logging for the catch-up
 	BaseSlot    string // slot names derive from it: base_r<generation>
@@ -95,8 +111,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	b.say("rebuilding %v as generation %d, fed by slot %s", b.Collections, gen, slot)
 
 	// 1-2. A new slot and its snapshot; the load reads exactly that snapshot.
-	start, err := b.createSlotAndLoad(ctx, slot, gen, shadows)
-	if err != nil {
+	if _, err := b.createSlotAndLoad(ctx, slot, gen, shadows); err != nil {
 		return err
 	}
 	// 3. Indexes.
@@ -108,7 +123,8 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	b.say("indexes built")
 
 	// 4. Catch up from the new slot.
-	if err := b.catchUp(ctx, slot, shadows); err != nil {
+	handover, err := b.catchUp(ctx, slot, shadows)
+	if err != nil {
 		return err
 	}
 
@@ -116,7 +132,11 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	next := old
 	next.Generation = gen
 	next.Slot = slot
-	next.SlotStart = int64(start)
+	next.Handover = int64(handover)
+	next.Previous = ""
+	if len(shadows) < len(readstore.Collections) {
+		next.Previous = old.Slot // the others still need it up to the handover
+	}
 	next.Collections = map[string]string{}
 	for c, physical := range old.Collections {
 		next.Collections[c] = physical
@@ -130,7 +150,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	b.say("switched readers to generation %d", gen)
 
 	// 6. Hand over and clean up.
-	if err := b.dropSlotWhenFree(ctx, old.Slot); err != nil {
+	if err := b.dropSlotWhenFree(ctx, old.Slot, handover, next.Previous != ""); err != nil {
 		b.Log.Warn("old slot not dropped; drop it with 'swapmeet slot drop' once the CDC has moved", "slot", old.Slot, "err", err)
 	}
 	if !sleep(ctx, b.Grace) {
@@ -358,11 +378,12 @@ func countRows(ctx context.Context, q *sqlc.Queries, collection string) (int64, 
 }
 
 // catchUp streams the new slot into the shadows until they reflect every
-// commit up to the moment it started.
-func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]string) error {
+// commit up to the moment it started. It returns the handover position:
+// the slot's confirmed position once the catch-up has let go of it.
+func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]string) (pglogrepl.LSN, error) {
 	target, err := sqlc.New(b.PG).CurrentLSN(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cfg := b.Reader
 	cfg.Slot = slot
@@ -381,32 +402,68 @@ func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]s
 			if err == nil {
 				err = ctx.Err()
 			}
-			return fmt.Errorf("catch up: %w", err)
+			return 0, fmt.Errorf("catch up: %w", err)
 		case <-tick.C:
 		}
 	}
 	cancel() // the reader reports its position as it stops
 	if err := <-done; err != nil {
-		return err
+		return 0, err
 	}
-	b.say("caught up at %s", r.Applied())
-	return nil
+	confirmed, err := b.confirmedWhenFree(ctx, slot)
+	if err != nil {
+		return 0, err
+	}
+	b.say("caught up at %s; the slot is confirmed up to %s", r.Applied(), confirmed)
+	return confirmed, nil
+}
+
+// confirmedWhenFree waits until no reader holds the slot, then returns its
+// confirmed position. The walsender processes the last status update
+// before it lets go of the slot, so from then on the position is final:
+// it is where streaming the slot will start.
+func (b *Rebuild) confirmedWhenFree(ctx context.Context, slot string) (pglogrepl.LSN, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var active bool
+		var confirmed int64
+		err := b.PG.QueryRow(ctx, `SELECT active, (confirmed_flush_lsn - '0/0')::int8
+			FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&active, &confirmed)
+		if err != nil {
+			return 0, fmt.Errorf("read the confirmed position of slot %s: %w", slot, err)
+		}
+		if !active {
+			return pglogrepl.LSN(confirmed), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("slot %s still in use after the catch-up stopped", slot)
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
 }
 
 // dropSlotWhenFree waits until no reader holds the slot (the CDC moves to
-// the new slot within a second of the switch) and drops it.
-func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string) error {
+// the new slot within a second of the switch) and drops it. If needed,
+// collections that kept their generation still need the slot up to
+// handover: it is dropped only once it is confirmed that far, so a CDC
+// that was not running at the switch can still apply it when it starts.
+func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string, handover pglogrepl.LSN, needed bool) error {
 	deadline := time.Now().Add(b.HandoverTimeout)
 	for {
 		var exists, active bool
-		err := b.PG.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active)
+		var confirmed int64
+		err := b.PG.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(active), false),
+			coalesce(max((confirmed_flush_lsn - '0/0')::int8), 0)
+			FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active, &confirmed)
 		if err != nil {
 			return err
 		}
 		if !exists {
 			return nil
 		}
-		if !active {
+		if !active && (!needed || pglogrepl.LSN(confirmed) >= handover) {
 			if _, err := b.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 				return err
 			}
@@ -414,6 +471,10 @@ func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if !active {
+				return fmt.Errorf("slot %s is confirmed up to %s, short of the handover at %s: a CDC that starts applies it that far first",
+					slot, pglogrepl.LSN(confirmed), handover)
+			}
 			return fmt.Errorf("slot %s still in use after %s", slot, b.HandoverTimeout)
 		}
 		if !sleep(ctx, 200*time.Millisecond) {

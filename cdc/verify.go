@@ -109,45 +109,88 @@ func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Sto
 	return d, nil
 }
 
-// docDigest identifies a document's content, lsn aside.
+// docDigest identifies a document's content, lsn aside, in its canonical
+// form.
 func docDigest(doc any) [32]byte {
-	v := reflect.ValueOf(doc)
-	c := reflect.New(v.Type()).Elem()
-	c.Set(v)
-	if f := c.FieldByName("LSN"); f.IsValid() {
-		f.SetInt(0)
-	}
-	b, err := bson.Marshal(c.Interface())
+	b, err := canonical(doc)
 	if err != nil {
 		return [32]byte{}
 	}
 	return sha256.Sum256(b)
 }
 
+// canonical encodes a document so that equal content gives equal bytes:
+// lsn is zeroed, and maps (Listing.Attributes) are written with their
+// keys sorted, where bson.Marshal follows Go's random map order. Struct
+// fields keep the order of their type, and arrays theirs, which the
+// projections fix (ORDER BY, sorted pairs); values keep their BSON types,
+// which both sides take from the same Go type.
+func canonical(doc any) (bson.Raw, error) {
+	v := reflect.ValueOf(doc)
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	if f := c.FieldByName("LSN"); f.IsValid() {
+		f.SetInt(0)
+	}
+	var buf bytes.Buffer
+	enc := bson.NewEncoder(bson.NewDocumentWriter(&buf))
+	enc.SetRegistry(canonicalRegistry)
+	if err := enc.Encode(c.Interface()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// canonicalRegistry is the default registry, except that it writes maps
+// as documents with sorted keys.
+var canonicalRegistry = func() *bson.Registry {
+	r := bson.NewRegistry()
+	r.RegisterKindEncoder(reflect.Map, bson.ValueEncoderFunc(encodeSortedMap))
+	return r
+}()
+
+func encodeSortedMap(ec bson.EncodeContext, vw bson.ValueWriter, val reflect.Value) error {
+	if val.Kind() != reflect.Map || val.Type().Key().Kind() != reflect.String {
+		return fmt.Errorf("canonical form: cannot encode %s", val.Type())
+	}
+	if val.IsNil() {
+		return vw.WriteNull()
+	}
+	d := make(bson.D, 0, val.Len())
+	for it := val.MapRange(); it.Next(); {
+		d = append(d, bson.E{Key: it.Key().String(), Value: it.Value().Interface()})
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i].Key < d[j].Key })
+	enc, err := ec.LookupEncoder(reflect.TypeFor[bson.D]())
+	if err != nil {
+		return err
+	}
+	return enc.EncodeValue(ec, vw, reflect.ValueOf(d))
+}
+
 // differingFields compares a built document with a stored one, field by
 // field, after decoding the stored one into the same type (which erases
-// encoding differences) and ignoring lsn.
+// encoding differences), both in the canonical form that docDigest
+// hashes, so that a document whose digest differs names at least one
+// field.
 func differingFields(want any, raw bson.Raw) []string {
 	got := reflect.New(reflect.TypeOf(want))
 	if err := bson.Unmarshal(raw, got.Interface()); err != nil {
 		return []string{"(undecodable: " + err.Error() + ")"}
 	}
-	wantRaw, err1 := bson.Marshal(want)
-	gotRaw, err2 := bson.Marshal(got.Elem().Interface())
+	wantRaw, err1 := canonical(want)
+	gotRaw, err2 := canonical(got.Elem().Interface())
 	if err1 != nil || err2 != nil {
 		return []string{"(unencodable)"}
 	}
-	wantEls, _ := bson.Raw(wantRaw).Elements()
-	gotEls, _ := bson.Raw(gotRaw).Elements()
+	wantEls, _ := wantRaw.Elements()
+	gotEls, _ := gotRaw.Elements()
 	gotByKey := map[string]bson.RawValue{}
 	for _, e := range gotEls {
 		gotByKey[e.Key()] = e.Value()
 	}
 	var out []string
 	for _, e := range wantEls {
-		if e.Key() == "lsn" {
-			continue
-		}
 		g, ok := gotByKey[e.Key()]
 		if !ok || !bytes.Equal(g.Value, e.Value().Value) || g.Type != e.Value().Type {
 			out = append(out, e.Key())

@@ -83,6 +83,19 @@ func (t *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx
 	return &firstRow{rows: rows, err: err}
 }
 
+// currentLSNSQL is sqlc's CurrentLSN (db/queries/projections.sql): the end
+// of the WAL inserted so far. Read after COMMIT returned, it lies at or
+// past the end of the commit record even with synchronous_commit = off,
+// where the WAL write position (pg_current_wal_lsn) can still be before it.
+const currentLSNSQL = `SELECT (CASE
+          WHEN p % seg = 40 THEN p - 40
+          WHEN p % blk = 24 THEN p - 24
+          ELSE p
+        END)::int8 AS lsn
+FROM (SELECT pg_current_wal_insert_lsn() - '0/0' AS p,
+             current_setting('wal_block_size')::numeric AS blk,
+             pg_size_bytes(current_setting('wal_segment_size'))::numeric AS seg) AS wal`
+
 // commit sends COMMIT and reads the WAL position in one pipeline. The
 // position is read after the commit returned, so it lies at or past the
 // commit record.
@@ -94,7 +107,7 @@ func (t *pipelinedTx) commit(ctx context.Context) (Commit, error) {
 	t.done = true
 	b := &pgx.Batch{}
 	b.Queue("COMMIT")
-	b.Queue(`SELECT (pg_current_wal_lsn() - '0/0')::int8`)
+	b.Queue(currentLSNSQL)
 	br := t.conn.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
@@ -25,22 +26,34 @@ func (e *Env) Cache() *cache.Cache { return cache.New(e.Redis, e.RedisPrefix) }
 // StartCDC runs the cdc process's loop in this process until the test ends.
 func (e *Env) StartCDC(t T) {
 	t.Helper()
+	e.RunCDC(t, e.CDCProcess())
+}
+
+// RunCDC runs p (CDCProcess, perhaps adjusted) in this process until the
+// test ends or stop is called, and returns once the read side is
+// initialised.
+func (e *Env) RunCDC(t T, p *cdc.Process) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	p := e.CDCProcess()
 	go func() { done <- p.Run(ctx) }()
 	e.WaitForSlot(t)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("cdc: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("cdc: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("cdc did not stop within 10s")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("cdc did not stop within 10s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // Projector is the sink the CDC uses, for tests that drive readers themselves.

@@ -27,9 +27,21 @@ type Pointer struct {
 	Generation  int64             `bson:"generation"`
 	Collections map[string]string `bson:"collections"` // logical → physical
 	Slot        string            `bson:"slot"`
-	// SlotStart is the new slot's consistent point: the CDC may leave the
-	// old slot for it only once it has applied this far.
-	SlotStart int64     `bson:"slot_start"`
+	// Handover is where Slot takes over from the slot before it: the
+	// position up to which Slot is already confirmed, so that it will not
+	// send what lies before. A CDC streaming the previous slot may leave
+	// it only once it has applied this far, into every collection.
+	Handover int64 `bson:"handover_lsn"`
+	// SlotStart is the name pointers had for the handover position before
+	// handover_lsn (then the slot's consistent point). SavePointer writes
+	// Handover here too, so that a CDC of the previous release waits for
+	// the same position; LoadPointer reads it when handover_lsn is absent.
+	SlotStart int64 `bson:"slot_start"`
+	// Previous is the slot Slot took over from when a rebuild kept some
+	// collections' generations, which only that slot feeds up to
+	// Handover. A CDC that starts while it still exists applies it up to
+	// Handover before it streams Slot.
+	Previous  string    `bson:"previous_slot,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`
 }
 
@@ -72,6 +84,9 @@ func (s *Store) LoadPointer(ctx context.Context) (Pointer, error) {
 	if err != nil {
 		return Pointer{}, fmt.Errorf("read projections pointer: %w", err)
 	}
+	if p.Handover == 0 {
+		p.Handover = p.SlotStart // written before handover_lsn existed
+	}
 	return p, nil
 }
 
@@ -80,6 +95,7 @@ func (s *Store) SavePointer(ctx context.Context, p Pointer) error {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	p.ID = pointerID
+	p.SlotStart = p.Handover
 	p.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	_, err := s.db.Collection(metaCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: pointerID}}, p, options.Replace().SetUpsert(true))
 	if err != nil {
