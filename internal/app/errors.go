@@ -6,6 +6,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies a failure for the caller; rpc maps each to a Connect code.
@@ -34,6 +35,8 @@ type Error struct {
 	Code       Code
 	Message    string
 	Violations []FieldViolation
+	// RetryAfter, for CodeRateLimited, is when trying again may succeed.
+	RetryAfter time.Duration
 	Err        error // the cause, for logs only
 }
 

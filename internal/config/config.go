@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/media"
 )
 
@@ -54,6 +55,13 @@ type Config struct {
 	Publication   string // SWAPMEET_PUBLICATION
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
+
+	// Abuse bounds: see README, "Limits and abuse".
+	Limits               app.Limits    // SWAPMEET_LIMIT_*, SWAPMEET_HASH_*, SWAPMEET_QUOTA_*
+	ClientIPHeader       string        // SWAPMEET_CLIENT_IP_HEADER: set only behind a proxy that sets it
+	RequestTimeout       time.Duration // SWAPMEET_REQUEST_TIMEOUT: server deadline of a unary RPC
+	PGStatementTimeout   time.Duration // SWAPMEET_PG_STATEMENT_TIMEOUT: the API's Postgres statements
+	SessionPurgeInterval time.Duration // SWAPMEET_SESSION_PURGE_INTERVAL
 }
 
 // MediaConfig is the object store's part of the configuration.
@@ -75,6 +83,21 @@ func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, err
 	}
 	cfg.MaxConns = int32(maxConns)
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// WithStatementTimeout returns the Postgres URL (or key=value string) pg
+// with a statement_timeout that every connection of a pool opened on it
+// sets at startup.
+func WithStatementTimeout(pg string, d time.Duration) string {
+	ms := strconv.FormatInt(d.Milliseconds(), 10)
+	u, err := url.Parse(pg)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return pg + " statement_timeout=" + ms
+	}
+	q := u.Query()
+	q.Set("statement_timeout", ms)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // FromEnv reads the configuration, reporting every bad value at once.
@@ -110,6 +133,22 @@ func FromEnv() (Config, error) {
 		}
 		return n
 	}
+	// count is a limit: 0 switches it off.
+	count := func(name string, def int) int {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a count, or 0 for no limit", name, v))
+			return def
+		}
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
 	c := Config{
 		PostgresURL:     str("SWAPMEET_PG_URL", "postgres://swapmeet:swapmeet@127.0.0.1:15432/swapmeet?sslmode=disable"),
 		PGMaxConns:      num("SWAPMEET_PG_MAX_CONNS", 16),
@@ -141,6 +180,26 @@ func FromEnv() (Config, error) {
 	c.MediaUploadExpiry = dur("SWAPMEET_MEDIA_UPLOAD_EXPIRY", media.DefaultUploadExpiry)
 	c.MediaGetExpiry = dur("SWAPMEET_MEDIA_GET_EXPIRY", media.DefaultGetExpiry)
 	c.MediaSweepInterval = dur("SWAPMEET_MEDIA_SWEEP_INTERVAL", time.Hour)
+	// Abuse bounds.
+	d := app.DefaultLimits
+	c.Limits = app.Limits{
+		Window:          dur("SWAPMEET_LIMIT_WINDOW", d.Window),
+		SignInPerEmail:  count("SWAPMEET_LIMIT_SIGNIN_PER_EMAIL", d.SignInPerEmail),
+		SignInPerClient: count("SWAPMEET_LIMIT_SIGNIN_PER_CLIENT", d.SignInPerClient),
+		SignUpPerClient: count("SWAPMEET_LIMIT_SIGNUP_PER_CLIENT", d.SignUpPerClient),
+		WritesPerClient: count("SWAPMEET_LIMIT_WRITES_PER_CLIENT", d.WritesPerClient),
+		HashWait:        dur("SWAPMEET_HASH_WAIT", d.HashWait),
+		ListingsPerDay:  count("SWAPMEET_QUOTA_LISTINGS_PER_DAY", d.ListingsPerDay),
+		ActiveListings:  count("SWAPMEET_QUOTA_ACTIVE_LISTINGS", d.ActiveListings),
+		PendingUploads:  count("SWAPMEET_QUOTA_PENDING_UPLOADS", d.PendingUploads),
+	}
+	if v := str("SWAPMEET_HASH_CONCURRENCY", "auto"); v != "auto" {
+		c.Limits.HashConcurrency = num("SWAPMEET_HASH_CONCURRENCY", 0)
+	}
+	c.ClientIPHeader = str("SWAPMEET_CLIENT_IP_HEADER", "")
+	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
+	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)
+	c.SessionPurgeInterval = dur("SWAPMEET_SESSION_PURGE_INTERVAL", 10*time.Minute)
 	// Slot and publication names are spliced into replication commands.
 	ident := regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	if !ident.MatchString(c.Slot) {

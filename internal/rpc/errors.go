@@ -7,11 +7,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
@@ -52,6 +55,12 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 			if d, derr := connect.NewErrorDetail(br); derr == nil {
 				out.AddDetail(d)
 			}
+		}
+		if ae.RetryAfter > 0 {
+			if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(ae.RetryAfter)}); derr == nil {
+				out.AddDetail(d)
+			}
+			out.Meta().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter.Round(time.Second)/time.Second)))
 		}
 		if ae.Err != nil {
 			log.Warn("request failed", "procedure", procedure, "code", code.String(), "err", err)
