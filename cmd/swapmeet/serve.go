@@ -58,7 +58,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	a, err := app.New(app.Deps{
 		Store:           store,
 		Reads:           d.reads,
-		Cache:           cache.New(d.redis, cfg.RedisPrefix).WithMetrics(cache.NewMetrics(reg)),
+		Cache:           newCache(d, cfg).WithMetrics(cache.NewMetrics(reg)),
 		Watcher:         watcher,
 		Media:           mediaStore,
 		Log:             log,
@@ -127,4 +127,12 @@ func newHTTPServer(cfg config.Config, h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// newCache is the API's cache: documents and generations on the main
+// Redis, search pages where SWAPMEET_REDIS_PAGES_URL says, within budget.
+func newCache(d *deps, cfg config.Config) *cache.Cache {
+	c := cache.New(d.redis, cfg.RedisPrefix).WithPages(d.pages)
+	c.PageMaxBytes, c.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
+	return c
 }

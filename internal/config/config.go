@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/media"
 )
 
@@ -28,6 +29,11 @@ type Config struct {
 	MongoDB     string // SWAPMEET_MONGO_DB
 	RedisURL    string // SWAPMEET_REDIS_URL
 	RedisPrefix string // SWAPMEET_REDIS_PREFIX: namespaces every key
+	// SWAPMEET_REDIS_PAGES_URL: where search pages go; empty means
+	// SWAPMEET_REDIS_URL (within the page budget either way).
+	RedisPagesURL     string
+	CachePageMaxBytes int // SWAPMEET_CACHE_PAGE_MAX_BYTES: the largest search page cached
+	CachePageKeys     int // SWAPMEET_CACHE_PAGE_KEYS: how many search pages may be cached at once
 
 	S3Endpoint  string // SWAPMEET_S3_ENDPOINT
 	S3AccessKey string // SWAPMEET_S3_ACCESS_KEY
@@ -196,6 +202,9 @@ func FromEnv() (Config, error) {
 	if v := str("SWAPMEET_HASH_CONCURRENCY", "auto"); v != "auto" {
 		c.Limits.HashConcurrency = num("SWAPMEET_HASH_CONCURRENCY", 0)
 	}
+	c.RedisPagesURL = str("SWAPMEET_REDIS_PAGES_URL", "")
+	c.CachePageMaxBytes = num("SWAPMEET_CACHE_PAGE_MAX_BYTES", cache.DefaultPageMaxBytes)
+	c.CachePageKeys = num("SWAPMEET_CACHE_PAGE_KEYS", cache.DefaultPageKeys)
 	c.ClientIPHeader = str("SWAPMEET_CLIENT_IP_HEADER", "")
 	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
 	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)

@@ -88,6 +88,8 @@ type APIOptions struct {
 	Timeout time.Duration
 	// ClientIPHeader is the trusted proxy's client-address header.
 	ClientIPHeader string
+	// Cache, if set, adjusts the API's cache (page budget, pages client).
+	Cache func(*cache.Cache)
 }
 
 // StartAPIWith is StartAPI with settings a test needs to change.
@@ -106,10 +108,14 @@ func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
 	go w.Run(ctx)
 	go e.Reads.Follow(ctx, 500*time.Millisecond)
+	c := e.Cache()
+	if o.Cache != nil {
+		o.Cache(c)
+	}
 	a, err := app.New(app.Deps{
 		Store:    db.NewStore(e.PG),
 		Reads:    e.Reads,
-		Cache:    e.Cache(),
+		Cache:    c,
 		Watcher:  w,
 		Media:    e.Media,
 		Log:      e.Log,
