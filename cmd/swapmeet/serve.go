@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 		return err
 	}
 
+	go a.Commands.RunSessionPurge(ctx, cfg.SessionPurgeInterval)
 	stopMedia := startMedia(ctx, cfg, log, a, mediaStore) // bucket bootstrap, thumbnails, sweeps
 	defer stopMedia()
 

@@ -22,6 +22,7 @@ const (
 	CodeConflict                           // a stale version or exhausted retries
 	CodeUnavailable                        // a dependency is down or too slow
 	CodeRateLimited                        // too many attempts
+	CodeQuotaExceeded                      // a per-user quota is used up
 )
 
 // FieldViolation names one invalid request field.

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 )
@@ -118,4 +121,48 @@ func newLimiter(d Deps) *ratelimit.Limiter {
 		return d.Limiter
 	}
 	return ratelimit.New(nil, "")
+}
+
+// checkListingQuotas refuses a new listing past the seller's quotas. It
+// runs in the creating transaction, under a per-seller lock, so that
+// concurrent creations cannot all pass one count.
+func (c *Commands) checkListingQuotas(ctx context.Context, q *sqlc.Queries, seller uuid.UUID) error {
+	l := c.deps.Limits
+	if l.ListingsPerDay < 1 && l.ActiveListings < 1 {
+		return nil
+	}
+	if err := q.LockSellerQuota(ctx, seller.String()); err != nil {
+		return err
+	}
+	n, err := q.CountSellerListings(ctx, seller)
+	if err != nil {
+		return err
+	}
+	switch {
+	case l.ListingsPerDay > 0 && n.CreatedLastDay >= int64(l.ListingsPerDay):
+		return errorf(CodeQuotaExceeded, "you have created %d listings in the last 24 hours, the most allowed; try again later", n.CreatedLastDay)
+	case l.ActiveListings > 0 && n.Active >= int64(l.ActiveListings):
+		return errorf(CodeQuotaExceeded, "you have %d active listings, the most allowed; withdraw one first", n.Active)
+	}
+	return nil
+}
+
+// checkUploadQuota refuses a new upload while the seller has too many
+// whose policy may still be used.
+func (c *Commands) checkUploadQuota(ctx context.Context, q *sqlc.Queries, seller uuid.UUID, policyLife time.Duration) error {
+	limit := c.deps.Limits.PendingUploads
+	if limit < 1 {
+		return nil
+	}
+	if err := q.LockSellerQuota(ctx, seller.String()); err != nil {
+		return err
+	}
+	n, err := q.CountSellerPendingUploads(ctx, sqlc.CountSellerPendingUploadsParams{SellerID: seller, PendingSecs: policyLife.Seconds()})
+	if err != nil {
+		return err
+	}
+	if n >= int64(limit) {
+		return errorf(CodeQuotaExceeded, "you have %d uploads waiting for confirmation, the most allowed; confirm them or wait for them to expire", n)
+	}
+	return nil
 }

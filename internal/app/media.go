@@ -77,6 +77,9 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 		if n >= int64(cfg.MaxPerListing) {
 			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", cfg.MaxPerListing)
 		}
+		if err := c.checkUploadQuota(ctx, q, seller, cfg.UploadExpiry); err != nil {
+			return err
+		}
 		return q.CreatePendingMedia(ctx, sqlc.CreatePendingMediaParams{
 			ID: id, ListingID: lid, ObjectKey: key, ContentType: contentType, SizeBytes: sizeBytes,
 		})

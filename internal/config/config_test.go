@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -30,5 +29,4 @@ func TestStatementTimeoutReachesTheSession(t *testing.T) {
 	if got := config.WithStatementTimeout("host=db user=x", time.Second); got != "host=db user=x statement_timeout=1000" {
 		t.Fatalf("key=value form: %q", got)
 	}
-	_ = os.Getenv
 }

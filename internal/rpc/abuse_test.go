@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,4 +286,65 @@ func TestServerDeadline(t *testing.T) {
 	if took := time.Since(start); took < time.Second {
 		t.Errorf("the consistency wait was cut short after %s; it is 2s", took)
 	}
+}
+
+// Each per-seller quota allows exactly its count, then refuses with
+// ResourceExhausted and says which quota.
+func TestQuotasAtTheEdge(t *testing.T) {
+	m := newMarketWith(t, itest.APIOptions{Limits: app.Limits{ListingsPerDay: 3, ActiveListings: 2, PendingUploads: 2}})
+	seller := m.signUp("seller")
+	create := func() (string, error) {
+		res, err := m.listings.CreateListing(ctx, authed(validListing("Chair"), seller.token))
+		if err != nil {
+			return "", err
+		}
+		return res.Msg.ListingId, nil
+	}
+	withdraw := func(id string) {
+		t.Helper()
+		if _, err := m.listings.WithdrawListing(ctx, authed(&swapmeetv1.WithdrawListingRequest{ListingId: id, ExpectedVersion: 1}, seller.token)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantQuota := func(err error, says string) {
+		t.Helper()
+		if connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), says) {
+			t.Fatalf("%v: want ResourceExhausted saying %q", err, says)
+		}
+	}
+
+	first, err := create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = create()
+	wantQuota(err, "2 active listings")
+	withdraw(first)
+	third, err := create() // one active slot free again: the day's 3rd
+	if err != nil {
+		t.Fatalf("after withdrawing one: %v", err)
+	}
+	withdraw(third)
+	_, err = create() // an active slot is free, but the day's quota is used
+	wantQuota(err, "3 listings in the last 24 hours")
+
+	other := m.signUp("other")
+	res, err := m.listings.CreateListing(ctx, authed(validListing("Desk"), other.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := func() error {
+		_, err := m.listings.CreateMediaUpload(ctx, authed(&swapmeetv1.CreateMediaUploadRequest{
+			ListingId: res.Msg.ListingId, ContentType: "image/png", SizeBytes: 1000}, other.token))
+		return err
+	}
+	for i := range 2 {
+		if err := upload(); err != nil {
+			t.Fatalf("upload %d of 2: %v", i+1, err)
+		}
+	}
+	wantQuota(upload(), "2 uploads waiting")
 }

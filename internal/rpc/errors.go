@@ -30,6 +30,7 @@ var codes = map[app.Code]connect.Code{
 	app.CodeConflict:           connect.CodeAborted,
 	app.CodeUnavailable:        connect.CodeUnavailable,
 	app.CodeRateLimited:        connect.CodeResourceExhausted,
+	app.CodeQuotaExceeded:      connect.CodeResourceExhausted,
 }
 
 // toConnect is the one translation from errors to what clients see. Only
