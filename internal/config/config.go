@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/internal/app"
@@ -228,10 +230,103 @@ func FromEnv() (Config, error) {
 			errs = append(errs, fmt.Errorf("%s=%s: presigned requests last at most 168h", name, d))
 		}
 	}
+	if err := c.refuseDevDefaults(str("SWAPMEET_ALLOW_DEV_DEFAULTS", "") == "true", str("SWAPMEET_PG_ALLOW_PLAINTEXT", "") == "true"); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("SWAPMEET_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
 	}
 	return c, errors.Join(errs...)
+}
+
+// Development defaults: what `make up` starts with. They are fine on
+// loopback and nowhere else.
+const (
+	devPGPassword = "swapmeet"
+	devS3Access   = "swapmeet"
+	devS3Secret   = "swapmeet-secret"
+)
+
+// refuseDevDefaults fails when any service is reached off loopback with
+// the development credentials, or Postgres without TLS: settings that
+// were most likely forgotten, not chosen. allowAll accepts all of it (a
+// disposable environment); allowPlaintext accepts only sslmode=disable (a
+// private network, such as docker compose's).
+func (c Config) refuseDevDefaults(allowAll, allowPlaintext bool) error {
+	if allowAll {
+		return nil
+	}
+	remote := ""
+	for _, h := range c.serviceHosts() {
+		if !isLoopback(h) {
+			remote = h
+			break
+		}
+	}
+	if remote == "" {
+		return nil
+	}
+	var found []string
+	if pg, err := pgconn.ParseConfig(c.PostgresURL); err == nil && pg.Password == devPGPassword {
+		found = append(found, "SWAPMEET_PG_URL has the development password")
+	}
+	if !allowPlaintext && pgSSLMode(c.PostgresURL) == "disable" {
+		found = append(found, "SWAPMEET_PG_URL has sslmode=disable (SWAPMEET_PG_ALLOW_PLAINTEXT=true accepts it on a private network)")
+	}
+	if c.S3AccessKey == devS3Access || c.S3SecretKey == devS3Secret {
+		found = append(found, "SWAPMEET_S3_ACCESS_KEY or SWAPMEET_S3_SECRET_KEY is the development default")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s is not on loopback, but %s; set real values (or SWAPMEET_ALLOW_DEV_DEFAULTS=true for a disposable environment)",
+		remote, strings.Join(found, "; "))
+}
+
+// serviceHosts are the hosts of every backing service.
+func (c Config) serviceHosts() []string {
+	var hosts []string
+	if pg, err := pgconn.ParseConfig(c.PostgresURL); err == nil {
+		hosts = append(hosts, pg.Host)
+		for _, f := range pg.Fallbacks {
+			hosts = append(hosts, f.Host)
+		}
+	}
+	for _, raw := range []string{c.MongoURL, c.RedisURL, c.RedisPagesURL} {
+		if u, err := url.Parse(raw); err == nil && raw != "" {
+			for _, h := range strings.Split(u.Host, ",") {
+				hosts = append(hosts, hostOnly(h))
+			}
+		}
+	}
+	return append(hosts, hostOnly(c.S3Endpoint))
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasPrefix(host, "/") { // a unix socket is local too
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func pgSSLMode(pg string) string {
+	if u, err := url.Parse(pg); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Get("sslmode")
+	}
+	for _, kv := range strings.Fields(pg) {
+		if v, ok := strings.CutPrefix(kv, "sslmode="); ok {
+			return v
+		}
+	}
+	return ""
 }
