@@ -71,7 +71,7 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), isStatementTimeout(err):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	case errors.Is(err, db.ErrRetriesExhausted):
 		log.Warn("request failed", "procedure", procedure, "err", err)
@@ -82,6 +82,13 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 	}
 	log.Error("internal error", "procedure", procedure, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// isStatementTimeout recognises Postgres cancelling a statement that ran
+// past statement_timeout (57014, query_canceled).
+func isStatementTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014"
 }
 
 // isUnavailable recognises a dependency that is down, not a bug.
