@@ -97,6 +97,11 @@ func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 	t.Helper()
 	if o.Password == (password.Params{}) {
 		o.Password = FastPasswords
+		if o.Limits.HashConcurrency == 0 {
+			// Cheap hashes need little memory: let concurrent tests sign
+			// up without queueing for the one slot two cores would get.
+			o.Limits.HashConcurrency = 32
+		}
 	}
 	for _, n := range []*int{&o.Limits.SignInPerClient, &o.Limits.SignUpPerClient, &o.Limits.WritesPerClient} {
 		if *n == 0 {
