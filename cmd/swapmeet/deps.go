@@ -20,6 +20,7 @@ type deps struct {
 	mongo *mongo.Client
 	reads *readstore.Store
 	redis *redis.Client
+	pages *redis.Client // search pages: redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
 }
 
 func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
@@ -38,16 +39,29 @@ func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
 		_ = mc.Disconnect(ctx)
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
-	return &deps{
+	d := &deps{
 		pg:    pg,
 		mongo: mc,
 		reads: readstore.New(mc.Database(cfg.MongoDB)),
 		redis: redis.NewClient(ropts),
-	}, nil
+	}
+	d.pages = d.redis
+	if cfg.RedisPagesURL != "" {
+		popts, err := redis.ParseURL(cfg.RedisPagesURL)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("redis pages url: %w", err)
+		}
+		d.pages = redis.NewClient(popts)
+	}
+	return d, nil
 }
 
 func (d *deps) Close() {
 	d.pg.Close()
 	_ = d.mongo.Disconnect(context.Background())
 	_ = d.redis.Close()
+	if d.pages != d.redis {
+		_ = d.pages.Close()
+	}
 }

@@ -16,11 +16,15 @@ import (
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/rpc"
 	"github.com/swapmeet/swapmeet/internal/web"
 )
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
+	// Request transactions get a statement timeout; the CDC's and the
+	// operators' long reads do not, so only serve's pool has it.
+	cfg.PostgresURL = config.WithStatementTimeout(cfg.PostgresURL, cfg.PGStatementTimeout)
 	d, err := openDeps(ctx, cfg)
 	if err != nil {
 		return err
@@ -54,17 +58,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	a, err := app.New(app.Deps{
 		Store:           store,
 		Reads:           d.reads,
-		Cache:           cache.New(d.redis, cfg.RedisPrefix).WithMetrics(cache.NewMetrics(reg)),
+		Cache:           newCache(d, cfg).WithMetrics(cache.NewMetrics(reg)),
 		Watcher:         watcher,
 		Media:           mediaStore,
 		Log:             log,
 		ConsistencyWait: cfg.ConsistencyWait,
 		SessionTTL:      cfg.SessionTTL,
+		Limits:          cfg.Limits,
+		Limiter:         ratelimit.New(d.redis, cfg.RedisPrefix),
 	})
 	if err != nil {
 		return err
 	}
 
+	go a.Commands.RunSessionPurge(ctx, cfg.SessionPurgeInterval)
 	stopMedia := startMedia(ctx, cfg, log, a, mediaStore) // bucket bootstrap, thumbnails, sweeps
 	defer stopMedia()
 
@@ -73,24 +80,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c)
 	// One port: RPC paths go to the API (with CORS for the web origins, so
 	// the Vite dev server can call it), every other path to the web app.
-	api := rpc.NewHandler(a, log, rpc.Options{MaxRequestBytes: cfg.MaxRequestBytes, Metrics: rpc.NewMetrics(reg)})
+	api := rpc.NewHandler(a, log, rpc.Options{
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		Metrics:         rpc.NewMetrics(reg),
+		Timeout:         cfg.RequestTimeout,
+		ClientIPHeader:  cfg.ClientIPHeader,
+	})
 	webApp := web.New()
 	if !webApp.Built() {
 		log.Warn("this binary has no web app built in; / serves a placeholder (make build embeds it)")
 	}
-	srv := &http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
-		Protocols:         protocols,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := newHTTPServer(cfg, web.Mux(web.CORS(cfg.WebOrigins, api), webApp))
+	srv.Protocols = protocols
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", ln.Addr().String())
+	log.Info("serving", "addr", ln.Addr().String(), "hash_concurrency", a.Commands.HashConcurrency())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
@@ -106,4 +112,28 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 		return err
 	}
 	return nil
+}
+
+// newHTTPServer bounds what one connection can hold: headers must arrive
+// within 5 s and fit in 64 KiB, a request body (each HTTP/2 stream's) must
+// arrive within 30 s and fit in MaxRequestBytes plus framing, and an idle
+// connection is closed after 2 minutes. Responses get no write timeout:
+// the RPC deadline bounds the handlers.
+func newHTTPServer(cfg config.Config, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           http.MaxBytesHandler(h, int64(cfg.MaxRequestBytes)+64<<10),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// newCache is the API's cache: documents and generations on the main
+// Redis, search pages where SWAPMEET_REDIS_PAGES_URL says, within budget.
+func newCache(d *deps, cfg config.Config) *cache.Cache {
+	c := cache.New(d.redis, cfg.RedisPrefix).WithPages(d.pages)
+	c.PageMaxBytes, c.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
+	return c
 }

@@ -27,3 +27,13 @@ UPDATE listings
 SET status = 'WITHDRAWN', version = version + 1, updated_at = now()
 WHERE id = @id AND version = @expected_version AND status = 'AVAILABLE'
 RETURNING version;
+
+-- name: LockSellerQuota :exec
+-- Serialises one seller's quota checks with their inserts, so concurrent
+-- calls cannot all pass a count that only one of them may.
+SELECT pg_advisory_xact_lock(hashtextextended('quota:' || @seller_id::text, 0));
+
+-- name: CountSellerListings :one
+SELECT count(*) FILTER (WHERE created_at > now() - interval '24 hours') AS created_last_day,
+       count(*) FILTER (WHERE status = 'AVAILABLE') AS active
+FROM listings WHERE seller_id = @seller_id;

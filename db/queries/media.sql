@@ -69,3 +69,9 @@ RETURNING object_key, thumbnail_key;
 -- name: ExistingObjectKeys :many
 -- Those of the keys that some row names as its original.
 SELECT object_key FROM listing_media WHERE object_key = ANY (@keys::text[]);
+
+-- name: CountSellerPendingUploads :one
+-- A seller's uploads whose policy may still be used.
+SELECT count(*) FROM listing_media m JOIN listings l ON l.id = m.listing_id
+WHERE l.seller_id = @seller_id AND m.status = 'PENDING'
+  AND m.created_at > now() - make_interval(secs => @pending_secs::float8);

@@ -11,6 +11,24 @@ import (
 	"github.com/google/uuid"
 )
 
+const countSellerListings = `-- name: CountSellerListings :one
+SELECT count(*) FILTER (WHERE created_at > now() - interval '24 hours') AS created_last_day,
+       count(*) FILTER (WHERE status = 'AVAILABLE') AS active
+FROM listings WHERE seller_id = $1
+`
+
+type CountSellerListingsRow struct {
+	CreatedLastDay int64
+	Active         int64
+}
+
+func (q *Queries) CountSellerListings(ctx context.Context, sellerID uuid.UUID) (CountSellerListingsRow, error) {
+	row := q.db.QueryRow(ctx, countSellerListings, sellerID)
+	var i CountSellerListingsRow
+	err := row.Scan(&i.CreatedLastDay, &i.Active)
+	return i, err
+}
+
 const createListing = `-- name: CreateListing :one
 INSERT INTO listings (id, seller_id, title, description, category, condition, price_currency, price_minor, attributes)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -68,6 +86,17 @@ func (q *Queries) LockListing(ctx context.Context, id uuid.UUID) (LockListingRow
 		&i.Version,
 	)
 	return i, err
+}
+
+const lockSellerQuota = `-- name: LockSellerQuota :exec
+SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $1::text, 0))
+`
+
+// Serialises one seller's quota checks with their inserts, so concurrent
+// calls cannot all pass a count that only one of them may.
+func (q *Queries) LockSellerQuota(ctx context.Context, sellerID string) error {
+	_, err := q.db.Exec(ctx, lockSellerQuota, sellerID)
+	return err
 }
 
 const updateListing = `-- name: UpdateListing :one

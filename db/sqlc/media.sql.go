@@ -100,6 +100,25 @@ func (q *Queries) CountLiveMedia(ctx context.Context, arg CountLiveMediaParams) 
 	return count, err
 }
 
+const countSellerPendingUploads = `-- name: CountSellerPendingUploads :one
+SELECT count(*) FROM listing_media m JOIN listings l ON l.id = m.listing_id
+WHERE l.seller_id = $1 AND m.status = 'PENDING'
+  AND m.created_at > now() - make_interval(secs => $2::float8)
+`
+
+type CountSellerPendingUploadsParams struct {
+	SellerID    uuid.UUID
+	PendingSecs float64
+}
+
+// A seller's uploads whose policy may still be used.
+func (q *Queries) CountSellerPendingUploads(ctx context.Context, arg CountSellerPendingUploadsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countSellerPendingUploads, arg.SellerID, arg.PendingSecs)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const createPendingMedia = `-- name: CreatePendingMedia :exec
 INSERT INTO listing_media (id, listing_id, object_key, content_type, size_bytes)
 VALUES ($1, $2, $3, $4, $5)

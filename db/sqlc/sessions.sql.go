@@ -51,3 +51,21 @@ func (q *Queries) FindSession(ctx context.Context, tokenHash []byte) (FindSessio
 	err := row.Scan(&i.UserID, &i.ExpiresAt)
 	return i, err
 }
+
+const purgeExpiredSessions = `-- name: PurgeExpiredSessions :execrows
+DELETE FROM sessions WHERE token_hash IN (
+    SELECT token_hash FROM sessions
+    WHERE expires_at < now()
+    ORDER BY expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+`
+
+// One batch of expired sessions; replicas purging at once skip each other's.
+func (q *Queries) PurgeExpiredSessions(ctx context.Context, batch int32) (int64, error) {
+	result, err := q.db.Exec(ctx, purgeExpiredSessions, batch)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}

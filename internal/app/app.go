@@ -12,6 +12,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -34,15 +35,19 @@ type Deps struct {
 	SessionCacheTTL time.Duration
 	// Password sets the argon2id cost.
 	Password password.Params
-	// SignInLimit is how many sign-in attempts one email gets per minute.
-	SignInLimit int
+	// Limits bound what one client or user can make the service do.
+	Limits Limits
+	// Limiter keeps the per-client and per-email counts; nil counts in
+	// this process only.
+	Limiter *ratelimit.Limiter
 }
 
 // Commands change the write model. Each runs one Postgres transaction and
 // returns the consistency token of its commit; nothing else is written.
 type Commands struct {
 	deps     Deps
-	signIns  *limiter
+	limiter  *ratelimit.Limiter
+	hashes   *password.Gate
 	sessions *sessionCache
 	dummy    string // a hash to verify against when an email is unknown
 }
@@ -72,8 +77,9 @@ func New(d Deps) (*App, error) {
 	if d.SessionCacheTTL == 0 {
 		d.SessionCacheTTL = 10 * time.Second
 	}
-	if d.SignInLimit == 0 {
-		d.SignInLimit = 10
+	d.Limits = d.Limits.withDefaults()
+	if d.Limits.HashConcurrency <= 0 {
+		d.Limits.HashConcurrency = password.Size(d.Password, password.DefaultMemoryBudget)
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()
@@ -83,10 +89,16 @@ func New(d Deps) (*App, error) {
 		return nil, err
 	}
 	return &App{
-		Commands: &Commands{deps: d, signIns: newLimiter(d.SignInLimit, time.Minute), sessions: newSessionCache(d.SessionCacheTTL), dummy: dummy},
-		Queries:  &Queries{deps: d},
+		Commands: &Commands{
+			deps: d, limiter: newLimiter(d), hashes: password.NewGate(d.Limits.HashConcurrency, d.Limits.HashWait),
+			sessions: newSessionCache(d.SessionCacheTTL), dummy: dummy,
+		},
+		Queries: &Queries{deps: d},
 	}, nil
 }
+
+// ConsistencyWait is how long a query waits for its token.
+func (q *Queries) ConsistencyWait() time.Duration { return q.deps.ConsistencyWait }
 
 // currentToken is a token for a write that has already committed: any
 // position after it will do.

@@ -6,6 +6,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies a failure for the caller; rpc maps each to a Connect code.
@@ -21,6 +22,7 @@ const (
 	CodeConflict                           // a stale version or exhausted retries
 	CodeUnavailable                        // a dependency is down or too slow
 	CodeRateLimited                        // too many attempts
+	CodeQuotaExceeded                      // a per-user quota is used up
 )
 
 // FieldViolation names one invalid request field.
@@ -34,6 +36,8 @@ type Error struct {
 	Code       Code
 	Message    string
 	Violations []FieldViolation
+	// RetryAfter, for CodeRateLimited, is when trying again may succeed.
+	RetryAfter time.Duration
 	Err        error // the cause, for logs only
 }
 

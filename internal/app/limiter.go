@@ -1,34 +1,168 @@
 package app
 
 import (
-	"sync"
+	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/ratelimit"
 )
 
-// limiter allows n events per key in each fixed window. It lives in one
-// process; behind a load balancer each replica limits on its own.
-type limiter struct {
-	n      int
-	window time.Duration
+// Limits bound what one client or one user can make the service do. Zero
+// fields take the defaults below; a negative count switches that limit off.
+type Limits struct {
+	Window          time.Duration // the window every per-client count runs over
+	SignInPerEmail  int           // sign-in attempts per email per window
+	SignInPerClient int           // sign-in attempts per client address per window
+	SignUpPerClient int           // sign-ups per client address per window
+	WritesPerClient int           // other writes per client address per window
 
-	mu      sync.Mutex
-	started time.Time
-	counts  map[string]int
+	// HashConcurrency is how many password hashes run at once in this
+	// process; 0 sizes it from the cores and the hash's memory.
+	HashConcurrency int
+	// HashWait is how long a caller waits for a hashing slot.
+	HashWait time.Duration
+
+	ListingsPerDay int // listings one seller may create in 24 hours
+	ActiveListings int // AVAILABLE listings one seller may have
+	PendingUploads int // unconfirmed uploads one seller may have open
 }
 
-func newLimiter(n int, window time.Duration) *limiter {
-	return &limiter{n: n, window: window, counts: map[string]int{}}
+// DefaultLimits are what an unconfigured process enforces.
+var DefaultLimits = Limits{
+	Window:          time.Minute,
+	SignInPerEmail:  10,
+	SignInPerClient: 30,
+	SignUpPerClient: 10,
+	WritesPerClient: 600,
+	HashWait:        500 * time.Millisecond,
+	ListingsPerDay:  100,
+	ActiveListings:  1000,
+	PendingUploads:  50,
 }
 
-// allow records an event for key and reports whether it is within the limit.
-func (l *limiter) allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.started) >= l.window {
-		// A new window forgets every key, which also bounds the map's size.
-		l.started = now
-		clear(l.counts)
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	fill := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
 	}
-	l.counts[key]++
-	return l.counts[key] <= l.n
+	fill(&l.SignInPerEmail, d.SignInPerEmail)
+	fill(&l.SignInPerClient, d.SignInPerClient)
+	fill(&l.SignUpPerClient, d.SignUpPerClient)
+	fill(&l.WritesPerClient, d.WritesPerClient)
+	fill(&l.ListingsPerDay, d.ListingsPerDay)
+	fill(&l.ActiveListings, d.ActiveListings)
+	fill(&l.PendingUploads, d.PendingUploads)
+	if l.Window == 0 {
+		l.Window = d.Window
+	}
+	if l.HashWait == 0 {
+		l.HashWait = d.HashWait
+	}
+	return l
+}
+
+type clientKey struct{}
+
+// WithClient records the caller's network address (as the edge trusts it)
+// for the per-client limits.
+func WithClient(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientKey{}, addr)
+}
+
+func clientOf(ctx context.Context) string {
+	addr, _ := ctx.Value(clientKey{}).(string)
+	return addr
+}
+
+// allow counts one attempt of kind by id against limit per window.
+func (c *Commands) allow(ctx context.Context, kind, id string, limit int, what string) error {
+	if id == "" {
+		return nil
+	}
+	d := c.limiter.Allow(ctx, kind, id, limit, c.deps.Limits.Window)
+	if d.Allowed {
+		return nil
+	}
+	return &Error{Code: CodeRateLimited, RetryAfter: d.RetryAfter,
+		Message: fmt.Sprintf("too many %s; try again in %s", what, d.RetryAfter)}
+}
+
+// AllowWrite counts a write RPC against the caller's per-client limit.
+// Sign-up and sign-in have limits of their own and do not call it.
+func (c *Commands) AllowWrite(ctx context.Context) error {
+	return c.allow(ctx, "write", clientOf(ctx), c.deps.Limits.WritesPerClient, "requests from this address")
+}
+
+var errHashBusy = &Error{Code: CodeRateLimited, RetryAfter: time.Second,
+	Message: "the server is busy checking passwords; try again in a second"}
+
+// hash runs one password hash or verification in a hashing slot.
+func (c *Commands) hash(ctx context.Context, fn func()) error {
+	err := c.hashes.Do(ctx, fn)
+	if errors.Is(err, password.ErrBusy) {
+		return errHashBusy
+	}
+	return err
+}
+
+// HashConcurrency is how many password hashes this process runs at once.
+func (c *Commands) HashConcurrency() int { return c.hashes.Capacity() }
+
+func newLimiter(d Deps) *ratelimit.Limiter {
+	if d.Limiter != nil {
+		return d.Limiter
+	}
+	return ratelimit.New(nil, "")
+}
+
+// checkListingQuotas refuses a new listing past the seller's quotas. It
+// runs in the creating transaction, under a per-seller lock, so that
+// concurrent creations cannot all pass one count.
+func (c *Commands) checkListingQuotas(ctx context.Context, q *sqlc.Queries, seller uuid.UUID) error {
+	l := c.deps.Limits
+	if l.ListingsPerDay < 1 && l.ActiveListings < 1 {
+		return nil
+	}
+	if err := q.LockSellerQuota(ctx, seller.String()); err != nil {
+		return err
+	}
+	n, err := q.CountSellerListings(ctx, seller)
+	if err != nil {
+		return err
+	}
+	switch {
+	case l.ListingsPerDay > 0 && n.CreatedLastDay >= int64(l.ListingsPerDay):
+		return errorf(CodeQuotaExceeded, "you have created %d listings in the last 24 hours, the most allowed; try again later", n.CreatedLastDay)
+	case l.ActiveListings > 0 && n.Active >= int64(l.ActiveListings):
+		return errorf(CodeQuotaExceeded, "you have %d active listings, the most allowed; withdraw one first", n.Active)
+	}
+	return nil
+}
+
+// checkUploadQuota refuses a new upload while the seller has too many
+// whose policy may still be used.
+func (c *Commands) checkUploadQuota(ctx context.Context, q *sqlc.Queries, seller uuid.UUID, policyLife time.Duration) error {
+	limit := c.deps.Limits.PendingUploads
+	if limit < 1 {
+		return nil
+	}
+	if err := q.LockSellerQuota(ctx, seller.String()); err != nil {
+		return err
+	}
+	n, err := q.CountSellerPendingUploads(ctx, sqlc.CountSellerPendingUploadsParams{SellerID: seller, PendingSecs: policyLife.Seconds()})
+	if err != nil {
+		return err
+	}
+	if n >= int64(limit) {
+		return errorf(CodeQuotaExceeded, "you have %d uploads waiting for confirmation, the most allowed; confirm them or wait for them to expire", n)
+	}
+	return nil
 }

@@ -59,6 +59,9 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 	}
 	var version int64
 	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		if err := c.checkListingQuotas(ctx, q, seller); err != nil {
+			return err
+		}
 		version, err = q.CreateListing(ctx, sqlc.CreateListingParams{
 			ID: id, SellerID: seller, Title: in.Title, Description: in.Description, Category: in.Category,
 			Condition: in.Condition, PriceCurrency: in.Price.Currency, PriceMinor: in.Price.Minor, Attributes: attrs,

@@ -58,7 +58,9 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 	// handed out once its row is committed, so no object can precede its
 	// row (which is what lets the sweeper call any object without a row an
 	// orphan).
-	up, err := c.deps.Media.PresignedPost(ctx, key, contentType, sizeBytes)
+	// The client uploads to a staging key; only confirmation puts the
+	// checked bytes at key, where the client's policy cannot reach.
+	up, err := c.deps.Media.PresignedPost(ctx, media.StagingKey(key), contentType, sizeBytes)
 	if err != nil {
 		return MediaUpload{}, err
 	}
@@ -74,6 +76,9 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 		}
 		if n >= int64(cfg.MaxPerListing) {
 			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", cfg.MaxPerListing)
+		}
+		if err := c.checkUploadQuota(ctx, q, seller, cfg.UploadExpiry); err != nil {
+			return err
 		}
 		return q.CreatePendingMedia(ctx, sqlc.CreatePendingMediaParams{
 			ID: id, ListingID: lid, ObjectKey: key, ContentType: contentType, SizeBytes: sizeBytes,
@@ -110,31 +115,15 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 		return "", errorf(CodeFailedPrecondition, "the upload was not confirmed within %s; start again with CreateMediaUpload", confirmWindow)
 	}
 
-	// The checks read the store; no lock is held meanwhile.
-	info, err := c.inspectUpload(ctx, key, *m.ContentType, *m.SizeBytes)
-	if err == nil {
-		// Untag before confirming the row: a confirmed row must never point
-		// at an object that the lifecycle rule may still expire.
-		if err = c.deps.Media.MarkConfirmed(ctx, key); errors.Is(err, media.ErrNotFound) {
-			err = errorf(CodeFailedPrecondition, "the upload has disappeared; start again with CreateMediaUpload")
-		}
-	}
-	if ErrorCode(err) == CodeFailedPrecondition {
-		c.discardUpload(ctx, mid, key)
-		return "", err
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", err // the caller has gone
-		}
-		return "", mediaUnavailable(err)
-	}
-
+	var refused error
 	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		refused = nil
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
-		// Under the listing lock, every confirmation of this listing is serial.
+		// Under the listing lock, every confirmation of this listing is
+		// serial: nothing else writes key while this one copies and checks
+		// it, and once the row is confirmed no confirmation copies again.
 		now, err := q.GetListingMedia(ctx, sqlc.GetListingMediaParams{ListingID: lid, MediaID: mid})
 		if err := mediaRules(now, err, seller); err != nil {
 			return err // deleted meanwhile: NotFound
@@ -149,14 +138,50 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 		if limit := c.deps.Media.Config().MaxPerListing; n >= int64(limit) {
 			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", limit)
 		}
+		info, err := c.promote(ctx, key, *m.ContentType, *m.SizeBytes)
+		if ErrorCode(err) == CodeFailedPrecondition {
+			refused = err
+			return err
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return err // the caller has gone
+			}
+			return mediaUnavailable(err)
+		}
 		w, h := int32(info.Width), int32(info.Height)
 		_, err = q.ConfirmMedia(ctx, sqlc.ConfirmMediaParams{ID: mid, ListingID: lid, Width: &w, Height: &h})
 		return err
 	})
+	if refused != nil {
+		c.discardUpload(ctx, mid, key)
+		return "", refused
+	}
 	if err != nil {
 		return "", fmt.Errorf("confirm media %s: %w", mid, err)
 	}
+	// The staged object has served its purpose; if removing it fails, the
+	// lifecycle rule expires it (it still carries the pending tag).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := c.deps.Media.Remove(cctx, media.StagingKey(key)); err != nil {
+		c.deps.Log.Warn("staged upload not removed; the lifecycle rule will", "media_id", mid, "err", err)
+	}
 	return consistency.Token(commit.LSN), nil
+}
+
+// promote copies the staged upload to key and checks the copy against
+// what was declared: what is checked is what will be served, whatever the
+// client uploads to the staging key afterwards.
+func (c *Commands) promote(ctx context.Context, key, contentType string, size int64) (media.Info, error) {
+	err := c.deps.Media.Promote(ctx, media.StagingKey(key), key)
+	if errors.Is(err, media.ErrNotFound) {
+		return media.Info{}, errorf(CodeFailedPrecondition, "no upload arrived for this media; start again with CreateMediaUpload")
+	}
+	if err != nil {
+		return media.Info{}, err
+	}
+	return c.inspectUpload(ctx, key, contentType, size)
 }
 
 // DeleteMedia removes an image from the seller's listing: the row first,
@@ -183,7 +208,7 @@ func (c *Commands) DeleteMedia(ctx context.Context, seller uuid.UUID, listingID,
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if err := c.deps.Media.Remove(ctx, objectKeys(row.ObjectKey, row.ThumbnailKey)...); err != nil {
+	if err := c.deps.Media.Remove(ctx, append(objectKeys(row.ObjectKey, row.ThumbnailKey), media.StagingKey(row.ObjectKey))...); err != nil {
 		c.deps.Log.Warn("media objects not removed; the sweeper will", "media_id", mid, "err", err)
 	}
 	return consistency.Token(commit.LSN), nil
@@ -224,12 +249,16 @@ func (c *Commands) inspectUpload(ctx context.Context, key, contentType string, s
 func (c *Commands) discardUpload(ctx context.Context, id uuid.UUID, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	var deleted int64
 	_, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
-		_, err := q.DeletePendingMedia(ctx, id)
+		var err error
+		deleted, err = q.DeletePendingMedia(ctx, id)
 		return err
 	})
-	if err == nil {
-		err = c.deps.Media.Remove(ctx, key)
+	// A row confirmed meanwhile keeps its object: only a deleted row's
+	// objects are nobody's.
+	if err == nil && deleted == 1 {
+		err = c.deps.Media.Remove(ctx, key, media.StagingKey(key))
 	}
 	if err != nil {
 		c.deps.Log.Warn("refused upload not fully discarded; the sweeper will", "media_id", id, "err", err)
@@ -424,7 +453,9 @@ func (c *Commands) SweepMedia(ctx context.Context, opts SweepOptions) (SweepRepo
 			rows, err := q.DeleteStalePendingMedia(ctx, sqlc.DeleteStalePendingMediaParams{OlderThanSecs: opts.PendingOlderThan.Seconds(), Batch: sweepBatch})
 			var keys []string
 			for _, r := range rows {
-				keys = append(keys, objectKeys(r.ObjectKey, r.ThumbnailKey)...)
+				// The upload is staged; a confirmation that failed after
+				// copying it may have left the final key too.
+				keys = append(keys, media.StagingKey(r.ObjectKey), r.ObjectKey)
 			}
 			return len(rows), keys, err
 		}},
@@ -465,7 +496,7 @@ func (c *Commands) SweepMedia(ctx context.Context, opts SweepOptions) (SweepRepo
 		}
 		owners := make([]string, len(batch))
 		for i, k := range batch {
-			owners[i] = strings.TrimSuffix(k, media.ThumbnailKey(""))
+			owners[i] = media.FinalKey(strings.TrimSuffix(k, media.ThumbnailKey("")))
 		}
 		existing, err := c.deps.Store.ExistingObjectKeys(ctx, owners)
 		if err != nil {
@@ -486,16 +517,20 @@ func (c *Commands) SweepMedia(ctx context.Context, opts SweepOptions) (SweepRepo
 		batch = batch[:0]
 		return nil
 	}
-	for o, err := range c.deps.Media.List(ctx, media.ListingsPrefix) {
-		if err != nil {
-			return rep, fmt.Errorf("sweep media orphans: %w", err)
-		}
-		if o.LastModified.After(cutoff) {
-			continue
-		}
-		if batch = append(batch, o.Key); len(batch) == sweepBatch {
-			if err := flush(); err != nil {
-				return rep, err
+	// Staged uploads are owned by the row of their final key; those of
+	// confirmed rows are left to the lifecycle rule (they keep the tag).
+	for _, prefix := range []string{media.ListingsPrefix, media.UploadsPrefix} {
+		for o, err := range c.deps.Media.List(ctx, prefix) {
+			if err != nil {
+				return rep, fmt.Errorf("sweep media orphans: %w", err)
+			}
+			if o.LastModified.After(cutoff) {
+				continue
+			}
+			if batch = append(batch, o.Key); len(batch) == sweepBatch {
+				if err := flush(); err != nil {
+					return rep, err
+				}
 			}
 		}
 	}

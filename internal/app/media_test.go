@@ -65,7 +65,7 @@ func (m *mediaEnv) upload(listingID string, confirm bool) (mediaID, key string) 
 			m.t.Fatal(err)
 		}
 	}
-	return up.ID.String(), up.Fields["key"]
+	return up.ID.String(), media.FinalKey(up.Fields["key"])
 }
 
 func (m *mediaEnv) exists(key string) bool {
@@ -132,16 +132,16 @@ func TestSweepMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := app.SweepReport{StalePending: 1, Withdrawn: 1, Orphans: 2, ObjectsRemoved: 1 + 2 + 2}
+	want := app.SweepReport{StalePending: 1, Withdrawn: 1, Orphans: 2, ObjectsRemoved: 2 + 2 + 2}
 	if rep != want {
 		t.Errorf("sweep = %+v, want %+v", rep, want)
 	}
-	for _, k := range []string{staleKey, withdrawnKey, media.ThumbnailKey(withdrawnKey), orphan, media.ThumbnailKey(orphan)} {
+	for _, k := range []string{staleKey, media.StagingKey(staleKey), withdrawnKey, media.ThumbnailKey(withdrawnKey), orphan, media.ThumbnailKey(orphan)} {
 		if m.exists(k) {
 			t.Errorf("%s survived the sweep", k)
 		}
 	}
-	for _, k := range []string{keptKey, media.ThumbnailKey(keptKey), freshPendingKey} {
+	for _, k := range []string{keptKey, media.ThumbnailKey(keptKey), media.StagingKey(freshPendingKey)} {
 		if !m.exists(k) {
 			t.Errorf("%s was swept", k)
 		}
@@ -216,8 +216,8 @@ func TestUndecodableImageFallsBackToTheOriginal(t *testing.T) {
 	if err := m.e.PG.QueryRow(ctx, `SELECT thumbnail_key FROM listing_media WHERE id = $1`, up.ID).Scan(&thumb); err != nil {
 		t.Fatal(err)
 	}
-	if thumb != up.Fields["key"] {
-		t.Errorf("thumbnail_key = %q, want the original's key %q", thumb, up.Fields["key"])
+	if thumb != media.FinalKey(up.Fields["key"]) {
+		t.Errorf("thumbnail_key = %q, want the original's key %q", thumb, media.FinalKey(up.Fields["key"]))
 	}
 	if did, err := m.c.MakeThumbnail(ctx); did || err != nil {
 		t.Errorf("MakeThumbnail = %v, %v; want nothing left to do", did, err)

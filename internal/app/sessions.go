@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -66,4 +68,45 @@ func (c *sessionCache) drop(hash string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, hash)
+}
+
+// purgeBatch is how many expired sessions one purge transaction deletes.
+const purgeBatch = 1000
+
+// PurgeSessions deletes every expired session, a batch per statement so
+// that no purge holds many locks or runs long, and returns how many.
+func (c *Commands) PurgeSessions(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		n, err := c.deps.Store.PurgeExpiredSessions(ctx, purgeBatch)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge sessions: %w", err)
+		}
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
+}
+
+// RunSessionPurge purges expired sessions every interval until ctx ends.
+func (c *Commands) RunSessionPurge(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := c.PurgeSessions(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.deps.Log.Warn("session purge failed; retrying next time", "err", err)
+		case n > 0:
+			c.deps.Log.Info("expired sessions purged", "count", n)
+		}
+	}
 }

@@ -37,7 +37,13 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 	if err != nil {
 		return SignUpResult{}, err
 	}
-	hash, err := password.Hash(pw, c.deps.Password)
+	if err := c.allow(ctx, "signup-client", clientOf(ctx), c.deps.Limits.SignUpPerClient, "sign-ups from this address"); err != nil {
+		return SignUpResult{}, err
+	}
+	var hash string
+	if err := c.hash(ctx, func() { hash, err = password.Hash(pw, c.deps.Password) }); err != nil {
+		return SignUpResult{}, err
+	}
 	if err != nil {
 		return SignUpResult{}, fmt.Errorf("hash password: %w", err)
 	}
@@ -89,18 +95,28 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 		}
 		return Session{}, err
 	}
-	if !c.signIns.allow(email, time.Now()) {
-		return Session{}, errorf(CodeRateLimited, "too many sign-in attempts for this account; try again in a minute")
+	// Both limits are counted before any hashing: a request over either
+	// never costs a hash.
+	if err := c.allow(ctx, "signin-client", clientOf(ctx), c.deps.Limits.SignInPerClient, "sign-in attempts from this address"); err != nil {
+		return Session{}, err
+	}
+	if err := c.allow(ctx, "signin-email", email, c.deps.Limits.SignInPerEmail, "sign-in attempts for this account"); err != nil {
+		return Session{}, err
 	}
 	cred, err := c.deps.Store.FindCredentialsByEmail(ctx, email)
 	if errors.Is(err, pgx.ErrNoRows) {
-		_, _ = password.Verify(pw, c.dummy)
+		if err := c.hash(ctx, func() { _, _ = password.Verify(pw, c.dummy) }); err != nil {
+			return Session{}, err
+		}
 		return Session{}, errBadCredentials
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("sign in: %w", err)
 	}
-	ok, err := password.Verify(pw, cred.PasswordHash)
+	var ok bool
+	if herr := c.hash(ctx, func() { ok, err = password.Verify(pw, cred.PasswordHash) }); herr != nil {
+		return Session{}, herr
+	}
 	if err != nil {
 		return Session{}, fmt.Errorf("sign in: %w", err)
 	}

@@ -3,7 +3,6 @@ package app
 import (
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 )
 
@@ -54,20 +53,6 @@ func fields(err error) string {
 		f = append(f, v.Field)
 	}
 	return strings.Join(f, ",")
-}
-
-func TestLimiter(t *testing.T) {
-	l := newLimiter(2, time.Minute)
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if !l.allow("a", now) || !l.allow("a", now) || l.allow("a", now) {
-		t.Fatal("the third attempt in a window must be refused")
-	}
-	if !l.allow("b", now) {
-		t.Fatal("keys are limited independently")
-	}
-	if !l.allow("a", now.Add(61*time.Second)) {
-		t.Fatal("a new window must allow again")
-	}
 }
 
 // FuzzValidateSignUp: whatever the input, validation never panics, and

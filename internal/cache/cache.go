@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,8 +24,17 @@ const (
 )
 
 // Cache is a namespaced, LSN-guarded cache-aside store.
+//
+// It keeps two kinds of data apart. Correctness data (documents with their
+// tombstones, and the generation counters) is on rdb, which must never
+// evict (maxmemory-policy noeviction). Search pages, which anyone can make
+// more of by varying a query, are on pages (rdb unless WithPages is
+// given), and are held to a budget here: at most PageKeys of them, each at
+// most PageMaxBytes, so however many distinct searches arrive, pages
+// never take more than PageKeys × PageMaxBytes.
 type Cache struct {
 	rdb    redis.UniversalClient
+	pages  redis.UniversalClient
 	prefix string
 	// TTL bounds how long a value may live without being evicted: a safety net.
 	TTL time.Duration
@@ -37,6 +47,11 @@ type Cache struct {
 	// ReadTimeout bounds each call on the read path, so a sick Redis
 	// costs little before the query falls back to the read store.
 	ReadTimeout time.Duration
+	// PageMaxBytes is the largest page cached; larger ones are not.
+	PageMaxBytes int
+	// PageKeys is how many pages may be cached at once; past it, storing
+	// a page drops the ones closest to expiry.
+	PageKeys int
 
 	breaker *breaker
 	metrics *Metrics
@@ -48,11 +63,26 @@ var ErrSkipped = errors.New("cache skipped: redis is failing")
 // New returns a cache whose keys all start with prefix.
 func New(rdb redis.UniversalClient, prefix string) *Cache {
 	return &Cache{
-		rdb: rdb, prefix: prefix,
+		rdb: rdb, pages: rdb, prefix: prefix,
 		TTL: 10 * time.Minute, TombstoneTTL: time.Minute, PageTTL: time.Minute,
-		ReadTimeout: 50 * time.Millisecond,
-		breaker:     newBreaker(3, time.Second),
+		ReadTimeout:  50 * time.Millisecond,
+		PageMaxBytes: DefaultPageMaxBytes,
+		PageKeys:     DefaultPageKeys,
+		breaker:      newBreaker(3, time.Second),
 	}
+}
+
+// Defaults of the page budget.
+const (
+	DefaultPageMaxBytes = 256 << 10
+	DefaultPageKeys     = 1000
+)
+
+// WithPages puts the search pages on their own Redis (or database), away
+// from the correctness data.
+func (c *Cache) WithPages(pages redis.UniversalClient) *Cache {
+	c.pages = pages
+	return c
 }
 
 // WithMetrics makes the cache count hits, misses and errors on m.
@@ -118,16 +148,28 @@ func (c *Cache) Generation(ctx context.Context, collection string) (int64, error
 // PageKey names a cached result page. The generation in the key is what
 // invalidates it: when any listing changes, the CDC bumps the generation
 // and every older page is simply never asked for again (its TTL reaps it).
+// The braces keep a collection's pages and their index in one Redis
+// Cluster slot, as the budget script needs.
 func (c *Cache) PageKey(collection string, generation int64, digest string) string {
-	return fmt.Sprintf("%spage:%s:%d:%s", c.prefix, collection, generation, digest)
+	return fmt.Sprintf("%spage:{%s}:%d:%s", c.prefix, collection, generation, digest)
 }
+
+// pageIndexKey names the sorted set of a collection's cached pages, scored
+// by when they expire: it is how the budget is counted.
+func (c *Cache) pageIndexKey(key string) string {
+	collection := key[strings.IndexByte(key, '{')+1 : strings.IndexByte(key, '}')]
+	return c.prefix + "pages:{" + collection + "}"
+}
+
+// ErrPageTooLarge means a page was not cached because of PageMaxBytes.
+var ErrPageTooLarge = errors.New("page larger than the cache's page limit")
 
 // GetPage returns a cached result page.
 func (c *Cache) GetPage(ctx context.Context, key string) ([]byte, bool, error) {
 	var b []byte
 	err := c.read(ctx, func(ctx context.Context) error {
 		var err error
-		b, err = c.rdb.Get(ctx, key).Bytes()
+		b, err = c.pages.Get(ctx, key).Bytes()
 		return err
 	})
 	switch {
@@ -146,10 +188,34 @@ func (c *Cache) GetPage(ctx context.Context, key string) ([]byte, bool, error) {
 // query ran, so a page computed from data older than a bump is stored
 // under the old generation, where nobody looks.
 func (c *Cache) PutPage(ctx context.Context, key string, payload []byte) error {
+	if len(payload) > c.PageMaxBytes {
+		return ErrPageTooLarge
+	}
+	if c.PageKeys < 1 {
+		return nil // no budget, no pages
+	}
 	return c.read(ctx, func(ctx context.Context) error {
-		return c.rdb.Set(ctx, key, payload, c.PageTTL).Err()
+		return putPageScript.Run(ctx, c.pages, []string{c.pageIndexKey(key), key},
+			payload, c.PageTTL.Milliseconds(), time.Now().UnixMilli(), c.PageKeys).Err()
 	})
 }
+
+// putPageScript stores a page within the budget: it forgets expired pages,
+// drops the ones closest to expiry while the index is full, then stores
+// the page and indexes it by its expiry.
+var putPageScript = redis.NewScript(`
+local ttl, now, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREM', KEYS[1], KEYS[2])
+local over = redis.call('ZCARD', KEYS[1]) - budget + 1
+if over > 0 then
+  local old = redis.call('ZPOPMIN', KEYS[1], over)
+  for i = 1, #old, 2 do redis.call('DEL', old[i]) end
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[1], now + ttl, KEYS[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1`)
 
 // BumpGeneration invalidates every cached result page of a collection.
 func (c *Cache) BumpGeneration(ctx context.Context, collection string) error {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -14,8 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/media"
 )
 
@@ -27,6 +31,11 @@ type Config struct {
 	MongoDB     string // SWAPMEET_MONGO_DB
 	RedisURL    string // SWAPMEET_REDIS_URL
 	RedisPrefix string // SWAPMEET_REDIS_PREFIX: namespaces every key
+	// SWAPMEET_REDIS_PAGES_URL: where search pages go; empty means
+	// SWAPMEET_REDIS_URL (within the page budget either way).
+	RedisPagesURL     string
+	CachePageMaxBytes int // SWAPMEET_CACHE_PAGE_MAX_BYTES: the largest search page cached
+	CachePageKeys     int // SWAPMEET_CACHE_PAGE_KEYS: how many search pages may be cached at once
 
 	S3Endpoint  string // SWAPMEET_S3_ENDPOINT
 	S3AccessKey string // SWAPMEET_S3_ACCESS_KEY
@@ -56,6 +65,13 @@ type Config struct {
 	CDCWorkers    int    // SWAPMEET_CDC_WORKERS: pages of a batch read and written at once
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
+
+	// Abuse bounds: see README, "Limits and abuse".
+	Limits               app.Limits    // SWAPMEET_LIMIT_*, SWAPMEET_HASH_*, SWAPMEET_QUOTA_*
+	ClientIPHeader       string        // SWAPMEET_CLIENT_IP_HEADER: set only behind a proxy that sets it
+	RequestTimeout       time.Duration // SWAPMEET_REQUEST_TIMEOUT: server deadline of a unary RPC
+	PGStatementTimeout   time.Duration // SWAPMEET_PG_STATEMENT_TIMEOUT: the API's Postgres statements
+	SessionPurgeInterval time.Duration // SWAPMEET_SESSION_PURGE_INTERVAL
 }
 
 // MediaConfig is the object store's part of the configuration.
@@ -77,6 +93,21 @@ func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, err
 	}
 	cfg.MaxConns = int32(maxConns)
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// WithStatementTimeout returns the Postgres URL (or key=value string) pg
+// with a statement_timeout that every connection of a pool opened on it
+// sets at startup.
+func WithStatementTimeout(pg string, d time.Duration) string {
+	ms := strconv.FormatInt(d.Milliseconds(), 10)
+	u, err := url.Parse(pg)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return pg + " statement_timeout=" + ms
+	}
+	q := u.Query()
+	q.Set("statement_timeout", ms)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // FromEnv reads the configuration, reporting every bad value at once.
@@ -109,6 +140,22 @@ func FromEnv() (Config, error) {
 		if err != nil || n <= 0 {
 			errs = append(errs, fmt.Errorf("%s=%q: want a positive integer", name, v))
 			return def
+		}
+		return n
+	}
+	// count is a limit: 0 switches it off.
+	count := func(name string, def int) int {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a count, or 0 for no limit", name, v))
+			return def
+		}
+		if n == 0 {
+			return -1
 		}
 		return n
 	}
@@ -145,6 +192,29 @@ func FromEnv() (Config, error) {
 	c.MediaUploadExpiry = dur("SWAPMEET_MEDIA_UPLOAD_EXPIRY", media.DefaultUploadExpiry)
 	c.MediaGetExpiry = dur("SWAPMEET_MEDIA_GET_EXPIRY", media.DefaultGetExpiry)
 	c.MediaSweepInterval = dur("SWAPMEET_MEDIA_SWEEP_INTERVAL", time.Hour)
+	// Abuse bounds.
+	d := app.DefaultLimits
+	c.Limits = app.Limits{
+		Window:          dur("SWAPMEET_LIMIT_WINDOW", d.Window),
+		SignInPerEmail:  count("SWAPMEET_LIMIT_SIGNIN_PER_EMAIL", d.SignInPerEmail),
+		SignInPerClient: count("SWAPMEET_LIMIT_SIGNIN_PER_CLIENT", d.SignInPerClient),
+		SignUpPerClient: count("SWAPMEET_LIMIT_SIGNUP_PER_CLIENT", d.SignUpPerClient),
+		WritesPerClient: count("SWAPMEET_LIMIT_WRITES_PER_CLIENT", d.WritesPerClient),
+		HashWait:        dur("SWAPMEET_HASH_WAIT", d.HashWait),
+		ListingsPerDay:  count("SWAPMEET_QUOTA_LISTINGS_PER_DAY", d.ListingsPerDay),
+		ActiveListings:  count("SWAPMEET_QUOTA_ACTIVE_LISTINGS", d.ActiveListings),
+		PendingUploads:  count("SWAPMEET_QUOTA_PENDING_UPLOADS", d.PendingUploads),
+	}
+	if v := str("SWAPMEET_HASH_CONCURRENCY", "auto"); v != "auto" {
+		c.Limits.HashConcurrency = num("SWAPMEET_HASH_CONCURRENCY", 0)
+	}
+	c.RedisPagesURL = str("SWAPMEET_REDIS_PAGES_URL", "")
+	c.CachePageMaxBytes = num("SWAPMEET_CACHE_PAGE_MAX_BYTES", cache.DefaultPageMaxBytes)
+	c.CachePageKeys = num("SWAPMEET_CACHE_PAGE_KEYS", cache.DefaultPageKeys)
+	c.ClientIPHeader = str("SWAPMEET_CLIENT_IP_HEADER", "")
+	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
+	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)
+	c.SessionPurgeInterval = dur("SWAPMEET_SESSION_PURGE_INTERVAL", 10*time.Minute)
 	// Slot and publication names are spliced into replication commands.
 	ident := regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	if !ident.MatchString(c.Slot) {
@@ -164,10 +234,103 @@ func FromEnv() (Config, error) {
 			errs = append(errs, fmt.Errorf("%s=%s: presigned requests last at most 168h", name, d))
 		}
 	}
+	if err := c.refuseDevDefaults(str("SWAPMEET_ALLOW_DEV_DEFAULTS", "") == "true", str("SWAPMEET_PG_ALLOW_PLAINTEXT", "") == "true"); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("SWAPMEET_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
 	}
 	return c, errors.Join(errs...)
+}
+
+// Development defaults: what `make up` starts with. They are fine on
+// loopback and nowhere else.
+const (
+	devPGPassword = "swapmeet"
+	devS3Access   = "swapmeet"
+	devS3Secret   = "swapmeet-secret"
+)
+
+// refuseDevDefaults fails when any service is reached off loopback with
+// the development credentials, or Postgres without TLS: settings that
+// were most likely forgotten, not chosen. allowAll accepts all of it (a
+// disposable environment); allowPlaintext accepts only sslmode=disable (a
+// private network, such as docker compose's).
+func (c Config) refuseDevDefaults(allowAll, allowPlaintext bool) error {
+	if allowAll {
+		return nil
+	}
+	remote := ""
+	for _, h := range c.serviceHosts() {
+		if !isLoopback(h) {
+			remote = h
+			break
+		}
+	}
+	if remote == "" {
+		return nil
+	}
+	var found []string
+	if pg, err := pgconn.ParseConfig(c.PostgresURL); err == nil && pg.Password == devPGPassword {
+		found = append(found, "SWAPMEET_PG_URL has the development password")
+	}
+	if !allowPlaintext && pgSSLMode(c.PostgresURL) == "disable" {
+		found = append(found, "SWAPMEET_PG_URL has sslmode=disable (SWAPMEET_PG_ALLOW_PLAINTEXT=true accepts it on a private network)")
+	}
+	if c.S3AccessKey == devS3Access || c.S3SecretKey == devS3Secret {
+		found = append(found, "SWAPMEET_S3_ACCESS_KEY or SWAPMEET_S3_SECRET_KEY is the development default")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s is not on loopback, but %s; set real values (or SWAPMEET_ALLOW_DEV_DEFAULTS=true for a disposable environment)",
+		remote, strings.Join(found, "; "))
+}
+
+// serviceHosts are the hosts of every backing service.
+func (c Config) serviceHosts() []string {
+	var hosts []string
+	if pg, err := pgconn.ParseConfig(c.PostgresURL); err == nil {
+		hosts = append(hosts, pg.Host)
+		for _, f := range pg.Fallbacks {
+			hosts = append(hosts, f.Host)
+		}
+	}
+	for _, raw := range []string{c.MongoURL, c.RedisURL, c.RedisPagesURL} {
+		if u, err := url.Parse(raw); err == nil && raw != "" {
+			for _, h := range strings.Split(u.Host, ",") {
+				hosts = append(hosts, hostOnly(h))
+			}
+		}
+	}
+	return append(hosts, hostOnly(c.S3Endpoint))
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasPrefix(host, "/") { // a unix socket is local too
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func pgSSLMode(pg string) string {
+	if u, err := url.Parse(pg); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Get("sslmode")
+	}
+	for _, kv := range strings.Fields(pg) {
+		if v, ok := strings.CutPrefix(kv, "sslmode="); ok {
+			return v
+		}
+	}
+	return ""
 }

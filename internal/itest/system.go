@@ -14,6 +14,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/rpc"
 )
 
@@ -85,24 +86,65 @@ func (e *Env) WaitForSlot(t T) {
 // Connect and gRPC clients.
 func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 	t.Helper()
+	return e.StartAPIWith(t, APIOptions{})
+}
+
+// APIOptions change what StartAPIWith runs; the zero value is StartAPI's.
+type APIOptions struct {
+	// Password is the argon2id cost; zero means FastPasswords.
+	Password password.Params
+	// Limits are the app's limits. Zero fields take the app's defaults,
+	// except the per-client ones: tests make many calls from one address,
+	// so those are off unless set.
+	Limits app.Limits
+	// Timeout is the server's deadline for unary RPCs (0: none).
+	Timeout time.Duration
+	// ClientIPHeader is the trusted proxy's client-address header.
+	ClientIPHeader string
+	// Cache, if set, adjusts the API's cache (page budget, pages client).
+	Cache func(*cache.Cache)
+}
+
+// StartAPIWith is StartAPI with settings a test needs to change.
+func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
+	t.Helper()
+	if o.Password == (password.Params{}) {
+		o.Password = FastPasswords
+		if o.Limits.HashConcurrency == 0 {
+			// Cheap hashes need little memory: let concurrent tests sign
+			// up without queueing for the one slot two cores would get.
+			o.Limits.HashConcurrency = 32
+		}
+	}
+	for _, n := range []*int{&o.Limits.SignInPerClient, &o.Limits.SignUpPerClient, &o.Limits.WritesPerClient} {
+		if *n == 0 {
+			*n = -1
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
 	go w.Run(ctx)
 	go e.Reads.Follow(ctx, 500*time.Millisecond)
+	c := e.Cache()
+	if o.Cache != nil {
+		o.Cache(c)
+	}
 	a, err := app.New(app.Deps{
 		Store:    db.NewStore(e.PG),
 		Reads:    e.Reads,
-		Cache:    e.Cache(),
+		Cache:    c,
 		Watcher:  w,
 		Media:    e.Media,
 		Log:      e.Log,
-		Password: FastPasswords,
+		Password: o.Password,
+		Limits:   o.Limits,
+		Limiter:  ratelimit.New(e.Redis, e.RedisPrefix),
 	})
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	srv := httptest.NewUnstartedServer(rpc.NewHandler(a, e.Log, rpc.Options{MaxRequestBytes: 1 << 20}))
+	srv := httptest.NewUnstartedServer(rpc.NewHandler(a, e.Log, rpc.Options{MaxRequestBytes: 1 << 20, Timeout: o.Timeout, ClientIPHeader: o.ClientIPHeader}))
 	serverProtocols := new(http.Protocols)
 	serverProtocols.SetHTTP1(true)
 	serverProtocols.SetUnencryptedHTTP2(true)

@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,26 @@ const ListingsPrefix = "listings/"
 // by the client.
 func ObjectKey(listingID, mediaID uuid.UUID) string {
 	return ListingsPrefix + listingID.String() + "/" + mediaID.String()
+}
+
+// UploadsPrefix is where clients' uploads land. A presigned POST names a
+// staging key under it; confirmation copies the checked object to its
+// final key under ListingsPrefix, which no client can ever write to, so
+// the bytes served are the bytes checked.
+const UploadsPrefix = "uploads/"
+
+// StagingKey is where the client uploads the object that will be at key.
+func StagingKey(key string) string {
+	return UploadsPrefix + strings.TrimPrefix(key, ListingsPrefix)
+}
+
+// FinalKey is the key a staging key's object is confirmed to; other keys
+// are returned as they are.
+func FinalKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, UploadsPrefix); ok {
+		return ListingsPrefix + rest
+	}
+	return key
 }
 
 // ThumbnailKey is where the thumbnail of the object at key goes.
@@ -72,6 +93,19 @@ func (s *Store) PresignedPost(ctx context.Context, key, contentType string, size
 		return Upload{}, fmt.Errorf("presign post %s: %w", key, err)
 	}
 	return Upload{URL: u.String(), Fields: fields, ExpiresAt: expires}, nil
+}
+
+// Promote copies the staged upload at staging to key, without the pending
+// tag, so the lifecycle rule never applies to the copy. The copy is done
+// by the store; its metadata (the content type) comes along.
+func (s *Store) Promote(ctx context.Context, staging, key string) error {
+	_, err := s.client.CopyObject(ctx,
+		minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: key, ReplaceTags: true},
+		minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: staging})
+	if err != nil {
+		return notFound(fmt.Errorf("copy %s to %s: %w", staging, key, err))
+	}
+	return nil
 }
 
 // MarkConfirmed removes the pending tag, so the lifecycle rule no longer

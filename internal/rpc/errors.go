@@ -7,11 +7,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
@@ -27,6 +30,7 @@ var codes = map[app.Code]connect.Code{
 	app.CodeConflict:           connect.CodeAborted,
 	app.CodeUnavailable:        connect.CodeUnavailable,
 	app.CodeRateLimited:        connect.CodeResourceExhausted,
+	app.CodeQuotaExceeded:      connect.CodeResourceExhausted,
 }
 
 // toConnect is the one translation from errors to what clients see. Only
@@ -53,6 +57,12 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 				out.AddDetail(d)
 			}
 		}
+		if ae.RetryAfter > 0 {
+			if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(ae.RetryAfter)}); derr == nil {
+				out.AddDetail(d)
+			}
+			out.Meta().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter.Round(time.Second)/time.Second)))
+		}
 		if ae.Err != nil {
 			log.Warn("request failed", "procedure", procedure, "code", code.String(), "err", err)
 		}
@@ -61,7 +71,7 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), isStatementTimeout(err):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	case errors.Is(err, db.ErrRetriesExhausted):
 		log.Warn("request failed", "procedure", procedure, "err", err)
@@ -72,6 +82,13 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 	}
 	log.Error("internal error", "procedure", procedure, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// isStatementTimeout recognises Postgres cancelling a statement that ran
+// past statement_timeout (57014, query_canceled).
+func isStatementTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014"
 }
 
 // isUnavailable recognises a dependency that is down, not a bug.

@@ -28,8 +28,13 @@ type market struct {
 }
 
 func newMarket(t *testing.T, opts ...connect.ClientOption) *market {
+	return newMarketWith(t, itest.APIOptions{}, opts...)
+}
+
+// newMarketWith is newMarket on an API started with o.
+func newMarketWith(t *testing.T, o itest.APIOptions, opts ...connect.ClientOption) *market {
 	e := itest.New(t)
-	srv, a := e.StartAPI(t)
+	srv, a := e.StartAPIWith(t, o)
 	return &market{
 		t: t, e: e, srv: srv, app: a,
 		users:    swapmeetv1connect.NewUserServiceClient(srv.Client(), srv.URL, opts...),

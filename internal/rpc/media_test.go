@@ -125,7 +125,7 @@ func TestMediaUploadConfirmReadAndDelete(t *testing.T) {
 
 	up := m.createUpload(seller, listing, "image/png", len(img))
 	key := "listings/" + listing + "/" + up.MediaId
-	if up.FormFields["key"] != key || up.FormFields["Content-Type"] != "image/png" || up.FormFields["policy"] == "" {
+	if up.FormFields["key"] != media.StagingKey(key) || up.FormFields["Content-Type"] != "image/png" || up.FormFields["policy"] == "" {
 		t.Fatalf("form fields %v: want the server's key, the content type and a policy", up.FormFields)
 	}
 	if exp := time.Until(up.ExpiresAt.AsTime()); exp <= 0 || exp > media.DefaultUploadExpiry {
@@ -362,5 +362,46 @@ func TestMediaAuthorizationMatrix(t *testing.T) {
 				t.Errorf("%d media rows left", n)
 			}
 		})
+	}
+}
+
+// TestConfirmedUploadCannotBeSwapped: re-posting other bytes with the
+// form of a confirmed upload changes neither what the listing serves nor
+// the object's freedom from the lifecycle rule.
+func TestConfirmedUploadCannotBeSwapped(t *testing.T) {
+	m := newMediaMarket(t, nil)
+	m.e.StartCDC(t)
+	seller := m.signUp("seller")
+	listing := m.listing(seller, "Vase")
+	img := mediatest.PNG(320, 240)
+	up := m.createUpload(seller, listing, "image/png", len(img))
+	mediatest.Upload(t, asUpload(up), img)
+	token, err := m.confirm(seller, listing, up.MediaId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := m.getListing(listing, token).GetMedia()[0].Url
+
+	// Other bytes of the same size, the same form, after confirmation.
+	other := bytes.Repeat([]byte{0xAB}, len(img))
+	status, body, err := mediatest.Post(asUpload(up), other, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("re-POST after confirmation: HTTP %d %s", status, body)
+	// Confirming again must not pick the new bytes up either.
+	if _, err := m.confirm(seller, listing, up.MediaId); err != nil {
+		t.Fatalf("second confirmation: %v", err)
+	}
+
+	for _, u := range []string{url, m.getListing(listing, "").GetMedia()[0].Url} {
+		status, got, err := mediatest.Get(u)
+		if err != nil || status != http.StatusOK || !bytes.Equal(got, img) {
+			t.Fatalf("GET the image after the re-POST: status %d, err %v, same bytes as confirmed: %v", status, err, bytes.Equal(got, img))
+		}
+	}
+	key := "listings/" + listing + "/" + up.MediaId
+	if tags, err := m.e.Media.Tags(ctx, key); err != nil || len(tags) != 0 {
+		t.Fatalf("the confirmed object's tags are %v, %v: want none, so the lifecycle rule never expires it", tags, err)
 	}
 }

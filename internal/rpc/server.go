@@ -3,6 +3,7 @@ package rpc
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -19,6 +20,12 @@ type Options struct {
 	MaxRequestBytes int
 	// Metrics, if set, records every request.
 	Metrics *Metrics
+	// Timeout is the server's deadline for a unary RPC; a query's
+	// consistency wait is added on top. Zero means no server deadline.
+	Timeout time.Duration
+	// ClientIPHeader, if set, is the header a trusted proxy puts the
+	// client's address in; otherwise the peer address is the client's.
+	ClientIPHeader string
 }
 
 // CompressMinBytes is the smallest response that is compressed. Most
@@ -30,7 +37,7 @@ const CompressMinBytes = 1024
 // gRPC and gRPC-Web, with health checks and reflection.
 func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	handlerOpts := []connect.HandlerOption{
-		connect.WithInterceptors(edge(a, log, opts.Metrics)),
+		connect.WithInterceptors(edge(a, log, opts)),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 		connect.WithCompressMinBytes(CompressMinBytes),
 	}
