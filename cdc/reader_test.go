@@ -3,6 +3,7 @@ package cdc_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -109,10 +110,19 @@ func (s *gatedSink) xidsSeen() map[uint32]int {
 // startReader runs a reader on e's slot (creating it) until the test ends.
 func startReader(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink) *cdc.Reader {
 	t.Helper()
+	return startReaderLogged(t, e, cfg, sink, nil)
+}
+
+// startReaderLogged is startReader, logging into logs when it is not nil.
+func startReaderLogged(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink, logs *lockedBuffer) *cdc.Reader {
+	t.Helper()
 	if cfg.ConnString == "" {
 		cfg.ConnString = e.PGURL
 	}
 	cfg.Slot, cfg.Publication, cfg.CreateSlot, cfg.Log = e.Slot, e.Publication, true, e.Log
+	if logs != nil {
+		cfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := cdc.NewReader(cfg, sink)
 	done := make(chan error, 1)
@@ -201,22 +211,24 @@ func confirmedLSN(ctx context.Context, e *itest.Env) (pglogrepl.LSN, error) {
 func TestLinkStaysUpWhileTheSinkIsHeld(t *testing.T) {
 	e := itest.New(t)
 	ctx := context.Background()
-	const walSenderTimeout = 2 * time.Second
+	const walSenderTimeout = 3 * time.Second
+	logs := &lockedBuffer{}
+	cfg := cdc.Config{ConnString: e.PGURL + "&options=-c%20wal_sender_timeout%3D3s"}
 	sink := newGatedSink()
-	r := startReader(t, e, cdc.Config{ConnString: e.PGURL + "&options=-c%20wal_sender_timeout%3D2s"}, sink)
-	pid, err := walsenderPID(ctx, e)
-	if err != nil || pid == 0 {
-		t.Fatalf("no walsender: pid %d, %v", pid, err)
-	}
-
 	sink.hold()
+	r := startReaderLogged(t, e, cfg, sink, logs)
+
 	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'held')`, uuid.New()); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-sink.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the commit never reached the sink")
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the commit never reached the sink; reader log:\n%s", logs)
+	}
+	pid, err := walsenderPID(ctx, e)
+	if err != nil || pid == 0 {
+		t.Fatalf("no walsender while the sink is held: pid %d, %v", pid, err)
 	}
 	// The scenario is a sink that is slow for a given time: hold it that
 	// long, checking the walsender all along.
@@ -227,8 +239,8 @@ func TestLinkStaysUpWhileTheSinkIsHeld(t *testing.T) {
 			t.Fatal(err)
 		}
 		if now != pid {
-			t.Fatalf("after %s with the sink held, the walsender is pid %d, was %d: the server dropped the link",
-				time.Since(held).Round(time.Millisecond), now, pid)
+			t.Fatalf("after %s with the sink held, the walsender is pid %d, was %d: the server dropped the link; reader log:\n%s",
+				time.Since(held).Round(time.Millisecond), now, pid, logs)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of the check, not synchronisation
 	}
@@ -243,7 +255,7 @@ func TestLinkStaysUpWhileTheSinkIsHeld(t *testing.T) {
 		return c >= end, err
 	})
 	if now, _ := walsenderPID(ctx, e); now != pid {
-		t.Fatalf("the walsender changed from %d to %d", pid, now)
+		t.Fatalf("the walsender changed from %d to %d; reader log:\n%s", pid, now, logs)
 	}
 }
 
