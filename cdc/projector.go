@@ -456,15 +456,8 @@ func (p *Projector) write(ctx context.Context, w write) error {
 
 // lsnOf reads the stamp of a built document.
 func lsnOf(d any) int64 {
-	switch d := d.(type) {
-	case readstore.User:
-		return d.LSN
-	case readstore.Listing:
-		return d.LSN
-	case readstore.Order:
-		return d.LSN
-	case readstore.Review:
-		return d.LSN
+	if s, ok := d.(readstore.Stamped); ok {
+		return s.Stamp()
 	}
 	return 0
 }

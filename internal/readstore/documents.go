@@ -119,3 +119,15 @@ const (
 
 // Collections lists every projected collection.
 var Collections = []string{Users, Listings, Orders, Reviews}
+
+// Stamp implements Stamped.
+func (d User) Stamp() int64 { return d.LSN }
+
+// Stamp implements Stamped.
+func (d Listing) Stamp() int64 { return d.LSN }
+
+// Stamp implements Stamped.
+func (d Order) Stamp() int64 { return d.LSN }
+
+// Stamp implements Stamped.
+func (d Review) Stamp() int64 { return d.LSN }

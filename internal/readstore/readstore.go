@@ -105,9 +105,20 @@ func LSNOf(raw bson.Raw) uint64 {
 	return uint64(n)
 }
 
+// Stamped is a document that carries the WAL position of the last commit
+// it reflects.
+type Stamped interface{ Stamp() int64 }
+
 // Put replaces (or inserts) each document whole. Replaying a transaction
 // replaces a document with the same content: idempotent. ids[i] is the
 // _id of docs[i].
+//
+// A Stamped document is fenced: it replaces the stored one only if that
+// one is not newer (`lsn` at most its own). When the stored one is newer,
+// the filter matches nothing and the upsert's insert collides on _id; that
+// duplicate key means "already newer" and the document is skipped. So a
+// writer that finishes late (a paused old CDC waking up in the middle of a
+// batch) cannot undo newer work. MongoDB and FerretDB answer alike.
 func (s *Store) Put(ctx context.Context, collection string, ids []string, docs []any) error {
 	if len(ids) != len(docs) {
 		return fmt.Errorf("put %s: %d ids for %d documents", collection, len(ids), len(docs))
@@ -126,7 +137,15 @@ func (s *Store) Put(ctx context.Context, collection string, ids []string, docs [
 			defer func() { <-sem; wg.Done() }()
 			ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 			defer cancel()
-			_, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: ids[i]}}, docs[i], options.Replace().SetUpsert(true))
+			filter := bson.D{{Key: "_id", Value: ids[i]}}
+			st, fenced := docs[i].(Stamped)
+			if fenced {
+				filter = append(filter, bson.E{Key: "lsn", Value: bson.D{{Key: "$lte", Value: st.Stamp()}}})
+			}
+			_, err := c.ReplaceOne(ctx, filter, docs[i], options.Replace().SetUpsert(true))
+			if fenced && mongo.IsDuplicateKeyError(err) {
+				err = nil // the stored document is newer: keep it
+			}
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
