@@ -96,7 +96,9 @@ func TestBigTransactionMemory(t *testing.T) {
 			t.Fatalf("heap grew %.1f MiB holding one transaction of %d rows, bound %d MiB",
 				float64(growth)/(1<<20), rows, bound>>20)
 		}
-	case <-time.After(5 * time.Minute):
+	// Generous: when other transactions run as the slot is created, the
+	// server decodes from an older restart point, the seed included.
+	case <-time.After(12 * time.Minute):
 		t.Fatal("the transaction never reached the sink")
 	}
 }
