@@ -22,6 +22,7 @@ type Metrics struct {
 	slotLag      prometheus.Gauge
 	batchDocs    prometheus.Gauge
 	batchDone    prometheus.Gauge
+	leader       prometheus.Gauge
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -50,6 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slotLag:      g("slot_lag_bytes", "WAL written since the slot's confirmed position (from pg_replication_slots)."),
 		batchDocs:    g("batch_documents", "Documents queued so far for the batch being applied; 0 between batches."),
 		batchDone:    g("batch_documents_done", "Documents of the batch being applied that are written; 0 between batches."),
+		leader:       g("leader", "1 while this process streams the slot (leads), 0 while it is a standby or reconnecting."),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "swapmeet", Subsystem: "cdc", Name: "apply_seconds",
 			Help:    "Time to apply one batch to the read side.",
@@ -110,5 +112,17 @@ func (m *Metrics) batchProgress(done, total int64) {
 	if m != nil {
 		m.batchDone.Set(float64(done))
 		m.batchDocs.Set(float64(total))
+	}
+}
+
+// leading records whether this process streams the slot.
+func (m *Metrics) leading(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
 	}
 }

@@ -42,22 +42,23 @@ func (p *Process) Run(ctx context.Context) error {
 		return err
 	}
 	go p.Reads.Follow(ctx, p.Interval)
-	slot := ptr.Slot
-	if ptr.Previous != "" {
-		// A rebuild switched while no CDC ran: finish the previous slot
-		// up to the handover first (stream leaves it there), if it is
-		// still behind.
-		behind, err := p.behind(ctx, ptr.Previous, ptr.Handover)
-		if err != nil {
-			return err
-		}
-		if behind {
-			p.Log.Info("the previous slot is short of the handover; applying it first", "slot", ptr.Previous, "handover", pglogrepl.LSN(ptr.Handover).String())
-			slot = ptr.Previous
-		}
+	slot, err := p.slotFor(ctx, ptr)
+	if err != nil {
+		return err
 	}
 	for {
 		next, err := p.stream(ctx, slot)
+		if errors.Is(err, ErrSlotLost) {
+			// A standby's slot vanishes when the leader leaves it at a
+			// handover and drops it: follow the pointer.
+			if cur, rerr := p.Reads.Refresh(ctx); rerr == nil && cur.Slot != slot {
+				p.Log.Info("the slot was left at a handover by another process; following the pointer", "from", slot, "to", cur.Slot)
+				if slot, err = p.slotFor(ctx, cur); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if err != nil || next == "" {
 			return err
 		}
@@ -65,6 +66,24 @@ func (p *Process) Run(ctx context.Context) error {
 		go p.dropLeft(ctx, slot)
 		slot = next
 	}
+}
+
+// slotFor picks the slot to stream under ptr: its own, unless a rebuild
+// switched while no CDC streamed and the previous slot is still short of
+// the handover; then that one first (stream leaves it there).
+func (p *Process) slotFor(ctx context.Context, ptr readstore.Pointer) (string, error) {
+	if ptr.Previous == "" {
+		return ptr.Slot, nil
+	}
+	behind, err := p.behind(ctx, ptr.Previous, ptr.Handover)
+	if err != nil {
+		return "", err
+	}
+	if behind {
+		p.Log.Info("the previous slot is short of the handover; applying it first", "slot", ptr.Previous, "handover", pglogrepl.LSN(ptr.Handover).String())
+		return ptr.Previous, nil
+	}
+	return ptr.Slot, nil
 }
 
 // pointer loads the projections pointer, initialising the read side on a
@@ -136,8 +155,27 @@ func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, err
 }
 
 func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
+	// Several processes may start together on an empty read side: one
+	// initialises, the others wait for it and then find the pointer.
+	conn, err := p.PG.Acquire(ctx)
+	if err != nil {
+		return readstore.Pointer{}, fmt.Errorf("first start: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('swapmeet cdc first start'))`); err != nil {
+		return readstore.Pointer{}, fmt.Errorf("first start: wait for another process's: %w", err)
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('swapmeet cdc first start'))`)
+	}()
+	if ptr, err := p.Reads.Refresh(ctx); err == nil {
+		p.Log.Info("another process initialised the read side", "slot", ptr.Slot)
+		return ptr, nil
+	} else if !errors.Is(err, readstore.ErrNoPointer) {
+		return readstore.Pointer{}, err
+	}
 	p.Log.Info("first start: creating the slot and projecting what Postgres holds", "slot", p.Slot)
-	_, err := p.PG.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')
+	_, err = p.PG.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')
 		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, p.Slot)
 	if err != nil {
 		return readstore.Pointer{}, fmt.Errorf("create slot %s: %w", p.Slot, err)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,13 +62,25 @@ type Config struct {
 	// CreateSlot lets the reader create a missing slot. Only a first start
 	// may: anywhere else, a missing slot means changes were lost.
 	CreateSlot bool
-	Log        *slog.Logger
-	Metrics    *Metrics
+	// Name identifies this process to Postgres (the replication
+	// connection's application_name), so that `slot status` shows which
+	// process leads. It defaults to "swapmeet-cdc <host> pid <pid>".
+	Name string
+	// StandbyPoll is how often a standby asks for the slot while another
+	// process streams it: the bound on a takeover after the leader dies,
+	// on top of the time Postgres takes to release the slot. 1 s by default.
+	StandbyPoll time.Duration
+	Log         *slog.Logger
+	Metrics     *Metrics
 }
 
 // ErrSlotLost means the slot vanished or was invalidated. Streaming from a
 // new slot would silently skip changes, so the reader stops instead.
 var ErrSlotLost = errors.New("replication slot is missing or invalidated")
+
+// errSlotBusy means another process streams the slot: this one is a
+// standby until the slot is released.
+var errSlotBusy = errors.New("the replication slot is streamed by another process")
 
 // ErrSetup means the server refuses to stream for a reason that retrying
 // will not cure: the publication is missing, the role lacks a privilege,
@@ -121,6 +134,12 @@ func NewReader(cfg Config, sink Sink) *Reader {
 	if cfg.MaxBatchAge == 0 {
 		cfg.MaxBatchAge = 20 * time.Millisecond
 	}
+	if cfg.StandbyPoll == 0 {
+		cfg.StandbyPoll = time.Second
+	}
+	if cfg.Name == "" {
+		cfg.Name = ProcessName()
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -133,10 +152,18 @@ func (r *Reader) Applied() pglogrepl.LSN { return pglogrepl.LSN(r.published.Load
 // Run streams until ctx ends, reconnecting with backoff after errors. It
 // returns nil on a clean shutdown, and ErrSlotLost or ErrSetup when it
 // must not go on.
+//
+// Postgres lets one connection stream a slot at a time, and that is the
+// leadership lease: while another process streams it, this one is a
+// standby that asks again every StandbyPoll. A leader that dies releases
+// the slot at once; one that stops (paused, partitioned) stops answering
+// the walsender's keepalives and is dropped after wal_sender_timeout.
 func (r *Reader) Run(ctx context.Context) error {
 	backoff := newBackoff(r.cfg.MaxBackoff)
+	standby := false
 	for {
 		streamed, err := r.stream(ctx)
+		r.m.leading(false)
 		if ctx.Err() != nil {
 			r.log.Info("replication stopped", "applied", r.applied.String())
 			return nil
@@ -144,6 +171,19 @@ func (r *Reader) Run(ctx context.Context) error {
 		if errors.Is(err, ErrSlotLost) || errors.Is(err, ErrSetup) {
 			return err
 		}
+		if errors.Is(err, errSlotBusy) {
+			if !standby {
+				r.log.Info("standby: another process streams the slot; taking over when it lets go",
+					"slot", r.cfg.Slot, "err", err, "poll", r.cfg.StandbyPoll)
+				standby = true
+			}
+			backoff.reset()
+			if !sleep(ctx, r.cfg.StandbyPoll/2+rand.N(r.cfg.StandbyPoll/2+1)) {
+				return nil
+			}
+			continue
+		}
+		standby = false
 		if streamed {
 			backoff.reset()
 		}
@@ -164,6 +204,7 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 		return false, fmt.Errorf("%w: parse connection string: %v", ErrSetup, err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["application_name"] = r.cfg.Name
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, classify("connect", err)
@@ -193,7 +234,8 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, classify("start replication", err)
 	}
-	r.log.Info("streaming", "slot", r.cfg.Slot, "from", r.applied.String(), "heartbeat", r.heartbeat)
+	r.m.leading(true)
+	r.log.Info("leading: streaming the slot", "slot", r.cfg.Slot, "from", r.applied.String(), "heartbeat", r.heartbeat, "name", r.cfg.Name)
 
 	dec := newDecoder()
 	nextStatus := time.Now().Add(r.heartbeat)
@@ -475,7 +517,8 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) (pglogrepl
 // classify turns a server error into ErrSlotLost when, and only when, the
 // slot is missing or invalidated; into ErrSetup when the server refuses
 // for a reason that retrying cannot cure; and leaves anything else (a
-// dropped connection, a slot still held by a dying walsender) to retry.
+// dropped connection) to retry. A slot streamed by another process is
+// errSlotBusy: this process is a standby.
 func classify(op string, err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -483,6 +526,9 @@ func classify(op string, err error) error {
 	}
 	msg := pgErr.Message
 	switch {
+	case pgErr.Code == "55006" && strings.HasPrefix(msg, "replication slot"):
+		// replication slot "x" is active for PID n
+		return fmt.Errorf("%w: %s: %v", errSlotBusy, op, pgErr)
 	case pgErr.Code == "42704" && strings.HasPrefix(msg, "replication slot"):
 		// replication slot "x" does not exist
 		return fmt.Errorf("%w: %s: %v", ErrSlotLost, op, pgErr)
@@ -523,4 +569,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// ProcessName is how a CDC process names itself to Postgres by default.
+func ProcessName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("swapmeet-cdc %s pid %d", host, os.Getpid())
 }

@@ -16,7 +16,8 @@ type SlotStatus struct {
 	Name              string
 	Database          string
 	Active            bool
-	ActivePID         int32
+	ActivePID         int32  // the walsender's pid
+	Leader            string // the streaming process's name (see Config.Name); "" when none
 	ConfirmedFlushLSN string
 	RestartLSN        string
 	LagBytes          int64         // WAL written since the last acknowledgement
@@ -38,7 +39,8 @@ SELECT s.slot_name, s.database, s.active, coalesce(s.active_pid, 0),
        coalesce((pg_current_wal_lsn() - s.restart_lsn)::int8, 0),
        coalesce(s.wal_status, ''), coalesce(s.safe_wal_size, -1),
        coalesce(extract(epoch FROM r.flush_lag), 0)::float8,
-       coalesce(extract(epoch FROM now() - r.reply_time), -1)::float8
+       coalesce(extract(epoch FROM now() - r.reply_time), -1)::float8,
+       coalesce(r.application_name, '') || coalesce(' from ' || host(r.client_addr), '')
 FROM pg_replication_slots s
 LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 WHERE s.slot_name = $1`
@@ -48,7 +50,7 @@ func ReadSlotStatus(ctx context.Context, pg *pgxpool.Pool, slot string) (SlotSta
 	var s SlotStatus
 	var flushLag, replyAge float64
 	err := pg.QueryRow(ctx, slotStatusSQL, slot).Scan(&s.Name, &s.Database, &s.Active, &s.ActivePID,
-		&s.ConfirmedFlushLSN, &s.RestartLSN, &s.LagBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALSize, &flushLag, &replyAge)
+		&s.ConfirmedFlushLSN, &s.RestartLSN, &s.LagBytes, &s.RetainedBytes, &s.WALStatus, &s.SafeWALSize, &flushLag, &replyAge, &s.Leader)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, fmt.Errorf("%w: %s", ErrNoSlot, slot)
 	}
@@ -67,10 +69,13 @@ func ReadSlotStatus(ctx context.Context, pg *pgxpool.Pool, slot string) (SlotSta
 func (s SlotStatus) Print(w io.Writer) {
 	state := "inactive (no reader connected)"
 	if s.Active {
-		state = fmt.Sprintf("active (pid %d)", s.ActivePID)
+		state = fmt.Sprintf("active (walsender pid %d)", s.ActivePID)
 	}
 	fmt.Fprintf(w, "slot            %s on database %s\n", s.Name, s.Database)
 	fmt.Fprintf(w, "state           %s, wal_status %s\n", state, s.WALStatus)
+	if s.Leader != "" {
+		fmt.Fprintf(w, "leader          %s\n", s.Leader)
+	}
 	fmt.Fprintf(w, "confirmed flush %s\n", s.ConfirmedFlushLSN)
 	fmt.Fprintf(w, "restart         %s\n", s.RestartLSN)
 	fmt.Fprintf(w, "lag             %s behind the server's WAL, flush lag %s\n", bytesHuman(s.LagBytes), s.FlushLag.Round(time.Millisecond))
