@@ -28,7 +28,7 @@ func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	mc, err := readstore.Connect(ctx, cfg.MongoURL)
+	mc, err := readstore.Connect(ctx, cfg.MongoURL, cfg.MongoWriteConcern)
 	if err != nil {
 		pg.Close()
 		return nil, err

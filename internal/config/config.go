@@ -21,6 +21,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // Config holds every setting of every subcommand.
@@ -29,8 +30,11 @@ type Config struct {
 	PGMaxConns  int    // SWAPMEET_PG_MAX_CONNS: the pool of each process
 	MongoURL    string // SWAPMEET_MONGO_URL
 	MongoDB     string // SWAPMEET_MONGO_DB
-	RedisURL    string // SWAPMEET_REDIS_URL
-	RedisPrefix string // SWAPMEET_REDIS_PREFIX: namespaces every key
+	// SWAPMEET_MONGO_WRITE_CONCERN: "majority" (the default) or a number
+	// of replica-set members that must acknowledge each projection write.
+	MongoWriteConcern string
+	RedisURL          string // SWAPMEET_REDIS_URL
+	RedisPrefix       string // SWAPMEET_REDIS_PREFIX: namespaces every key
 	// SWAPMEET_REDIS_PAGES_URL: where search pages go; empty means
 	// SWAPMEET_REDIS_URL (within the page budget either way).
 	RedisPagesURL     string
@@ -160,29 +164,30 @@ func FromEnv() (Config, error) {
 		return n
 	}
 	c := Config{
-		PostgresURL:     str("SWAPMEET_PG_URL", "postgres://swapmeet:swapmeet@127.0.0.1:15432/swapmeet?sslmode=disable"),
-		PGMaxConns:      num("SWAPMEET_PG_MAX_CONNS", 16),
-		MongoURL:        str("SWAPMEET_MONGO_URL", "mongodb://127.0.0.1:27018/"),
-		MongoDB:         str("SWAPMEET_MONGO_DB", "swapmeet"),
-		RedisURL:        str("SWAPMEET_REDIS_URL", "redis://127.0.0.1:16379/0"),
-		RedisPrefix:     str("SWAPMEET_REDIS_PREFIX", "swapmeet:"),
-		S3Endpoint:      str("SWAPMEET_S3_ENDPOINT", "127.0.0.1:19000"),
-		S3AccessKey:     str("SWAPMEET_S3_ACCESS_KEY", "swapmeet"),
-		S3SecretKey:     str("SWAPMEET_S3_SECRET_KEY", "swapmeet-secret"),
-		S3Bucket:        str("SWAPMEET_S3_BUCKET", "swapmeet-media"),
-		S3Secure:        str("SWAPMEET_S3_SECURE", "false") == "true",
-		HTTPAddr:        str("SWAPMEET_HTTP_ADDR", "127.0.0.1:8080"),
-		CDCMetricsAddr:  str("SWAPMEET_CDC_METRICS_ADDR", "127.0.0.1:9464"),
-		APIMetricsAddr:  str("SWAPMEET_API_METRICS_ADDR", "127.0.0.1:9465"),
-		MaxRequestBytes: num("SWAPMEET_MAX_REQUEST_BYTES", 1<<20),
-		ConsistencyWait: dur("SWAPMEET_CONSISTENCY_WAIT", 2*time.Second),
-		SessionTTL:      dur("SWAPMEET_SESSION_TTL", 30*24*time.Hour),
-		Slot:            str("SWAPMEET_SLOT", "swapmeet_projections"),
-		SlotWarnBytes:   int64(num("SWAPMEET_SLOT_WARN_BYTES", 1<<30)),
-		Publication:     str("SWAPMEET_PUBLICATION", "swapmeet_projections"),
-		CDCSpillDocs:    num("SWAPMEET_CDC_SPILL_DOCS", 100_000),
-		CDCWorkers:      num("SWAPMEET_CDC_WORKERS", 2),
-		LogLevel:        str("SWAPMEET_LOG_LEVEL", "info"),
+		PostgresURL:       str("SWAPMEET_PG_URL", "postgres://swapmeet:swapmeet@127.0.0.1:15432/swapmeet?sslmode=disable"),
+		PGMaxConns:        num("SWAPMEET_PG_MAX_CONNS", 16),
+		MongoURL:          str("SWAPMEET_MONGO_URL", "mongodb://127.0.0.1:27018/"),
+		MongoDB:           str("SWAPMEET_MONGO_DB", "swapmeet"),
+		MongoWriteConcern: str("SWAPMEET_MONGO_WRITE_CONCERN", readstore.DefaultWriteConcern),
+		RedisURL:          str("SWAPMEET_REDIS_URL", "redis://127.0.0.1:16379/0"),
+		RedisPrefix:       str("SWAPMEET_REDIS_PREFIX", "swapmeet:"),
+		S3Endpoint:        str("SWAPMEET_S3_ENDPOINT", "127.0.0.1:19000"),
+		S3AccessKey:       str("SWAPMEET_S3_ACCESS_KEY", "swapmeet"),
+		S3SecretKey:       str("SWAPMEET_S3_SECRET_KEY", "swapmeet-secret"),
+		S3Bucket:          str("SWAPMEET_S3_BUCKET", "swapmeet-media"),
+		S3Secure:          str("SWAPMEET_S3_SECURE", "false") == "true",
+		HTTPAddr:          str("SWAPMEET_HTTP_ADDR", "127.0.0.1:8080"),
+		CDCMetricsAddr:    str("SWAPMEET_CDC_METRICS_ADDR", "127.0.0.1:9464"),
+		APIMetricsAddr:    str("SWAPMEET_API_METRICS_ADDR", "127.0.0.1:9465"),
+		MaxRequestBytes:   num("SWAPMEET_MAX_REQUEST_BYTES", 1<<20),
+		ConsistencyWait:   dur("SWAPMEET_CONSISTENCY_WAIT", 2*time.Second),
+		SessionTTL:        dur("SWAPMEET_SESSION_TTL", 30*24*time.Hour),
+		Slot:              str("SWAPMEET_SLOT", "swapmeet_projections"),
+		SlotWarnBytes:     int64(num("SWAPMEET_SLOT_WARN_BYTES", 1<<30)),
+		Publication:       str("SWAPMEET_PUBLICATION", "swapmeet_projections"),
+		CDCSpillDocs:      num("SWAPMEET_CDC_SPILL_DOCS", 100_000),
+		CDCWorkers:        num("SWAPMEET_CDC_WORKERS", 2),
+		LogLevel:          str("SWAPMEET_LOG_LEVEL", "info"),
 	}
 	// Media: the object store's region, the browser origins its CORS admits, and the upload limits.
 	c.S3Region = str("SWAPMEET_S3_REGION", media.DefaultRegion)
@@ -236,6 +241,9 @@ func FromEnv() (Config, error) {
 	}
 	if err := c.refuseDevDefaults(str("SWAPMEET_ALLOW_DEV_DEFAULTS", "") == "true", str("SWAPMEET_PG_ALLOW_PLAINTEXT", "") == "true"); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := readstore.ParseWriteConcern(c.MongoWriteConcern); err != nil {
+		errs = append(errs, fmt.Errorf("SWAPMEET_MONGO_WRITE_CONCERN: %w", err))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -57,7 +57,7 @@ func (f *FerretDB) Start() {
 	if err := f.cmd.Start(); err != nil {
 		f.t.Fatalf("start ferretdb: %v", err)
 	}
-	c, err := readstore.Connect(context.Background(), f.URL())
+	c, err := readstore.Connect(context.Background(), f.URL(), readstore.DefaultWriteConcern)
 	if err != nil {
 		f.t.Fatalf("%v", err)
 	}
@@ -80,7 +80,7 @@ func (f *FerretDB) Stop() {
 // UseMongo points the Env's read store at another server.
 func (e *Env) UseMongo(t T, url string) {
 	t.Helper()
-	c, err := readstore.Connect(context.Background(), url)
+	c, err := readstore.Connect(context.Background(), url, readstore.DefaultWriteConcern)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

@@ -113,7 +113,7 @@ func New(t T) *Env {
 	}
 
 	// Mongo: a fresh database.
-	e.Mongo, err = readstore.Connect(ctx, cfg.MongoURL)
+	e.Mongo, err = readstore.Connect(ctx, cfg.MongoURL, cfg.MongoWriteConcern)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

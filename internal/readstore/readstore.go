@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // ErrNotFound means the read store has no such document.
@@ -40,15 +42,47 @@ func New(db *mongo.Database) *Store {
 }
 
 // Connect dials uri and returns the client (close it with Disconnect).
-func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
-	c, err := mongo.Connect(options.Client().ApplyURI(uri).
+// Writes use writeConcern (see ParseWriteConcern); "" leaves the URI's or
+// the server's default.
+func Connect(ctx context.Context, uri, writeConcern string) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(5 * time.Second))
+		SetConnectTimeout(5 * time.Second)
+	if writeConcern != "" {
+		wc, err := ParseWriteConcern(writeConcern)
+		if err != nil {
+			return nil, err
+		}
+		opts.SetWriteConcern(wc)
+	}
+	c, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo connect: %w", err)
 	}
 	return c, nil
 }
+
+// DefaultWriteConcern is what projections are written with unless
+// configured otherwise: acknowledged by a majority of a replica set, so
+// that a failover cannot roll back a write the CDC has acknowledged to
+// Postgres. On a single server (or FerretDB) it is the same as w:1.
+const DefaultWriteConcern = "majority"
+
+// ParseWriteConcern reads "majority" or a number of members (at least 1:
+// an unacknowledged write could be lost after the CDC had acknowledged
+// its WAL position). Writes are journaled either way.
+func ParseWriteConcern(s string) (*writeconcern.WriteConcern, error) {
+	if s == "majority" {
+		return &writeconcern.WriteConcern{W: "majority", Journal: ptrTo(true)}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("mongo write concern %q: want majority or a number of members of at least 1", s)
+	}
+	return &writeconcern.WriteConcern{W: n, Journal: ptrTo(true)}, nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // Ping checks that the server answers.
 func (s *Store) Ping(ctx context.Context) error {
