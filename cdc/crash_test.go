@@ -56,8 +56,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startCDCProcessLogged is startCDCProcess, keeping the process's output.
-func startCDCProcessLogged(t *testing.T, e *itest.Env) (*exec.Cmd, *lockedBuffer) {
+// startCDCProcessLogged is startCDCProcess, keeping the process's output;
+// env overrides e's settings.
+func startCDCProcessLogged(t *testing.T, e *itest.Env, env ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	bin, err := buildBinary()
@@ -67,6 +68,7 @@ func startCDCProcessLogged(t *testing.T, e *itest.Env) (*exec.Cmd, *lockedBuffer
 	cmd := exec.Command(bin, "cdc")
 	cmd.Env = append(os.Environ(), e.Environ()...)
 	cmd.Env = append(cmd.Env, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if os.Getenv("SWAPMEET_TEST_LOG") != "" {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(logs, os.Stderr), io.MultiWriter(logs, os.Stderr)

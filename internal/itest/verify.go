@@ -70,7 +70,9 @@ func (e *Env) StaleCacheEntries(ctx context.Context) ([]string, error) {
 	return stale, iter.Err()
 }
 
-// sameDocument compares two BSON documents field by field, ignoring lsn.
+// sameDocument compares two BSON documents field by field, ignoring lsn
+// and the order of fields at every level: a map-valued field (listing
+// attributes) is written in no set order.
 func sameDocument(a, b []byte) bool {
 	var da, db bson.M
 	if bson.Unmarshal(a, &da) != nil || bson.Unmarshal(b, &db) != nil {
@@ -78,5 +80,30 @@ func sameDocument(a, b []byte) bool {
 	}
 	delete(da, "lsn")
 	delete(db, "lsn")
-	return reflect.DeepEqual(da, db)
+	return reflect.DeepEqual(unordered(da), unordered(db))
+}
+
+// unordered turns every embedded document into a map.
+func unordered(v any) any {
+	switch v := v.(type) {
+	case bson.D:
+		m := make(map[string]any, len(v))
+		for _, e := range v {
+			m[e.Key] = unordered(e.Value)
+		}
+		return m
+	case bson.M:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = unordered(e)
+		}
+		return m
+	case bson.A:
+		a := make([]any, len(v))
+		for i, e := range v {
+			a[i] = unordered(e)
+		}
+		return a
+	}
+	return v
 }

@@ -1,0 +1,273 @@
+package cdc_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// cdcProc is one `swapmeet cdc` process of a failover test.
+type cdcProc struct {
+	name string
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+}
+
+func startCDC(t *testing.T, e *itest.Env, name string, env ...string) *cdcProc {
+	t.Helper()
+	cmd, logs := startCDCProcessLogged(t, e, env...)
+	return &cdcProc{name: name, cmd: cmd, logs: logs}
+}
+
+func (p *cdcProc) signal(t *testing.T, s syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(s); err != nil {
+		t.Fatalf("signal %s to %s: %v", s, p.name, err)
+	}
+}
+
+// standbyCount is how often the process has reported becoming a standby.
+func (p *cdcProc) standbyCount() int {
+	return strings.Count(p.logs.String(), "standby: another process streams the slot")
+}
+
+// leaderPID is the pid of the process streaming e's slot, as Postgres
+// names it (see cdc.Config.Name); 0 when none does.
+func leaderPID(ctx context.Context, e *itest.Env) (int, error) {
+	s, err := cdc.ReadSlotStatus(ctx, e.PG, e.Slot)
+	if err != nil || !s.Active {
+		return 0, err
+	}
+	_, after, ok := strings.Cut(s.Leader, " pid ")
+	if !ok {
+		return 0, nil // the walsender is starting; its application name comes with it
+	}
+	pid, _ := strconv.Atoi(strings.Fields(after)[0])
+	return pid, nil
+}
+
+func waitLeader(t *testing.T, e *itest.Env, p *cdcProc, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	itest.Eventually(t, within, p.name+" to lead", func() (bool, error) {
+		pid, err := leaderPID(context.Background(), e)
+		return pid == p.cmd.Process.Pid, err
+	})
+	return time.Since(start)
+}
+
+// withPGOption adds a server setting to a Postgres URL's options.
+func withPGOption(t *testing.T, pgURL, setting string) string {
+	t.Helper()
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("options", strings.TrimSpace(q.Get("options")+" -c "+setting))
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // libpq reads + literally
+	return u.String()
+}
+
+// TestFailoverUnderLoad: two `swapmeet cdc` processes run under a mixed
+// write load; exactly one streams. The leader is SIGKILLed, twice; each
+// time the standby takes over and writes become visible through tokens
+// again within 10 s of the kill. The read side ends equal to Postgres.
+func TestFailoverUnderLoad(t *testing.T) {
+	e := itest.New(t)
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+
+	procs := []*cdcProc{startCDC(t, e, "first")}
+	waitLeader(t, e, procs[0], 60*time.Second)
+	procs = append(procs, startCDC(t, e, "second"))
+	itest.Eventually(t, 30*time.Second, "the second process to stand by", func() (bool, error) {
+		return procs[1].standbyCount() > 0, nil
+	})
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	w := itest.NewWorkload(a, 7)
+	var wg sync.WaitGroup
+	var loadErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		loadErr = w.Run(loadCtx, 0)
+	}()
+	go func() { // readers fill the cache meanwhile
+		defer wg.Done()
+		for loadCtx.Err() == nil {
+			for _, id := range w.UserIDs() {
+				_, _ = a.Queries.GetUser(loadCtx, id.String(), "")
+			}
+		}
+	}()
+	defer func() { stopLoad(); wg.Wait() }()
+
+	for kill := range 2 {
+		leader, standby := procs[kill%2], procs[(kill+1)%2]
+		before := w.Ops.Load()
+		itest.Eventually(t, 60*time.Second, "the load to go on", func() (bool, error) {
+			return w.Ops.Load() >= before+20, nil
+		})
+		leader.signal(t, syscall.SIGKILL)
+		killed := time.Now()
+		_ = leader.cmd.Wait()
+		// Everything written up to now, by the load too, must become
+		// readable through a token within 10 s.
+		token := currentLSN(t, e)
+		itest.Eventually(t, 10*time.Second, fmt.Sprintf("the standby to apply the writes made before kill %d", kill+1), func() (bool, error) {
+			return appliedLSN(t, e) >= token, nil
+		})
+		took := time.Since(killed)
+		pid, err := leaderPID(ctx, e)
+		if err != nil || pid != standby.cmd.Process.Pid {
+			t.Fatalf("after the kill the slot is led by pid %d (%v), want the standby %d", pid, err, standby.cmd.Process.Pid)
+		}
+		t.Logf("kill %d: tokens served again %s after the kill", kill+1, took.Round(10*time.Millisecond))
+		// The killed process comes back as the next standby.
+		procs[kill%2] = startCDC(t, e, leader.name+" again")
+		itest.Eventually(t, 30*time.Second, "the restarted process to stand by", func() (bool, error) {
+			return procs[kill%2].standbyCount() > 0, nil
+		})
+	}
+	stopLoad()
+	wg.Wait()
+	if loadErr != nil {
+		t.Fatalf("writes failed: %v", loadErr)
+	}
+	e.WaitConverged(t, 120*time.Second)
+	stale, err := e.StaleCacheEntries(ctx)
+	if err != nil || len(stale) > 0 {
+		t.Fatalf("stale cache entries: %v %v", stale, err)
+	}
+	t.Logf("%d writes across 2 failovers", w.Ops.Load())
+}
+
+// TestZombieLeaderIsFenced: the leader is partitioned from the read store
+// in the middle of a 5,000-listing import, with writes on the wire, and
+// then paused (SIGSTOP). The standby takes over once the walsender gives
+// up on the paused process, applies the import, then an update of every
+// listing. The old leader's held writes then arrive, and it is woken and
+// finishes its batch. Its writes are older than the stored documents, so
+// they change nothing: the read side equals Postgres and no cache entry
+// is stale.
+func TestZombieLeaderIsFenced(t *testing.T) {
+	const listings = 5_000
+	const walSenderTimeout = 5 * time.Second
+	e := itest.New(t)
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+
+	mongo, err := url.Parse(e.MongoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := itest.StartProxy(t, mongo.Host)
+	partitioned := *mongo
+	partitioned.Host = proxy.Addr()
+	pgURL := withPGOption(t, e.PGURL, fmt.Sprintf("wal_sender_timeout=%dms", walSenderTimeout.Milliseconds()))
+
+	old := startCDC(t, e, "old leader", "SWAPMEET_PG_URL="+pgURL, "SWAPMEET_MONGO_URL="+partitioned.String())
+	waitLeader(t, e, old, 60*time.Second)
+	standby := startCDC(t, e, "standby", "SWAPMEET_PG_URL="+pgURL)
+	itest.Eventually(t, 30*time.Second, "the standby to stand by", func() (bool, error) {
+		return standby.standbyCount() > 0, nil
+	})
+
+	seedOneSeller(t, e, listings)
+	imported := currentLSN(t, e)
+	itest.Eventually(t, 120*time.Second, "the old leader to start writing the import", func() (bool, error) {
+		n, err := e.Reads.DB().Collection(e.Reads.Physical(readstore.Listings)).EstimatedDocumentCount(ctx)
+		return n > 0, err
+	})
+	// Partition it with writes on the wire, then pause it.
+	proxy.Hold()
+	// Writes of the import (Mongo "update" commands) are on the wire.
+	itest.Eventually(t, 30*time.Second, "writes to be held on the wire", func() (bool, error) {
+		return proxy.HeldWith("update") >= 1, nil
+	})
+	old.signal(t, syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = old.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+
+	took := waitLeader(t, e, standby, walSenderTimeout+10*time.Second)
+	t.Logf("the standby took over %s after the pause (wal_sender_timeout %s)", took.Round(10*time.Millisecond), walSenderTimeout)
+	waitApplied(t, e, imported)
+	execSQL(t, e, `UPDATE listings SET price_minor = 2000, version = version + 1`)
+	updated := currentLSN(t, e)
+	itest.Eventually(t, 120*time.Second, "the standby to apply the update", func() (bool, error) {
+		return appliedLSN(t, e) >= updated, nil
+	})
+	// Readers cache the new state.
+	rows, err := e.PG.Query(ctx, `SELECT id::text FROM listings ORDER BY id LIMIT 200`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if _, err := a.Queries.GetListing(ctx, id, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The partition heals: what the old leader had on the wire lands, and
+	// the read store answers it.
+	held := proxy.Held()
+	proxy.Release()
+	itest.Eventually(t, 30*time.Second, "the held writes to be answered", func() (bool, error) {
+		return proxy.Answered(), nil
+	})
+	t.Logf("%d bytes of the old leader's traffic were held on the wire, with %d writes", held, proxy.HeldWith("update"))
+	regressed := func(when string) {
+		n, err := e.Reads.DB().Collection(e.Reads.Physical(readstore.Listings)).CountDocuments(ctx,
+			map[string]any{"version": map[string]any{"$lt": 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			t.Errorf("%s: %d listings went back to version 1", when, n)
+		}
+	}
+	regressed("after the held writes landed")
+
+	// The old leader wakes and finishes its batch against newer documents.
+	old.signal(t, syscall.SIGCONT)
+	stopped = false
+	itest.Eventually(t, 5*time.Minute, "the old leader to finish its batch and stand by", func() (bool, error) {
+		return old.standbyCount() > 0, nil
+	})
+	regressed("after the old leader finished")
+	if d, err := e.Drift(ctx); err != nil || d != "" {
+		t.Fatalf("drift after the old leader woke (%v):\n%s", err, d)
+	}
+	stale, err := e.StaleCacheEntries(ctx)
+	if err != nil || len(stale) > 0 {
+		t.Fatalf("stale cache entries: %v %v", stale, err)
+	}
+	if pid, err := leaderPID(ctx, e); err != nil || pid != standby.cmd.Process.Pid {
+		t.Fatalf("the slot is led by pid %d (%v), want the standby %d", pid, err, standby.cmd.Process.Pid)
+	}
+}
