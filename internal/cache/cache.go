@@ -131,8 +131,12 @@ func (c *Cache) DocumentKey(collection, id string) string {
 }
 
 // GenerationKey names the counter that versions every cached result page
-// of a collection's queries: bumping it orphans them all at once.
-func (c *Cache) GenerationKey(collection string) string { return c.prefix + "gen:" + collection }
+// of a collection's queries: bumping it orphans them all at once. Its hash
+// tag is the collection's, as in PageKey, so on a Redis Cluster it lives
+// in the same slot as the collection's pages.
+func (c *Cache) GenerationKey(collection string) string {
+	return c.prefix + "gen:{" + collection + "}"
+}
 
 // Generation returns a collection's current generation.
 func (c *Cache) Generation(ctx context.Context, collection string) (int64, error) {
@@ -269,19 +273,16 @@ func (c *Cache) Fill(ctx context.Context, key string, lsn uint64, payload []byte
 	return n == 1, err
 }
 
-// tombstoneScript replaces KEYS[i] with a tombstone at ARGV[i+1] unless
-// the key already holds something newer (a replay after a CDC restart).
+// tombstoneScript replaces KEYS[1] with a tombstone at ARGV[2] unless the
+// key already holds something newer (a replay after a CDC restart). It
+// touches one key, so it runs on whichever Redis Cluster node holds it.
 var tombstoneScript = redis.NewScript(consistency.LuaCompareLSN + `
-local n = 0
-for i, k in ipairs(KEYS) do
-  local lsn = ARGV[i + 1]
-  local cur = redis.call('GET', k)
-  if not cur or cmplsn(cur, lsn) <= 0 then
-    redis.call('SET', k, lsn .. 'T', 'PX', ARGV[1])
-    n = n + 1
-  end
+local cur = redis.call('GET', KEYS[1])
+if not cur or cmplsn(cur, ARGV[2]) <= 0 then
+  redis.call('SET', KEYS[1], ARGV[2] .. 'T', 'PX', ARGV[1])
+  return 1
 end
-return n`)
+return 0`)
 
 // Eviction is one key to tombstone at the LSN of its new document.
 type Eviction struct {
@@ -290,17 +291,60 @@ type Eviction struct {
 }
 
 // Evict tombstones keys: the CDC calls it after the read store holds the
-// documents they name.
+// documents they name. The keys may lie in any Redis Cluster slots: each is
+// tombstoned by its own script call, all in one pipeline, which a cluster
+// client splits by node. Tombstones only ever move a key forward, so the
+// calls commute and their order does not matter.
 func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
 	if len(evictions) == 0 {
 		return nil
 	}
-	keys := make([]string, len(evictions))
-	args := make([]any, 0, len(evictions)+1)
-	args = append(args, c.TombstoneTTL.Milliseconds())
-	for i, e := range evictions {
-		keys[i] = e.Key
-		args = append(args, consistency.HexLSN(e.LSN))
+	todo := make([]int, len(evictions))
+	for i := range todo {
+		todo[i] = i
 	}
-	return tombstoneScript.Run(ctx, c.rdb, keys, args...).Err()
+	todo, err := c.tombstone(ctx, evictions, todo, false)
+	if err != nil || len(todo) == 0 {
+		return err
+	}
+	// A node that did not have the script cached (new, restarted or
+	// flushed) gets its source this once; EVAL caches it there again.
+	_, err = c.tombstone(ctx, evictions, todo, true)
+	return err
+}
+
+// tombstone runs the tombstone script for evictions[i] of each i in todo,
+// in one pipeline, by digest or (eval) by source. It returns the ones that
+// failed only because a node did not know the digest.
+func (c *Cache) tombstone(ctx context.Context, evictions []Eviction, todo []int, eval bool) ([]int, error) {
+	ttl := c.TombstoneTTL.Milliseconds()
+	cmds := make([]*redis.Cmd, len(todo))
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, e := range todo {
+			keys, lsn := []string{evictions[e].Key}, consistency.HexLSN(evictions[e].LSN)
+			if eval {
+				cmds[i] = tombstoneScript.Eval(ctx, p, keys, ttl, lsn)
+			} else {
+				cmds[i] = tombstoneScript.EvalSha(ctx, p, keys, ttl, lsn)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return nil, nil
+	}
+	var noscript []int
+	for i, cmd := range cmds {
+		switch err := cmd.Err(); {
+		case err == nil:
+		case !eval && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")):
+			noscript = append(noscript, todo[i])
+		default:
+			return nil, fmt.Errorf("evict %s: %w", evictions[todo[i]].Key, err)
+		}
+	}
+	if len(noscript) == 0 { // the pipeline failed, not a command
+		return nil, fmt.Errorf("evict: %w", err)
+	}
+	return noscript, nil
 }
