@@ -273,16 +273,20 @@ func (c *Cache) Fill(ctx context.Context, key string, lsn uint64, payload []byte
 	return n == 1, err
 }
 
-// tombstoneScript replaces KEYS[1] with a tombstone at ARGV[2] unless the
-// key already holds something newer (a replay after a CDC restart). It
-// touches one key, so it runs on whichever Redis Cluster node holds it.
+// tombstoneScript replaces each KEYS[i] with a tombstone at ARGV[i+1]
+// unless the key already holds something newer (a replay after a CDC
+// restart). On a Redis Cluster the keys of one call must share a slot.
 var tombstoneScript = redis.NewScript(consistency.LuaCompareLSN + `
-local cur = redis.call('GET', KEYS[1])
-if not cur or cmplsn(cur, ARGV[2]) <= 0 then
-  redis.call('SET', KEYS[1], ARGV[2] .. 'T', 'PX', ARGV[1])
-  return 1
+local n = 0
+for i, k in ipairs(KEYS) do
+  local lsn = ARGV[i + 1]
+  local cur = redis.call('GET', k)
+  if not cur or cmplsn(cur, lsn) <= 0 then
+    redis.call('SET', k, lsn .. 'T', 'PX', ARGV[1])
+    n = n + 1
+  end
 end
-return 0`)
+return n`)
 
 // Eviction is one key to tombstone at the LSN of its new document.
 type Eviction struct {
@@ -291,41 +295,52 @@ type Eviction struct {
 }
 
 // Evict tombstones keys: the CDC calls it after the read store holds the
-// documents they name. The keys may lie in any Redis Cluster slots: each is
-// tombstoned by its own script call, all in one pipeline, which a cluster
-// client splits by node. Tombstones only ever move a key forward, so the
-// calls commute and their order does not matter.
+// documents they name. One server takes them all in one script call. On a
+// Redis Cluster the keys lie in any slots, so each gets its own call, all
+// in one pipeline, which the client splits by node. Tombstones only ever
+// move a key forward, so the calls commute and their order does not matter.
 func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
 	if len(evictions) == 0 {
 		return nil
 	}
-	todo := make([]int, len(evictions))
-	for i := range todo {
-		todo[i] = i
+	var groups [][]Eviction
+	if IsCluster(c.rdb) {
+		groups = make([][]Eviction, len(evictions))
+		for i := range evictions {
+			groups[i] = evictions[i : i+1]
+		}
+	} else {
+		groups = [][]Eviction{evictions}
 	}
-	todo, err := c.tombstone(ctx, evictions, todo, false)
-	if err != nil || len(todo) == 0 {
+	groups, err := c.tombstone(ctx, groups, false)
+	if err != nil || len(groups) == 0 {
 		return err
 	}
 	// A node that did not have the script cached (new, restarted or
 	// flushed) gets its source this once; EVAL caches it there again.
-	_, err = c.tombstone(ctx, evictions, todo, true)
+	_, err = c.tombstone(ctx, groups, true)
 	return err
 }
 
-// tombstone runs the tombstone script for evictions[i] of each i in todo,
-// in one pipeline, by digest or (eval) by source. It returns the ones that
-// failed only because a node did not know the digest.
-func (c *Cache) tombstone(ctx context.Context, evictions []Eviction, todo []int, eval bool) ([]int, error) {
+// tombstone runs the tombstone script once per group, in one pipeline, by
+// digest or (eval) by source. It returns the groups that failed only
+// because their node did not know the digest.
+func (c *Cache) tombstone(ctx context.Context, groups [][]Eviction, eval bool) ([][]Eviction, error) {
 	ttl := c.TombstoneTTL.Milliseconds()
-	cmds := make([]*redis.Cmd, len(todo))
+	cmds := make([]*redis.Cmd, len(groups))
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, e := range todo {
-			keys, lsn := []string{evictions[e].Key}, consistency.HexLSN(evictions[e].LSN)
+		for i, g := range groups {
+			keys := make([]string, len(g))
+			args := make([]any, 1, len(g)+1)
+			args[0] = ttl
+			for j, e := range g {
+				keys[j] = e.Key
+				args = append(args, consistency.HexLSN(e.LSN))
+			}
 			if eval {
-				cmds[i] = tombstoneScript.Eval(ctx, p, keys, ttl, lsn)
+				cmds[i] = tombstoneScript.Eval(ctx, p, keys, args...)
 			} else {
-				cmds[i] = tombstoneScript.EvalSha(ctx, p, keys, ttl, lsn)
+				cmds[i] = tombstoneScript.EvalSha(ctx, p, keys, args...)
 			}
 		}
 		return nil
@@ -333,14 +348,17 @@ func (c *Cache) tombstone(ctx context.Context, evictions []Eviction, todo []int,
 	if err == nil {
 		return nil, nil
 	}
-	var noscript []int
+	var noscript [][]Eviction
 	for i, cmd := range cmds {
 		switch err := cmd.Err(); {
 		case err == nil:
 		case !eval && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")):
-			noscript = append(noscript, todo[i])
+			noscript = append(noscript, groups[i])
 		default:
-			return nil, fmt.Errorf("evict %s: %w", evictions[todo[i]].Key, err)
+			if len(groups[i]) == 1 {
+				return nil, fmt.Errorf("evict %s: %w", groups[i][0].Key, err)
+			}
+			return nil, fmt.Errorf("evict %d keys: %w", len(groups[i]), err)
 		}
 	}
 	if len(noscript) == 0 { // the pipeline failed, not a command
