@@ -3,7 +3,12 @@
 # local services until Ctrl-C, then stop both cleanly.
 set -euo pipefail
 bin="$1"
+# A Redis URL given by the caller (e.g. the local Redis Cluster's) wins.
+redis_url=${SWAPMEET_REDIS_URL:-}
 eval "$("$(dirname "$0")/services.sh" env)"
+if [[ -n $redis_url ]]; then
+	export SWAPMEET_REDIS_URL=$redis_url
+fi
 
 "$bin" migrate
 

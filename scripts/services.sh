@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # scripts/services.sh — start/stop the local backing services for swapmeet.
 #
-# Usage: scripts/services.sh up | down [--wipe] | clean | status | env
+# Usage: scripts/services.sh up [redis-cluster] | down [--wipe | redis-cluster] | clean | status | env
 #
 #   up            install what is missing, start every service, wait until each
 #                 one is ready (idempotent: already-running services are only
 #                 probed, so a second `up` takes well under a second)
+#   up redis-cluster  start only the optional 3-master Redis Cluster (not part of `up`)
 #   down          stop ONLY the processes this script started (pid files /
 #                 `pg_ctl -D <dir> stop`), keep data under .data/
-#   down --wipe   same, then delete .data/ (alias: `clean`)
-#   status        print up/down per service; exit 0 only if all are up
+#   down redis-cluster  stop only the Redis Cluster
+#   down --wipe   same as down, then delete .data/ (alias: `clean`)
+#   status        print up/down per service; exit 0 only if all of `up`'s are up
 #   env           print `export NAME='value'` lines; use: eval "$(scripts/services.sh env)"
 #
 # Services (fixed loopback ports; other code depends on them):
@@ -18,6 +20,8 @@
 #   redis     Redis 7 (Debian redis-server, no persistence) 127.0.0.1:16379
 #   ferretdb  FerretDB v1.24.0 (scripts/ferretdb)           127.0.0.1:27018  -> pg-read
 #   minio     MinIO (pinned, built from the module proxy)   127.0.0.1:19000 (console :19001)
+#   redis-cluster  optional, only with `up redis-cluster`: a Redis Cluster of 3
+#             masters, no replicas, no persistence   127.0.0.1:17001-17003  .data/redis-cluster
 #
 # Everything lives under <repo>/.data (git-ignored): data dirs, pid files in
 # .data/run, Postgres unix sockets in .data/run/pgsock, logs in .data/log/<service>.log.
@@ -47,6 +51,10 @@ PG_READ_PORT=15433
 
 REDIS_PORT=16379
 REDIS_PID="$RUN_DIR/redis.pid"
+
+REDIS_CLUSTER_PORTS=(17001 17002 17003)
+REDIS_CLUSTER_DIR="$DATA/redis-cluster"
+REDIS_CLUSTER_URL="redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=127.0.0.1:17003"
 
 FERRETDB_ADDR="127.0.0.1:27018"
 FERRETDB_PORT=27018
@@ -445,9 +453,10 @@ pg_down() { # <name> <dir>
 # ---------------------------------------------------------------------------
 # Redis
 # ---------------------------------------------------------------------------
-redis_ping() {
+redis_ping() { # [port]
+	local port=${1:-$REDIS_PORT}
 	(
-		exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || exit 1
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
 		printf 'PING\r\n' >&3
 		IFS= read -r -t 2 line <&3 || exit 1
 		[[ $line == +PONG* ]]
@@ -482,6 +491,88 @@ redis_up() {
 	done
 	wait_ready redis "$log" "127.0.0.1:$REDIS_PORT" "$REDIS_PID" redis-server redis_ping
 	say "redis up on 127.0.0.1:$REDIS_PORT"
+}
+
+# ---------------------------------------------------------------------------
+# Redis Cluster (optional): one redis-server per port, each with its own dir
+# holding its nodes.conf, formed into a cluster once with redis-cli.
+# ---------------------------------------------------------------------------
+redis_cluster_pidfile() { echo "$RUN_DIR/redis-cluster-$1.pid"; }
+
+redis_cluster_node_running() { # <port>
+	pid_alive_match "$(pidfile_pid "$(redis_cluster_pidfile "$1")")" redis-server && redis_ping "$1"
+}
+
+# redis_cluster_info <port> <field>: one field of CLUSTER INFO on that node.
+redis_cluster_info() {
+	redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+redis_cluster_ok() { [[ $(redis_cluster_info "${REDIS_CLUSTER_PORTS[0]}" cluster_state) == ok ]]; }
+
+redis_cluster_running() {
+	local port
+	for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+		redis_cluster_node_running "$port" || return 1
+	done
+	redis_cluster_ok
+}
+
+redis_cluster_node_up() { # <port>
+	local port=$1 pidfile log dir
+	pidfile=$(redis_cluster_pidfile "$port")
+	log="$LOG_DIR/redis-cluster-$port.log"
+	dir="$REDIS_CLUSTER_DIR/$port"
+	if redis_cluster_node_running "$port"; then
+		return 0
+	fi
+	if port_open "$port"; then
+		die "redis-cluster: port 127.0.0.1:$port is already in use by a process this checkout did not start"
+	fi
+	install -d -m 755 "$dir"
+	rm -f "$pidfile"
+	# shellcheck disable=SC2094 # the log is only appended to
+	redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+		--maxmemory-policy noeviction \
+		--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+		--daemonize yes --pidfile "$pidfile" --logfile "$log" --dir "$dir" \
+		</dev/null >>"$log" 2>&1 9>&- || fail_service "redis-cluster $port" "$log" "redis-server failed to start"
+	local deadline=$((SECONDS + TIMEOUT))
+	until [[ -s $pidfile ]]; do
+		((SECONDS < deadline)) || fail_service "redis-cluster $port" "$log" "no pid file $pidfile within ${TIMEOUT}s"
+		sleep 0.05
+	done
+	wait_ready "redis-cluster $port" "$log" "127.0.0.1:$port" "$pidfile" redis-server redis_ping "$port"
+}
+
+redis_cluster_up() {
+	if redis_cluster_running; then
+		say "redis-cluster already up on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}"
+		return 0
+	fi
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
+	local port addrs=() log="$LOG_DIR/redis-cluster.log"
+	for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+		redis_cluster_node_up "$port"
+		addrs+=("127.0.0.1:$port")
+	done
+	# Form the cluster once: nodes that restart keep it in their nodes.conf.
+	if [[ $(redis_cluster_info "${REDIS_CLUSTER_PORTS[0]}" cluster_slots_assigned) == 0 ]]; then
+		say "redis-cluster: creating the cluster of ${addrs[*]}"
+		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+			</dev/null >>"$log" 2>&1 9>&- || fail_service redis-cluster "$log" "redis-cli --cluster create failed"
+	fi
+	# A node whose dir was wiped while the others kept theirs never gets
+	# there: `down redis-cluster`, remove .data/redis-cluster, and retry.
+	wait_ready redis-cluster "$log" "127.0.0.1:${REDIS_CLUSTER_PORTS[0]}" "" "" redis_cluster_ok
+	say "redis-cluster up on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}"
+}
+
+redis_cluster_down() {
+	local port
+	for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+		stop_pid "redis-cluster $port" "$(redis_cluster_pidfile "$port")" redis-server
+	done
 }
 
 # ---------------------------------------------------------------------------
@@ -624,6 +715,15 @@ setup_dirs() {
 
 cmd_up() {
 	local start=$SECONDS
+	case "${1:-}" in
+	"") ;;
+	redis-cluster)
+		setup_dirs
+		redis_cluster_up
+		return 0
+		;;
+	*) die "unknown service for up: $1 (expected redis-cluster, or nothing for all the others)" ;;
+	esac
 	setup_dirs
 	pg_up pg-write "$PG_WRITE_DIR" "$PG_WRITE_PORT" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
 	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" ferretdb
@@ -639,10 +739,18 @@ cmd_down() {
 	case "${1:-}" in
 	"") ;;
 	--wipe) wipe=1 ;;
-	*) die "unknown option for down: $1 (expected --wipe)" ;;
+	redis-cluster)
+		if [[ -d $DATA ]]; then
+			setup_dirs
+			redis_cluster_down
+		fi
+		return 0
+		;;
+	*) die "unknown option for down: $1 (expected --wipe or redis-cluster)" ;;
 	esac
 	if [[ -d $DATA ]]; then
 		setup_dirs
+		redis_cluster_down
 		stop_pid ferretdb "$FERRETDB_PID" swapmeet-ferretdb
 		stop_pid minio "$MINIO_PID" "minio-$MINIO_VERSION"
 		stop_pid redis "$REDIS_PID" redis-server
@@ -676,6 +784,12 @@ cmd_status() {
 	report redis "127.0.0.1:$REDIS_PORT" redis_running
 	report ferretdb "$FERRETDB_ADDR" ferretdb_running
 	report minio "127.0.0.1:$MINIO_PORT" minio_running
+	# Optional: not started by `up`, so it does not count for the exit status.
+	if redis_cluster_running; then
+		say "redis-cluster up on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}"
+	else
+		say "redis-cluster down (127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}; optional, start it with: $0 up redis-cluster)"
+	fi
 	return $all
 }
 
@@ -685,6 +799,7 @@ cmd_env() {
 		export SWAPMEET_READ_PG_URL='$PG_READ_URL'
 		export SWAPMEET_MONGO_URL='mongodb://$FERRETDB_ADDR/'
 		export SWAPMEET_REDIS_URL='redis://127.0.0.1:$REDIS_PORT/0'
+		export SWAPMEET_REDIS_CLUSTER_URL='$REDIS_CLUSTER_URL'
 		export SWAPMEET_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
 		export SWAPMEET_S3_ACCESS_KEY='$MINIO_USER'
 		export SWAPMEET_S3_SECRET_KEY='$MINIO_PASSWORD'
@@ -693,7 +808,7 @@ cmd_env() {
 }
 
 usage() {
-	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -19,8 +20,8 @@ type deps struct {
 	pg    *pgxpool.Pool
 	mongo *mongo.Client
 	reads *readstore.Store
-	redis *redis.Client
-	pages *redis.Client // search pages: redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
+	redis redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
+	pages redis.UniversalClient // search pages: redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
 }
 
 func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
@@ -33,26 +34,26 @@ func openDeps(ctx context.Context, cfg config.Config) (*deps, error) {
 		pg.Close()
 		return nil, err
 	}
-	ropts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, err := cache.Open(cfg.RedisURL)
 	if err != nil {
 		pg.Close()
 		_ = mc.Disconnect(ctx)
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, fmt.Errorf("SWAPMEET_REDIS_URL: %w", err)
 	}
 	d := &deps{
 		pg:    pg,
 		mongo: mc,
 		reads: readstore.New(mc.Database(cfg.MongoDB)),
-		redis: redis.NewClient(ropts),
+		redis: rdb,
 	}
 	d.pages = d.redis
 	if cfg.RedisPagesURL != "" {
-		popts, err := redis.ParseURL(cfg.RedisPagesURL)
+		d.pages, err = cache.Open(cfg.RedisPagesURL)
 		if err != nil {
+			d.pages = d.redis
 			d.Close()
-			return nil, fmt.Errorf("redis pages url: %w", err)
+			return nil, fmt.Errorf("SWAPMEET_REDIS_PAGES_URL: %w", err)
 		}
-		d.pages = redis.NewClient(popts)
 	}
 	return d, nil
 }

@@ -131,8 +131,12 @@ func (c *Cache) DocumentKey(collection, id string) string {
 }
 
 // GenerationKey names the counter that versions every cached result page
-// of a collection's queries: bumping it orphans them all at once.
-func (c *Cache) GenerationKey(collection string) string { return c.prefix + "gen:" + collection }
+// of a collection's queries: bumping it orphans them all at once. Its hash
+// tag is the collection's, as in PageKey, so on a Redis Cluster it lives
+// in the same slot as the collection's pages.
+func (c *Cache) GenerationKey(collection string) string {
+	return c.prefix + "gen:{" + collection + "}"
+}
 
 // Generation returns a collection's current generation.
 func (c *Cache) Generation(ctx context.Context, collection string) (int64, error) {
@@ -269,8 +273,9 @@ func (c *Cache) Fill(ctx context.Context, key string, lsn uint64, payload []byte
 	return n == 1, err
 }
 
-// tombstoneScript replaces KEYS[i] with a tombstone at ARGV[i+1] unless
-// the key already holds something newer (a replay after a CDC restart).
+// tombstoneScript replaces each KEYS[i] with a tombstone at ARGV[i+1]
+// unless the key already holds something newer (a replay after a CDC
+// restart). On a Redis Cluster the keys of one call must share a slot.
 var tombstoneScript = redis.NewScript(consistency.LuaCompareLSN + `
 local n = 0
 for i, k in ipairs(KEYS) do
@@ -290,17 +295,74 @@ type Eviction struct {
 }
 
 // Evict tombstones keys: the CDC calls it after the read store holds the
-// documents they name.
+// documents they name. One server takes them all in one script call. On a
+// Redis Cluster the keys lie in any slots, so each gets its own call, all
+// in one pipeline, which the client splits by node. Tombstones only ever
+// move a key forward, so the calls commute and their order does not matter.
 func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
 	if len(evictions) == 0 {
 		return nil
 	}
-	keys := make([]string, len(evictions))
-	args := make([]any, 0, len(evictions)+1)
-	args = append(args, c.TombstoneTTL.Milliseconds())
-	for i, e := range evictions {
-		keys[i] = e.Key
-		args = append(args, consistency.HexLSN(e.LSN))
+	var groups [][]Eviction
+	if IsCluster(c.rdb) {
+		groups = make([][]Eviction, len(evictions))
+		for i := range evictions {
+			groups[i] = evictions[i : i+1]
+		}
+	} else {
+		groups = [][]Eviction{evictions}
 	}
-	return tombstoneScript.Run(ctx, c.rdb, keys, args...).Err()
+	groups, err := c.tombstone(ctx, groups, false)
+	if err != nil || len(groups) == 0 {
+		return err
+	}
+	// A node that did not have the script cached (new, restarted or
+	// flushed) gets its source this once; EVAL caches it there again.
+	_, err = c.tombstone(ctx, groups, true)
+	return err
+}
+
+// tombstone runs the tombstone script once per group, in one pipeline, by
+// digest or (eval) by source. It returns the groups that failed only
+// because their node did not know the digest.
+func (c *Cache) tombstone(ctx context.Context, groups [][]Eviction, eval bool) ([][]Eviction, error) {
+	ttl := c.TombstoneTTL.Milliseconds()
+	cmds := make([]*redis.Cmd, len(groups))
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, g := range groups {
+			keys := make([]string, len(g))
+			args := make([]any, 1, len(g)+1)
+			args[0] = ttl
+			for j, e := range g {
+				keys[j] = e.Key
+				args = append(args, consistency.HexLSN(e.LSN))
+			}
+			if eval {
+				cmds[i] = tombstoneScript.Eval(ctx, p, keys, args...)
+			} else {
+				cmds[i] = tombstoneScript.EvalSha(ctx, p, keys, args...)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return nil, nil
+	}
+	var noscript [][]Eviction
+	for i, cmd := range cmds {
+		switch err := cmd.Err(); {
+		case err == nil:
+		case !eval && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")):
+			noscript = append(noscript, groups[i])
+		default:
+			if len(groups[i]) == 1 {
+				return nil, fmt.Errorf("evict %s: %w", groups[i][0].Key, err)
+			}
+			return nil, fmt.Errorf("evict %d keys: %w", len(groups[i]), err)
+		}
+	}
+	if len(noscript) == 0 { // the pipeline failed, not a command
+		return nil, fmt.Errorf("evict: %w", err)
+	}
+	return noscript, nil
 }

@@ -311,6 +311,9 @@ func (c Config) serviceHosts() []string {
 			for _, h := range strings.Split(u.Host, ",") {
 				hosts = append(hosts, hostOnly(h))
 			}
+			for _, h := range u.Query()["addr"] { // the other nodes of a Redis Cluster
+				hosts = append(hosts, hostOnly(h))
+			}
 		}
 	}
 	return append(hosts, hostOnly(c.S3Endpoint))

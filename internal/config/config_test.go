@@ -46,6 +46,8 @@ func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
 		{"defaults on loopback", map[string]string{}, ""},
 		{"remote postgres with the dev password and no TLS", map[string]string{"SWAPMEET_PG_URL": "postgres://swapmeet:swapmeet@db.internal:5432/swapmeet?sslmode=disable"}, "development password"},
 		{"only redis remote", map[string]string{"SWAPMEET_REDIS_URL": "redis://cache.internal:6379/0"}, "cache.internal is not on loopback"},
+		{"one redis cluster node remote", map[string]string{"SWAPMEET_REDIS_URL": "redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=node3.internal:6379"}, "node3.internal is not on loopback"},
+		{"redis cluster on loopback", map[string]string{"SWAPMEET_REDIS_URL": "redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=127.0.0.1:17003"}, ""},
 		{"remote with the dev S3 keys", merge(real, map[string]string{"SWAPMEET_S3_ENDPOINT": "s3.internal:9000", "SWAPMEET_S3_SECRET_KEY": "swapmeet-secret"}), "SWAPMEET_S3_SECRET_KEY"},
 		{"remote with real settings", real, ""},
 		{"plaintext postgres refused", merge(real, map[string]string{"SWAPMEET_PG_URL": "postgres://swapmeet:s3cret@db.internal/swapmeet?sslmode=disable"}), "sslmode=disable"},

@@ -20,17 +20,21 @@ type Keys struct {
 	Channel string // receives the same on every advance
 }
 
-// KeysFor derives the keys from the deployment's Redis prefix.
+// KeysFor derives the keys from the deployment's Redis prefix. Both share
+// the hash tag {cdc}, so on a Redis Cluster they map to one slot.
 func KeysFor(prefix string) Keys {
-	return Keys{Applied: prefix + "cdc:applied_lsn", Channel: prefix + "cdc:applied"}
+	return Keys{Applied: prefix + "{cdc}:applied_lsn", Channel: prefix + "{cdc}:applied"}
 }
 
-// publishScript raises the applied position, never lowers it, and announces it.
+// publishScript raises the applied position KEYS[1] to ARGV[1], never
+// lowers it, and announces it on channel ARGV[2]. The channel is not a key:
+// the script touches one key, so a Redis Cluster runs it on the node that
+// holds it, and a cluster delivers a PUBLISH to subscribers on every node.
 var publishScript = redis.NewScript(LuaCompareLSN + `
 local cur = redis.call('GET', KEYS[1])
 if cur and cmplsn(cur, ARGV[1]) >= 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
 return 1`)
 
 // HexLSN renders a position as the 16 hex digits that Redis scripts compare.
@@ -52,7 +56,7 @@ end
 
 // Publish records that the projections have applied everything up to lsn.
 func Publish(ctx context.Context, rdb redis.UniversalClient, k Keys, lsn uint64) error {
-	return publishScript.Run(ctx, rdb, []string{k.Applied, k.Channel}, HexLSN(lsn)).Err()
+	return publishScript.Run(ctx, rdb, []string{k.Applied}, HexLSN(lsn), k.Channel).Err()
 }
 
 // ErrTimeout means the projections did not reach a token's position in time.

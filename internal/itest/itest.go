@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -47,7 +48,7 @@ type Env struct {
 	Mongo       *mongo.Client
 	Reads       *readstore.Store
 	RedisURL    string
-	Redis       *redis.Client
+	Redis       redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
 	RedisPrefix string
 	Media       *media.Store // the shared bucket; keys are unique per test
 	Slot        string       // a slot name nobody else uses
@@ -129,20 +130,19 @@ func New(t T) *Env {
 	})
 
 	// Redis: a private key prefix.
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	e.Redis, err = cache.Open(cfg.RedisURL)
 	if err != nil {
-		t.Fatalf("redis url: %v", err)
+		t.Fatalf("%v", err)
 	}
-	e.Redis = redis.NewClient(opts)
 	if err := e.Redis.Ping(ctx).Err(); err != nil {
 		t.Fatalf("redis at %s is unreachable: %v; %s", cfg.RedisURL, err, hint)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		iter := e.Redis.Scan(ctx, 0, e.RedisPrefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			e.Redis.Del(ctx, iter.Val())
+		keys, _ := ScanKeys(ctx, e.Redis, e.RedisPrefix+"*")
+		for _, k := range keys {
+			e.Redis.Del(ctx, k)
 		}
 		_ = e.Redis.Close()
 	})

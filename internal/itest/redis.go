@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/swapmeet/swapmeet/internal/cache"
 )
 
 // Redis is a private Redis server that a test may stop and start.
@@ -63,11 +65,10 @@ func (r *Redis) Stop() {
 // UseRedis points the Env at another Redis server.
 func (e *Env) UseRedis(t T, url string) {
 	t.Helper()
-	opts, err := redis.ParseURL(url)
+	c, err := cache.Open(url)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	c := redis.NewClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
 	e.RedisURL = url
 	e.Redis = c

@@ -45,9 +45,11 @@ func (e *Env) WaitConverged(t T, within time.Duration) {
 // StaleCacheEntries lists cached documents that differ from the read store.
 func (e *Env) StaleCacheEntries(ctx context.Context) ([]string, error) {
 	var stale []string
-	iter := e.Redis.Scan(ctx, 0, e.RedisPrefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		key := iter.Val()
+	keys, err := ScanKeys(ctx, e.Redis, e.RedisPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range keys {
 		rest := strings.TrimPrefix(key, e.RedisPrefix)
 		kind, id, ok := strings.Cut(rest, ":")
 		collection := map[string]string{"user": readstore.Users, "listing": readstore.Listings, "order": readstore.Orders}[kind]
@@ -67,7 +69,7 @@ func (e *Env) StaleCacheEntries(ctx context.Context) ([]string, error) {
 			stale = append(stale, key)
 		}
 	}
-	return stale, iter.Err()
+	return stale, nil
 }
 
 // sameDocument compares two BSON documents field by field, ignoring lsn

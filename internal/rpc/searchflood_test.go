@@ -33,17 +33,25 @@ func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 		budget   = 100
 	)
 	e := itest.New(t)
-	opts := e.Redis.Options()
-	pagesOpts := *opts
-	pagesOpts.DB = pagesDB
-	if opts.DB == pagesDB {
-		pagesOpts.DB = pagesDB + 1
+	var pages redis.UniversalClient
+	if c, ok := e.Redis.(*redis.Client); ok {
+		pagesOpts := *c.Options()
+		pagesOpts.DB = pagesDB
+		if c.Options().DB == pagesDB {
+			pagesOpts.DB = pagesDB + 1
+		}
+		pages = redis.NewClient(&pagesOpts)
+	} else {
+		// A Redis Cluster has one database: pages go to a server of their own.
+		var err error
+		if pages, err = cache.Open(itest.StartRedis(t).URL()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	pages := redis.NewClient(&pagesOpts)
 	t.Cleanup(func() {
-		iter := pages.Scan(context.Background(), 0, e.RedisPrefix+"*", 1000).Iterator()
-		for iter.Next(context.Background()) {
-			pages.Del(context.Background(), iter.Val())
+		keys, _ := itest.ScanKeys(context.Background(), pages, e.RedisPrefix+"*")
+		for _, k := range keys {
+			pages.Del(context.Background(), k)
 		}
 		_ = pages.Close()
 	})
@@ -163,15 +171,11 @@ func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 	})
 }
 
-func countKeys(t *testing.T, rdb *redis.Client, pattern string) int {
+func countKeys(t *testing.T, rdb redis.UniversalClient, pattern string) int {
 	t.Helper()
-	n := 0
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		n++
-	}
-	if err := iter.Err(); err != nil {
+	keys, err := itest.ScanKeys(ctx, rdb, pattern)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return len(keys)
 }
