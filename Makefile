@@ -80,7 +80,7 @@ test: up ## Start the services and run every test (Go, then the browser test), t
 # up redis-cluster; `make up` does not start it): the cache, the applied
 # position and the rate limits, the CDC tests that evict, replay and publish
 # through a crash, and the read-your-writes tests of the API.
-REDIS_CLUSTER_RUN := ^(TestCDCSurvivesSIGKILL|TestReplayIsIdempotent|TestCatchUpIsolation|TestVerifyIsExact|TestStaleFillCannotPersist|TestConsistencyTokensOnListings|TestConsistencyTokenTimesOutAsUnavailable|TestSignUpThenGetUserReadsTheProjection|TestUpdateProfileReachesReadsAndEvictsTheCache|TestSearchFloodSparesCorrectnessData)$$
+REDIS_CLUSTER_RUN := ^(TestCDCSurvivesSIGKILL|TestFailoverUnderLoad|TestZombieLeaderIsFenced|TestReplayIsIdempotent|TestCatchUpIsolation|TestVerifyIsExact|TestStaleFillCannotPersist|TestConsistencyTokensOnListings|TestConsistencyTokenTimesOutAsUnavailable|TestSignUpThenGetUserReadsTheProjection|TestUpdateProfileReachesReadsAndEvictsTheCache|TestSearchFloodSparesCorrectnessData)$$
 REDIS_CLUSTER_ENV := $(SERVICES_ENV); export SWAPMEET_REDIS_URL="$$SWAPMEET_REDIS_CLUSTER_URL"
 
 .PHONY: test-cluster

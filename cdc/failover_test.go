@@ -81,7 +81,8 @@ func withPGOption(t *testing.T, pgURL, setting string) string {
 }
 
 // TestFailoverUnderLoad: two `swapmeet cdc` processes run under a mixed
-// write load; exactly one streams. The leader is SIGKILLed, twice; each
+// write load; exactly one streams. The leader is SIGKILLed, once after
+// 30 s of load and once soon after the first takeover; each
 // time the standby takes over and writes become visible through tokens
 // again within 10 s of the kill. The read side ends equal to Postgres.
 func TestFailoverUnderLoad(t *testing.T) {
@@ -115,11 +116,18 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}()
 	defer func() { stopLoad(); wg.Wait() }()
 
+	standingBy := time.Now()
 	for kill := range 2 {
 		leader, standby := procs[kill%2], procs[(kill+1)%2]
 		before := w.Ops.Load()
-		itest.Eventually(t, 60*time.Second, "the load to go on", func() (bool, error) {
-			return w.Ops.Load() >= before+20, nil
+		// A standby usually waits a long time before it is needed: the
+		// first kill comes after 30 s of load, the second soon after.
+		wait := time.Duration(0)
+		if kill == 0 {
+			wait = 30 * time.Second
+		}
+		itest.Eventually(t, 90*time.Second, "the load to go on", func() (bool, error) {
+			return w.Ops.Load() >= before+20 && time.Since(standingBy) >= wait, nil
 		})
 		leader.signal(t, syscall.SIGKILL)
 		killed := time.Now()
