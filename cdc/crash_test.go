@@ -1,14 +1,9 @@
 package cdc_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,20 +12,6 @@ import (
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
-// buildBinary compiles the swapmeet command once per test binary.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "swapmeet-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "swapmeet")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/swapmeet/swapmeet/cmd/swapmeet").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 // startCDCProcess runs `swapmeet cdc` against e as a separate process.
 func startCDCProcess(t *testing.T, e *itest.Env) *exec.Cmd {
 	t.Helper()
@@ -38,51 +19,11 @@ func startCDCProcess(t *testing.T, e *itest.Env) *exec.Cmd {
 	return cmd
 }
 
-// lockedBuffer collects a process's output for assertions.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startCDCProcessLogged is startCDCProcess, keeping the process's output;
 // env overrides e's settings.
-func startCDCProcessLogged(t *testing.T, e *itest.Env, env ...string) (*exec.Cmd, *lockedBuffer) {
+func startCDCProcessLogged(t *testing.T, e *itest.Env, env ...string) (*exec.Cmd, *itest.Output) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "cdc")
-	cmd.Env = append(os.Environ(), e.Environ()...)
-	cmd.Env = append(cmd.Env, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if os.Getenv("SWAPMEET_TEST_LOG") != "" {
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(logs, os.Stderr), io.MultiWriter(logs, os.Stderr)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd, logs
+	return e.StartProcess(t, []string{"cdc"}, append([]string{"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0"}, env...)...)
 }
 
 // TestCDCSurvivesSIGKILL runs a mixed write load (sign-ups, listings,

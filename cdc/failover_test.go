@@ -21,7 +21,7 @@ import (
 type cdcProc struct {
 	name string
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *itest.Output
 }
 
 func startCDC(t *testing.T, e *itest.Env, name string, env ...string) *cdcProc {

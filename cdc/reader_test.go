@@ -114,7 +114,7 @@ func startReader(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink) *cdc
 }
 
 // startReaderLogged is startReader, logging into logs when it is not nil.
-func startReaderLogged(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink, logs *lockedBuffer) *cdc.Reader {
+func startReaderLogged(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink, logs *itest.Output) *cdc.Reader {
 	t.Helper()
 	if cfg.ConnString == "" {
 		cfg.ConnString = e.PGURL
@@ -212,7 +212,7 @@ func TestLinkStaysUpWhileTheSinkIsHeld(t *testing.T) {
 	e := itest.New(t)
 	ctx := context.Background()
 	const walSenderTimeout = 3 * time.Second
-	logs := &lockedBuffer{}
+	logs := &itest.Output{}
 	cfg := cdc.Config{ConnString: e.PGURL + "&options=-c%20wal_sender_timeout%3D3s"}
 	sink := newGatedSink()
 	sink.hold()

@@ -164,7 +164,7 @@ func TestRebuildInterrupted(t *testing.T) {
 	seedListings(t, e, 20000)
 	e.WaitConverged(t, 120*time.Second)
 
-	bin, err := buildBinary()
+	bin, err := itest.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 		Log:             log,
 		ConsistencyWait: cfg.ConsistencyWait,
 		SessionTTL:      cfg.SessionTTL,
+		SessionCacheTTL: cfg.SessionCacheTTL,
 		Limits:          cfg.Limits,
 		Limiter:         ratelimit.New(d.redis, cfg.RedisPrefix),
 	})

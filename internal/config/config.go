@@ -61,6 +61,10 @@ type Config struct {
 	MaxRequestBytes int           // SWAPMEET_MAX_REQUEST_BYTES
 	ConsistencyWait time.Duration // SWAPMEET_CONSISTENCY_WAIT
 	SessionTTL      time.Duration // SWAPMEET_SESSION_TTL
+	// SWAPMEET_SESSION_CACHE_TTL: how long an API process trusts a session
+	// it looked up, so how long a sign-out through one replica may take to
+	// reach the others; 0 looks every session up.
+	SessionCacheTTL time.Duration
 
 	Slot          string // SWAPMEET_SLOT: the slot of a first start; the pointer names later ones
 	SlotWarnBytes int64  // SWAPMEET_SLOT_WARN_BYTES: retained WAL worth a warning
@@ -220,6 +224,18 @@ func FromEnv() (Config, error) {
 	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
 	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)
 	c.SessionPurgeInterval = dur("SWAPMEET_SESSION_PURGE_INTERVAL", 10*time.Minute)
+	c.SessionCacheTTL = 10 * time.Second
+	if v := os.Getenv("SWAPMEET_SESSION_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil || d < 0:
+			errs = append(errs, fmt.Errorf("SWAPMEET_SESSION_CACHE_TTL=%q: want a duration like 10s, or 0 for no cache", v))
+		case d == 0:
+			c.SessionCacheTTL = -1 // the app's "disabled"
+		default:
+			c.SessionCacheTTL = d
+		}
+	}
 	// Slot and publication names are spliced into replication commands.
 	ident := regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	if !ident.MatchString(c.Slot) {
