@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 // A generated catalogue for the read and rebuild figures: listings written
@@ -178,7 +178,7 @@ func rebuild(ctx context.Context, e *itest.Env, collections ...string) (rebuildR
 		BaseSlot:        e.Slot,
 		PG:              e.PG,
 		Reads:           reads,
-		Sink:            cdc.NewProjector(e.PG, reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log),
+		Sink:            system.NewProjector(e.Config(), &system.Clients{PG: e.PG, Reads: reads, Redis: e.Redis, Pages: e.Redis}, e.Log),
 		Collections:     collections,
 		Progress:        p,
 		Log:             e.Log,

@@ -11,7 +11,6 @@ import (
 	mongooptions "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/swapmeet/swapmeet/cdc"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -102,7 +101,7 @@ func measureSink(ctx context.Context, r *runner, o options) (row, error) {
 	}
 
 	progress("cdc sink: the projector drains a backlog of %d one-row listing updates", n)
-	sink := newDrainSink(cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log), int64(n))
+	sink := newDrainSink(e.Projector(), int64(n))
 	var sellerDocs atomic.Int64
 	sink.count = func(c *cdc.Change, seen map[string]bool) int {
 		l, s := listingDocuments(c, seen)

@@ -9,23 +9,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/swapmeet/swapmeet/cdc"
-	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
-	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
-	d, err := openDeps(ctx, cfg)
+	c, err := system.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer c.Close()
 
-	reg := newRegistry()
+	reg := system.NewRegistry()
 	metrics := cdc.NewMetrics(reg)
 	stopMetrics, err := serveMetrics(cfg.CDCMetricsAddr, reg, log)
 	if err != nil {
@@ -33,20 +31,8 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 	}
 	defer stopMetrics()
 
-	p := &cdc.Process{
-		Reader: cdc.Config{
-			ConnString:  cfg.PostgresURL,
-			Publication: cfg.Publication,
-			Log:         log,
-			Metrics:     metrics,
-		},
-		Slot:  cfg.Slot,
-		PG:    d.pg,
-		Reads: d.reads,
-		Sink:  newProjector(d, cfg, log).WithMetrics(metrics),
-		Log:   log,
-	}
-	go watchSlot(ctx, d, cfg, metrics, log)
+	p := system.NewCDC(cfg, c, log, metrics)
+	go watchSlot(ctx, c, cfg, metrics, log)
 	err = p.Run(ctx)
 	if ctx.Err() != nil {
 		return nil
@@ -73,7 +59,7 @@ const (
 
 // watchSlot exports the slot's retained WAL and warns when it grows past
 // the threshold: the sign of a CDC that stopped or cannot keep up.
-func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, log *slog.Logger) {
+func watchSlot(ctx context.Context, c *system.Clients, cfg config.Config, m *cdc.Metrics, log *slog.Logger) {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -83,10 +69,10 @@ func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, 
 		case <-t.C:
 		}
 		slot := cfg.Slot
-		if p, ok := d.reads.Current(); ok {
+		if p, ok := c.Reads.Current(); ok {
 			slot = p.Slot
 		}
-		s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
+		s, err := cdc.ReadSlotStatus(ctx, c.PG, slot)
 		if err != nil {
 			continue
 		}
@@ -95,20 +81,6 @@ func watchSlot(ctx context.Context, d *deps, cfg config.Config, m *cdc.Metrics, 
 			log.Warn("the slot retains a lot of WAL", "slot", slot, "retained_bytes", s.RetainedBytes, "threshold", cfg.SlotWarnBytes)
 		}
 	}
-}
-
-func newProjector(d *deps, cfg config.Config, log *slog.Logger) *cdc.Projector {
-	p := cdc.NewProjector(d.pg, d.reads, cache.New(d.redis, cfg.RedisPrefix), d.redis, consistency.KeysFor(cfg.RedisPrefix), log)
-	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
-	return p
-}
-
-// newRegistry returns a Prometheus registry with the Go runtime and
-// process series, for a subcommand's own series to join.
-func newRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
 }
 
 // serveMetrics exposes reg on addr/metrics until the returned func is called.

@@ -14,6 +14,7 @@ import (
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 // parseCollections parses the arguments of a command whose one flag is
@@ -38,12 +39,12 @@ func verifyProjections(ctx context.Context, cfg config.Config, _ *slog.Logger, a
 	if err != nil {
 		return err
 	}
-	d, err := openDeps(ctx, cfg)
+	d, err := system.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	drifts, err := cdc.Verify(ctx, d.pg, d.reads, names)
+	drifts, err := cdc.Verify(ctx, d.PG, d.Reads, names)
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []s
 	if len(args) > 0 {
 		return errors.New("slot status takes no arguments")
 	}
-	d, err := openDeps(ctx, cfg)
+	d, err := system.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []s
 	if err != nil {
 		return err
 	}
-	s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
+	s, err := cdc.ReadSlotStatus(ctx, d.PG, slot)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func rebuildProjections(ctx context.Context, cfg config.Config, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	d, err := openDeps(ctx, cfg)
+	d, err := system.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -91,9 +92,9 @@ func rebuildProjections(ctx context.Context, cfg config.Config, log *slog.Logger
 	b := &cdc.Rebuild{
 		Reader:      cdc.Config{ConnString: cfg.PostgresURL, Publication: cfg.Publication, Log: log},
 		BaseSlot:    cfg.Slot,
-		PG:          d.pg,
-		Reads:       d.reads,
-		Sink:        newProjector(d, cfg, log),
+		PG:          d.PG,
+		Reads:       d.Reads,
+		Sink:        system.NewProjector(cfg, d, log),
 		Collections: names,
 		Progress:    os.Stderr,
 		Terminal:    isTerminal(os.Stderr),
@@ -109,8 +110,8 @@ func isTerminal(f *os.File) bool {
 
 // readSideSlot names the slot the read side uses: the pointer's, else the
 // configured one (a read side not initialised yet).
-func readSideSlot(ctx context.Context, d *deps, cfg config.Config) (string, error) {
-	if p, err := d.reads.LoadPointer(ctx); err == nil {
+func readSideSlot(ctx context.Context, d *system.Clients, cfg config.Config) (string, error) {
+	if p, err := d.Reads.LoadPointer(ctx); err == nil {
 		return p.Slot, nil
 	} else if !errors.Is(err, readstore.ErrNoPointer) {
 		return "", err
@@ -124,7 +125,7 @@ func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []str
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	d, err := openDeps(ctx, cfg)
+	d, err := system.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []str
 	if err != nil {
 		return err
 	}
-	s, err := cdc.ReadSlotStatus(ctx, d.pg, slot)
+	s, err := cdc.ReadSlotStatus(ctx, d.PG, slot)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []str
 			return errors.New("not confirmed; nothing dropped")
 		}
 	}
-	if _, err := d.pg.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+	if _, err := d.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 		return fmt.Errorf("drop slot %s: %w", slot, err)
 	}
 	fmt.Printf("dropped %s\n", slot)

@@ -25,6 +25,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 const hint = "start the local services with `make up` (or point SWAPMEET_* at running ones)"
@@ -54,6 +55,8 @@ type Env struct {
 	Slot        string       // a slot name nobody else uses
 	Publication string
 	Log         *slog.Logger
+
+	cfg config.Config // what a swapmeet process run against this Env reads
 }
 
 func randomName(prefix string) string {
@@ -85,6 +88,9 @@ func New(t T) *Env {
 		e.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
+	e.cfg = cfg
+	e.cfg.MongoDB, e.cfg.RedisPrefix, e.cfg.Slot = e.MongoDB, e.RedisPrefix, e.Slot
+
 	e.Media, err = media.New(cfg.MediaConfig())
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -102,6 +108,7 @@ func New(t T) *Env {
 	u, _ := url.Parse(cfg.PostgresURL)
 	u.Path = "/" + name
 	e.PGURL = u.String()
+	e.cfg.PostgresURL = e.PGURL
 	t.Cleanup(func() { dropDatabase(t, cfg.PostgresURL, name) })
 
 	e.PG, err = config.OpenPool(ctx, e.PGURL, cfg.PGMaxConns)
@@ -147,6 +154,14 @@ func New(t T) *Env {
 		_ = e.Redis.Close()
 	})
 	return e
+}
+
+// Config is the configuration of a swapmeet process run against this Env.
+func (e *Env) Config() config.Config { return e.cfg }
+
+// Clients are this Env's clients, as the system assembly takes them.
+func (e *Env) Clients() *system.Clients {
+	return &system.Clients{PG: e.PG, Reads: e.Reads, Redis: e.Redis, Pages: e.Redis}
 }
 
 // Environ returns SWAPMEET_* variables that point a swapmeet process at this Env.

@@ -9,13 +9,10 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
-	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/password"
-	"github.com/swapmeet/swapmeet/internal/ratelimit"
-	"github.com/swapmeet/swapmeet/internal/rpc"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 // FastPasswords keeps argon2id honest but cheap, so tests can sign up many users.
@@ -58,17 +55,10 @@ func (e *Env) RunCDC(t T, p *cdc.Process) (stop func()) {
 }
 
 // Projector is the sink the CDC uses, for tests that drive readers themselves.
-func (e *Env) Projector() *cdc.Projector {
-	return cdc.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
-}
+func (e *Env) Projector() *cdc.Projector { return system.NewProjector(e.cfg, e.Clients(), e.Log) }
 
 // CDCProcess is what `swapmeet cdc` runs, wired to this Env.
-func (e *Env) CDCProcess() *cdc.Process {
-	return &cdc.Process{
-		Reader: cdc.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
-		Slot:   e.Slot, PG: e.PG, Reads: e.Reads, Sink: e.Projector(), Log: e.Log,
-	}
-}
+func (e *Env) CDCProcess() *cdc.Process { return system.NewCDC(e.cfg, e.Clients(), e.Log, nil) }
 
 // WaitForSlot returns once the CDC has initialised the read side (created
 // its slot, projected what existed, saved the pointer): from then on,
@@ -81,9 +71,11 @@ func (e *Env) WaitForSlot(t T) {
 	})
 }
 
-// StartAPI serves the API over cleartext HTTP/2 (h2c), as `swapmeet serve`
-// does, until the test ends. srv.Client() speaks h2c: use it for both
-// Connect and gRPC clients.
+// StartAPI serves the API as `swapmeet serve` does (system.NewAPI: the
+// handler with its interceptors, CORS and the web app, the HTTP server's
+// limits, the background workers), on a free port, until the test ends.
+// srv.Client() speaks cleartext HTTP/2 (h2c): use it for both Connect and
+// gRPC clients.
 func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 	t.Helper()
 	return e.StartAPIWith(t, APIOptions{})
@@ -121,38 +113,21 @@ func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 			*n = -1
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
-	go w.Run(ctx)
-	go e.Reads.Follow(ctx, 500*time.Millisecond)
-	c := e.Cache()
-	if o.Cache != nil {
-		o.Cache(c)
-	}
-	a, err := app.New(app.Deps{
-		Store:    db.NewStore(e.PG),
-		Reads:    e.Reads,
-		Cache:    c,
-		Watcher:  w,
-		Media:    e.Media,
-		Log:      e.Log,
-		Password: o.Password,
-		Limits:   o.Limits,
-		Limiter:  ratelimit.New(e.Redis, e.RedisPrefix),
-	})
+	cfg := e.cfg
+	cfg.Limits, cfg.RequestTimeout, cfg.ClientIPHeader = o.Limits, o.Timeout, o.ClientIPHeader
+	api, err := system.NewAPI(cfg, e.Clients(), e.Log, system.APIOptions{Password: o.Password, Cache: o.Cache, Media: e.Media})
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	srv := httptest.NewUnstartedServer(rpc.NewHandler(a, e.Log, rpc.Options{MaxRequestBytes: 1 << 20, Timeout: o.Timeout, ClientIPHeader: o.ClientIPHeader}))
-	serverProtocols := new(http.Protocols)
-	serverProtocols.SetHTTP1(true)
-	serverProtocols.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = serverProtocols
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := api.Start(ctx)
+	t.Cleanup(func() { cancel(); stop() })
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = api.HTTPServer()
 	srv.Start()
 	clientProtocols := new(http.Protocols)
 	clientProtocols.SetUnencryptedHTTP2(true)
 	srv.Client().Transport = &http.Transport{Protocols: clientProtocols, MaxIdleConnsPerHost: 64}
 	t.Cleanup(srv.Close)
-	return srv, a
+	return srv, api.App
 }

@@ -1,0 +1,197 @@
+package system
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/password"
+	"github.com/swapmeet/swapmeet/internal/ratelimit"
+	"github.com/swapmeet/swapmeet/internal/rpc"
+	"github.com/swapmeet/swapmeet/internal/web"
+)
+
+// APIOptions are what tests and benchmarks may change of the API; the
+// zero value is what `swapmeet serve` runs.
+type APIOptions struct {
+	// Password is the argon2id cost; zero means the app's default.
+	Password password.Params
+	// Cache, if set, adjusts the API's cache after it is built.
+	Cache func(*cache.Cache)
+	// Media is the object store; nil opens the one cfg names.
+	Media *media.Store
+}
+
+// API is one `swapmeet serve` process.
+type API struct {
+	App      *app.App
+	Registry *prometheus.Registry // the process's metrics
+	// Handler serves the RPC paths (with CORS for the web origins) and
+	// the web app on every other path.
+	Handler http.Handler
+
+	cfg     config.Config
+	clients *Clients
+	watcher *consistency.Watcher
+	media   *media.Store
+	log     *slog.Logger
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime and
+// process series, for a process's own series to join.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// NewAPI assembles the API over c. Start runs its background work.
+func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error) {
+	reg := NewRegistry()
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "swapmeet", Subsystem: "db", Name: "transaction_retries_total",
+		Help: "Transactions retried after a serialization failure (40001) or deadlock (40P01).",
+	}, []string{"sqlstate"})
+	reg.MustRegister(retries)
+
+	store := o.Media
+	if store == nil {
+		var err error
+		if store, err = media.New(cfg.MediaConfig()); err != nil {
+			return nil, err
+		}
+	}
+	watcher := consistency.NewWatcher(c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	pgStore := db.NewStore(c.PG)
+	pgStore.OnRetry = func(sqlstate string) { retries.WithLabelValues(sqlstate).Inc() }
+	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(cache.NewMetrics(reg))
+	ch.PageMaxBytes, ch.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
+	if o.Cache != nil {
+		o.Cache(ch)
+	}
+	a, err := app.New(app.Deps{
+		Store:           pgStore,
+		Reads:           c.Reads,
+		Cache:           ch,
+		Watcher:         watcher,
+		Media:           store,
+		Log:             log,
+		ConsistencyWait: cfg.ConsistencyWait,
+		SessionTTL:      cfg.SessionTTL,
+		SessionCacheTTL: cfg.SessionCacheTTL,
+		Password:        o.Password,
+		Limits:          cfg.Limits,
+		Limiter:         ratelimit.New(c.Redis, cfg.RedisPrefix),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// One port: RPC paths go to the API (with CORS for the web origins, so
+	// the Vite dev server can call it), every other path to the web app.
+	api := rpc.NewHandler(a, log, rpc.Options{
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		Metrics:         rpc.NewMetrics(reg),
+		Timeout:         cfg.RequestTimeout,
+		ClientIPHeader:  cfg.ClientIPHeader,
+	})
+	webApp := web.New()
+	if !webApp.Built() {
+		log.Warn("this binary has no web app built in; / serves a placeholder (make build embeds it)")
+	}
+	return &API{
+		App: a, Registry: reg, Handler: web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
+		cfg: cfg, clients: c, watcher: watcher, media: store, log: log,
+	}, nil
+}
+
+// Start runs the API's background work until ctx ends: following the
+// applied position and the projections pointer, purging expired
+// sessions, and the media jobs. stop waits for the media jobs.
+func (a *API) Start(ctx context.Context) (stop func()) {
+	go a.watcher.Run(ctx)
+	// A projections rebuild switches collections by rewriting the pointer:
+	// following it picks the switch up within half a second, no restart.
+	go a.clients.Reads.Follow(ctx, 500*time.Millisecond)
+	go a.App.Commands.RunSessionPurge(ctx, a.cfg.SessionPurgeInterval)
+	return a.startMedia(ctx)
+}
+
+// HTTPServer returns the server for Handler. It bounds what one
+// connection can hold: headers must arrive within 5 s and fit in 64 KiB,
+// a request body (each HTTP/2 stream's) must arrive within 30 s and fit
+// in MaxRequestBytes plus framing, and an idle connection is closed after
+// 2 minutes. Responses get no write timeout: the RPC deadline bounds the
+// handlers. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
+func (a *API) HTTPServer() *http.Server {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Addr:              a.cfg.HTTPAddr,
+		Handler:           http.MaxBytesHandler(a.Handler, int64(a.cfg.MaxRequestBytes)+64<<10),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		Protocols:         protocols,
+	}
+}
+
+// Defaults of the media sweeper, in `serve` and in `media sweep`.
+const (
+	SweepPendingOlderThan = 24 * time.Hour
+	SweepOrphanGrace      = time.Hour
+	thumbnailIdlePoll     = time.Second
+)
+
+// startMedia runs the media background work of an API process until stop
+// is called: it prepares the bucket (retrying while the store is down, so
+// the API serves everything else meanwhile), makes thumbnails, and sweeps.
+// Every replica may run it: the thumbnail queue is claimed with SKIP
+// LOCKED, and sweeps are idempotent.
+func (a *API) startMedia(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.bootstrapBucket(ctx) })
+	wg.Go(func() { a.App.Commands.RunThumbnails(ctx, thumbnailIdlePoll) })
+	wg.Go(func() {
+		a.App.Commands.RunSweeps(ctx, a.cfg.MediaSweepInterval, app.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+func (a *API) bootstrapBucket(ctx context.Context) {
+	backoff := time.Second
+	for {
+		b, err := a.media.Bootstrap(ctx, a.cfg.WebOrigins)
+		if err == nil {
+			a.log.Info("media bucket ready", "bucket", a.cfg.S3Bucket, "created", b.Created, "policy_removed", b.PolicyRemoved, "bucket_cors", b.BucketCORS)
+			if !b.BucketCORS {
+				a.log.Info("the object store has no per-bucket CORS; browsers rely on its server-wide setting (MinIO: MINIO_API_CORS_ALLOW_ORIGIN)",
+					"origins", a.cfg.WebOrigins)
+			}
+			return
+		}
+		a.log.Warn("media bucket not ready; retrying", "bucket", a.cfg.S3Bucket, "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}

@@ -1,0 +1,37 @@
+package system
+
+import (
+	"log/slog"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/consistency"
+)
+
+// NewProjector is the CDC's sink: it rebuilds documents in the read store,
+// tombstones their cache keys and announces the applied position.
+func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *cdc.Projector {
+	p := cdc.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
+	return p
+}
+
+// NewCDC is one `swapmeet cdc` process: it leads or stands by for the
+// slot the projections pointer names (the configured one on a first
+// start) and projects what it streams. m may be nil.
+func NewCDC(cfg config.Config, c *Clients, log *slog.Logger, m *cdc.Metrics) *cdc.Process {
+	return &cdc.Process{
+		Reader: cdc.Config{
+			ConnString:  cfg.PostgresURL,
+			Publication: cfg.Publication,
+			Log:         log,
+			Metrics:     m,
+		},
+		Slot:  cfg.Slot,
+		PG:    c.PG,
+		Reads: c.Reads,
+		Sink:  NewProjector(cfg, c, log).WithMetrics(m),
+		Log:   log,
+	}
+}
