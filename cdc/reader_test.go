@@ -164,7 +164,7 @@ func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 	}
 	select {
 	case <-sink.entered:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute): // a loaded machine decodes slowly; this test is about batching
 		t.Fatal("the first commit never reached the sink")
 	}
 	const backlog = 20
