@@ -162,7 +162,9 @@ func TestRebuildInterrupted(t *testing.T) {
 	_, a := e.StartAPI(t)
 	ctx := context.Background()
 	seedListings(t, e, 20000)
-	e.WaitConverged(t, 120*time.Second)
+	// 20,000 documents at a few hundred a second, under the race detector
+	// and beside other packages' tests.
+	e.WaitConverged(t, 5*time.Minute)
 
 	bin, err := itest.Binary()
 	if err != nil {
