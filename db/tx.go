@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/fault"
 )
 
 // Store runs sqlc queries, alone or inside transactions.
@@ -28,11 +29,12 @@ type Store struct {
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{Pool: pool, Queries: sqlc.New(pool), MaxAttempts: 8}
+	return &Store{Pool: pool, Queries: sqlc.New(classifying{pool}), MaxAttempts: 8}
 }
 
-// ErrRetriesExhausted wraps the last serialization failure once every attempt was used.
-var ErrRetriesExhausted = errors.New("transaction retries exhausted")
+// ErrRetriesExhausted wraps the last serialization failure once every
+// attempt was used. It is a fault.ErrContention.
+var ErrRetriesExhausted = fault.Contention(errors.New("transaction retries exhausted"))
 
 // Commit is what a committed transaction reports back.
 type Commit struct {
@@ -45,7 +47,13 @@ type Commit struct {
 // ExecTx runs fn in a transaction with the given options and commits it.
 // Serialization failures (40001) and deadlocks (40P01) are retried with
 // jittered backoff, up to MaxAttempts; fn must therefore be safe to re-run.
+// Failures are classified (see classify).
 func (s *Store) ExecTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+	c, err := s.execTx(ctx, opts, fn)
+	return c, classify(err)
+}
+
+func (s *Store) execTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		c, err := s.execOnce(ctx, opts, fn)

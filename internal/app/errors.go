@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/swapmeet/swapmeet/internal/fault"
 )
 
 // Code classifies a failure for the caller; rpc maps each to a Connect code.
@@ -62,3 +64,18 @@ func ErrorCode(err error) Code {
 	}
 	return 0
 }
+
+// Kinds of infrastructure failure. The adapters (Postgres, the read
+// store, Redis, the media store) mark their drivers' errors with these,
+// and errors.Is finds them in any error the use cases return: they are
+// all the edge needs to know of a failure that is not an *Error.
+var (
+	// ErrUnavailable: a backing service is down or unreachable.
+	ErrUnavailable = fault.ErrUnavailable
+	// ErrTimeout: a backing service gave up after its own time limit
+	// (a Postgres statement timeout).
+	ErrTimeout = fault.ErrTimeout
+	// ErrContention: a transaction kept colliding with others until its
+	// retries ran out.
+	ErrContention = fault.ErrContention
+)

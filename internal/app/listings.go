@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // ListingInput carries a listing's editable fields.
@@ -185,4 +189,210 @@ func attributesJSON(m map[string]string) ([]byte, error) {
 		m = map[string]string{}
 	}
 	return json.Marshal(m)
+}
+
+// GetListing returns one listing, with fresh image URLs.
+func (q *Queries) GetListing(ctx context.Context, id, token string) (ListingView, error) {
+	var v violations
+	lid := v.id("listing_id", id)
+	if err := v.err(); err != nil {
+		return ListingView{}, err
+	}
+	if err := q.awaitToken(ctx, token); err != nil {
+		return ListingView{}, err
+	}
+	l, err := getDoc[readstore.Listing](ctx, q, readstore.Listings, q.deps.Cache.ListingKey(lid.String()), lid.String(), "listing")
+	if err != nil {
+		return ListingView{}, err
+	}
+	return q.listingView(ctx, l)
+}
+
+// SearchSort orders a listing search. Ties break newest first.
+type SearchSort int
+
+// The search orders.
+const (
+	SortNewest SearchSort = iota
+	SortPriceAsc
+	SortPriceDesc
+)
+
+// storeSort is the read store's name for a search order.
+func (s SearchSort) storeSort() readstore.Sort {
+	switch s {
+	case SortPriceAsc:
+		return readstore.SortPriceAsc
+	case SortPriceDesc:
+		return readstore.SortPriceDesc
+	}
+	return readstore.SortNewest
+}
+
+// ListingSearch is a SearchListings request in domain terms.
+type ListingSearch struct {
+	Query      string
+	Category   string
+	Condition  string
+	MinPrice   *Money
+	MaxPrice   *Money
+	SellerID   string
+	Attributes map[string]string
+	Status     string // "" = AVAILABLE
+	Sort       SearchSort
+	PageSize   int32
+	PageToken  string
+}
+
+const (
+	maxQueryLen    = 200
+	maxQueryWords  = 10
+	maxAttrFilters = 10
+)
+
+// searchPlan is a validated search: what the store runs, and its identity.
+type searchPlan struct {
+	filter readstore.ListingFilter
+	sort   readstore.Sort
+	limit  int
+	cursor *readstore.Cursor
+	query  string // digest of filter and sort: what page tokens are bound to
+}
+
+func planSearch(s ListingSearch) (searchPlan, error) {
+	var v violations
+	p := searchPlan{sort: s.Sort.storeSort()}
+	f := &p.filter
+	f.Status = s.Status
+	if f.Status == "" {
+		f.Status = StatusAvailable
+	}
+	if s.Query != "" {
+		v.text("query", s.Query, textRule{min: 0, max: maxQueryLen})
+		f.Keywords = readstore.Keywords(s.Query)
+		switch {
+		case len(f.Keywords) == 0:
+			v.add("query", "needs a word of at least 2 letters or digits")
+		case len(f.Keywords) > maxQueryWords:
+			v.add("query", "may have at most %d words", maxQueryWords)
+		}
+		sort.Strings(f.Keywords) // the same words in any order are the same query
+	}
+	if s.Category != "" {
+		v.category("category", s.Category)
+		f.Category = s.Category
+	}
+	if s.Condition != "" {
+		v.condition("condition", s.Condition)
+		f.Condition = s.Condition
+	}
+	if s.SellerID != "" {
+		f.SellerID = v.id("seller_id", s.SellerID).String()
+	}
+	for _, b := range []struct {
+		field string
+		m     *Money
+		dst   **int64
+	}{{"min_price", s.MinPrice, &f.MinPrice}, {"max_price", s.MaxPrice, &f.MaxPrice}} {
+		if b.m == nil {
+			continue
+		}
+		if !currencyRE.MatchString(b.m.Currency) {
+			v.add(b.field+".currency_code", "must be a three-letter upper-case ISO 4217 code")
+		}
+		if b.m.Minor < 0 {
+			v.add(b.field+".amount_minor", "must not be negative")
+		}
+		if f.Currency != "" && f.Currency != b.m.Currency {
+			v.add(b.field+".currency_code", "must match the other price bound")
+		}
+		f.Currency = b.m.Currency
+		amount := b.m.Minor
+		*b.dst = &amount
+	}
+	if f.MinPrice != nil && f.MaxPrice != nil && *f.MinPrice > *f.MaxPrice {
+		v.add("max_price", "must not be below min_price")
+	}
+	if len(s.Attributes) > maxAttrFilters {
+		v.add("attributes", "may filter on at most %d attributes", maxAttrFilters)
+	} else {
+		v.attributes("attributes", s.Attributes)
+		for k, val := range s.Attributes {
+			f.Attrs = append(f.Attrs, k+"="+val)
+		}
+		sort.Strings(f.Attrs)
+	}
+	p.limit = v.pageSize(s.PageSize)
+	p.query = digest(struct {
+		F readstore.ListingFilter
+		S readstore.Sort
+	}{*f, p.sort})
+	p.cursor = v.cursor(s.PageToken, p.query)
+	return p, v.err()
+}
+
+// searchPage is what a cached search result holds: documents, not views,
+// because image URLs expire and are made at read time.
+type searchPage struct {
+	Listings []readstore.Listing `bson:"listings"`
+	Next     string              `bson:"next"`
+}
+
+// SearchListings finds listings by keywords and filters, a page at a time.
+// Pages are cached under the listings generation, which the CDC bumps on
+// every listing change.
+func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token string) ([]ListingView, string, error) {
+	p, err := planSearch(s)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := q.awaitToken(ctx, token); err != nil {
+		return nil, "", err
+	}
+	// The generation is read before the store: a page computed from data
+	// older than a bump lands under the old generation, which nobody reads.
+	gen, genErr := q.deps.Cache.Generation(ctx, readstore.Listings)
+	key := ""
+	if genErr == nil {
+		key = q.deps.Cache.PageKey(readstore.Listings, gen, digest(struct {
+			Q string
+			L int
+			C *readstore.Cursor
+		}{p.query, p.limit, p.cursor}))
+		if b, hit, _ := q.deps.Cache.GetPage(ctx, key); hit {
+			var page searchPage
+			if err := bson.Unmarshal(b, &page); err == nil {
+				return q.views(ctx, page)
+			}
+		}
+	}
+	docs, more, err := q.deps.Reads.SearchListings(ctx, p.filter, p.sort, p.cursor, p.limit)
+	if err != nil {
+		return nil, "", readErr("listings", err)
+	}
+	page := searchPage{Listings: docs}
+	if more {
+		last := docs[len(docs)-1]
+		page.Next = encodePageToken(p.query, readstore.Cursor{CreatedAt: last.CreatedAt, Price: last.Price.Minor, ID: last.ID})
+	}
+	if key != "" {
+		if b, err := bson.Marshal(page); err == nil {
+			if err := q.deps.Cache.PutPage(ctx, key, b); err != nil && !errors.Is(err, cache.ErrSkipped) {
+				q.deps.Log.Debug("cache page put failed", "err", err)
+			}
+		}
+	}
+	return q.views(ctx, page)
+}
+
+func (q *Queries) views(ctx context.Context, page searchPage) ([]ListingView, string, error) {
+	out := make([]ListingView, 0, len(page.Listings))
+	for _, l := range page.Listings {
+		v, err := q.listingView(ctx, l)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+	}
+	return out, page.Next, nil
 }

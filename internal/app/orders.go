@@ -13,6 +13,7 @@ import (
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // maxOrderItems bounds one order, and with it the rows one transaction locks.
@@ -308,4 +309,71 @@ func joinOr(s []string) string {
 		out += ", " + x
 	}
 	return out + " or " + s[len(s)-1]
+}
+
+// GetOrder returns an order to its buyer or seller. To anyone else it does
+// not exist.
+func (q *Queries) GetOrder(ctx context.Context, caller uuid.UUID, id, token string) (OrderView, error) {
+	var v violations
+	oid := v.id("order_id", id)
+	if err := v.err(); err != nil {
+		return OrderView{}, err
+	}
+	if err := q.awaitToken(ctx, token); err != nil {
+		return OrderView{}, err
+	}
+	o, err := getDoc[readstore.Order](ctx, q, readstore.Orders, q.deps.Cache.OrderKey(oid.String()), oid.String(), "order")
+	if err != nil {
+		return OrderView{}, err
+	}
+	if o.Buyer.ID != caller.String() && o.Seller.ID != caller.String() {
+		return OrderView{}, errorf(CodeNotFound, "order not found")
+	}
+	return q.orderView(ctx, o)
+}
+
+// Order roles for ListOrders.
+const (
+	RoleBuyer  = "buyer"
+	RoleSeller = "seller"
+)
+
+// ListOrders returns the caller's orders as buyer or seller, newest first.
+func (q *Queries) ListOrders(ctx context.Context, caller uuid.UUID, role, status string, pageSize int32, pageToken, token string) ([]OrderView, string, error) {
+	var v violations
+	if role != RoleBuyer && role != RoleSeller {
+		v.add("role", "is required: BUYER or SELLER")
+	}
+	switch status {
+	case "", OrderPending, OrderPaid, OrderShipped, OrderDelivered, OrderCancelled:
+	default:
+		v.add("status", "is not an order status")
+	}
+	limit := v.pageSize(pageSize)
+	query := digest([]string{"orders", caller.String(), role, status})
+	cur := v.cursor(pageToken, query)
+	if err := v.err(); err != nil {
+		return nil, "", err
+	}
+	if err := q.awaitToken(ctx, token); err != nil {
+		return nil, "", err
+	}
+	docs, more, err := q.deps.Reads.ListOrders(ctx, readstore.OrderFilter{UserID: caller.String(), Role: role, Status: status}, cur, limit)
+	if err != nil {
+		return nil, "", readErr("orders", err)
+	}
+	out := make([]OrderView, 0, len(docs))
+	for _, o := range docs {
+		ov, err := q.orderView(ctx, o)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, ov)
+	}
+	next := ""
+	if more {
+		last := docs[len(docs)-1]
+		next = encodePageToken(query, readstore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return out, next, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // CreateReview lets the buyer of a delivered order review its seller, once.
@@ -53,4 +54,45 @@ func (c *Commands) CreateReview(ctx context.Context, author uuid.UUID, orderID s
 		return Written{}, fmt.Errorf("create review of order %s: %w", oid, err)
 	}
 	return Written{ID: id, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+}
+
+// SellerReviews is a page of a seller's reviews with their overall rating.
+type SellerReviews struct {
+	Reviews       []ReviewView
+	RatingAverage float64
+	RatingCount   int32
+	Next          string
+}
+
+// ListSellerReviews returns a seller's reviews, newest first, and the
+// rating over all of them.
+func (q *Queries) ListSellerReviews(ctx context.Context, sellerID string, pageSize int32, pageToken, token string) (SellerReviews, error) {
+	var v violations
+	sid := v.id("seller_id", sellerID)
+	limit := v.pageSize(pageSize)
+	query := digest([]string{"reviews", sid.String()})
+	cur := v.cursor(pageToken, query)
+	if err := v.err(); err != nil {
+		return SellerReviews{}, err
+	}
+	if err := q.awaitToken(ctx, token); err != nil {
+		return SellerReviews{}, err
+	}
+	seller, err := getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(sid.String()), sid.String(), "seller")
+	if err != nil {
+		return SellerReviews{}, err
+	}
+	docs, more, err := q.deps.Reads.ListSellerReviews(ctx, sid.String(), cur, limit)
+	if err != nil {
+		return SellerReviews{}, readErr("reviews", err)
+	}
+	out := SellerReviews{Reviews: make([]ReviewView, 0, len(docs)), RatingAverage: seller.RatingAverage, RatingCount: seller.RatingCount}
+	for _, d := range docs {
+		out.Reviews = append(out.Reviews, reviewView(d))
+	}
+	if more {
+		last := docs[len(docs)-1]
+		out.Next = encodePageToken(query, readstore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return out, nil
 }

@@ -193,16 +193,20 @@ func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayN
 }
 
 // GetUser returns a public profile from the read side.
-func (q *Queries) GetUser(ctx context.Context, id, token string) (readstore.User, error) {
+func (q *Queries) GetUser(ctx context.Context, id, token string) (UserView, error) {
 	var v violations
 	uid := v.id("user_id", id)
 	if err := v.err(); err != nil {
-		return readstore.User{}, err
+		return UserView{}, err
 	}
 	if err := q.awaitToken(ctx, token); err != nil {
-		return readstore.User{}, err
+		return UserView{}, err
 	}
-	return getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(uid.String()), uid.String(), "user")
+	u, err := getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(uid.String()), uid.String(), "user")
+	if err != nil {
+		return UserView{}, err
+	}
+	return userView(u), nil
 }
 
 func newSessionToken() (token string, hash []byte) {

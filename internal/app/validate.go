@@ -123,12 +123,6 @@ func (v *violations) id(field, s string) uuid.UUID {
 // trimmed normalises a single-line name: surrounding space is never meaningful.
 func trimmed(s string) string { return strings.TrimSpace(s) }
 
-// Money is an amount in minor units of an ISO 4217 currency.
-type Money struct {
-	Currency string
-	Minor    int64
-}
-
 // maxPriceMinor keeps the sum of an order's prices far from overflow.
 const maxPriceMinor = 100_000_000_000
 

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/fault"
 )
 
 // Entry layout: 16 hex digits of LSN, one kind byte, then the payload.
@@ -57,8 +58,9 @@ type Cache struct {
 	metrics *Metrics
 }
 
-// ErrSkipped means the breaker is open: Redis was not asked.
-var ErrSkipped = errors.New("cache skipped: redis is failing")
+// ErrSkipped means the breaker is open: Redis was not asked. It is a
+// fault.ErrUnavailable.
+var ErrSkipped = fault.Unavailable(errors.New("cache skipped: redis is failing"))
 
 // New returns a cache whose keys all start with prefix.
 func New(rdb redis.UniversalClient, prefix string) *Cache {
@@ -104,7 +106,7 @@ func (c *Cache) read(ctx context.Context, call func(ctx context.Context) error) 
 		err = nil
 	}
 	c.breaker.done(err, time.Now())
-	return err
+	return classify(err)
 }
 
 // UserKey names the cached user document.
@@ -223,7 +225,7 @@ return 1`)
 
 // BumpGeneration invalidates every cached result page of a collection.
 func (c *Cache) BumpGeneration(ctx context.Context, collection string) error {
-	return c.rdb.Incr(ctx, c.GenerationKey(collection)).Err()
+	return classify(c.rdb.Incr(ctx, c.GenerationKey(collection)).Err())
 }
 
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.
@@ -314,12 +316,12 @@ func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
 	}
 	groups, err := c.tombstone(ctx, groups, false)
 	if err != nil || len(groups) == 0 {
-		return err
+		return classify(err)
 	}
 	// A node that did not have the script cached (new, restarted or
 	// flushed) gets its source this once; EVAL caches it there again.
 	_, err = c.tombstone(ctx, groups, true)
-	return err
+	return classify(err)
 }
 
 // tombstone runs the tombstone script once per group, in one pipeline, by

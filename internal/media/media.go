@@ -88,7 +88,7 @@ func (s *Store) PresignedGet(ctx context.Context, key string) (string, time.Time
 	expires := time.Now().Add(s.cfg.GetExpiry)
 	u, err := s.client.PresignedGetObject(ctx, s.cfg.Bucket, key, s.cfg.GetExpiry, url.Values{})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("presign %s: %w", key, err)
+		return "", time.Time{}, classify(fmt.Errorf("presign %s: %w", key, err))
 	}
 	return u.String(), expires, nil
 }
@@ -111,7 +111,7 @@ type Object struct {
 func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return Object{}, notFound(fmt.Errorf("stat %s: %w", key, err))
+		return Object{}, classify(notFound(fmt.Errorf("stat %s: %w", key, err)))
 	}
 	return Object{Key: key, Size: info.Size, ContentType: info.ContentType, LastModified: info.LastModified}, nil
 }
@@ -121,7 +121,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, classify(fmt.Errorf("get %s: %w", key, err))
 	}
 	return &object{o: o, key: key}, nil
 }
@@ -134,7 +134,7 @@ type object struct {
 func (r *object) Read(p []byte) (int, error) {
 	n, err := r.o.Read(p)
 	if err != nil && err != io.EOF {
-		err = notFound(fmt.Errorf("read %s: %w", r.key, err))
+		err = classify(notFound(fmt.Errorf("read %s: %w", r.key, err)))
 	}
 	return n, err
 }
@@ -145,7 +145,7 @@ func (r *object) Close() error { return r.o.Close() }
 func (s *Store) Put(ctx context.Context, key, contentType string, data []byte) error {
 	_, err := s.client.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{ContentType: contentType})
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return classify(fmt.Errorf("put %s: %w", key, err))
 	}
 	return nil
 }
@@ -156,7 +156,7 @@ func (s *Store) Remove(ctx context.Context, keys ...string) error {
 	var errs []error
 	for _, k := range keys {
 		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, k, minio.RemoveObjectOptions{}); err != nil {
-			errs = append(errs, fmt.Errorf("remove %s: %w", k, err))
+			errs = append(errs, classify(fmt.Errorf("remove %s: %w", k, err)))
 		}
 	}
 	return errors.Join(errs...)
@@ -167,7 +167,7 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[Object, error
 	return func(yield func(Object, error) bool) {
 		for info := range s.client.ListObjectsIter(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 			if info.Err != nil {
-				yield(Object{}, fmt.Errorf("list %s: %w", prefix, info.Err))
+				yield(Object{}, classify(fmt.Errorf("list %s: %w", prefix, info.Err)))
 				return
 			}
 			if !yield(Object{Key: info.Key, Size: info.Size, LastModified: info.LastModified}, nil) {

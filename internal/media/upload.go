@@ -90,7 +90,7 @@ func (s *Store) PresignedPost(ctx context.Context, key, contentType string, size
 	}
 	u, fields, err := s.client.PresignedPostPolicy(ctx, p)
 	if err != nil {
-		return Upload{}, fmt.Errorf("presign post %s: %w", key, err)
+		return Upload{}, classify(fmt.Errorf("presign post %s: %w", key, err))
 	}
 	return Upload{URL: u.String(), Fields: fields, ExpiresAt: expires}, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) Promote(ctx context.Context, staging, key string) error {
 		minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: key, ReplaceTags: true},
 		minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: staging})
 	if err != nil {
-		return notFound(fmt.Errorf("copy %s to %s: %w", staging, key, err))
+		return classify(notFound(fmt.Errorf("copy %s to %s: %w", staging, key, err)))
 	}
 	return nil
 }
@@ -113,7 +113,7 @@ func (s *Store) Promote(ctx context.Context, staging, key string) error {
 // otherwise a confirmed row could point at an object that expires.
 func (s *Store) MarkConfirmed(ctx context.Context, key string) error {
 	if err := s.client.RemoveObjectTagging(ctx, s.cfg.Bucket, key, minio.RemoveObjectTaggingOptions{}); err != nil {
-		return notFound(fmt.Errorf("untag %s: %w", key, err))
+		return classify(notFound(fmt.Errorf("untag %s: %w", key, err)))
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ func (s *Store) MarkConfirmed(ctx context.Context, key string) error {
 func (s *Store) Tags(ctx context.Context, key string) (map[string]string, error) {
 	t, err := s.client.GetObjectTagging(ctx, s.cfg.Bucket, key, minio.GetObjectTaggingOptions{})
 	if err != nil {
-		return nil, notFound(fmt.Errorf("tags of %s: %w", key, err))
+		return nil, classify(notFound(fmt.Errorf("tags of %s: %w", key, err)))
 	}
 	return t.ToMap(), nil
 }

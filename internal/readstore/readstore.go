@@ -88,7 +88,7 @@ func ptrTo[T any](v T) *T { return &v }
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
-	return s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
+	return classify(s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
 }
 
 // DB exposes the database to tools and tests.
@@ -107,7 +107,7 @@ func (s *Store) FindRaw(ctx context.Context, collection, id string) (bson.Raw, e
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find %s %s: %w", collection, id, err)
+		return nil, classify(fmt.Errorf("find %s %s: %w", collection, id, err))
 	}
 	return raw, nil
 }
@@ -183,7 +183,7 @@ func (s *Store) Put(ctx context.Context, collection string, ids []string, docs [
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
-					firstErr = fmt.Errorf("put %s %s: %w", collection, ids[i], err)
+					firstErr = classify(fmt.Errorf("put %s %s: %w", collection, ids[i], err))
 				}
 				mu.Unlock()
 			}
@@ -202,7 +202,7 @@ func (s *Store) Delete(ctx context.Context, collection string, ids []string) err
 	defer cancel()
 	_, err := s.coll(collection).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 	if err != nil {
-		return fmt.Errorf("delete from %s: %w", collection, err)
+		return classify(fmt.Errorf("delete from %s: %w", collection, err))
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ func findPage[T any](ctx context.Context, s *Store, collection string, q, sort b
 		} `bson:"cursor"`
 	}
 	if err := s.db.RunCommand(ctx, cmd).Decode(&res); err != nil {
-		return nil, false, fmt.Errorf("query %s: %w", collection, err)
+		return nil, false, classify(fmt.Errorf("query %s: %w", collection, err))
 	}
 	out := res.Cursor.FirstBatch
 	if out == nil {

@@ -3,6 +3,8 @@ package rpc
 import (
 	"strings"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 )
@@ -38,4 +40,19 @@ func moneyIn(m *swapmeetv1.Money) *app.Money {
 
 func moneyOut(m app.Money) *swapmeetv1.Money {
 	return &swapmeetv1.Money{CurrencyCode: m.Currency, AmountMinor: m.Minor}
+}
+
+func summaryProto(s app.UserSummary) *swapmeetv1.UserSummary {
+	return &swapmeetv1.UserSummary{UserId: s.ID, DisplayName: s.DisplayName, RatingAverage: s.RatingAverage, RatingCount: s.RatingCount}
+}
+
+func mediaProto(m app.MediaView) *swapmeetv1.Media {
+	out := &swapmeetv1.Media{
+		MediaId: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes, Width: m.Width, Height: m.Height,
+		Url: m.URL, ThumbnailUrl: m.ThumbnailURL,
+	}
+	if !m.URLExpires.IsZero() {
+		out.UrlExpiresAt = timestamppb.New(m.URLExpires)
+	}
+	return out
 }

@@ -6,17 +6,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5/pgconn"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
 )
 
@@ -68,42 +64,20 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 		}
 		return out
 	}
+	// The adapters have classified their drivers' errors into the app's
+	// kinds; what is left unclassified is a bug.
 	switch {
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
-	case errors.Is(err, context.DeadlineExceeded), isStatementTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, app.ErrTimeout):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
-	case errors.Is(err, db.ErrRetriesExhausted):
+	case errors.Is(err, app.ErrContention):
 		log.Warn("request failed", "procedure", procedure, "err", err)
 		return connect.NewError(connect.CodeAborted, errors.New("too much contention; retry the request"))
-	case isUnavailable(err):
+	case errors.Is(err, app.ErrUnavailable):
 		log.Error("dependency unavailable", "procedure", procedure, "err", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable; retry shortly"))
 	}
 	log.Error("internal error", "procedure", procedure, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-}
-
-// isStatementTimeout recognises Postgres cancelling a statement that ran
-// past statement_timeout (57014, query_canceled).
-func isStatementTimeout(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "57014"
-}
-
-// isUnavailable recognises a dependency that is down, not a bug.
-func isUnavailable(err error) bool {
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &connErr), errors.As(err, &netErr):
-		return true
-	case errors.As(err, &pgErr):
-		// Class 08: connection exceptions; 57P0x: the server is shutting down or starting.
-		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
-	case mongo.IsNetworkError(err), errors.Is(err, mongo.ErrClientDisconnected):
-		return true
-	}
-	return pgconn.SafeToRetry(err)
 }

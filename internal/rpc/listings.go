@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"context"
+	"strings"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
@@ -12,7 +14,6 @@ import (
 
 // ListingHandler serves swapmeet.v1.ListingService.
 type ListingHandler struct {
-	// Queries and media arrive with the read side and the media store.
 	swapmeetv1connect.UnimplementedListingServiceHandler
 	app *app.App
 }
@@ -61,4 +62,54 @@ func (h *ListingHandler) WithdrawListing(ctx context.Context, req *connect.Reque
 		return nil, err
 	}
 	return connect.NewResponse(&swapmeetv1.WithdrawListingResponse{ConsistencyToken: w.ConsistencyToken}), nil
+}
+
+func (h *ListingHandler) GetListing(ctx context.Context, req *connect.Request[swapmeetv1.GetListingRequest]) (*connect.Response[swapmeetv1.GetListingResponse], error) {
+	l, err := h.app.Queries.GetListing(ctx, req.Msg.GetListingId(), req.Msg.GetConsistencyToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&swapmeetv1.GetListingResponse{Listing: listingProto(l)}), nil
+}
+
+func (h *ListingHandler) SearchListings(ctx context.Context, req *connect.Request[swapmeetv1.SearchListingsRequest]) (*connect.Response[swapmeetv1.SearchListingsResponse], error) {
+	m := req.Msg
+	status := ""
+	if m.GetStatus() != swapmeetv1.ListingStatus_LISTING_STATUS_UNSPECIFIED {
+		status = strings.TrimPrefix(m.GetStatus().String(), "LISTING_STATUS_")
+	}
+	order := app.SortNewest
+	switch m.GetSort() {
+	case swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC:
+		order = app.SortPriceAsc
+	case swapmeetv1.SearchSort_SEARCH_SORT_PRICE_DESC:
+		order = app.SortPriceDesc
+	}
+	views, next, err := h.app.Queries.SearchListings(ctx, app.ListingSearch{
+		Query: m.GetQuery(), Category: m.GetCategory(), Condition: conditionName(m.GetCondition()),
+		MinPrice: moneyIn(m.GetMinPrice()), MaxPrice: moneyIn(m.GetMaxPrice()), SellerID: m.GetSellerId(),
+		Attributes: m.GetAttributes(), Status: status, Sort: order,
+		PageSize: m.GetPageSize(), PageToken: m.GetPageToken(),
+	}, m.GetConsistencyToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &swapmeetv1.SearchListingsResponse{NextPageToken: next}
+	for _, v := range views {
+		out.Listings = append(out.Listings, listingProto(v))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func listingProto(l app.ListingView) *swapmeetv1.Listing {
+	out := &swapmeetv1.Listing{
+		ListingId: l.ID, Seller: summaryProto(l.Seller), Title: l.Title, Description: l.Description,
+		Category: l.Category, Condition: conditionEnum(l.Condition), Price: moneyOut(l.Price),
+		Attributes: l.Attributes, Status: listingStatusEnum(l.Status), Version: l.Version,
+		CreatedAt: timestamppb.New(l.CreatedAt), UpdatedAt: timestamppb.New(l.UpdatedAt),
+	}
+	for _, m := range l.Media {
+		out.Media = append(out.Media, mediaProto(m))
+	}
+	return out
 }

@@ -2,9 +2,11 @@ package rpc
 
 import (
 	"context"
+	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
@@ -13,7 +15,6 @@ import (
 
 // OrderHandler serves swapmeet.v1.OrderService.
 type OrderHandler struct {
-	// Queries arrive with the read side.
 	swapmeetv1connect.UnimplementedOrderServiceHandler
 	app *app.App
 }
@@ -73,4 +74,63 @@ func (h *OrderHandler) CancelOrder(ctx context.Context, req *connect.Request[swa
 		return nil, err
 	}
 	return connect.NewResponse(&swapmeetv1.CancelOrderResponse{ConsistencyToken: token}), nil
+}
+
+func (h *OrderHandler) GetOrder(ctx context.Context, req *connect.Request[swapmeetv1.GetOrderRequest]) (*connect.Response[swapmeetv1.GetOrderResponse], error) {
+	c, err := requireCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := h.app.Queries.GetOrder(ctx, c.userID, req.Msg.GetOrderId(), req.Msg.GetConsistencyToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&swapmeetv1.GetOrderResponse{Order: orderProto(o)}), nil
+}
+
+func (h *OrderHandler) ListOrders(ctx context.Context, req *connect.Request[swapmeetv1.ListOrdersRequest]) (*connect.Response[swapmeetv1.ListOrdersResponse], error) {
+	c, err := requireCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	role := ""
+	switch m.GetRole() {
+	case swapmeetv1.OrderRole_ORDER_ROLE_BUYER:
+		role = app.RoleBuyer
+	case swapmeetv1.OrderRole_ORDER_ROLE_SELLER:
+		role = app.RoleSeller
+	}
+	status := ""
+	if m.GetStatus() != swapmeetv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		status = strings.TrimPrefix(m.GetStatus().String(), "ORDER_STATUS_")
+	}
+	views, next, err := h.app.Queries.ListOrders(ctx, c.userID, role, status, m.GetPageSize(), m.GetPageToken(), m.GetConsistencyToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &swapmeetv1.ListOrdersResponse{NextPageToken: next}
+	for _, v := range views {
+		out.Orders = append(out.Orders, orderProto(v))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func orderProto(o app.OrderView) *swapmeetv1.Order {
+	out := &swapmeetv1.Order{
+		OrderId: o.ID, Buyer: summaryProto(o.Buyer), Seller: summaryProto(o.Seller),
+		Status: orderStatusEnum(o.Status), Total: moneyOut(o.Total),
+		CreatedAt: timestamppb.New(o.CreatedAt), UpdatedAt: timestamppb.New(o.UpdatedAt),
+	}
+	for _, it := range o.Items {
+		item := &swapmeetv1.OrderItem{ListingId: it.ListingID, Title: it.Title, Price: moneyOut(it.Price), SellerDisplayName: it.SellerDisplayName}
+		if it.Thumbnail != nil {
+			item.Thumbnail = mediaProto(*it.Thumbnail)
+		}
+		out.Items = append(out.Items, item)
+	}
+	for _, h := range o.History {
+		out.History = append(out.History, &swapmeetv1.OrderStatusChange{Status: orderStatusEnum(h.Status), At: timestamppb.New(h.At)})
+	}
+	return out
 }

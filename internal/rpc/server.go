@@ -34,7 +34,10 @@ type Options struct {
 const CompressMinBytes = 1024
 
 // NewHandler returns the HTTP handler serving every service over Connect,
-// gRPC and gRPC-Web, with health checks and reflection.
+// gRPC and gRPC-Web, with health checks and reflection. Each service's
+// handler, commands and queries together, is in the service's file.
+// Queries are NO_SIDE_EFFECTS in the proto, so Connect serves them over
+// HTTP GET as well as POST: browsers and proxies may cache them.
 func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	handlerOpts := []connect.HandlerOption{
 		connect.WithInterceptors(edge(a, log, opts)),

@@ -8,7 +8,6 @@ import (
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
-	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // UserHandler serves swapmeet.v1.UserService.
@@ -67,7 +66,7 @@ func (h *UserHandler) UpdateProfile(ctx context.Context, req *connect.Request[sw
 	return connect.NewResponse(&swapmeetv1.UpdateProfileResponse{ConsistencyToken: token}), nil
 }
 
-func userProfile(u readstore.User) *swapmeetv1.UserProfile {
+func userProfile(u app.UserView) *swapmeetv1.UserProfile {
 	return &swapmeetv1.UserProfile{
 		UserId:             u.ID,
 		DisplayName:        u.DisplayName,
