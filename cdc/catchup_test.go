@@ -77,7 +77,7 @@ func TestCatchUpIsolation(t *testing.T) {
 	ctx := context.Background()
 	stop := e.RunCDC(t, e.CDCProcess())
 	seedListings(t, e, 50)
-	waitApplied(t, e, currentLSN(t, e))
+	waitApplied(t, e, e.CurrentLSN(t))
 	stop()
 
 	var id string
@@ -114,7 +114,7 @@ func TestCatchUpIsolation(t *testing.T) {
 	pause.waitPaused(t, 120*time.Second)
 	execSQL(t, e, `UPDATE listings SET title = 'changed during the rebuild', version = version + 1 WHERE id = $1`, id)
 	execSQL(t, e, `UPDATE users SET bio = 'changed during the rebuild'`)
-	token := currentLSN(t, e)
+	token := e.CurrentLSN(t)
 	pause.resume()
 	select {
 	case err := <-rebuilt:
@@ -154,7 +154,7 @@ func TestCatchUpIsolation(t *testing.T) {
 		t.Fatal("the rebuild dropped the old slot, which alone has the users' change")
 	}
 	e.StartCDC(t)
-	waitApplied(t, e, currentLSN(t, e))
+	waitApplied(t, e, e.CurrentLSN(t))
 	requireNoDrift(t, e, "after a CDC started")
 	itest.Eventually(t, 30*time.Second, "the cdc to drop the old slot", func() (bool, error) {
 		return !slotExists(t, e, e.Slot), nil

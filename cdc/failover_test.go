@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -43,9 +43,9 @@ func (p *cdcProc) standbyCount() int {
 }
 
 // leaderPID is the pid of the process streaming e's slot, as Postgres
-// names it (see cdc.Config.Name); 0 when none does.
+// names it (see wal.Config.Name); 0 when none does.
 func leaderPID(ctx context.Context, e *itest.Env) (int, error) {
-	s, err := cdc.ReadSlotStatus(ctx, e.PG, e.Slot)
+	s, err := wal.ReadSlotStatus(ctx, e.PG, e.Slot)
 	if err != nil || !s.Active {
 		return 0, err
 	}
@@ -147,7 +147,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 		// A write made after the kill, and everything the load wrote
 		// before it, must become readable through a token within 10 s.
 		execSQL(t, e, `UPDATE users SET bio = 'written after kill ' || $1 WHERE id = (SELECT id FROM users ORDER BY id LIMIT 1)`, fmt.Sprint(kill+1))
-		token := currentLSN(t, e)
+		token := e.CurrentLSN(t)
 		itest.Eventually(t, 10*time.Second, fmt.Sprintf("the standby to apply the writes made before kill %d", kill+1), func() (bool, error) {
 			return appliedLSN(t, e) >= token, nil
 		})
@@ -204,8 +204,8 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 		return standby.standbyCount() > 0, nil
 	})
 
-	seedOneSeller(t, e, listings)
-	imported := currentLSN(t, e)
+	e.SeedOneSeller(t, listings)
+	imported := e.CurrentLSN(t)
 	itest.Eventually(t, 120*time.Second, "the old leader to start writing the import", func() (bool, error) {
 		n, err := e.Reads.DB().Collection(e.Reads.Physical(readstore.Listings)).EstimatedDocumentCount(ctx)
 		return n > 0, err
@@ -228,7 +228,7 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 	t.Logf("the standby took over %s after the pause (wal_sender_timeout %s)", took.Round(10*time.Millisecond), walSenderTimeout)
 	waitApplied(t, e, imported)
 	execSQL(t, e, `UPDATE listings SET price_minor = 2000, version = version + 1`)
-	updated := currentLSN(t, e)
+	updated := e.CurrentLSN(t)
 	itest.Eventually(t, 120*time.Second, "the standby to apply the update", func() (bool, error) {
 		return appliedLSN(t, e) >= updated, nil
 	})

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -16,7 +16,7 @@ import (
 // heldSink passes everything to the sink it wraps, except that once
 // armed, the next Apply waits until the sink is opened.
 type heldSink struct {
-	cdc.Sink
+	wal.Sink
 	mu      sync.Mutex
 	armed   bool
 	entered chan struct{} // closed when the held Apply has begun
@@ -24,11 +24,11 @@ type heldSink struct {
 	opened  sync.Once
 }
 
-func newHeldSink(inner cdc.Sink) *heldSink {
+func newHeldSink(inner wal.Sink) *heldSink {
 	return &heldSink{Sink: inner, entered: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (s *heldSink) Apply(ctx context.Context, b cdc.Batch) error {
+func (s *heldSink) Apply(ctx context.Context, b wal.Batch) error {
 	s.mu.Lock()
 	held := s.armed
 	s.armed = false
@@ -115,7 +115,7 @@ func TestRebuildHandoverUnderLag(t *testing.T) {
 		t.Fatalf("the workload made %d orders and %d reviews; the test needs both", orders, reviews)
 	}
 	seedListings(t, e, 300)
-	waitApplied(t, e, currentLSN(t, e))
+	waitApplied(t, e, e.CurrentLSN(t))
 	requireNoDrift(t, e, "before the rebuild")
 
 	// The rebuild creates its slot, loads and indexes the shadow, then
@@ -135,7 +135,7 @@ func TestRebuildHandoverUnderLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	execSQL(t, e, `UPDATE users SET bio = 'after the new slot began' WHERE id = $1`, user)
-	waitApplied(t, e, currentLSN(t, e))
+	waitApplied(t, e, e.CurrentLSN(t))
 	// ...and is then held inside the batch of the next one.
 	held.hold()
 	execSQL(t, e, `UPDATE users SET bio = 'held' WHERE id = $1`, user)
@@ -179,7 +179,7 @@ func TestRebuildHandoverUnderLag(t *testing.T) {
 	}
 	// The live CDC now streams the new slot: once it has applied the end
 	// of the WAL, every collection must match Postgres.
-	waitApplied(t, e, currentLSN(t, e))
+	waitApplied(t, e, e.CurrentLSN(t))
 	requireNoDrift(t, e, "after the handover")
 	if msg, _ := watch.find("the projections moved to a new slot", "leaving the slot"); !strings.Contains(msg, "moved") {
 		t.Errorf("the held CDC left the old slot at once (%q)", msg)

@@ -1,3 +1,9 @@
+// Package cdc keeps the read side in step with Postgres. It composes the
+// transport (package wal: a reader that streams the WAL through a logical
+// replication slot) and the projection (package projection: the sink that
+// rebuilds the documents the changes touch) into the `swapmeet cdc`
+// process, which leads or stands by for the slot and hands over to a new
+// slot after a rebuild, and into the operator tools: Rebuild, Verify.
 package cdc
 
 import (
@@ -11,6 +17,9 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swapmeet/swapmeet/cdc/internal/retry"
+	"github.com/swapmeet/swapmeet/cdc/projection"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -18,20 +27,20 @@ import (
 // first start, streams the slot the projections pointer names, and hands
 // over to a new slot when a rebuild switches the pointer.
 type Process struct {
-	Reader   Config // the slot comes from the pointer, not from here
-	Slot     string // the slot of a first start
+	Reader   wal.Config // the slot comes from the pointer, not from here
+	Slot     string     // the slot of a first start
 	PG       *pgxpool.Pool
 	Reads    *readstore.Store
-	Sink     *Projector
+	Sink     *projection.Projector
 	Log      *slog.Logger
 	Interval time.Duration // how often the pointer is re-read; 500 ms by default
 
 	// Stream, if set, receives the stream instead of Sink; Sink still
 	// projects everything on a first start.
-	Stream Sink
+	Stream wal.Sink
 }
 
-// Run streams until ctx ends. It returns ErrSlotLost when the slot the
+// Run streams until ctx ends. It returns wal.ErrSlotLost when the slot the
 // pointer names is gone: only a rebuild can repair that.
 func (p *Process) Run(ctx context.Context) error {
 	if p.Interval == 0 {
@@ -48,7 +57,7 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 	for {
 		next, err := p.stream(ctx, slot)
-		if errors.Is(err, ErrSlotLost) {
+		if errors.Is(err, wal.ErrSlotLost) {
 			// A standby's slot vanishes when the leader leaves it at a
 			// handover and drops it: follow the pointer.
 			if cur, rerr := p.Reads.Refresh(ctx); rerr == nil && cur.Slot != slot {
@@ -91,7 +100,7 @@ func (p *Process) slotFor(ctx context.Context, ptr readstore.Pointer) (string, e
 // holds (a full pass from a snapshot taken after the slot exists, so
 // nothing falls between the two), then saves the pointer.
 func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
-	backoff := newBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
+	backoff := retry.NewBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
 	for {
 		ptr, err := p.Reads.Refresh(ctx)
 		if err == nil {
@@ -100,9 +109,9 @@ func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
 		if errors.Is(err, readstore.ErrNoPointer) {
 			return p.initialise(ctx)
 		}
-		wait := backoff.next()
+		wait := backoff.Next()
 		p.Log.Warn("read store not ready; retrying", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return readstore.Pointer{}, ctx.Err()
 		}
 	}
@@ -129,7 +138,7 @@ func (p *Process) dropLeft(ctx context.Context, slot string) {
 			p.Log.Warn("the slot left at the handover was not dropped; drop it by hand", "slot", slot, "err", err)
 			return
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !retry.Sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}
@@ -138,7 +147,7 @@ func (p *Process) dropLeft(ctx context.Context, slot string) {
 // behind reports whether slot exists, can still be streamed, and is
 // confirmed short of lsn. It retries until Postgres answers.
 func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, error) {
-	backoff := newBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
+	backoff := retry.NewBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
 	for {
 		var behind bool
 		err := p.PG.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_replication_slots
@@ -146,9 +155,9 @@ func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, err
 		if err == nil {
 			return behind, nil
 		}
-		wait := backoff.next()
+		wait := backoff.Next()
 		p.Log.Warn("look up the previous slot; retrying", "slot", slot, "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return false, ctx.Err()
 		}
 	}
@@ -207,11 +216,11 @@ func (p *Process) stream(ctx context.Context, slot string) (next string, err err
 	cfg := p.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
-	var sink Sink = p.Sink
+	var sink wal.Sink = p.Sink
 	if p.Stream != nil {
 		sink = p.Stream
 	}
-	r := NewReader(cfg, sink)
+	r := wal.NewReader(cfg, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

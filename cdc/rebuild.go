@@ -17,6 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/swapmeet/swapmeet/cdc/internal/retry"
+	"github.com/swapmeet/swapmeet/cdc/projection"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -52,11 +55,11 @@ import (
 // and the only cost is that the live CDC may have to finish the old slot
 // up to the handover before it moves, which it had to apply anyway.
 type Rebuild struct {
-	Reader      Config // connection, publication, logging for the catch-up
-	BaseSlot    string // slot names derive from it: base_r<generation>
+	Reader      wal.Config // connection, publication, logging for the catch-up
+	BaseSlot    string     // slot names derive from it: base_r<generation>
 	PG          *pgxpool.Pool
 	Reads       *readstore.Store
-	Sink        *Projector
+	Sink        *projection.Projector
 	Collections []string
 	Progress    io.Writer // progress output; nil for none
 	Terminal    bool      // Progress is a terminal: draw a bar
@@ -153,7 +156,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	if err := b.dropSlotWhenFree(ctx, old.Slot, handover, next.Previous != ""); err != nil {
 		b.Log.Warn("old slot not dropped; drop it with 'swapmeet slot drop' once the CDC has moved", "slot", old.Slot, "err", err)
 	}
-	if !sleep(ctx, b.Grace) {
+	if !retry.Sleep(ctx, b.Grace) {
 		return ctx.Err()
 	}
 	for _, c := range b.Collections {
@@ -248,7 +251,7 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64,
 		if err := b.Reads.DropCollection(ctx, shadows[c]); err != nil {
 			return 0, err
 		}
-		if err := b.load(ctx, q, projectionOf(c), shadows[c], int64(start)); err != nil {
+		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(start)); err != nil {
 			return 0, err
 		}
 	}
@@ -260,12 +263,12 @@ const loadPage = 500
 
 // load copies one collection into its shadow, reading Postgres while the
 // previous page is being written to Mongo.
-func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, shadow string, lsn int64) error {
-	total, err := countRows(ctx, q, proj.collection)
+func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Collection, shadow string, lsn int64) error {
+	total, err := countRows(ctx, q, proj.Name())
 	if err != nil {
 		return err
 	}
-	bar := newProgress(b.Progress, b.Terminal, proj.collection, total)
+	bar := newProgress(b.Progress, b.Terminal, proj.Name(), total)
 	type page struct {
 		ids  []string
 		docs []any
@@ -294,7 +297,7 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 		defer close(pages)
 		after := uuid.Nil
 		for {
-			ids, err := proj.all(ctx, q, after, loadPage)
+			ids, err := proj.IDs(ctx, q, after, loadPage)
 			if err != nil {
 				return err
 			}
@@ -302,7 +305,7 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 				return nil
 			}
 			after = ids[len(ids)-1]
-			docs, err := proj.build(ctx, q, ids, constStamp(lsn))
+			docs, err := proj.Build(ctx, q, ids, lsn)
 			if err != nil {
 				return err
 			}
@@ -332,7 +335,7 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection, sh
 
 // removeStrays deletes shadow documents whose rows are not in the
 // snapshot: what a killed rebuild wrote late for rows since deleted.
-func (b *Rebuild) removeStrays(ctx context.Context, q *sqlc.Queries, proj projection, shadow string) error {
+func (b *Rebuild) removeStrays(ctx context.Context, q *sqlc.Queries, proj projection.Collection, shadow string) error {
 	ids, err := b.Reads.IDs(ctx, shadow)
 	if err != nil {
 		return err
@@ -346,7 +349,7 @@ func (b *Rebuild) removeStrays(ctx context.Context, q *sqlc.Queries, proj projec
 			}
 		}
 		ids = ids[n:]
-		docs, err := proj.build(ctx, q, batch, constStamp(0))
+		docs, err := proj.Build(ctx, q, batch, 0)
 		if err != nil {
 			return err
 		}
@@ -388,7 +391,7 @@ func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]s
 	cfg := b.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
-	r := NewReader(cfg, b.Sink.Into(shadows))
+	r := wal.NewReader(cfg, b.Sink.Into(shadows))
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
@@ -438,7 +441,7 @@ func (b *Rebuild) confirmedWhenFree(ctx context.Context, slot string) (pglogrepl
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("slot %s still in use after the catch-up stopped", slot)
 		}
-		if !sleep(ctx, 20*time.Millisecond) {
+		if !retry.Sleep(ctx, 20*time.Millisecond) {
 			return 0, ctx.Err()
 		}
 	}
@@ -477,7 +480,7 @@ func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string, handover pg
 			}
 			return fmt.Errorf("slot %s still in use after %s", slot, b.HandoverTimeout)
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !retry.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -40,7 +41,7 @@ func seedListings(t *testing.T, e *itest.Env, n int) {
 
 func (r *rebuildRun) rebuild(e *itest.Env, collections ...string) *cdc.Rebuild {
 	return &cdc.Rebuild{
-		Reader:      cdc.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
+		Reader:      wal.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
 		BaseSlot:    e.Slot,
 		PG:          e.PG,
 		Reads:       e.Reads,

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -44,7 +45,7 @@ func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Store, colle
 	q := sqlc.New(tx)
 	var out []Drift
 	for _, c := range collections {
-		d, err := verifyCollection(ctx, q, reads, projectionOf(c))
+		d, err := verifyCollection(ctx, q, reads, projection.For(c))
 		if err != nil {
 			return nil, err
 		}
@@ -53,14 +54,18 @@ func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Store, colle
 	return out, nil
 }
 
-func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Store, proj projection) (Drift, error) {
-	d := Drift{Collection: proj.collection}
+// verifyPage is how many documents one Postgres read rebuilds, as in the
+// projector's pages.
+const verifyPage = 200
+
+func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Store, proj projection.Collection) (Drift, error) {
+	d := Drift{Collection: proj.Name()}
 	// One pass over the stored documents, keeping a digest of each: the
 	// store is read once, without sorting, whatever its size.
 	stored := map[string][32]byte{}
-	err := reads.Each(ctx, proj.collection, func(raw bson.Raw) error {
+	err := reads.Each(ctx, proj.Name(), func(raw bson.Raw) error {
 		id, _ := raw.Lookup("_id").StringValueOK()
-		doc := reflect.New(proj.docType)
+		doc := reflect.New(proj.DocType())
 		if err := bson.Unmarshal(raw, doc.Interface()); err != nil {
 			stored[id] = [32]byte{} // never equal to a real digest
 			return nil
@@ -73,15 +78,15 @@ func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Sto
 	}
 	after := uuid.Nil
 	for {
-		ids, err := proj.all(ctx, q, after, projectBatch)
+		ids, err := proj.IDs(ctx, q, after, verifyPage)
 		if err != nil {
-			return d, fmt.Errorf("list %s: %w", proj.collection, err)
+			return d, fmt.Errorf("list %s: %w", proj.Name(), err)
 		}
 		if len(ids) == 0 {
 			break
 		}
 		after = ids[len(ids)-1]
-		want, err := proj.build(ctx, q, ids, constStamp(0))
+		want, err := proj.Build(ctx, q, ids, 0)
 		if err != nil {
 			return d, err
 		}
@@ -94,7 +99,7 @@ func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Sto
 			case !ok:
 				d.Missing = append(d.Missing, key)
 			case sum != docDigest(want[id]):
-				raw, err := reads.FindRaw(ctx, proj.collection, key)
+				raw, err := reads.FindRaw(ctx, proj.Name(), key)
 				if err != nil {
 					return d, err
 				}

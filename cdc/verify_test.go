@@ -81,7 +81,7 @@ func TestVerifyIsExact(t *testing.T) {
 		       jsonb_build_object('color', (ARRAY['red', 'blue', 'green'])[1 + g % 3], 'size', 'M', 'brand', 'Acme ' || g % 7,
 		                          'material', 'oak', 'year', (1990 + g % 30)::text, 'era', 'modern')
 		FROM generate_series(1, 400) g, sellers`)
-	waitApplied(t, e, currentLSN(t, e))
+	waitApplied(t, e, e.CurrentLSN(t))
 
 	for run := 1; run <= 5; run++ {
 		requireNoDrift(t, e, "run "+strconv.Itoa(run))

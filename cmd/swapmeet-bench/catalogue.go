@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
@@ -174,7 +175,7 @@ func rebuild(ctx context.Context, e *itest.Env, collections ...string) (rebuildR
 	reads.WriteConcurrency = e.Reads.WriteConcurrency
 	p := newRebuildProgress()
 	rb := &cdc.Rebuild{
-		Reader:          cdc.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
+		Reader:          wal.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
 		BaseSlot:        e.Slot,
 		PG:              e.PG,
 		Reads:           reads,

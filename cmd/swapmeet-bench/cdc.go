@@ -13,18 +13,18 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
 // The CDC suite measures the brief's CDC targets, each group on its own
 // fresh database, Mongo database and Redis prefix:
 //
-//   - decode: a cdc.Reader drains a WAL backlog into a sink that only
+//   - decode: a wal.Reader drains a WAL backlog into a sink that only
 //     counts, against the brief's absolute 100k row changes/s (with
 //     pg_recvlogical streaming the same backlog as a yardstick for what
 //     the server itself delivers);
-//   - sink: the real cdc.Projector drains a backlog of listing updates,
+//   - sink: the real projection.Projector drains a backlog of listing updates,
 //     against single-document upserts written straight into FerretDB in the
 //     same run;
 //   - against the sink (cdc_vs_sink.go): a `swapmeet cdc` process on a
@@ -144,12 +144,12 @@ func currentLSN(ctx context.Context, conn interface {
 // drainSink wraps the sink under test. It counts what the reader hands
 // over and notes the moment the last of want row changes has been applied.
 type drainSink struct {
-	inner cdc.Sink // nil: a null sink
+	inner wal.Sink // nil: a null sink
 	want  int64
 	// count, when set, sees every row change and returns how many new
 	// documents it adds to its batch's tally (the batch's own dedup state
 	// is passed in).
-	count func(c *cdc.Change, seen map[string]bool) int
+	count func(c *wal.Change, seen map[string]bool) int
 
 	changes, txns, batches, docs atomic.Int64
 	lastEnd                      atomic.Uint64 // the end LSN of the last transaction applied
@@ -159,7 +159,7 @@ type drainSink struct {
 	doneAt time.Time
 }
 
-func newDrainSink(inner cdc.Sink, want int64) *drainSink {
+func newDrainSink(inner wal.Sink, want int64) *drainSink {
 	return &drainSink{inner: inner, want: want, done: make(chan struct{})}
 }
 
@@ -167,13 +167,13 @@ func newDrainSink(inner cdc.Sink, want int64) *drainSink {
 // inner sink's batch.
 type tally struct {
 	s                *drainSink
-	inner            cdc.Batch // nil for a null sink
+	inner            wal.Batch // nil for a null sink
 	rows, txns, docs int64
 	end              uint64
 	seen             map[string]bool
 }
 
-func (b *tally) Add(c *cdc.Change) {
+func (b *tally) Add(c *wal.Change) {
 	b.rows++
 	if b.s.count != nil {
 		b.docs += int64(b.s.count(c, b.seen))
@@ -183,7 +183,7 @@ func (b *tally) Add(c *cdc.Change) {
 	}
 }
 
-func (b *tally) Commit(c cdc.Commit) {
+func (b *tally) Commit(c wal.Commit) {
 	b.txns++
 	b.end = uint64(c.EndLSN)
 	if b.inner != nil {
@@ -198,7 +198,7 @@ func (b *tally) Size() int {
 	return int(b.rows)
 }
 
-func (s *drainSink) NewBatch() cdc.Batch {
+func (s *drainSink) NewBatch() wal.Batch {
 	b := &tally{s: s, seen: map[string]bool{}}
 	if s.inner != nil {
 		b.inner = s.inner.NewBatch()
@@ -206,7 +206,7 @@ func (s *drainSink) NewBatch() cdc.Batch {
 	return b
 }
 
-func (s *drainSink) Apply(ctx context.Context, batch cdc.Batch) error {
+func (s *drainSink) Apply(ctx context.Context, batch wal.Batch) error {
 	b := batch.(*tally)
 	if s.inner != nil {
 		if err := s.inner.Apply(ctx, b.inner); err != nil {
@@ -233,11 +233,11 @@ func (s *drainSink) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	return nil
 }
 
-// drain runs a cdc.Reader with the production defaults on the env's slot
+// drain runs a wal.Reader with the production defaults on the env's slot
 // until the sink has applied the whole backlog, and returns how long that
 // took from the start of the reader (connecting included).
 func drain(ctx context.Context, e *itest.Env, sink *drainSink, label string, within time.Duration) (time.Duration, error) {
-	rd := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
+	rd := wal.NewReader(wal.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	start := time.Now()

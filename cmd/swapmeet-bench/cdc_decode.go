@@ -38,7 +38,7 @@ type backlog struct {
 func (b backlog) walMB() float64 { return float64(b.end-b.start) / (1 << 20) }
 
 // measureDecode drains a backlog of about 300k row changes through a
-// cdc.Reader whose sink only counts. The reader does everything it does in
+// wal.Reader whose sink only counts. The reader does everything it does in
 // production up to the sink: the replication protocol, parsing every
 // pgoutput message, assembling transactions and acknowledging them.
 func measureDecode(ctx context.Context, r *runner, o options) (row, error) {

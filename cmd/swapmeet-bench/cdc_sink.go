@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	mongooptions "go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -35,7 +35,7 @@ const (
 //   - reference: readstore.Store.Put, the projector's own write path, with
 //     its WriteConcurrency and batch size, replacing existing listing
 //     documents (with a new price and version) in a scratch database;
-//   - measured: the real cdc.Projector behind a cdc.Reader, draining a
+//   - measured: the real projection.Projector behind a wal.Reader, draining a
 //     backlog of one-row listing updates (one transaction each, each
 //     listing once). For each batch it re-reads Postgres, replaces the
 //     listing documents and their sellers' profiles (a listing's status
@@ -103,7 +103,7 @@ func measureSink(ctx context.Context, r *runner, o options) (row, error) {
 	progress("cdc sink: the projector drains a backlog of %d one-row listing updates", n)
 	sink := newDrainSink(e.Projector(), int64(n))
 	var sellerDocs atomic.Int64
-	sink.count = func(c *cdc.Change, seen map[string]bool) int {
+	sink.count = func(c *wal.Change, seen map[string]bool) int {
 		l, s := listingDocuments(c, seen)
 		sellerDocs.Add(int64(s))
 		return l
@@ -134,7 +134,7 @@ func measureSink(ctx context.Context, r *runner, o options) (row, error) {
 // listingDocuments counts the documents the projector writes for a
 // listing change that a batch has not seen yet: each listing once, and
 // each seller profile once.
-func listingDocuments(c *cdc.Change, seen map[string]bool) (listings, sellers int) {
+func listingDocuments(c *wal.Change, seen map[string]bool) (listings, sellers int) {
 	if c.Table != "listings" {
 		return 0, 0
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
@@ -24,7 +24,7 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 	defer c.Close()
 
 	reg := system.NewRegistry()
-	metrics := cdc.NewMetrics(reg)
+	metrics := wal.NewMetrics(reg)
 	stopMetrics, err := serveMetrics(cfg.CDCMetricsAddr, reg, log)
 	if err != nil {
 		return err
@@ -38,11 +38,11 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 		return nil
 	}
 	switch {
-	case errors.Is(err, cdc.ErrSlotLost):
+	case errors.Is(err, wal.ErrSlotLost):
 		log.Error("the replication slot is gone, so changes may have been lost and the CDC will not guess; "+
 			"rebuild the read side from Postgres with 'swapmeet projections rebuild', then start the CDC again", "err", err)
 		return exitError(exitSlotLost)
-	case errors.Is(err, cdc.ErrSetup):
+	case errors.Is(err, wal.ErrSetup):
 		log.Error("Postgres refuses to stream the slot for a reason that retrying will not cure; the slot and "+
 			"its changes are intact: fix the setup (publication, role privileges, wal_level) and start the CDC again", "err", err)
 		return exitError(exitSetup)
@@ -59,7 +59,7 @@ const (
 
 // watchSlot exports the slot's retained WAL and warns when it grows past
 // the threshold: the sign of a CDC that stopped or cannot keep up.
-func watchSlot(ctx context.Context, c *system.Clients, cfg config.Config, m *cdc.Metrics, log *slog.Logger) {
+func watchSlot(ctx context.Context, c *system.Clients, cfg config.Config, m *wal.Metrics, log *slog.Logger) {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -72,7 +72,7 @@ func watchSlot(ctx context.Context, c *system.Clients, cfg config.Config, m *cdc
 		if p, ok := c.Reads.Current(); ok {
 			slot = p.Slot
 		}
-		s, err := cdc.ReadSlotStatus(ctx, c.PG, slot)
+		s, err := wal.ReadSlotStatus(ctx, c.PG, slot)
 		if err != nil {
 			continue
 		}

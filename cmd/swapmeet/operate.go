@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
@@ -67,7 +68,7 @@ func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []s
 	if err != nil {
 		return err
 	}
-	s, err := cdc.ReadSlotStatus(ctx, d.PG, slot)
+	s, err := wal.ReadSlotStatus(ctx, d.PG, slot)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func rebuildProjections(ctx context.Context, cfg config.Config, log *slog.Logger
 	}
 	defer d.Close()
 	b := &cdc.Rebuild{
-		Reader:      cdc.Config{ConnString: cfg.PostgresURL, Publication: cfg.Publication, Log: log},
+		Reader:      wal.Config{ConnString: cfg.PostgresURL, Publication: cfg.Publication, Log: log},
 		BaseSlot:    cfg.Slot,
 		PG:          d.PG,
 		Reads:       d.Reads,
@@ -134,7 +135,7 @@ func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []str
 	if err != nil {
 		return err
 	}
-	s, err := cdc.ReadSlotStatus(ctx, d.PG, slot)
+	s, err := wal.ReadSlotStatus(ctx, d.PG, slot)
 	if err != nil {
 		return err
 	}

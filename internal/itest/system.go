@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/password"
@@ -55,7 +56,9 @@ func (e *Env) RunCDC(t T, p *cdc.Process) (stop func()) {
 }
 
 // Projector is the sink the CDC uses, for tests that drive readers themselves.
-func (e *Env) Projector() *cdc.Projector { return system.NewProjector(e.cfg, e.Clients(), e.Log) }
+func (e *Env) Projector() *projection.Projector {
+	return system.NewProjector(e.cfg, e.Clients(), e.Log)
+}
 
 // CDCProcess is what `swapmeet cdc` runs, wired to this Env.
 func (e *Env) CDCProcess() *cdc.Process { return system.NewCDC(e.cfg, e.Clients(), e.Log, nil) }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/projection"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
@@ -11,8 +13,8 @@ import (
 
 // NewProjector is the CDC's sink: it rebuilds documents in the read store,
 // tombstones their cache keys and announces the applied position.
-func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *cdc.Projector {
-	p := cdc.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
+func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *projection.Projector {
+	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
 	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
 	return p
 }
@@ -20,9 +22,9 @@ func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *cdc.Projecto
 // NewCDC is one `swapmeet cdc` process: it leads or stands by for the
 // slot the projections pointer names (the configured one on a first
 // start) and projects what it streams. m may be nil.
-func NewCDC(cfg config.Config, c *Clients, log *slog.Logger, m *cdc.Metrics) *cdc.Process {
+func NewCDC(cfg config.Config, c *Clients, log *slog.Logger, m *wal.Metrics) *cdc.Process {
 	return &cdc.Process{
-		Reader: cdc.Config{
+		Reader: wal.Config{
 			ConnString:  cfg.PostgresURL,
 			Publication: cfg.Publication,
 			Log:         log,

@@ -1,10 +1,11 @@
-// Package cdc keeps the read side in step with Postgres. A Reader tails the
-// WAL through a logical replication slot (pgoutput), feeds each committed
-// transaction into a Batch as it arrives, hands the batch to a Sink, and
-// acknowledges the batch's end LSN only after the sink has finished with
-// it. A crash therefore loses nothing: Postgres re-sends every transaction
-// after the last acknowledged position, and sinks are idempotent.
-package cdc
+// Package wal is the CDC's transport: it streams the Postgres WAL. A
+// Reader tails the WAL through a logical replication slot (pgoutput),
+// feeds each committed transaction into a Batch as it arrives, hands the
+// batch to a Sink, and acknowledges the batch's end LSN only after the
+// sink has finished with it. A crash therefore loses nothing: Postgres
+// re-sends every transaction after the last acknowledged position, and
+// sinks are idempotent.
+package wal
 
 import (
 	"context"
@@ -20,6 +21,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/swapmeet/swapmeet/cdc/internal/retry"
 )
 
 // Sink applies committed transactions to the read side.
@@ -55,7 +58,7 @@ type Config struct {
 	MaxBatch int
 	// MaxBatchDocs closes a batch, at the next transaction boundary, once
 	// it touches this many documents. One transaction is never split: the
-	// sink bounds what a bigger one costs (see Projector.SpillDocs).
+	// sink bounds what a bigger one costs (see projection.Projector.SpillDocs).
 	MaxBatchDocs int
 	// MaxBatchAge bounds how long the first transaction of a batch waits.
 	MaxBatchAge time.Duration
@@ -159,7 +162,7 @@ func (r *Reader) Applied() pglogrepl.LSN { return pglogrepl.LSN(r.published.Load
 // the slot at once; one that stops (paused, partitioned) stops answering
 // the walsender's keepalives and is dropped after wal_sender_timeout.
 func (r *Reader) Run(ctx context.Context) error {
-	backoff := newBackoff(r.cfg.MaxBackoff)
+	backoff := retry.NewBackoff(r.cfg.MaxBackoff)
 	standby := false
 	for {
 		streamed, err := r.stream(ctx)
@@ -177,20 +180,20 @@ func (r *Reader) Run(ctx context.Context) error {
 					"slot", r.cfg.Slot, "err", err, "poll", r.cfg.StandbyPoll)
 				standby = true
 			}
-			backoff.reset()
-			if !sleep(ctx, r.cfg.StandbyPoll/2+rand.N(r.cfg.StandbyPoll/2+1)) {
+			backoff.Reset()
+			if !retry.Sleep(ctx, r.cfg.StandbyPoll/2+rand.N(r.cfg.StandbyPoll/2+1)) {
 				return nil
 			}
 			continue
 		}
 		standby = false
 		if streamed {
-			backoff.reset()
+			backoff.Reset()
 		}
-		wait := backoff.next()
+		wait := backoff.Next()
 		r.m.reconnect()
 		r.log.Warn("replication stream ended; reconnecting", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -454,16 +457,16 @@ func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
 // applyUntilDone applies b, retrying with backoff until it succeeds or ctx
 // ends between attempts.
 func (r *Reader) applyUntilDone(ctx context.Context, b Batch, end pglogrepl.LSN) error {
-	backoff := newBackoff(r.cfg.MaxBackoff)
+	backoff := retry.NewBackoff(r.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		err := r.sink.Apply(context.WithoutCancel(ctx), b)
 		if err == nil {
 			return nil
 		}
 		r.m.retry()
-		wait := backoff.next()
+		wait := backoff.Next()
 		r.log.Warn("apply failed; retrying", "end_lsn", end.String(), "attempt", attempt, "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -544,31 +547,6 @@ func classify(op string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrSetup, op, pgErr)
 	}
 	return fmt.Errorf("%s: %w", op, pgErr)
-}
-
-type backoff struct {
-	cur, max time.Duration
-}
-
-func newBackoff(max time.Duration) *backoff { return &backoff{max: max} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	b.cur = min(max(2*b.cur, 100*time.Millisecond), b.max)
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-// sleep waits d or until ctx ends, reporting whether it slept fully.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // ProcessName is how a CDC process names itself to Postgres by default.

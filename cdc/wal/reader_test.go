@@ -1,9 +1,8 @@
-package cdc_test
+package wal_test
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -11,15 +10,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
 // commits is a Batch that remembers the transactions it was given.
-type commits struct{ list []cdc.Commit }
+type commits struct{ list []wal.Commit }
 
-func (c *commits) Add(*cdc.Change)     {}
-func (c *commits) Commit(x cdc.Commit) { c.list = append(c.list, x) }
+func (c *commits) Add(*wal.Change)     {}
+func (c *commits) Commit(x wal.Commit) { c.list = append(c.list, x) }
 func (c *commits) Size() int           { return len(c.list) }
 
 // gatedSink records each batch's transactions; while held, Apply blocks.
@@ -27,16 +26,16 @@ type gatedSink struct {
 	entered chan struct{} // receives once per held Apply
 	mu      sync.Mutex
 	gate    chan struct{} // nil: open
-	batches [][]cdc.Commit
+	batches [][]wal.Commit
 	// during, if set, runs inside Apply once the batch is recorded.
-	during func(b []cdc.Commit)
+	during func(b []wal.Commit)
 }
 
 func newGatedSink() *gatedSink { return &gatedSink{entered: make(chan struct{}, 16)} }
 
-func (s *gatedSink) NewBatch() cdc.Batch { return &commits{} }
+func (s *gatedSink) NewBatch() wal.Batch { return &commits{} }
 
-func (s *gatedSink) Apply(ctx context.Context, b cdc.Batch) error {
+func (s *gatedSink) Apply(ctx context.Context, b wal.Batch) error {
 	s.mu.Lock()
 	gate := s.gate
 	s.mu.Unlock()
@@ -108,39 +107,19 @@ func (s *gatedSink) xidsSeen() map[uint32]int {
 }
 
 // startReader runs a reader on e's slot (creating it) until the test ends.
-func startReader(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink) *cdc.Reader {
+func startReader(t *testing.T, e *itest.Env, cfg wal.Config, sink wal.Sink) *wal.Reader {
 	t.Helper()
 	return startReaderLogged(t, e, cfg, sink, nil)
 }
 
 // startReaderLogged is startReader, logging into logs when it is not nil.
-func startReaderLogged(t *testing.T, e *itest.Env, cfg cdc.Config, sink cdc.Sink, logs *itest.Output) *cdc.Reader {
+// A gated sink is released as the test ends, before the reader stops.
+func startReaderLogged(t *testing.T, e *itest.Env, cfg wal.Config, sink wal.Sink, logs *itest.Output) *wal.Reader {
 	t.Helper()
-	if cfg.ConnString == "" {
-		cfg.ConnString = e.PGURL
+	r := e.StartReader(t, cfg, sink, logs)
+	if g, ok := sink.(*gatedSink); ok {
+		t.Cleanup(g.release) // cleanups run last first: before the reader's
 	}
-	cfg.Slot, cfg.Publication, cfg.CreateSlot, cfg.Log = e.Slot, e.Publication, true, e.Log
-	if logs != nil {
-		cfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := cdc.NewReader(cfg, sink)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		if g, ok := sink.(*gatedSink); ok {
-			g.release()
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("reader: %v", err)
-		}
-	})
-	itest.Eventually(t, 30*time.Second, "the slot to be streamed", func() (bool, error) {
-		var n int
-		err := e.PG.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active`, e.Slot).Scan(&n)
-		return n == 1, err
-	})
 	return r
 }
 
@@ -156,7 +135,7 @@ func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 	sink.hold()
 	// A batch closes after a second of silence: the backlog reaches the
 	// socket within it, so only the reader itself can split it.
-	startReader(t, e, cdc.Config{Linger: time.Second, MaxBatchAge: time.Minute}, sink)
+	startReader(t, e, wal.Config{Linger: time.Second, MaxBatchAge: time.Minute}, sink)
 
 	id := uuid.New()
 	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'first')`, id); err != nil {
@@ -213,7 +192,7 @@ func TestLinkStaysUpWhileTheSinkIsHeld(t *testing.T) {
 	ctx := context.Background()
 	const walSenderTimeout = 3 * time.Second
 	logs := &itest.Output{}
-	cfg := cdc.Config{ConnString: e.PGURL + "&options=-c%20wal_sender_timeout%3D3s"}
+	cfg := wal.Config{ConnString: e.PGURL + "&options=-c%20wal_sender_timeout%3D3s"}
 	sink := newGatedSink()
 	sink.hold()
 	r := startReaderLogged(t, e, cfg, sink, logs)
@@ -268,7 +247,7 @@ func TestReconnectResumesAtApplied(t *testing.T) {
 	sink := newGatedSink()
 	var once sync.Once
 	killed := make(chan struct{})
-	sink.during = func([]cdc.Commit) {
+	sink.during = func([]wal.Commit) {
 		// The batch is in the read store; the link dies before the
 		// reader can report it.
 		once.Do(func() {
@@ -278,7 +257,7 @@ func TestReconnectResumesAtApplied(t *testing.T) {
 			close(killed)
 		})
 	}
-	startReader(t, e, cdc.Config{}, sink)
+	startReader(t, e, wal.Config{}, sink)
 	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'once')`, uuid.New()); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +287,7 @@ func TestMissingPublicationIsNotALostSlot(t *testing.T) {
 	e := itest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r := cdc.NewReader(cdc.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: "no_such_publication",
+	r := wal.NewReader(wal.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: "no_such_publication",
 		CreateSlot: true, Log: e.Log, MaxBackoff: 200 * time.Millisecond}, newGatedSink())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -323,7 +302,7 @@ func TestMissingPublicationIsNotALostSlot(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if errors.Is(err, cdc.ErrSlotLost) || !errors.Is(err, cdc.ErrSetup) {
+		if errors.Is(err, wal.ErrSlotLost) || !errors.Is(err, wal.ErrSetup) {
 			t.Fatalf("got %v, want ErrSetup and not ErrSlotLost", err)
 		}
 	case <-ctx.Done():

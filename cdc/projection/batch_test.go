@@ -1,4 +1,4 @@
-package cdc
+package projection
 
 import (
 	"runtime"
@@ -6,18 +6,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
-)
 
-// testRelation describes a table with the given columns, as a Relation
-// message would.
-func testRelation(table string, columns ...string) *relation {
-	r := &relation{msg: &pglogrepl.RelationMessage{RelationName: table}, index: map[string]int{}}
-	for i, c := range columns {
-		r.msg.Columns = append(r.msg.Columns, &pglogrepl.RelationMessageColumn{Name: c})
-		r.index[c] = i
-	}
-	return r
-}
+	"github.com/swapmeet/swapmeet/cdc/wal"
+)
 
 func tuple(values ...string) *pglogrepl.TupleData {
 	t := &pglogrepl.TupleData{}
@@ -27,26 +18,27 @@ func tuple(values ...string) *pglogrepl.TupleData {
 	return t
 }
 
+// The tables' columns, as their Relation messages give them.
 var (
-	usersRel    = testRelation("users", "id", "display_name", "bio")
-	listingsRel = testRelation("listings", "id", "seller_id", "status", "description")
+	usersCols    = []string{"id", "display_name", "bio"}
+	listingsCols = []string{"id", "seller_id", "status", "description"}
 )
 
 func TestBioEditFansOutToNothing(t *testing.T) {
 	user := uuid.NewString()
 	b := newTouched(100)
-	b.Add(&Change{Table: "users", Op: OpUpdate, rel: usersRel,
-		Old: tuple(user, "Ada", "old bio"), New: tuple(user, "Ada", "new bio")})
-	b.Commit(Commit{Xid: 1, EndLSN: 10})
+	b.Add(wal.NewChange("users", usersCols, wal.OpUpdate,
+		tuple(user, "Ada", "new bio"), tuple(user, "Ada", "old bio")))
+	b.Commit(wal.Commit{Xid: 1, EndLSN: 10})
 	if len(b.summaries) != 0 {
 		t.Fatalf("a bio edit marked %d summaries for fan-out", len(b.summaries))
 	}
 	if len(b.docs[cUsers]) != 1 {
 		t.Fatalf("the profile itself was not marked: %v", b.docs[cUsers])
 	}
-	b.Add(&Change{Table: "users", Op: OpUpdate, rel: usersRel,
-		Old: tuple(user, "Ada", "new bio"), New: tuple(user, "Ada L.", "new bio")})
-	b.Commit(Commit{Xid: 2, EndLSN: 20})
+	b.Add(wal.NewChange("users", usersCols, wal.OpUpdate,
+		tuple(user, "Ada L.", "new bio"), tuple(user, "Ada", "new bio")))
+	b.Commit(wal.Commit{Xid: 2, EndLSN: 20})
 	if got := b.summary(uuid.MustParse(user)); got != 20 {
 		t.Fatalf("a rename fans out at %d, want the rename's end 20", got)
 	}
@@ -55,11 +47,11 @@ func TestBioEditFansOutToNothing(t *testing.T) {
 func TestPriceEditLeavesTheSellerAlone(t *testing.T) {
 	listing, seller := uuid.NewString(), uuid.NewString()
 	b := newTouched(100)
-	b.Add(&Change{Table: "listings", Op: OpUpdate, rel: listingsRel,
-		Old: tuple(listing, seller, "AVAILABLE", "a"), New: tuple(listing, seller, "AVAILABLE", "b")})
-	b.Add(&Change{Table: "listings", Op: OpUpdate, rel: listingsRel,
-		Old: tuple(listing, seller, "AVAILABLE", "b"), New: tuple(listing, seller, "SOLD", "b")})
-	b.Commit(Commit{Xid: 1, EndLSN: 10})
+	b.Add(wal.NewChange("listings", listingsCols, wal.OpUpdate,
+		tuple(listing, seller, "AVAILABLE", "b"), tuple(listing, seller, "AVAILABLE", "a")))
+	b.Add(wal.NewChange("listings", listingsCols, wal.OpUpdate,
+		tuple(listing, seller, "SOLD", "b"), tuple(listing, seller, "AVAILABLE", "b")))
+	b.Commit(wal.Commit{Xid: 1, EndLSN: 10})
 	if b.Size() != 2 || len(b.docs[cListings]) != 1 || len(b.docs[cUsers]) != 1 {
 		t.Fatalf("want the listing once and its seller once; size %d, listings %d, users %d",
 			b.Size(), len(b.docs[cListings]), len(b.docs[cUsers]))
@@ -75,9 +67,10 @@ func TestSetsSpillAtTheirBound(t *testing.T) {
 	b := newTouched(bound)
 	for range 3 * bound {
 		id := uuid.NewString()
-		b.Add(&Change{Table: "listings", Op: OpInsert, rel: listingsRel, New: tuple(id, seller, "AVAILABLE", "x")})
+		b.Add(wal.NewChange("listings", listingsCols, wal.OpInsert,
+			tuple(id, seller, "AVAILABLE", "x"), nil))
 	}
-	b.Commit(Commit{Xid: 7, EndLSN: 99})
+	b.Commit(wal.Commit{Xid: 7, EndLSN: 99})
 	if !b.full[cListings] || b.docs[cListings] != nil {
 		t.Fatalf("listings did not spill: full=%v, held %d", b.full[cListings], len(b.docs[cListings]))
 	}
@@ -94,8 +87,8 @@ func TestSetsSpillAtTheirBound(t *testing.T) {
 
 func TestTruncateMeansFullPass(t *testing.T) {
 	b := newTouched(100)
-	b.Add(&Change{Table: "orders", Op: OpTruncate})
-	b.Commit(Commit{Xid: 1, EndLSN: 5})
+	b.Add(wal.NewChange("orders", nil, wal.OpTruncate, nil, nil))
+	b.Commit(wal.Commit{Xid: 1, EndLSN: 5})
 	for i, full := range b.full {
 		if !full {
 			t.Fatalf("collection %d not marked for a full pass after TRUNCATE", i)
@@ -117,10 +110,10 @@ func TestBatchMemoryPerDocument(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	b := newTouched(10 * n)
 	for _, id := range ids {
-		b.Add(&Change{Table: "listings", Op: OpUpdate, rel: listingsRel,
-			Old: tuple(string(id), seller, "AVAILABLE", "x"), New: tuple(string(id), seller, "AVAILABLE", "y")})
+		b.Add(wal.NewChange("listings", listingsCols, wal.OpUpdate,
+			tuple(string(id), seller, "AVAILABLE", "y"), tuple(string(id), seller, "AVAILABLE", "x")))
 	}
-	b.Commit(Commit{Xid: 1, EndLSN: 1})
+	b.Commit(wal.Commit{Xid: 1, EndLSN: 1})
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	perDoc := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n

@@ -1,4 +1,4 @@
-package cdc
+package wal
 
 import (
 	"fmt"
@@ -84,6 +84,29 @@ func (c *Change) Same(column string) bool {
 	old, ok1 := c.value(c.Old, column)
 	cur, ok2 := c.value(c.New, column)
 	return ok1 && ok2 && string(old) == string(cur)
+}
+
+// Value is Text without the copy: the bytes point into the receive
+// buffer, so they are valid only during the Batch.Add call.
+func (c *Change) Value(column string) ([]byte, bool) {
+	if v, ok := c.value(c.New, column); ok {
+		return v, true
+	}
+	return c.value(c.Old, column)
+}
+
+// OldValue is Value for the old row only.
+func (c *Change) OldValue(column string) ([]byte, bool) { return c.value(c.Old, column) }
+
+// NewChange makes the Change the decoder would for a row of a table with
+// the given columns, for feeding a Batch without a server.
+func NewChange(table string, columns []string, op Op, newT, oldT *pglogrepl.TupleData) *Change {
+	r := &relation{msg: &pglogrepl.RelationMessage{RelationName: table}, index: make(map[string]int, len(columns))}
+	for i, c := range columns {
+		r.msg.Columns = append(r.msg.Columns, &pglogrepl.RelationMessageColumn{Name: c})
+		r.index[c] = i
+	}
+	return &Change{Table: table, Op: op, rel: r, New: newT, Old: oldT}
 }
 
 func (c *Change) value(t *pglogrepl.TupleData, column string) ([]byte, bool) {

@@ -1,4 +1,4 @@
-package cdc_test
+package projection_test
 
 import (
 	"context"
@@ -8,39 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
 
-	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/projection"
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
-
-// seedOneSeller gives one new seller n listings with descriptions of about
-// 320 characters, in one statement, and returns the seller.
-func seedOneSeller(t *testing.T, e *itest.Env, n int) uuid.UUID {
-	t.Helper()
-	ctx := context.Background()
-	seller := uuid.New()
-	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'Bulk Seller')`, seller); err != nil {
-		t.Fatal(err)
-	}
-	_, err := e.PG.Exec(ctx, `
-		INSERT INTO listings (id, seller_id, title, description, category, condition, price_currency, price_minor, attributes)
-		SELECT gen_random_uuid(), $1, 'Item ' || g, repeat(md5(g::text), 10), 'misc', 'GOOD', 'EUR', 1000,
-		       jsonb_build_object('colour', 'red', 'size', (g % 7)::text, 'era', '1970s')
-		FROM generate_series(1, $2::int) g`, seller, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return seller
-}
 
 // measuringSink is the projector's collection step and nothing after it:
 // Apply measures the live heap while the reader holds the whole batch,
 // and writes nothing.
 type measuringSink struct {
-	proj    *cdc.Projector
+	proj    *projection.Projector
 	applied chan measured
 }
 
@@ -49,9 +29,9 @@ type measured struct {
 	docs int
 }
 
-func (s *measuringSink) NewBatch() cdc.Batch { return s.proj.NewBatch() }
+func (s *measuringSink) NewBatch() wal.Batch { return s.proj.NewBatch() }
 
-func (s *measuringSink) Apply(_ context.Context, b cdc.Batch) error {
+func (s *measuringSink) Apply(_ context.Context, b wal.Batch) error {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -104,8 +84,8 @@ func TestBigTransactionMemory(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	// The slot exists before the seed, so the server streams the seed
 	// rather than decoding it again from an older restart point.
-	startReader(t, e, cdc.Config{MaxBatchDocs: 10 * rows}, sink)
-	seedOneSeller(t, e, rows)
+	e.StartReader(t, wal.Config{MaxBatchDocs: 10 * rows}, sink, nil)
+	e.SeedOneSeller(t, rows)
 	sink.next(t, rows) // the import
 
 	if _, err := e.PG.Exec(ctx, `UPDATE listings SET price_minor = price_minor + 1, description = description || '.'`); err != nil {
@@ -147,7 +127,7 @@ func TestBigTransactionsOnTheRealSink(t *testing.T) {
 	})
 	e.WaitForSlot(t)
 
-	seller := seedOneSeller(t, e, rows)
+	seller := e.SeedOneSeller(t, rows)
 	steps := []string{
 		`UPDATE listings SET price_minor = price_minor * 2, version = version + 1`,
 		`DELETE FROM listings WHERE id IN (SELECT id FROM listings ORDER BY id LIMIT 50)`,

@@ -1,4 +1,4 @@
-package cdc
+package projection
 
 import (
 	"context"
@@ -14,12 +14,13 @@ import (
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// A projection turns Postgres rows into the documents of one collection.
+// A Collection is the projection of one collection: it turns Postgres rows
+// into that collection's documents.
 // build re-reads the current shape of the documents with the given ids,
 // stamping each as st says; ids it returns no document for no longer
 // exist. all pages through every id in order; exist says which of the
 // given ids still have a row.
-type projection struct {
+type Collection struct {
 	collection string
 	index      int // in touched's arrays
 	docType    reflect.Type
@@ -28,7 +29,7 @@ type projection struct {
 	exist      func(q *sqlc.Queries, ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error)
 }
 
-var projections = []projection{
+var projections = []Collection{
 	{readstore.Users, cUsers, reflect.TypeFor[readstore.User](), buildUsers, func(ctx context.Context, q *sqlc.Queries, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 		return q.ListAllUserIDs(ctx, sqlc.ListAllUserIDsParams{After: after, Batch: n})
 	}, (*sqlc.Queries).ExistingUserIDs},
@@ -43,13 +44,34 @@ var projections = []projection{
 	}, (*sqlc.Queries).ExistingReviewIDs},
 }
 
-func projectionOf(collection string) projection {
+// For returns the projection of a collection (readstore.Users, ...). It
+// panics on a name it does not know.
+func For(collection string) Collection {
 	for _, p := range projections {
 		if p.collection == collection {
 			return p
 		}
 	}
 	panic("no projection for " + collection)
+}
+
+// Name is the collection's logical name.
+func (c Collection) Name() string { return c.collection }
+
+// DocType is the Go type of the collection's documents.
+func (c Collection) DocType() reflect.Type { return c.docType }
+
+// IDs pages through the ids of every source row, in order, starting after
+// after.
+func (c Collection) IDs(ctx context.Context, q *sqlc.Queries, after uuid.UUID, limit int32) ([]uuid.UUID, error) {
+	return c.all(ctx, q, after, limit)
+}
+
+// Build reads the current documents with the given ids, stamping every one
+// with lsn (a bulk load's snapshot position, or 0 where stamps do not
+// matter); ids it returns no document for no longer exist.
+func (c Collection) Build(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, lsn int64) (map[uuid.UUID]any, error) {
+	return c.build(ctx, q, ids, constStamp(lsn))
 }
 
 // ms rounds a time the way BSON stores it, so that documents compare equal

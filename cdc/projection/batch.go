@@ -1,9 +1,10 @@
-package cdc
+package projection
 
 import (
 	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
 
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -61,7 +62,7 @@ func newTouched(spill int) *touched {
 func (t *touched) open() int32 { return int32(len(t.ends)) }
 
 // Commit implements Batch.
-func (t *touched) Commit(c Commit) {
+func (t *touched) Commit(c wal.Commit) {
 	t.ends = append(t.ends, c.EndLSN)
 	t.xids = append(t.xids, c.Xid)
 }
@@ -79,8 +80,8 @@ func (t *touched) end() pglogrepl.LSN {
 }
 
 // Add implements Batch: it records which documents a row change touches.
-func (t *touched) Add(c *Change) {
-	if c.Op == OpTruncate {
+func (t *touched) Add(c *wal.Change) {
+	if c.Op == wal.OpTruncate {
 		// Which rows went is not in the WAL: only a full pass is safe.
 		for i := range t.full {
 			t.spillDocs(i)
@@ -93,23 +94,23 @@ func (t *touched) Add(c *Change) {
 		t.touch(cUsers, c, "id")
 		// Only the name is copied into other documents; the rating
 		// follows reviews. A bio edit touches the profile alone.
-		if c.Op == OpUpdate && !c.Same("display_name") {
+		if c.Op == wal.OpUpdate && !c.Same("display_name") {
 			t.touchSummary(c, "id")
 		}
 	case "listings":
 		t.touch(cListings, c, "id")
 		// Listing counts are part of the seller's profile, but an edit
 		// that keeps status and seller leaves them alone.
-		if c.Op == OpUpdate && c.Same("status") && c.Same("seller_id") {
+		if c.Op == wal.OpUpdate && c.Same("status") && c.Same("seller_id") {
 			return
 		}
 		t.touch(cUsers, c, "seller_id")
-		if v, ok := c.value(c.Old, "seller_id"); ok {
+		if v, ok := c.OldValue("seller_id"); ok {
 			t.add(cUsers, v)
 		}
 	case "listing_media":
 		t.touch(cListings, c, "listing_id")
-		if v, ok := c.anyValue("listing_id"); ok && t.mediaListings != nil {
+		if v, ok := c.Value("listing_id"); ok && t.mediaListings != nil {
 			t.put(&t.mediaListings, v, t.spillMedia)
 		}
 	case "orders":
@@ -125,16 +126,8 @@ func (t *touched) Add(c *Change) {
 	}
 }
 
-// anyValue is the column's value in the new row, else in the old one.
-func (c *Change) anyValue(column string) ([]byte, bool) {
-	if v, ok := c.value(c.New, column); ok {
-		return v, true
-	}
-	return c.value(c.Old, column)
-}
-
-func (t *touched) touch(coll int, c *Change, column string) {
-	if v, ok := c.anyValue(column); ok {
+func (t *touched) touch(coll int, c *wal.Change, column string) {
+	if v, ok := c.Value(column); ok {
 		t.add(coll, v)
 	}
 }
@@ -146,11 +139,11 @@ func (t *touched) add(coll int, v []byte) {
 	t.put(&t.docs[coll], v, func() { t.spillDocs(coll) })
 }
 
-func (t *touched) touchSummary(c *Change, column string) {
+func (t *touched) touchSummary(c *wal.Change, column string) {
 	if t.summaries == nil {
 		return
 	}
-	if v, ok := c.anyValue(column); ok {
+	if v, ok := c.Value(column); ok {
 		t.put(&t.summaries, v, t.spillSummaries)
 	}
 }

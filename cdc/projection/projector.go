@@ -1,4 +1,9 @@
-package cdc
+// Package projection keeps the read side in step with what the WAL says
+// changed: its Projector is the wal.Sink that rebuilds the MongoDB
+// documents a batch of transactions touches from Postgres and tombstones
+// their Redis cache keys. Collection gives the tools that read Postgres
+// themselves (rebuild, verify) the same documents.
+package projection
 
 import (
 	"context"
@@ -14,13 +19,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// Projector is the Sink that maintains the MongoDB documents and the Redis
+// Projector is the wal.Sink that maintains the MongoDB documents and the Redis
 // cache. It does not replay row images: for each batch of transactions it
 // collects the ids of the documents the changes touch and re-reads their
 // current denormalized shape from Postgres. A document is therefore always
@@ -48,7 +54,7 @@ type Projector struct {
 	rdb     redis.UniversalClient
 	keys    consistency.Keys
 	log     *slog.Logger
-	metrics *Metrics
+	metrics Metrics
 
 	// Workers is how many pages are read and written at once.
 	Workers int
@@ -65,14 +71,28 @@ func NewProjector(pg *pgxpool.Pool, reads *readstore.Store, c *cache.Cache, rdb 
 		Workers: 2, SpillDocs: 100_000, ProgressEvery: 5 * time.Second}
 }
 
+// Metrics receives how far the batch being applied has got: the
+// reader's *wal.Metrics, whose series it shares.
+type Metrics interface {
+	BatchProgress(done, total int64)
+}
+
 // WithMetrics makes the projector report batch progress on m.
-func (p *Projector) WithMetrics(m *Metrics) *Projector {
+func (p *Projector) WithMetrics(m Metrics) *Projector {
 	p.metrics = m
 	return p
 }
 
-// NewBatch implements Sink.
-func (p *Projector) NewBatch() Batch { return newTouched(max(1, p.SpillDocs)) }
+// progress reports how far the batch being applied has got, if anyone
+// listens.
+func (p *Projector) progress(done, total int64) {
+	if p.metrics != nil {
+		p.metrics.BatchProgress(done, total)
+	}
+}
+
+// NewBatch implements wal.Sink.
+func (p *Projector) NewBatch() wal.Batch { return newTouched(max(1, p.SpillDocs)) }
 
 // projectBatch bounds one Postgres read and one round of Mongo writes.
 const projectBatch = 200
@@ -80,7 +100,7 @@ const projectBatch = 200
 // Apply rebuilds every document the batch touches, tombstoning the cache
 // entries of each page after writing it, then announces the batch's end
 // LSN. Only after all of it may the reader acknowledge the batch.
-func (p *Projector) Apply(ctx context.Context, b Batch) error {
+func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 	t, ok := b.(*touched)
 	if !ok {
 		return fmt.Errorf("projector: batch of type %T is not its own", b)
@@ -128,20 +148,20 @@ func (p *Projector) plan(run *run, t *touched) {
 		run.set(proj, t.docs[proj.index])
 	}
 	type fan struct {
-		proj projection
+		proj Collection
 		page func(ctx context.Context, q *sqlc.Queries, key, after uuid.UUID, n int32) ([]uuid.UUID, error)
 	}
 	byUser := []fan{
-		{projectionOf(readstore.Listings), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		{For(readstore.Listings), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 			return q.PageListingIDsBySeller(ctx, sqlc.PageListingIDsBySellerParams{UserID: u, After: after, Batch: n})
 		}},
-		{projectionOf(readstore.Orders), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		{For(readstore.Orders), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 			return q.PageOrderIDsByBuyer(ctx, sqlc.PageOrderIDsByBuyerParams{UserID: u, After: after, Batch: n})
 		}},
-		{projectionOf(readstore.Orders), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		{For(readstore.Orders), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 			return q.PageOrderIDsBySeller(ctx, sqlc.PageOrderIDsBySellerParams{UserID: u, After: after, Batch: n})
 		}},
-		{projectionOf(readstore.Reviews), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
+		{For(readstore.Reviews), func(ctx context.Context, q *sqlc.Queries, u, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 			return q.PageReviewIDsByAuthor(ctx, sqlc.PageReviewIDsByAuthorParams{UserID: u, After: after, Batch: n})
 		}},
 	}
@@ -151,7 +171,7 @@ func (p *Projector) plan(run *run, t *touched) {
 		}
 		run.fanOut(f.proj, t.summaries, t.docs[f.proj.index], f.page)
 	}
-	orders := projectionOf(readstore.Orders)
+	orders := For(readstore.Orders)
 	if p.target(orders.collection) != "" && !t.full[orders.index] && len(t.mediaListings) > 0 {
 		run.fanOut(orders, t.mediaListings, t.docs[orders.index], func(ctx context.Context, q *sqlc.Queries, l, after uuid.UUID, n int32) ([]uuid.UUID, error) {
 			return q.PageOrderIDsByListing(ctx, sqlc.PageOrderIDsByListingParams{ListingID: l, After: after, Batch: n})
@@ -167,7 +187,7 @@ func (p *Projector) Resync(ctx context.Context) error {
 		return err
 	}
 	t := newTouched(1)
-	t.Commit(Commit{EndLSN: pglogrepl.LSN(lsn)})
+	t.Commit(wal.Commit{EndLSN: pglogrepl.LSN(lsn)})
 	for i := range t.full {
 		t.spillDocs(i)
 	}
@@ -200,7 +220,7 @@ type run struct {
 }
 
 type page struct {
-	proj projection
+	proj Collection
 	ids  []uuid.UUID
 }
 
@@ -231,7 +251,7 @@ func (r *run) wait() error {
 	close(r.pages)
 	err := r.g.Wait()
 	close(r.stop)
-	r.p.metrics.batchProgress(0, 0)
+	r.p.progress(0, 0)
 	if err == nil {
 		err = perr // a worker's error is the cause of the producers'
 	}
@@ -252,7 +272,7 @@ func (r *run) send(pg page) error {
 }
 
 // set queues the pages of a touched set.
-func (r *run) set(proj projection, s idSet) {
+func (r *run) set(proj Collection, s idSet) {
 	if len(s) == 0 {
 		return
 	}
@@ -277,7 +297,7 @@ func (r *run) set(proj projection, s idSet) {
 // fanOut queues the documents that embed each of keys, a page at a time
 // in id order, leaving out those the batch touches directly (they are
 // rebuilt once, with the same stamp).
-func (r *run) fanOut(proj projection, keys idSet, direct idSet, next func(context.Context, *sqlc.Queries, uuid.UUID, uuid.UUID, int32) ([]uuid.UUID, error)) {
+func (r *run) fanOut(proj Collection, keys idSet, direct idSet, next func(context.Context, *sqlc.Queries, uuid.UUID, uuid.UUID, int32) ([]uuid.UUID, error)) {
 	r.produce(func() error {
 		q := sqlc.New(r.p.pg)
 		for key := range keys {
@@ -310,7 +330,7 @@ func (r *run) fanOut(proj projection, keys idSet, direct idSet, next func(contex
 
 // fullPass queues every row of a collection's source, then removes the
 // documents whose rows are gone.
-func (r *run) fullPass(proj projection) {
+func (r *run) fullPass(proj Collection) {
 	r.produce(func() error {
 		q := sqlc.New(r.p.pg)
 		after := uuid.Nil
@@ -333,7 +353,7 @@ func (r *run) fullPass(proj projection) {
 
 // sweep deletes the documents of a collection whose rows no longer exist,
 // reading the store's ids in pages so that memory stays bounded.
-func (r *run) sweep(proj projection) error {
+func (r *run) sweep(proj Collection) error {
 	physical := r.p.target(proj.collection)
 	q := sqlc.New(r.p.pg)
 	end := uint64(r.t.end())
@@ -407,7 +427,7 @@ func (r *run) report() {
 		case <-tick.C:
 		}
 		done, total := r.done.Load(), r.total.Load()
-		r.p.metrics.batchProgress(done, total)
+		r.p.progress(done, total)
 		if r.p.ProgressEvery > 0 && time.Since(lastLog) >= r.p.ProgressEvery {
 			lastLog = time.Now()
 			elapsed := time.Since(r.start)
@@ -429,7 +449,7 @@ type write struct {
 // eviction adds the tombstone of a document's cache entry, unless this
 // projector feeds a generation being built: the live cache describes the
 // live collections, which it does not write.
-func (p *Projector) eviction(evs []cache.Eviction, proj projection, id string, lsn uint64) []cache.Eviction {
+func (p *Projector) eviction(evs []cache.Eviction, proj Collection, id string, lsn uint64) []cache.Eviction {
 	if p.shadow {
 		return evs
 	}

@@ -1,4 +1,4 @@
-package cdc
+package wal
 
 import (
 	"time"
@@ -107,8 +107,9 @@ func (m *Metrics) position(applied, serverEnd uint64) {
 	}
 }
 
-// batchProgress records how far the batch being applied has got.
-func (m *Metrics) batchProgress(done, total int64) {
+// BatchProgress records how far the sink has got with the batch being
+// applied.
+func (m *Metrics) BatchProgress(done, total int64) {
 	if m != nil {
 		m.batchDone.Set(float64(done))
 		m.batchDocs.Set(float64(total))

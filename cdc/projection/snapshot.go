@@ -1,4 +1,4 @@
-package cdc
+package projection
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/swapmeet/swapmeet/cdc/internal/retry"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 )
 
@@ -30,7 +31,7 @@ func readVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func
 		if time.Now().After(deadline) {
 			return fmt.Errorf("transactions %v did not become visible within 10s", xids)
 		}
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 		wait = min(2*wait, 10*time.Millisecond)
