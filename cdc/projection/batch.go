@@ -26,8 +26,8 @@ var collectionIndex = map[string]int{
 // write is also the highest.
 type idSet map[uuid.UUID]int32
 
-// touched is the projector's Batch: for each collection, the documents the
-// batch's changes touch directly, plus the users whose summary (name,
+// touched is the projector's wal.Batch: for each collection, the documents
+// the batch's changes touch directly, plus the users whose summary (name,
 // rating) and the listings whose first image other documents embed. It
 // keeps 20 bytes and a map slot per distinct document and nothing of the
 // rows, so a transaction changing the same listing twice, or a million
@@ -61,13 +61,13 @@ func newTouched(spill int) *touched {
 // open is the index the open transaction's changes are recorded under.
 func (t *touched) open() int32 { return int32(len(t.ends)) }
 
-// Commit implements Batch.
+// Commit implements wal.Batch.
 func (t *touched) Commit(c wal.Commit) {
 	t.ends = append(t.ends, c.EndLSN)
 	t.xids = append(t.xids, c.Xid)
 }
 
-// Size implements Batch: distinct documents held, with a spilled set
+// Size implements wal.Batch: distinct documents held, with a spilled set
 // counting as the bound it outgrew.
 func (t *touched) Size() int { return t.size }
 
@@ -79,7 +79,7 @@ func (t *touched) end() pglogrepl.LSN {
 	return t.ends[len(t.ends)-1]
 }
 
-// Add implements Batch: it records which documents a row change touches.
+// Add implements wal.Batch: it records which documents a row change touches.
 func (t *touched) Add(c *wal.Change) {
 	if c.Op == wal.OpTruncate {
 		// Which rows went is not in the WAL: only a full pass is safe.

@@ -26,8 +26,8 @@ import (
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// Projector is the wal.Sink that maintains the MongoDB documents and the Redis
-// cache. It does not replay row images: for each batch of transactions it
+// Projector is the wal.Sink that maintains the MongoDB documents and the
+// Redis cache. It does not replay row images: for each batch of transactions it
 // collects the ids of the documents the changes touch and re-reads their
 // current denormalized shape from Postgres. A document is therefore always
 // a whole, current view; replays and restarts converge; and fan-out (a
@@ -71,8 +71,8 @@ func NewProjector(pg *pgxpool.Pool, reads *readstore.Store, c *cache.Cache, rdb 
 		Workers: 2, SpillDocs: 100_000, ProgressEvery: 5 * time.Second}
 }
 
-// Metrics receives how far the batch being applied has got: the
-// reader's *wal.Metrics, whose series it shares.
+// Metrics receives how far the batch being applied has got. The reader's
+// *wal.Metrics is one: the batch series are registered with the reader's.
 type Metrics interface {
 	BatchProgress(done, total int64)
 }
