@@ -69,7 +69,7 @@ func (w *pausingWriter) waitPaused(t *testing.T, within time.Duration) {
 // listing and a user changed between the new slot's start and the
 // catch-up. The catch-up puts the listing change into the new generation
 // only: the applied position does not reach the change's token, and the
-// live cache entry of that listing and the page generation stay as they
+// live cache entry of that listing and the page epoch stay as they
 // were. The old slot, which alone has the user change, is kept; a CDC
 // that starts later applies it up to the handover before it moves on.
 func TestCatchUpIsolation(t *testing.T) {
@@ -98,7 +98,7 @@ func TestCatchUpIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	genBefore, err := c.Generation(ctx, readstore.Listings)
+	genBefore, err := c.PageEpoch(ctx, readstore.Listings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +145,8 @@ func TestCatchUpIsolation(t *testing.T) {
 	} else if !bytes.Equal(cachedBefore, cachedAfter) {
 		t.Errorf("the catch-up changed the live cache entry: %.20q, was %.20q", cachedAfter, cachedBefore)
 	}
-	if gen, err := c.Generation(ctx, readstore.Listings); err != nil || gen != genBefore {
-		t.Errorf("the listings page generation is %d (%v), was %d", gen, err, genBefore)
+	if gen, err := c.PageEpoch(ctx, readstore.Listings); err != nil || gen != genBefore {
+		t.Errorf("the listings page epoch is %d (%v), was %d", gen, err, genBefore)
 	}
 
 	// A CDC that starts now finishes the old slot, then moves on.

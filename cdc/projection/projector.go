@@ -123,8 +123,8 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 		return nil
 	}
 	if t.full[cListings] || len(t.docs[cListings]) > 0 {
-		if err := p.cache.BumpGeneration(ctx, readstore.Listings); err != nil {
-			return fmt.Errorf("bump listings generation: %w", err)
+		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
+			return fmt.Errorf("bump the listings page epoch: %w", err)
 		}
 	}
 	if err := consistency.Publish(ctx, p.rdb, p.keys, uint64(end)); err != nil {
@@ -200,7 +200,7 @@ func (p *Projector) Resync(ctx context.Context) error {
 	if p.shadow {
 		return nil
 	}
-	return p.cache.BumpGeneration(ctx, readstore.Listings)
+	return p.cache.BumpPageEpoch(ctx, readstore.Listings)
 }
 
 // run is one batch being applied: producers queue pages, workers read and

@@ -40,7 +40,7 @@ const (
 //     listing once). For each batch it re-reads Postgres, replaces the
 //     listing documents and their sellers' profiles (a listing's status
 //     counts there), tombstones their Redis keys, bumps the search
-//     generation and publishes the applied LSN.
+//     page epoch and publishes the applied LSN.
 //
 // A document is one listing document replaced in Mongo, in both runs. The
 // projector's seller-profile upserts are extra work that is not counted:

@@ -492,7 +492,7 @@ var (
 //   - alone: the same find sent straight to the read store first, with a
 //     server-side limit (maxTimeMS) of a minute instead of the API's
 //     client-side 5 s deadline: what FerretDB itself needs for it;
-//   - cold: through the API, with the listings generation bumped before
+//   - cold: through the API, with the listings page epoch bumped before
 //     each call, as the CDC does after any listing change, so the page
 //     cache misses and FerretDB answers;
 //   - warm: the same call again, answered from the page cache.
@@ -504,7 +504,7 @@ var (
 // waits for about what that find had left, judged from the alone time.
 func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 	var rows []row
-	genKey := fx.env.Cache().GenerationKey(readstore.Listings)
+	genKey := fx.env.Cache().PageEpochKey(readstore.Listings)
 	for _, s := range searchShapes {
 		var matches int64
 		if err := fx.env.PG.QueryRow(ctx, s.count).Scan(&matches); err != nil {
@@ -540,7 +540,7 @@ func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 		start := time.Now()
 		for len(cold) < searchColdMax && (len(cold) < searchColdMin || time.Since(start) < searchColdBudget) {
 			if err := fx.env.Redis.Incr(ctx, genKey).Err(); err != nil {
-				return rows, fmt.Errorf("bump the listings generation: %w", err)
+				return rows, fmt.Errorf("bump the listings page epoch: %w", err)
 			}
 			took, err := call()
 			if connect.CodeOf(err) == connect.CodeUnavailable && ctx.Err() == nil {

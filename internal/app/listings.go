@@ -339,7 +339,7 @@ type searchPage struct {
 }
 
 // SearchListings finds listings by keywords and filters, a page at a time.
-// Pages are cached under the listings generation, which the CDC bumps on
+// Pages are cached under the listings page epoch, which the CDC bumps on
 // every listing change.
 func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token string) ([]ListingView, string, error) {
 	p, err := planSearch(s)
@@ -349,9 +349,9 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 	if err := q.awaitToken(ctx, token); err != nil {
 		return nil, "", err
 	}
-	// The generation is read before the store: a page computed from data
-	// older than a bump lands under the old generation, which nobody reads.
-	gen, genErr := q.deps.Cache.Generation(ctx, readstore.Listings)
+	// The epoch is read before the store: a page computed from data older
+	// than a bump lands under the old epoch, which nobody reads.
+	gen, genErr := q.deps.Cache.PageEpoch(ctx, readstore.Listings)
 	key := ""
 	if genErr == nil {
 		key = q.deps.Cache.PageKey(readstore.Listings, gen, digest(struct {

@@ -27,7 +27,7 @@ const (
 // Cache is a namespaced, LSN-guarded cache-aside store.
 //
 // It keeps two kinds of data apart. Correctness data (documents with their
-// tombstones, and the generation counters) is on rdb, which must never
+// tombstones, and the page epochs) is on rdb, which must never
 // evict (maxmemory-policy noeviction). Search pages, which anyone can make
 // more of by varying a query, are on pages (rdb unless WithPages is
 // given), and are held to a budget here: at most PageKeys of them, each at
@@ -132,32 +132,34 @@ func (c *Cache) DocumentKey(collection, id string) string {
 	return ""
 }
 
-// GenerationKey names the counter that versions every cached result page
-// of a collection's queries: bumping it orphans them all at once. Its hash
+// PageEpochKey names a collection's page epoch, the counter that versions
+// every cached result page of its queries: bumping it orphans them all at
+// once. (A rebuild's collection copies are "generations"; this is not
+// one.) Its hash
 // tag is the collection's, as in PageKey, so on a Redis Cluster it lives
 // in the same slot as the collection's pages.
-func (c *Cache) GenerationKey(collection string) string {
-	return c.prefix + "gen:{" + collection + "}"
+func (c *Cache) PageEpochKey(collection string) string {
+	return c.prefix + "epoch:{" + collection + "}"
 }
 
-// Generation returns a collection's current generation.
-func (c *Cache) Generation(ctx context.Context, collection string) (int64, error) {
+// PageEpoch returns a collection's current page epoch.
+func (c *Cache) PageEpoch(ctx context.Context, collection string) (int64, error) {
 	var n int64
 	err := c.read(ctx, func(ctx context.Context) error {
 		var err error
-		n, err = c.rdb.Get(ctx, c.GenerationKey(collection)).Int64()
+		n, err = c.rdb.Get(ctx, c.PageEpochKey(collection)).Int64()
 		return err
 	})
 	return n, err
 }
 
-// PageKey names a cached result page. The generation in the key is what
-// invalidates it: when any listing changes, the CDC bumps the generation
+// PageKey names a cached result page. The epoch in the key is what
+// invalidates it: when any listing changes, the CDC bumps the epoch
 // and every older page is simply never asked for again (its TTL reaps it).
 // The braces keep a collection's pages and their index in one Redis
 // Cluster slot, as the budget script needs.
-func (c *Cache) PageKey(collection string, generation int64, digest string) string {
-	return fmt.Sprintf("%spage:{%s}:%d:%s", c.prefix, collection, generation, digest)
+func (c *Cache) PageKey(collection string, epoch int64, digest string) string {
+	return fmt.Sprintf("%spage:{%s}:%d:%s", c.prefix, collection, epoch, digest)
 }
 
 // pageIndexKey names the sorted set of a collection's cached pages, scored
@@ -190,9 +192,9 @@ func (c *Cache) GetPage(ctx context.Context, key string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// PutPage caches a result page computed at a generation read before the
+// PutPage caches a result page computed at an epoch read before the
 // query ran, so a page computed from data older than a bump is stored
-// under the old generation, where nobody looks.
+// under the old epoch, where nobody looks.
 func (c *Cache) PutPage(ctx context.Context, key string, payload []byte) error {
 	if len(payload) > c.PageMaxBytes {
 		return ErrPageTooLarge
@@ -223,9 +225,9 @@ redis.call('ZADD', KEYS[1], now + ttl, KEYS[2])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1`)
 
-// BumpGeneration invalidates every cached result page of a collection.
-func (c *Cache) BumpGeneration(ctx context.Context, collection string) error {
-	return classify(c.rdb.Incr(ctx, c.GenerationKey(collection)).Err())
+// BumpPageEpoch invalidates every cached result page of a collection.
+func (c *Cache) BumpPageEpoch(ctx context.Context, collection string) error {
+	return classify(c.rdb.Incr(ctx, c.PageEpochKey(collection)).Err())
 }
 
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.

@@ -112,15 +112,15 @@ func TestEvictAndFillAcrossSlots(t *testing.T) {
 	fillAll(39, false)
 	fillAll(41, true)
 
-	// The generation counter.
-	before, err := c.Generation(ctx, "listings")
+	// The page epoch.
+	before, err := c.PageEpoch(ctx, "listings")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.BumpGeneration(ctx, "listings"); err != nil {
+	if err := c.BumpPageEpoch(ctx, "listings"); err != nil {
 		t.Fatal(err)
 	}
-	if after, err := c.Generation(ctx, "listings"); err != nil || after != before+1 {
-		t.Fatalf("generation %d after a bump from %d (%v)", after, before, err)
+	if after, err := c.PageEpoch(ctx, "listings"); err != nil || after != before+1 {
+		t.Fatalf("page epoch %d after a bump from %d (%v)", after, before, err)
 	}
 }

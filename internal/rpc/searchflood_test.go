@@ -25,7 +25,7 @@ const pagesDB = 1
 
 // TestSearchFloodSparesCorrectnessData: thousands of distinct searches
 // stay within the page budget, write no page next to the tombstones, the
-// generation and the applied position, leave those intact, and the CDC
+// page epoch and the applied position, leave those intact, and the CDC
 // keeps applying and acknowledging.
 func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 	const (
@@ -92,7 +92,7 @@ func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := e.Redis.Get(ctx, c.GenerationKey("listings")).Result()
+	gen, err := e.Redis.Get(ctx, c.PageEpochKey("listings")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +139,8 @@ func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 	if got, err := e.Redis.Get(ctx, keys.Applied).Result(); err != nil || got < applied {
 		t.Errorf("applied position %q, %v after the flood; was %q", got, err, applied)
 	}
-	if got, err := e.Redis.Get(ctx, c.GenerationKey("listings")).Result(); err != nil || got != gen {
-		t.Errorf("listings generation %q, %v after the flood; was %q", got, err, gen)
+	if got, err := e.Redis.Get(ctx, c.PageEpochKey("listings")).Result(); err != nil || got != gen {
+		t.Errorf("listings page epoch %q, %v after the flood; was %q", got, err, gen)
 	}
 
 	// The CDC still applies and acknowledges: a new write reaches the read
