@@ -30,7 +30,7 @@ type Process struct {
 	Reader   wal.Config // the slot comes from the pointer, not from here
 	Slot     string     // the slot of a first start
 	PG       *pgxpool.Pool
-	Reads    *readstore.Store
+	Reads    *readstore.Model
 	Sink     *projection.Projector
 	Log      *slog.Logger
 	Interval time.Duration // how often the pointer is re-read; 500 ms by default

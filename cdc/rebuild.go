@@ -58,7 +58,7 @@ type Rebuild struct {
 	Reader      wal.Config // connection, publication, logging for the catch-up
 	BaseSlot    string     // slot names derive from it: base_r<generation>
 	PG          *pgxpool.Pool
-	Reads       *readstore.Store
+	Reads       *readstore.Model
 	Sink        *projection.Projector
 	Collections []string
 	Progress    io.Writer // progress output; nil for none

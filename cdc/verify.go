@@ -36,7 +36,7 @@ func (d Drift) Clean() bool { return len(d.Missing)+len(d.Extra)+len(d.Differ) =
 // Postgres snapshot and compares it with the stored one, ignoring lsn.
 // Run it when the CDC has caught up: documents it has not applied yet
 // show as drift.
-func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Store, collections []string) ([]Drift, error) {
+func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Model, collections []string) ([]Drift, error) {
 	tx, err := pg.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func Verify(ctx context.Context, pg *pgxpool.Pool, reads *readstore.Store, colle
 // projector's pages.
 const verifyPage = 200
 
-func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Store, proj projection.Collection) (Drift, error) {
+func verifyCollection(ctx context.Context, q *sqlc.Queries, reads *readstore.Model, proj projection.Collection) (Drift, error) {
 	d := Drift{Collection: proj.Name()}
 	// One pass over the stored documents, keeping a digest of each: the
 	// store is read once, without sorting, whatever its size.

@@ -49,7 +49,7 @@ type Projector struct {
 	shadow bool
 
 	pg      *pgxpool.Pool
-	reads   *readstore.Store
+	reads   *readstore.Model
 	cache   *cache.Cache
 	rdb     redis.UniversalClient
 	keys    consistency.Keys
@@ -66,7 +66,7 @@ type Projector struct {
 }
 
 // NewProjector returns a Projector that re-reads Postgres through pg.
-func NewProjector(pg *pgxpool.Pool, reads *readstore.Store, c *cache.Cache, rdb redis.UniversalClient, keys consistency.Keys, log *slog.Logger) *Projector {
+func NewProjector(pg *pgxpool.Pool, reads *readstore.Model, c *cache.Cache, rdb redis.UniversalClient, keys consistency.Keys, log *slog.Logger) *Projector {
 	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log,
 		Workers: 2, SpillDocs: 100_000, ProgressEvery: 5 * time.Second}
 }

@@ -54,7 +54,7 @@ type freshTarget struct {
 type freshDriver struct {
 	app     *app.App
 	watcher *consistency.Watcher
-	reads   *readstore.Store
+	reads   *readstore.Model
 	targets []*freshTarget
 	next    int
 }

@@ -32,7 +32,7 @@ const (
 // FerretDB, one after the other, each into a collection of cdcListings
 // existing documents with the read side's indexes:
 //
-//   - reference: readstore.Store.Put, the projector's own write path, with
+//   - reference: readstore.Model.Put, the projector's own write path, with
 //     its WriteConcurrency and batch size, replacing existing listing
 //     documents (with a new price and version) in a scratch database;
 //   - measured: the real projection.Projector behind a wal.Reader, draining a
@@ -157,7 +157,7 @@ func listingDocuments(c *wal.Change, seen map[string]bool) (listings, sellers in
 // rawUpserts replaces each document once, with a new price and version,
 // through Put in batches as the projector calls it, and stops early if d
 // runs out.
-func rawUpserts(ctx context.Context, s *readstore.Store, docs []readstore.Listing, d time.Duration) (int, time.Duration, error) {
+func rawUpserts(ctx context.Context, s *readstore.Model, docs []readstore.Listing, d time.Duration) (int, time.Duration, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	start := time.Now()
 	n := 0
@@ -247,7 +247,7 @@ func readListingDocs(ctx context.Context, pg *pgxpool.Pool) (listingSet, error) 
 
 // seedDocuments bulk-inserts documents that do not exist yet (insertMany
 // of new documents is FerretDB's fast path).
-func seedDocuments(ctx context.Context, s *readstore.Store, listings []readstore.Listing, users []readstore.User) error {
+func seedDocuments(ctx context.Context, s *readstore.Model, listings []readstore.Listing, users []readstore.User) error {
 	insert := func(coll string, docs []any) error {
 		for len(docs) > 0 {
 			n := min(len(docs), 500)
@@ -277,7 +277,7 @@ func seedDocuments(ctx context.Context, s *readstore.Store, listings []readstore
 
 // verifyListingVersions checks a sample of listing documents against
 // Postgres: after the drain, each must hold the row's current version.
-func verifyListingVersions(ctx context.Context, s *readstore.Store, pg *pgxpool.Pool) error {
+func verifyListingVersions(ctx context.Context, s *readstore.Model, pg *pgxpool.Pool) error {
 	rows, err := pg.Query(ctx, `SELECT id::text, version FROM listings WHERE version > 1 ORDER BY random() LIMIT $1`, verifySample)
 	if err != nil {
 		return fmt.Errorf("sample listings: %w", err)

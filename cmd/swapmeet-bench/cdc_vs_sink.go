@@ -23,7 +23,7 @@ import (
 // -cdc-catalogue listings serves them all, and the CDC is a real `swapmeet
 // cdc` process (see cdc_process.go):
 //
-//   - raw: readstore.Store.Put, the CDC's own write path with its
+//   - raw: readstore.Model.Put, the CDC's own write path with its
 //     concurrency, replaces listing documents of the catalogue collection
 //     directly, in batches as the projector hands them over;
 //   - freshness at half the raw rate: UpdateListing price changes through
@@ -153,7 +153,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 
 // measureRaw replaces listing documents picked at random over the
 // catalogue with Put for d, and returns the rate.
-func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Store, n int, d time.Duration) (float64, error) {
+func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Model, n int, d time.Duration) (float64, error) {
 	sample, err := sampleListingDocs(ctx, e, min(n, rawSample))
 	if err != nil {
 		return 0, err
@@ -248,7 +248,7 @@ func sampleListingDocs(ctx context.Context, e *itest.Env, n int) ([]readstore.Li
 // batches of sinkPutBatch as the projector hands them over, cycling
 // through docs until d has passed. Each write carries a new updated_at,
 // so none is a no-op for the store.
-func replaceListings(ctx context.Context, s *readstore.Store, docs []readstore.Listing, lsn int64, d time.Duration) (int, time.Duration, error) {
+func replaceListings(ctx context.Context, s *readstore.Model, docs []readstore.Listing, lsn int64, d time.Duration) (int, time.Duration, error) {
 	start := time.Now()
 	n := 0
 	for i := 0; time.Since(start) < d; i += sinkPutBatch {

@@ -601,7 +601,7 @@ func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 // findAlone runs a search page's find straight on the read store with a
 // server-side time limit, and returns how long it took (limit, if the
 // server stopped it there).
-func findAlone(ctx context.Context, s *readstore.Store, filter, sort bson.D, limit time.Duration) (time.Duration, error) {
+func findAlone(ctx context.Context, s *readstore.Model, filter, sort bson.D, limit time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit+10*time.Second)
 	defer cancel()
 	cmd := bson.D{
@@ -639,7 +639,7 @@ var sqlFieldRE = regexp.MustCompile(`-> '([^']+)'::text`)
 // says it in a few words: what reaches Postgres as SQL, and whether the
 // sort and the limit do. FerretDB 1.24 reports its pushdowns in explain;
 // a server that does not (MongoDB) gets "explain: n/a".
-func explainFind(ctx context.Context, s *readstore.Store, filter, sort bson.D) string {
+func explainFind(ctx context.Context, s *readstore.Model, filter, sort bson.D) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var out struct {

@@ -26,7 +26,7 @@ import (
 // -rebuild-listings listings, against the raw bulk-load rate of the same
 // sink in the same run, while readers keep asking for listings that exist.
 //
-//   - reference: readstore.Store.InsertMany of the same listing documents
+//   - reference: readstore.Model.InsertMany of the same listing documents
 //     (read from Postgres and shaped as the projector shapes them), in
 //     pages of 500, one page in flight, into a new collection without
 //     secondary indexes: what the rebuild's load does, minus the rebuild.

@@ -19,10 +19,10 @@ import (
 // Deps are what the use cases run on.
 type Deps struct {
 	Store   *db.Store
-	Reads   *readstore.Store
+	Reads   *readstore.Model
 	Cache   *cache.Cache
 	Watcher *consistency.Watcher
-	Media   *media.Store
+	Media   *media.Bucket
 	Log     *slog.Logger
 
 	// ConsistencyWait bounds how long a query waits for its token.

@@ -47,12 +47,12 @@ type Env struct {
 	MongoURL    string
 	MongoDB     string
 	Mongo       *mongo.Client
-	Reads       *readstore.Store
+	Reads       *readstore.Model
 	RedisURL    string
 	Redis       redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
 	RedisPrefix string
-	Media       *media.Store // the shared bucket; keys are unique per test
-	Slot        string       // a slot name nobody else uses
+	Media       *media.Bucket // the shared bucket; keys are unique per test
+	Slot        string        // a slot name nobody else uses
 	Publication string
 	Log         *slog.Logger
 

@@ -30,7 +30,7 @@ type Bootstrapped struct {
 //     requests, so any bucket policy is removed;
 //   - it lets the web origins POST uploads and GET images (CORS);
 //   - it expires uploads still tagged pending after PendingDays.
-func (s *Store) Bootstrap(ctx context.Context, webOrigins []string) (Bootstrapped, error) {
+func (s *Bucket) Bootstrap(ctx context.Context, webOrigins []string) (Bootstrapped, error) {
 	var b Bootstrapped
 	exists, err := s.client.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Store) Bootstrap(ctx context.Context, webOrigins []string) (Bootstrappe
 }
 
 // ensurePendingRule puts our lifecycle rule into the bucket's configuration.
-func (s *Store) ensurePendingRule(ctx context.Context) error {
+func (s *Bucket) ensurePendingRule(ctx context.Context) error {
 	cfg, err := s.client.GetBucketLifecycle(ctx, s.cfg.Bucket)
 	if err != nil {
 		if minio.ToErrorResponse(err).Code != "NoSuchLifecycleConfiguration" {
@@ -113,7 +113,7 @@ func PendingRule() lifecycle.Rule {
 }
 
 // Lifecycle returns the bucket's lifecycle rules (for tests and operators).
-func (s *Store) Lifecycle(ctx context.Context) ([]lifecycle.Rule, error) {
+func (s *Bucket) Lifecycle(ctx context.Context) ([]lifecycle.Rule, error) {
 	cfg, err := s.client.GetBucketLifecycle(ctx, s.cfg.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s lifecycle: %w", s.cfg.Bucket, err)
@@ -122,7 +122,7 @@ func (s *Store) Lifecycle(ctx context.Context) ([]lifecycle.Rule, error) {
 }
 
 // RemoveBucket deletes every object and then the bucket (for tests).
-func (s *Store) RemoveBucket(ctx context.Context) error {
+func (s *Bucket) RemoveBucket(ctx context.Context) error {
 	for o, err := range s.List(ctx, "") {
 		if err != nil {
 			return err

@@ -48,14 +48,14 @@ const (
 	DefaultMaxPerListing  = 8
 )
 
-// Store is one bucket of media.
-type Store struct {
+// Bucket is the one bucket that holds the media.
+type Bucket struct {
 	client *minio.Client
 	cfg    Config
 }
 
-// New returns a Store; it does not contact the server.
-func New(cfg Config) (*Store, error) {
+// New returns a Bucket; it does not contact the server.
+func New(cfg Config) (*Bucket, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
@@ -79,12 +79,12 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media store %s: %w", cfg.Endpoint, err)
 	}
-	return &Store{client: c, cfg: cfg}, nil
+	return &Bucket{client: c, cfg: cfg}, nil
 }
 
 // PresignedGet returns a URL that reads the object until it expires.
 // Signing is local: it costs no request to the store.
-func (s *Store) PresignedGet(ctx context.Context, key string) (string, time.Time, error) {
+func (s *Bucket) PresignedGet(ctx context.Context, key string) (string, time.Time, error) {
 	expires := time.Now().Add(s.cfg.GetExpiry)
 	u, err := s.client.PresignedGetObject(ctx, s.cfg.Bucket, key, s.cfg.GetExpiry, url.Values{})
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Store) PresignedGet(ctx context.Context, key string) (string, time.Time
 }
 
 // Config returns the store's settings, defaults filled in.
-func (s *Store) Config() Config { return s.cfg }
+func (s *Bucket) Config() Config { return s.cfg }
 
 // ErrNotFound means the object does not exist.
 var ErrNotFound = errors.New("object not found")
@@ -108,7 +108,7 @@ type Object struct {
 }
 
 // Stat reports an object, or ErrNotFound.
-func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
+func (s *Bucket) Stat(ctx context.Context, key string) (Object, error) {
 	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		return Object{}, classify(notFound(fmt.Errorf("stat %s: %w", key, err)))
@@ -118,7 +118,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Object, error) {
 
 // Open streams an object. Errors, ErrNotFound included, surface on the
 // first read.
-func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+func (s *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, classify(fmt.Errorf("get %s: %w", key, err))
@@ -142,7 +142,7 @@ func (r *object) Read(p []byte) (int, error) {
 func (r *object) Close() error { return r.o.Close() }
 
 // Put stores a small object the server made itself (a thumbnail).
-func (s *Store) Put(ctx context.Context, key, contentType string, data []byte) error {
+func (s *Bucket) Put(ctx context.Context, key, contentType string, data []byte) error {
 	_, err := s.client.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{ContentType: contentType})
 	if err != nil {
 		return classify(fmt.Errorf("put %s: %w", key, err))
@@ -152,7 +152,7 @@ func (s *Store) Put(ctx context.Context, key, contentType string, data []byte) e
 
 // Remove deletes objects. A key that is already gone is not an error, so
 // every cleanup can be retried.
-func (s *Store) Remove(ctx context.Context, keys ...string) error {
+func (s *Bucket) Remove(ctx context.Context, keys ...string) error {
 	var errs []error
 	for _, k := range keys {
 		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, k, minio.RemoveObjectOptions{}); err != nil {
@@ -163,7 +163,7 @@ func (s *Store) Remove(ctx context.Context, keys ...string) error {
 }
 
 // List yields every object whose key starts with prefix.
-func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
+func (s *Bucket) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
 	return func(yield func(Object, error) bool) {
 		for info := range s.client.ListObjectsIter(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 			if info.Err != nil {

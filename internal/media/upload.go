@@ -72,7 +72,7 @@ type Upload struct {
 // pending, until the upload expiry. The store checks all of it: a body of
 // another size, another content type or another key is refused. Signing
 // is local.
-func (s *Store) PresignedPost(ctx context.Context, key, contentType string, size int64) (Upload, error) {
+func (s *Bucket) PresignedPost(ctx context.Context, key, contentType string, size int64) (Upload, error) {
 	expires := time.Now().Add(s.cfg.UploadExpiry)
 	p := minio.NewPostPolicy()
 	for _, err := range []error{
@@ -98,7 +98,7 @@ func (s *Store) PresignedPost(ctx context.Context, key, contentType string, size
 // Promote copies the staged upload at staging to key, without the pending
 // tag, so the lifecycle rule never applies to the copy. The copy is done
 // by the store; its metadata (the content type) comes along.
-func (s *Store) Promote(ctx context.Context, staging, key string) error {
+func (s *Bucket) Promote(ctx context.Context, staging, key string) error {
 	_, err := s.client.CopyObject(ctx,
 		minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: key, ReplaceTags: true},
 		minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: staging})
@@ -111,7 +111,7 @@ func (s *Store) Promote(ctx context.Context, staging, key string) error {
 // MarkConfirmed removes the pending tag, so the lifecycle rule no longer
 // applies to the object. It must happen before the row is confirmed:
 // otherwise a confirmed row could point at an object that expires.
-func (s *Store) MarkConfirmed(ctx context.Context, key string) error {
+func (s *Bucket) MarkConfirmed(ctx context.Context, key string) error {
 	if err := s.client.RemoveObjectTagging(ctx, s.cfg.Bucket, key, minio.RemoveObjectTaggingOptions{}); err != nil {
 		return classify(notFound(fmt.Errorf("untag %s: %w", key, err)))
 	}
@@ -119,7 +119,7 @@ func (s *Store) MarkConfirmed(ctx context.Context, key string) error {
 }
 
 // Tags returns an object's tags (for tests and operators).
-func (s *Store) Tags(ctx context.Context, key string) (map[string]string, error) {
+func (s *Bucket) Tags(ctx context.Context, key string) (map[string]string, error) {
 	t, err := s.client.GetObjectTagging(ctx, s.cfg.Bucket, key, minio.GetObjectTaggingOptions{})
 	if err != nil {
 		return nil, classify(notFound(fmt.Errorf("tags of %s: %w", key, err)))

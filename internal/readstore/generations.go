@@ -73,7 +73,7 @@ var shadowRE = regexp.MustCompile(`^(users|listings|orders|reviews)_g[0-9]+$`)
 func IsGenerationName(name string) bool { return shadowRE.MatchString(name) }
 
 // LoadPointer reads the pointer from the store.
-func (s *Store) LoadPointer(ctx context.Context) (Pointer, error) {
+func (s *Model) LoadPointer(ctx context.Context) (Pointer, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	var p Pointer
@@ -91,7 +91,7 @@ func (s *Store) LoadPointer(ctx context.Context) (Pointer, error) {
 }
 
 // SavePointer writes the pointer: the atomic switch.
-func (s *Store) SavePointer(ctx context.Context, p Pointer) error {
+func (s *Model) SavePointer(ctx context.Context, p Pointer) error {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	p.ID = pointerID
@@ -105,15 +105,15 @@ func (s *Store) SavePointer(ctx context.Context, p Pointer) error {
 	return nil
 }
 
-// use makes the Store resolve logical names through p.
-func (s *Store) use(p Pointer) {
+// use makes the Model resolve logical names through p.
+func (s *Model) use(p Pointer) {
 	p.Collections = maps.Clone(p.Collections)
 	s.pointer.Store(&p)
 }
 
 // Current is the pointer as last loaded, saved or followed, without a
 // round trip; ok is false before the first load.
-func (s *Store) Current() (p Pointer, ok bool) {
+func (s *Model) Current() (p Pointer, ok bool) {
 	if c := s.pointer.Load(); c != nil {
 		return *c, true
 	}
@@ -122,7 +122,7 @@ func (s *Store) Current() (p Pointer, ok bool) {
 
 // Refresh reloads the pointer once. A store without a pointer keeps
 // resolving every name to itself.
-func (s *Store) Refresh(ctx context.Context) (Pointer, error) {
+func (s *Model) Refresh(ctx context.Context) (Pointer, error) {
 	p, err := s.LoadPointer(ctx)
 	if err != nil {
 		return Pointer{}, err
@@ -133,7 +133,7 @@ func (s *Store) Refresh(ctx context.Context) (Pointer, error) {
 
 // Follow refreshes the pointer every interval until ctx ends, so a switch
 // reaches this process within that interval and without a restart.
-func (s *Store) Follow(ctx context.Context, interval time.Duration) {
+func (s *Model) Follow(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -147,7 +147,7 @@ func (s *Store) Follow(ctx context.Context, interval time.Duration) {
 }
 
 // Physical returns the collection a logical name currently resolves to.
-func (s *Store) Physical(name string) string {
+func (s *Model) Physical(name string) string {
 	if c := s.pointer.Load(); c != nil {
 		if p, ok := c.Collections[name]; ok {
 			return p
@@ -157,14 +157,14 @@ func (s *Store) Physical(name string) string {
 }
 
 // CollectionNames lists the database's collections.
-func (s *Store) CollectionNames(ctx context.Context) ([]string, error) {
+func (s *Model) CollectionNames(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	return s.db.ListCollectionNames(ctx, bson.D{})
 }
 
 // DropCollection drops a physical collection.
-func (s *Store) DropCollection(ctx context.Context, name string) error {
+func (s *Model) DropCollection(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
 	defer cancel()
 	return s.db.Collection(name).Drop(ctx)
@@ -172,7 +172,7 @@ func (s *Store) DropCollection(ctx context.Context, name string) error {
 
 // InsertMany inserts new documents into a physical collection: the fast
 // path of a bulk load, where every document is new.
-func (s *Store) InsertMany(ctx context.Context, collection string, docs []any) error {
+func (s *Model) InsertMany(ctx context.Context, collection string, docs []any) error {
 	if len(docs) == 0 {
 		return nil
 	}

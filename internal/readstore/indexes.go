@@ -33,7 +33,7 @@ var indexes = map[string][]mongo.IndexModel{
 // EnsureIndexes creates the indexes the queries need; it is idempotent.
 // Indexes are created one at a time: FerretDB 1.24 drops the connection
 // when a createIndexes with several indexes names one that exists.
-func (s *Store) EnsureIndexes(ctx context.Context) error {
+func (s *Model) EnsureIndexes(ctx context.Context) error {
 	for coll := range indexes {
 		if err := s.EnsureIndexesOn(ctx, coll, coll); err != nil {
 			return err
@@ -44,7 +44,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 
 // EnsureIndexesOn creates a logical collection's indexes on the named
 // physical collection (a generation being built).
-func (s *Store) EnsureIndexesOn(ctx context.Context, logical, physical string) error {
+func (s *Model) EnsureIndexesOn(ctx context.Context, logical, physical string) error {
 	for _, m := range indexes[logical] {
 		ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
 		_, err := s.coll(physical).Indexes().CreateOne(ctx, m)

@@ -24,8 +24,8 @@ import (
 // ErrNotFound means the read store has no such document.
 var ErrNotFound = errors.New("document not found")
 
-// Store is the read model in one Mongo database.
-type Store struct {
+// Model is the read model in one Mongo database.
+type Model struct {
 	db *mongo.Database
 	// OpTimeout bounds every call, so that a hung server fails fast
 	// instead of piling up requests.
@@ -36,9 +36,9 @@ type Store struct {
 	pointer atomic.Pointer[Pointer] // the live pointer: logical → physical names
 }
 
-// New returns a Store over db.
-func New(db *mongo.Database) *Store {
-	return &Store{db: db, OpTimeout: 5 * time.Second, WriteConcurrency: 4}
+// New returns a Model over db.
+func New(db *mongo.Database) *Model {
+	return &Model{db: db, OpTimeout: 5 * time.Second, WriteConcurrency: 4}
 }
 
 // Connect dials uri and returns the client (close it with Disconnect).
@@ -85,21 +85,21 @@ func ParseWriteConcern(s string) (*writeconcern.WriteConcern, error) {
 func ptrTo[T any](v T) *T { return &v }
 
 // Ping checks that the server answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *Model) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	return classify(s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
 }
 
 // DB exposes the database to tools and tests.
-func (s *Store) DB() *mongo.Database { return s.db }
+func (s *Model) DB() *mongo.Database { return s.db }
 
 // coll resolves a logical collection name through the pointer; a physical
 // name (a generation being built) resolves to itself.
-func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(s.Physical(name)) }
+func (s *Model) coll(name string) *mongo.Collection { return s.db.Collection(s.Physical(name)) }
 
 // FindRaw returns one document as stored, ready to cache.
-func (s *Store) FindRaw(ctx context.Context, collection, id string) (bson.Raw, error) {
+func (s *Model) FindRaw(ctx context.Context, collection, id string) (bson.Raw, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	raw, err := s.coll(collection).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
@@ -120,7 +120,7 @@ func Decode[T any](raw []byte) (T, error) {
 }
 
 // Find returns one document, decoded.
-func Find[T any](ctx context.Context, s *Store, collection, id string) (T, error) {
+func Find[T any](ctx context.Context, s *Model, collection, id string) (T, error) {
 	raw, err := s.FindRaw(ctx, collection, id)
 	if err != nil {
 		var zero T
@@ -153,7 +153,7 @@ type Stamped interface{ Stamp() int64 }
 // duplicate key means "already newer" and the document is skipped. So a
 // writer that finishes late (a paused old CDC waking up in the middle of a
 // batch) cannot undo newer work. MongoDB and FerretDB answer alike.
-func (s *Store) Put(ctx context.Context, collection string, ids []string, docs []any) error {
+func (s *Model) Put(ctx context.Context, collection string, ids []string, docs []any) error {
 	if len(ids) != len(docs) {
 		return fmt.Errorf("put %s: %d ids for %d documents", collection, len(ids), len(docs))
 	}
@@ -194,7 +194,7 @@ func (s *Store) Put(ctx context.Context, collection string, ids []string, docs [
 }
 
 // Delete removes documents whose source rows are gone.
-func (s *Store) Delete(ctx context.Context, collection string, ids []string) error {
+func (s *Model) Delete(ctx context.Context, collection string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -208,7 +208,7 @@ func (s *Store) Delete(ctx context.Context, collection string, ids []string) err
 }
 
 // Each streams every document of a collection to fn, in no set order.
-func (s *Store) Each(ctx context.Context, collection string, fn func(raw bson.Raw) error) error {
+func (s *Model) Each(ctx context.Context, collection string, fn func(raw bson.Raw) error) error {
 	cur, err := s.coll(collection).Find(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", collection, err)
@@ -224,7 +224,7 @@ func (s *Store) Each(ctx context.Context, collection string, fn func(raw bson.Ra
 
 // EachID streams the _id of every document of a collection to fn, n at a
 // time, in no set order: memory stays bounded whatever the collection's size.
-func (s *Store) EachID(ctx context.Context, collection string, n int, fn func(ids []string) error) error {
+func (s *Model) EachID(ctx context.Context, collection string, n int, fn func(ids []string) error) error {
 	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().
 		SetProjection(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(int32(n)))
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Store) EachID(ctx context.Context, collection string, n int, fn func(id
 }
 
 // IDs returns the _id of every document in a collection.
-func (s *Store) IDs(ctx context.Context, collection string) ([]string, error) {
+func (s *Model) IDs(ctx context.Context, collection string) ([]string, error) {
 	cur, err := s.coll(collection).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", collection, err)

@@ -124,7 +124,7 @@ func sortSpec(s Sort) bson.D {
 
 // SearchListings returns up to limit listings after the cursor (nil: from
 // the start) in the given order, and whether more follow.
-func (s *Store) SearchListings(ctx context.Context, f ListingFilter, order Sort, cur *Cursor, limit int) ([]Listing, bool, error) {
+func (s *Model) SearchListings(ctx context.Context, f ListingFilter, order Sort, cur *Cursor, limit int) ([]Listing, bool, error) {
 	q := f.Query()
 	if cur != nil {
 		q = append(q, after(order, cur)...) // a top-level $or
@@ -140,7 +140,7 @@ type OrderFilter struct {
 }
 
 // ListOrders returns a user's orders, newest first, after the cursor.
-func (s *Store) ListOrders(ctx context.Context, f OrderFilter, cur *Cursor, limit int) ([]Order, bool, error) {
+func (s *Model) ListOrders(ctx context.Context, f OrderFilter, cur *Cursor, limit int) ([]Order, bool, error) {
 	q := bson.D{{Key: f.Role + ".id", Value: f.UserID}}
 	if f.Status != "" {
 		q = append(q, bson.E{Key: "status", Value: f.Status})
@@ -152,7 +152,7 @@ func (s *Store) ListOrders(ctx context.Context, f OrderFilter, cur *Cursor, limi
 }
 
 // ListSellerReviews returns a seller's reviews, newest first, after the cursor.
-func (s *Store) ListSellerReviews(ctx context.Context, sellerID string, cur *Cursor, limit int) ([]Review, bool, error) {
+func (s *Model) ListSellerReviews(ctx context.Context, sellerID string, cur *Cursor, limit int) ([]Review, bool, error) {
 	q := bson.D{{Key: "seller_id", Value: sellerID}}
 	if cur != nil {
 		q = append(q, after(SortNewest, cur)...)
@@ -164,7 +164,7 @@ func (s *Store) ListSellerReviews(ctx context.Context, sellerID string, cur *Cur
 // page exists. It sends the find command itself so that it can carry
 // maxTimeMS: the driver sends none for cursor-returning finds, and a
 // server whose client gave up would otherwise keep working on the query.
-func findPage[T any](ctx context.Context, s *Store, collection string, q, sort bson.D, limit int) ([]T, bool, error) {
+func findPage[T any](ctx context.Context, s *Model, collection string, q, sort bson.D, limit int) ([]T, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 	defer cancel()
 	cmd := bson.D{

@@ -30,7 +30,7 @@ type APIOptions struct {
 	// Cache, if set, adjusts the API's cache after it is built.
 	Cache func(*cache.Cache)
 	// Media is the object store; nil opens the one cfg names.
-	Media *media.Store
+	Media *media.Bucket
 }
 
 // API is one `swapmeet serve` process.
@@ -44,7 +44,7 @@ type API struct {
 	cfg     config.Config
 	clients *Clients
 	watcher *consistency.Watcher
-	media   *media.Store
+	media   *media.Bucket
 	log     *slog.Logger
 }
 

@@ -25,7 +25,7 @@ import (
 // restarts later costs errors, not a crash.
 type Clients struct {
 	PG    *pgxpool.Pool
-	Reads *readstore.Store
+	Reads *readstore.Model
 	Redis redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
 	Pages redis.UniversalClient // search pages: Redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
 

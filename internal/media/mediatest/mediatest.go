@@ -37,7 +37,7 @@ const Origin = "http://localhost:5173"
 // bootstrapped as `serve` does and removed when the test ends. Each test
 // gets its own, so a sweep in one test cannot see another's objects.
 // configure, if given, adjusts the settings first.
-func Bucket(t T, configure ...func(*media.Config)) *media.Store {
+func Bucket(t T, configure ...func(*media.Config)) *media.Bucket {
 	t.Helper()
 	cfg, err := config.FromEnv()
 	if err != nil {
