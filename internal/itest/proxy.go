@@ -6,18 +6,16 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 )
 
-// Proxy forwards TCP connections to a service and can hold everything in
-// flight: a network partition between one process and that service.
+// Proxy forwards TCP connections to a service and can hold what clients
+// send: a partition on the path from one process to that service.
 // Bytes a client sends while the proxy holds are read, kept, and
 // delivered when it lets go, even if the client has closed meanwhile, as
 // a network delivers what was already on the wire.
 type Proxy struct {
 	ln     net.Listener
 	target string
-	held   atomic.Int64 // bytes read from clients while holding
 
 	mu      sync.Mutex
 	holding bool
@@ -45,7 +43,9 @@ func StartProxy(t T, target string) *Proxy {
 // Addr is the proxy's "host:port".
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Hold stops delivering bytes in either direction.
+// Hold stops delivering what clients send; what the service sends still
+// flows, so requests already delivered are answered and the next ones
+// queue up on the wire.
 func (p *Proxy) Hold() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -66,7 +66,15 @@ func (p *Proxy) Release() {
 }
 
 // Held is how many bytes clients have sent while the proxy held.
-func (p *Proxy) Held() int64 { return p.held.Load() }
+func (p *Proxy) Held() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, c := range p.chunks {
+		n += int64(len(c))
+	}
+	return n
+}
 
 // HeldWith counts the reads from clients, while holding, that contain
 // marker: for instance the requests of one command.
@@ -116,7 +124,8 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pipe copies src to dst, waiting at the gate before each write. client
+// pipe copies src to dst; from a client, it waits at the gate before each
+// write. client
 // is src when it is the client's side, nil when it is the service's.
 func (p *Proxy) pipe(dst, src, client net.Conn) {
 	buf := make([]byte, 32<<10)
@@ -126,7 +135,6 @@ func (p *Proxy) pipe(dst, src, client net.Conn) {
 			holding, wait := p.gate()
 			switch {
 			case holding && client != nil:
-				p.held.Add(int64(n))
 				p.mu.Lock()
 				p.waiting[client] = true
 				p.chunks = append(p.chunks, bytes.Clone(buf[:n]))
@@ -138,7 +146,9 @@ func (p *Proxy) pipe(dst, src, client net.Conn) {
 				delete(p.waiting, dst)
 				p.mu.Unlock()
 			}
-			<-wait
+			if client != nil {
+				<-wait
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				_ = src.Close()
 				return
