@@ -1371,6 +1371,112 @@ func (x *DeleteMediaResponse) GetConsistencyToken() string {
 	return ""
 }
 
+type WatchListingRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// A resume_token from an earlier stream, or a write's consistency_token.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchListingRequest) Reset() {
+	*x = WatchListingRequest{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchListingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchListingRequest) ProtoMessage() {}
+
+func (x *WatchListingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchListingRequest.ProtoReflect.Descriptor instead.
+func (*WatchListingRequest) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WatchListingRequest) GetListingId() string {
+	if x != nil {
+		return x.ListingId
+	}
+	return ""
+}
+
+func (x *WatchListingRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+type WatchListingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing's whole current state; unset in a heartbeat.
+	Listing       *Listing `protobuf:"bytes,1,opt,name=listing,proto3" json:"listing,omitempty"`
+	ResumeToken   string   `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchListingResponse) Reset() {
+	*x = WatchListingResponse{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchListingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchListingResponse) ProtoMessage() {}
+
+func (x *WatchListingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchListingResponse.ProtoReflect.Descriptor instead.
+func (*WatchListingResponse) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchListingResponse) GetListing() *Listing {
+	if x != nil {
+		return x.Listing
+	}
+	return nil
+}
+
+func (x *WatchListingResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 var File_swapmeet_v1_listing_proto protoreflect.FileDescriptor
 
 const file_swapmeet_v1_listing_proto_rawDesc = "" +
@@ -1499,7 +1605,14 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"listing_id\x18\x01 \x01(\tR\tlistingId\x12\x19\n" +
 	"\bmedia_id\x18\x02 \x01(\tR\amediaId\"B\n" +
 	"\x13DeleteMediaResponse\x12+\n" +
-	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken*\x8d\x01\n" +
+	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken\"W\n" +
+	"\x13WatchListingRequest\x12\x1d\n" +
+	"\n" +
+	"listing_id\x18\x01 \x01(\tR\tlistingId\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"i\n" +
+	"\x14WatchListingResponse\x12.\n" +
+	"\alisting\x18\x01 \x01(\v2\x14.swapmeet.v1.ListingR\alisting\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken*\x8d\x01\n" +
 	"\tCondition\x12\x19\n" +
 	"\x15CONDITION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCONDITION_NEW\x10\x01\x12\x16\n" +
@@ -1517,7 +1630,7 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x17SEARCH_SORT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SEARCH_SORT_NEWEST\x10\x01\x12\x19\n" +
 	"\x15SEARCH_SORT_PRICE_ASC\x10\x02\x12\x1a\n" +
-	"\x16SEARCH_SORT_PRICE_DESC\x10\x032\xef\x05\n" +
+	"\x16SEARCH_SORT_PRICE_DESC\x10\x032\xcb\x06\n" +
 	"\x0eListingService\x12V\n" +
 	"\rCreateListing\x12!.swapmeet.v1.CreateListingRequest\x1a\".swapmeet.v1.CreateListingResponse\x12V\n" +
 	"\rUpdateListing\x12!.swapmeet.v1.UpdateListingRequest\x1a\".swapmeet.v1.UpdateListingResponse\x12\\\n" +
@@ -1527,7 +1640,8 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x0eSearchListings\x12\".swapmeet.v1.SearchListingsRequest\x1a#.swapmeet.v1.SearchListingsResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\x11CreateMediaUpload\x12%.swapmeet.v1.CreateMediaUploadRequest\x1a&.swapmeet.v1.CreateMediaUploadResponse\x12e\n" +
 	"\x12ConfirmMediaUpload\x12&.swapmeet.v1.ConfirmMediaUploadRequest\x1a'.swapmeet.v1.ConfirmMediaUploadResponse\x12P\n" +
-	"\vDeleteMedia\x12\x1f.swapmeet.v1.DeleteMediaRequest\x1a .swapmeet.v1.DeleteMediaResponseBBZ@github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1;swapmeetv1b\x06proto3"
+	"\vDeleteMedia\x12\x1f.swapmeet.v1.DeleteMediaRequest\x1a .swapmeet.v1.DeleteMediaResponse\x12Z\n" +
+	"\fWatchListing\x12 .swapmeet.v1.WatchListingRequest\x1a!.swapmeet.v1.WatchListingResponse\"\x03\x90\x02\x010\x01BBZ@github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1;swapmeetv1b\x06proto3"
 
 var (
 	file_swapmeet_v1_listing_proto_rawDescOnce sync.Once
@@ -1542,7 +1656,7 @@ func file_swapmeet_v1_listing_proto_rawDescGZIP() []byte {
 }
 
 var file_swapmeet_v1_listing_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_swapmeet_v1_listing_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_swapmeet_v1_listing_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_swapmeet_v1_listing_proto_goTypes = []any{
 	(Condition)(0),                     // 0: swapmeet.v1.Condition
 	(ListingStatus)(0),                 // 1: swapmeet.v1.ListingStatus
@@ -1564,64 +1678,69 @@ var file_swapmeet_v1_listing_proto_goTypes = []any{
 	(*ConfirmMediaUploadResponse)(nil), // 17: swapmeet.v1.ConfirmMediaUploadResponse
 	(*DeleteMediaRequest)(nil),         // 18: swapmeet.v1.DeleteMediaRequest
 	(*DeleteMediaResponse)(nil),        // 19: swapmeet.v1.DeleteMediaResponse
-	nil,                                // 20: swapmeet.v1.Listing.AttributesEntry
-	nil,                                // 21: swapmeet.v1.CreateListingRequest.AttributesEntry
-	nil,                                // 22: swapmeet.v1.UpdateListingRequest.AttributesEntry
-	nil,                                // 23: swapmeet.v1.SearchListingsRequest.AttributesEntry
-	nil,                                // 24: swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
-	(*UserSummary)(nil),                // 25: swapmeet.v1.UserSummary
-	(*Money)(nil),                      // 26: swapmeet.v1.Money
-	(*Media)(nil),                      // 27: swapmeet.v1.Media
-	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 29: google.protobuf.FieldMask
+	(*WatchListingRequest)(nil),        // 20: swapmeet.v1.WatchListingRequest
+	(*WatchListingResponse)(nil),       // 21: swapmeet.v1.WatchListingResponse
+	nil,                                // 22: swapmeet.v1.Listing.AttributesEntry
+	nil,                                // 23: swapmeet.v1.CreateListingRequest.AttributesEntry
+	nil,                                // 24: swapmeet.v1.UpdateListingRequest.AttributesEntry
+	nil,                                // 25: swapmeet.v1.SearchListingsRequest.AttributesEntry
+	nil,                                // 26: swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
+	(*UserSummary)(nil),                // 27: swapmeet.v1.UserSummary
+	(*Money)(nil),                      // 28: swapmeet.v1.Money
+	(*Media)(nil),                      // 29: swapmeet.v1.Media
+	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 31: google.protobuf.FieldMask
 }
 var file_swapmeet_v1_listing_proto_depIdxs = []int32{
-	25, // 0: swapmeet.v1.Listing.seller:type_name -> swapmeet.v1.UserSummary
+	27, // 0: swapmeet.v1.Listing.seller:type_name -> swapmeet.v1.UserSummary
 	0,  // 1: swapmeet.v1.Listing.condition:type_name -> swapmeet.v1.Condition
-	26, // 2: swapmeet.v1.Listing.price:type_name -> swapmeet.v1.Money
-	20, // 3: swapmeet.v1.Listing.attributes:type_name -> swapmeet.v1.Listing.AttributesEntry
+	28, // 2: swapmeet.v1.Listing.price:type_name -> swapmeet.v1.Money
+	22, // 3: swapmeet.v1.Listing.attributes:type_name -> swapmeet.v1.Listing.AttributesEntry
 	1,  // 4: swapmeet.v1.Listing.status:type_name -> swapmeet.v1.ListingStatus
-	27, // 5: swapmeet.v1.Listing.media:type_name -> swapmeet.v1.Media
-	28, // 6: swapmeet.v1.Listing.created_at:type_name -> google.protobuf.Timestamp
-	28, // 7: swapmeet.v1.Listing.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 5: swapmeet.v1.Listing.media:type_name -> swapmeet.v1.Media
+	30, // 6: swapmeet.v1.Listing.created_at:type_name -> google.protobuf.Timestamp
+	30, // 7: swapmeet.v1.Listing.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: swapmeet.v1.CreateListingRequest.condition:type_name -> swapmeet.v1.Condition
-	26, // 9: swapmeet.v1.CreateListingRequest.price:type_name -> swapmeet.v1.Money
-	21, // 10: swapmeet.v1.CreateListingRequest.attributes:type_name -> swapmeet.v1.CreateListingRequest.AttributesEntry
+	28, // 9: swapmeet.v1.CreateListingRequest.price:type_name -> swapmeet.v1.Money
+	23, // 10: swapmeet.v1.CreateListingRequest.attributes:type_name -> swapmeet.v1.CreateListingRequest.AttributesEntry
 	0,  // 11: swapmeet.v1.UpdateListingRequest.condition:type_name -> swapmeet.v1.Condition
-	26, // 12: swapmeet.v1.UpdateListingRequest.price:type_name -> swapmeet.v1.Money
-	22, // 13: swapmeet.v1.UpdateListingRequest.attributes:type_name -> swapmeet.v1.UpdateListingRequest.AttributesEntry
-	29, // 14: swapmeet.v1.UpdateListingRequest.update_mask:type_name -> google.protobuf.FieldMask
+	28, // 12: swapmeet.v1.UpdateListingRequest.price:type_name -> swapmeet.v1.Money
+	24, // 13: swapmeet.v1.UpdateListingRequest.attributes:type_name -> swapmeet.v1.UpdateListingRequest.AttributesEntry
+	31, // 14: swapmeet.v1.UpdateListingRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 15: swapmeet.v1.GetListingResponse.listing:type_name -> swapmeet.v1.Listing
 	0,  // 16: swapmeet.v1.SearchListingsRequest.condition:type_name -> swapmeet.v1.Condition
-	26, // 17: swapmeet.v1.SearchListingsRequest.min_price:type_name -> swapmeet.v1.Money
-	26, // 18: swapmeet.v1.SearchListingsRequest.max_price:type_name -> swapmeet.v1.Money
-	23, // 19: swapmeet.v1.SearchListingsRequest.attributes:type_name -> swapmeet.v1.SearchListingsRequest.AttributesEntry
+	28, // 17: swapmeet.v1.SearchListingsRequest.min_price:type_name -> swapmeet.v1.Money
+	28, // 18: swapmeet.v1.SearchListingsRequest.max_price:type_name -> swapmeet.v1.Money
+	25, // 19: swapmeet.v1.SearchListingsRequest.attributes:type_name -> swapmeet.v1.SearchListingsRequest.AttributesEntry
 	1,  // 20: swapmeet.v1.SearchListingsRequest.status:type_name -> swapmeet.v1.ListingStatus
 	2,  // 21: swapmeet.v1.SearchListingsRequest.sort:type_name -> swapmeet.v1.SearchSort
 	3,  // 22: swapmeet.v1.SearchListingsResponse.listings:type_name -> swapmeet.v1.Listing
-	24, // 23: swapmeet.v1.CreateMediaUploadResponse.form_fields:type_name -> swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
-	28, // 24: swapmeet.v1.CreateMediaUploadResponse.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 25: swapmeet.v1.ListingService.CreateListing:input_type -> swapmeet.v1.CreateListingRequest
-	6,  // 26: swapmeet.v1.ListingService.UpdateListing:input_type -> swapmeet.v1.UpdateListingRequest
-	8,  // 27: swapmeet.v1.ListingService.WithdrawListing:input_type -> swapmeet.v1.WithdrawListingRequest
-	10, // 28: swapmeet.v1.ListingService.GetListing:input_type -> swapmeet.v1.GetListingRequest
-	12, // 29: swapmeet.v1.ListingService.SearchListings:input_type -> swapmeet.v1.SearchListingsRequest
-	14, // 30: swapmeet.v1.ListingService.CreateMediaUpload:input_type -> swapmeet.v1.CreateMediaUploadRequest
-	16, // 31: swapmeet.v1.ListingService.ConfirmMediaUpload:input_type -> swapmeet.v1.ConfirmMediaUploadRequest
-	18, // 32: swapmeet.v1.ListingService.DeleteMedia:input_type -> swapmeet.v1.DeleteMediaRequest
-	5,  // 33: swapmeet.v1.ListingService.CreateListing:output_type -> swapmeet.v1.CreateListingResponse
-	7,  // 34: swapmeet.v1.ListingService.UpdateListing:output_type -> swapmeet.v1.UpdateListingResponse
-	9,  // 35: swapmeet.v1.ListingService.WithdrawListing:output_type -> swapmeet.v1.WithdrawListingResponse
-	11, // 36: swapmeet.v1.ListingService.GetListing:output_type -> swapmeet.v1.GetListingResponse
-	13, // 37: swapmeet.v1.ListingService.SearchListings:output_type -> swapmeet.v1.SearchListingsResponse
-	15, // 38: swapmeet.v1.ListingService.CreateMediaUpload:output_type -> swapmeet.v1.CreateMediaUploadResponse
-	17, // 39: swapmeet.v1.ListingService.ConfirmMediaUpload:output_type -> swapmeet.v1.ConfirmMediaUploadResponse
-	19, // 40: swapmeet.v1.ListingService.DeleteMedia:output_type -> swapmeet.v1.DeleteMediaResponse
-	33, // [33:41] is the sub-list for method output_type
-	25, // [25:33] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	26, // 23: swapmeet.v1.CreateMediaUploadResponse.form_fields:type_name -> swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
+	30, // 24: swapmeet.v1.CreateMediaUploadResponse.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 25: swapmeet.v1.WatchListingResponse.listing:type_name -> swapmeet.v1.Listing
+	4,  // 26: swapmeet.v1.ListingService.CreateListing:input_type -> swapmeet.v1.CreateListingRequest
+	6,  // 27: swapmeet.v1.ListingService.UpdateListing:input_type -> swapmeet.v1.UpdateListingRequest
+	8,  // 28: swapmeet.v1.ListingService.WithdrawListing:input_type -> swapmeet.v1.WithdrawListingRequest
+	10, // 29: swapmeet.v1.ListingService.GetListing:input_type -> swapmeet.v1.GetListingRequest
+	12, // 30: swapmeet.v1.ListingService.SearchListings:input_type -> swapmeet.v1.SearchListingsRequest
+	14, // 31: swapmeet.v1.ListingService.CreateMediaUpload:input_type -> swapmeet.v1.CreateMediaUploadRequest
+	16, // 32: swapmeet.v1.ListingService.ConfirmMediaUpload:input_type -> swapmeet.v1.ConfirmMediaUploadRequest
+	18, // 33: swapmeet.v1.ListingService.DeleteMedia:input_type -> swapmeet.v1.DeleteMediaRequest
+	20, // 34: swapmeet.v1.ListingService.WatchListing:input_type -> swapmeet.v1.WatchListingRequest
+	5,  // 35: swapmeet.v1.ListingService.CreateListing:output_type -> swapmeet.v1.CreateListingResponse
+	7,  // 36: swapmeet.v1.ListingService.UpdateListing:output_type -> swapmeet.v1.UpdateListingResponse
+	9,  // 37: swapmeet.v1.ListingService.WithdrawListing:output_type -> swapmeet.v1.WithdrawListingResponse
+	11, // 38: swapmeet.v1.ListingService.GetListing:output_type -> swapmeet.v1.GetListingResponse
+	13, // 39: swapmeet.v1.ListingService.SearchListings:output_type -> swapmeet.v1.SearchListingsResponse
+	15, // 40: swapmeet.v1.ListingService.CreateMediaUpload:output_type -> swapmeet.v1.CreateMediaUploadResponse
+	17, // 41: swapmeet.v1.ListingService.ConfirmMediaUpload:output_type -> swapmeet.v1.ConfirmMediaUploadResponse
+	19, // 42: swapmeet.v1.ListingService.DeleteMedia:output_type -> swapmeet.v1.DeleteMediaResponse
+	21, // 43: swapmeet.v1.ListingService.WatchListing:output_type -> swapmeet.v1.WatchListingResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_swapmeet_v1_listing_proto_init() }
@@ -1636,7 +1755,7 @@ func file_swapmeet_v1_listing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swapmeet_v1_listing_proto_rawDesc), len(file_swapmeet_v1_listing_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1077,6 +1077,123 @@ func (x *CancelOrderResponse) GetConsistencyToken() string {
 	return ""
 }
 
+type WatchOrdersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Buyer, seller, or unspecified for both.
+	Role OrderRole `protobuf:"varint,1,opt,name=role,proto3,enum=swapmeet.v1.OrderRole" json:"role,omitempty"`
+	// A resume_token from an earlier stream, or a write's consistency_token.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrdersRequest) Reset() {
+	*x = WatchOrdersRequest{}
+	mi := &file_swapmeet_v1_order_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrdersRequest) ProtoMessage() {}
+
+func (x *WatchOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_order_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrdersRequest.ProtoReflect.Descriptor instead.
+func (*WatchOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_order_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WatchOrdersRequest) GetRole() OrderRole {
+	if x != nil {
+		return x.Role
+	}
+	return OrderRole_ORDER_ROLE_UNSPECIFIED
+}
+
+func (x *WatchOrdersRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+type WatchOrdersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One order's whole current state; unset in a heartbeat or a resync.
+	Order       *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// The stream could not say what changed since the client's position:
+	// refetch with ListOrders (consistency_token = this resume_token).
+	Resync        bool `protobuf:"varint,3,opt,name=resync,proto3" json:"resync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrdersResponse) Reset() {
+	*x = WatchOrdersResponse{}
+	mi := &file_swapmeet_v1_order_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrdersResponse) ProtoMessage() {}
+
+func (x *WatchOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_order_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrdersResponse.ProtoReflect.Descriptor instead.
+func (*WatchOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_order_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchOrdersResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+func (x *WatchOrdersResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchOrdersResponse) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
 var File_swapmeet_v1_order_proto protoreflect.FileDescriptor
 
 const file_swapmeet_v1_order_proto_rawDesc = "" +
@@ -1142,7 +1259,14 @@ const file_swapmeet_v1_order_proto_rawDesc = "" +
 	"\x12CancelOrderRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"B\n" +
 	"\x13CancelOrderResponse\x12+\n" +
-	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken*\xae\x01\n" +
+	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken\"c\n" +
+	"\x12WatchOrdersRequest\x12*\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x16.swapmeet.v1.OrderRoleR\x04role\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"z\n" +
+	"\x13WatchOrdersResponse\x12(\n" +
+	"\x05order\x18\x01 \x01(\v2\x12.swapmeet.v1.OrderR\x05order\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12\x16\n" +
+	"\x06resync\x18\x03 \x01(\bR\x06resync*\xae\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\n" +
@@ -1153,7 +1277,7 @@ const file_swapmeet_v1_order_proto_rawDesc = "" +
 	"\tOrderRole\x12\x1a\n" +
 	"\x16ORDER_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ORDER_ROLE_BUYER\x10\x01\x12\x15\n" +
-	"\x11ORDER_ROLE_SELLER\x10\x022\xe8\x04\n" +
+	"\x11ORDER_ROLE_SELLER\x10\x022\xc1\x05\n" +
 	"\fOrderService\x12M\n" +
 	"\n" +
 	"PlaceOrder\x12\x1e.swapmeet.v1.PlaceOrderRequest\x1a\x1f.swapmeet.v1.PlaceOrderResponse\x12L\n" +
@@ -1163,7 +1287,8 @@ const file_swapmeet_v1_order_proto_rawDesc = "" +
 	"\rMarkOrderPaid\x12!.swapmeet.v1.MarkOrderPaidRequest\x1a\".swapmeet.v1.MarkOrderPaidResponse\x12_\n" +
 	"\x10MarkOrderShipped\x12$.swapmeet.v1.MarkOrderShippedRequest\x1a%.swapmeet.v1.MarkOrderShippedResponse\x12\\\n" +
 	"\x0fConfirmDelivery\x12#.swapmeet.v1.ConfirmDeliveryRequest\x1a$.swapmeet.v1.ConfirmDeliveryResponse\x12P\n" +
-	"\vCancelOrder\x12\x1f.swapmeet.v1.CancelOrderRequest\x1a .swapmeet.v1.CancelOrderResponseBBZ@github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1;swapmeetv1b\x06proto3"
+	"\vCancelOrder\x12\x1f.swapmeet.v1.CancelOrderRequest\x1a .swapmeet.v1.CancelOrderResponse\x12W\n" +
+	"\vWatchOrders\x12\x1f.swapmeet.v1.WatchOrdersRequest\x1a .swapmeet.v1.WatchOrdersResponse\"\x03\x90\x02\x010\x01BBZ@github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1;swapmeetv1b\x06proto3"
 
 var (
 	file_swapmeet_v1_order_proto_rawDescOnce sync.Once
@@ -1178,7 +1303,7 @@ func file_swapmeet_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_swapmeet_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_swapmeet_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_swapmeet_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_swapmeet_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),                 // 0: swapmeet.v1.OrderStatus
 	(OrderRole)(0),                   // 1: swapmeet.v1.OrderRole
@@ -1199,48 +1324,54 @@ var file_swapmeet_v1_order_proto_goTypes = []any{
 	(*ConfirmDeliveryResponse)(nil),  // 16: swapmeet.v1.ConfirmDeliveryResponse
 	(*CancelOrderRequest)(nil),       // 17: swapmeet.v1.CancelOrderRequest
 	(*CancelOrderResponse)(nil),      // 18: swapmeet.v1.CancelOrderResponse
-	(*UserSummary)(nil),              // 19: swapmeet.v1.UserSummary
-	(*Money)(nil),                    // 20: swapmeet.v1.Money
-	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
-	(*Media)(nil),                    // 22: swapmeet.v1.Media
+	(*WatchOrdersRequest)(nil),       // 19: swapmeet.v1.WatchOrdersRequest
+	(*WatchOrdersResponse)(nil),      // 20: swapmeet.v1.WatchOrdersResponse
+	(*UserSummary)(nil),              // 21: swapmeet.v1.UserSummary
+	(*Money)(nil),                    // 22: swapmeet.v1.Money
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*Media)(nil),                    // 24: swapmeet.v1.Media
 }
 var file_swapmeet_v1_order_proto_depIdxs = []int32{
-	19, // 0: swapmeet.v1.Order.buyer:type_name -> swapmeet.v1.UserSummary
-	19, // 1: swapmeet.v1.Order.seller:type_name -> swapmeet.v1.UserSummary
+	21, // 0: swapmeet.v1.Order.buyer:type_name -> swapmeet.v1.UserSummary
+	21, // 1: swapmeet.v1.Order.seller:type_name -> swapmeet.v1.UserSummary
 	0,  // 2: swapmeet.v1.Order.status:type_name -> swapmeet.v1.OrderStatus
-	20, // 3: swapmeet.v1.Order.total:type_name -> swapmeet.v1.Money
+	22, // 3: swapmeet.v1.Order.total:type_name -> swapmeet.v1.Money
 	3,  // 4: swapmeet.v1.Order.items:type_name -> swapmeet.v1.OrderItem
 	4,  // 5: swapmeet.v1.Order.history:type_name -> swapmeet.v1.OrderStatusChange
-	21, // 6: swapmeet.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	21, // 7: swapmeet.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	20, // 8: swapmeet.v1.OrderItem.price:type_name -> swapmeet.v1.Money
-	22, // 9: swapmeet.v1.OrderItem.thumbnail:type_name -> swapmeet.v1.Media
+	23, // 6: swapmeet.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	23, // 7: swapmeet.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 8: swapmeet.v1.OrderItem.price:type_name -> swapmeet.v1.Money
+	24, // 9: swapmeet.v1.OrderItem.thumbnail:type_name -> swapmeet.v1.Media
 	0,  // 10: swapmeet.v1.OrderStatusChange.status:type_name -> swapmeet.v1.OrderStatus
-	21, // 11: swapmeet.v1.OrderStatusChange.at:type_name -> google.protobuf.Timestamp
-	20, // 12: swapmeet.v1.PlaceOrderResponse.total:type_name -> swapmeet.v1.Money
+	23, // 11: swapmeet.v1.OrderStatusChange.at:type_name -> google.protobuf.Timestamp
+	22, // 12: swapmeet.v1.PlaceOrderResponse.total:type_name -> swapmeet.v1.Money
 	2,  // 13: swapmeet.v1.GetOrderResponse.order:type_name -> swapmeet.v1.Order
 	1,  // 14: swapmeet.v1.ListOrdersRequest.role:type_name -> swapmeet.v1.OrderRole
 	0,  // 15: swapmeet.v1.ListOrdersRequest.status:type_name -> swapmeet.v1.OrderStatus
 	2,  // 16: swapmeet.v1.ListOrdersResponse.orders:type_name -> swapmeet.v1.Order
-	5,  // 17: swapmeet.v1.OrderService.PlaceOrder:input_type -> swapmeet.v1.PlaceOrderRequest
-	7,  // 18: swapmeet.v1.OrderService.GetOrder:input_type -> swapmeet.v1.GetOrderRequest
-	9,  // 19: swapmeet.v1.OrderService.ListOrders:input_type -> swapmeet.v1.ListOrdersRequest
-	11, // 20: swapmeet.v1.OrderService.MarkOrderPaid:input_type -> swapmeet.v1.MarkOrderPaidRequest
-	13, // 21: swapmeet.v1.OrderService.MarkOrderShipped:input_type -> swapmeet.v1.MarkOrderShippedRequest
-	15, // 22: swapmeet.v1.OrderService.ConfirmDelivery:input_type -> swapmeet.v1.ConfirmDeliveryRequest
-	17, // 23: swapmeet.v1.OrderService.CancelOrder:input_type -> swapmeet.v1.CancelOrderRequest
-	6,  // 24: swapmeet.v1.OrderService.PlaceOrder:output_type -> swapmeet.v1.PlaceOrderResponse
-	8,  // 25: swapmeet.v1.OrderService.GetOrder:output_type -> swapmeet.v1.GetOrderResponse
-	10, // 26: swapmeet.v1.OrderService.ListOrders:output_type -> swapmeet.v1.ListOrdersResponse
-	12, // 27: swapmeet.v1.OrderService.MarkOrderPaid:output_type -> swapmeet.v1.MarkOrderPaidResponse
-	14, // 28: swapmeet.v1.OrderService.MarkOrderShipped:output_type -> swapmeet.v1.MarkOrderShippedResponse
-	16, // 29: swapmeet.v1.OrderService.ConfirmDelivery:output_type -> swapmeet.v1.ConfirmDeliveryResponse
-	18, // 30: swapmeet.v1.OrderService.CancelOrder:output_type -> swapmeet.v1.CancelOrderResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	1,  // 17: swapmeet.v1.WatchOrdersRequest.role:type_name -> swapmeet.v1.OrderRole
+	2,  // 18: swapmeet.v1.WatchOrdersResponse.order:type_name -> swapmeet.v1.Order
+	5,  // 19: swapmeet.v1.OrderService.PlaceOrder:input_type -> swapmeet.v1.PlaceOrderRequest
+	7,  // 20: swapmeet.v1.OrderService.GetOrder:input_type -> swapmeet.v1.GetOrderRequest
+	9,  // 21: swapmeet.v1.OrderService.ListOrders:input_type -> swapmeet.v1.ListOrdersRequest
+	11, // 22: swapmeet.v1.OrderService.MarkOrderPaid:input_type -> swapmeet.v1.MarkOrderPaidRequest
+	13, // 23: swapmeet.v1.OrderService.MarkOrderShipped:input_type -> swapmeet.v1.MarkOrderShippedRequest
+	15, // 24: swapmeet.v1.OrderService.ConfirmDelivery:input_type -> swapmeet.v1.ConfirmDeliveryRequest
+	17, // 25: swapmeet.v1.OrderService.CancelOrder:input_type -> swapmeet.v1.CancelOrderRequest
+	19, // 26: swapmeet.v1.OrderService.WatchOrders:input_type -> swapmeet.v1.WatchOrdersRequest
+	6,  // 27: swapmeet.v1.OrderService.PlaceOrder:output_type -> swapmeet.v1.PlaceOrderResponse
+	8,  // 28: swapmeet.v1.OrderService.GetOrder:output_type -> swapmeet.v1.GetOrderResponse
+	10, // 29: swapmeet.v1.OrderService.ListOrders:output_type -> swapmeet.v1.ListOrdersResponse
+	12, // 30: swapmeet.v1.OrderService.MarkOrderPaid:output_type -> swapmeet.v1.MarkOrderPaidResponse
+	14, // 31: swapmeet.v1.OrderService.MarkOrderShipped:output_type -> swapmeet.v1.MarkOrderShippedResponse
+	16, // 32: swapmeet.v1.OrderService.ConfirmDelivery:output_type -> swapmeet.v1.ConfirmDeliveryResponse
+	18, // 33: swapmeet.v1.OrderService.CancelOrder:output_type -> swapmeet.v1.CancelOrderResponse
+	20, // 34: swapmeet.v1.OrderService.WatchOrders:output_type -> swapmeet.v1.WatchOrdersResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_swapmeet_v1_order_proto_init() }
@@ -1255,7 +1386,7 @@ func file_swapmeet_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swapmeet_v1_order_proto_rawDesc), len(file_swapmeet_v1_order_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,9 @@ const (
 	// ListingServiceDeleteMediaProcedure is the fully-qualified name of the ListingService's
 	// DeleteMedia RPC.
 	ListingServiceDeleteMediaProcedure = "/swapmeet.v1.ListingService/DeleteMedia"
+	// ListingServiceWatchListingProcedure is the fully-qualified name of the ListingService's
+	// WatchListing RPC.
+	ListingServiceWatchListingProcedure = "/swapmeet.v1.ListingService/WatchListing"
 )
 
 // ListingServiceClient is a client for the swapmeet.v1.ListingService service.
@@ -92,6 +95,21 @@ type ListingServiceClient interface {
 	// DeleteMedia detaches an image from the listing and deletes the object.
 	// NotFound for an unknown media_id.
 	DeleteMedia(context.Context, *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error)
+	// WatchListing streams one listing as it changes. Anyone may call it.
+	//
+	// The first message is the current state: always without a resume_token,
+	// and with one only if the listing changed after it. Then one message per
+	// committed change; fast changes may be coalesced into the latest state,
+	// but a newer state (by version, or by a change that did not bump it such
+	// as the seller's new name) is never followed by an older one. A message
+	// with no listing is a heartbeat. Every message carries a resume_token:
+	// reconnect with the last one received to miss nothing. A write's
+	// consistency_token is accepted as a resume_token too.
+	//
+	// NotFound for an unknown listing; ResourceExhausted beyond the server's
+	// stream limits. The server ends a stream cleanly after its maximum
+	// lifetime: resume with the last token.
+	WatchListing(context.Context, *connect.Request[v1.WatchListingRequest]) (*connect.ServerStreamForClient[v1.WatchListingResponse], error)
 }
 
 // NewListingServiceClient constructs a client for the swapmeet.v1.ListingService service. By
@@ -155,6 +173,13 @@ func NewListingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(listingServiceMethods.ByName("DeleteMedia")),
 			connect.WithClientOptions(opts...),
 		),
+		watchListing: connect.NewClient[v1.WatchListingRequest, v1.WatchListingResponse](
+			httpClient,
+			baseURL+ListingServiceWatchListingProcedure,
+			connect.WithSchema(listingServiceMethods.ByName("WatchListing")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -168,6 +193,7 @@ type listingServiceClient struct {
 	createMediaUpload  *connect.Client[v1.CreateMediaUploadRequest, v1.CreateMediaUploadResponse]
 	confirmMediaUpload *connect.Client[v1.ConfirmMediaUploadRequest, v1.ConfirmMediaUploadResponse]
 	deleteMedia        *connect.Client[v1.DeleteMediaRequest, v1.DeleteMediaResponse]
+	watchListing       *connect.Client[v1.WatchListingRequest, v1.WatchListingResponse]
 }
 
 // CreateListing calls swapmeet.v1.ListingService.CreateListing.
@@ -210,6 +236,11 @@ func (c *listingServiceClient) DeleteMedia(ctx context.Context, req *connect.Req
 	return c.deleteMedia.CallUnary(ctx, req)
 }
 
+// WatchListing calls swapmeet.v1.ListingService.WatchListing.
+func (c *listingServiceClient) WatchListing(ctx context.Context, req *connect.Request[v1.WatchListingRequest]) (*connect.ServerStreamForClient[v1.WatchListingResponse], error) {
+	return c.watchListing.CallServerStream(ctx, req)
+}
+
 // ListingServiceHandler is an implementation of the swapmeet.v1.ListingService service.
 type ListingServiceHandler interface {
 	// CreateListing puts an item up for sale as AVAILABLE, at version 1.
@@ -243,6 +274,21 @@ type ListingServiceHandler interface {
 	// DeleteMedia detaches an image from the listing and deletes the object.
 	// NotFound for an unknown media_id.
 	DeleteMedia(context.Context, *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error)
+	// WatchListing streams one listing as it changes. Anyone may call it.
+	//
+	// The first message is the current state: always without a resume_token,
+	// and with one only if the listing changed after it. Then one message per
+	// committed change; fast changes may be coalesced into the latest state,
+	// but a newer state (by version, or by a change that did not bump it such
+	// as the seller's new name) is never followed by an older one. A message
+	// with no listing is a heartbeat. Every message carries a resume_token:
+	// reconnect with the last one received to miss nothing. A write's
+	// consistency_token is accepted as a resume_token too.
+	//
+	// NotFound for an unknown listing; ResourceExhausted beyond the server's
+	// stream limits. The server ends a stream cleanly after its maximum
+	// lifetime: resume with the last token.
+	WatchListing(context.Context, *connect.Request[v1.WatchListingRequest], *connect.ServerStream[v1.WatchListingResponse]) error
 }
 
 // NewListingServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -302,6 +348,13 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(listingServiceMethods.ByName("DeleteMedia")),
 		connect.WithHandlerOptions(opts...),
 	)
+	listingServiceWatchListingHandler := connect.NewServerStreamHandler(
+		ListingServiceWatchListingProcedure,
+		svc.WatchListing,
+		connect.WithSchema(listingServiceMethods.ByName("WatchListing")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/swapmeet.v1.ListingService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ListingServiceCreateListingProcedure:
@@ -320,6 +373,8 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 			listingServiceConfirmMediaUploadHandler.ServeHTTP(w, r)
 		case ListingServiceDeleteMediaProcedure:
 			listingServiceDeleteMediaHandler.ServeHTTP(w, r)
+		case ListingServiceWatchListingProcedure:
+			listingServiceWatchListingHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -359,4 +414,8 @@ func (UnimplementedListingServiceHandler) ConfirmMediaUpload(context.Context, *c
 
 func (UnimplementedListingServiceHandler) DeleteMedia(context.Context, *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.DeleteMedia is not implemented"))
+}
+
+func (UnimplementedListingServiceHandler) WatchListing(context.Context, *connect.Request[v1.WatchListingRequest], *connect.ServerStream[v1.WatchListingResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.WatchListing is not implemented"))
 }

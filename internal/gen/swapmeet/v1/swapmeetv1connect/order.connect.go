@@ -51,6 +51,9 @@ const (
 	// OrderServiceCancelOrderProcedure is the fully-qualified name of the OrderService's CancelOrder
 	// RPC.
 	OrderServiceCancelOrderProcedure = "/swapmeet.v1.OrderService/CancelOrder"
+	// OrderServiceWatchOrdersProcedure is the fully-qualified name of the OrderService's WatchOrders
+	// RPC.
+	OrderServiceWatchOrdersProcedure = "/swapmeet.v1.OrderService/WatchOrders"
 )
 
 // OrderServiceClient is a client for the swapmeet.v1.OrderService service.
@@ -76,6 +79,19 @@ type OrderServiceClient interface {
 	// CancelOrder moves PENDING or PAID to CANCELLED and puts the listings back
 	// to AVAILABLE. Buyer or seller.
 	CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error)
+	// WatchOrders streams the caller's own orders as they change: as buyer,
+	// as seller, or both when role is unspecified. Signed-in users only
+	// (Unauthenticated otherwise); signing out ends the stream.
+	//
+	// Without a resume_token it goes live from now. With one, it first sends
+	// every order of the caller that changed after it, each in its latest
+	// state, then goes live. Each message carries an order's whole state and
+	// a resume_token; an order is never followed by an older state of itself.
+	// A message with no order is a heartbeat. If the token is older than the
+	// history the server keeps, or the client reads too slowly to be kept up
+	// to date, a message has resync = true: refetch with ListOrders using its
+	// resume_token as the consistency_token, and carry on reading.
+	WatchOrders(context.Context, *connect.Request[v1.WatchOrdersRequest]) (*connect.ServerStreamForClient[v1.WatchOrdersResponse], error)
 }
 
 // NewOrderServiceClient constructs a client for the swapmeet.v1.OrderService service. By default,
@@ -133,6 +149,13 @@ func NewOrderServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(orderServiceMethods.ByName("CancelOrder")),
 			connect.WithClientOptions(opts...),
 		),
+		watchOrders: connect.NewClient[v1.WatchOrdersRequest, v1.WatchOrdersResponse](
+			httpClient,
+			baseURL+OrderServiceWatchOrdersProcedure,
+			connect.WithSchema(orderServiceMethods.ByName("WatchOrders")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -145,6 +168,7 @@ type orderServiceClient struct {
 	markOrderShipped *connect.Client[v1.MarkOrderShippedRequest, v1.MarkOrderShippedResponse]
 	confirmDelivery  *connect.Client[v1.ConfirmDeliveryRequest, v1.ConfirmDeliveryResponse]
 	cancelOrder      *connect.Client[v1.CancelOrderRequest, v1.CancelOrderResponse]
+	watchOrders      *connect.Client[v1.WatchOrdersRequest, v1.WatchOrdersResponse]
 }
 
 // PlaceOrder calls swapmeet.v1.OrderService.PlaceOrder.
@@ -182,6 +206,11 @@ func (c *orderServiceClient) CancelOrder(ctx context.Context, req *connect.Reque
 	return c.cancelOrder.CallUnary(ctx, req)
 }
 
+// WatchOrders calls swapmeet.v1.OrderService.WatchOrders.
+func (c *orderServiceClient) WatchOrders(ctx context.Context, req *connect.Request[v1.WatchOrdersRequest]) (*connect.ServerStreamForClient[v1.WatchOrdersResponse], error) {
+	return c.watchOrders.CallServerStream(ctx, req)
+}
+
 // OrderServiceHandler is an implementation of the swapmeet.v1.OrderService service.
 type OrderServiceHandler interface {
 	// PlaceOrder buys 1..50 listings from one seller. Every listing must be
@@ -205,6 +234,19 @@ type OrderServiceHandler interface {
 	// CancelOrder moves PENDING or PAID to CANCELLED and puts the listings back
 	// to AVAILABLE. Buyer or seller.
 	CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error)
+	// WatchOrders streams the caller's own orders as they change: as buyer,
+	// as seller, or both when role is unspecified. Signed-in users only
+	// (Unauthenticated otherwise); signing out ends the stream.
+	//
+	// Without a resume_token it goes live from now. With one, it first sends
+	// every order of the caller that changed after it, each in its latest
+	// state, then goes live. Each message carries an order's whole state and
+	// a resume_token; an order is never followed by an older state of itself.
+	// A message with no order is a heartbeat. If the token is older than the
+	// history the server keeps, or the client reads too slowly to be kept up
+	// to date, a message has resync = true: refetch with ListOrders using its
+	// resume_token as the consistency_token, and carry on reading.
+	WatchOrders(context.Context, *connect.Request[v1.WatchOrdersRequest], *connect.ServerStream[v1.WatchOrdersResponse]) error
 }
 
 // NewOrderServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -258,6 +300,13 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(orderServiceMethods.ByName("CancelOrder")),
 		connect.WithHandlerOptions(opts...),
 	)
+	orderServiceWatchOrdersHandler := connect.NewServerStreamHandler(
+		OrderServiceWatchOrdersProcedure,
+		svc.WatchOrders,
+		connect.WithSchema(orderServiceMethods.ByName("WatchOrders")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/swapmeet.v1.OrderService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case OrderServicePlaceOrderProcedure:
@@ -274,6 +323,8 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 			orderServiceConfirmDeliveryHandler.ServeHTTP(w, r)
 		case OrderServiceCancelOrderProcedure:
 			orderServiceCancelOrderHandler.ServeHTTP(w, r)
+		case OrderServiceWatchOrdersProcedure:
+			orderServiceWatchOrdersHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -309,4 +360,8 @@ func (UnimplementedOrderServiceHandler) ConfirmDelivery(context.Context, *connec
 
 func (UnimplementedOrderServiceHandler) CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.OrderService.CancelOrder is not implemented"))
+}
+
+func (UnimplementedOrderServiceHandler) WatchOrders(context.Context, *connect.Request[v1.WatchOrdersRequest], *connect.ServerStream[v1.WatchOrdersResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.OrderService.WatchOrders is not implemented"))
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file swapmeet/v1/order.proto.
  */
 export const file_swapmeet_v1_order: GenFile = /*@__PURE__*/
-  fileDesc("Chdzd2FwbWVldC92MS9vcmRlci5wcm90bxILc3dhcG1lZXQudjEi8QIKBU9yZGVyEhAKCG9yZGVyX2lkGAEgASgJEicKBWJ1eWVyGAIgASgLMhguc3dhcG1lZXQudjEuVXNlclN1bW1hcnkSKAoGc2VsbGVyGAMgASgLMhguc3dhcG1lZXQudjEuVXNlclN1bW1hcnkSKAoGc3RhdHVzGAQgASgOMhguc3dhcG1lZXQudjEuT3JkZXJTdGF0dXMSIQoFdG90YWwYBSABKAsyEi5zd2FwbWVldC52MS5Nb25leRIlCgVpdGVtcxgGIAMoCzIWLnN3YXBtZWV0LnYxLk9yZGVySXRlbRIvCgdoaXN0b3J5GAcgAygLMh4uc3dhcG1lZXQudjEuT3JkZXJTdGF0dXNDaGFuZ2USLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilQEKCU9yZGVySXRlbRISCgpsaXN0aW5nX2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEiEKBXByaWNlGAMgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSGwoTc2VsbGVyX2Rpc3BsYXlfbmFtZRgEIAEoCRIlCgl0aHVtYm5haWwYBSABKAsyEi5zd2FwbWVldC52MS5NZWRpYSJlChFPcmRlclN0YXR1c0NoYW5nZRIoCgZzdGF0dXMYASABKA4yGC5zd2FwbWVldC52MS5PcmRlclN0YXR1cxImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQQoRUGxhY2VPcmRlclJlcXVlc3QSEwoLbGlzdGluZ19pZHMYASADKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJImQKElBsYWNlT3JkZXJSZXNwb25zZRIQCghvcmRlcl9pZBgBIAEoCRIhCgV0b3RhbBgCIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EhkKEWNvbnNpc3RlbmN5X3Rva2VuGAMgASgJIj4KD0dldE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSI1ChBHZXRPcmRlclJlc3BvbnNlEiEKBW9yZGVyGAEgASgLMhIuc3dhcG1lZXQudjEuT3JkZXIipQEKEUxpc3RPcmRlcnNSZXF1ZXN0EiQKBHJvbGUYASABKA4yFi5zd2FwbWVldC52MS5PcmRlclJvbGUSKAoGc3RhdHVzGAIgASgOMhguc3dhcG1lZXQudjEuT3JkZXJTdGF0dXMSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YBSABKAkiUQoSTGlzdE9yZGVyc1Jlc3BvbnNlEiIKBm9yZGVycxgBIAMoCzISLnN3YXBtZWV0LnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChRNYXJrT3JkZXJQYWlkUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSIyChVNYXJrT3JkZXJQYWlkUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiKwoXTWFya09yZGVyU2hpcHBlZFJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiNQoYTWFya09yZGVyU2hpcHBlZFJlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIioKFkNvbmZpcm1EZWxpdmVyeVJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiNAoXQ29uZmlybURlbGl2ZXJ5UmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiJgoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgJIjAKE0NhbmNlbE9yZGVyUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkqrgEKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFE9SREVSX1NUQVRVU19QRU5ESU5HEAESFQoRT1JERVJfU1RBVFVTX1BBSUQQAhIYChRPUkRFUl9TVEFUVVNfU0hJUFBFRBADEhoKFk9SREVSX1NUQVRVU19ERUxJVkVSRUQQBBIaChZPUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAUqVAoJT3JkZXJSb2xlEhoKFk9SREVSX1JPTEVfVU5TUEVDSUZJRUQQABIUChBPUkRFUl9ST0xFX0JVWUVSEAESFQoRT1JERVJfUk9MRV9TRUxMRVIQAjLoBAoMT3JkZXJTZXJ2aWNlEk0KClBsYWNlT3JkZXISHi5zd2FwbWVldC52MS5QbGFjZU9yZGVyUmVxdWVzdBofLnN3YXBtZWV0LnYxLlBsYWNlT3JkZXJSZXNwb25zZRJMCghHZXRPcmRlchIcLnN3YXBtZWV0LnYxLkdldE9yZGVyUmVxdWVzdBodLnN3YXBtZWV0LnYxLkdldE9yZGVyUmVzcG9uc2UiA5ACARJSCgpMaXN0T3JkZXJzEh4uc3dhcG1lZXQudjEuTGlzdE9yZGVyc1JlcXVlc3QaHy5zd2FwbWVldC52MS5MaXN0T3JkZXJzUmVzcG9uc2UiA5ACARJWCg1NYXJrT3JkZXJQYWlkEiEuc3dhcG1lZXQudjEuTWFya09yZGVyUGFpZFJlcXVlc3QaIi5zd2FwbWVldC52MS5NYXJrT3JkZXJQYWlkUmVzcG9uc2USXwoQTWFya09yZGVyU2hpcHBlZBIkLnN3YXBtZWV0LnYxLk1hcmtPcmRlclNoaXBwZWRSZXF1ZXN0GiUuc3dhcG1lZXQudjEuTWFya09yZGVyU2hpcHBlZFJlc3BvbnNlElwKD0NvbmZpcm1EZWxpdmVyeRIjLnN3YXBtZWV0LnYxLkNvbmZpcm1EZWxpdmVyeVJlcXVlc3QaJC5zd2FwbWVldC52MS5Db25maXJtRGVsaXZlcnlSZXNwb25zZRJQCgtDYW5jZWxPcmRlchIfLnN3YXBtZWV0LnYxLkNhbmNlbE9yZGVyUmVxdWVzdBogLnN3YXBtZWV0LnYxLkNhbmNlbE9yZGVyUmVzcG9uc2VCQlpAZ2l0aHViLmNvbS9zd2FwbWVldC9zd2FwbWVldC9pbnRlcm5hbC9nZW4vc3dhcG1lZXQvdjE7c3dhcG1lZXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_swapmeet_v1_common]);
+  fileDesc("Chdzd2FwbWVldC92MS9vcmRlci5wcm90bxILc3dhcG1lZXQudjEi8QIKBU9yZGVyEhAKCG9yZGVyX2lkGAEgASgJEicKBWJ1eWVyGAIgASgLMhguc3dhcG1lZXQudjEuVXNlclN1bW1hcnkSKAoGc2VsbGVyGAMgASgLMhguc3dhcG1lZXQudjEuVXNlclN1bW1hcnkSKAoGc3RhdHVzGAQgASgOMhguc3dhcG1lZXQudjEuT3JkZXJTdGF0dXMSIQoFdG90YWwYBSABKAsyEi5zd2FwbWVldC52MS5Nb25leRIlCgVpdGVtcxgGIAMoCzIWLnN3YXBtZWV0LnYxLk9yZGVySXRlbRIvCgdoaXN0b3J5GAcgAygLMh4uc3dhcG1lZXQudjEuT3JkZXJTdGF0dXNDaGFuZ2USLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilQEKCU9yZGVySXRlbRISCgpsaXN0aW5nX2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEiEKBXByaWNlGAMgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSGwoTc2VsbGVyX2Rpc3BsYXlfbmFtZRgEIAEoCRIlCgl0aHVtYm5haWwYBSABKAsyEi5zd2FwbWVldC52MS5NZWRpYSJlChFPcmRlclN0YXR1c0NoYW5nZRIoCgZzdGF0dXMYASABKA4yGC5zd2FwbWVldC52MS5PcmRlclN0YXR1cxImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQQoRUGxhY2VPcmRlclJlcXVlc3QSEwoLbGlzdGluZ19pZHMYASADKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJImQKElBsYWNlT3JkZXJSZXNwb25zZRIQCghvcmRlcl9pZBgBIAEoCRIhCgV0b3RhbBgCIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EhkKEWNvbnNpc3RlbmN5X3Rva2VuGAMgASgJIj4KD0dldE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSI1ChBHZXRPcmRlclJlc3BvbnNlEiEKBW9yZGVyGAEgASgLMhIuc3dhcG1lZXQudjEuT3JkZXIipQEKEUxpc3RPcmRlcnNSZXF1ZXN0EiQKBHJvbGUYASABKA4yFi5zd2FwbWVldC52MS5PcmRlclJvbGUSKAoGc3RhdHVzGAIgASgOMhguc3dhcG1lZXQudjEuT3JkZXJTdGF0dXMSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YBSABKAkiUQoSTGlzdE9yZGVyc1Jlc3BvbnNlEiIKBm9yZGVycxgBIAMoCzISLnN3YXBtZWV0LnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChRNYXJrT3JkZXJQYWlkUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSIyChVNYXJrT3JkZXJQYWlkUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiKwoXTWFya09yZGVyU2hpcHBlZFJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiNQoYTWFya09yZGVyU2hpcHBlZFJlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIioKFkNvbmZpcm1EZWxpdmVyeVJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiNAoXQ29uZmlybURlbGl2ZXJ5UmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiJgoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgJIjAKE0NhbmNlbE9yZGVyUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiUAoSV2F0Y2hPcmRlcnNSZXF1ZXN0EiQKBHJvbGUYASABKA4yFi5zd2FwbWVldC52MS5PcmRlclJvbGUSFAoMcmVzdW1lX3Rva2VuGAIgASgJIl4KE1dhdGNoT3JkZXJzUmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5zd2FwbWVldC52MS5PcmRlchIUCgxyZXN1bWVfdG9rZW4YAiABKAkSDgoGcmVzeW5jGAMgASgIKq4BCgtPcmRlclN0YXR1cxIcChhPUkRFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRPUkRFUl9TVEFUVVNfUEVORElORxABEhUKEU9SREVSX1NUQVRVU19QQUlEEAISGAoUT1JERVJfU1RBVFVTX1NISVBQRUQQAxIaChZPUkRFUl9TVEFUVVNfREVMSVZFUkVEEAQSGgoWT1JERVJfU1RBVFVTX0NBTkNFTExFRBAFKlQKCU9yZGVyUm9sZRIaChZPUkRFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFAoQT1JERVJfUk9MRV9CVVlFUhABEhUKEU9SREVSX1JPTEVfU0VMTEVSEAIywQUKDE9yZGVyU2VydmljZRJNCgpQbGFjZU9yZGVyEh4uc3dhcG1lZXQudjEuUGxhY2VPcmRlclJlcXVlc3QaHy5zd2FwbWVldC52MS5QbGFjZU9yZGVyUmVzcG9uc2USTAoIR2V0T3JkZXISHC5zd2FwbWVldC52MS5HZXRPcmRlclJlcXVlc3QaHS5zd2FwbWVldC52MS5HZXRPcmRlclJlc3BvbnNlIgOQAgESUgoKTGlzdE9yZGVycxIeLnN3YXBtZWV0LnYxLkxpc3RPcmRlcnNSZXF1ZXN0Gh8uc3dhcG1lZXQudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIgOQAgESVgoNTWFya09yZGVyUGFpZBIhLnN3YXBtZWV0LnYxLk1hcmtPcmRlclBhaWRSZXF1ZXN0GiIuc3dhcG1lZXQudjEuTWFya09yZGVyUGFpZFJlc3BvbnNlEl8KEE1hcmtPcmRlclNoaXBwZWQSJC5zd2FwbWVldC52MS5NYXJrT3JkZXJTaGlwcGVkUmVxdWVzdBolLnN3YXBtZWV0LnYxLk1hcmtPcmRlclNoaXBwZWRSZXNwb25zZRJcCg9Db25maXJtRGVsaXZlcnkSIy5zd2FwbWVldC52MS5Db25maXJtRGVsaXZlcnlSZXF1ZXN0GiQuc3dhcG1lZXQudjEuQ29uZmlybURlbGl2ZXJ5UmVzcG9uc2USUAoLQ2FuY2VsT3JkZXISHy5zd2FwbWVldC52MS5DYW5jZWxPcmRlclJlcXVlc3QaIC5zd2FwbWVldC52MS5DYW5jZWxPcmRlclJlc3BvbnNlElcKC1dhdGNoT3JkZXJzEh8uc3dhcG1lZXQudjEuV2F0Y2hPcmRlcnNSZXF1ZXN0GiAuc3dhcG1lZXQudjEuV2F0Y2hPcmRlcnNSZXNwb25zZSIDkAIBMAFCQlpAZ2l0aHViLmNvbS9zd2FwbWVldC9zd2FwbWVldC9pbnRlcm5hbC9nZW4vc3dhcG1lZXQvdjE7c3dhcG1lZXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_swapmeet_v1_common]);
 
 /**
  * Order is the read-side view of an order. It embeds everything an order
@@ -450,6 +450,64 @@ export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__P
   messageDesc(file_swapmeet_v1_order, 16);
 
 /**
+ * @generated from message swapmeet.v1.WatchOrdersRequest
+ */
+export type WatchOrdersRequest = Message<"swapmeet.v1.WatchOrdersRequest"> & {
+  /**
+   * Buyer, seller, or unspecified for both.
+   *
+   * @generated from field: swapmeet.v1.OrderRole role = 1;
+   */
+  role: OrderRole;
+
+  /**
+   * A resume_token from an earlier stream, or a write's consistency_token.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message swapmeet.v1.WatchOrdersRequest.
+ * Use `create(WatchOrdersRequestSchema)` to create a new message.
+ */
+export const WatchOrdersRequestSchema: GenMessage<WatchOrdersRequest> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_order, 17);
+
+/**
+ * @generated from message swapmeet.v1.WatchOrdersResponse
+ */
+export type WatchOrdersResponse = Message<"swapmeet.v1.WatchOrdersResponse"> & {
+  /**
+   * One order's whole current state; unset in a heartbeat or a resync.
+   *
+   * @generated from field: swapmeet.v1.Order order = 1;
+   */
+  order?: Order | undefined;
+
+  /**
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+
+  /**
+   * The stream could not say what changed since the client's position:
+   * refetch with ListOrders (consistency_token = this resume_token).
+   *
+   * @generated from field: bool resync = 3;
+   */
+  resync: boolean;
+};
+
+/**
+ * Describes the message swapmeet.v1.WatchOrdersResponse.
+ * Use `create(WatchOrdersResponseSchema)` to create a new message.
+ */
+export const WatchOrdersResponseSchema: GenMessage<WatchOrdersResponse> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_order, 18);
+
+/**
  * @generated from enum swapmeet.v1.OrderStatus
  */
 export enum OrderStatus {
@@ -614,6 +672,27 @@ export const OrderService: GenService<{
     methodKind: "unary";
     input: typeof CancelOrderRequestSchema;
     output: typeof CancelOrderResponseSchema;
+  },
+  /**
+   * WatchOrders streams the caller's own orders as they change: as buyer,
+   * as seller, or both when role is unspecified. Signed-in users only
+   * (Unauthenticated otherwise); signing out ends the stream.
+   *
+   * Without a resume_token it goes live from now. With one, it first sends
+   * every order of the caller that changed after it, each in its latest
+   * state, then goes live. Each message carries an order's whole state and
+   * a resume_token; an order is never followed by an older state of itself.
+   * A message with no order is a heartbeat. If the token is older than the
+   * history the server keeps, or the client reads too slowly to be kept up
+   * to date, a message has resync = true: refetch with ListOrders using its
+   * resume_token as the consistency_token, and carry on reading.
+   *
+   * @generated from rpc swapmeet.v1.OrderService.WatchOrders
+   */
+  watchOrders: {
+    methodKind: "server_streaming";
+    input: typeof WatchOrdersRequestSchema;
+    output: typeof WatchOrdersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_swapmeet_v1_order, 0);
