@@ -1,22 +1,48 @@
-// One listing: photo gallery, details, the seller and the Buy button.
+// One listing: photo gallery, details, the seller and the Buy button. While
+// the page is open it follows the listing (WatchListing) and redraws on
+// every change: price, status, text, photos.
 
+import { equals } from "@bufbuild/protobuf";
 import { consistencyToken, isCode, Code, listings, newKey, orders, rememberWrite, session } from "../api";
 import { failure, isAbort, loading, photo } from "../components";
 import { h, icon, icons, replace } from "../dom";
 import { banner, busy, showProblem } from "../forms";
 import { avatar, conditionLabels, formatDate, formatMoney, listingBadge, listingStatusLabels, stars } from "../format";
-import { ListingStatus, type Listing } from "../gen/swapmeet/v1/listing_pb";
+import { ListingSchema, ListingStatus, type Listing } from "../gen/swapmeet/v1/listing_pb";
+import { follow, indicator } from "../live";
 import { navigate, type Route } from "../router";
+
+// What outlives a redraw.
+interface View {
+  justListed: boolean;
+  // One key per page view: a double click or a retry buys once, however
+  // often the page redraws.
+  key: string;
+  /** The media_id of the photo shown large; "" for the first. */
+  photo: string;
+  live: HTMLElement;
+}
 
 export function listingPage({ params, query, signal }: Route): Node {
   const root = h("div", { class: "page page-listing" }, loading());
+  const live = indicator();
+  const view: View = { justListed: query.get("listed") === "1", key: newKey(), photo: "", live: live.el };
+  let shown: Listing | undefined;
+
+  function show(l: Listing): void {
+    // A newer version is never replaced by an older one (the read and the
+    // stream's first message may cross); an unchanged one is not redrawn.
+    if (shown && (l.version < shown.version || equals(ListingSchema, l, shown))) return;
+    shown = l;
+    replace(root, render(l, view));
+    document.title = `${l.title} · Swapmeet`;
+  }
 
   async function load(): Promise<void> {
     try {
       const res = await listings.getListing({ listingId: params.id, consistencyToken: consistencyToken() }, { signal });
       if (!res.listing) throw new Error("no listing");
-      replace(root, render(res.listing, query.get("listed") === "1"));
-      document.title = `${res.listing.title} · Swapmeet`;
+      show(res.listing);
     } catch (err) {
       if (isAbort(err)) return;
       if (isCode(err, Code.NotFound) || isCode(err, Code.InvalidArgument)) {
@@ -24,22 +50,36 @@ export function listingPage({ params, query, signal }: Route): Node {
         return;
       }
       replace(root, failure(err, () => void load()));
+      return;
     }
+    // Without a token the stream starts with the current state, then sends
+    // one whole state per change; a message without a listing is a heartbeat.
+    void follow({
+      signal,
+      open: (resumeToken, signal, opened) => listings.watchListing({ listingId: params.id, resumeToken }, { signal, onHeader: opened }),
+      onMessage: (msg) => {
+        if (msg.listing) show(msg.listing);
+      },
+      onState: live.onState,
+    });
   }
   void load();
   return root;
 }
 
-function gallery(l: Listing): HTMLElement {
-  const main = h("div", { class: "gallery-main" }, photo(l.media[0], l.title));
+function gallery(l: Listing, view: View): HTMLElement {
+  // The photo the user picked stays large across redraws, while it exists.
+  const current = Math.max(0, l.media.findIndex((m) => m.mediaId === view.photo));
+  const main = h("div", { class: "gallery-main" }, photo(l.media[current], l.title));
   const thumbs = h("div", { class: "gallery-thumbs" });
   l.media.forEach((m, i) => {
     const b = h(
       "button",
-      { type: "button", class: i === 0 ? "thumb active" : "thumb", "aria-label": `Photo ${i + 1}` },
+      { type: "button", class: i === current ? "thumb active" : "thumb", "aria-label": `Photo ${i + 1}` },
       h("img", { src: m.thumbnailUrl || m.url, alt: "" }),
     );
     b.addEventListener("click", () => {
+      view.photo = m.mediaId;
       replace(main, photo(m, l.title));
       thumbs.querySelectorAll(".thumb").forEach((t) => t.classList.toggle("active", t === b));
     });
@@ -48,7 +88,7 @@ function gallery(l: Listing): HTMLElement {
   return h("div", { class: "gallery" }, main, l.media.length > 1 ? thumbs : null);
 }
 
-function render(l: Listing, justListed: boolean): HTMLElement {
+function render(l: Listing, view: View): HTMLElement {
   const me = session();
   const mine = me?.userId === l.seller?.userId;
   const errors = banner();
@@ -60,13 +100,11 @@ function render(l: Listing, justListed: boolean): HTMLElement {
   } else if (!me) {
     action = h("a", { class: "btn btn-primary btn-large", href: `/signin?next=${encodeURIComponent(location.pathname)}` }, "Sign in to buy");
   } else {
-    // One key per page view: a double click or a retry buys once.
-    const key = newKey();
     const buy = h("button", { class: "btn btn-primary btn-large", type: "button", id: "buy" }, icon(icons.bag), "Buy now");
     buy.addEventListener("click", () =>
       busy(buy, async () => {
         try {
-          const res = await orders.placeOrder({ listingIds: [l.listingId], idempotencyKey: key });
+          const res = await orders.placeOrder({ listingIds: [l.listingId], idempotencyKey: view.key });
           rememberWrite(res.consistencyToken);
           navigate(`/orders?placed=${res.orderId}`);
         } catch (err) {
@@ -82,17 +120,17 @@ function render(l: Listing, justListed: boolean): HTMLElement {
   return h(
     "div",
     null,
-    justListed && mine ? h("div", { class: "banner banner-success", role: "status" }, icon(icons.check), "Your item is listed. Buyers can find it now.") : null,
+    view.justListed && mine ? h("div", { class: "banner banner-success", role: "status" }, icon(icons.check), "Your item is listed. Buyers can find it now.") : null,
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, "Browse"), " / ", h("a", { href: `/?category=${l.category}` }, l.category.replace(/-/g, " "))),
     h(
       "div",
       { class: "listing-layout" },
-      gallery(l),
+      gallery(l, view),
       h(
         "div",
         { class: "listing-info" },
         h("div", { class: "listing-head" }, h("h1", { id: "listing-title" }, l.title), listingBadge(l.status)),
-        h("div", { class: "listing-facts" }, h("span", { class: "chip" }, conditionLabels[l.condition] ?? ""), h("span", { class: "muted" }, `Listed ${formatDate(l.createdAt)}`)),
+        h("div", { class: "listing-facts" }, h("span", { class: "chip" }, conditionLabels[l.condition] ?? ""), h("span", { class: "muted" }, `Listed ${formatDate(l.createdAt)}`), view.live),
         errorsParent,
         l.seller
           ? h(
