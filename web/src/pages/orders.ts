@@ -1,11 +1,15 @@
 // My orders (as buyer) and my sales (as seller), with the status actions.
+// While the page is open it follows the user's orders (WatchOrders): a
+// status changes in place, a new order shows up at the top.
 
+import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { consistencyToken, orders, rememberWrite, session } from "../api";
 import { empty, failure, isAbort, loading, photo } from "../components";
 import { h, icon, icons, replace } from "../dom";
 import { banner, busy, showProblem } from "../forms";
 import { avatar, formatDate, formatMoney, orderBadge, orderStatusLabels, timeAgo } from "../format";
 import { OrderRole, OrderStatus, type Order } from "../gen/swapmeet/v1/order_pb";
+import { follow, indicator } from "../live";
 import { setQuery, type Route } from "../router";
 
 const steps = [OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED];
@@ -77,6 +81,8 @@ function hint(o: Order, role: OrderRole): string {
   return "";
 }
 
+const ms = (t: Timestamp | undefined) => (t ? timestampMs(t) : 0);
+
 export function ordersPage(role: OrderRole) {
   return ({ query, signal }: Route): Node => {
     const me = session();
@@ -94,8 +100,62 @@ export function ordersPage(role: OrderRole) {
     );
     const list = h("div", { class: "order-list", id: "orders" });
     const status = h("div");
+    const none = h(
+      "div",
+      { hidden: true },
+      buyer
+        ? empty("No orders yet", "When you buy something, it shows up here.", h("a", { class: "btn btn-primary", href: "/" }, "Browse listings"))
+        : empty("No sales yet", "When someone buys one of your items, it shows up here.", h("a", { class: "btn btn-primary", href: "/sell" }, "Sell an item")),
+    );
     const more = h("button", { class: "btn btn-ghost", type: "button", hidden: true }, "Load more");
+    const live = indicator();
     let next = "";
+
+    // What the list shows, by order ID. Orders come from two sides, the
+    // pages read with ListOrders and the stream, which can cross: an order
+    // is only ever replaced by a state at least as new (by updated_at).
+    const shown = new Map<string, { order: Order; el: HTMLElement }>();
+    // The orders the stream put in since the last first-page read began: a
+    // first page that does not have them was read before they happened.
+    const streamed = new Set<string>();
+    // Bumped by every first-page read, so that an older one that answers late is dropped.
+    let generation = 0;
+    // A first page has been read: `next` says whether older orders exist.
+    let settled = false;
+
+    const wanted = () => (filter.value ? OrderStatus[filter.value as keyof typeof OrderStatus] : OrderStatus.UNSPECIFIED);
+
+    /** Shows o: in place of its older state, or at its place by date if new; removes it if it left the filter. */
+    function put(o: Order, fromStream = false): void {
+      const had = shown.get(o.orderId);
+      if (had && ms(o.updatedAt) < ms(had.order.updatedAt)) return;
+      const party = buyer ? o.buyer : o.seller;
+      const fits = (wanted() === OrderStatus.UNSPECIFIED || o.status === wanted()) && (!party || party.userId === me!.userId);
+      if (!fits) {
+        had?.el.remove();
+        shown.delete(o.orderId);
+        showEmpty();
+        return;
+      }
+      const el = card(o);
+      if (had) {
+        had.el.replaceWith(el);
+      } else {
+        // Newest first, as ListOrders pages. An order older than every one
+        // shown, while older pages exist, belongs to one of those pages.
+        const before = [...shown.values()].filter((s) => ms(s.order.createdAt) < ms(o.createdAt)).sort((a, b) => ms(b.order.createdAt) - ms(a.order.createdAt))[0];
+        if (before) list.insertBefore(el, before.el);
+        else if (fromStream && settled && next) return;
+        else list.append(el);
+      }
+      shown.set(o.orderId, { order: o, el });
+      if (fromStream) streamed.add(o.orderId);
+      showEmpty();
+    }
+
+    function showEmpty(): void {
+      none.hidden = !settled || list.childElementCount > 0;
+    }
 
     function card(o: Order): HTMLElement {
       const other = buyer ? o.seller : o.buyer;
@@ -130,9 +190,10 @@ export function ordersPage(role: OrderRole) {
                 try {
                   const res = await a.run(o.orderId);
                   rememberWrite(res.consistencyToken);
-                  // Re-read this order with the token: it shows the new status at once.
+                  // Re-read this order with the token: it shows the new status at
+                  // once, whether or not the stream has brought it yet.
                   const fresh = await orders.getOrder({ orderId: o.orderId, consistencyToken: res.consistencyToken }, { signal });
-                  if (fresh.order) el.replaceWith(card(fresh.order));
+                  if (fresh.order) put(fresh.order);
                 } catch (err) {
                   if (!isAbort(err)) showProblem(el, err);
                 }
@@ -149,38 +210,84 @@ export function ordersPage(role: OrderRole) {
       return el;
     }
 
-    async function load(reset: boolean): Promise<void> {
-      if (reset) {
-        next = "";
-        list.replaceChildren();
-        status.replaceChildren(loading());
+    /**
+     * Reads a page; the first page is merged into what is shown (it drops
+     * the orders it no longer has, but not those the stream brought since).
+     * Returns false when a newer first-page read made this one moot.
+     */
+    async function read(first: boolean, token: string): Promise<boolean> {
+      const gen = first ? ++generation : generation;
+      if (first) streamed.clear();
+      const res = await orders.listOrders({ role, status: wanted(), pageSize: 10, pageToken: first ? "" : next, consistencyToken: token }, { signal });
+      if (gen !== generation) return false;
+      if (first) {
+        const ids = new Set(res.orders.map((o) => o.orderId));
+        for (const [id, s] of shown) {
+          if (!ids.has(id) && !streamed.has(id)) {
+            s.el.remove();
+            shown.delete(id);
+          }
+        }
       }
+      res.orders.forEach((o) => put(o));
+      next = res.nextPageToken;
+      settled = true;
+      if (first) status.replaceChildren();
+      more.hidden = !next;
+      showEmpty();
+      return true;
+    }
+
+    async function load(first: boolean): Promise<void> {
+      if (first) status.replaceChildren(loading());
       more.hidden = true;
       try {
-        const res = await orders.listOrders(
-          { role, status: filter.value ? OrderStatus[filter.value as keyof typeof OrderStatus] : OrderStatus.UNSPECIFIED, pageSize: 10, pageToken: next, consistencyToken: consistencyToken() },
-          { signal },
-        );
-        list.append(...res.orders.map(card));
-        next = res.nextPageToken;
-        more.hidden = !next;
-        status.replaceChildren();
-        if (list.childElementCount === 0) {
-          status.replaceChildren(
-            buyer
-              ? empty("No orders yet", "When you buy something, it shows up here.", h("a", { class: "btn btn-primary", href: "/" }, "Browse listings"))
-              : empty("No sales yet", "When someone buys one of your items, it shows up here.", h("a", { class: "btn btn-primary", href: "/sell" }, "Sell an item")),
-          );
-        }
+        if (await read(first, consistencyToken())) status.replaceChildren();
       } catch (err) {
-        if (!isAbort(err)) replace(status, failure(err, () => void load(reset)));
+        if (!isAbort(err)) replace(status, failure(err, () => void load(first)));
       }
     }
     filter.addEventListener("change", () => {
       setQuery(new URLSearchParams(filter.value ? { status: filter.value } : {}));
+      shown.clear();
+      list.replaceChildren();
+      settled = false;
+      showEmpty();
       void load(true);
     });
     more.addEventListener("click", () => void load(false));
+
+    // The stream starts first, so that nothing that changes while the first
+    // page is read is missed: from the user's last write if there is one
+    // (the page reads with the same token), else from now.
+    const start = consistencyToken();
+    let caughtUp = start !== "";
+    void follow({
+      signal,
+      resumeToken: start,
+      open: (resumeToken, signal, opened) => orders.watchOrders({ role, resumeToken }, { signal, onHeader: opened }),
+      onMessage: async (msg) => {
+        if (msg.resync) {
+          // The stream cannot say what changed: read the list again, as of its
+          // token. If that fails, the stream reopens from the previous token.
+          await read(true, msg.resumeToken);
+          caughtUp = true;
+          return;
+        }
+        if (msg.order) put(msg.order, true);
+        if (!caughtUp && msg.resumeToken) {
+          // A stream from "now" and a first page read without a token may
+          // leave a gap (the read side lags the writes a little): reading it
+          // again as of the first token closes it. Should that read fail,
+          // the next message tries again.
+          caughtUp = await read(true, msg.resumeToken).then(
+            () => true,
+            () => false,
+          );
+        }
+      },
+      onState: live.onState,
+    });
     void load(true);
 
     return h(
@@ -189,11 +296,12 @@ export function ordersPage(role: OrderRole) {
       h(
         "div",
         { class: "page-head" },
-        h("div", null, h("h1", null, title), h("nav", { class: "tabs" }, h("a", { href: "/orders", class: buyer ? "active" : "" }, "Purchases"), h("a", { href: "/sales", class: buyer ? "" : "active" }, "Sales"))),
+        h("div", null, h("div", { class: "page-title" }, h("h1", null, title), live.el), h("nav", { class: "tabs" }, h("a", { href: "/orders", class: buyer ? "active" : "" }, "Purchases"), h("a", { href: "/sales", class: buyer ? "" : "active" }, "Sales"))),
         filter,
       ),
       placed ? h("div", { class: "banner banner-success", role: "status" }, icon(icons.check), "Order placed. The item is reserved for you: pay to complete it.") : null,
       list,
+      none,
       status,
       h("div", { class: "more" }, more),
     );
