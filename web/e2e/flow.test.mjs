@@ -10,8 +10,12 @@
 //   B confirms delivery and leaves a 5-star review;
 //   A's seller page shows the rating;
 //   C, a would-be second buyer, sees the item as sold.
-// Then: browsing loads the next page as the user scrolls; queries went as
-// GET and writes as POST; no page threw.
+// Then, live updates: with three browsers open (a seller, a buyer and a
+// visitor who is not signed in), pages change as the data does, without a
+// reload: the visitor's listing page shows a new price and then "Sold", the
+// seller's sales page shows the new order and then its payment, the buyer's
+// orders page shows it shipped. Then: browsing loads the next page as the
+// user scrolls; queries went as GET and writes as POST; no page threw.
 //
 // Every step saves a screenshot. Waits are on conditions (Playwright's
 // auto-waiting locators, waitForFunction), never on fixed sleeps.
@@ -33,6 +37,8 @@ const people = {
   a: { name: "Ada Lovelace", email: `ada.${run}@example.com` },
   b: { name: "Grace Hopper", email: `grace.${run}@example.com` },
   c: { name: "Alan Turing", email: `alan.${run}@example.com` },
+  d: { name: "Hedy Lamarr", email: `hedy.${run}@example.com` },
+  e: { name: "Claude Shannon", email: `claude.${run}@example.com` },
 };
 const item = {
   title: "Leica M3 rangefinder camera",
@@ -362,6 +368,7 @@ test("two users trade an item from listing to review", async (t) => {
   await B.context.close();
 });
 
+
 // Writes a JSON request to the API as a Connect client would, for seeding.
 async function call(procedure, body, token) {
   const res = await fetch(`${baseURL}/swapmeet.v1.${procedure}`, {
@@ -373,6 +380,158 @@ async function call(procedure, body, token) {
   if (!res.ok) throw new Error(`${procedure}: ${JSON.stringify(json)}`);
   return json;
 }
+
+// Returns once the read side has applied a listing write, so that readers
+// without its token (everybody else) see it. Reading with the write's token
+// waits up to the server's consistency wait, and answers Unavailable when the
+// CDC is further behind than that (a burst of writes on a loaded machine).
+async function applied(listingId, consistencyToken) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await call("ListingService/GetListing", { listingId, consistencyToken });
+    } catch (err) {
+      if (tries >= 15 || !/"unavailable"/.test(err.message)) throw err;
+    }
+  }
+}
+
+// Marks the page's document, so that a later check can tell it was not reloaded.
+async function markDocument(page) {
+  await page.evaluate(() => {
+    window.__sameDocument = true;
+  });
+}
+
+async function assertNotReloaded(page, what) {
+  assert.equal(await page.evaluate(() => window.__sameDocument === true), true, `${what} was not reloaded`);
+}
+
+test("open pages show changes as they happen, without a reload", async (t) => {
+  let broken = false;
+  const step = async (name, fn) => {
+    if (broken) return t.test(name, { skip: "an earlier step failed" });
+    return t.test(name, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        broken = failed = true;
+        await shot(current, `FAILED-${name.replace(/\W+/g, "-")}`).catch(() => {});
+        throw err;
+      }
+    });
+  };
+  const seller = await newUser();
+  const buyer = await newUser();
+  const visitor = await newUser(); // never signs in
+  const title = "Braun SK 4 radio-phonograph";
+  let listing;
+  let listingURL = "";
+  let orderId = "";
+  let getListings = 0;
+  visitor.page.on("request", (r) => {
+    if (new URL(r.url()).pathname.endsWith("/GetListing")) getListings++;
+  });
+
+  await step("the seller lists an item and keeps the sales page open", async () => {
+    const { page } = seller;
+    current = page;
+    await signUp(page, people.d);
+    const token = await page.evaluate(() => JSON.parse(localStorage.getItem("swapmeet.session")).token);
+    listing = await call("ListingService/CreateListing", {
+      title,
+      description: "The 'Snow White's Coffin': white lacquered steel, elm side panels, acrylic lid. Radio and turntable both work.",
+      category: "music",
+      condition: "CONDITION_GOOD",
+      price: { currencyCode: "EUR", amountMinor: "120000" },
+    }, token);
+    listing.token = token;
+    listingURL = `/listings/${listing.listingId}`;
+    await applied(listing.listingId, listing.consistencyToken);
+
+    await page.locator('.nav a[href="/sales"]').click();
+    await page.locator(".empty", { hasText: "No sales yet" }).waitFor();
+    await page.locator('.page-orders .live[data-state="live"]').waitFor();
+    await markDocument(page);
+  });
+
+  await step("a visitor's listing page shows the seller's new price and title", async () => {
+    const { page } = visitor;
+    current = page;
+    await page.goto(listingURL);
+    await page.locator("#listing-title", { hasText: title }).waitFor();
+    await page.locator(".listing-price", { hasText: "€1,200.00" }).waitFor();
+    await page.locator('.listing-facts .live[data-state="live"]').waitFor();
+    await markDocument(page);
+    const reads = getListings;
+    await shot(page, "live-listing-before");
+
+    await call("ListingService/UpdateListing", {
+      listingId: listing.listingId,
+      expectedVersion: listing.version,
+      title: `${title}, 1956`,
+      price: { currencyCode: "EUR", amountMinor: "95000" },
+      updateMask: "title,price",
+    }, listing.token);
+    await page.locator(".listing-price", { hasText: "€950.00" }).waitFor();
+    await page.locator("#listing-title", { hasText: `${title}, 1956` }).waitFor();
+    await assertNotReloaded(page, "the visitor's listing page");
+    assert.equal(getListings, reads, "the new state came over the stream, not from a new GetListing");
+  });
+
+  await step("the buyer buys it: the visitor sees it sold, the seller sees the order", async () => {
+    const { page } = buyer;
+    current = page;
+    await signUp(page, people.e);
+    await page.goto(listingURL);
+    await page.locator(".listing-price", { hasText: "€950.00" }).waitFor();
+    await page.click("#buy");
+    await page.waitForURL(/\/orders\?placed=/);
+    orderId = new URL(page.url()).searchParams.get("placed");
+    await orderCard(page, "PENDING");
+
+    current = visitor.page;
+    await visitor.page.locator('.listing-head .badge[data-status="SOLD"]', { hasText: /sold/i }).waitFor();
+    await visitor.page.locator('.sold-note[data-status="SOLD"]').waitFor();
+    assert.equal(await visitor.page.getByRole("link", { name: "Sign in to buy" }).count(), 0, "nothing to buy on a sold item");
+    await assertNotReloaded(visitor.page, "the visitor's listing page");
+    await shot(visitor.page, "live-listing-sold");
+
+    current = seller.page;
+    await seller.page.locator(`.order-card[data-order-id="${orderId}"][data-status="PENDING"]`).waitFor();
+    assert.equal(await seller.page.locator(".empty", { hasText: "No sales yet" }).isVisible(), false, "the empty state is gone");
+    await assertNotReloaded(seller.page, "the seller's sales page");
+    await shot(seller.page, "live-sale-appears");
+  });
+
+  await step("the buyer pays and the seller ships: the buyer's open orders page shows it shipped", async () => {
+    const { page } = buyer;
+    current = page;
+    await markDocument(page);
+    const pending = await orderCard(page, "PENDING");
+    await pending.getByRole("button", { name: "Pay now" }).click();
+    await orderCard(page, "PAID");
+
+    // The seller's page learns of the payment by itself, and offers to ship.
+    current = seller.page;
+    const paid = seller.page.locator(`.order-card[data-order-id="${orderId}"][data-status="PAID"]`);
+    await paid.waitFor();
+    await assertNotReloaded(seller.page, "the seller's sales page");
+    await paid.getByRole("button", { name: "Mark as shipped" }).click();
+    await seller.page.locator(`.order-card[data-order-id="${orderId}"][data-status="SHIPPED"]`).waitFor();
+
+    current = page;
+    const shipped = page.locator(`.order-card[data-order-id="${orderId}"][data-status="SHIPPED"]`);
+    await shipped.waitFor();
+    await shipped.getByRole("button", { name: "Confirm delivery" }).waitFor();
+    await assertNotReloaded(page, "the buyer's orders page");
+    assert.equal(await page.locator(".order-card").count(), 1, "the order is shown once");
+    await shot(page, "live-order-shipped");
+  });
+
+  await seller.context.close();
+  await buyer.context.close();
+  await visitor.context.close();
+});
 
 test("browse loads the next page as the user scrolls, in price order", async () => {
   // 15 posters by one seller, seeded through the API; page size is 12.
@@ -388,19 +547,9 @@ test("browse loads the next page as the user scrolls, in price order", async () 
       price: { currencyCode: "EUR", amountMinor: String(1000 + ((i * 7) % 15) * 100) },
     }, seller.sessionToken);
   }
-  // The browsing user reads without a token (eventual consistency). Reading
-  // the last listing with its write's token returns once the read side has
-  // applied that write, and so every earlier one; each try waits up to the
-  // server's consistency wait, and answers Unavailable when the CDC is
-  // further behind than that (a burst of writes on a loaded machine).
-  for (let tries = 1; ; tries++) {
-    try {
-      await call("ListingService/GetListing", { listingId: last.listingId, consistencyToken: last.consistencyToken });
-      break;
-    } catch (err) {
-      if (tries >= 15 || !/"unavailable"/.test(err.message)) throw err;
-    }
-  }
+  // The browsing user reads without a token (eventual consistency): once
+  // the read side has applied the last write, it has applied every earlier one.
+  await applied(last.listingId, last.consistencyToken);
   const { page, context } = await newUser();
   current = page;
 
@@ -439,6 +588,12 @@ test("queries go over HTTP GET, writes over POST, and the page had no errors", (
     const calls = rpc(w);
     assert.ok(calls.length > 0, `${w} was called`);
     assert.deepEqual([...new Set(calls.map((c) => c.method))], ["POST"], `${w} uses POST`);
+  }
+  // Streams are POSTs in the Connect protocol, whatever their idempotency.
+  for (const s of ["/WatchListing", "/WatchOrders"]) {
+    const calls = rpc(s);
+    assert.ok(calls.length > 0, `${s} was called`);
+    assert.deepEqual([...new Set(calls.map((c) => c.method))], ["POST"], `${s} is a POST stream`);
   }
   assert.deepEqual(pageErrors.map(String), []);
   console.log(`screenshots: ${shots} (${n})`);
