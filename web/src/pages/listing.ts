@@ -31,8 +31,9 @@ export function listingPage({ params, query, signal }: Route): Node {
 
   function show(l: Listing): void {
     // A newer version is never replaced by an older one (the read and the
-    // stream's first message may cross); an unchanged one is not redrawn.
-    if (shown && (l.version < shown.version || equals(ListingSchema, l, shown))) return;
+    // stream's first message may cross); an unchanged one is not redrawn,
+    // nor one whose only news is freshly signed photo URLs.
+    if (shown && (l.version < shown.version || equals(ListingSchema, unsigned(l), unsigned(shown)))) return;
     shown = l;
     replace(root, render(l, view));
     document.title = `${l.title} · Swapmeet`;
@@ -65,6 +66,11 @@ export function listingPage({ params, query, signal }: Route): Node {
   }
   void load();
   return root;
+}
+
+// The listing without its photos' presigned URLs, which every read signs anew.
+function unsigned(l: Listing): Listing {
+  return { ...l, media: l.media.map((m) => ({ ...m, url: "", thumbnailUrl: "", urlExpiresAt: undefined })) };
 }
 
 function gallery(l: Listing, view: View): HTMLElement {
