@@ -2,13 +2,14 @@
 // While the page is open it follows the user's orders (WatchOrders): a
 // status changes in place, a new order shows up at the top.
 
+import { equals } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { consistencyToken, orders, rememberWrite, session } from "../api";
 import { empty, failure, isAbort, loading, photo } from "../components";
 import { h, icon, icons, replace } from "../dom";
 import { banner, busy, showProblem } from "../forms";
 import { avatar, formatDate, formatMoney, orderBadge, orderStatusLabels, timeAgo } from "../format";
-import { OrderRole, OrderStatus, type Order } from "../gen/swapmeet/v1/order_pb";
+import { OrderRole, OrderSchema, OrderStatus, type Order } from "../gen/swapmeet/v1/order_pb";
 import { follow, indicator } from "../live";
 import { setQuery, type Route } from "../router";
 
@@ -91,6 +92,7 @@ export function ordersPage(role: OrderRole) {
     if (!me) {
       return h("div", { class: "page page-auth" }, h("div", { class: "auth-card card" }, h("h1", null, title), h("p", { class: "muted" }, "Sign in to see your orders and sales."), h("a", { class: "btn btn-primary btn-block", href: `/signin?next=${location.pathname}` }, "Sign in")));
     }
+    const myId = me.userId;
     const placed = query.get("placed");
     const filter = h(
       "select",
@@ -128,9 +130,9 @@ export function ordersPage(role: OrderRole) {
     /** Shows o: in place of its older state, or at its place by date if new; removes it if it left the filter. */
     function put(o: Order, fromStream = false): void {
       const had = shown.get(o.orderId);
-      if (had && ms(o.updatedAt) < ms(had.order.updatedAt)) return;
+      if (had && (ms(o.updatedAt) < ms(had.order.updatedAt) || equals(OrderSchema, o, had.order))) return;
       const party = buyer ? o.buyer : o.seller;
-      const fits = (wanted() === OrderStatus.UNSPECIFIED || o.status === wanted()) && (!party || party.userId === me!.userId);
+      const fits = (wanted() === OrderStatus.UNSPECIFIED || o.status === wanted()) && (!party || party.userId === myId);
       if (!fits) {
         had?.el.remove();
         shown.delete(o.orderId);
@@ -195,7 +197,8 @@ export function ordersPage(role: OrderRole) {
                   const fresh = await orders.getOrder({ orderId: o.orderId, consistencyToken: res.consistencyToken }, { signal });
                   if (fresh.order) put(fresh.order);
                 } catch (err) {
-                  if (!isAbort(err)) showProblem(el, err);
+                  // On the card as it is now: the stream may have redrawn it meanwhile.
+                  if (!isAbort(err)) showProblem(shown.get(o.orderId)?.el ?? el, err);
                 }
               });
             });
