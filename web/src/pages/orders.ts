@@ -84,6 +84,11 @@ function hint(o: Order, role: OrderRole): string {
 
 const ms = (t: Timestamp | undefined) => (t ? timestampMs(t) : 0);
 
+// The order without its thumbnails' presigned URLs, which every read signs anew.
+function unsigned(o: Order): Order {
+  return { ...o, items: o.items.map((it) => ({ ...it, thumbnail: it.thumbnail && { ...it.thumbnail, url: "", thumbnailUrl: "", urlExpiresAt: undefined } })) };
+}
+
 export function ordersPage(role: OrderRole) {
   return ({ query, signal }: Route): Node => {
     const me = session();
@@ -130,7 +135,7 @@ export function ordersPage(role: OrderRole) {
     /** Shows o: in place of its older state, or at its place by date if new; removes it if it left the filter. */
     function put(o: Order, fromStream = false): void {
       const had = shown.get(o.orderId);
-      if (had && (ms(o.updatedAt) < ms(had.order.updatedAt) || equals(OrderSchema, o, had.order))) return;
+      if (had && (ms(o.updatedAt) < ms(had.order.updatedAt) || equals(OrderSchema, unsigned(o), unsigned(had.order)))) return;
       const party = buyer ? o.buyer : o.seller;
       const fits = (wanted() === OrderStatus.UNSPECIFIED || o.status === wanted()) && (!party || party.userId === myId);
       if (!fits) {
