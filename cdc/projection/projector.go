@@ -55,6 +55,7 @@ type Projector struct {
 	keys    consistency.Keys
 	log     *slog.Logger
 	metrics Metrics
+	feed    *Feed // nil: no change feed
 
 	// Workers is how many pages are read and written at once.
 	Workers int
@@ -121,6 +122,11 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 	}
 	if p.shadow {
 		return nil
+	}
+	if run.changes != nil {
+		if err := p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end)); err != nil {
+			return err
+		}
 	}
 	if t.full[cListings] || len(t.docs[cListings]) > 0 {
 		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
@@ -200,6 +206,12 @@ func (p *Projector) Resync(ctx context.Context) error {
 	if p.shadow {
 		return nil
 	}
+	if run.changes != nil {
+		run.changes.all = [2]bool{true, true}
+		if err := p.feed.publish(ctx, p, run.changes, uint64(lsn), uint64(lsn)); err != nil {
+			return err
+		}
+	}
 	return p.cache.BumpPageEpoch(ctx, readstore.Listings)
 }
 
@@ -217,6 +229,7 @@ type run struct {
 
 	total, done atomic.Int64
 	stop        chan struct{}
+	changes     *changes // for the feed; nil without one
 }
 
 type page struct {
@@ -227,6 +240,9 @@ type page struct {
 func (p *Projector) newRun(ctx context.Context, t *touched, what string) *run {
 	g, gctx := errgroup.WithContext(ctx)
 	r := &run{p: p, t: t, what: what, g: g, ctx: gctx, pages: make(chan page, 2*max(1, p.Workers)), start: time.Now(), stop: make(chan struct{})}
+	if p.feed != nil && !p.shadow {
+		r.changes = &changes{max: max(1, p.feed.MaxChanges)}
+	}
 	for range max(1, p.Workers) {
 		g.Go(func() error {
 			for pg := range r.pages {
@@ -373,13 +389,19 @@ func (r *run) sweep(proj Collection) error {
 			live[id] = true
 		}
 		w := write{collection: physical}
+		var gone []uuid.UUID
 		for _, id := range ids {
 			if !live[id] {
+				gone = append(gone, id)
 				w.gone = append(w.gone, id.String())
 				w.evictions = r.p.eviction(w.evictions, proj, id.String(), end)
 			}
 		}
-		return r.p.write(r.ctx, w)
+		if err := r.p.write(r.ctx, w); err != nil {
+			return err
+		}
+		r.record(proj, gone, nil)
+		return nil
 	})
 }
 
@@ -411,6 +433,7 @@ func (r *run) apply(pg page) error {
 	if err := r.p.write(r.ctx, w); err != nil {
 		return err
 	}
+	r.record(pg.proj, pg.ids, docs)
 	r.done.Add(int64(len(pg.ids)))
 	return nil
 }

@@ -77,7 +77,8 @@ func WithClient(ctx context.Context, addr string) context.Context {
 	return context.WithValue(ctx, clientKey{}, addr)
 }
 
-func clientOf(ctx context.Context) string {
+// ClientOf is the caller's network address, as WithClient recorded it.
+func ClientOf(ctx context.Context) string {
 	addr, _ := ctx.Value(clientKey{}).(string)
 	return addr
 }
@@ -98,7 +99,7 @@ func (c *Commands) allow(ctx context.Context, kind, id string, limit int, what s
 // AllowWrite counts a write RPC against the caller's per-client limit.
 // Sign-up and sign-in have limits of their own and do not call it.
 func (c *Commands) AllowWrite(ctx context.Context) error {
-	return c.allow(ctx, "write", clientOf(ctx), c.deps.Limits.WritesPerClient, "requests from this address")
+	return c.allow(ctx, "write", ClientOf(ctx), c.deps.Limits.WritesPerClient, "requests from this address")
 }
 
 var errHashBusy = &Error{Code: CodeRateLimited, RetryAfter: time.Second,

@@ -37,7 +37,7 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 	if err != nil {
 		return SignUpResult{}, err
 	}
-	if err := c.allow(ctx, "signup-client", clientOf(ctx), c.deps.Limits.SignUpPerClient, "sign-ups from this address"); err != nil {
+	if err := c.allow(ctx, "signup-client", ClientOf(ctx), c.deps.Limits.SignUpPerClient, "sign-ups from this address"); err != nil {
 		return SignUpResult{}, err
 	}
 	var hash string
@@ -97,7 +97,7 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 	}
 	// Both limits are counted before any hashing: a request over either
 	// never costs a hash.
-	if err := c.allow(ctx, "signin-client", clientOf(ctx), c.deps.Limits.SignInPerClient, "sign-in attempts from this address"); err != nil {
+	if err := c.allow(ctx, "signin-client", ClientOf(ctx), c.deps.Limits.SignInPerClient, "sign-in attempts from this address"); err != nil {
 		return Session{}, err
 	}
 	if err := c.allow(ctx, "signin-email", email, c.deps.Limits.SignInPerEmail, "sign-in attempts for this account"); err != nil {

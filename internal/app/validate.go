@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 )
 
 // Every request is checked here, before any write, so that bad input gets
@@ -221,4 +222,20 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// ValidateWatch checks a Watch request: the id, when idField names one,
+// and the resume token, which is a consistency token (the empty one means
+// "from now").
+func ValidateWatch(idField, id, resume string) (uuid.UUID, uint64, error) {
+	var v violations
+	var uid uuid.UUID
+	if idField != "" {
+		uid = v.id(idField, id)
+	}
+	after, err := consistency.ParseToken(resume)
+	if err != nil {
+		v.add("resume_token", "is not a token this service issued")
+	}
+	return uid, after, v.err()
 }

@@ -66,6 +66,9 @@ type ListingView struct {
 	Media       []MediaView
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Position is the commit position of the last change this state
+	// reflects: a later state of the same listing has a higher one.
+	Position uint64
 }
 
 // OrderView is an order as its buyer and seller see it.
@@ -79,6 +82,9 @@ type OrderView struct {
 	History   []StatusChange
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Position is the commit position of the last change this state
+	// reflects: a later state of the same order has a higher one.
+	Position uint64
 }
 
 // OrderItemView is what was bought, as it was at purchase.
@@ -151,7 +157,7 @@ func (q *Queries) listingView(ctx context.Context, l readstore.Listing) (Listing
 	v := ListingView{
 		ID: l.ID, Seller: summaryView(l.Seller), Title: l.Title, Description: l.Description,
 		Category: l.Category, Condition: l.Condition, Price: moneyView(l.Price), Attributes: l.Attributes,
-		Status: l.Status, Version: l.Version, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt,
+		Status: l.Status, Version: l.Version, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, Position: uint64(l.LSN),
 	}
 	for _, m := range l.Media {
 		mv, err := q.mediaView(ctx, m)
@@ -166,7 +172,7 @@ func (q *Queries) listingView(ctx context.Context, l readstore.Listing) (Listing
 func (q *Queries) orderView(ctx context.Context, o readstore.Order) (OrderView, error) {
 	v := OrderView{
 		ID: o.ID, Buyer: summaryView(o.Buyer), Seller: summaryView(o.Seller), Status: o.Status,
-		Total: moneyView(o.Total), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		Total: moneyView(o.Total), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, Position: uint64(o.LSN),
 	}
 	for _, it := range o.Items {
 		item := OrderItemView{ListingID: it.ListingID, Title: it.Title, Price: moneyView(it.Price), SellerDisplayName: it.SellerDisplayName}

@@ -29,7 +29,7 @@ func TestViewsOfDocuments(t *testing.T) {
 	want := ListingView{
 		ID: "l", Seller: sum, Title: "Lamp", Description: "Bright", Category: "lamps", Condition: "GOOD",
 		Price: Money{Currency: "EUR", Minor: 1200}, Attributes: map[string]string{"w": "60"},
-		Status: "AVAILABLE", Version: 3, Media: []MediaView{media}, CreatedAt: at, UpdatedAt: at.Add(time.Hour),
+		Status: "AVAILABLE", Version: 3, Media: []MediaView{media}, CreatedAt: at, UpdatedAt: at.Add(time.Hour), Position: 99,
 	}
 	if !reflect.DeepEqual(l, want) {
 		t.Fatalf("listing view\n got %+v\nwant %+v", l, want)
@@ -43,7 +43,7 @@ func TestViewsOfDocuments(t *testing.T) {
 			{ListingID: "l2", Title: "Plain"},
 		},
 		History:   []readstore.StatusChange{{Status: "PENDING", At: at}, {Status: "PAID", At: at.Add(time.Minute)}},
-		CreatedAt: at, UpdatedAt: at.Add(time.Minute),
+		CreatedAt: at, UpdatedAt: at.Add(time.Minute), LSN: 77,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestViewsOfDocuments(t *testing.T) {
 			{ListingID: "l2", Title: "Plain"},
 		},
 		History:   []StatusChange{{Status: "PENDING", At: at}, {Status: "PAID", At: at.Add(time.Minute)}},
-		CreatedAt: at, UpdatedAt: at.Add(time.Minute),
+		CreatedAt: at, UpdatedAt: at.Add(time.Minute), Position: 77,
 	}
 	if !reflect.DeepEqual(o, wantOrder) {
 		t.Fatalf("order view\n got %+v\nwant %+v", o, wantOrder)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -71,6 +72,17 @@ type Config struct {
 	Publication   string // SWAPMEET_PUBLICATION
 	CDCSpillDocs  int    // SWAPMEET_CDC_SPILL_DOCS: distinct documents per collection before a batch falls back to a full pass
 	CDCWorkers    int    // SWAPMEET_CDC_WORKERS: pages of a batch read and written at once
+	// SWAPMEET_FEED_RETENTION: how long the change feed keeps history for
+	// Watch streams that resume (at least 10 minutes).
+	FeedRetention time.Duration
+	// SWAPMEET_FEED_MAX_CHANGES: changes of one kind a batch lists in the
+	// feed; a larger batch tells every watcher to look again instead.
+	FeedMaxChanges int
+	// Watch streams: SWAPMEET_WATCH_HEARTBEAT, SWAPMEET_WATCH_MAX_LIFETIME,
+	// SWAPMEET_WATCH_MAX_STREAMS (per process), SWAPMEET_WATCH_MAX_STREAMS_PER_USER
+	// (per user, or per client address when anonymous), SWAPMEET_WATCH_BUFFER
+	// (orders a slow reader may lag by before it is told to resync).
+	Watch live.Options
 
 	LogLevel string // SWAPMEET_LOG_LEVEL: debug, info, warn, error
 
@@ -224,6 +236,17 @@ func FromEnv() (Config, error) {
 	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
 	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)
 	c.SessionPurgeInterval = dur("SWAPMEET_SESSION_PURGE_INTERVAL", 10*time.Minute)
+	c.FeedRetention = dur("SWAPMEET_FEED_RETENTION", 15*time.Minute)
+	c.FeedMaxChanges = num("SWAPMEET_FEED_MAX_CHANGES", 10_000)
+	w := live.DefaultOptions
+	c.Watch = live.Options{
+		Heartbeat:          dur("SWAPMEET_WATCH_HEARTBEAT", w.Heartbeat),
+		MaxLifetime:        dur("SWAPMEET_WATCH_MAX_LIFETIME", w.MaxLifetime),
+		MaxStreams:         num("SWAPMEET_WATCH_MAX_STREAMS", w.MaxStreams),
+		MaxStreamsPerOwner: num("SWAPMEET_WATCH_MAX_STREAMS_PER_USER", w.MaxStreamsPerOwner),
+		Buffer:             num("SWAPMEET_WATCH_BUFFER", w.Buffer),
+		SessionCheck:       w.SessionCheck,
+	}
 	c.SessionCacheTTL = 10 * time.Second
 	if v := os.Getenv("SWAPMEET_SESSION_CACHE_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -261,6 +284,9 @@ func FromEnv() (Config, error) {
 	if _, err := readstore.ParseWriteConcern(c.MongoWriteConcern); err != nil {
 		errs = append(errs, fmt.Errorf("SWAPMEET_MONGO_WRITE_CONCERN: %w", err))
 	}
+	if c.FeedRetention < MinFeedRetention {
+		errs = append(errs, fmt.Errorf("SWAPMEET_FEED_RETENTION=%s: want at least %s, so that a client that reconnects within it misses nothing", c.FeedRetention, MinFeedRetention))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -268,6 +294,9 @@ func FromEnv() (Config, error) {
 	}
 	return c, errors.Join(errs...)
 }
+
+// MinFeedRetention is the shortest history the change feed may keep.
+const MinFeedRetention = 10 * time.Minute
 
 // Development defaults: what `make up` starts with. They are fine on
 // loopback and nowhere else.

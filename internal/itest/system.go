@@ -12,6 +12,7 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
+	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
@@ -98,6 +99,10 @@ type APIOptions struct {
 	ClientIPHeader string
 	// Cache, if set, adjusts the API's cache (page budget, pages client).
 	Cache func(*cache.Cache)
+	// Watch, if set, adjusts the Watch streams' limits.
+	Watch func(*live.Options)
+	// ReadTimeout is the HTTP server's; zero means serve's.
+	ReadTimeout time.Duration
 }
 
 // StartAPIWith is StartAPI with settings a test needs to change.
@@ -118,7 +123,10 @@ func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 	}
 	cfg := e.cfg
 	cfg.Limits, cfg.RequestTimeout, cfg.ClientIPHeader = o.Limits, o.Timeout, o.ClientIPHeader
-	api, err := system.NewAPI(cfg, e.Clients(), e.Log, system.APIOptions{Password: o.Password, Cache: o.Cache, Media: e.Media})
+	if o.Watch != nil {
+		o.Watch(&cfg.Watch)
+	}
+	api, err := system.NewAPI(cfg, e.Clients(), e.Log, system.APIOptions{Password: o.Password, Cache: o.Cache, Media: e.Media, ReadTimeout: o.ReadTimeout})
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
@@ -11,59 +12,92 @@ import (
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 )
 
-// edge is the interceptor every RPC passes: it sets the server's deadline,
-// resolves the caller from the session token, counts writes against the
-// client's limit, translates errors, and logs the outcome.
-func edge(a *app.App, log *slog.Logger, opts Options) connect.UnaryInterceptorFunc {
-	m := opts.Metrics
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			start := time.Now()
-			procedure := req.Spec().Procedure
-			resp, err := func() (connect.AnyResponse, error) {
-				query := req.Spec().IdempotencyLevel == connect.IdempotencyNoSideEffects
-				if opts.Timeout > 0 {
-					// A query's consistency wait comes on top: the deadline
-					// never cuts it short. A client's earlier deadline stands.
-					d := opts.Timeout
-					if query {
-						d += a.Queries.ConsistencyWait()
-					}
-					var cancel context.CancelFunc
-					ctx, cancel = context.WithTimeout(ctx, d)
-					defer cancel()
+// edge is the interceptor every RPC passes: it sets a unary RPC's
+// deadline, resolves the caller from the session token, counts writes
+// against the client's limit, translates errors, and logs the outcome.
+type edge struct {
+	a    *app.App
+	log  *slog.Logger
+	opts Options
+}
+
+// identify records the caller a session token proves, if one is sent.
+func (e *edge) identify(ctx context.Context, h http.Header) (context.Context, error) {
+	token, ok, err := bearerToken(h.Get("Authorization"))
+	if err != nil || !ok {
+		return ctx, err
+	}
+	id, err := e.a.Commands.Authenticate(ctx, token)
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, callerKey{}, caller{userID: id, token: token}), nil
+}
+
+// done translates, counts and logs an RPC's outcome.
+func (e *edge) done(ctx context.Context, procedure string, start time.Time, err error) error {
+	if err != nil {
+		err = toConnect(e.log, procedure, err)
+	}
+	took := time.Since(start)
+	e.opts.Metrics.observe(procedure, codeOf(err), took)
+	e.log.LogAttrs(ctx, slog.LevelDebug, "rpc",
+		slog.String("procedure", procedure),
+		slog.String("code", codeOf(err)),
+		slog.Duration("took", took))
+	return err
+}
+
+func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		procedure := req.Spec().Procedure
+		resp, err := func() (connect.AnyResponse, error) {
+			query := req.Spec().IdempotencyLevel == connect.IdempotencyNoSideEffects
+			if e.opts.Timeout > 0 {
+				// A query's consistency wait comes on top: the deadline
+				// never cuts it short. A client's earlier deadline stands.
+				d := e.opts.Timeout
+				if query {
+					d += e.a.Queries.ConsistencyWait()
 				}
-				ctx = app.WithClient(ctx, clientAddr(req.Peer().Addr, req.Header(), opts.ClientIPHeader))
-				if !query && !selfLimited[procedure] {
-					if err := a.Commands.AllowWrite(ctx); err != nil {
-						return nil, err
-					}
-				}
-				token, ok, err := bearerToken(req.Header().Get("Authorization"))
-				if err != nil {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
+			ctx = app.WithClient(ctx, clientAddr(req.Peer().Addr, req.Header(), e.opts.ClientIPHeader))
+			if !query && !selfLimited[procedure] {
+				if err := e.a.Commands.AllowWrite(ctx); err != nil {
 					return nil, err
 				}
-				if ok {
-					id, err := a.Commands.Authenticate(ctx, token)
-					if err != nil {
-						return nil, err
-					}
-					ctx = context.WithValue(ctx, callerKey{}, caller{userID: id, token: token})
-				}
-				return next(ctx, req)
-			}()
-			if err != nil {
-				err = toConnect(log, procedure, err)
 			}
-			took := time.Since(start)
-			m.observe(procedure, codeOf(err), took)
-			log.LogAttrs(ctx, slog.LevelDebug, "rpc",
-				slog.String("procedure", procedure),
-				slog.String("code", codeOf(err)),
-				slog.Duration("took", took))
-			return resp, err
-		}
+			ctx, err := e.identify(ctx, req.Header())
+			if err != nil {
+				return nil, err
+			}
+			return next(ctx, req)
+		}()
+		return resp, e.done(ctx, procedure, start, err)
 	}
+}
+
+// WrapStreamingHandler serves the Watch streams: no deadline (a stream
+// ends at its maximum lifetime) and no write limit (it writes nothing).
+func (e *edge) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		procedure := conn.Spec().Procedure
+		ctx = app.WithClient(ctx, clientAddr(conn.Peer().Addr, conn.RequestHeader(), e.opts.ClientIPHeader))
+		ctx, err := e.identify(ctx, conn.RequestHeader())
+		if err == nil {
+			err = next(ctx, conn)
+		}
+		return e.done(ctx, procedure, start, err)
+	}
+}
+
+func (e *edge) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
 }
 
 // selfLimited are the writes the app limits itself, more tightly.

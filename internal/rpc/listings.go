@@ -10,12 +10,14 @@ import (
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/live"
 )
 
 // ListingHandler serves swapmeet.v1.ListingService.
 type ListingHandler struct {
 	swapmeetv1connect.UnimplementedListingServiceHandler
-	app *app.App
+	app  *app.App
+	live *live.Hub
 }
 
 func (h *ListingHandler) CreateListing(ctx context.Context, req *connect.Request[swapmeetv1.CreateListingRequest]) (*connect.Response[swapmeetv1.CreateListingResponse], error) {

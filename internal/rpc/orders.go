@@ -11,12 +11,14 @@ import (
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/live"
 )
 
 // OrderHandler serves swapmeet.v1.OrderService.
 type OrderHandler struct {
 	swapmeetv1connect.UnimplementedOrderServiceHandler
-	app *app.App
+	app  *app.App
+	live *live.Hub
 }
 
 func (h *OrderHandler) PlaceOrder(ctx context.Context, req *connect.Request[swapmeetv1.PlaceOrderRequest]) (*connect.Response[swapmeetv1.PlaceOrderResponse], error) {

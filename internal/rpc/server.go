@@ -11,6 +11,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/live"
 )
 
 // Options tune the edge.
@@ -26,6 +27,8 @@ type Options struct {
 	// ClientIPHeader, if set, is the header a trusted proxy puts the
 	// client's address in; otherwise the peer address is the client's.
 	ClientIPHeader string
+	// Live serves the Watch streams; without it they are Unavailable.
+	Live *live.Hub
 }
 
 // CompressMinBytes is the smallest response that is compressed. Most
@@ -40,7 +43,7 @@ const CompressMinBytes = 1024
 // HTTP GET as well as POST: browsers and proxies may cache them.
 func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	handlerOpts := []connect.HandlerOption{
-		connect.WithInterceptors(edge(a, log, opts)),
+		connect.WithInterceptors(&edge{a: a, log: log, opts: opts}),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 		connect.WithCompressMinBytes(CompressMinBytes),
 	}
@@ -52,13 +55,13 @@ func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 		swapmeetv1connect.ReviewServiceName,
 	}
 	mux.Handle(swapmeetv1connect.NewUserServiceHandler(&UserHandler{app: a}, handlerOpts...))
-	mux.Handle(swapmeetv1connect.NewListingServiceHandler(&ListingHandler{app: a}, handlerOpts...))
-	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(&OrderHandler{app: a}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewListingServiceHandler(&ListingHandler{app: a, live: opts.Live}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(&OrderHandler{app: a, live: opts.Live}, handlerOpts...))
 	mux.Handle(swapmeetv1connect.NewReviewServiceHandler(&ReviewHandler{app: a}, handlerOpts...))
 
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return mux
+	return withResponseController(mux)
 }

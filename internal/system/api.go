@@ -15,6 +15,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
@@ -31,6 +32,8 @@ type APIOptions struct {
 	Cache func(*cache.Cache)
 	// Media is the object store; nil opens the one cfg names.
 	Media *media.Bucket
+	// ReadTimeout bounds the reading of a request; zero means 30 s.
+	ReadTimeout time.Duration
 }
 
 // API is one `swapmeet serve` process.
@@ -42,8 +45,10 @@ type API struct {
 	Handler http.Handler
 
 	cfg     config.Config
+	opts    APIOptions
 	clients *Clients
 	watcher *consistency.Watcher
+	live    *live.Hub
 	media   *media.Bucket
 	log     *slog.Logger
 }
@@ -97,6 +102,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 	if err != nil {
 		return nil, err
 	}
+	hub := live.NewHub(c.Redis, cfg.RedisPrefix, watcher.Applied, a.Queries, cfg.Watch, log).WithMetrics(live.NewMetrics(reg))
 	// One port: RPC paths go to the API (with CORS for the web origins, so
 	// the Vite dev server can call it), every other path to the web app.
 	api := rpc.NewHandler(a, log, rpc.Options{
@@ -104,6 +110,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 		Metrics:         rpc.NewMetrics(reg),
 		Timeout:         cfg.RequestTimeout,
 		ClientIPHeader:  cfg.ClientIPHeader,
+		Live:            hub,
 	})
 	webApp := web.New()
 	if !webApp.Built() {
@@ -111,15 +118,16 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 	}
 	return &API{
 		App: a, Registry: reg, Handler: web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
-		cfg: cfg, clients: c, watcher: watcher, media: store, log: log,
+		cfg: cfg, opts: o, clients: c, watcher: watcher, live: hub, media: store, log: log,
 	}, nil
 }
 
 // Start runs the API's background work until ctx ends: following the
-// applied position and the projections pointer, purging expired
-// sessions, and the media jobs. stop waits for the media jobs.
+// applied position, the change feed and the projections pointer, purging
+// expired sessions, and the media jobs. stop waits for the media jobs.
 func (a *API) Start(ctx context.Context) (stop func()) {
 	go a.watcher.Run(ctx)
+	go a.live.Run(ctx)
 	// A projections rebuild switches collections by rewriting the pointer:
 	// following it picks the switch up within half a second, no restart.
 	go a.clients.Reads.Follow(ctx, 500*time.Millisecond)
@@ -132,8 +140,13 @@ func (a *API) Start(ctx context.Context) (stop func()) {
 // a request body (each HTTP/2 stream's) must arrive within 30 s and fit
 // in MaxRequestBytes plus framing, and an idle connection is closed after
 // 2 minutes. Responses get no write timeout: the RPC deadline bounds the
-// handlers. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
+// handlers, and a Watch stream lifts the read deadline once its request is
+// read. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
 func (a *API) HTTPServer() *http.Server {
+	readTimeout := a.opts.ReadTimeout
+	if readTimeout == 0 {
+		readTimeout = 30 * time.Second
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -141,7 +154,7 @@ func (a *API) HTTPServer() *http.Server {
 		Addr:              a.cfg.HTTPAddr,
 		Handler:           http.MaxBytesHandler(a.Handler, int64(a.cfg.MaxRequestBytes)+64<<10),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         protocols,
