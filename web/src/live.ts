@@ -6,7 +6,8 @@
 // drop one at any time, or silently: a heartbeat comes every 15 s, so a
 // stream that says nothing for much longer than that is given up and
 // reopened. Reconnects back off from half a second to ten, doubling, and
-// start over once a message arrives.
+// start over once a message arrives; a stream the server ends cleanly is
+// reopened at once.
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { h } from "./dom";
@@ -55,16 +56,22 @@ export async function follow<M extends { resumeToken: string }>(live: Live<M>): 
     const stop = () => attempt.abort();
     signal.addEventListener("abort", stop);
     let quiet = setTimeout(stop, silence);
+    let heard = false;
+    const since = Date.now();
     try {
       for await (const msg of live.open(token, attempt.signal, () => set("live"))) {
         clearTimeout(quiet);
         quiet = setTimeout(stop, silence);
         await live.onMessage(msg);
         if (msg.resumeToken) token = msg.resumeToken;
+        heard = true;
         delay = minDelay;
         set("live");
       }
-      // Ended cleanly (the server's maximum lifetime): reopen from the token.
+      // Ended cleanly, at the server's maximum lifetime: reopened from the
+      // token at once, with no "reconnecting" in between. One that ends
+      // before saying anything, or within a second, is retried like a failure.
+      if (heard && Date.now() - since > 1000) continue;
     } catch (err) {
       if (signal.aborted) return;
       const code = ConnectError.from(err).code;
