@@ -81,16 +81,31 @@ export function consistencyToken(): string {
 const auth: Interceptor = (next) => async (req) => {
   const s = session();
   if (s) req.header.set("Authorization", `Bearer ${s.token}`);
-  try {
-    return await next(req);
-  } catch (err) {
+  const check = (err: unknown) => {
     // A session the server no longer knows (expired, signed out elsewhere).
     if (s && ConnectError.from(err).code === Code.Unauthenticated && session()?.token === s.token) {
       setSession(null);
     }
+  };
+  try {
+    const res = await next(req);
+    // A stream's error comes after its headers, with its messages: WatchOrders
+    // ends with Unauthenticated when the session does.
+    return res.stream && s ? { ...res, message: checked(res.message, check) } : res;
+  } catch (err) {
+    check(err);
     throw err;
   }
 };
+
+async function* checked<T>(messages: AsyncIterable<T>, check: (err: unknown) => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    check(err);
+    throw err;
+  }
+}
 
 // Queries have no side effects, so one that got Unavailable (the read side
 // had not caught up with the token in the server's wait, or a dependency
