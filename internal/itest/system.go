@@ -130,9 +130,6 @@ func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := api.Start(ctx)
-	t.Cleanup(func() { cancel(); stop() })
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = api.HTTPServer()
 	srv.Start()
@@ -140,5 +137,10 @@ func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 	clientProtocols.SetUnencryptedHTTP2(true)
 	srv.Client().Transport = &http.Transport{Protocols: clientProtocols, MaxIdleConnsPerHost: 64}
 	t.Cleanup(srv.Close)
+	// Stopped before the server closes (cleanups run last first): open
+	// Watch streams end with the API's work, as in serve's shutdown.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := api.Start(ctx)
+	t.Cleanup(func() { cancel(); stop() })
 	return srv, api.App
 }

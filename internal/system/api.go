@@ -140,8 +140,8 @@ func (a *API) Start(ctx context.Context) (stop func()) {
 // a request body (each HTTP/2 stream's) must arrive within 30 s and fit
 // in MaxRequestBytes plus framing, and an idle connection is closed after
 // 2 minutes. Responses get no write timeout: the RPC deadline bounds the
-// handlers, and a Watch stream lifts the read deadline once its request is
-// read. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
+// handlers. The read timeout ends with the request's body, so it does not
+// cut a Watch stream either. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
 func (a *API) HTTPServer() *http.Server {
 	readTimeout := a.opts.ReadTimeout
 	if readTimeout == 0 {
