@@ -16,6 +16,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/rpc"
@@ -45,6 +46,7 @@ type API struct {
 	clients *Clients
 	watcher *consistency.Watcher
 	media   *media.Bucket
+	jobs    *mediajobs.Jobs
 	log     *slog.Logger
 }
 
@@ -111,7 +113,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 	}
 	return &API{
 		App: a, Registry: reg, Handler: web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
-		cfg: cfg, clients: c, watcher: watcher, media: store, log: log,
+		cfg: cfg, clients: c, watcher: watcher, media: store, jobs: mediajobs.New(pgStore, store, log), log: log,
 	}, nil
 }
 
@@ -164,9 +166,9 @@ func (a *API) startMedia(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.bootstrapBucket(ctx) })
-	wg.Go(func() { a.App.Commands.RunThumbnails(ctx, thumbnailIdlePoll) })
+	wg.Go(func() { a.jobs.RunThumbnails(ctx, thumbnailIdlePoll) })
 	wg.Go(func() {
-		a.App.Commands.RunSweeps(ctx, a.cfg.MediaSweepInterval, app.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
+		a.jobs.RunSweeps(ctx, a.cfg.MediaSweepInterval, mediajobs.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
 	})
 	return func() {
 		cancel()
