@@ -10,8 +10,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
 const decodeFigure = "CDC decode, null sink"
@@ -41,8 +39,7 @@ func (b backlog) walMB() float64 { return float64(b.end-b.start) / (1 << 20) }
 // wal.Reader whose sink only counts. The reader does everything it does in
 // production up to the sink: the replication protocol, parsing every
 // pgoutput message, assembling transactions and acknowledging them.
-func measureDecode(ctx context.Context, r *runner, o options) (row, error) {
-	e := itest.New(r)
+func measureDecode(ctx context.Context, e *env, o options) (row, error) {
 	// A second slot at the same position lets pg_recvlogical stream the
 	// same backlog: what Postgres's own client gets from this server.
 	refSlot := e.Slot + "_ref"
@@ -89,7 +86,7 @@ func measureDecode(ctx context.Context, r *runner, o options) (row, error) {
 
 // makeDecodeBacklog writes the backlog in a fresh database whose slot
 // already exists, and counts exactly the row changes it made.
-func makeDecodeBacklog(ctx context.Context, e *itest.Env) (backlog, error) {
+func makeDecodeBacklog(ctx context.Context, e *env) (backlog, error) {
 	conn, err := backlogConn(ctx, e)
 	if err != nil {
 		return backlog{}, err
@@ -172,7 +169,7 @@ func updateListingsOneByOne(ctx context.Context, conn *pgx.Conn, n int) error {
 // nothing but write each message out. It shows how much of the rate the
 // server itself sets: the walsender sends each row change as its own
 // message.
-func recvlogicalRate(ctx context.Context, e *itest.Env, slot string, bl backlog) (float64, error) {
+func recvlogicalRate(ctx context.Context, e *env, slot string, bl backlog) (float64, error) {
 	path, err := exec.LookPath("pg_recvlogical")
 	if err != nil {
 		return 0, fmt.Errorf("pg_recvlogical is needed for the reference (Debian: postgresql-client): %w", err)

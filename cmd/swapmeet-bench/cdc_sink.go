@@ -11,7 +11,6 @@ import (
 	mongooptions "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/swapmeet/swapmeet/cdc/wal"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -47,8 +46,7 @@ const (
 // they hit a collection of cdcSellers documents, and FerretDB 1.24 finds
 // a document by _id with a sequential scan, so counting them one for one
 // would flatter the sink.
-func measureSink(ctx context.Context, r *runner, o options) (row, error) {
-	e := itest.New(r)
+func measureSink(ctx context.Context, e *env, o options) (row, error) {
 	if err := e.Reads.EnsureIndexes(ctx); err != nil {
 		return row{}, fmt.Errorf("indexes: %w", err)
 	}
@@ -62,10 +60,11 @@ func measureSink(ctx context.Context, r *runner, o options) (row, error) {
 	refDB := e.MongoDB + "_ref"
 	ref := readstore.New(e.Mongo.Database(refDB))
 	ref.WriteConcurrency = e.Reads.WriteConcurrency
-	r.Cleanup(func() {
+	e.onClose(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = e.Mongo.Database(refDB).Drop(ctx)
+		return nil
 	})
 	if err := ref.EnsureIndexes(ctx); err != nil {
 		return row{}, fmt.Errorf("reference indexes: %w", err)
@@ -190,7 +189,7 @@ type listingSet struct {
 // ones), and builds the documents the projector makes of them by reading
 // the rows back. The documents are then put in the read store, so that
 // later writes replace existing documents, as they do in production.
-func listingFixtures(ctx context.Context, e *itest.Env, nSellers, nListings int) (listingSet, error) {
+func listingFixtures(ctx context.Context, e *env, nSellers, nListings int) (listingSet, error) {
 	sellers, err := insertUsers(ctx, e.PG, "seller", nSellers)
 	if err != nil {
 		return listingSet{}, err

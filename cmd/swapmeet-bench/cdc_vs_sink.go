@@ -13,7 +13,6 @@ import (
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -69,18 +68,20 @@ const (
 		' Happy to send more pictures or measurements before you buy.'`
 )
 
-func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
+func runAgainstSink(ctx context.Context, e *env, o options) ([]row, error) {
 	n := *cdcCatalogue
 	if n < 1000 {
 		return nil, fmt.Errorf("need -cdc-catalogue >= 1000, not %d", n)
 	}
 	size := sizeLabel(n)
-	bin, err := buildSwapmeet(ctx, r)
+	bin, err := buildSwapmeet(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	e := itest.New(r)
-	_, a := e.StartAPI(r)
+	api, err := e.startAPI()
+	if err != nil {
+		return nil, err
+	}
 
 	// The catalogue: Postgres first, then its documents with insertMany
 	// (FerretDB's fast path: a first start of the CDC would upsert them
@@ -103,7 +104,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 	if err := e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Slot)); err != nil {
 		return nil, err
 	}
-	proc, err := startCDCProcess(r, bin, e)
+	proc, err := startCDCProcess(e, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 		return rows, err
 	}
 
-	fresh, err := measureFreshAgainst(ctx, e, a, o, rawRate, rawRef, size)
+	fresh, err := measureFreshAgainst(ctx, e, api.App, o, rawRate, rawRef, size)
 	rows = append(rows, fresh...)
 	if err != nil {
 		return rows, err
@@ -153,7 +154,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 
 // measureRaw replaces listing documents picked at random over the
 // catalogue with Put for d, and returns the rate.
-func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Model, n int, d time.Duration) (float64, error) {
+func measureRaw(ctx context.Context, e *env, s *readstore.Model, n int, d time.Duration) (float64, error) {
 	sample, err := sampleListingDocs(ctx, e, min(n, rawSample))
 	if err != nil {
 		return 0, err
@@ -179,7 +180,7 @@ func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Model, n int, d 
 // loadListingDocs inserts the document of every listing, shaped as the
 // projector shapes it, with insertMany: one page in flight while the next
 // is read.
-func loadListingDocs(ctx context.Context, e *itest.Env, n int) error {
+func loadListingDocs(ctx context.Context, e *env, n int) error {
 	type page struct {
 		docs []any
 		err  error
@@ -230,7 +231,7 @@ func loadListingDocs(ctx context.Context, e *itest.Env, n int) error {
 
 // sampleListingDocs reads n listings picked at random over the whole
 // catalogue, as documents.
-func sampleListingDocs(ctx context.Context, e *itest.Env, n int) ([]readstore.Listing, error) {
+func sampleListingDocs(ctx context.Context, e *env, n int) ([]readstore.Listing, error) {
 	rows, err := e.PG.Query(ctx, listingDocsQuery+`
 		WHERE l.id IN (SELECT id FROM listings ORDER BY random() LIMIT $1)`, n)
 	if err != nil {
@@ -329,7 +330,7 @@ func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Durati
 // cdcWorkers is SWAPMEET_CDC_WORKERS's default: pages the CDC writes at once.
 const cdcWorkers = 2
 
-func measureFreshAgainst(ctx context.Context, e *itest.Env, a *app.App, o options, rawRate float64, rawRef, size string) ([]row, error) {
+func measureFreshAgainst(ctx context.Context, e *env, a *app.App, o options, rawRate float64, rawRef, size string) ([]row, error) {
 	targets, err := freshTargetsOf(ctx, e, freshTargets)
 	if err != nil {
 		return nil, err
@@ -483,7 +484,7 @@ func nextSearchRate(steps []freshStep, rawRate float64) (float64, bool) {
 
 // freshTargetsOf picks n listings at random as the freshness writes'
 // targets.
-func freshTargetsOf(ctx context.Context, e *itest.Env, n int) ([]*freshTarget, error) {
+func freshTargetsOf(ctx context.Context, e *env, n int) ([]*freshTarget, error) {
 	rows, err := e.PG.Query(ctx, `SELECT id::text, seller_id, version, price_minor FROM listings ORDER BY random() LIMIT $1`, n)
 	if err != nil {
 		return nil, fmt.Errorf("pick listings to write: %w", err)
@@ -502,7 +503,7 @@ func freshTargetsOf(ctx context.Context, e *itest.Env, n int) ([]*freshTarget, e
 
 // measureBigTxn updates every listing of the catalogue in one transaction
 // and waits until the CDC process has applied it, watching its memory.
-func measureBigTxn(ctx context.Context, e *itest.Env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
+func measureBigTxn(ctx context.Context, e *env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
 	size, brief := sizeLabel(n), ""
 	if n < 1_000_000 {
 		brief = " (brief: 1M; -cdc-catalogue)"

@@ -17,7 +17,6 @@ import (
 
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -64,12 +63,15 @@ const (
 	gapAfter = 2 * time.Second
 )
 
-func runRebuild(ctx context.Context, r *runner, o options) ([]row, error) {
+func runRebuild(ctx context.Context, o options) ([]row, error) {
 	n := *rebuildListings
 	if n < 1000 {
 		return nil, fmt.Errorf("need -rebuild-listings >= 1000, not %d", n)
 	}
-	e := itest.New(r)
+	return withEnv(ctx, func(e *env) ([]row, error) { return measureRebuild(ctx, e, n) })
+}
+
+func measureRebuild(ctx context.Context, e *env, n int) ([]row, error) {
 	took, err := seedCatalogue(ctx, e, n)
 	if err != nil {
 		return nil, err
@@ -98,9 +100,14 @@ func runRebuild(ctx context.Context, r *runner, o options) ([]row, error) {
 	if err := e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Slot)); err != nil {
 		return nil, err
 	}
-	e.StartCDC(r)
-	srv, _ := e.StartAPI(r)
-	client := swapmeetv1connect.NewListingServiceClient(srv.Client(), srv.URL)
+	if err := e.startCDC(ctx); err != nil {
+		return nil, err
+	}
+	api, err := e.startAPI()
+	if err != nil {
+		return nil, err
+	}
+	client := swapmeetv1connect.NewListingServiceClient(api.Server.Client(), api.Server.URL)
 	var known []string
 	if err := e.PG.QueryRow(ctx, `SELECT array_agg(id::text) FROM (SELECT id FROM listings ORDER BY random() LIMIT $1) x`, gapKnown).Scan(&known); err != nil {
 		return nil, fmt.Errorf("known listings: %w", err)
@@ -140,11 +147,7 @@ func runRebuild(ctx context.Context, r *runner, o options) ([]row, error) {
 	gaps := g.summary(before)
 	progress("rebuild: readers: %s", gaps)
 
-	size := fmt.Sprintf("%dk", n/1000)
-	if n >= 1_000_000 && n%1_000_000 == 0 {
-		size = fmt.Sprintf("%dM", n/1_000_000)
-	}
-	figure := fmt.Sprintf("Rebuild %s listings, load phase", size)
+	figure := fmt.Sprintf("Rebuild %s listings, load phase", sizeLabel(n))
 	if n < 1_000_000 {
 		// What the suite would take at the brief's size, at these rates.
 		scale := 1e6 / float64(n)
@@ -191,7 +194,7 @@ type bulkLoad struct {
 // rebuildPage, shapes each as the projector does, and inserts the pages
 // into collection (a physical name) with one InsertMany in flight, while
 // the next page is read.
-func bulkLoadListings(ctx context.Context, e *itest.Env, collection string) (bulkLoad, error) {
+func bulkLoadListings(ctx context.Context, e *env, collection string) (bulkLoad, error) {
 	var res bulkLoad
 	pages := make(chan []any, 2)
 	readErr := make(chan error, 1)
@@ -273,7 +276,7 @@ func listingDocsAfter(ctx context.Context, pg *pgxpool.Pool, after uuid.UUID, li
 
 // gapCheck is the readers' tally.
 type gapCheck struct {
-	env    *itest.Env
+	env    *env
 	client swapmeetv1connect.ListingServiceClient
 	known  []string
 
@@ -364,7 +367,7 @@ func (s gapSummary) check() error {
 // from a half-built one. An exact count is not worth its cost here:
 // FerretDB counts (estimatedDocumentCount included) by reading every
 // document, about 10 s per 100k.
-func checkRebuilt(ctx context.Context, e *itest.Env, run rebuildRun, want int64) error {
+func checkRebuilt(ctx context.Context, e *env, run rebuildRun, want int64) error {
 	if got := run.loaded[readstore.Listings]; got != want {
 		return fmt.Errorf("the rebuild loaded %d listings; postgres has %d", got, want)
 	}
