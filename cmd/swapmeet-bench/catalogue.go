@@ -172,13 +172,15 @@ var _ io.Writer = (*rebuildProgress)(nil)
 func rebuild(ctx context.Context, e *env, collections ...string) (rebuildRun, error) {
 	reads := readstore.New(e.Mongo.Database(e.MongoDB))
 	reads.WriteConcurrency = e.Reads.WriteConcurrency
+	clients := e.Clients()
+	clients.Reads = reads
 	p := newRebuildProgress()
 	rb := &cdc.Rebuild{
 		Reader:          wal.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
 		BaseSlot:        e.Slot,
 		PG:              e.PG,
 		Reads:           reads,
-		Sink:            system.NewProjector(e.Config(), &system.Clients{PG: e.PG, Reads: reads, Redis: e.Redis, Pages: e.Redis}, e.Log),
+		Sink:            system.NewProjector(e.Config(), clients, e.Log),
 		Collections:     collections,
 		Progress:        p,
 		Log:             e.Log,

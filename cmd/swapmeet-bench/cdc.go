@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/swapmeet/swapmeet/cdc/wal"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // The CDC suite measures the brief's CDC targets, each group on its own
@@ -96,6 +97,16 @@ func createSlot(ctx context.Context, e *env, name string) error {
 		return fmt.Errorf("create slot %s: %w", name, err)
 	}
 	return nil
+}
+
+// firstStart gives the env's read side its slot and pointer as a first
+// start of the CDC leaves them, without the CDC's one-by-one upserts of the
+// documents (load them first): a CDC started next streams from here.
+func firstStart(ctx context.Context, e *env) error {
+	if err := createSlot(ctx, e, e.Slot); err != nil {
+		return err
+	}
+	return e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Slot))
 }
 
 // backlogConn is a connection for writing a backlog fast: without waiting

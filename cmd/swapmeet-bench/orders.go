@@ -253,16 +253,8 @@ func throughputFigure(o options) string {
 }
 
 func orderRows(o options, ref pgbenchResult, l rateResult) []row {
-	ratio := l.rate() / ref.tps
 	return []row{
-		{
-			figure:    throughputFigure(o),
-			measured:  fmt.Sprintf("%.0f orders/s", l.rate()),
-			reference: ref.String(),
-			ratio:     times(ratio),
-			target:    fmt.Sprintf(">= %.1fx", ordersMinRatio),
-			verdict:   verdict(ratio >= ordersMinRatio),
-		},
+		atLeast(throughputFigure(o), fmt.Sprintf("%.0f orders/s", l.rate()), ref.String(), l.rate()/ref.tps, ordersMinRatio),
 		{
 			figure:    "PlaceOrder latency",
 			measured:  fmt.Sprintf("p50 %s, p99 %s", ms(l.lat.p50), ms(l.lat.p99)),

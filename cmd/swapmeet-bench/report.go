@@ -79,6 +79,12 @@ func printTable(w io.Writer, rows []row) {
 	_ = tw.Flush()
 }
 
+// atLeast is a figure whose target is min times its reference or more.
+func atLeast(figure, measured, reference string, ratio, min float64) row {
+	return row{figure: figure, measured: measured, reference: reference,
+		ratio: times(ratio), target: fmt.Sprintf(">= %.1fx", min), verdict: verdict(ratio >= min)}
+}
+
 // times renders a ratio.
 func times(ratio float64) string { return fmt.Sprintf("%.2fx", ratio) }
 
