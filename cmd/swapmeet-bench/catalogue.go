@@ -45,13 +45,9 @@ func sqlArray(words []string) string {
 
 // seedCatalogue inserts sellers and n listings into the env's database, and
 // refreshes the planner's statistics. It returns how long that took.
-func seedCatalogue(ctx context.Context, e *env, n int) (time.Duration, error) {
-	return seedCatalogueWith(ctx, e, n, "")
-}
-
-// seedCatalogueWith is seedCatalogue with more description: descTail is a
-// SQL text expression over the row number g, appended to each description.
-func seedCatalogueWith(ctx context.Context, e *env, n int, descTail string) (time.Duration, error) {
+// descTail, if not "", is a SQL text expression over the row number g,
+// appended to each description.
+func seedCatalogue(ctx context.Context, e *env, n int, descTail string) (time.Duration, error) {
 	start := time.Now()
 	if _, err := insertUsers(ctx, e.PG, "seller", catalogueSellers); err != nil {
 		return 0, err

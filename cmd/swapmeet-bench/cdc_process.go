@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // The figures against the sink run the CDC as operators do: a `swapmeet
@@ -40,12 +40,10 @@ func buildSwapmeet(ctx context.Context, e *env) (string, error) {
 		return "", err
 	}
 	e.onClose(func() error { return os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "swapmeet")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/swapmeet/swapmeet/cmd/swapmeet")
-	out, err := cmd.CombinedOutput()
+	bin, err := sandbox.BuildSwapmeet(ctx, dir)
 	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/swapmeet (run the bench from the repository): %w\n%s", err, out)
+		return "", fmt.Errorf("run the bench from the repository: %w", err)
 	}
 	progress("cdc process: built swapmeet in %s", time.Since(start).Round(100*time.Millisecond))
 	return bin, nil

@@ -86,7 +86,7 @@ func runAgainstSink(ctx context.Context, e *env, o options) ([]row, error) {
 	// (FerretDB's fast path: a first start of the CDC would upsert them
 	// one by one), then the slot and the pointer, as a first start leaves
 	// them; the CDC process then streams from there.
-	took, err := seedCatalogueWith(ctx, e, n, descTail)
+	took, err := seedCatalogue(ctx, e, n, descTail)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,19 @@ type pool[T any] struct {
 	next  atomic.Int64
 }
 
+// eachOnce is a load that calls f on each item of p once, from whichever
+// worker asks next, until p runs out.
+func eachOnce[T any](p *pool[T], f func(ctx context.Context, worker int, item T) error) callFunc {
+	return func(ctx context.Context, worker int) (bool, error) {
+		item, ok := p.take()
+		if !ok {
+			return false, nil
+		}
+		err := f(ctx, worker, item)
+		return err == nil, err
+	}
+}
+
 func (p *pool[T]) take() (T, bool) {
 	i := p.next.Add(1) - 1
 	if i >= int64(len(p.items)) {

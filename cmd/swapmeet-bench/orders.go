@@ -169,16 +169,12 @@ type placeFunc func(ctx context.Context, b benchUser, listing uuid.UUID) error
 // no listing was sold twice. placed is how many orders exist before; the
 // count after is returned.
 func measureOrders(ctx context.Context, fx *orderFixtures, o options, how string, place placeFunc, placed int) (rateResult, int, error) {
-	call := func(ctx context.Context, worker int) (bool, error) {
-		id, ok := fx.listings.take()
-		if !ok {
-			return false, nil
-		}
+	call := eachOnce(fx.listings, func(ctx context.Context, worker int, id uuid.UUID) error {
 		if err := place(ctx, fx.buyers[worker], id); err != nil {
-			return false, fmt.Errorf("PlaceOrder(%s): %w", id, err)
+			return fmt.Errorf("PlaceOrder(%s): %w", id, err)
 		}
-		return true, nil
-	}
+		return nil
+	})
 	w, l, err := load(ctx, "orders: PlaceOrder "+how, len(fx.buyers), o.duration, call)
 	if err != nil {
 		return rateResult{}, placed, err

@@ -104,7 +104,7 @@ func runReads(ctx context.Context, o options) ([]row, error) {
 // them.
 func setUpReads(ctx context.Context, e *env, n int) (*readsFixture, error) {
 	fx := &readsFixture{env: e, size: sizeLabel(n)}
-	took, err := seedCatalogue(ctx, e, n)
+	took, err := seedCatalogue(ctx, e, n, "")
 	if err != nil {
 		return nil, err
 	}
@@ -333,32 +333,24 @@ func measureMisses(ctx context.Context, fx *readsFixture, clients int, d time.Du
 	refIDs, missIDs := &pool[string]{items: fx.cold[:half]}, &pool[string]{items: fx.cold[half:]}
 
 	progress("reads: reference: FerretDB find by _id (readstore.FindRaw), %d clients, %s, over %s listings", clients, d, fx.size)
-	ref, err := hammer(ctx, clients, d, func(ctx context.Context, _ int) (bool, error) {
-		id, ok := refIDs.take()
-		if !ok {
-			return false, nil
-		}
+	ref, err := hammer(ctx, clients, d, eachOnce(refIDs, func(ctx context.Context, _ int, id string) error {
 		if _, err := fx.env.Reads.FindRaw(ctx, readstore.Listings, id); err != nil {
-			return false, fmt.Errorf("FindRaw(%s): %w", id, err)
+			return fmt.Errorf("FindRaw(%s): %w", id, err)
 		}
-		return true, nil
-	})
+		return nil
+	}))
 	if err != nil {
 		return nil, err
 	}
 	progress("reads: reference: %d finds in %s: %s", ref.calls, ref.elapsed.Round(time.Millisecond), ref)
 
 	progress("reads: GetListing cache misses (each listing read once, cold cache), %d clients, %s", clients, d)
-	res, err := hammer(ctx, clients, d, func(ctx context.Context, _ int) (bool, error) {
-		id, ok := missIDs.take()
-		if !ok {
-			return false, nil
-		}
+	res, err := hammer(ctx, clients, d, eachOnce(missIDs, func(ctx context.Context, _ int, id string) error {
 		if _, err := fx.post.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id})); err != nil {
-			return false, fmt.Errorf("GetListing(%s): %w", id, err)
+			return fmt.Errorf("GetListing(%s): %w", id, err)
 		}
-		return true, nil
-	})
+		return nil
+	}))
 	if err != nil {
 		return nil, err
 	}

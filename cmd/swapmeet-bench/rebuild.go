@@ -72,7 +72,7 @@ func runRebuild(ctx context.Context, o options) ([]row, error) {
 }
 
 func measureRebuild(ctx context.Context, e *env, n int) ([]row, error) {
-	took, err := seedCatalogue(ctx, e, n)
+	took, err := seedCatalogue(ctx, e, n, "")
 	if err != nil {
 		return nil, err
 	}
