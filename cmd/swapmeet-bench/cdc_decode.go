@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -164,22 +161,12 @@ func updateListingsOneByOne(ctx context.Context, conn *pgx.Conn, n int) error {
 // server itself sets: the walsender sends each row change as its own
 // message.
 func recvlogicalRate(ctx context.Context, e *env, slot string, bl backlog) (float64, error) {
-	path, err := exec.LookPath("pg_recvlogical")
-	if err != nil {
-		return 0, fmt.Errorf("pg_recvlogical is needed for the reference (Debian: postgresql-client): %w", err)
-	}
 	progress("cdc decode: reference: pg_recvlogical streams the same backlog into /dev/null")
-	cmd := exec.CommandContext(ctx, path, "--dbname", e.PGURL, "--slot", slot, "--start",
-		"--endpos", bl.end.String(), "--no-loop", "--file", "/dev/null",
-		"--option", "proto_version=1", "--option", "publication_names="+e.Publication)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return 0, context.Cause(ctx)
-		}
-		return 0, fmt.Errorf("pg_recvlogical: %w\n%s", err, strings.TrimSpace(out.String()))
+	if _, err := runTool(ctx, "pg_recvlogical", "postgresql-client", "--dbname", e.PGURL, "--slot", slot, "--start",
+		"--endpos", bl.end.String(), "--no-loop", "--file", "/dev/null",
+		"--option", "proto_version=1", "--option", "publication_names="+e.Publication); err != nil {
+		return 0, err
 	}
 	took := time.Since(start)
 	// It must have consumed the backlog: its slot's confirmed position has

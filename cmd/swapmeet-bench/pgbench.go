@@ -125,22 +125,27 @@ func parsePgbench(out string) (pgbenchResult, error) {
 	return res, nil
 }
 
-// runPgbench runs pgbench and returns its combined output. The database
-// URL, password included, is passed as an argument but never printed.
+// runPgbench runs pgbench and returns its output.
 func runPgbench(ctx context.Context, args ...string) (string, error) {
-	path, err := exec.LookPath("pgbench")
+	return runTool(ctx, "pgbench", "postgresql-client", args...)
+}
+
+// runTool runs a reference tool of the Debian package pkg and returns what
+// it printed on stdout. Its arguments (database URLs, passwords) are
+// never printed; its stderr is, when it fails.
+func runTool(ctx context.Context, tool, pkg string, args ...string) (string, error) {
+	path, err := exec.LookPath(tool)
 	if err != nil {
-		return "", fmt.Errorf("pgbench is needed for the reference figure (Debian: postgresql-client): %w", err)
+		return "", fmt.Errorf("%s is needed for a reference (Debian: %s): %w", tool, pkg, err)
 	}
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout = &out
-	cmd.Stderr = &out
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return "", context.Cause(ctx)
 		}
-		return "", fmt.Errorf("pgbench %s: %w\n%s", args[0], err, strings.TrimSpace(out.String()))
+		return "", fmt.Errorf("%s %s: %w\n%s", tool, args[0], err, strings.TrimSpace(errOut.String()+out.String()))
 	}
 	return out.String(), nil
 }
