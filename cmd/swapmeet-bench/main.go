@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -180,22 +181,13 @@ func selectSuites(spec string) ([]suite, error) {
 	}
 	var out []suite
 	for name := range strings.SplitSeq(spec, ",") {
-		i := indexOfSuite(strings.TrimSpace(name))
+		i := slices.IndexFunc(suites, func(s suite) bool { return s.name == strings.TrimSpace(name) })
 		if i < 0 {
 			return nil, fmt.Errorf("unknown suite %q (have: %s)", name, suiteNames())
 		}
 		out = append(out, suites[i])
 	}
 	return out, nil
-}
-
-func indexOfSuite(name string) int {
-	for i, s := range suites {
-		if s.name == name {
-			return i
-		}
-	}
-	return -1
 }
 
 func suiteNames() string {
