@@ -17,6 +17,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/rpc"
@@ -50,6 +51,7 @@ type API struct {
 	watcher *consistency.Watcher
 	live    *live.Hub
 	media   *media.Bucket
+	jobs    *mediajobs.Jobs
 	log     *slog.Logger
 }
 
@@ -118,7 +120,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 	}
 	return &API{
 		App: a, Registry: reg, Handler: web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
-		cfg: cfg, opts: o, clients: c, watcher: watcher, live: hub, media: store, log: log,
+		cfg: cfg, opts: o, clients: c, watcher: watcher, live: hub, media: store, jobs: mediajobs.New(pgStore, store, log), log: log,
 	}, nil
 }
 
@@ -177,9 +179,9 @@ func (a *API) startMedia(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.bootstrapBucket(ctx) })
-	wg.Go(func() { a.App.Commands.RunThumbnails(ctx, thumbnailIdlePoll) })
+	wg.Go(func() { a.jobs.RunThumbnails(ctx, thumbnailIdlePoll) })
 	wg.Go(func() {
-		a.App.Commands.RunSweeps(ctx, a.cfg.MediaSweepInterval, app.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
+		a.jobs.RunSweeps(ctx, a.cfg.MediaSweepInterval, mediajobs.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
 	})
 	return func() {
 		cancel()
