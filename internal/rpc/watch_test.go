@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/feed"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
@@ -425,4 +426,60 @@ func TestWatchOutlivesTheServerTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWatchOrdersResyncsBeyondTheHistory: a resume token older than the
+// feed's kept history gets resync first, with a token at which ListOrders
+// has everything; then the stream goes on live.
+func TestWatchOrdersResyncsBeyondTheHistory(t *testing.T) {
+	m := newMarketWith(t, fastBeats)
+	m.e.StartCDC(t)
+	seller, buyer := m.signUp("seller"), m.signUp("buyer")
+	old := m.watchOrders(t, buyer.token, "", swapmeetv1.OrderRole_ORDER_ROLE_UNSPECIFIED)
+	first := old.until(10*time.Second, "the first message", func(*swapmeetv1.WatchOrdersResponse) bool { return true })
+	listing := m.listing(seller, "Bike")
+	placed, err := m.orders.PlaceOrder(ctx, authed(&swapmeetv1.PlaceOrderRequest{ListingIds: []string{listing}, IdempotencyKey: "k"}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := placed.Msg.OrderId
+	old.past(placed.Msg.ConsistencyToken) // the API has read the order from the feed
+	old.cancel()
+
+	// The retention passes: the CDC trims everything up to now.
+	if err := feed.Trim(ctx, m.e.Redis, feed.KeysFor(m.e.RedisPrefix, feed.Orders), m.e.CurrentLSN(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	w := m.watchOrders(t, buyer.token, first.ResumeToken, swapmeetv1.OrderRole_ORDER_ROLE_UNSPECIFIED)
+	var resync *swapmeetv1.WatchOrdersResponse
+	deadline := time.After(15 * time.Second)
+	for resync == nil {
+		select {
+		case r := <-w.ch:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.msg.Order != nil {
+				t.Fatalf("an order before the resync: %v", r.msg.Order)
+			}
+			if r.msg.Resync {
+				resync = r.msg
+			}
+		case <-deadline:
+			t.Fatal("no resync for a token older than the history")
+		}
+	}
+	list, err := m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{Role: swapmeetv1.OrderRole_ORDER_ROLE_BUYER, ConsistencyToken: resync.ResumeToken}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Msg.Orders) != 1 || list.Msg.Orders[0].OrderId != order {
+		t.Fatalf("the refetch at the resync's token: %v", list.Msg.Orders)
+	}
+	// And live after it.
+	if _, err := m.orders.MarkOrderPaid(ctx, authed(&swapmeetv1.MarkOrderPaidRequest{OrderId: order}, buyer.token)); err != nil {
+		t.Fatal(err)
+	}
+	w.status(order, swapmeetv1.OrderStatus_ORDER_STATUS_PAID)
 }
