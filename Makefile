@@ -83,14 +83,15 @@ test: up ## Start the services and run every test (Go, then the browser test), t
 # The Redis tests again on a local Redis Cluster of 3 masters (scripts/services.sh
 # up redis-cluster; `make up` does not start it): the cache, the applied
 # position and the rate limits, the CDC tests that evict, replay and publish
-# through a crash, and the read-your-writes tests of the API.
-REDIS_CLUSTER_RUN := ^(TestCDCSurvivesSIGKILL|TestFailoverUnderLoad|TestZombieLeaderIsFenced|TestReplayIsIdempotent|TestCatchUpIsolation|TestVerifyIsExact|TestStaleFillCannotPersist|TestConsistencyTokensOnListings|TestConsistencyTokenTimesOutAsUnavailable|TestSignUpThenGetUserReadsTheProjection|TestUpdateProfileReachesReadsAndEvictsTheCache|TestSearchFloodSparesCorrectnessData|TestReplicasShareEverythingAClientReliesOn)$$
+# through a crash, the read-your-writes tests of the API, and the change feed
+# with the Watch streams that follow it.
+REDIS_CLUSTER_RUN := ^(TestCDCSurvivesSIGKILL|TestFailoverUnderLoad|TestZombieLeaderIsFenced|TestReplayIsIdempotent|TestCatchUpIsolation|TestVerifyIsExact|TestStaleFillCannotPersist|TestConsistencyTokensOnListings|TestConsistencyTokenTimesOutAsUnavailable|TestSignUpThenGetUserReadsTheProjection|TestUpdateProfileReachesReadsAndEvictsTheCache|TestSearchFloodSparesCorrectnessData|TestReplicasShareEverythingAClientReliesOn|TestWatchOrdersResumesWithoutGapOrRepeat|TestWatchOrdersResyncsBeyondTheHistory|TestWatchStreamsSurviveCDCKill)$$
 REDIS_CLUSTER_ENV := $(SERVICES_ENV); export SWAPMEET_REDIS_URL="$$SWAPMEET_REDIS_CLUSTER_URL"
 
 .PHONY: test-cluster
 test-cluster: up ## Run the Redis-facing tests against a local 3-master Redis Cluster.
 	scripts/services.sh up redis-cluster
-	$(REDIS_CLUSTER_ENV); $(GO) test -race -count=1 -timeout 10m ./internal/cache/... ./internal/consistency/... ./internal/ratelimit/...
+	$(REDIS_CLUSTER_ENV); $(GO) test -race -count=1 -timeout 10m ./internal/cache/... ./internal/consistency/... ./internal/ratelimit/... ./internal/feed/... ./internal/live/...
 	$(REDIS_CLUSTER_ENV); $(GO) test -race -count=1 -timeout 15m -run '$(REDIS_CLUSTER_RUN)' ./cdc/ ./cdc/projection/ ./internal/rpc/ ./cmd/swapmeet/
 
 # The browser test: Debian's chromium (installed when missing), driven by

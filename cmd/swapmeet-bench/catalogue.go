@@ -12,7 +12,6 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
@@ -46,13 +45,9 @@ func sqlArray(words []string) string {
 
 // seedCatalogue inserts sellers and n listings into the env's database, and
 // refreshes the planner's statistics. It returns how long that took.
-func seedCatalogue(ctx context.Context, e *itest.Env, n int) (time.Duration, error) {
-	return seedCatalogueWith(ctx, e, n, "")
-}
-
-// seedCatalogueWith is seedCatalogue with more description: descTail is a
-// SQL text expression over the row number g, appended to each description.
-func seedCatalogueWith(ctx context.Context, e *itest.Env, n int, descTail string) (time.Duration, error) {
+// descTail, if not "", is a SQL text expression over the row number g,
+// appended to each description.
+func seedCatalogue(ctx context.Context, e *env, n int, descTail string) (time.Duration, error) {
 	start := time.Now()
 	if _, err := insertUsers(ctx, e.PG, "seller", catalogueSellers); err != nil {
 		return 0, err
@@ -170,16 +165,18 @@ var _ io.Writer = (*rebuildProgress)(nil)
 // `swapmeet projections rebuild` does: its own read store and projector
 // (so the API learns of the switch by following the pointer, as another
 // process would), the env's slot as the base name.
-func rebuild(ctx context.Context, e *itest.Env, collections ...string) (rebuildRun, error) {
+func rebuild(ctx context.Context, e *env, collections ...string) (rebuildRun, error) {
 	reads := readstore.New(e.Mongo.Database(e.MongoDB))
 	reads.WriteConcurrency = e.Reads.WriteConcurrency
+	clients := e.Clients()
+	clients.Reads = reads
 	p := newRebuildProgress()
 	rb := &cdc.Rebuild{
 		Reader:          wal.Config{ConnString: e.PGURL, Publication: e.Publication, Log: e.Log},
 		BaseSlot:        e.Slot,
 		PG:              e.PG,
 		Reads:           reads,
-		Sink:            system.NewProjector(e.Config(), &system.Clients{PG: e.PG, Reads: reads, Redis: e.Redis, Pages: e.Redis}, e.Log),
+		Sink:            system.NewProjector(e.Config(), clients, e.Log),
 		Collections:     collections,
 		Progress:        p,
 		Log:             e.Log,

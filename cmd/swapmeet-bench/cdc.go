@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/swapmeet/swapmeet/cdc/wal"
-	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // The CDC suite measures the brief's CDC targets, each group on its own
@@ -51,10 +51,10 @@ const (
 	cdcListings = 5_000
 )
 
-func runCDC(ctx context.Context, r *runner, o options) ([]row, error) {
-	one := func(f func(context.Context, *runner, options) (row, error)) func(context.Context, *runner, options) ([]row, error) {
-		return func(ctx context.Context, r *runner, o options) ([]row, error) {
-			got, err := f(ctx, r, o)
+func runCDC(ctx context.Context, o options) ([]row, error) {
+	one := func(f func(context.Context, *env, options) (row, error)) func(context.Context, *env, options) ([]row, error) {
+		return func(ctx context.Context, e *env, o options) ([]row, error) {
+			got, err := f(ctx, e, o)
 			if got.figure == "" {
 				return nil, err
 			}
@@ -64,9 +64,9 @@ func runCDC(ctx context.Context, r *runner, o options) ([]row, error) {
 			return []row{got}, err
 		}
 	}
-	figures := []struct {
+	groups := []struct {
 		key, name string
-		run       func(context.Context, *runner, options) ([]row, error)
+		run       func(context.Context, *env, options) ([]row, error)
 	}{
 		{"decode", decodeFigure, one(measureDecode)},
 		{"sink", sinkFigure, one(measureSink)},
@@ -76,39 +76,22 @@ func runCDC(ctx context.Context, r *runner, o options) ([]row, error) {
 	for k := range strings.SplitSeq(*cdcFigures, ",") {
 		want[strings.TrimSpace(k)] = true
 	}
-	var rows []row
-	var errs []error
-	for _, f := range figures {
-		if !want["all"] && !want[f.key] {
-			continue
+	var figures []figure
+	for _, g := range groups {
+		if want["all"] || want[g.key] {
+			// Each group drops its database (and the WAL its slot holds)
+			// before the next one starts.
+			figures = append(figures, figure{g.name, func() ([]row, error) {
+				return withEnv(ctx, func(e *env) ([]row, error) { return g.run(ctx, e, o) })
+			}})
 		}
-		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("%s: not run: %w", f.name, context.Cause(ctx)))
-			continue
-		}
-		var got []row
-		var err error
-		// Each figure drops its database (and the WAL its slot holds)
-		// before the next one starts.
-		r.scope(func() { got, err = f.run(ctx, r, o) })
-		if err != nil {
-			if len(got) == 0 {
-				got = []row{{figure: f.name, measured: "broken: see below", verdict: verdictFail}}
-			}
-			if v := &got[len(got)-1].verdict; *v != verdictFail {
-				// The figure that broke is the one after the last row.
-				got = append(got, row{figure: f.name + ": the rest", measured: "broken: see below", verdict: verdictFail})
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
-		}
-		rows = append(rows, got...)
 	}
-	return rows, errors.Join(errs...)
+	return measureAll(ctx, figures)
 }
 
 // createSlot makes the env's slot at the current WAL position, so that
 // what is written next becomes a backlog that a reader starts on later.
-func createSlot(ctx context.Context, e *itest.Env, name string) error {
+func createSlot(ctx context.Context, e *env, name string) error {
 	_, err := e.PG.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name)
 	if err != nil {
 		return fmt.Errorf("create slot %s: %w", name, err)
@@ -116,9 +99,19 @@ func createSlot(ctx context.Context, e *itest.Env, name string) error {
 	return nil
 }
 
+// firstStart gives the env's read side its slot and pointer as a first
+// start of the CDC leaves them, without the CDC's one-by-one upserts of the
+// documents (load them first): a CDC started next streams from here.
+func firstStart(ctx context.Context, e *env) error {
+	if err := createSlot(ctx, e, e.Slot); err != nil {
+		return err
+	}
+	return e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Slot))
+}
+
 // backlogConn is a connection for writing a backlog fast: without waiting
 // for each commit's fsync, which only the generator would pay for.
-func backlogConn(ctx context.Context, e *itest.Env) (*pgx.Conn, error) {
+func backlogConn(ctx context.Context, e *env) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(e.PGURL)
 	if err != nil {
 		return nil, err
@@ -236,7 +229,7 @@ func (s *drainSink) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 // drain runs a wal.Reader with the production defaults on the env's slot
 // until the sink has applied the whole backlog, and returns how long that
 // took from the start of the reader (connecting included).
-func drain(ctx context.Context, e *itest.Env, sink *drainSink, label string, within time.Duration) (time.Duration, error) {
+func drain(ctx context.Context, e *env, sink *drainSink, label string, within time.Duration) (time.Duration, error) {
 	rd := wal.NewReader(wal.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	stopped := make(chan error, 1)

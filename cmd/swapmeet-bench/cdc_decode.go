@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
 const decodeFigure = "CDC decode, null sink"
@@ -41,8 +36,7 @@ func (b backlog) walMB() float64 { return float64(b.end-b.start) / (1 << 20) }
 // wal.Reader whose sink only counts. The reader does everything it does in
 // production up to the sink: the replication protocol, parsing every
 // pgoutput message, assembling transactions and acknowledging them.
-func measureDecode(ctx context.Context, r *runner, o options) (row, error) {
-	e := itest.New(r)
+func measureDecode(ctx context.Context, e *env, o options) (row, error) {
 	// A second slot at the same position lets pg_recvlogical stream the
 	// same backlog: what Postgres's own client gets from this server.
 	refSlot := e.Slot + "_ref"
@@ -76,20 +70,14 @@ func measureDecode(ctx context.Context, r *runner, o options) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	ratio := rate / decodeTarget
-	return row{
-		figure:    fmt.Sprintf("%s (%dk-change backlog)", decodeFigure, bl.changes/1000),
-		measured:  fmt.Sprintf("%s changes/s (%.2fx pg_recvlogical)", human(rate), rate/refRate),
-		reference: fmt.Sprintf("absolute 100k/s; pg_recvlogical %s/s", human(refRate)),
-		ratio:     fmt.Sprintf("%.2fx", ratio),
-		target:    ">= 1.0x",
-		verdict:   verdict(ratio >= 1),
-	}, nil
+	return atLeast(fmt.Sprintf("%s (%dk-change backlog)", decodeFigure, bl.changes/1000),
+		fmt.Sprintf("%s changes/s (%.2fx pg_recvlogical)", human(rate), rate/refRate),
+		fmt.Sprintf("absolute 100k/s; pg_recvlogical %s/s", human(refRate)), rate/decodeTarget, 1), nil
 }
 
 // makeDecodeBacklog writes the backlog in a fresh database whose slot
 // already exists, and counts exactly the row changes it made.
-func makeDecodeBacklog(ctx context.Context, e *itest.Env) (backlog, error) {
+func makeDecodeBacklog(ctx context.Context, e *env) (backlog, error) {
 	conn, err := backlogConn(ctx, e)
 	if err != nil {
 		return backlog{}, err
@@ -172,23 +160,13 @@ func updateListingsOneByOne(ctx context.Context, conn *pgx.Conn, n int) error {
 // nothing but write each message out. It shows how much of the rate the
 // server itself sets: the walsender sends each row change as its own
 // message.
-func recvlogicalRate(ctx context.Context, e *itest.Env, slot string, bl backlog) (float64, error) {
-	path, err := exec.LookPath("pg_recvlogical")
-	if err != nil {
-		return 0, fmt.Errorf("pg_recvlogical is needed for the reference (Debian: postgresql-client): %w", err)
-	}
+func recvlogicalRate(ctx context.Context, e *env, slot string, bl backlog) (float64, error) {
 	progress("cdc decode: reference: pg_recvlogical streams the same backlog into /dev/null")
-	cmd := exec.CommandContext(ctx, path, "--dbname", e.PGURL, "--slot", slot, "--start",
-		"--endpos", bl.end.String(), "--no-loop", "--file", "/dev/null",
-		"--option", "proto_version=1", "--option", "publication_names="+e.Publication)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return 0, context.Cause(ctx)
-		}
-		return 0, fmt.Errorf("pg_recvlogical: %w\n%s", err, strings.TrimSpace(out.String()))
+	if _, err := runTool(ctx, "pg_recvlogical", "postgresql-client", "--dbname", e.PGURL, "--slot", slot, "--start",
+		"--endpos", bl.end.String(), "--no-loop", "--file", "/dev/null",
+		"--option", "proto_version=1", "--option", "publication_names="+e.Publication); err != nil {
+		return 0, err
 	}
 	took := time.Since(start)
 	// It must have consumed the backlog: its slot's confirmed position has

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/consistency"
-	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // The figures against the sink run the CDC as operators do: a `swapmeet
@@ -32,7 +31,7 @@ var cdcBinary = flag.String("cdc-bin", "", "a prebuilt swapmeet binary for the C
 // buildSwapmeet builds the swapmeet command of the module that holds the
 // working directory into a temporary directory, removed when the suite
 // ends, and returns the binary's path.
-func buildSwapmeet(ctx context.Context, r *runner) (string, error) {
+func buildSwapmeet(ctx context.Context, e *env) (string, error) {
 	if *cdcBinary != "" {
 		return *cdcBinary, nil
 	}
@@ -40,13 +39,11 @@ func buildSwapmeet(ctx context.Context, r *runner) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.Cleanup(func() { _ = os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "swapmeet")
+	e.onClose(func() error { return os.RemoveAll(dir) })
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/swapmeet/swapmeet/cmd/swapmeet")
-	out, err := cmd.CombinedOutput()
+	bin, err := sandbox.BuildSwapmeet(ctx, dir)
 	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/swapmeet (run the bench from the repository): %w\n%s", err, out)
+		return "", fmt.Errorf("run the bench from the repository: %w", err)
 	}
 	progress("cdc process: built swapmeet in %s", time.Since(start).Round(100*time.Millisecond))
 	return bin, nil
@@ -67,7 +64,7 @@ const cdcTailLines = 20
 
 // startCDCProcess runs `swapmeet cdc` against the env. Its log lines are
 // forwarded to stderr. The process is stopped when the suite ends.
-func startCDCProcess(r *runner, bin string, e *itest.Env) (*cdcProcess, error) {
+func startCDCProcess(e *env, bin string) (*cdcProcess, error) {
 	cmd := exec.Command(bin, "cdc")
 	cmd.Env = append(os.Environ(), e.Environ()...)
 	cmd.Env = append(cmd.Env,
@@ -94,10 +91,11 @@ func startCDCProcess(r *runner, bin string, e *itest.Env) (*cdcProcess, error) {
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
-	r.Cleanup(func() {
+	e.onClose(func() error {
 		if err := p.stop(15 * time.Second); err != nil {
 			progress("cdc process: %v", err)
 		}
+		return nil
 	})
 	progress("cdc process: started swapmeet cdc, pid %d", p.pid)
 	return p, nil
@@ -198,7 +196,7 @@ func parseProcMemory(status string) (rss, peak int64, err error) {
 // position: the applied position it publishes in Redis once the read side
 // holds it, and the slot's confirmed_flush_lsn, which it acknowledges
 // after that.
-func appliedPositions(ctx context.Context, e *itest.Env) (published, confirmed pglogrepl.LSN, err error) {
+func appliedPositions(ctx context.Context, e *env) (published, confirmed pglogrepl.LSN, err error) {
 	s, err := e.Redis.Get(ctx, consistency.KeysFor(e.RedisPrefix).Applied).Result()
 	if err == nil {
 		v, perr := strconv.ParseUint(s, 16, 64)

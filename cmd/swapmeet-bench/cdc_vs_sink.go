@@ -9,11 +9,9 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/jackc/pgx/v5"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -69,41 +67,42 @@ const (
 		' Happy to send more pictures or measurements before you buy.'`
 )
 
-func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
+func runAgainstSink(ctx context.Context, e *env, o options) ([]row, error) {
 	n := *cdcCatalogue
 	if n < 1000 {
 		return nil, fmt.Errorf("need -cdc-catalogue >= 1000, not %d", n)
 	}
 	size := sizeLabel(n)
-	bin, err := buildSwapmeet(ctx, r)
+	bin, err := buildSwapmeet(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	e := itest.New(r)
-	_, a := e.StartAPI(r)
+	api, err := e.startAPI()
+	if err != nil {
+		return nil, err
+	}
 
 	// The catalogue: Postgres first, then its documents with insertMany
 	// (FerretDB's fast path: a first start of the CDC would upsert them
 	// one by one), then the slot and the pointer, as a first start leaves
 	// them; the CDC process then streams from there.
-	took, err := seedCatalogueWith(ctx, e, n, descTail)
+	took, err := seedCatalogue(ctx, e, n, descTail)
 	if err != nil {
 		return nil, err
 	}
 	progress("cdc vs sink: catalogue: %d listings of %d sellers in Postgres in %s", n, catalogueSellers, took.Round(time.Millisecond))
-	if err := createSlot(ctx, e, e.Slot); err != nil {
+	docs, err := bulkLoadListings(ctx, e, readstore.Listings, "cdc vs sink: catalogue", n)
+	if err != nil {
 		return nil, err
 	}
-	if err := loadListingDocs(ctx, e, n); err != nil {
-		return nil, err
-	}
+	progress("cdc vs sink: catalogue: %d listing documents loaded in %s", docs.docs, docs.wall.Round(time.Millisecond))
 	if err := e.Reads.EnsureIndexes(ctx); err != nil {
 		return nil, fmt.Errorf("indexes: %w", err)
 	}
-	if err := e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Slot)); err != nil {
+	if err := firstStart(ctx, e); err != nil {
 		return nil, err
 	}
-	proc, err := startCDCProcess(r, bin, e)
+	proc, err := startCDCProcess(e, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +129,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 		return rows, err
 	}
 
-	fresh, err := measureFreshAgainst(ctx, e, a, o, rawRate, rawRef, size)
+	fresh, err := measureFreshAgainst(ctx, e, api.App, o, rawRate, rawRef, size)
 	rows = append(rows, fresh...)
 	if err != nil {
 		return rows, err
@@ -153,7 +152,7 @@ func runAgainstSink(ctx context.Context, r *runner, o options) ([]row, error) {
 
 // measureRaw replaces listing documents picked at random over the
 // catalogue with Put for d, and returns the rate.
-func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Model, n int, d time.Duration) (float64, error) {
+func measureRaw(ctx context.Context, e *env, s *readstore.Model, n int, d time.Duration) (float64, error) {
 	sample, err := sampleListingDocs(ctx, e, min(n, rawSample))
 	if err != nil {
 		return 0, err
@@ -164,7 +163,10 @@ func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Model, n int, d 
 	if err != nil {
 		return 0, err
 	}
-	done, took, err := replaceListings(ctx, s, sample, int64(lsn), d)
+	// Each write carries a new updated_at, so none is a no-op for the store.
+	done, took, err := putListings(ctx, s, sample, d, true, func(doc *readstore.Listing, now time.Time) {
+		doc.UpdatedAt, doc.LSN = now, int64(lsn)
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -176,61 +178,9 @@ func measureRaw(ctx context.Context, e *itest.Env, s *readstore.Model, n int, d 
 	return rate, nil
 }
 
-// loadListingDocs inserts the document of every listing, shaped as the
-// projector shapes it, with insertMany: one page in flight while the next
-// is read.
-func loadListingDocs(ctx context.Context, e *itest.Env, n int) error {
-	type page struct {
-		docs []any
-		err  error
-	}
-	pages := make(chan page, 1)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer close(pages)
-		after := uuid.Nil
-		for {
-			docs, last, err := listingDocsAfter(rctx, e.PG, after, rebuildPage)
-			after = last
-			select {
-			case pages <- page{docs: docs, err: err}:
-			case <-rctx.Done():
-				return
-			}
-			if err != nil || len(docs) == 0 {
-				return
-			}
-		}
-	}()
-	start, tick := time.Now(), time.Now()
-	done := 0
-	for p := range pages {
-		if p.err != nil {
-			return fmt.Errorf("read listings: %w", p.err)
-		}
-		if len(p.docs) == 0 {
-			break
-		}
-		if err := e.Reads.InsertMany(ctx, readstore.Listings, p.docs); err != nil {
-			return fmt.Errorf("load listing documents: %w", err)
-		}
-		done += len(p.docs)
-		if time.Since(tick) >= 5*time.Second {
-			tick = time.Now()
-			progress("cdc vs sink: catalogue: %d of %d listing documents loaded (%.0f/s)", done, n, perSecond(int64(done), time.Since(start)))
-		}
-	}
-	if done != n {
-		return fmt.Errorf("loaded %d listing documents; postgres has %d listings", done, n)
-	}
-	progress("cdc vs sink: catalogue: %d listing documents loaded in %s", done, time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
 // sampleListingDocs reads n listings picked at random over the whole
 // catalogue, as documents.
-func sampleListingDocs(ctx context.Context, e *itest.Env, n int) ([]readstore.Listing, error) {
+func sampleListingDocs(ctx context.Context, e *env, n int) ([]readstore.Listing, error) {
 	rows, err := e.PG.Query(ctx, listingDocsQuery+`
 		WHERE l.id IN (SELECT id FROM listings ORDER BY random() LIMIT $1)`, n)
 	if err != nil {
@@ -242,34 +192,6 @@ func sampleListingDocs(ctx context.Context, e *itest.Env, n int) ([]readstore.Li
 	}
 	rand.Shuffle(len(docs), func(i, j int) { docs[i], docs[j] = docs[j], docs[i] })
 	return docs, nil
-}
-
-// replaceListings replaces existing listing documents with Put, in
-// batches of sinkPutBatch as the projector hands them over, cycling
-// through docs until d has passed. Each write carries a new updated_at,
-// so none is a no-op for the store.
-func replaceListings(ctx context.Context, s *readstore.Model, docs []readstore.Listing, lsn int64, d time.Duration) (int, time.Duration, error) {
-	start := time.Now()
-	n := 0
-	for i := 0; time.Since(start) < d; i += sinkPutBatch {
-		if i >= len(docs) {
-			i = 0
-		}
-		chunk := docs[i:min(i+sinkPutBatch, len(docs))]
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		ids := make([]string, len(chunk))
-		put := make([]any, len(chunk))
-		for k, doc := range chunk {
-			doc.UpdatedAt = now
-			doc.LSN = lsn
-			ids[k], put[k] = doc.ID, doc
-		}
-		if err := s.Put(ctx, readstore.Listings, ids, put); err != nil {
-			return n, time.Since(start), fmt.Errorf("raw upserts: %w", err)
-		}
-		n += len(chunk)
-	}
-	return n, time.Since(start), nil
 }
 
 // freshStep is one run of the freshness driver at one rate.
@@ -329,7 +251,7 @@ func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Durati
 // cdcWorkers is SWAPMEET_CDC_WORKERS's default: pages the CDC writes at once.
 const cdcWorkers = 2
 
-func measureFreshAgainst(ctx context.Context, e *itest.Env, a *app.App, o options, rawRate float64, rawRef, size string) ([]row, error) {
+func measureFreshAgainst(ctx context.Context, e *env, a *app.App, o options, rawRate float64, rawRef, size string) ([]row, error) {
 	targets, err := freshTargetsOf(ctx, e, freshTargets)
 	if err != nil {
 		return nil, err
@@ -370,7 +292,7 @@ func measureFreshAgainst(ctx context.Context, e *itest.Env, a *app.App, o option
 		figure:    fmt.Sprintf("%s at half the raw rate (%s listings)", freshFigure, size),
 		measured:  measured,
 		reference: fmt.Sprintf("%s; at %.0f writes/s p50 %s", rawRef, freshBaseRate, ms(base.fresh.p50)),
-		ratio:     fmt.Sprintf("%.2fx", at.achieved/rawRate),
+		ratio:     times(at.achieved / rawRate),
 		target:    fmt.Sprintf("p50 < %d ms, p99 < %d ms at %.1fx", freshMaxP50.Milliseconds(), freshMaxP99.Milliseconds(), freshHalf),
 		verdict:   verdict(at.held() && at.fresh.p50 < freshMaxP50),
 	}}
@@ -434,7 +356,7 @@ func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRa
 		return r, nil
 	}
 	r.measured = fmt.Sprintf("%.0f writes/s (p99 %s)", best.achieved, ms(best.fresh.p99))
-	r.ratio = fmt.Sprintf("%.2fx", best.achieved/rawRate)
+	r.ratio = times(best.achieved / rawRate)
 	if best.writerBound() {
 		// The writer, not the CDC, set the limit.
 		r.measured += "; the writer could not go faster"
@@ -483,26 +405,21 @@ func nextSearchRate(steps []freshStep, rawRate float64) (float64, bool) {
 
 // freshTargetsOf picks n listings at random as the freshness writes'
 // targets.
-func freshTargetsOf(ctx context.Context, e *itest.Env, n int) ([]*freshTarget, error) {
-	rows, err := e.PG.Query(ctx, `SELECT id::text, seller_id, version, price_minor FROM listings ORDER BY random() LIMIT $1`, n)
+func freshTargetsOf(ctx context.Context, e *env, n int) ([]*freshTarget, error) {
+	rows, _ := e.PG.Query(ctx, `SELECT id::text, seller_id, version, price_minor FROM listings ORDER BY random() LIMIT $1`, n)
+	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*freshTarget, error) {
+		t := &freshTarget{}
+		return t, row.Scan(&t.id, &t.seller, &t.version, &t.price)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pick listings to write: %w", err)
 	}
-	defer rows.Close()
-	var ts []*freshTarget
-	for rows.Next() {
-		t := &freshTarget{}
-		if err := rows.Scan(&t.id, &t.seller, &t.version, &t.price); err != nil {
-			return nil, fmt.Errorf("pick listings to write: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	return ts, rows.Err()
+	return ts, nil
 }
 
 // measureBigTxn updates every listing of the catalogue in one transaction
 // and waits until the CDC process has applied it, watching its memory.
-func measureBigTxn(ctx context.Context, e *itest.Env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
+func measureBigTxn(ctx context.Context, e *env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
 	size, brief := sizeLabel(n), ""
 	if n < 1_000_000 {
 		brief = " (brief: 1M; -cdc-catalogue)"
@@ -648,7 +565,7 @@ wait:
 	rssRow.measured = fmt.Sprintf("%s (RSS before %s)", mib(peak), mib(rssBefore))
 	rssRow.verdict = verdict(peak < bigTxnMaxRSS)
 	rateRow.measured = fmt.Sprintf("%.0f docs/s (applied %s after commit)", rate, took.Round(100*time.Millisecond))
-	rateRow.ratio = fmt.Sprintf("%.2fx", rate/rawRate)
+	rateRow.ratio = times(rate / rawRate)
 	rateRow.verdict = verdict(rate/rawRate >= bigTxnMinRatio)
 	if err := verifyListingVersions(ctx, e.Reads, e.PG); err != nil {
 		rateRow.verdict = verdictFail

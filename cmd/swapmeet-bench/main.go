@@ -3,7 +3,7 @@
 // machine. Absolute numbers drift on a shared machine; ratios drift less.
 //
 // Every suite builds its own private share of the local services (a fresh
-// database, Mongo database and Redis prefix, through internal/itest), runs
+// database, Mongo database and Redis prefix: an internal/sandbox), runs
 // the API in process behind a real HTTP/2 server, and drives it through the
 // generated Connect clients. Progress goes to stderr, the table to stdout.
 //
@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +41,7 @@ type options struct {
 type suite struct {
 	name  string
 	about string
-	run   func(ctx context.Context, r *runner, o options) ([]row, error)
+	run   func(ctx context.Context, o options) ([]row, error)
 }
 
 var suites = []suite{
@@ -58,7 +59,6 @@ func main() {
 // run runs the selected suites, prints the table, and returns the exit
 // status: 1 if any suite failed, whatever the figures say.
 func run(o options, selected []suite) int {
-	r := newRunner()
 	ctx, stop := interruptible()
 	defer stop()
 
@@ -70,26 +70,20 @@ func run(o options, selected []suite) int {
 		defer stopProfile()
 	}
 
-	var rows []row
-	var failures []string
-	for _, s := range selected {
-		if ctx.Err() != nil {
-			failures = append(failures, fmt.Sprintf("%s: not run: %v", s.name, context.Cause(ctx)))
-			continue
-		}
-		progress("suite %s: %s", s.name, s.about)
-		var got []row
-		var err error
-		r.scope(func() { got, err = s.run(ctx, r, o) })
-		rows = append(rows, got...)
-		if err != nil {
-			failures = append(failures, fmt.Sprintf("%s: %v", s.name, err))
-			progress("suite %s FAILED: %v", s.name, err)
-		}
+	figures := make([]figure, len(selected))
+	for i, s := range selected {
+		figures[i] = figure{s.name, func() ([]row, error) {
+			progress("suite %s: %s", s.name, s.about)
+			rows, err := s.run(ctx, o)
+			if err != nil {
+				progress("suite %s FAILED: %v", s.name, err)
+			}
+			return rows, err
+		}}
 	}
-
+	rows, err := measureAll(ctx, figures)
 	printTable(os.Stdout, rows)
-	if len(failures) == 0 && !r.failed() {
+	if err == nil {
 		return 0
 	}
 	if ctx.Err() != nil {
@@ -97,12 +91,7 @@ func run(o options, selected []suite) int {
 	} else {
 		fmt.Fprintln(os.Stderr, "\nbenchmark FAILED (something broke; this is not about missed targets):")
 	}
-	for _, f := range failures {
-		fmt.Fprintln(os.Stderr, "  "+f)
-	}
-	if r.failed() {
-		fmt.Fprintln(os.Stderr, "  errors were logged above")
-	}
+	fmt.Fprintln(os.Stderr, "  "+strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	return 1
 }
 
@@ -192,22 +181,13 @@ func selectSuites(spec string) ([]suite, error) {
 	}
 	var out []suite
 	for name := range strings.SplitSeq(spec, ",") {
-		i := indexOfSuite(strings.TrimSpace(name))
+		i := slices.IndexFunc(suites, func(s suite) bool { return s.name == strings.TrimSpace(name) })
 		if i < 0 {
 			return nil, fmt.Errorf("unknown suite %q (have: %s)", name, suiteNames())
 		}
 		out = append(out, suites[i])
 	}
 	return out, nil
-}
-
-func indexOfSuite(name string) int {
-	for i, s := range suites {
-		if s.name == name {
-			return i
-		}
-	}
-	return -1
 }
 
 func suiteNames() string {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -16,10 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/internal/app"
-	"github.com/swapmeet/swapmeet/internal/config"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
-	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
 // Targets from the brief.
@@ -44,14 +41,13 @@ const (
 // pgbench's simple-update at the same client count, PlaceOrder latency, and
 // a race of many buyers for one listing. pgbench and PlaceOrder run one
 // after the other, never together.
-func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
-	cfg, err := config.FromEnv()
-	if err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
-	}
+func runOrders(ctx context.Context, o options) ([]row, error) {
+	return withEnv(ctx, func(e *env) ([]row, error) { return measureOrderFigures(ctx, e, o) })
+}
 
+func measureOrderFigures(ctx context.Context, e *env, o options) ([]row, error) {
 	progress("orders: loading the pgbench reference data (scale %d)", pgbenchScale)
-	refURL, err := createScratchDB(ctx, r, cfg.PostgresURL)
+	refURL, err := createScratchDB(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +55,7 @@ func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
 		return nil, err
 	}
 
-	fx, err := setUpOrders(ctx, r, o)
+	fx, err := setUpOrders(ctx, e, o)
 	if err != nil {
 		return nil, err
 	}
@@ -75,26 +71,27 @@ func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
 	// pgbench's writes: it projects the orders being measured, and its
 	// decoding does not tax the reference.
 	if o.withCDC {
-		fx.env.StartCDC(r)
+		if err := e.startCDC(ctx); err != nil {
+			return nil, err
+		}
 		progress("orders: the CDC projector runs alongside PlaceOrder")
 	}
 
-	load, placed, err := measureOrders(ctx, fx, o, "over RPC", placeOverRPC(fx), 0)
+	rpc, placed, err := measureOrders(ctx, fx, o, "over RPC", placeOverRPC(fx), 0)
 	if err != nil {
-		failed := row{figure: throughputFigure(o), measured: "broken: see below", verdict: verdictFail}
-		return []row{failed}, err
+		return []row{broken(throughputFigure(o))}, err
 	}
-	rows := orderRows(o, ref, load)
+	rows := orderRows(o, ref, rpc)
 
 	inProc, _, err := measureOrders(ctx, fx, o, "in process (no RPC)", placeInProcess(fx), placed)
 	if err != nil {
-		return append(rows, row{figure: inProcessFigure(o), measured: "broken: see below", verdict: verdictFail}), err
+		return append(rows, broken(inProcessFigure(o))), err
 	}
 	rows = append(rows, row{
 		figure:    inProcessFigure(o),
-		measured:  fmt.Sprintf("%.0f orders/s, p50 %s, p99 %s (over RPC: %.0f%% of it)", inProc.rate(), ms(inProc.lat.p50), ms(inProc.lat.p99), 100*load.rate()/inProc.rate()),
-		reference: fmt.Sprintf("pgbench simple-update %.0f tps", ref.tps),
-		ratio:     fmt.Sprintf("%.2fx", inProc.rate()/ref.tps),
+		measured:  fmt.Sprintf("%.0f orders/s, p50 %s, p99 %s (over RPC: %.0f%% of it)", inProc.rate(), ms(inProc.lat.p50), ms(inProc.lat.p99), 100*rpc.rate()/inProc.rate()),
+		reference: ref.String(),
+		ratio:     times(inProc.rate() / ref.tps),
 		target:    "what the database work allows",
 		verdict:   verdictNone,
 	})
@@ -106,24 +103,26 @@ func runOrders(ctx context.Context, r *runner, o options) ([]row, error) {
 
 // orderFixtures is what the order figures run against.
 type orderFixtures struct {
-	env      *itest.Env
+	env      *env
 	app      *app.App // the API's, for the in-process figure
 	client   swapmeetv1connect.OrderServiceClient
 	buyers   []benchUser // one per client
 	racers   []benchUser // the racing buyers
-	listings *listingPool
+	listings *pool[uuid.UUID]
 	prize    uuid.UUID // the listing the racers fight for
 }
 
 // setUpOrders starts the API on a fresh database and fills it with sellers,
 // buyers and listings.
-func setUpOrders(ctx context.Context, r *runner, o options) (*orderFixtures, error) {
-	e := itest.New(r)
-	srv, a := e.StartAPI(r)
+func setUpOrders(ctx context.Context, e *env, o options) (*orderFixtures, error) {
+	api, err := e.startAPI()
+	if err != nil {
+		return nil, err
+	}
 	fx := &orderFixtures{
 		env:    e,
-		app:    a,
-		client: swapmeetv1connect.NewOrderServiceClient(srv.Client(), srv.URL),
+		app:    api.App,
+		client: swapmeetv1connect.NewOrderServiceClient(api.Server.Client(), api.Server.URL),
 	}
 
 	start := time.Now()
@@ -153,31 +152,12 @@ func setUpOrders(ctx context.Context, r *runner, o options) (*orderFixtures, err
 	return fx, nil
 }
 
-// warmupFor is how long PlaceOrder runs unmeasured first, so that the HTTP/2
-// connection and the database pool are open when measuring starts: pgbench,
-// too, excludes its connection time.
-func warmupFor(d time.Duration) time.Duration { return min(time.Second, d/5) }
-
-// listingPool hands out each listing once, to whichever client asks next.
-type listingPool struct {
-	ids  []uuid.UUID
-	next atomic.Int64
-}
-
 // newListingPool shuffles the listings: taken in insertion order, clients
 // would update neighbouring rows of one heap page at the same time, a
 // contention that real buyers, spread over the catalogue, do not cause.
-func newListingPool(ids []uuid.UUID) *listingPool {
+func newListingPool(ids []uuid.UUID) *pool[uuid.UUID] {
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	return &listingPool{ids: ids}
-}
-
-func (p *listingPool) take() (uuid.UUID, bool) {
-	i := p.next.Add(1) - 1
-	if i >= int64(len(p.ids)) {
-		return uuid.Nil, false
-	}
-	return p.ids[i], true
+	return &pool[uuid.UUID]{items: ids}
 }
 
 // placeFunc places one order for buyer b on listing.
@@ -189,33 +169,20 @@ type placeFunc func(ctx context.Context, b benchUser, listing uuid.UUID) error
 // no listing was sold twice. placed is how many orders exist before; the
 // count after is returned.
 func measureOrders(ctx context.Context, fx *orderFixtures, o options, how string, place placeFunc, placed int) (rateResult, int, error) {
-	call := func(ctx context.Context, worker int) (bool, error) {
-		id, ok := fx.listings.take()
-		if !ok {
-			return false, nil
-		}
+	call := eachOnce(fx.listings, func(ctx context.Context, worker int, id uuid.UUID) error {
 		if err := place(ctx, fx.buyers[worker], id); err != nil {
-			return false, fmt.Errorf("PlaceOrder(%s): %w", id, err)
+			return fmt.Errorf("PlaceOrder(%s): %w", id, err)
 		}
-		return true, nil
-	}
-	warmup := warmupFor(o.duration)
-	progress("orders: PlaceOrder %s warm-up, %d clients, %s", how, o.clients, warmup)
-	w, err := hammer(ctx, len(fx.buyers), warmup, call)
-	if err != nil {
-		return rateResult{}, placed, fmt.Errorf("warm-up: %w", err)
-	}
-	progress("orders: PlaceOrder %s, %d clients, %s", how, o.clients, o.duration)
-	l, err := hammer(ctx, len(fx.buyers), o.duration, call)
+		return nil
+	})
+	w, l, err := load(ctx, "orders: PlaceOrder "+how, len(fx.buyers), o.duration, call)
 	if err != nil {
 		return rateResult{}, placed, err
 	}
 	if l.exhausted {
 		progress("orders: WARNING: the %d listings ran out after %s; the figure covers that time only",
-			len(fx.listings.ids), l.elapsed.Round(time.Millisecond))
+			len(fx.listings.items), l.elapsed.Round(time.Millisecond))
 	}
-	progress("orders: %d orders %s in %s: %.0f orders/s, p50 %s, p99 %s, max %s",
-		l.calls, how, l.elapsed.Round(time.Millisecond), l.rate(), ms(l.lat.p50), ms(l.lat.p99), ms(l.lat.max))
 
 	placed += w.calls + l.calls
 	if err := checkOrdersPersisted(ctx, fx.env.PG, placed); err != nil {
@@ -282,16 +249,8 @@ func throughputFigure(o options) string {
 }
 
 func orderRows(o options, ref pgbenchResult, l rateResult) []row {
-	ratio := l.rate() / ref.tps
 	return []row{
-		{
-			figure:    throughputFigure(o),
-			measured:  fmt.Sprintf("%.0f orders/s", l.rate()),
-			reference: fmt.Sprintf("pgbench simple-update %.0f tps", ref.tps),
-			ratio:     fmt.Sprintf("%.2fx", ratio),
-			target:    fmt.Sprintf(">= %.1fx", ordersMinRatio),
-			verdict:   verdict(ratio >= ordersMinRatio),
-		},
+		atLeast(throughputFigure(o), fmt.Sprintf("%.0f orders/s", l.rate()), ref.String(), l.rate()/ref.tps, ordersMinRatio),
 		{
 			figure:    "PlaceOrder latency",
 			measured:  fmt.Sprintf("p50 %s, p99 %s", ms(l.lat.p50), ms(l.lat.p99)),
@@ -314,12 +273,11 @@ type raceOutcome struct {
 // Exactly one may win; every other must be refused with FailedPrecondition.
 // Anything else is a correctness failure, and so is Postgres disagreeing.
 func raceForOneListing(ctx context.Context, fx *orderFixtures, n int) (row, error) {
-	figure := fmt.Sprintf("%d buyers race for 1 listing", n)
 	progress("orders: race: %d buyers for listing %s", n, fx.prize)
 	ctx, cancel := context.WithTimeout(ctx, raceTimeout)
 	defer cancel()
 	out := race(ctx, fx.client, fx.racers, fx.prize)
-	res := row{figure: figure, measured: out.String(), target: "exactly 1", verdict: verdictOK}
+	res := row{figure: fmt.Sprintf("%d buyers race for 1 listing", n), measured: out.String(), target: "exactly 1", verdict: verdictOK}
 
 	err := out.check(n)
 	if err == nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os/exec"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // pgbenchScale 10 is a million accounts: big enough that the simple-update
@@ -26,23 +25,23 @@ type pgbenchResult struct {
 	avgLatency time.Duration
 }
 
-// createScratchDB creates an empty database on the server of serverURL,
-// returns its URL, and registers its removal with the runner.
+// createScratchDB creates an empty database on the server of the env's
+// database, returns its URL, and has the env drop it when the suite ends.
 //
 // The drop waits for the end of the suite on purpose: DROP DATABASE forces
 // a checkpoint, and the full-page writes that follow a checkpoint would
 // tax whatever is measured next.
-func createScratchDB(ctx context.Context, r *runner, serverURL string) (string, error) {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "swapmeet_bench_" + hex.EncodeToString(b)
+func createScratchDB(ctx context.Context, e *env) (string, error) {
+	serverURL := e.Config().PostgresURL
+	name := sandbox.RandomName("swapmeet_bench_")
 	if err := execAdmin(ctx, serverURL, "CREATE DATABASE "+name); err != nil {
 		return "", fmt.Errorf("create scratch database: %w", err)
 	}
-	r.Cleanup(func() {
+	e.onClose(func() error {
 		if err := dropScratchDB(serverURL, name); err != nil {
-			r.Errorf("drop scratch database %s: %v", name, err)
+			return fmt.Errorf("drop scratch database %s: %w", name, err)
 		}
+		return nil
 	})
 	u, err := url.Parse(serverURL)
 	if err != nil {
@@ -105,6 +104,9 @@ var (
 	latencyRe = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 )
 
+// String reads like "pgbench simple-update 193 tps".
+func (r pgbenchResult) String() string { return fmt.Sprintf("pgbench simple-update %.0f tps", r.tps) }
+
 func parsePgbench(out string) (pgbenchResult, error) {
 	m := tpsRe.FindStringSubmatch(out)
 	if m == nil {
@@ -123,22 +125,27 @@ func parsePgbench(out string) (pgbenchResult, error) {
 	return res, nil
 }
 
-// runPgbench runs pgbench and returns its combined output. The database
-// URL, password included, is passed as an argument but never printed.
+// runPgbench runs pgbench and returns its output.
 func runPgbench(ctx context.Context, args ...string) (string, error) {
-	path, err := exec.LookPath("pgbench")
+	return runTool(ctx, "pgbench", "postgresql-client", args...)
+}
+
+// runTool runs a reference tool of the Debian package pkg and returns what
+// it printed on stdout. Its arguments (database URLs, passwords) are
+// never printed; its stderr is, when it fails.
+func runTool(ctx context.Context, tool, pkg string, args ...string) (string, error) {
+	path, err := exec.LookPath(tool)
 	if err != nil {
-		return "", fmt.Errorf("pgbench is needed for the reference figure (Debian: postgresql-client): %w", err)
+		return "", fmt.Errorf("%s is needed for a reference (Debian: %s): %w", tool, pkg, err)
 	}
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout = &out
-	cmd.Stderr = &out
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return "", context.Cause(ctx)
 		}
-		return "", fmt.Errorf("pgbench %s: %w\n%s", args[0], err, strings.TrimSpace(out.String()))
+		return "", fmt.Errorf("%s %s: %w\n%s", tool, args[0], err, strings.TrimSpace(errOut.String()+out.String()))
 	}
 	return out.String(), nil
 }

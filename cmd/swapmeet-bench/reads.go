@@ -16,13 +16,13 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
-	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/rpc"
 )
@@ -67,65 +67,44 @@ const (
 	searchWarmBudget = 2 * time.Second
 	// searchAloneMax bounds the find sent straight to the read store.
 	searchAloneMax = time.Minute
-	// verdictNone marks a figure the brief sets no target for.
-	verdictNone = "-"
 )
 
 type readsFixture struct {
-	env     *itest.Env
+	env     *env
 	srv     *httptest.Server
 	post    swapmeetv1connect.ListingServiceClient // Connect's default: POST
 	get     swapmeetv1connect.ListingServiceClient // connect.WithHTTPGet
 	gets    *methodCounter                         // what get really sent
 	hot     []string                               // created through the app, cached
 	cold    []string                               // in the catalogue, never read yet; shuffled
-	size    int                                    // catalogue listings
+	size    string                                 // catalogue listings, as sizeLabel puts it
 	docSize int64                                  // bytes of one cached listing entry
 }
 
-func runReads(ctx context.Context, r *runner, o options) ([]row, error) {
+func runReads(ctx context.Context, o options) ([]row, error) {
 	if *searchListings < 1000 {
 		return nil, fmt.Errorf("need -search-listings >= 1000, not %d", *searchListings)
 	}
-	fx, err := setUpReads(ctx, r, *searchListings)
-	if err != nil {
-		return nil, err
-	}
-	d := min(o.duration, readsFor)
-	figures := []struct {
-		name string
-		run  func() ([]row, error)
-	}{
-		{"GetListing cache hit", func() ([]row, error) { return measureHits(ctx, fx, o.clients, d) }},
-		{"GetListing cache miss", func() ([]row, error) { return measureMisses(ctx, fx, o.clients, d) }},
-		{"SearchListings", func() ([]row, error) { return measureSearches(ctx, fx) }},
-	}
-	var rows []row
-	var errs []error
-	for _, f := range figures {
-		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("%s: not run: %w", f.name, context.Cause(ctx)))
-			continue
-		}
-		got, err := f.run()
-		rows = append(rows, got...)
+	return withEnv(ctx, func(e *env) ([]row, error) {
+		fx, err := setUpReads(ctx, e, *searchListings)
 		if err != nil {
-			// The rows measured before the failure stand; the failure
-			// gets its own.
-			rows = append(rows, row{figure: f.name, measured: "broken: see below", verdict: verdictFail})
-			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			return nil, err
 		}
-	}
-	return rows, errors.Join(errs...)
+		d := min(o.duration, readsFor)
+		return measureAll(ctx, []figure{
+			{"GetListing cache hit", func() ([]row, error) { return measureHits(ctx, fx, o.clients, d) }},
+			{"GetListing cache miss", func() ([]row, error) { return measureMisses(ctx, fx, o.clients, d) }},
+			{"SearchListings", func() ([]row, error) { return measureSearches(ctx, fx) }},
+		})
+	})
 }
 
 // setUpReads generates the catalogue, loads it with a rebuild, starts the
 // CDC and the API, creates the hot listings through the app and caches
 // them.
-func setUpReads(ctx context.Context, r *runner, n int) (*readsFixture, error) {
-	e := itest.New(r)
-	fx := &readsFixture{env: e, size: n}
-	took, err := seedCatalogue(ctx, e, n)
+func setUpReads(ctx context.Context, e *env, n int) (*readsFixture, error) {
+	fx := &readsFixture{env: e, size: sizeLabel(n)}
+	took, err := seedCatalogue(ctx, e, n, "")
 	if err != nil {
 		return nil, err
 	}
@@ -137,29 +116,24 @@ func setUpReads(ctx context.Context, r *runner, n int) (*readsFixture, error) {
 	progress("reads: catalogue loaded into Mongo by a rebuild in %s (listings at %.0f docs/s)",
 		rb.total.Round(time.Millisecond), perSecond(rb.loaded[readstore.Listings], rb.loadTook[readstore.Listings]))
 
-	e.StartCDC(r) // the pointer exists: it streams the rebuild's slot
-	srv, a := e.StartAPI(r)
+	if err := e.startCDC(ctx); err != nil { // the pointer exists: it streams the rebuild's slot
+		return nil, err
+	}
+	api, err := e.startAPI()
+	if err != nil {
+		return nil, err
+	}
+	srv := api.Server
 	fx.srv = srv
 	fx.post = swapmeetv1connect.NewListingServiceClient(srv.Client(), srv.URL)
 	fx.gets = &methodCounter{next: srv.Client().Transport}
 	fx.get = swapmeetv1connect.NewListingServiceClient(&http.Client{Transport: fx.gets}, srv.URL, connect.WithHTTPGet())
 
-	if err := createHotListings(ctx, fx, a); err != nil {
+	if err := createHotListings(ctx, fx, api.App); err != nil {
 		return nil, err
 	}
-	rows, err := e.PG.Query(ctx, `SELECT id::text FROM listings WHERE title LIKE '%, lot %'`)
-	if err != nil {
-		return nil, fmt.Errorf("catalogue ids: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		fx.cold = append(fx.cold, id)
-	}
-	if err := rows.Err(); err != nil {
+	rows, _ := e.PG.Query(ctx, `SELECT id::text FROM listings WHERE title LIKE '%, lot %'`)
+	if fx.cold, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return nil, fmt.Errorf("catalogue ids: %w", err)
 	}
 	rand.Shuffle(len(fx.cold), func(i, j int) { fx.cold[i], fx.cold[j] = fx.cold[j], fx.cold[i] })
@@ -253,38 +227,20 @@ func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Dura
 		}
 		progress("reads: reference: %.0f GET/s, p50 %s, p99 %s", ref.rps, ms(ref.p50), ms(ref.p99))
 
-		var next atomic.Int64
-		call := func(ctx context.Context, _ int) (bool, error) {
-			id := fx.hot[int(next.Add(1))%len(fx.hot)]
-			resp, err := v.client.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
-			if err != nil {
-				return false, fmt.Errorf("GetListing(%s) over %s: %w", id, v.how, err)
-			}
-			if resp.Msg.GetListing().GetListingId() != id {
-				return false, fmt.Errorf("GetListing(%s) over %s answered listing %q", id, v.how, resp.Msg.GetListing().GetListingId())
-			}
-			return true, nil
-		}
-		if _, err := hammer(ctx, clients, warmupFor(d), call); err != nil {
-			return rows, fmt.Errorf("warm-up: %w", err)
-		}
 		getsBefore := fx.gets.gets.Load()
-		progress("reads: GetListing cache hits over Connect %s, %d clients, %s", v.how, clients, d)
-		res, err := hammer(ctx, clients, d, call)
+		warm, res, err := load(ctx, "reads: GetListing cache hits over Connect "+v.how, clients, d, getHot(v.client, fx.hot))
 		if err != nil {
 			return rows, err
 		}
-		progress("reads: %d GetListing in %s over %s: %.0f/s, p50 %s, p99 %s, max %s",
-			res.calls, res.elapsed.Round(time.Millisecond), v.how, res.rate(), ms(res.lat.p50), ms(res.lat.p99), ms(res.lat.max))
-		if sent := fx.gets.gets.Load() - getsBefore; v.client == fx.get && sent < int64(res.calls) {
-			return rows, fmt.Errorf("the HTTP GET client sent only %d GET requests for %d calls", sent, res.calls)
+		if sent := fx.gets.gets.Load() - getsBefore; v.client == fx.get && sent < int64(warm.calls+res.calls) {
+			return rows, fmt.Errorf("the HTTP GET client sent only %d GET requests for %d calls", sent, warm.calls+res.calls)
 		}
 		ratio := res.rate() / ref.rps
 		rows = append(rows, row{
 			figure:    fmt.Sprintf("GetListing cache hit, Connect %s (%d clients)", v.how, clients),
-			measured:  fmt.Sprintf("%.0f/s, p50 %s, p99 %s", res.rate(), ms(res.lat.p50), ms(res.lat.p99)),
+			measured:  res.String(),
 			reference: fmt.Sprintf("redis-benchmark GET %.0f/s (%d B value)", ref.rps, fx.docSize),
-			ratio:     fmt.Sprintf("%.2fx", ratio),
+			ratio:     times(ratio),
 			target:    fmt.Sprintf(">= %.1fx, p99 < %d ms", hitMinRatio, hitMaxP99.Milliseconds()),
 			verdict:   verdict(ratio >= hitMinRatio && res.lat.p99 < hitMaxP99),
 		})
@@ -323,33 +279,15 @@ func measureConnectAlone(ctx context.Context, fx *readsFixture, clients int, d t
 	defer srv.Close()
 	client := swapmeetv1connect.NewListingServiceClient(&http.Client{Transport: fx.srv.Client().Transport}, srv.URL)
 
-	var next atomic.Int64
-	call := func(ctx context.Context, _ int) (bool, error) {
-		id := fx.hot[int(next.Add(1))%len(fx.hot)]
-		resp, err := client.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
-		if err != nil {
-			return false, fmt.Errorf("GetListing(%s): %w", id, err)
-		}
-		if resp.Msg.GetListing().GetListingId() != id {
-			return false, fmt.Errorf("GetListing(%s) answered listing %q", id, resp.Msg.GetListing().GetListingId())
-		}
-		return true, nil
-	}
-	if _, err := hammer(ctx, clients, warmupFor(d), call); err != nil {
-		return row{}, fmt.Errorf("warm-up: %w", err)
-	}
-	progress("reads: GetListing answered from memory by a bare Connect handler over POST, %d clients, %s", clients, d)
-	res, err := hammer(ctx, clients, d, call)
+	_, res, err := load(ctx, "reads: GetListing answered from memory by a bare Connect handler over POST", clients, d, getHot(client, fx.hot))
 	if err != nil {
 		return row{}, err
 	}
-	progress("reads: %d calls in %s: %.0f/s, p50 %s, p99 %s; the cache-hit figure reached %.0f%% of it",
-		res.calls, res.elapsed.Round(time.Millisecond), res.rate(), ms(res.lat.p50), ms(res.lat.p99), 100*hit.rate()/res.rate())
 	return row{
 		figure:    fmt.Sprintf("Connect alone: GetListing from memory, POST (%d clients)", clients),
-		measured:  fmt.Sprintf("%.0f/s, p50 %s, p99 %s (cache hit: %.0f%% of it)", res.rate(), ms(res.lat.p50), ms(res.lat.p99), 100*hit.rate()/res.rate()),
+		measured:  fmt.Sprintf("%s (cache hit: %.0f%% of it)", res, 100*hit.rate()/res.rate()),
 		reference: fmt.Sprintf("redis-benchmark GET %.0f/s (same run as above)", ref.rps),
-		ratio:     fmt.Sprintf("%.2fx", res.rate()/ref.rps),
+		ratio:     times(res.rate() / ref.rps),
 		target:    "ceiling of the row above",
 		verdict:   verdictNone,
 	}, nil
@@ -369,18 +307,21 @@ func (c cannedListings) GetListing(_ context.Context, req *connect.Request[swapm
 	return connect.NewResponse(resp), nil
 }
 
-// idPool hands out each id once.
-type idPool struct {
-	ids  []string
-	next atomic.Int64
-}
-
-func (p *idPool) take() (string, bool) {
-	i := p.next.Add(1) - 1
-	if i >= int64(len(p.ids)) {
-		return "", false
+// getHot calls GetListing on the hot listings round robin, and checks
+// that each answer is the listing asked for.
+func getHot(client swapmeetv1connect.ListingServiceClient, hot []string) callFunc {
+	var next atomic.Int64
+	return func(ctx context.Context, _ int) (bool, error) {
+		id := hot[int(next.Add(1))%len(hot)]
+		resp, err := client.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id}))
+		if err != nil {
+			return false, fmt.Errorf("GetListing(%s): %w", id, err)
+		}
+		if got := resp.Msg.GetListing().GetListingId(); got != id {
+			return false, fmt.Errorf("GetListing(%s) answered listing %q", id, got)
+		}
+		return true, nil
 	}
-	return p.ids[i], true
 }
 
 // measureMisses: GetListing on catalogue listings that nobody has read,
@@ -389,57 +330,47 @@ func (p *idPool) take() (string, bool) {
 // ids straight in FerretDB, at the same concurrency, just before.
 func measureMisses(ctx context.Context, fx *readsFixture, clients int, d time.Duration) ([]row, error) {
 	half := len(fx.cold) / 2
-	refIDs, missIDs := &idPool{ids: fx.cold[:half]}, &idPool{ids: fx.cold[half:]}
+	refIDs, missIDs := &pool[string]{items: fx.cold[:half]}, &pool[string]{items: fx.cold[half:]}
 
-	progress("reads: reference: FerretDB find by _id (readstore.FindRaw), %d clients, %s, over %d listings", clients, d, fx.size)
-	ref, err := hammer(ctx, clients, d, func(ctx context.Context, _ int) (bool, error) {
-		id, ok := refIDs.take()
-		if !ok {
-			return false, nil
-		}
+	progress("reads: reference: FerretDB find by _id (readstore.FindRaw), %d clients, %s, over %s listings", clients, d, fx.size)
+	ref, err := hammer(ctx, clients, d, eachOnce(refIDs, func(ctx context.Context, _ int, id string) error {
 		if _, err := fx.env.Reads.FindRaw(ctx, readstore.Listings, id); err != nil {
-			return false, fmt.Errorf("FindRaw(%s): %w", id, err)
+			return fmt.Errorf("FindRaw(%s): %w", id, err)
 		}
-		return true, nil
-	})
+		return nil
+	}))
 	if err != nil {
 		return nil, err
 	}
-	progress("reads: reference: %d finds in %s: %.0f/s, p50 %s, p99 %s", ref.calls, ref.elapsed.Round(time.Millisecond),
-		ref.rate(), ms(ref.lat.p50), ms(ref.lat.p99))
+	progress("reads: reference: %d finds in %s: %s", ref.calls, ref.elapsed.Round(time.Millisecond), ref)
 
 	progress("reads: GetListing cache misses (each listing read once, cold cache), %d clients, %s", clients, d)
-	res, err := hammer(ctx, clients, d, func(ctx context.Context, _ int) (bool, error) {
-		id, ok := missIDs.take()
-		if !ok {
-			return false, nil
-		}
+	res, err := hammer(ctx, clients, d, eachOnce(missIDs, func(ctx context.Context, _ int, id string) error {
 		if _, err := fx.post.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id})); err != nil {
-			return false, fmt.Errorf("GetListing(%s): %w", id, err)
+			return fmt.Errorf("GetListing(%s): %w", id, err)
 		}
-		return true, nil
-	})
+		return nil
+	}))
 	if err != nil {
 		return nil, err
 	}
-	progress("reads: %d GetListing misses in %s: %.0f/s, p50 %s, p99 %s, max %s", res.calls, res.elapsed.Round(time.Millisecond),
-		res.rate(), ms(res.lat.p50), ms(res.lat.p99), ms(res.lat.max))
+	progress("reads: %d GetListing misses in %s: %s, max %s", res.calls, res.elapsed.Round(time.Millisecond), res, ms(res.lat.max))
 	// Every one of them must now be cached: the fill worked.
 	c := fx.env.Cache()
-	for _, id := range missIDs.ids[:min(20, res.calls)] {
+	for _, id := range missIDs.items[:min(20, res.calls)] {
 		if n, err := fx.env.Redis.Exists(ctx, c.ListingKey(id)).Result(); err != nil || n != 1 {
 			return nil, fmt.Errorf("listing %s is not cached after a missed GetListing (%v)", id, err)
 		}
 	}
-	measured := fmt.Sprintf("%.0f/s, p50 %s, p99 %s", res.rate(), ms(res.lat.p50), ms(res.lat.p99))
+	measured := res.String()
 	if res.exhausted || ref.exhausted {
 		measured += " (ran out of unread listings early)"
 	}
 	return []row{{
-		figure:    fmt.Sprintf("GetListing cache miss + fill (%d clients, %dk listings)", clients, fx.size/1000),
+		figure:    fmt.Sprintf("GetListing cache miss + fill (%d clients, %s listings)", clients, fx.size),
 		measured:  measured,
 		reference: fmt.Sprintf("FerretDB find by _id %.0f/s, p50 %s", ref.rate(), ms(ref.lat.p50)),
-		ratio:     fmt.Sprintf("%.2fx", res.rate()/ref.rate()),
+		ratio:     times(res.rate() / ref.rate()),
 		target:    "none in brief",
 		verdict:   verdictNone,
 	}}, nil
@@ -588,7 +519,7 @@ func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 			progress("reads: SearchListings %s: warm p50 %s, p99 %s (n=%d)", s.name, ms(w.p50), ms(w.p99), w.n)
 		}
 		rows = append(rows, row{
-			figure:    fmt.Sprintf("SearchListings, %dk listings: %s", fx.size/1000, s.name),
+			figure:    fmt.Sprintf("SearchListings, %s listings: %s", fx.size, s.name),
 			measured:  measured,
 			reference: fmt.Sprintf("find alone %s (%d match; %s)", aloneText, matches, plan),
 			target:    "none in brief",

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"fmt"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -33,10 +31,6 @@ func redisBenchmarkGet(ctx context.Context, redisURL, key string, clients int, d
 }
 
 func runRedisBenchmark(ctx context.Context, redisURL, key string, clients, n int) (redisResult, error) {
-	path, err := exec.LookPath("redis-benchmark")
-	if err != nil {
-		return redisResult{}, fmt.Errorf("redis-benchmark is needed for the reference (Debian: redis-tools): %w", err)
-	}
 	u, err := url.Parse(redisURL)
 	if err != nil {
 		return redisResult{}, fmt.Errorf("redis url: %w", err)
@@ -48,16 +42,11 @@ func runRedisBenchmark(ctx context.Context, redisURL, key string, clients, n int
 	if p, ok := u.User.Password(); ok {
 		args = append(args, "-a", p) // never printed
 	}
-	cmd := exec.CommandContext(ctx, path, append(args, "GET", key)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return redisResult{}, context.Cause(ctx)
-		}
-		return redisResult{}, fmt.Errorf("redis-benchmark: %w\n%s", err, strings.TrimSpace(errOut.String()))
+	out, err := runTool(ctx, "redis-benchmark", "redis-tools", append(args, "GET", key)...)
+	if err != nil {
+		return redisResult{}, err
 	}
-	return parseRedisBenchmarkCSV(out.String())
+	return parseRedisBenchmarkCSV(out)
 }
 
 // parseRedisBenchmarkCSV reads redis-benchmark 7's --csv output:

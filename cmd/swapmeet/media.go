@@ -8,9 +8,9 @@ import (
 	"os"
 
 	"github.com/swapmeet/swapmeet/db"
-	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
 
@@ -30,15 +30,12 @@ func mediaSweep(ctx context.Context, cfg config.Config, log *slog.Logger, args [
 		return err
 	}
 	defer pool.Close()
-	store, err := media.New(cfg.MediaConfig())
+	bucket, err := media.New(cfg.MediaConfig())
 	if err != nil {
 		return err
 	}
-	a, err := app.New(app.Deps{Store: db.NewStore(pool), Media: store, Log: log})
-	if err != nil {
-		return err
-	}
-	rep, err := a.Commands.SweepMedia(ctx, app.SweepOptions{PendingOlderThan: *olderThan, OrphanGrace: *grace})
+	jobs := mediajobs.New(db.NewStore(pool), bucket, log)
+	rep, err := jobs.SweepMedia(ctx, mediajobs.SweepOptions{PendingOlderThan: *olderThan, OrphanGrace: *grace})
 	fmt.Printf("pending uploads older than %s removed:  %d\n", *olderThan, rep.StalePending)
 	fmt.Printf("images of withdrawn listings removed: %d\n", rep.Withdrawn)
 	fmt.Printf("orphaned objects removed:             %d\n", rep.Orphans)

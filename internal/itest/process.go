@@ -2,12 +2,13 @@ package itest
 
 import (
 	"bytes"
-	"fmt"
+	"context"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
+
+	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // Binary is the swapmeet command, built once per test binary: tests that
@@ -17,12 +18,7 @@ var Binary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "swapmeet")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/swapmeet/swapmeet/cmd/swapmeet").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
+	return sandbox.BuildSwapmeet(context.Background(), dir)
 })
 
 // Output collects a process's output for assertions.

@@ -2,26 +2,15 @@ package itest
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"net/http/httptest"
-	"sync"
-	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
-	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/internal/app"
-	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/live"
-	"github.com/swapmeet/swapmeet/internal/password"
-	"github.com/swapmeet/swapmeet/internal/system"
+	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // FastPasswords keeps argon2id honest but cheap, so tests can sign up many users.
-var FastPasswords = password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
-
-// Cache returns the cache the system under test uses.
-func (e *Env) Cache() *cache.Cache { return cache.New(e.Redis, e.RedisPrefix) }
+var FastPasswords = sandbox.FastPasswords
 
 // StartCDC runs the cdc process's loop in this process until the test ends.
 func (e *Env) StartCDC(t T) {
@@ -34,45 +23,27 @@ func (e *Env) StartCDC(t T) {
 // initialised.
 func (e *Env) RunCDC(t T, p *cdc.Process) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	e.WaitForSlot(t)
-	var once sync.Once
+	stopCDC, err := e.Sandbox.RunCDC(context.Background(), p)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
 	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil && !errors.Is(err, context.Canceled) {
-					t.Errorf("cdc: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("cdc did not stop within 10s")
-			}
-		})
+		if err := stopCDC(); err != nil {
+			t.Errorf("%v", err)
+		}
 	}
 	t.Cleanup(stop)
 	return stop
 }
-
-// Projector is the sink the CDC uses, for tests that drive readers themselves.
-func (e *Env) Projector() *projection.Projector {
-	return system.NewProjector(e.cfg, e.Clients(), e.Log)
-}
-
-// CDCProcess is what `swapmeet cdc` runs, wired to this Env.
-func (e *Env) CDCProcess() *cdc.Process { return system.NewCDC(e.cfg, e.Clients(), e.Log, nil) }
 
 // WaitForSlot returns once the CDC has initialised the read side (created
 // its slot, projected what existed, saved the pointer): from then on,
 // every commit reaches the read side.
 func (e *Env) WaitForSlot(t T) {
 	t.Helper()
-	Eventually(t, 30*time.Second, "the read side to be initialised", func() (bool, error) {
-		_, err := e.Reads.LoadPointer(context.Background())
-		return err == nil, err
-	})
+	if err := e.Sandbox.WaitForSlot(context.Background()); err != nil {
+		t.Fatalf("%v", err)
+	}
 }
 
 // StartAPI serves the API as `swapmeet serve` does (system.NewAPI: the
@@ -86,59 +57,15 @@ func (e *Env) StartAPI(t T) (*httptest.Server, *app.App) {
 }
 
 // APIOptions change what StartAPIWith runs; the zero value is StartAPI's.
-type APIOptions struct {
-	// Password is the argon2id cost; zero means FastPasswords.
-	Password password.Params
-	// Limits are the app's limits. Zero fields take the app's defaults,
-	// except the per-client ones: tests make many calls from one address,
-	// so those are off unless set.
-	Limits app.Limits
-	// Timeout is the server's deadline for unary RPCs (0: none).
-	Timeout time.Duration
-	// ClientIPHeader is the trusted proxy's client-address header.
-	ClientIPHeader string
-	// Cache, if set, adjusts the API's cache (page budget, pages client).
-	Cache func(*cache.Cache)
-	// Watch, if set, adjusts the Watch streams' limits.
-	Watch func(*live.Options)
-	// ReadTimeout is the HTTP server's; zero means serve's.
-	ReadTimeout time.Duration
-}
+type APIOptions = sandbox.APIOptions
 
 // StartAPIWith is StartAPI with settings a test needs to change.
 func (e *Env) StartAPIWith(t T, o APIOptions) (*httptest.Server, *app.App) {
 	t.Helper()
-	if o.Password == (password.Params{}) {
-		o.Password = FastPasswords
-		if o.Limits.HashConcurrency == 0 {
-			// Cheap hashes need little memory: let concurrent tests sign
-			// up without queueing for the one slot two cores would get.
-			o.Limits.HashConcurrency = 32
-		}
-	}
-	for _, n := range []*int{&o.Limits.SignInPerClient, &o.Limits.SignUpPerClient, &o.Limits.WritesPerClient} {
-		if *n == 0 {
-			*n = -1
-		}
-	}
-	cfg := e.cfg
-	cfg.Limits, cfg.RequestTimeout, cfg.ClientIPHeader = o.Limits, o.Timeout, o.ClientIPHeader
-	if o.Watch != nil {
-		o.Watch(&cfg.Watch)
-	}
-	api, err := system.NewAPI(cfg, e.Clients(), e.Log, system.APIOptions{Password: o.Password, Cache: o.Cache, Media: e.Media, ReadTimeout: o.ReadTimeout})
+	api, err := e.Sandbox.StartAPI(o)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := api.Start(ctx)
-	t.Cleanup(func() { cancel(); stop() })
-	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = api.HTTPServer()
-	srv.Start()
-	clientProtocols := new(http.Protocols)
-	clientProtocols.SetUnencryptedHTTP2(true)
-	srv.Client().Transport = &http.Transport{Protocols: clientProtocols, MaxIdleConnsPerHost: 64}
-	t.Cleanup(srv.Close)
-	return srv, api.App
+	t.Cleanup(api.Close)
+	return api.Server, api.App
 }

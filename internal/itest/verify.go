@@ -9,37 +9,15 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
-
-// Drift returns a description of how the read side differs from Postgres,
-// or "" when it matches.
-func (e *Env) Drift(ctx context.Context) (string, error) {
-	drifts, err := cdc.Verify(ctx, e.PG, e.Reads, readstore.Collections)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if !cdc.PrintDrift(&b, drifts) {
-		return b.String(), nil
-	}
-	return "", nil
-}
 
 // WaitConverged waits until the read side matches Postgres exactly.
 func (e *Env) WaitConverged(t T, within time.Duration) {
 	t.Helper()
-	Eventually(t, within, "the read side to match postgres", func() (bool, error) {
-		d, err := e.Drift(context.Background())
-		if err != nil {
-			return false, err
-		}
-		if d != "" {
-			return false, fmt.Errorf("drift:\n%s", d)
-		}
-		return true, nil
-	})
+	if err := e.Sandbox.WaitConverged(context.Background(), within); err != nil {
+		t.Fatalf("%v", err)
+	}
 }
 
 // StaleCacheEntries lists cached documents that differ from the read store.

@@ -77,6 +77,7 @@ type Hub struct {
 	streams   int
 	owners    map[string]int
 	ready     chan struct{} // closed once both kinds are followed
+	stopped   chan struct{} // closed when Run returns: every stream ends
 	following [2]bool
 }
 
@@ -87,7 +88,7 @@ func NewHub(rdb redis.UniversalClient, prefix string, applied func() uint64, q *
 		rdb: rdb, keys: [2]feed.Keys{feed.KeysFor(prefix, feed.Listings), feed.KeysFor(prefix, feed.Orders)},
 		applied: applied, q: q, opts: opts, log: log,
 		listings: map[uuid.UUID]*listingTopic{}, users: map[uuid.UUID]map[*orderSub]struct{}{},
-		owners: map[string]int{}, ready: make(chan struct{}),
+		owners: map[string]int{}, ready: make(chan struct{}), stopped: make(chan struct{}),
 	}
 }
 
@@ -97,8 +98,11 @@ func (h *Hub) WithMetrics(m *Metrics) *Hub {
 	return h
 }
 
-// Run follows both kinds of the feed until ctx ends.
+// Run follows both kinds of the feed until ctx ends. Then every stream
+// ends cleanly, as at the end of its lifetime, so that a server shutting
+// down is not held up by them; their clients resume elsewhere.
 func (h *Hub) Run(ctx context.Context) {
+	defer close(h.stopped)
 	var wg sync.WaitGroup
 	for k := range feed.Kind(2) {
 		wg.Go(func() { h.follow(ctx, k) })
@@ -259,6 +263,8 @@ func (h *Hub) waitReady(ctx context.Context) error {
 	select {
 	case <-h.ready:
 		return nil
+	case <-h.stopped:
+		return &app.Error{Code: app.CodeUnavailable, Message: "this server is shutting down; retry"}
 	case <-ctx.Done():
 		return &app.Error{Code: app.CodeUnavailable, Message: "live updates are not available yet; retry shortly", Err: ctx.Err()}
 	}
@@ -297,6 +303,8 @@ func (h *Hub) loop(ctx context.Context, st Stream, signal <-chan struct{}, next,
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-lifetime.C:
+			return nil
+		case <-h.stopped:
 			return nil
 		case <-check:
 			if err := st.Session(ctx); err != nil {

@@ -32,6 +32,7 @@ type orderSub struct {
 	mu       sync.Mutex
 	pending  map[uuid.UUID]uint64
 	resyncAt uint64 // if not 0: tell the client to refetch at this position
+	seen     uint64 // changes at or before it the client has: its resume position
 }
 
 // offer records that order changed at pos, in the feed entry ending at
@@ -40,7 +41,7 @@ type orderSub struct {
 func (s *orderSub) offer(order uuid.UUID, pos, entry uint64) {
 	s.mu.Lock()
 	switch p, ok := s.pending[order]; {
-	case pos <= s.resyncAt:
+	case pos <= s.resyncAt, pos <= s.seen:
 	case ok:
 		s.pending[order] = min(p, pos)
 	case len(s.pending) >= s.max:
@@ -80,8 +81,8 @@ func (s *orderSub) floorLocked(limit uint64) uint64 {
 	return limit
 }
 
-func (h *Hub) subscribeOrders(user uuid.UUID, role string) *orderSub {
-	s := &orderSub{user: user, role: role, max: max(1, h.opts.Buffer), signal: make(chan struct{}, 1), pending: map[uuid.UUID]uint64{}}
+func (h *Hub) subscribeOrders(user uuid.UUID, role string, after uint64) *orderSub {
+	s := &orderSub{user: user, role: role, max: max(1, h.opts.Buffer), signal: make(chan struct{}, 1), pending: map[uuid.UUID]uint64{}, seen: after}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.users[user] == nil {
@@ -163,7 +164,7 @@ func (h *Hub) WatchOrders(ctx context.Context, st Stream, user uuid.UUID, role, 
 	if err := h.waitReady(ctx); err != nil {
 		return err
 	}
-	sub := h.subscribeOrders(user, role)
+	sub := h.subscribeOrders(user, role, after)
 	defer h.unsubscribeOrders(sub)
 
 	// Attached first, then replayed up to a position read after: a change

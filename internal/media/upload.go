@@ -46,6 +46,16 @@ func FinalKey(key string) string {
 // ThumbnailKey is where the thumbnail of the object at key goes.
 func ThumbnailKey(key string) string { return key + ".thumb.jpg" }
 
+// ImageKeys are the objects of an image row: the original, and the
+// thumbnail if the row names one of its own. (A thumbnail stored by a
+// worker that died before recording it is left to the sweeper.)
+func ImageKeys(key string, thumbnail *string) []string {
+	if thumbnail == nil || *thumbnail == key {
+		return []string{key}
+	}
+	return []string{key, *thumbnail}
+}
+
 // An upload carries the object tag PendingTag=PendingValue until it is
 // confirmed. The bucket's lifecycle rule expires tagged objects after
 // PendingDays, so an upload that is never confirmed disappears even if

@@ -12,11 +12,13 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/swapmeet/swapmeet/db"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/media/mediatest"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -44,7 +46,7 @@ func (m *market) startThumbnails() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.app.Commands.RunThumbnails(ctx, 20*time.Millisecond)
+		mediajobs.New(db.NewStore(m.e.PG), m.e.Media, m.e.Log).RunThumbnails(ctx, 20*time.Millisecond)
 	}()
 	m.t.Cleanup(func() {
 		cancel()

@@ -63,5 +63,5 @@ func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return withResponseController(mux)
+	return mux
 }

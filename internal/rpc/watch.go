@@ -3,8 +3,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -64,15 +62,9 @@ func (h *ListingHandler) stream(ctx context.Context) (live.Stream, error) {
 
 // streamOf describes the caller's stream to the hub: whose streams it
 // counts against, and, for a signed-in caller, the session it must keep.
-// It lifts the HTTP server's deadlines, which bound requests, not streams
-// that live for minutes.
 func streamOf(ctx context.Context, hub *live.Hub, a *app.App) (live.Stream, error) {
 	if hub == nil {
 		return live.Stream{}, &app.Error{Code: app.CodeUnavailable, Message: "live updates are not served here"}
-	}
-	if rc, ok := ctx.Value(responseControllerKey{}).(*http.ResponseController); ok {
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
 	}
 	c, ok := callerFrom(ctx)
 	if !ok {
@@ -91,15 +83,4 @@ func streamOf(ctx context.Context, hub *live.Hub, a *app.App) (live.Stream, erro
 			return err
 		},
 	}, nil
-}
-
-type responseControllerKey struct{}
-
-// withResponseController lets a stream's handler reach its response's
-// controller.
-func withResponseController(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), responseControllerKey{}, http.NewResponseController(w))
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
 }

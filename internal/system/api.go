@@ -17,6 +17,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/rpc"
@@ -50,6 +51,7 @@ type API struct {
 	watcher *consistency.Watcher
 	live    *live.Hub
 	media   *media.Bucket
+	jobs    *mediajobs.Jobs
 	log     *slog.Logger
 }
 
@@ -118,7 +120,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 	}
 	return &API{
 		App: a, Registry: reg, Handler: web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
-		cfg: cfg, opts: o, clients: c, watcher: watcher, live: hub, media: store, log: log,
+		cfg: cfg, opts: o, clients: c, watcher: watcher, live: hub, media: store, jobs: mediajobs.New(pgStore, store, log), log: log,
 	}, nil
 }
 
@@ -140,8 +142,8 @@ func (a *API) Start(ctx context.Context) (stop func()) {
 // a request body (each HTTP/2 stream's) must arrive within 30 s and fit
 // in MaxRequestBytes plus framing, and an idle connection is closed after
 // 2 minutes. Responses get no write timeout: the RPC deadline bounds the
-// handlers, and a Watch stream lifts the read deadline once its request is
-// read. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
+// handlers. The read timeout ends with the request's body, so it does not
+// cut a Watch stream either. It speaks HTTP/1.1 and cleartext HTTP/2 (h2c, for gRPC).
 func (a *API) HTTPServer() *http.Server {
 	readTimeout := a.opts.ReadTimeout
 	if readTimeout == 0 {
@@ -177,9 +179,9 @@ func (a *API) startMedia(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.bootstrapBucket(ctx) })
-	wg.Go(func() { a.App.Commands.RunThumbnails(ctx, thumbnailIdlePoll) })
+	wg.Go(func() { a.jobs.RunThumbnails(ctx, thumbnailIdlePoll) })
 	wg.Go(func() {
-		a.App.Commands.RunSweeps(ctx, a.cfg.MediaSweepInterval, app.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
+		a.jobs.RunSweeps(ctx, a.cfg.MediaSweepInterval, mediajobs.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
 	})
 	return func() {
 		cancel()

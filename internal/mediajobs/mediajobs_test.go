@@ -1,4 +1,4 @@
-package app_test
+package mediajobs_test
 
 import (
 	"context"
@@ -14,22 +14,25 @@ import (
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/media/mediatest"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 )
 
 var ctx = context.Background()
 
-// mediaEnv is the commands on a private database and bucket.
+// mediaEnv is the commands, and the jobs, on a private database and bucket.
 type mediaEnv struct {
 	t      *testing.T
 	e      *itest.Env
 	c      *app.Commands
+	j      *mediajobs.Jobs
 	seller uuid.UUID
 }
 
 func newMediaEnv(t *testing.T) *mediaEnv {
 	e := itest.New(t)
 	e.Media = mediatest.Bucket(t)
-	a, err := app.New(app.Deps{Store: db.NewStore(e.PG), Media: e.Media, Log: e.Log, Password: itest.FastPasswords})
+	store := db.NewStore(e.PG)
+	a, err := app.New(app.Deps{Store: store, Media: e.Media, Log: e.Log, Password: itest.FastPasswords})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +40,7 @@ func newMediaEnv(t *testing.T) *mediaEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &mediaEnv{t: t, e: e, c: a.Commands, seller: u.UserID}
+	return &mediaEnv{t: t, e: e, c: a.Commands, j: mediajobs.New(store, e.Media, e.Log), seller: u.UserID}
 }
 
 func (m *mediaEnv) listing(title string) string {
@@ -89,7 +92,7 @@ func (m *mediaEnv) rows() int {
 func (m *mediaEnv) makeThumbnails() {
 	m.t.Helper()
 	for {
-		did, err := m.c.MakeThumbnail(ctx)
+		did, err := m.j.MakeThumbnail(ctx)
 		if err != nil {
 			m.t.Fatal(err)
 		}
@@ -128,11 +131,11 @@ func TestSweepMedia(t *testing.T) {
 		}
 	}
 
-	rep, err := m.c.SweepMedia(ctx, app.SweepOptions{PendingOlderThan: 24 * time.Hour})
+	rep, err := m.j.SweepMedia(ctx, mediajobs.SweepOptions{PendingOlderThan: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := app.SweepReport{StalePending: 1, Withdrawn: 1, Orphans: 2, ObjectsRemoved: 2 + 2 + 2}
+	want := mediajobs.SweepReport{StalePending: 1, Withdrawn: 1, Orphans: 2, ObjectsRemoved: 2 + 2 + 2}
 	if rep != want {
 		t.Errorf("sweep = %+v, want %+v", rep, want)
 	}
@@ -150,7 +153,7 @@ func TestSweepMedia(t *testing.T) {
 		t.Errorf("%d media rows left, want the 2 of the kept listing", n)
 	}
 
-	if rep, err := m.c.SweepMedia(ctx, app.SweepOptions{PendingOlderThan: 24 * time.Hour}); err != nil || rep != (app.SweepReport{}) {
+	if rep, err := m.j.SweepMedia(ctx, mediajobs.SweepOptions{PendingOlderThan: 24 * time.Hour}); err != nil || rep != (mediajobs.SweepReport{}) {
 		t.Errorf("second sweep = %+v, %v; want nothing to do", rep, err)
 	}
 }
@@ -169,7 +172,7 @@ func TestThumbnailWorkersDoNotCollide(t *testing.T) {
 	for range 3 {
 		wg.Go(func() {
 			for {
-				did, err := m.c.MakeThumbnail(ctx)
+				did, err := m.j.MakeThumbnail(ctx)
 				if err != nil {
 					t.Error(err)
 					return
@@ -219,7 +222,7 @@ func TestUndecodableImageFallsBackToTheOriginal(t *testing.T) {
 	if thumb != media.FinalKey(up.Fields["key"]) {
 		t.Errorf("thumbnail_key = %q, want the original's key %q", thumb, media.FinalKey(up.Fields["key"]))
 	}
-	if did, err := m.c.MakeThumbnail(ctx); did || err != nil {
+	if did, err := m.j.MakeThumbnail(ctx); did || err != nil {
 		t.Errorf("MakeThumbnail = %v, %v; want nothing left to do", did, err)
 	}
 }
