@@ -91,15 +91,18 @@ export async function follow<M extends { resumeToken: string }>(live: Live<M>): 
   }
 }
 
+// Waits ms, or less if the page is left or the browser comes back online.
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(t);
       signal.removeEventListener("abort", done);
+      window.removeEventListener("online", done);
       resolve();
     };
     const t = setTimeout(done, ms);
     signal.addEventListener("abort", done);
+    window.addEventListener("online", done);
   });
 }
 
