@@ -419,7 +419,7 @@ func freshTargetsOf(ctx context.Context, e *env, n int) ([]*freshTarget, error) 
 
 // measureBigTxn updates every listing of the catalogue in one transaction
 // and waits until the CDC process has applied it, watching its memory.
-func measureBigTxn(ctx context.Context, e *env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
+func measureBigTxn(ctx context.Context, e *env, proc *process, n int, rawRate float64, rawRef string) ([]row, error) {
 	size, brief := sizeLabel(n), ""
 	if n < 1_000_000 {
 		brief = " (brief: 1M; -cdc-catalogue)"
