@@ -57,6 +57,9 @@ type freshDriver struct {
 	reads   *readstore.Model
 	targets []*freshTarget
 	next    int
+	// onCommit, if set, learns of each write once committed, in version
+	// order for each listing.
+	onCommit func(id string, version int64, committed time.Time)
 }
 
 type freshResult struct {
@@ -150,6 +153,9 @@ func (fd *freshDriver) write(ctx context.Context, n int, start time.Time, res *f
 	committed := time.Now()
 	if err == nil {
 		t.version, t.price = w.Version, t.price+1
+		if fd.onCommit != nil {
+			fd.onCommit(t.id, w.Version, committed)
+		}
 	}
 	t.mu.Unlock()
 	if err != nil {
