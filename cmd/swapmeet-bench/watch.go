@@ -32,6 +32,14 @@ const (
 	watchOpenWait = 2 * time.Minute
 )
 
+// h2cTransport speaks cleartext HTTP/2 with prior knowledge, as the
+// API's own clients in the sandbox do; each has its own connection.
+func h2cTransport() *http.Transport {
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Transport{Protocols: protocols}
+}
+
 // subscriber is one WatchListing stream. It notes the newest version it
 // was delivered and when.
 type subscriber struct {
@@ -66,9 +74,7 @@ func openStreams(ctx context.Context, url string, ids []string, label string, on
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	set := &subscribers{cancel: cancel}
 	for range (len(ids) + streamsPerConn - 1) / streamsPerConn {
-		protocols := new(http.Protocols)
-		protocols.SetUnencryptedHTTP2(true)
-		tr := &http.Transport{Protocols: protocols}
+		tr := h2cTransport()
 		set.conns = append(set.conns, tr)
 		set.clients = append(set.clients, swapmeetv1connect.NewListingServiceClient(&http.Client{Transport: tr}, url))
 	}
