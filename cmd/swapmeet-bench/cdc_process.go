@@ -168,8 +168,11 @@ func (p *process) stop(grace time.Duration) error {
 }
 
 // memory reads the process's resident set and its peak (VmRSS, VmHWM).
-func (p *process) memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+func (p *process) memory() (rss, peak int64, err error) { return memoryOf(p.pid) }
+
+// memoryOf reads a process's resident set and its peak (VmRSS, VmHWM).
+func memoryOf(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -99,6 +100,8 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 		return nil, fmt.Errorf("serve memory: %w", err)
 	}
 	progress("fan-out: %d streams on one listing (serve RSS %s)", n, mib(before))
+	// The bench's own memory, for scale only: its clients are not the API.
+	clientBefore, _, _ := memoryOf(os.Getpid())
 	set, err := openStreams(ctx, url, slices.Repeat([]string{id}, n), "fan-out", nil)
 	if err != nil {
 		return nil, err
@@ -110,7 +113,9 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 		return nil, fmt.Errorf("serve memory: %w", err)
 	}
 	perStream := float64(after-before) / float64(n)
-	progress("fan-out: serve RSS %s with %d streams open: %.1f KiB a stream", mib(after), n, perStream/1024)
+	clientAfter, _, _ := memoryOf(os.Getpid())
+	progress("fan-out: serve RSS %s with %d streams open: %.1f KiB a stream (the bench's client side: %.1f KiB a stream)",
+		mib(after), n, perStream/1024, float64(clientAfter-clientBefore)/float64(n)/1024)
 	res, err := timeChanges(ctx, set, w, fanOutChanges)
 	if err != nil {
 		return nil, err
