@@ -60,6 +60,9 @@ type freshDriver struct {
 	// onCommit, if set, learns of each write once committed, in version
 	// order for each listing.
 	onCommit func(id string, version int64, committed time.Time)
+	// onVisible, if set, learns how long each write took to become
+	// visible.
+	onVisible func(id string, took time.Duration)
 }
 
 type freshResult struct {
@@ -179,6 +182,9 @@ func (fd *freshDriver) write(ctx context.Context, n int, start time.Time, res *f
 		werr := fd.watcher.Wait(wctx, lsn)
 		took := time.Since(committed)
 		late.Stop()
+		if werr == nil && fd.onVisible != nil {
+			fd.onVisible(t.id, took)
+		}
 		stale, checked := false, false
 		if werr == nil && n%freshCheckEvery == 0 {
 			checked = true

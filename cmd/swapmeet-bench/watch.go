@@ -208,6 +208,7 @@ type deliveryClock struct {
 	on      bool
 	watched map[string]*watchedListing
 	lat     []time.Duration
+	fresh   []time.Duration // the same writes' freshness
 }
 
 type watchedListing struct {
@@ -233,7 +234,7 @@ func newDeliveryClock(ids []string) *deliveryClock {
 func (c *deliveryClock) start() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on, c.lat = true, nil
+	c.on, c.lat, c.fresh = true, nil, nil
 }
 
 // committed notes a write; writes of listings nobody watches are not timed.
@@ -250,6 +251,15 @@ func (c *deliveryClock) committed(id string, version int64, at time.Time) {
 		return
 	}
 	w.pending = append(w.pending, pendingWrite{version, at})
+}
+
+// visible notes how long a write took to become visible to reads.
+func (c *deliveryClock) visible(id string, took time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.on && c.watched[id] != nil {
+		c.fresh = append(c.fresh, took)
+	}
 }
 
 // delivered notes a state a stream delivered.
@@ -273,9 +283,9 @@ func (c *deliveryClock) delivered(id string, version int64, at time.Time) {
 }
 
 // stop waits up to within for the writes timed since start to be
-// delivered, stops timing, and returns their latencies and how many were
-// still not delivered.
-func (c *deliveryClock) stop(ctx context.Context, within time.Duration) (lat []time.Duration, undelivered int) {
+// delivered, stops timing, and returns their latencies, their freshness,
+// and how many were still not delivered.
+func (c *deliveryClock) stop(ctx context.Context, within time.Duration) (lat, fresh []time.Duration, undelivered int) {
 	deadline := time.Now().Add(within)
 	for {
 		c.mu.Lock()
@@ -284,12 +294,12 @@ func (c *deliveryClock) stop(ctx context.Context, within time.Duration) (lat []t
 			undelivered += len(w.pending)
 		}
 		if undelivered == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			lat, c.lat, c.on = c.lat, nil, false
+			lat, fresh, c.lat, c.fresh, c.on = c.lat, c.fresh, nil, nil, false
 			for _, w := range c.watched {
 				w.pending = nil
 			}
 			c.mu.Unlock()
-			return lat, undelivered
+			return lat, fresh, undelivered
 		}
 		c.mu.Unlock()
 		time.Sleep(10 * time.Millisecond)
