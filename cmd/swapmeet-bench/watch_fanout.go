@@ -61,7 +61,8 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 		return nil, err
 	}
 	id := ids[0].String()
-	if _, err := startCDCProcess(e, bin); err != nil {
+	cdc, err := startCDCProcess(e, bin)
+	if err != nil {
 		return nil, err
 	}
 	if err := e.WaitForSlot(ctx); err != nil {
@@ -124,8 +125,10 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 	if err := set.close(); err != nil {
 		return nil, err
 	}
-	if ok, err := serve.running(); !ok {
-		return nil, err
+	for _, p := range []*process{cdc, serve} {
+		if ok, err := p.running(); !ok {
+			return nil, err
+		}
 	}
 
 	delivery := row{
