@@ -31,9 +31,15 @@ import (
 //     catalogue of -cdc-catalogue listings, with the sink's raw upsert rate
 //     on that catalogue measured first; freshness at half that rate, the
 //     highest rate whose p99 freshness is under 100 ms, and the peak RSS
-//     and rate of the CDC applying one UPDATE of the whole catalogue.
+//     and rate of the CDC applying one UPDATE of the whole catalogue;
+//     WatchListing streams on the listings of the freshness writes time
+//     them from commit to delivery, next to their freshness (watch_fresh.go);
+//   - fan-out (watch_fanout.go): -watch-subscribers WatchListing streams
+//     on one listing of a `swapmeet serve` process, fed by a `swapmeet cdc`
+//     process: one change's delivery to all of them, and the API's memory
+//     per stream.
 
-var cdcFigures = flag.String("cdc-figures", "all", "the cdc suite's figure groups to run, comma-separated: decode, sink, vs-sink, or all")
+var cdcFigures = flag.String("cdc-figures", "all", "the cdc suite's figure groups to run, comma-separated: decode, sink, vs-sink, fan-out, or all")
 
 // Targets from the brief.
 const (
@@ -71,6 +77,7 @@ func runCDC(ctx context.Context, o options) ([]row, error) {
 		{"decode", decodeFigure, one(measureDecode)},
 		{"sink", sinkFigure, one(measureSink)},
 		{"vs-sink", "CDC against the sink", runAgainstSink},
+		{"fan-out", fanOutFigure, measureFanOut},
 	}
 	want := map[string]bool{}
 	for k := range strings.SplitSeq(*cdcFigures, ",") {

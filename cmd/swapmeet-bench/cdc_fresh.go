@@ -57,6 +57,12 @@ type freshDriver struct {
 	reads   *readstore.Model
 	targets []*freshTarget
 	next    int
+	// onCommit, if set, learns of each write once committed, in version
+	// order for each listing.
+	onCommit func(id string, version int64, committed time.Time)
+	// onVisible, if set, learns how long each write took to become
+	// visible.
+	onVisible func(id string, took time.Duration)
 }
 
 type freshResult struct {
@@ -150,6 +156,9 @@ func (fd *freshDriver) write(ctx context.Context, n int, start time.Time, res *f
 	committed := time.Now()
 	if err == nil {
 		t.version, t.price = w.Version, t.price+1
+		if fd.onCommit != nil {
+			fd.onCommit(t.id, w.Version, committed)
+		}
 	}
 	t.mu.Unlock()
 	if err != nil {
@@ -173,6 +182,9 @@ func (fd *freshDriver) write(ctx context.Context, n int, start time.Time, res *f
 		werr := fd.watcher.Wait(wctx, lsn)
 		took := time.Since(committed)
 		late.Stop()
+		if werr == nil && fd.onVisible != nil {
+			fd.onVisible(t.id, took)
+		}
 		stale, checked := false, false
 		if werr == nil && n%freshCheckEvery == 0 {
 			checked = true

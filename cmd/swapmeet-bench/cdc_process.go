@@ -26,7 +26,7 @@ import (
 // cdc` process, built from this tree, on the suite's own share of the
 // services. Its memory is then the process's own, read from /proc.
 
-var cdcBinary = flag.String("cdc-bin", "", "a prebuilt swapmeet binary for the CDC process (default: go build ./cmd/swapmeet into a temporary directory)")
+var cdcBinary = flag.String("cdc-bin", "", "a prebuilt swapmeet binary for the cdc and serve processes (default: go build ./cmd/swapmeet into a temporary directory)")
 
 // buildSwapmeet builds the swapmeet command of the module that holds the
 // working directory into a temporary directory, removed when the suite
@@ -49,28 +49,38 @@ func buildSwapmeet(ctx context.Context, e *env) (string, error) {
 	return bin, nil
 }
 
-// cdcProcess is a running `swapmeet cdc`.
-type cdcProcess struct {
-	cmd    *exec.Cmd
-	pid    int
-	exited chan struct{} // closed once the process has ended
-	err    error         // how it ended; read after exited
+// process is a running `swapmeet <command>`.
+type process struct {
+	command string // cdc, serve
+	cmd     *exec.Cmd
+	pid     int
+	exited  chan struct{} // closed once the process has ended
+	err     error         // how it ended; read after exited
 
 	mu   sync.Mutex
 	tail []string // its last log lines
+	// onLine, if set, sees each log line as it comes.
+	onLine func(string)
 }
 
-const cdcTailLines = 20
+const processTailLines = 20
 
 // startCDCProcess runs `swapmeet cdc` against the env. Its log lines are
 // forwarded to stderr. The process is stopped when the suite ends.
-func startCDCProcess(e *env, bin string) (*cdcProcess, error) {
-	cmd := exec.Command(bin, "cdc")
+func startCDCProcess(e *env, bin string) (*process, error) {
+	return startProcess(e, bin, "cdc", nil,
+		"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0") // any free port: other CDCs run on this machine
+}
+
+// startProcess runs `swapmeet command` against the env, with env's
+// variables and then extra. Its log lines are forwarded to stderr, and to
+// onLine if set. The process is stopped when the suite ends.
+func startProcess(e *env, bin, command string, onLine func(string), extra ...string) (*process, error) {
+	cmd := exec.Command(bin, command)
 	cmd.Env = append(os.Environ(), e.Environ()...)
-	cmd.Env = append(cmd.Env,
-		"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0", // any free port: other CDCs run on this machine
-		"SWAPMEET_LOG_LEVEL=info")
-	// Should the bench die, the CDC goes with it.
+	cmd.Env = append(cmd.Env, "SWAPMEET_LOG_LEVEL=info")
+	cmd.Env = append(cmd.Env, extra...)
+	// Should the bench die, the process goes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	out, err := cmd.StderrPipe()
 	if err != nil {
@@ -78,9 +88,9 @@ func startCDCProcess(e *env, bin string) (*cdcProcess, error) {
 	}
 	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start swapmeet cdc: %w", err)
+		return nil, fmt.Errorf("start swapmeet %s: %w", command, err)
 	}
-	p := &cdcProcess{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	p := &process{command: command, cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), onLine: onLine}
 	logged := make(chan struct{})
 	go func() {
 		defer close(logged)
@@ -93,31 +103,34 @@ func startCDCProcess(e *env, bin string) (*cdcProcess, error) {
 	}()
 	e.onClose(func() error {
 		if err := p.stop(15 * time.Second); err != nil {
-			progress("cdc process: %v", err)
+			progress("%s process: %v", command, err)
 		}
 		return nil
 	})
-	progress("cdc process: started swapmeet cdc, pid %d", p.pid)
+	progress("%s process: started swapmeet %s, pid %d", command, command, p.pid)
 	return p, nil
 }
 
-func (p *cdcProcess) follow(out io.Reader) {
+func (p *process) follow(out io.Reader) {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		progress("  cdc[%d]: %s", p.pid, line)
+		progress("  %s[%d]: %s", p.command, p.pid, line)
+		if p.onLine != nil {
+			p.onLine(line)
+		}
 		p.mu.Lock()
 		p.tail = append(p.tail, line)
-		if len(p.tail) > cdcTailLines {
-			p.tail = p.tail[len(p.tail)-cdcTailLines:]
+		if len(p.tail) > processTailLines {
+			p.tail = p.tail[len(p.tail)-processTailLines:]
 		}
 		p.mu.Unlock()
 	}
 }
 
 // running reports whether the process is still up, and if not, how it ended.
-func (p *cdcProcess) running() (bool, error) {
+func (p *process) running() (bool, error) {
 	select {
 	case <-p.exited:
 		err := p.err
@@ -130,14 +143,14 @@ func (p *cdcProcess) running() (bool, error) {
 			last = "; last log line: " + p.tail[len(p.tail)-1]
 		}
 		p.mu.Unlock()
-		return false, fmt.Errorf("swapmeet cdc (pid %d) %w%s", p.pid, err, last)
+		return false, fmt.Errorf("swapmeet %s (pid %d) %w%s", p.command, p.pid, err, last)
 	default:
 		return true, nil
 	}
 }
 
 // stop sends SIGTERM, and SIGKILL if the process has not ended within grace.
-func (p *cdcProcess) stop(grace time.Duration) error {
+func (p *process) stop(grace time.Duration) error {
 	select {
 	case <-p.exited:
 		return nil
@@ -151,12 +164,15 @@ func (p *cdcProcess) stop(grace time.Duration) error {
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.exited
-	return fmt.Errorf("swapmeet cdc (pid %d) did not stop within %s of SIGTERM; killed", p.pid, grace)
+	return fmt.Errorf("swapmeet %s (pid %d) did not stop within %s of SIGTERM; killed", p.command, p.pid, grace)
 }
 
 // memory reads the process's resident set and its peak (VmRSS, VmHWM).
-func (p *cdcProcess) memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+func (p *process) memory() (rss, peak int64, err error) { return memoryOf(p.pid) }
+
+// memoryOf reads a process's resident set and its peak (VmRSS, VmHWM).
+func memoryOf(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
 	}

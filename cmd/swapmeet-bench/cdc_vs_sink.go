@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // The CDC against its sink: figures stated as ratios of the sink's raw
@@ -77,7 +78,11 @@ func runAgainstSink(ctx context.Context, e *env, o options) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := e.startAPI()
+	api, err := e.startAPIWith(sandbox.APIOptions{Watch: func(w *live.Options) {
+		// The commit-to-delivery streams are anonymous, all from one address.
+		w.MaxStreams = max(w.MaxStreams, *watchListings+16)
+		w.MaxStreamsPerOwner = max(w.MaxStreamsPerOwner, *watchListings+16)
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +134,7 @@ func runAgainstSink(ctx context.Context, e *env, o options) ([]row, error) {
 		return rows, err
 	}
 
-	fresh, err := measureFreshAgainst(ctx, e, api.App, o, rawRate, rawRef, size)
+	fresh, err := measureFreshAgainst(ctx, e, api, o, rawRate, rawRef, size)
 	rows = append(rows, fresh...)
 	if err != nil {
 		return rows, err
@@ -251,7 +256,7 @@ func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Durati
 // cdcWorkers is SWAPMEET_CDC_WORKERS's default: pages the CDC writes at once.
 const cdcWorkers = 2
 
-func measureFreshAgainst(ctx context.Context, e *env, a *app.App, o options, rawRate float64, rawRef, size string) ([]row, error) {
+func measureFreshAgainst(ctx context.Context, e *env, api *sandbox.API, o options, rawRate float64, rawRef, size string) ([]row, error) {
 	targets, err := freshTargetsOf(ctx, e, freshTargets)
 	if err != nil {
 		return nil, err
@@ -260,7 +265,12 @@ func measureFreshAgainst(ctx context.Context, e *env, a *app.App, o options, raw
 	defer cancel()
 	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
 	go w.Run(wctx)
-	d := &freshDriver{app: a, watcher: w, reads: e.Reads, targets: targets}
+	d := &freshDriver{app: api.App, watcher: w, reads: e.Reads, targets: targets}
+	watch, err := watchFreshTargets(ctx, api.Server.URL, targets)
+	if err != nil {
+		return nil, err
+	}
+	defer watch.close()
 
 	progress("cdc vs sink: freshness: baseline: %.0f writes/s for %s", freshBaseRate, freshBaseFor)
 	base, err := runFresh(ctx, d, freshBaseRate, freshBaseFor, false)
@@ -271,7 +281,7 @@ func measureFreshAgainst(ctx context.Context, e *env, a *app.App, o options, raw
 
 	half := freshHalf * rawRate
 	progress("cdc vs sink: freshness: %.0f writes/s (half the raw rate) for %s", half, o.duration)
-	at, err := runFresh(ctx, d, half, o.duration, true)
+	at, delivered, err := watch.during(ctx, d, func() (freshStep, error) { return runFresh(ctx, d, half, o.duration, true) })
 	if err != nil {
 		return nil, fmt.Errorf("freshness at half the raw rate: %w", err)
 	}
@@ -296,6 +306,12 @@ func measureFreshAgainst(ctx context.Context, e *env, a *app.App, o options, raw
 		target:    fmt.Sprintf("p50 < %d ms, p99 < %d ms at %.1fx", freshMaxP50.Milliseconds(), freshMaxP99.Milliseconds(), freshHalf),
 		verdict:   verdict(at.held() && at.fresh.p50 < freshMaxP50),
 	}}
+	if watch != nil {
+		rows = append(rows, watch.row(delivered, at))
+		if err := watch.close(); err != nil {
+			return rows, err
+		}
+	}
 
 	top, err := searchFreshRate(ctx, d, at, rawRate)
 	if err != nil {
@@ -419,7 +435,7 @@ func freshTargetsOf(ctx context.Context, e *env, n int) ([]*freshTarget, error) 
 
 // measureBigTxn updates every listing of the catalogue in one transaction
 // and waits until the CDC process has applied it, watching its memory.
-func measureBigTxn(ctx context.Context, e *env, proc *cdcProcess, n int, rawRate float64, rawRef string) ([]row, error) {
+func measureBigTxn(ctx context.Context, e *env, proc *process, n int, rawRate float64, rawRef string) ([]row, error) {
 	size, brief := sizeLabel(n), ""
 	if n < 1_000_000 {
 		brief = " (brief: 1M; -cdc-catalogue)"

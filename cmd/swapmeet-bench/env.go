@@ -48,8 +48,11 @@ func (e *env) close() error {
 
 // startAPI serves the API on the env, as `swapmeet serve` does, until the
 // suite ends.
-func (e *env) startAPI() (*sandbox.API, error) {
-	api, err := e.StartAPI(sandbox.APIOptions{})
+func (e *env) startAPI() (*sandbox.API, error) { return e.startAPIWith(sandbox.APIOptions{}) }
+
+// startAPIWith is startAPI with options.
+func (e *env) startAPIWith(o sandbox.APIOptions) (*sandbox.API, error) {
+	api, err := e.StartAPI(o)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ type suite struct {
 
 var suites = []suite{
 	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
-	{"cdc", "CDC decode rate (null sink), real-sink rate vs raw FerretDB upserts; a swapmeet cdc process against the sink's raw upsert rate: freshness at half of it, the highest rate with p99 < 100 ms, one transaction of -cdc-catalogue changed listings (peak RSS, rate)", runCDC},
+	{"cdc", "CDC decode rate (null sink), real-sink rate vs raw FerretDB upserts; a swapmeet cdc process against the sink's raw upsert rate: freshness at half of it, the highest rate with p99 < 100 ms, one transaction of -cdc-catalogue changed listings (peak RSS, rate); WatchListing commit to delivery next to that freshness; fan-out of one change to -watch-subscribers streams of a swapmeet serve process (p99, RSS per stream)", runCDC},
 	{"reads", "GetListing cache hit vs redis-benchmark GET, cache miss vs FerretDB find, SearchListings latency on a catalogue", runReads},
 	{"rebuild", "projections rebuild of a listings catalogue vs raw insertMany, and readers never see a gap", runRebuild},
 }

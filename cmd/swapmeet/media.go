@@ -25,7 +25,7 @@ func mediaSweep(ctx context.Context, cfg config.Config, log *slog.Logger, args [
 		fmt.Fprintln(os.Stderr, "usage: swapmeet media sweep [--older-than 24h] [--orphan-grace 1h]")
 		return exitError(2)
 	}
-	pool, err := config.OpenPool(ctx, cfg.PostgresURL, 2)
+	pool, err := db.OpenPool(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
@@ -15,7 +16,7 @@ import (
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
 	// Request transactions get a statement timeout; the CDC's and the
 	// operators' long reads do not, so only serve's pool has it.
-	cfg.PostgresURL = config.WithStatementTimeout(cfg.PostgresURL, cfg.PGStatementTimeout)
+	cfg.PostgresURL = db.WithStatementTimeout(cfg.PostgresURL, cfg.PGStatementTimeout)
 	c, err := system.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
@@ -101,33 +99,6 @@ func (c Config) MediaConfig() media.Config {
 		Region: c.S3Region, GetExpiry: c.MediaGetExpiry, UploadExpiry: c.MediaUploadExpiry,
 		MaxUploadBytes: int64(c.MediaMaxBytes), MaxPerListing: c.MediaMaxPerListing,
 	}
-}
-
-// OpenPool opens a pgx pool on url with at most maxConns connections.
-// pgx's default (the number of CPUs, at least 4) starves a server whose
-// requests mostly wait on the network, not the CPU.
-func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("postgres url: %w", err)
-	}
-	cfg.MaxConns = int32(maxConns)
-	return pgxpool.NewWithConfig(ctx, cfg)
-}
-
-// WithStatementTimeout returns the Postgres URL (or key=value string) pg
-// with a statement_timeout that every connection of a pool opened on it
-// sets at startup.
-func WithStatementTimeout(pg string, d time.Duration) string {
-	ms := strconv.FormatInt(d.Milliseconds(), 10)
-	u, err := url.Parse(pg)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return pg + " statement_timeout=" + ms
-	}
-	q := u.Query()
-	q.Set("statement_timeout", ms)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // FromEnv reads the configuration, reporting every bad value at once.

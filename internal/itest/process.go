@@ -7,19 +7,35 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
+	"testing"
 
 	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
 // Binary is the swapmeet command, built once per test binary: tests that
 // need real processes (kill, pause, several replicas) run what users run.
+// A package that uses it runs its tests through Main, which removes it.
 var Binary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "swapmeet-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir.Store(&dir)
 	return sandbox.BuildSwapmeet(context.Background(), dir)
 })
+
+var binDir atomic.Pointer[string]
+
+// Main runs a package's tests (call it from TestMain), then removes the
+// binary Binary built for them, if any.
+func Main(m *testing.M) {
+	code := m.Run()
+	if dir := binDir.Load(); dir != nil {
+		_ = os.RemoveAll(*dir)
+	}
+	os.Exit(code)
+}
 
 // Output collects a process's output for assertions.
 type Output struct {

@@ -113,7 +113,7 @@ func New(ctx context.Context, log *slog.Logger) (_ *Sandbox, err error) {
 	s.cfg.PostgresURL = s.PGURL
 	s.onClose(func() error { return dropDatabase(cfg.PostgresURL, name) })
 
-	if s.PG, err = config.OpenPool(ctx, s.PGURL, cfg.PGMaxConns); err != nil {
+	if s.PG, err = db.OpenPool(ctx, s.PGURL, cfg.PGMaxConns); err != nil {
 		return nil, fmt.Errorf("connect the sandbox's database: %w", err)
 	}
 	s.onClose(func() error { s.PG.Close(); return nil })

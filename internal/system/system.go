@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -34,7 +35,7 @@ type Clients struct {
 
 // Open connects to every backing service cfg names.
 func Open(ctx context.Context, cfg config.Config) (*Clients, error) {
-	pg, err := config.OpenPool(ctx, cfg.PostgresURL, cfg.PGMaxConns)
+	pg, err := db.OpenPool(ctx, cfg.PostgresURL, cfg.PGMaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
