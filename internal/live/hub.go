@@ -257,8 +257,21 @@ func (h *Hub) admit(owner string) (release func(), err error) {
 	}, nil
 }
 
-// waitReady waits until the hub follows the feed, so a position it gives
-// means something.
+// open admits a stream and waits until the hub follows the feed, so that
+// a position it gives means something. release gives the stream's place
+// back.
+func (h *Hub) open(ctx context.Context, owner string) (release func(), err error) {
+	if release, err = h.admit(owner); err != nil {
+		return nil, err
+	}
+	if err := h.waitReady(ctx); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// waitReady waits until the hub follows the feed.
 func (h *Hub) waitReady(ctx context.Context) error {
 	select {
 	case <-h.ready:

@@ -163,14 +163,11 @@ func (h *Hub) WatchListing(ctx context.Context, st Stream, listingID, resume str
 	if err != nil {
 		return err
 	}
-	release, err := h.admit(st.Owner)
+	release, err := h.open(ctx, st.Owner)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := h.waitReady(ctx); err != nil {
-		return err
-	}
 	t, sub := h.subscribeListing(id)
 	defer h.unsubscribeListing(t, sub)
 

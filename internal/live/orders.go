@@ -156,14 +156,11 @@ func (h *Hub) WatchOrders(ctx context.Context, st Stream, user uuid.UUID, role, 
 	if err != nil {
 		return err
 	}
-	release, err := h.admit(st.Owner)
+	release, err := h.open(ctx, st.Owner)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := h.waitReady(ctx); err != nil {
-		return err
-	}
 	sub := h.subscribeOrders(user, role, after)
 	defer h.unsubscribeOrders(sub)
 
