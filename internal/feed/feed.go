@@ -179,11 +179,11 @@ func entryOf(k Kind, m redis.XMessage) (Entry, error) {
 	return e, nil
 }
 
-// raiseFloor sets KEYS[1] to ARGV[1] if it is unset, or, with ARGV[2] =
-// "raise", if ARGV[1] is higher. It never lowers the floor.
+// raiseFloor sets KEYS[1] to ARGV[1] if that is higher, or if it is
+// unset. It never lowers the floor.
 var raiseFloor = redis.NewScript(consistency.LuaCompareLSN + `
 local cur = redis.call('GET', KEYS[1])
-if cur and (ARGV[2] ~= 'raise' or cmplsn(cur, ARGV[1]) >= 0) then return 0 end
+if cur and cmplsn(cur, ARGV[1]) >= 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1`)
 
@@ -196,10 +196,8 @@ func Append(ctx context.Context, rdb redis.UniversalClient, k Kind, keys Keys, f
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := raiseFloor.Run(ctx, rdb, []string{keys.Floor}, consistency.HexLSN(from), "init").Err(); err != nil {
-		return fmt.Errorf("feed: %s floor: %w", k, err)
-	}
 	pipe := rdb.Pipeline()
+	floor := pipe.SetNX(ctx, keys.Floor, consistency.HexLSN(from), 0)
 	cmds := make([]*redis.StringCmd, len(entries))
 	for i, e := range entries {
 		values := []any{fieldChanges, encode(k, e.Changes)}
@@ -209,6 +207,9 @@ func Append(ctx context.Context, rdb redis.UniversalClient, k Kind, keys Keys, f
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Log, ID: e.ID(), Values: values})
 	}
 	_, _ = pipe.Exec(ctx)
+	if err := floor.Err(); err != nil {
+		return fmt.Errorf("feed: %s floor: %w", k, err)
+	}
 	for _, c := range cmds {
 		if err := c.Err(); err != nil && !isDuplicate(err) {
 			return fmt.Errorf("feed: append to %s: %w", k, err)
@@ -225,7 +226,7 @@ func isDuplicate(err error) bool {
 // the floor first, so a reader that replays and then checks the floor
 // never misses a trimmed entry unawares.
 func Trim(ctx context.Context, rdb redis.UniversalClient, keys Keys, cut uint64) error {
-	if err := raiseFloor.Run(ctx, rdb, []string{keys.Floor}, consistency.HexLSN(cut), "raise").Err(); err != nil {
+	if err := raiseFloor.Run(ctx, rdb, []string{keys.Floor}, consistency.HexLSN(cut)).Err(); err != nil {
 		return fmt.Errorf("feed: raise floor: %w", err)
 	}
 	return rdb.XTrimMinID(ctx, keys.Log, strconv.FormatUint(cut+1, 10)+"-0").Err()

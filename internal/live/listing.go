@@ -146,12 +146,12 @@ func (h *Hub) unsubscribeListing(t *listingTopic, s *listingSub) {
 	}
 }
 
-// quiet is the position up to which the topic has offered every change:
-// the hub's, unless a fetch is due or running.
-func (t *listingTopic) quiet(pos uint64) (uint64, bool) {
+// idle reports whether the topic has offered every change it was told
+// of: no fetch is due or running.
+func (t *listingTopic) idle() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return pos, !t.dirty && !t.fetching
+	return !t.dirty && !t.fetching
 }
 
 // WatchListing streams a listing to send: its current state (unless resume
@@ -205,7 +205,7 @@ func (h *Hub) WatchListing(ctx context.Context, st Stream, listingID, resume str
 		// The hub's position first: a change at or before it is either
 		// pending, or in a fetch, or sent.
 		p := h.Position(feed.Listings)
-		if p, ok := t.quiet(p); ok {
+		if t.idle() {
 			sub.mu.Lock()
 			idle := sub.pending == nil
 			sub.mu.Unlock()

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"errors"
 
 	"connectrpc.com/connect"
 
@@ -14,7 +13,7 @@ import (
 // The Watch streams of both services: the edge of package live.
 
 func (h *ListingHandler) WatchListing(ctx context.Context, req *connect.Request[swapmeetv1.WatchListingRequest], stream *connect.ServerStream[swapmeetv1.WatchListingResponse]) error {
-	st, err := h.stream(ctx)
+	st, err := streamOf(ctx, h.live, h.app)
 	if err != nil {
 		return err
 	}
@@ -56,10 +55,6 @@ func (h *OrderHandler) WatchOrders(ctx context.Context, req *connect.Request[swa
 	})
 }
 
-func (h *ListingHandler) stream(ctx context.Context) (live.Stream, error) {
-	return streamOf(ctx, h.live, h.app)
-}
-
 // streamOf describes the caller's stream to the hub: whose streams it
 // counts against, and, for a signed-in caller, the session it must keep.
 func streamOf(ctx context.Context, hub *live.Hub, a *app.App) (live.Stream, error) {
@@ -77,10 +72,7 @@ func streamOf(ctx context.Context, hub *live.Hub, a *app.App) (live.Stream, erro
 			if app.ErrorCode(err) == app.CodeUnauthenticated {
 				return &app.Error{Code: app.CodeUnauthenticated, Message: "the session ended: sign in again", Err: err}
 			}
-			if err != nil && !errors.Is(err, context.Canceled) {
-				return nil // a session store that is down ends nothing
-			}
-			return err
+			return nil // a session store that is down ends nothing; ctx's end ends the stream anyway
 		},
 	}, nil
 }
