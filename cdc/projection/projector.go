@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,7 +134,7 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 			return fmt.Errorf("bump the listings page epoch: %w", err)
 		}
 	}
-	if err := consistency.Publish(ctx, p.rdb, p.keys, uint64(end)); err != nil {
+	if err := consistency.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
 	}
 	return nil
@@ -212,7 +213,11 @@ func (p *Projector) Resync(ctx context.Context) error {
 			return err
 		}
 	}
-	return p.cache.BumpPageEpoch(ctx, readstore.Listings)
+	if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
+		return err
+	}
+	// Every document may have changed: processes drop what they hold.
+	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn), consistency.Evicted{All: true})
 }
 
 // run is one batch being applied: producers queue pages, workers read and
@@ -230,6 +235,9 @@ type run struct {
 	total, done atomic.Int64
 	stop        chan struct{}
 	changes     *changes // for the feed; nil without one
+
+	mu      sync.Mutex
+	evicted consistency.Evicted // the cache keys tombstoned, for the announcement
 }
 
 type page struct {
@@ -397,7 +405,7 @@ func (r *run) sweep(proj Collection) error {
 				w.evictions = r.p.eviction(w.evictions, proj, id.String(), end)
 			}
 		}
-		if err := r.p.write(r.ctx, w); err != nil {
+		if err := r.write(w); err != nil {
 			return err
 		}
 		r.record(proj, gone, nil)
@@ -430,7 +438,7 @@ func (r *run) apply(pg page) error {
 			w.evictions = r.p.eviction(w.evictions, pg.proj, s, uint64(r.t.end()))
 		}
 	}
-	if err := r.p.write(r.ctx, w); err != nil {
+	if err := r.write(w); err != nil {
 		return err
 	}
 	r.record(pg.proj, pg.ids, docs)
@@ -497,6 +505,24 @@ func (p *Projector) write(ctx context.Context, w write) error {
 	return nil
 }
 
+// write applies one page and notes the keys it tombstoned.
+func (r *run) write(w write) error {
+	if err := r.p.write(r.ctx, w); err != nil {
+		return err
+	}
+	if len(w.evictions) == 0 {
+		return nil
+	}
+	keys := make([]string, len(w.evictions))
+	for i, e := range w.evictions {
+		keys[i] = e.Key
+	}
+	r.mu.Lock()
+	r.evicted.Add(keys...)
+	r.mu.Unlock()
+	return nil
+}
+
 // lsnOf reads the stamp of a built document.
 func lsnOf(d any) int64 {
 	if s, ok := d.(readstore.Stamped); ok {
@@ -529,5 +555,5 @@ func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	if p.shadow {
 		return nil
 	}
-	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn))
+	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn), consistency.Evicted{})
 }

@@ -17,25 +17,35 @@ import (
 
 // replica is one `swapmeet serve` process.
 type replica struct {
-	name  string
-	users swapmeetv1connect.UserServiceClient
+	name     string
+	users    swapmeetv1connect.UserServiceClient
+	listings swapmeetv1connect.ListingServiceClient
+	metrics  string // its /metrics URL
 }
 
-var servingAt = regexp.MustCompile(`msg=serving addr=(\S+)`)
+var (
+	servingAt = regexp.MustCompile(`msg=serving addr=(\S+)`)
+	metricsAt = regexp.MustCompile(`msg=metrics addr=(\S+)`)
+)
 
 func startReplica(t *testing.T, e *itest.Env, name string, env ...string) replica {
 	t.Helper()
 	env = append([]string{"SWAPMEET_HTTP_ADDR=127.0.0.1:0", "SWAPMEET_API_METRICS_ADDR=127.0.0.1:0"}, env...)
 	_, out := e.StartProcess(t, []string{"serve"}, env...)
-	var addr string
+	var addr, metrics string
 	itest.Eventually(t, 60*time.Second, name+" to serve", func() (bool, error) {
-		m := servingAt.FindStringSubmatch(out.String())
-		if m != nil {
-			addr = m[1]
+		m, mm := servingAt.FindStringSubmatch(out.String()), metricsAt.FindStringSubmatch(out.String())
+		if m == nil || mm == nil {
+			return false, nil
 		}
-		return m != nil, nil
+		addr, metrics = m[1], mm[1]
+		return true, nil
 	})
-	return replica{name: name, users: swapmeetv1connect.NewUserServiceClient(http.DefaultClient, "http://"+addr)}
+	return replica{
+		name: name, metrics: metrics,
+		users:    swapmeetv1connect.NewUserServiceClient(http.DefaultClient, "http://"+addr),
+		listings: swapmeetv1connect.NewListingServiceClient(http.DefaultClient, "http://"+addr),
+	}
 }
 
 func bearer[T any](msg *T, token string) *connect.Request[T] {

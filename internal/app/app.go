@@ -21,6 +21,7 @@ type Deps struct {
 	Store   *db.Store
 	Reads   *readstore.Model
 	Cache   *cache.Cache
+	Near    *cache.Near // nil: none
 	Watcher *consistency.Watcher
 	Media   *media.Bucket
 	Log     *slog.Logger
@@ -151,9 +152,16 @@ func (q *Queries) cached(ctx context.Context, key string, load func(context.Cont
 	return b, nil
 }
 
-// getDoc reads one document through the cache.
+// getDoc reads one document through the near cache, then Redis, then the
+// read store.
 func getDoc[T any](ctx context.Context, q *Queries, collection, key, id, what string) (T, error) {
 	var zero T
+	v, hit, ticket := q.deps.Near.Get(key)
+	if hit {
+		if doc, ok := v.(T); ok {
+			return doc, nil
+		}
+	}
 	b, err := q.cached(ctx, key, func(ctx context.Context) ([]byte, uint64, error) {
 		raw, err := q.deps.Reads.FindRaw(ctx, collection, id)
 		if err != nil {
@@ -168,6 +176,7 @@ func getDoc[T any](ctx context.Context, q *Queries, collection, key, id, what st
 	if err != nil {
 		return zero, fmt.Errorf("decode %s %s: %w", what, id, err)
 	}
+	q.deps.Near.Put(ticket, key, doc, cache.NearSize(key, len(b)))
 	return doc, nil
 }
 

@@ -2,24 +2,85 @@ package cache
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics count cache outcomes by kind (document, page) and result (hit,
-// miss, error). A nil *Metrics counts nothing.
+// Metrics count cache outcomes by layer (near, redis), kind (document,
+// page) and result (hit, miss, error; bypass for a near cache that is
+// suspended). A nil *Metrics counts nothing.
 type Metrics struct {
 	lookups *prometheus.CounterVec
+	redis   map[[2]string]prometheus.Counter // by kind and result, resolved once
 }
 
 // NewMetrics registers the cache's series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "swapmeet", Subsystem: "cache", Name: "lookups_total",
-		Help: "Cache lookups by kind and result; the hit ratio is hit / (hit + miss + error).",
-	}, []string{"kind", "result"})}
+		Help: "Cache lookups by layer, kind and result; a layer's hit ratio is hit / (hit + miss + error).",
+	}, []string{"layer", "kind", "result"}), redis: map[[2]string]prometheus.Counter{}}
+	for _, kind := range []string{"document", "page"} {
+		for _, result := range []string{"hit", "miss", "error"} {
+			m.redis[[2]string{kind, result}] = m.lookups.WithLabelValues("redis", kind, result)
+		}
+	}
 	reg.MustRegister(m.lookups)
 	return m
 }
 
 func (m *Metrics) count(kind, result string) {
 	if m != nil {
-		m.lookups.WithLabelValues(kind, result).Inc()
+		m.redis[[2]string{kind, result}].Inc()
+	}
+}
+
+// nearMetrics are the near cache's series. A nil one counts nothing.
+type nearMetrics struct {
+	lookups  map[string]prometheus.Counter // by result
+	resets   *prometheus.CounterVec
+	refusals prometheus.Counter
+}
+
+func newNearMetrics(reg prometheus.Registerer, n *Near, lookups *Metrics) *nearMetrics {
+	m := &nearMetrics{
+		lookups: map[string]prometheus.Counter{},
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "swapmeet", Subsystem: "cache", Name: "near_resets_total",
+			Help: "Times the near cache was emptied whole, by reason (subscribed, gap, lagging, bulk).",
+		}, []string{"reason"}),
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "swapmeet", Subsystem: "cache", Name: "near_refused_total",
+			Help: "Documents read from Redis but not kept, because an announcement evicted their key meanwhile.",
+		}),
+	}
+	for _, r := range []string{"hit", "miss", "bypass"} {
+		if lookups != nil {
+			m.lookups[r] = lookups.lookups.WithLabelValues("near", "document", r)
+		}
+	}
+	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "swapmeet", Subsystem: "cache", Name: "near_entries",
+		Help: "Documents in the near cache.",
+	}, func() float64 { e, _ := n.Len(); return float64(e) })
+	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "swapmeet", Subsystem: "cache", Name: "near_bytes",
+		Help: "Bytes the near cache counts against its budget.",
+	}, func() float64 { _, b := n.Len(); return float64(b) })
+	reg.MustRegister(m.resets, m.refusals, entries, bytes)
+	return m
+}
+
+func (m *nearMetrics) lookup(result string) {
+	if m != nil && m.lookups[result] != nil {
+		m.lookups[result].Inc()
+	}
+}
+
+func (m *nearMetrics) reset(reason string) {
+	if m != nil {
+		m.resets.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *nearMetrics) refused() {
+	if m != nil {
+		m.refusals.Inc()
 	}
 }

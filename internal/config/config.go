@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -39,6 +40,10 @@ type Config struct {
 	RedisPagesURL     string
 	CachePageMaxBytes int // SWAPMEET_CACHE_PAGE_MAX_BYTES: the largest search page cached
 	CachePageKeys     int // SWAPMEET_CACHE_PAGE_KEYS: how many search pages may be cached at once
+	// NearCache sizes the in-process document cache in front of Redis:
+	// SWAPMEET_NEAR_CACHE_ENTRIES (0 disables it), SWAPMEET_NEAR_CACHE_BYTES,
+	// SWAPMEET_NEAR_CACHE_TTL.
+	NearCache cache.NearOptions
 
 	S3Endpoint  string // SWAPMEET_S3_ENDPOINT
 	S3AccessKey string // SWAPMEET_S3_ACCESS_KEY
@@ -203,6 +208,19 @@ func FromEnv() (Config, error) {
 	c.RedisPagesURL = str("SWAPMEET_REDIS_PAGES_URL", "")
 	c.CachePageMaxBytes = num("SWAPMEET_CACHE_PAGE_MAX_BYTES", cache.DefaultPageMaxBytes)
 	c.CachePageKeys = num("SWAPMEET_CACHE_PAGE_KEYS", cache.DefaultPageKeys)
+	c.NearCache = cache.NearOptions{
+		Entries: cache.DefaultNear.Entries,
+		Bytes:   int64(num("SWAPMEET_NEAR_CACHE_BYTES", int(cache.DefaultNear.Bytes))),
+		TTL:     dur("SWAPMEET_NEAR_CACHE_TTL", cache.DefaultNear.TTL),
+	}
+	if v := str("SWAPMEET_NEAR_CACHE_ENTRIES", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("SWAPMEET_NEAR_CACHE_ENTRIES=%q: want a count, or 0 for no near cache", v))
+		} else {
+			c.NearCache.Entries = n
+		}
+	}
 	c.ClientIPHeader = str("SWAPMEET_CLIENT_IP_HEADER", "")
 	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
 	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)
@@ -237,6 +255,10 @@ func FromEnv() (Config, error) {
 	}
 	if !ident.MatchString(c.Publication) {
 		errs = append(errs, fmt.Errorf("SWAPMEET_PUBLICATION=%q: want lower-case letters, digits and _", c.Publication))
+	}
+	// Announcements list keys one a line.
+	if strings.ContainsFunc(c.RedisPrefix, unicode.IsSpace) {
+		errs = append(errs, fmt.Errorf("SWAPMEET_REDIS_PREFIX=%q: want no spaces or line breaks", c.RedisPrefix))
 	}
 	for _, o := range c.WebOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,71 +12,70 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Keys names the Redis key and channel through which the CDC announces the
-// WAL position it has applied.
-type Keys struct {
-	Applied string // holds the position as 16 hex digits
-	Channel string // receives the same on every advance
-}
-
-// KeysFor derives the keys from the deployment's Redis prefix. Both share
-// the hash tag {cdc}, so on a Redis Cluster they map to one slot.
-func KeysFor(prefix string) Keys {
-	return Keys{Applied: prefix + "{cdc}:applied_lsn", Channel: prefix + "{cdc}:applied"}
-}
-
-// publishScript raises the applied position KEYS[1] to ARGV[1], never
-// lowers it, and announces it on channel ARGV[2]. The channel is not a key:
-// the script touches one key, so a Redis Cluster runs it on the node that
-// holds it, and a cluster delivers a PUBLISH to subscribers on every node.
-var publishScript = redis.NewScript(LuaCompareLSN + `
-local cur = redis.call('GET', KEYS[1])
-if cur and cmplsn(cur, ARGV[1]) >= 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[1])
-return 1`)
-
-// HexLSN renders a position as the 16 hex digits that Redis scripts compare.
-func HexLSN(lsn uint64) string { return fmt.Sprintf("%016x", lsn) }
-
-// LuaCompareLSN defines cmplsn(a, b) for Redis scripts: the sign of a-b for
-// two strings that start with HexLSN positions. It compares 32-bit halves as
-// numbers, since Lua's string order follows the server's locale and its
-// numbers are doubles.
-const LuaCompareLSN = `
-local function cmplsn(a, b)
-  local ah, bh = tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)
-  if ah ~= bh then return ah < bh and -1 or 1 end
-  local al, bl = tonumber(string.sub(a, 9, 16), 16), tonumber(string.sub(b, 9, 16), 16)
-  if al ~= bl then return al < bl and -1 or 1 end
-  return 0
-end
-`
-
-// Publish records that the projections have applied everything up to lsn.
-func Publish(ctx context.Context, rdb redis.UniversalClient, k Keys, lsn uint64) error {
-	return publishScript.Run(ctx, rdb, []string{k.Applied}, HexLSN(lsn), k.Channel).Err()
-}
-
 // ErrTimeout means the projections did not reach a token's position in time.
 var ErrTimeout = errors.New("projections did not catch up with the consistency token in time")
 
+// Local is a process's in-memory copy of cached documents, which the
+// watcher keeps exact: it drops what each announcement evicted before it
+// takes the announced position as applied.
+type Local interface {
+	// Forget drops keys.
+	Forget(keys []string)
+	// Reset drops everything; reason names why, for the metrics.
+	Reset(reason string)
+	// Suspend drops everything and keeps nothing until the next Reset: the
+	// watcher cannot tell what is stale.
+	Suspend()
+}
+
+// Reasons for a Local's Reset.
+const (
+	ResetSubscribed = "subscribed" // a new subscription: anything may have been missed
+	ResetGap        = "gap"        // a sequence number was skipped
+	ResetLagging    = "lagging"    // the position moved without an announcement reaching us
+	ResetBulk       = "bulk"       // a batch evicted too many keys to list
+)
+
 // Watcher tracks the applied position for a whole process: one Redis
-// subscription serves every waiting request.
+// subscription serves every waiting request, and keeps the process's
+// Local copy exact.
 type Watcher struct {
 	rdb     redis.UniversalClient
 	keys    Keys
 	log     *slog.Logger
+	local   Local
 	applied atomic.Uint64
 	waiters atomic.Int64
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every advance
+
+	// Owned by Run.
+	seq    uint64 // the last announcement accounted for
+	behind uint64 // a position seen in Redis but not announced to us yet
 }
+
+// Timing of Run's checks.
+const (
+	pollWaiting  = 100 * time.Millisecond // poll the position this often while requests wait
+	pollIdle     = time.Second            // and this often otherwise
+	pingAfter    = time.Second            // ping a subscription silent this long
+	silentAfter  = 3 * time.Second        // and give it up when silent this long
+	resubscribe  = 500 * time.Millisecond // first pause before subscribing again
+	redisTimeout = 500 * time.Millisecond // bounds each call Run makes
+)
 
 // NewWatcher returns a Watcher; call Run to feed it.
 func NewWatcher(rdb redis.UniversalClient, keys Keys, log *slog.Logger) *Watcher {
 	return &Watcher{rdb: rdb, keys: keys, log: log, changed: make(chan struct{})}
+}
+
+// WithLocal makes the watcher keep l exact. Until Run has subscribed, l is
+// suspended.
+func (w *Watcher) WithLocal(l Local) *Watcher {
+	w.local = l
+	l.Suspend()
+	return w
 }
 
 // Applied is the highest position known to be applied.
@@ -122,46 +120,171 @@ func (w *Watcher) Wait(ctx context.Context, lsn uint64) error {
 	}
 }
 
-// Run follows the CDC's announcements until ctx ends. Pub/sub delivers
-// advances at once; a slow poll of the key, only while requests are
-// waiting, covers messages lost across a reconnect.
+// Run follows the CDC's announcements until ctx ends, subscribing again
+// whenever the subscription fails or goes silent. The position advances
+// only in one of two ways, each of which leaves the Local copy holding
+// nothing older than the position:
+//
+//   - an announcement whose sequence number follows the last one: its
+//     evicted keys are forgotten first (all of them for a bulk batch);
+//   - a position read from Redis (after subscribing, or when announcements
+//     seem lost): the Local copy is reset after the read and before the
+//     advance, so whatever it holds was read from Redis after the CDC
+//     had tombstoned everything up to that position.
+//
+// Anything else (a skipped or repeated number) resets the Local copy. While
+// no subscription is up, the Local copy is suspended.
 func (w *Watcher) Run(ctx context.Context) {
-	sub := w.rdb.Subscribe(ctx, w.keys.Channel)
-	defer sub.Close()
-	msgs := sub.Channel()
-	w.poll(ctx)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	pause := resubscribe
 	for {
+		err := w.follow(ctx)
+		if w.local != nil {
+			w.local.Suspend()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("following the applied position: subscribing again", "err", err, "in", pause)
 		select {
 		case <-ctx.Done():
 			return
-		case m, ok := <-msgs:
-			if !ok {
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Second)
+	}
+}
+
+// follow runs one subscription until it fails or ctx ends.
+func (w *Watcher) follow(ctx context.Context) error {
+	sub := w.rdb.Subscribe(ctx, w.keys.Channel)
+	defer sub.Close()
+	done := make(chan struct{})
+	defer close(done)
+	in := make(chan any, 64)
+	go func() {
+		for {
+			m, err := sub.Receive(ctx)
+			var v any = m
+			if err != nil {
+				v = err
+			}
+			select {
+			case in <- v:
+			case <-done:
 				return
 			}
-			if lsn, err := strconv.ParseUint(m.Payload, 16, 64); err == nil {
-				w.advance(lsn)
+			if err != nil {
+				return
 			}
-		case <-tick.C:
-			if w.waiters.Load() > 0 {
-				w.poll(ctx)
+		}
+	}()
+
+	tick := time.NewTicker(pollWaiting)
+	defer tick.Stop()
+	heard, pinged, polled := time.Now(), time.Time{}, time.Now()
+	subscribed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case v := <-in:
+			heard = time.Now()
+			switch m := v.(type) {
+			case error:
+				return m
+			case *redis.Subscription:
+				if m.Kind != "subscribe" {
+					continue
+				}
+				if err := w.catchUp(ctx, ResetSubscribed); err != nil {
+					return err
+				}
+				subscribed = true
+			case *redis.Message:
+				if subscribed {
+					w.announced(m.Payload)
+				}
+			}
+		case now := <-tick.C:
+			if now.Sub(heard) >= silentAfter {
+				return errSilent
+			}
+			if now.Sub(heard) >= pingAfter && now.Sub(pinged) >= pingAfter {
+				pinged = now
+				if err := sub.Ping(ctx); err != nil {
+					return err
+				}
+			}
+			if subscribed && (w.waiters.Load() > 0 || now.Sub(polled) >= pollIdle) {
+				polled = now
+				if err := w.poll(ctx); err != nil {
+					return err
+				}
 			}
 		}
 	}
 }
 
-func (w *Watcher) poll(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
-	defer cancel()
-	s, err := w.rdb.Get(ctx, w.keys.Applied).Result()
+// announced applies one announcement.
+func (w *Watcher) announced(payload string) {
+	a, err := parseAnnouncement(payload)
 	if err != nil {
-		if !errors.Is(err, redis.Nil) {
-			w.log.Debug("read applied position", "err", err)
-		}
+		w.log.Warn("ignoring an announcement", "err", err)
 		return
 	}
-	if lsn, err := strconv.ParseUint(s, 16, 64); err == nil {
-		w.advance(lsn)
+	if w.local != nil {
+		switch {
+		case a.seq != w.seq+1:
+			w.local.Reset(ResetGap)
+		case a.evicted.All:
+			w.local.Reset(ResetBulk)
+		default:
+			w.local.Forget(a.evicted.Keys)
+		}
 	}
+	w.seq = a.seq
+	w.behind = 0
+	w.advance(a.lsn)
+}
+
+// poll looks for announcements that should have reached us. A position
+// ahead of ours is given one more poll to arrive by announcement (it is
+// usually in flight); after that, the watcher catches up by reading it.
+func (w *Watcher) poll(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	lsn, seq, err := readApplied(ctx, w.rdb, w.keys)
+	if err != nil {
+		return fmt.Errorf("read the applied position: %w", err)
+	}
+	switch {
+	case seq == w.seq && lsn <= w.applied.Load():
+		w.behind = 0 // up to date
+		return nil
+	case seq < w.seq: // the sequence went back: Redis lost data
+		return w.catchUp(ctx, ResetGap)
+	case w.behind == 0 || w.seq >= w.behind:
+		// Ahead of us for the first time, or again after the last
+		// outstanding ones arrived: give these one more poll.
+		w.behind = max(seq, w.seq+1)
+		return nil
+	}
+	return w.catchUp(ctx, ResetLagging)
+}
+
+// catchUp reads the position and the sequence from Redis, resets the
+// Local copy, then takes them as its own.
+func (w *Watcher) catchUp(ctx context.Context, reason string) error {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	lsn, seq, err := readApplied(ctx, w.rdb, w.keys)
+	if err != nil {
+		return fmt.Errorf("read the applied position: %w", err)
+	}
+	if w.local != nil {
+		w.local.Reset(reason)
+	}
+	w.seq, w.behind = seq, 0
+	w.advance(lsn)
+	return nil
 }

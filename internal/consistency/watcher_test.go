@@ -31,13 +31,13 @@ func TestPublishReachesWatcher(t *testing.T) {
 	defer stop()
 	go w.Run(runCtx)
 
-	if err := consistency.Publish(ctx, e.Redis, keys, 100); err != nil {
+	if err := consistency.Publish(ctx, e.Redis, keys, 100, consistency.Evicted{Keys: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case m := <-sub.Channel():
-		if m.Payload != consistency.HexLSN(100) {
-			t.Fatalf("announced %q, want %q", m.Payload, consistency.HexLSN(100))
+		if want := consistency.HexLSN(100) + "\n1\na\nb"; m.Payload != want {
+			t.Fatalf("announced %q, want %q", m.Payload, want)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no announcement within 5s")
@@ -49,7 +49,7 @@ func TestPublishReachesWatcher(t *testing.T) {
 	}
 
 	// Never lowered.
-	if err := consistency.Publish(ctx, e.Redis, keys, 50); err != nil {
+	if err := consistency.Publish(ctx, e.Redis, keys, 50, consistency.Evicted{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := e.Redis.Get(ctx, keys.Applied).Result(); err != nil || got != consistency.HexLSN(100) {
@@ -61,7 +61,7 @@ func TestPublishReachesWatcher(t *testing.T) {
 	if err := e.Redis.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := consistency.Publish(ctx, e.Redis, keys, 200); err != nil {
+	if err := consistency.Publish(ctx, e.Redis, keys, 200, consistency.Evicted{}); err != nil {
 		t.Fatal(err)
 	}
 	itest.Eventually(t, 5*time.Second, "the watcher to hear position 200", func() (bool, error) {

@@ -60,7 +60,10 @@ func (t *listingTopic) fetch() {
 		t.mu.Unlock()
 		pos := t.h.Position(feed.Listings)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		v, err := t.h.q.GetListing(ctx, t.id.String(), "")
+		// With the position as a token, the read waits until this process
+		// has processed the announcement that evicted the change from its
+		// near cache: the feed has the change before the announcement.
+		v, err := t.h.q.GetListing(ctx, t.id.String(), consistency.Token(pos))
 		cancel()
 		t.mu.Lock()
 		if err != nil {

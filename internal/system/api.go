@@ -79,10 +79,17 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 			return nil, err
 		}
 	}
-	watcher := consistency.NewWatcher(c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
 	pgStore := db.NewStore(c.PG)
 	pgStore.OnRetry = func(sqlstate string) { retries.WithLabelValues(sqlstate).Inc() }
-	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(cache.NewMetrics(reg))
+	lookups := cache.NewMetrics(reg)
+	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(lookups)
+	// The near cache is kept exact by the watcher, which follows the CDC's
+	// announcements of what each batch evicted.
+	near := cache.NewNear(cfg.NearCache).WithMetrics(reg, lookups)
+	watcher := consistency.NewWatcher(c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	if near != nil {
+		watcher.WithLocal(near)
+	}
 	ch.PageMaxBytes, ch.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
 	if o.Cache != nil {
 		o.Cache(ch)
@@ -91,6 +98,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 		Store:           pgStore,
 		Reads:           c.Reads,
 		Cache:           ch,
+		Near:            near,
 		Watcher:         watcher,
 		Media:           store,
 		Log:             log,
