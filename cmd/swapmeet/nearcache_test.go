@@ -30,7 +30,7 @@ func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
 	const (
 		listings = 8
 		rounds   = 240
-		readers  = 6
+		readers  = 3
 	)
 	e := itest.New(t)
 	e.StartCDC(t)
@@ -151,4 +151,3 @@ func scrape(t *testing.T, url, series string) float64 {
 	}
 	return v
 }
-
