@@ -32,38 +32,43 @@ import (
 
 // The reads suite measures the read side of a `swapmeet serve` process,
 // built from this tree and run on the suite's own share of the services
-// with the CDC running, on one catalogue:
+// with the CDC running, on one generated catalogue:
 //
+//   - cold SearchListings latency for a few query shapes (the page cache
+//     orphaned before each call, as any listing change does), with the Go
+//     Connect client, against the same find sent straight to FerretDB.
+//     It runs first: a shape that runs into the read store's deadline
+//     when cold is left out of the warm figure below;
 //   - GetListing on a cache hit, loaded by h2load (nghttp2's C HTTP/2
-//     load generator, over h2c, one stream per connection) as Connect GET
-//     requests for hotListings distinct cached listings, in JSON and in
-//     binary proto. Two references at the same connection count: the
-//     Connect ceiling, h2load POSTing grpc.health.v1.Health/Check (a
-//     trivial RPC of the same process, through the same HTTP server), and
-//     redis-benchmark GETting one of the listings' cache entries. The
-//     brief's target: at least 0.8x the ceiling and 0.3x redis-benchmark,
-//     p99 < 5 ms. The client is C, as the references' are, so it is not
-//     a Go program sharing the machine's cores with the server and
-//     measuring itself too. The figures run in alternating rounds
-//     (redis-benchmark, ceiling, JSON, proto, search) and the table shows
-//     each one's median, since the machine's speed varies from minute to
+//     load generator; h2c with prior knowledge, one stream per
+//     connection) as Connect GET requests for hotListings distinct cached
+//     listings, in JSON and in binary proto. h2load is a C client, as the
+//     references are, so the client is not a Go program that shares the
+//     machine's two cores with the server and so measures itself too.
+//     Two references at the same connection count: the Connect ceiling,
+//     h2load POSTing grpc.health.v1.Health/Check (a trivial RPC of the
+//     same process, through the same HTTP server, though not the API's
+//     interceptor: grpchealth's handler has none), and redis-benchmark
+//     GETting one of the listings' cache entries. The brief's target: at
+//     least 0.8x the ceiling and 0.3x redis-benchmark, p99 < 5 ms;
+//   - warm SearchListings pages of those shapes, each requested once
+//     first, by h2load as Connect GET in JSON;
+//   - these figures run in readRounds alternating rounds (redis-benchmark,
+//     ceiling, JSON and proto in turns, search) and the table shows each
+//     one's medians, since the machine's speed varies from minute to
 //     minute;
-//   - warm SearchListings pages (a few query shapes, each cached first),
-//     by h2load as Connect GET in JSON, in the same rounds;
 //   - GetListing cache hits once more, on a second serve process with its
 //     in-process near cache off: what Redis alone gives;
 //   - GetListing on a cache miss, with the Go Connect client, against
 //     FerretDB's own find by _id (readstore.FindRaw) at the same
-//     concurrency, in the same catalogue: both run in this process;
-//   - cold SearchListings latency for the same query shapes (the page
-//     cache orphaned first, as any listing change does), against the same
-//     find sent straight to FerretDB.
+//     concurrency, in the same catalogue: both run in this process.
 //
 // Before each h2load run, one of its requests is sent with net/http and
-// its answer checked (the listing asked for, the page of the size that
-// Postgres counts); h2load's own count of failed and non-2xx answers
-// must be zero. The serve process logs at info, not each request; reads
-// count against no per-client limit (only writes do).
+// its answer checked (the listing asked for; a page of the size that
+// Postgres counts); h2load's own count of failed and non-2xx answers must
+// be zero. h2load sends no Accept-Encoding, so no answer is compressed.
+// The serve process logs at info, not each request; reads count against
+// no per-client limit (only writes do).
 //
 // The catalogue is generated in Postgres before anything runs and loaded
 // into Mongo by the operator's rebuild (insertMany of new documents), since
@@ -363,7 +368,7 @@ type readRound struct {
 
 // measureHits runs readRounds rounds of: redis-benchmark GET of a hot
 // listing's cache entry, the Connect ceiling, GetListing cache hits in
-// JSON and in proto, and warm search pages; each one right after the
+// JSON and in proto (which first, in turns), and warm search pages; each one right after the
 // other, so that the ratios compare runs that saw the same weather. Then
 // GetListing cache hits once on a serve process without the near cache.
 func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Duration) ([]row, error) {
@@ -415,11 +420,15 @@ func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Dura
 			return nil, err
 		}
 
-		for _, v := range []struct {
+		encodings := []struct {
 			binary bool
 			urls   []string
 			dst    *h2loadResult
-		}{{false, jsonURLs, &r.json}, {true, protoURLs, &r.proto}} {
+		}{{false, jsonURLs, &r.json}, {true, protoURLs, &r.proto}}
+		if i%2 == 1 {
+			slices.Reverse(encodings) // neither always runs first
+		}
+		for _, v := range encodings {
 			id := fx.hot[rand.IntN(len(fx.hot))]
 			if err := checkGetListing(ctx, fx.check, fx.base, id, v.binary); err != nil {
 				return nil, err
