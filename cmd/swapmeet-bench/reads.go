@@ -372,9 +372,10 @@ type readRound struct {
 
 // measureHits runs readRounds rounds of: redis-benchmark GET of a hot
 // listing's cache entry, the Connect ceiling, GetListing cache hits in
-// JSON and in proto (which first, in turns), and warm search pages; each one right after the
-// other, so that the ratios compare runs that saw the same weather. Then
-// GetListing cache hits once on a serve process without the near cache.
+// JSON and in proto (which first, in turns), and warm search pages; each
+// right after the other, so that the ratios compare runs that saw the
+// same weather. Then GetListing cache hits once on a serve process
+// without the near cache.
 func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Duration) ([]row, error) {
 	key := fx.env.Cache().ListingKey(fx.hot[0])
 	jsonURLs, protoURLs := getListingURLs(fx.base, fx.hot, false), getListingURLs(fx.base, fx.hot, true)
