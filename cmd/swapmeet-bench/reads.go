@@ -183,10 +183,37 @@ func setUpReads(ctx context.Context, e *env, n int) (*readsFixture, error) {
 	}
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	fx.hot, fx.cold = ids[:hotListings], ids[hotListings:]
+	if err := waitReadable(ctx, fx.check, fx.base, fx.hot[0]); err != nil {
+		return nil, err
+	}
 	if err := cacheHot(ctx, fx); err != nil {
 		return nil, err
 	}
 	return fx, nil
+}
+
+// waitReadable waits until a serve process that has just said it is
+// serving finds the listing id. It says so before it has loaded the
+// projections pointer (readstore.Model.Follow's first refresh runs in the
+// background), and until then it reads the collections by their plain
+// names, which the catalogue's rebuild has replaced: NotFound.
+func waitReadable(ctx context.Context, c *http.Client, base, id string) error {
+	start := time.Now()
+	for {
+		err := checkGetListing(ctx, c, base, id, false)
+		if err == nil {
+			if took := time.Since(start); took > 100*time.Millisecond {
+				progress("reads: serve found listings only %s after it said it was serving (NotFound until then)", took.Round(time.Millisecond))
+			}
+			return nil
+		}
+		if !strings.Contains(err.Error(), "404 Not Found") || time.Since(start) > 15*time.Second {
+			return err
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // h2cClient speaks HTTP/2 without TLS (prior knowledge), as h2load does.
@@ -501,7 +528,7 @@ func measureWithoutNearCache(ctx context.Context, fx *readsFixture, run func(str
 			progress("serve process: %v", err)
 		}
 	}()
-	if err := checkGetListing(ctx, fx.check, base, fx.hot[0], false); err != nil {
+	if err := waitReadable(ctx, fx.check, base, fx.hot[0]); err != nil {
 		return h2loadResult{}, err
 	}
 	return run("GetListing cache hits, GET JSON, near cache off ("+nearCacheOff+")", h2loadRun{urls: getListingURLs(base, fx.hot, false)})
