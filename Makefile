@@ -155,4 +155,5 @@ clean: ## Remove build output (not the service data; see scripts/services.sh cle
 
 .PHONY: bench
 bench: up ## Measure each performance target against its reference, in one run.
+	scripts/services.sh tools
 	$(SERVICES_ENV); $(GO) run ./cmd/swapmeet-bench $(BENCH_FLAGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/services.sh — start/stop the local backing services for swapmeet.
 #
-# Usage: scripts/services.sh up [redis-cluster] | down [--wipe | redis-cluster] | clean | status | env
+# Usage: scripts/services.sh up [redis-cluster] | down [--wipe | redis-cluster] | clean | status | env | tools
 #
 #   up            install what is missing, start every service, wait until each
 #                 one is ready (idempotent: already-running services are only
@@ -13,6 +13,9 @@
 #   down --wipe   same as down, then delete .data/ (alias: `clean`)
 #   status        print up/down per service; exit 0 only if all of `up`'s are up
 #   env           print `export NAME='value'` lines; use: eval "$(scripts/services.sh env)"
+#   tools         install what is missing of the reference tools `make bench` runs:
+#                 h2load (nghttp2-client), redis-benchmark (redis-tools), pgbench
+#                 and pg_recvlogical (postgresql-15)
 #
 # Services (fixed loopback ports; other code depends on them):
 #   pg-write  PostgreSQL 15 write side (wal_level=logical)  127.0.0.1:15432  .data/pg-write
@@ -793,6 +796,26 @@ cmd_status() {
 	return $all
 }
 
+# cmd_tools: the load generators that swapmeet-bench runs against the
+# services and the API, as the references of its figures.
+cmd_tools() {
+	setup_dirs
+	command -v h2load >/dev/null || apt_install nghttp2-client
+	command -v redis-benchmark >/dev/null || apt_install redis-tools
+	# /usr/bin/pgbench is a wrapper (postgresql-client-common); Debian ships
+	# pgbench itself with the server, next to initdb.
+	ensure_pg_bin
+	if [[ ! -x $PG_BIN/pgbench ]] || ! command -v pgbench >/dev/null || ! command -v pg_recvlogical >/dev/null; then
+		apt_install "postgresql-$PG_MAJOR"
+	fi
+	local t
+	for t in h2load redis-benchmark pgbench pg_recvlogical; do
+		command -v "$t" >/dev/null || die "$t is missing after installing its package"
+	done
+	[[ -x $PG_BIN/pgbench ]] || die "$PG_BIN/pgbench is missing after installing postgresql-$PG_MAJOR"
+	say "bench tools present: h2load, redis-benchmark, pgbench, pg_recvlogical"
+}
+
 cmd_env() {
 	cat <<-EOF
 		export SWAPMEET_PG_URL='$PG_WRITE_URL'
@@ -808,7 +831,7 @@ cmd_env() {
 }
 
 usage() {
-	sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -821,6 +844,7 @@ main() {
 	clean) cmd_down --wipe ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
+	tools) cmd_tools ;;
 	-h | --help | help) usage ;;
 	*) usage ;;
 	esac

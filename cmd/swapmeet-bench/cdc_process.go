@@ -111,6 +111,44 @@ func startProcess(e *env, bin, command string, onLine func(string), extra ...str
 	return p, nil
 }
 
+// startServeProcess runs `swapmeet serve` on a free port, with the env's
+// variables and then extra, and returns it and its base URL once it says
+// where it serves.
+func startServeProcess(ctx context.Context, e *env, bin string, extra ...string) (*process, string, error) {
+	addr := make(chan string, 1)
+	p, err := startProcess(e, bin, "serve", func(line string) {
+		if !strings.Contains(line, "msg=serving") {
+			return
+		}
+		for f := range strings.FieldsSeq(line) {
+			if a, ok := strings.CutPrefix(f, "addr="); ok {
+				select {
+				case addr <- a:
+				default:
+				}
+			}
+		}
+	}, append([]string{
+		"SWAPMEET_HTTP_ADDR=127.0.0.1:0", // any free port
+		"SWAPMEET_API_METRICS_ADDR=127.0.0.1:0",
+		"SWAPMEET_LOG_FORMAT=text",
+	}, extra...)...)
+	if err != nil {
+		return nil, "", err
+	}
+	select {
+	case a := <-addr:
+		return p, "http://" + a, nil
+	case <-p.exited:
+		_, err := p.running()
+		return nil, "", err
+	case <-time.After(30 * time.Second):
+		return nil, "", errors.New("swapmeet serve did not say where it serves within 30s")
+	case <-ctx.Done():
+		return nil, "", context.Cause(ctx)
+	}
+}
+
 func (p *process) follow(out io.Reader) {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -4,8 +4,9 @@
 //
 // Every suite builds its own private share of the local services (a fresh
 // database, Mongo database and Redis prefix: an internal/sandbox), runs
-// the API in process behind a real HTTP/2 server, and drives it through the
-// generated Connect clients. Progress goes to stderr, the table to stdout.
+// the API in process behind a real HTTP/2 server, or as a `swapmeet serve`
+// process, and drives it through the generated Connect clients or, for the
+// read figures, with h2load. Progress goes to stderr, the table to stdout.
 //
 // It exits 0 when every figure was measured, even if one misses its target:
 // the table is the report. It exits 1 when something broke: an RPC failed,
@@ -47,7 +48,7 @@ type suite struct {
 var suites = []suite{
 	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
 	{"cdc", "CDC decode rate (null sink), real-sink rate vs raw FerretDB upserts; a swapmeet cdc process against the sink's raw upsert rate: freshness at half of it, the highest rate with p99 < 100 ms, one transaction of -cdc-catalogue changed listings (peak RSS, rate); WatchListing commit to delivery next to that freshness; fan-out of one change to -watch-subscribers streams of a swapmeet serve process (p99, RSS per stream)", runCDC},
-	{"reads", "GetListing cache hit vs redis-benchmark GET, cache miss vs FerretDB find, SearchListings latency on a catalogue", runReads},
+	{"reads", "GetListing cache hits and warm SearchListings pages of a swapmeet serve process under h2load vs the Connect ceiling (Health/Check) and redis-benchmark GET; cache miss vs FerretDB find; cold SearchListings latency on a catalogue", runReads},
 	{"rebuild", "projections rebuild of a listings catalogue vs raw insertMany, and readers never see a gap", runRebuild},
 }
 

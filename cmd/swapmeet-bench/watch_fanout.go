@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -156,41 +155,11 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 // n anonymous streams from one address, and returns it and its base URL.
 func startServe(ctx context.Context, e *env, bin string, n int) (*process, string, error) {
 	limit := fmt.Sprint(max(20_000, n+16))
-	addr := make(chan string, 1)
-	p, err := startProcess(e, bin, "serve", func(line string) {
-		if !strings.Contains(line, "msg=serving") {
-			return
-		}
-		for f := range strings.FieldsSeq(line) {
-			if a, ok := strings.CutPrefix(f, "addr="); ok {
-				select {
-				case addr <- a:
-				default:
-				}
-			}
-		}
-	},
-		"SWAPMEET_HTTP_ADDR=127.0.0.1:0", // any free port
-		"SWAPMEET_API_METRICS_ADDR=127.0.0.1:0",
-		"SWAPMEET_LOG_FORMAT=text",
+	return startServeProcess(ctx, e, bin,
 		"SWAPMEET_WATCH_MAX_STREAMS="+limit,
 		"SWAPMEET_WATCH_MAX_STREAMS_PER_USER="+limit, // anonymous: per client address
 		// Idle streams stay quiet while the figure is measured.
 		"SWAPMEET_WATCH_HEARTBEAT=5m")
-	if err != nil {
-		return nil, "", err
-	}
-	select {
-	case a := <-addr:
-		return p, "http://" + a, nil
-	case <-p.exited:
-		_, err := p.running()
-		return nil, "", err
-	case <-time.After(30 * time.Second):
-		return nil, "", errors.New("swapmeet serve did not say where it serves within 30s")
-	case <-ctx.Done():
-		return nil, "", context.Cause(ctx)
-	}
 }
 
 // listingWriter changes one listing's title through the API, as its
