@@ -2,6 +2,7 @@ package system
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
+	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/rpc"
 	"github.com/swapmeet/swapmeet/internal/web"
 )
@@ -136,6 +138,12 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 // applied position, the change feed and the projections pointer, purging
 // expired sessions, and the media jobs. stop waits for the media jobs.
 func (a *API) Start(ctx context.Context) (stop func()) {
+	// The projections pointer is loaded before anything is served: until
+	// then every name resolves to itself, which after a rebuild is a
+	// collection that no longer exists.
+	if _, err := a.clients.Reads.Refresh(ctx); err != nil && !errors.Is(err, readstore.ErrNoPointer) {
+		a.log.Warn("loading the projections pointer failed; retrying in the background", "err", err)
+	}
 	go a.watcher.Run(ctx)
 	go a.live.Run(ctx)
 	// A projections rebuild switches collections by rewriting the pointer:
