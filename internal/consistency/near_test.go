@@ -186,6 +186,19 @@ func (r *recorder) Suspend() {
 	r.susp++
 }
 
+// newRecordedFixture is a fixture whose watcher keeps a recorder, once it
+// has subscribed.
+func newRecordedFixture(t *testing.T) (*nearFixture, *recorder) {
+	rec := &recorder{forgot: map[string]uint64{}}
+	f := newNearFixture(t, rec)
+	rec.w = f.w
+	itest.Eventually(t, 10*time.Second, "the watcher to subscribe", func() (bool, error) {
+		_, resets, _ := rec.state()
+		return len(resets) > 0, nil
+	})
+	return f, rec
+}
+
 func (r *recorder) state() (map[string]uint64, []string, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -201,13 +214,7 @@ func (r *recorder) state() (map[string]uint64, []string, int) {
 // over the bound resets the whole cache; a skipped sequence number (an
 // announcement this process never got) resets it too.
 func TestWatcherForgetsBeforeItAdvances(t *testing.T) {
-	rec := &recorder{forgot: map[string]uint64{}}
-	f := newNearFixture(t, rec)
-	rec.w = f.w
-	itest.Eventually(t, 10*time.Second, "the watcher to subscribe", func() (bool, error) {
-		_, resets, _ := rec.state()
-		return len(resets) > 0, nil
-	})
+	f, rec := newRecordedFixture(t)
 
 	for i := range 20 {
 		lsn := uint64(1000 + 10*i)
@@ -268,13 +275,7 @@ func TestWatcherForgetsBeforeItAdvances(t *testing.T) {
 // failover). A request waiting for it still gets it, and only after the
 // near cache was reset.
 func TestWatcherCatchesUpOnALostAnnouncement(t *testing.T) {
-	rec := &recorder{forgot: map[string]uint64{}}
-	f := newNearFixture(t, rec)
-	rec.w = f.w
-	itest.Eventually(t, 10*time.Second, "the watcher to subscribe", func() (bool, error) {
-		_, resets, _ := rec.state()
-		return len(resets) > 0, nil
-	})
+	f, rec := newRecordedFixture(t)
 	// What the publish script does, without the PUBLISH.
 	if err := f.e.Redis.Set(f.ctx, f.keys.Applied, consistency.HexLSN(5000), 0).Err(); err != nil {
 		t.Fatal(err)
