@@ -133,6 +133,7 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
 			return fmt.Errorf("bump the listings page epoch: %w", err)
 		}
+		run.evicted.Add(p.cache.PageEpochKey(readstore.Listings))
 	}
 	if err := consistency.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)

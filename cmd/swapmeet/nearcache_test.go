@@ -23,7 +23,8 @@ import (
 // serve` processes with their near caches on, and the CDC. Round after
 // round, one replica reads a listing (so its near cache holds the current
 // version), another updates it, and the first reads it with the update's
-// consistency token: it must get the update, every time. Meanwhile
+// consistency token: it must get the update, every time, and find it in
+// a search of the seller's listings with the same token. Meanwhile
 // readers without tokens keep every near cache busy with fills that race
 // the CDC's announcements.
 func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
@@ -76,7 +77,13 @@ func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
 				default:
 				}
 				r := rs[rnd.IntN(len(rs))]
-				if _, err := r.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: ids[rnd.IntN(len(ids))]})); err != nil {
+				var err error
+				if rnd.IntN(4) == 0 {
+					_, err = r.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{SellerId: up.Msg.UserId, PageSize: listings}))
+				} else {
+					_, err = r.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: ids[rnd.IntN(len(ids))]}))
+				}
+				if err != nil {
 					t.Errorf("a read without a token through %s: %v", r.name, err)
 					return
 				}
@@ -113,6 +120,24 @@ func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
 			stale++
 			t.Errorf("round %d: written through %s, read through %s with the token: version %d %q, want %d %q",
 				round, writer.name, reader.name, l.GetVersion(), l.GetTitle(), versions[i], title)
+		}
+		// The seller's listings, searched with the token (the page epoch
+		// and the page go through the near cache too).
+		page, err := reader.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{
+			SellerId: up.Msg.UserId, PageSize: listings, ConsistencyToken: res.Msg.ConsistencyToken,
+		}))
+		if err != nil {
+			t.Fatalf("round %d: search through %s with the token: %v", round, reader.name, err)
+		}
+		found := ""
+		for _, l := range page.Msg.GetListings() {
+			if l.GetListingId() == ids[i] {
+				found = l.GetTitle()
+			}
+		}
+		if found != title {
+			stale++
+			t.Errorf("round %d: written through %s, searched through %s with the token: %q, want %q", round, writer.name, reader.name, found, title)
 		}
 	}
 	close(stop)

@@ -351,17 +351,28 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 	}
 	// The epoch is read before the store: a page computed from data older
 	// than a bump lands under the old epoch, which nobody reads.
-	gen, genErr := q.deps.Cache.PageEpoch(ctx, readstore.Listings)
+	gen, genErr := q.pageEpoch(ctx)
 	key := ""
+	var ticket cache.Ticket
 	if genErr == nil {
 		key = q.deps.Cache.PageKey(readstore.Listings, gen, digest(struct {
 			Q string
 			L int
 			C *readstore.Cursor
 		}{p.query, p.limit, p.cursor}))
+		// A page under an epoch is good as long as the epoch is current,
+		// so the near cache keeps pages as they are.
+		var v any
+		var hit bool
+		if v, hit, ticket = q.deps.Near.Get(key); hit {
+			if page, ok := v.(searchPage); ok {
+				return q.views(ctx, page)
+			}
+		}
 		if b, hit, _ := q.deps.Cache.GetPage(ctx, key); hit {
 			var page searchPage
 			if err := bson.Unmarshal(b, &page); err == nil {
+				q.deps.Near.Put(ticket, key, page, cache.NearSize(key, len(b)))
 				return q.views(ctx, page)
 			}
 		}
@@ -380,9 +391,27 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 			if err := q.deps.Cache.PutPage(ctx, key, b); err != nil && !errors.Is(err, cache.ErrSkipped) {
 				q.deps.Log.Debug("cache page put failed", "err", err)
 			}
+			q.deps.Near.Put(ticket, key, page, cache.NearSize(key, len(b)))
 		}
 	}
 	return q.views(ctx, page)
+}
+
+// pageEpoch reads the listings page epoch through the near cache. The CDC
+// lists the epoch's key among what a batch evicted whenever it bumps it,
+// so a query that waited for a token reads an epoch at least as new as
+// the token's batch made it.
+func (q *Queries) pageEpoch(ctx context.Context) (int64, error) {
+	key := q.deps.Cache.PageEpochKey(readstore.Listings)
+	v, hit, ticket := q.deps.Near.Get(key)
+	if n, ok := v.(int64); hit && ok {
+		return n, nil
+	}
+	n, err := q.deps.Cache.PageEpoch(ctx, readstore.Listings)
+	if err == nil {
+		q.deps.Near.Put(ticket, key, n, cache.NearSize(key, 8))
+	}
+	return n, err
 }
 
 func (q *Queries) views(ctx context.Context, page searchPage) ([]ListingView, string, error) {
