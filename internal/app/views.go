@@ -134,7 +134,9 @@ func reviewView(r readstore.Review) ReviewView {
 	}
 }
 
-// mediaView presigns the URLs of one image.
+// mediaView presigns the URLs of one image. The two URLs may have been
+// signed at different times (the store reuses a recent signature), so
+// URLExpires is the earlier of their expiries.
 func (q *Queries) mediaView(ctx context.Context, m readstore.Media) (MediaView, error) {
 	out := MediaView{ID: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes, Width: m.Width, Height: m.Height}
 	if q.deps.Media == nil {
@@ -146,8 +148,12 @@ func (q *Queries) mediaView(ctx context.Context, m readstore.Media) (MediaView, 
 	}
 	out.URL, out.ThumbnailURL, out.URLExpires = u, u, exp
 	if m.ThumbnailKey != "" {
-		if out.ThumbnailURL, _, err = q.deps.Media.PresignedGet(ctx, m.ThumbnailKey); err != nil {
+		var texp time.Time
+		if out.ThumbnailURL, texp, err = q.deps.Media.PresignedGet(ctx, m.ThumbnailKey); err != nil {
 			return MediaView{}, err
+		}
+		if texp.Before(out.URLExpires) {
+			out.URLExpires = texp
 		}
 	}
 	return out, nil

@@ -52,6 +52,7 @@ const (
 type Bucket struct {
 	client *minio.Client
 	cfg    Config
+	gets   *presignCache
 }
 
 // New returns a Bucket; it does not contact the server.
@@ -79,18 +80,26 @@ func New(cfg Config) (*Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media store %s: %w", cfg.Endpoint, err)
 	}
-	return &Bucket{client: c, cfg: cfg}, nil
+	return &Bucket{client: c, cfg: cfg, gets: newPresignCache(cfg.GetExpiry/PresignReuseDivisor, presignCacheSize)}, nil
 }
 
 // PresignedGet returns a URL that reads the object until it expires.
-// Signing is local: it costs no request to the store.
+// Signing is local: it costs no request to the store. A URL signed for
+// the same key less than GetExpiry/PresignReuseDivisor ago is returned
+// again, so the URL is valid for at least 90% of GetExpiry from now.
 func (s *Bucket) PresignedGet(ctx context.Context, key string) (string, time.Time, error) {
-	expires := time.Now().Add(s.cfg.GetExpiry)
+	now := time.Now()
+	if p, ok := s.gets.get(key, now); ok {
+		return p.url, p.expires, nil
+	}
+	expires := now.Add(s.cfg.GetExpiry)
 	u, err := s.client.PresignedGetObject(ctx, s.cfg.Bucket, key, s.cfg.GetExpiry, url.Values{})
 	if err != nil {
 		return "", time.Time{}, classify(fmt.Errorf("presign %s: %w", key, err))
 	}
-	return u.String(), expires, nil
+	p := presigned{url: u.String(), expires: expires, signed: now}
+	s.gets.put(key, p)
+	return p.url, p.expires, nil
 }
 
 // Config returns the store's settings, defaults filled in.

@@ -165,6 +165,51 @@ func TestPresignedGetExpires(t *testing.T) {
 	}
 }
 
+// A URL is reused only briefly: whatever a caller receives is valid for
+// at least 90% of GetExpiry, and works.
+func TestPresignedGetReused(t *testing.T) {
+	const expiry = 10 * time.Second
+	const reuse = expiry / media.PresignReuseDivisor
+	s := mediatest.Bucket(t, func(c *media.Config) { c.GetExpiry = expiry })
+	key := newKey()
+	img := mediatest.PNG(2, 2)
+	if err := s.Put(ctx, key, "image/png", img); err != nil {
+		t.Fatal(err)
+	}
+	first, firstExp, err := s.PresignedGet(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again string
+	var againExp time.Time
+	for start := time.Now(); time.Since(start) < 2*reuse; time.Sleep(reuse / 10) {
+		u, exp, err := s.PresignedGet(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Until(exp); left < expiry*9/10 {
+			t.Fatalf("handed out a URL valid for %s more, want at least %s", left, expiry*9/10)
+		}
+		again, againExp = u, exp
+	}
+	if again == first || !againExp.After(firstExp) {
+		t.Errorf("the URL signed first was still handed out after %s", 2*reuse)
+	}
+	for _, u := range []string{first, again} {
+		if status, body, err := mediatest.Get(u); err != nil || status != http.StatusOK || string(body) != string(img) {
+			t.Fatalf("GET %s: status %d, err %v", u, status, err)
+		}
+	}
+	time.Sleep(reuse) // whatever is held is too old now
+	fresh, _, err := s.PresignedGet(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := s.PresignedGet(ctx, key); err != nil || u != fresh {
+		t.Errorf("an immediate second call signed again (%v)", err)
+	}
+}
+
 func TestRemoveAndList(t *testing.T) {
 	s := mediatest.Bucket(t)
 	key := newKey()

@@ -40,11 +40,14 @@ func (e *edge) done(ctx context.Context, procedure string, start time.Time, err 
 		err = toConnect(e.log, procedure, err)
 	}
 	took := time.Since(start)
-	e.opts.Metrics.observe(procedure, codeOf(err), took)
-	e.log.LogAttrs(ctx, slog.LevelDebug, "rpc",
-		slog.String("procedure", procedure),
-		slog.String("code", codeOf(err)),
-		slog.Duration("took", took))
+	code := codeOf(err)
+	e.opts.Metrics.observe(procedure, code, took)
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		e.log.LogAttrs(ctx, slog.LevelDebug, "rpc",
+			slog.String("procedure", procedure),
+			slog.String("code", code),
+			slog.Duration("took", took))
+	}
 	return err
 }
 
@@ -106,9 +109,12 @@ var selfLimited = map[string]bool{
 	swapmeetv1connect.UserServiceSignInProcedure: true,
 }
 
+// codeOK is the code label of a success.
+const codeOK = "ok"
+
 func codeOf(err error) string {
 	if err == nil {
-		return "ok"
+		return codeOK
 	}
 	return connect.CodeOf(err).String()
 }
