@@ -25,6 +25,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -115,6 +117,7 @@ type readsFixture struct {
 	dir     string                                 // h2load's files
 	hot     []string                               // in the catalogue, read once: cached
 	cold    []string                               // in the catalogue, never read yet; shuffled
+	changed string                                 // in the catalogue, changed to orphan the search pages
 	size    string                                 // catalogue listings, as sizeLabel puts it
 	docSize int64                                  // bytes of the first hot listing's cache entry
 	// tooSlow are the search shapes whose cold page ran into the read
@@ -182,38 +185,16 @@ func setUpReads(ctx context.Context, e *env, n int) (*readsFixture, error) {
 		return nil, fmt.Errorf("catalogue ids: %w", err)
 	}
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	fx.hot, fx.cold = ids[:hotListings], ids[hotListings:]
-	if err := waitReadable(ctx, fx.check, fx.base, fx.hot[0]); err != nil {
-		return nil, err
+	fx.hot, fx.changed, fx.cold = ids[:hotListings], ids[hotListings], ids[hotListings+1:]
+	// serve loads the projections pointer before it serves: the rebuilt
+	// catalogue is found at once.
+	if err := checkGetListing(ctx, fx.check, fx.base, fx.hot[0], false); err != nil {
+		return nil, fmt.Errorf("the first query of a new serve process: %w", err)
 	}
 	if err := cacheHot(ctx, fx); err != nil {
 		return nil, err
 	}
 	return fx, nil
-}
-
-// waitReadable waits until a serve process that has just said it is
-// serving finds the listing id. It says so before it has loaded the
-// projections pointer (readstore.Model.Follow's first refresh runs in the
-// background), and until then it reads the collections by their plain
-// names, which the catalogue's rebuild has replaced: NotFound.
-func waitReadable(ctx context.Context, c *http.Client, base, id string) error {
-	start := time.Now()
-	for {
-		err := checkGetListing(ctx, c, base, id, false)
-		if err == nil {
-			if took := time.Since(start); took > 100*time.Millisecond {
-				progress("reads: serve found listings only %s after it said it was serving (NotFound until then)", took.Round(time.Millisecond))
-			}
-			return nil
-		}
-		if !strings.Contains(err.Error(), "404 Not Found") || time.Since(start) > 15*time.Second {
-			return err
-		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
-			return context.Cause(ctx)
-		}
-	}
 }
 
 // h2cClient speaks HTTP/2 without TLS (prior knowledge), as h2load does.
@@ -479,9 +460,9 @@ func measureHits(ctx context.Context, fx *readsFixture, clients int, d time.Dura
 		// A cached page lives a minute (PageTTL), and a prime that hits
 		// does not extend it: a page first cached a round ago could
 		// expire in the middle of a run. Each round orphans the pages
-		// (as any listing change does) and caches them afresh.
-		if err := fx.env.Redis.Incr(ctx, fx.env.Cache().PageEpochKey(readstore.Listings)).Err(); err != nil {
-			return nil, fmt.Errorf("bump the listings page epoch: %w", err)
+		// with a listing change and caches them afresh.
+		if err := fx.changeAListing(ctx); err != nil {
+			return nil, err
 		}
 		primed, skip, err := primeSearches(ctx, fx, searches)
 		if err != nil {
@@ -533,8 +514,8 @@ func measureWithoutNearCache(ctx context.Context, fx *readsFixture, run func(str
 			progress("serve process: %v", err)
 		}
 	}()
-	if err := waitReadable(ctx, fx.check, base, fx.hot[0]); err != nil {
-		return h2loadResult{}, err
+	if err := checkGetListing(ctx, fx.check, base, fx.hot[0], false); err != nil {
+		return h2loadResult{}, fmt.Errorf("the first query of the second serve process: %w", err)
 	}
 	return run("GetListing cache hits, GET JSON, near cache off ("+nearCacheOff+")", h2loadRun{urls: getListingURLs(base, fx.hot, false)})
 }
@@ -742,9 +723,10 @@ var (
 //   - alone: the same find sent straight to the read store first, with a
 //     server-side limit (maxTimeMS) of a minute instead of the API's
 //     client-side 5 s deadline: what FerretDB itself needs for it;
-//   - cold: through the API, with the listings page epoch bumped before
-//     each call, as the CDC does after any listing change, so the page
-//     cache misses and FerretDB answers.
+//   - cold: through the API, after a listing change that the serve
+//     process has taken in (changeAListing: the CDC bumps the listings
+//     page epoch), so neither Redis nor the near cache has the page and
+//     FerretDB answers.
 //
 // A cold call that runs into the read store's deadline (Unavailable) ends
 // the shape's sampling. FerretDB keeps working on a find whose client gave up (the
@@ -752,7 +734,6 @@ var (
 // waits for about what that find had left, judged from the alone time.
 func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 	var rows []row
-	genKey := fx.env.Cache().PageEpochKey(readstore.Listings)
 	for _, s := range searchShapes {
 		var matches int64
 		if err := fx.env.PG.QueryRow(ctx, s.count).Scan(&matches); err != nil {
@@ -787,8 +768,8 @@ func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 		timedOut := false
 		start := time.Now()
 		for len(cold) < searchColdMax && (len(cold) < searchColdMin || time.Since(start) < searchColdBudget) {
-			if err := fx.env.Redis.Incr(ctx, genKey).Err(); err != nil {
-				return rows, fmt.Errorf("bump the listings page epoch: %w", err)
+			if err := fx.changeAListing(ctx); err != nil {
+				return rows, err
 			}
 			took, err := call()
 			if connect.CodeOf(err) == connect.CodeUnavailable && ctx.Err() == nil {
@@ -917,4 +898,30 @@ func explainFind(ctx context.Context, s *readstore.Model, filter, sort bson.D) s
 		return "in FerretDB"
 	}
 	return fmt.Sprintf("SQL %s %s; sort %s, limit %s", node, where, in(*out.SortPushdown), in(*out.LimitPushdown))
+}
+
+// changeAListing changes a catalogue listing in Postgres and waits until
+// the serve process has taken the change in: the CDC rewrites the
+// document, bumps the listings page epoch and announces both, as for any
+// listing write, so every cached search page, in Redis and in the serve
+// process's near cache, is orphaned.
+func (fx *readsFixture) changeAListing(ctx context.Context) error {
+	if _, err := fx.env.PG.Exec(ctx, `UPDATE listings SET version = version + 1, updated_at = now() WHERE id = $1`, fx.changed); err != nil {
+		return fmt.Errorf("change a listing: %w", err)
+	}
+	lsn, err := sqlc.New(fx.env.PG).CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	req := &swapmeetv1.GetListingRequest{ListingId: fx.changed, ConsistencyToken: consistency.Token(uint64(lsn))}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := fx.client.GetListing(ctx, connect.NewRequest(req))
+		if err == nil {
+			return nil
+		}
+		if connect.CodeOf(err) != connect.CodeUnavailable || time.Now().After(deadline) {
+			return fmt.Errorf("GetListing with the token of a listing change: %w", err)
+		}
+	}
 }
