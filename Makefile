@@ -83,9 +83,10 @@ test: up ## Start the services and run every test (Go, then the browser test), t
 # The Redis tests again on a local Redis Cluster of 3 masters (scripts/services.sh
 # up redis-cluster; `make up` does not start it): the cache, the applied
 # position and the rate limits, the CDC tests that evict, replay and publish
-# through a crash, the read-your-writes tests of the API, and the change feed
-# with the Watch streams that follow it.
-REDIS_CLUSTER_RUN := ^(TestCDCSurvivesSIGKILL|TestFailoverUnderLoad|TestZombieLeaderIsFenced|TestReplayIsIdempotent|TestCatchUpIsolation|TestVerifyIsExact|TestStaleFillCannotPersist|TestConsistencyTokensOnListings|TestConsistencyTokenTimesOutAsUnavailable|TestSignUpThenGetUserReadsTheProjection|TestUpdateProfileReachesReadsAndEvictsTheCache|TestSearchFloodSparesCorrectnessData|TestReplicasShareEverythingAClientReliesOn|TestWatchOrdersResumesWithoutGapOrRepeat|TestWatchOrdersResyncsBeyondTheHistory|TestWatchStreamsSurviveCDCKill)$$
+# through a crash, the read-your-writes tests of the API (with the near cache,
+# over three replicas), and the change feed with the Watch streams that
+# follow it.
+REDIS_CLUSTER_RUN := ^(TestCDCSurvivesSIGKILL|TestFailoverUnderLoad|TestZombieLeaderIsFenced|TestReplayIsIdempotent|TestCatchUpIsolation|TestVerifyIsExact|TestStaleFillCannotPersist|TestConsistencyTokensOnListings|TestConsistencyTokenTimesOutAsUnavailable|TestSignUpThenGetUserReadsTheProjection|TestUpdateProfileReachesReadsAndEvictsTheCache|TestSearchFloodSparesCorrectnessData|TestReplicasShareEverythingAClientReliesOn|TestReadYourWritesAcrossReplicasWithTheNearCache|TestWatchOrdersResumesWithoutGapOrRepeat|TestWatchOrdersResyncsBeyondTheHistory|TestWatchStreamsSurviveCDCKill)$$
 REDIS_CLUSTER_ENV := $(SERVICES_ENV); export SWAPMEET_REDIS_URL="$$SWAPMEET_REDIS_CLUSTER_URL"
 
 .PHONY: test-cluster
