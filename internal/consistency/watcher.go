@@ -137,12 +137,15 @@ func (w *Watcher) Wait(ctx context.Context, lsn uint64) error {
 func (w *Watcher) Run(ctx context.Context) {
 	pause := resubscribe
 	for {
-		err := w.follow(ctx)
+		subscribed, err := w.follow(ctx)
 		if w.local != nil {
 			w.local.Suspend()
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if subscribed {
+			pause = resubscribe // a new failure, not the same one again
 		}
 		w.log.Warn("following the applied position: subscribing again", "err", err, "in", pause)
 		select {
@@ -154,8 +157,9 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// follow runs one subscription until it fails or ctx ends.
-func (w *Watcher) follow(ctx context.Context) error {
+// follow runs one subscription until it fails or ctx ends, and reports
+// whether it got as far as subscribing.
+func (w *Watcher) follow(ctx context.Context) (subscribed bool, err error) {
 	sub := w.rdb.Subscribe(ctx, w.keys.Channel)
 	defer sub.Close()
 	done := make(chan struct{})
@@ -182,22 +186,21 @@ func (w *Watcher) follow(ctx context.Context) error {
 	tick := time.NewTicker(pollWaiting)
 	defer tick.Stop()
 	heard, pinged, polled := time.Now(), time.Time{}, time.Now()
-	subscribed := false
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return subscribed, ctx.Err()
 		case v := <-in:
 			heard = time.Now()
 			switch m := v.(type) {
 			case error:
-				return m
+				return subscribed, m
 			case *redis.Subscription:
 				if m.Kind != "subscribe" {
 					continue
 				}
 				if err := w.catchUp(ctx, ResetSubscribed); err != nil {
-					return err
+					return subscribed, err
 				}
 				subscribed = true
 			case *redis.Message:
@@ -207,18 +210,18 @@ func (w *Watcher) follow(ctx context.Context) error {
 			}
 		case now := <-tick.C:
 			if now.Sub(heard) >= silentAfter {
-				return errSilent
+				return subscribed, errSilent
 			}
 			if now.Sub(heard) >= pingAfter && now.Sub(pinged) >= pingAfter {
 				pinged = now
 				if err := sub.Ping(ctx); err != nil {
-					return err
+					return subscribed, err
 				}
 			}
 			if subscribed && (w.waiters.Load() > 0 || now.Sub(polled) >= pollIdle) {
 				polled = now
 				if err := w.poll(ctx); err != nil {
-					return err
+					return subscribed, err
 				}
 			}
 		}
