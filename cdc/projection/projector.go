@@ -129,7 +129,7 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 			return err
 		}
 	}
-	if t.full[cListings] || len(t.docs[cListings]) > 0 {
+	if run.listings.Load() {
 		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
 			return fmt.Errorf("bump the listings page epoch: %w", err)
 		}
@@ -239,6 +239,9 @@ type run struct {
 
 	mu      sync.Mutex
 	evicted consistency.Evicted // the cache keys tombstoned, for the announcement
+	// listings is set once any listing document is written or deleted,
+	// directly or by a fan-out (a seller's rename): search pages embed them.
+	listings atomic.Bool
 }
 
 type page struct {
@@ -510,6 +513,9 @@ func (p *Projector) write(ctx context.Context, w write) error {
 func (r *run) write(w write) error {
 	if err := r.p.write(r.ctx, w); err != nil {
 		return err
+	}
+	if w.collection == r.p.target(readstore.Listings) && len(w.ids)+len(w.gone) > 0 {
+		r.listings.Store(true)
 	}
 	if len(w.evictions) == 0 {
 		return nil

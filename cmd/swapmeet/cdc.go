@@ -26,7 +26,7 @@ func runCDC(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string
 
 	reg := system.NewRegistry()
 	metrics := wal.NewMetrics(reg)
-	stopMetrics, err := serveMetrics(cfg.CDCMetricsAddr, reg, log)
+	stopMetrics, err := serveMetrics(cfg.CDCMetricsAddr, cfg.Profiles, reg, log)
 	if err != nil {
 		return err
 	}
@@ -84,21 +84,23 @@ func watchSlot(ctx context.Context, c *system.Clients, cfg config.Config, m *wal
 	}
 }
 
-// serveMetrics exposes reg on addr/metrics, and the Go profiles on
-// addr/debug/pprof/, until the returned func is called. The address is the
-// operators' (loopback by default), never the public one.
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+// serveMetrics exposes reg on addr/metrics, and with profiles the Go
+// profiles on addr/debug/pprof/, until the returned func is called. The
+// address is the operators' (loopback by default), never the public one.
+func serveMetrics(addr string, profiles bool, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -24,7 +24,8 @@ import (
 // round, one replica reads a listing (so its near cache holds the current
 // version), another updates it, and the first reads it with the update's
 // consistency token: it must get the update, every time, and find it in
-// a search of the seller's listings with the same token. Meanwhile
+// a search of the seller's listings with the same token (and, every 60
+// rounds, the seller's new name after a rename). Meanwhile
 // readers without tokens keep every near cache busy with fills that race
 // the CDC's announcements.
 func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
@@ -138,6 +139,28 @@ func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
 		if found != title {
 			stale++
 			t.Errorf("round %d: written through %s, searched through %s with the token: %q, want %q", round, writer.name, reader.name, found, title)
+		}
+		if round%60 == 59 {
+			// A rename rewrites every listing of the seller (a fan-out):
+			// the seller's name in a search with its token is the new one.
+			name := fmt.Sprintf("Ada, round %d", round)
+			renamed, err := writer.users.UpdateProfile(ctx, bearer(&swapmeetv1.UpdateProfileRequest{DisplayName: &name}, session))
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err := reader.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{
+				SellerId: up.Msg.UserId, PageSize: listings, ConsistencyToken: renamed.Msg.ConsistencyToken,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range page.Msg.GetListings() {
+				if got := l.GetSeller().GetDisplayName(); got != name {
+					stale++
+					t.Errorf("round %d: renamed through %s, searched through %s with the token: seller %q, want %q", round, writer.name, reader.name, got, name)
+					break
+				}
+			}
 		}
 	}
 	close(stop)

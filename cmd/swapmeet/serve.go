@@ -26,7 +26,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string)
 	if err != nil {
 		return err
 	}
-	stopMetrics, err := serveMetrics(cfg.APIMetricsAddr, api.Registry, log)
+	stopMetrics, err := serveMetrics(cfg.APIMetricsAddr, cfg.Profiles, api.Registry, log)
 	if err != nil {
 		return err
 	}

@@ -391,7 +391,9 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 			if err := q.deps.Cache.PutPage(ctx, key, b); err != nil && !errors.Is(err, cache.ErrSkipped) {
 				q.deps.Log.Debug("cache page put failed", "err", err)
 			}
-			q.deps.Near.Put(ticket, key, page, cache.NearSize(key, len(b)))
+			if q.deps.Cache.PageCacheable(len(b)) { // the same budget in process
+				q.deps.Near.Put(ticket, key, page, cache.NearSize(key, len(b)))
+			}
 		}
 	}
 	return q.views(ctx, page)

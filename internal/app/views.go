@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -162,7 +163,7 @@ func (q *Queries) mediaView(ctx context.Context, m readstore.Media) (MediaView, 
 func (q *Queries) listingView(ctx context.Context, l readstore.Listing) (ListingView, error) {
 	v := ListingView{
 		ID: l.ID, Seller: summaryView(l.Seller), Title: l.Title, Description: l.Description,
-		Category: l.Category, Condition: l.Condition, Price: moneyView(l.Price), Attributes: l.Attributes,
+		Category: l.Category, Condition: l.Condition, Price: moneyView(l.Price), Attributes: maps.Clone(l.Attributes),
 		Status: l.Status, Version: l.Version, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, Position: uint64(l.LSN),
 	}
 	for _, m := range l.Media {

@@ -169,6 +169,10 @@ func (c *Cache) pageIndexKey(key string) string {
 	return c.prefix + "pages:{" + collection + "}"
 }
 
+// PageCacheable reports whether a page of n bytes is within the page
+// budget: pages are cached at all, and this one is not too large.
+func (c *Cache) PageCacheable(n int) bool { return c.PageKeys >= 1 && n <= c.PageMaxBytes }
+
 // ErrPageTooLarge means a page was not cached because of PageMaxBytes.
 var ErrPageTooLarge = errors.New("page larger than the cache's page limit")
 

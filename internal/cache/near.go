@@ -142,7 +142,10 @@ func (n *Near) Put(t Ticket, key string, value any, size int64) bool {
 	s := t.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.version != t.version || !n.serving.Load() {
+	if !n.serving.Load() {
+		return false
+	}
+	if s.version != t.version {
 		n.metrics.refused()
 		return false
 	}

@@ -73,8 +73,8 @@ func TestNearSizeCoversTheHeap(t *testing.T) {
 }
 
 // TestNearBounds: the near cache holds at most its entries and bytes,
-// drops the least recently used first, expires documents after its TTL,
-// and refuses a store whose ticket predates a Forget or a Reset of its key.
+// expires documents after its TTL, and refuses a store whose ticket
+// predates a Forget or a Reset of its key.
 func TestNearBounds(t *testing.T) {
 	// One entry a shard: 64 shards.
 	n := cache.NewNear(cache.NearOptions{Entries: 64, Bytes: 64 << 10, TTL: time.Hour})
@@ -118,7 +118,9 @@ func TestNearBounds(t *testing.T) {
 	short := cache.NewNear(cache.NearOptions{Entries: 10, Bytes: 1 << 20, TTL: time.Millisecond})
 	short.Reset("test")
 	_, _, ticket = short.Get("c")
-	short.Put(ticket, "c", "c", 1)
+	if !short.Put(ticket, "c", "c", 1) {
+		t.Fatal("refused a document with a fresh ticket")
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, hit, _ := short.Get("c"); !hit {

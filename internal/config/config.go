@@ -62,6 +62,7 @@ type Config struct {
 	HTTPAddr        string        // SWAPMEET_HTTP_ADDR
 	CDCMetricsAddr  string        // SWAPMEET_CDC_METRICS_ADDR
 	APIMetricsAddr  string        // SWAPMEET_API_METRICS_ADDR
+	Profiles        bool          // SWAPMEET_PPROF: Go profiles on the metrics addresses
 	MaxRequestBytes int           // SWAPMEET_MAX_REQUEST_BYTES
 	ConsistencyWait time.Duration // SWAPMEET_CONSISTENCY_WAIT
 	SessionTTL      time.Duration // SWAPMEET_SESSION_TTL
@@ -221,6 +222,7 @@ func FromEnv() (Config, error) {
 			c.NearCache.Entries = n
 		}
 	}
+	c.Profiles = str("SWAPMEET_PPROF", "false") == "true"
 	c.ClientIPHeader = str("SWAPMEET_CLIENT_IP_HEADER", "")
 	c.RequestTimeout = dur("SWAPMEET_REQUEST_TIMEOUT", 10*time.Second)
 	c.PGStatementTimeout = dur("SWAPMEET_PG_STATEMENT_TIMEOUT", 5*time.Second)

@@ -312,8 +312,8 @@ func TestDroppedSubscriptionClearsTheNearCache(t *testing.T) {
 	if killed == 0 {
 		t.Fatal("no pub/sub connection to kill")
 	}
-	// Emptied as the watcher notices, and kept empty until it has
-	// subscribed again: a document read meanwhile is not kept.
+	// Emptied as the watcher notices (suspended, then reset when it has
+	// subscribed again), and serving again after that.
 	itest.Eventually(t, 10*time.Second, "the near cache to be emptied", func() (bool, error) {
 		n, _ := f.near.Len()
 		return n == 0, nil

@@ -51,14 +51,16 @@ type Watcher struct {
 	changed chan struct{} // closed and replaced on every advance
 
 	// Owned by Run.
-	seq    uint64 // the last announcement accounted for
-	behind uint64 // a position seen in Redis but not announced to us yet
+	seq    uint64    // the last announcement accounted for
+	behind uint64    // a sequence number seen in Redis but not announced to us yet
+	since  time.Time // when behind was first seen
 }
 
 // Timing of Run's checks.
 const (
 	pollWaiting  = 100 * time.Millisecond // poll the position this often while requests wait
 	pollIdle     = time.Second            // and this often otherwise
+	lagAfter     = 500 * time.Millisecond // an announcement later than this is taken as lost
 	pingAfter    = time.Second            // ping a subscription silent this long
 	silentAfter  = 3 * time.Second        // and give it up when silent this long
 	resubscribe  = 500 * time.Millisecond // first pause before subscribing again
@@ -204,7 +206,7 @@ func (w *Watcher) follow(ctx context.Context) (subscribed bool, err error) {
 				}
 				subscribed = true
 			case *redis.Message:
-				if subscribed {
+				if subscribed { // a connection confirms its subscription first
 					w.announced(m.Payload)
 				}
 			}
@@ -250,9 +252,9 @@ func (w *Watcher) announced(payload string) {
 	w.advance(a.lsn)
 }
 
-// poll looks for announcements that should have reached us. A position
-// ahead of ours is given one more poll to arrive by announcement (it is
-// usually in flight); after that, the watcher catches up by reading it.
+// poll looks for announcements that should have reached us. Announcements
+// seen in Redis are given lagAfter to arrive (they are usually in flight);
+// after that, the watcher catches up by reading the position.
 func (w *Watcher) poll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
@@ -268,8 +270,10 @@ func (w *Watcher) poll(ctx context.Context) error {
 		return w.catchUp(ctx, ResetGap)
 	case w.behind == 0 || w.seq >= w.behind:
 		// Ahead of us for the first time, or again after the last
-		// outstanding ones arrived: give these one more poll.
-		w.behind = max(seq, w.seq+1)
+		// outstanding ones arrived: they are probably in flight.
+		w.behind, w.since = max(seq, w.seq+1), time.Now()
+		return nil
+	case time.Since(w.since) < lagAfter:
 		return nil
 	}
 	return w.catchUp(ctx, ResetLagging)
