@@ -7,7 +7,6 @@ import "github.com/prometheus/client_golang/prometheus"
 // suspended). A nil *Metrics counts nothing.
 type Metrics struct {
 	lookups *prometheus.CounterVec
-	redis   map[[2]string]prometheus.Counter // by kind and result, resolved once
 }
 
 // NewMetrics registers the cache's series on reg.
@@ -15,32 +14,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "swapmeet", Subsystem: "cache", Name: "lookups_total",
 		Help: "Cache lookups by layer, kind and result; a layer's hit ratio is hit / (hit + miss + error).",
-	}, []string{"layer", "kind", "result"}), redis: map[[2]string]prometheus.Counter{}}
-	for _, kind := range []string{"document", "page"} {
-		for _, result := range []string{"hit", "miss", "error"} {
-			m.redis[[2]string{kind, result}] = m.lookups.WithLabelValues("redis", kind, result)
-		}
-	}
+	}, []string{"layer", "kind", "result"})}
 	reg.MustRegister(m.lookups)
 	return m
 }
 
 func (m *Metrics) count(kind, result string) {
 	if m != nil {
-		m.redis[[2]string{kind, result}].Inc()
+		m.lookups.WithLabelValues("redis", kind, result).Inc()
 	}
 }
 
 // nearMetrics are the near cache's series. A nil one counts nothing.
 type nearMetrics struct {
-	lookups  map[string]prometheus.Counter // by result
+	lookups  *prometheus.CounterVec // the cache's, layer "near"
 	resets   *prometheus.CounterVec
 	refusals prometheus.Counter
 }
 
 func newNearMetrics(reg prometheus.Registerer, n *Near, lookups *Metrics) *nearMetrics {
 	m := &nearMetrics{
-		lookups: map[string]prometheus.Counter{},
+		lookups: lookups.lookups,
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "swapmeet", Subsystem: "cache", Name: "near_resets_total",
 			Help: "Times the near cache was emptied whole, by reason (subscribed, gap, lagging, bulk).",
@@ -49,11 +43,6 @@ func newNearMetrics(reg prometheus.Registerer, n *Near, lookups *Metrics) *nearM
 			Namespace: "swapmeet", Subsystem: "cache", Name: "near_refused_total",
 			Help: "Documents read from Redis but not kept, because an announcement evicted their key meanwhile.",
 		}),
-	}
-	for _, r := range []string{"hit", "miss", "bypass"} {
-		if lookups != nil {
-			m.lookups[r] = lookups.lookups.WithLabelValues("near", "document", r)
-		}
 	}
 	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "swapmeet", Subsystem: "cache", Name: "near_entries",
@@ -68,8 +57,8 @@ func newNearMetrics(reg prometheus.Registerer, n *Near, lookups *Metrics) *nearM
 }
 
 func (m *nearMetrics) lookup(result string) {
-	if m != nil && m.lookups[result] != nil {
-		m.lookups[result].Inc()
+	if m != nil {
+		m.lookups.WithLabelValues("near", "document", result).Inc()
 	}
 }
 

@@ -84,7 +84,8 @@ func NewNear(o NearOptions) *Near {
 	return n
 }
 
-// WithMetrics registers the near cache's series on reg.
+// WithMetrics registers the near cache's series on reg; its lookups are
+// counted on the cache's lookups series.
 func (n *Near) WithMetrics(reg prometheus.Registerer, lookups *Metrics) *Near {
 	if n != nil {
 		n.metrics = newNearMetrics(reg, n, lookups)

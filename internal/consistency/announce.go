@@ -2,7 +2,6 @@ package consistency
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -151,5 +150,3 @@ func readApplied(ctx context.Context, rdb redis.UniversalClient, k Keys) (lsn, s
 	}
 	return lsn, seq, nil
 }
-
-var errSilent = errors.New("the announcement channel went silent")

@@ -12,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+var errSilent = errors.New("the announcement channel went silent")
+
 // ErrTimeout means the projections did not reach a token's position in time.
 var ErrTimeout = errors.New("projections did not catch up with the consistency token in time")
 
@@ -256,42 +258,52 @@ func (w *Watcher) announced(payload string) {
 // seen in Redis are given lagAfter to arrive (they are usually in flight);
 // after that, the watcher catches up by reading the position.
 func (w *Watcher) poll(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
-	defer cancel()
-	lsn, seq, err := readApplied(ctx, w.rdb, w.keys)
+	lsn, seq, err := w.read(ctx)
 	if err != nil {
-		return fmt.Errorf("read the applied position: %w", err)
+		return err
 	}
 	switch {
 	case seq == w.seq && lsn <= w.applied.Load():
 		w.behind = 0 // up to date
-		return nil
 	case seq < w.seq: // the sequence went back: Redis lost data
-		return w.catchUp(ctx, ResetGap)
+		w.adopt(lsn, seq, ResetGap)
 	case w.behind == 0 || w.seq >= w.behind:
 		// Ahead of us for the first time, or again after the last
 		// outstanding ones arrived: they are probably in flight.
 		w.behind, w.since = max(seq, w.seq+1), time.Now()
-		return nil
-	case time.Since(w.since) < lagAfter:
-		return nil
+	case time.Since(w.since) >= lagAfter:
+		w.adopt(lsn, seq, ResetLagging)
 	}
-	return w.catchUp(ctx, ResetLagging)
+	return nil
 }
 
-// catchUp reads the position and the sequence from Redis, resets the
-// Local copy, then takes them as its own.
+// catchUp reads the position and the sequence from Redis and adopts them.
 func (w *Watcher) catchUp(ctx context.Context, reason string) error {
+	lsn, seq, err := w.read(ctx)
+	if err != nil {
+		return err
+	}
+	w.adopt(lsn, seq, reason)
+	return nil
+}
+
+// read reads the applied position and the sequence number from Redis.
+func (w *Watcher) read(ctx context.Context) (lsn, seq uint64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	lsn, seq, err := readApplied(ctx, w.rdb, w.keys)
-	if err != nil {
-		return fmt.Errorf("read the applied position: %w", err)
+	if lsn, seq, err = readApplied(ctx, w.rdb, w.keys); err != nil {
+		return 0, 0, fmt.Errorf("read the applied position: %w", err)
 	}
+	return lsn, seq, nil
+}
+
+// adopt takes a position and sequence number just read from Redis as the
+// watcher's own, resetting the Local copy first: whatever it keeps from
+// now on was read from Redis after everything up to lsn was tombstoned.
+func (w *Watcher) adopt(lsn, seq uint64, reason string) {
 	if w.local != nil {
 		w.local.Reset(reason)
 	}
 	w.seq, w.behind = seq, 0
 	w.advance(lsn)
-	return nil
 }

@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,16 +10,6 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
-	// procs holds each procedure's series, looked up once: the
-	// procedures are the registered ones, a fixed set.
-	procs sync.Map // procedure -> *procMetrics
-}
-
-// procMetrics are one procedure's latency and its count of successes,
-// the series nearly every request records.
-type procMetrics struct {
-	ok      prometheus.Counter
-	seconds prometheus.Observer
 }
 
 // NewMetrics registers the request series on reg.
@@ -44,18 +33,6 @@ func (m *Metrics) observe(procedure, code string, took time.Duration) {
 	if m == nil {
 		return
 	}
-	p, ok := m.procs.Load(procedure)
-	if !ok {
-		p, _ = m.procs.LoadOrStore(procedure, &procMetrics{
-			ok:      m.requests.WithLabelValues(procedure, codeOK),
-			seconds: m.seconds.WithLabelValues(procedure),
-		})
-	}
-	pm := p.(*procMetrics)
-	if code == codeOK {
-		pm.ok.Inc()
-	} else {
-		m.requests.WithLabelValues(procedure, code).Inc()
-	}
-	pm.seconds.Observe(took.Seconds())
+	m.requests.WithLabelValues(procedure, code).Inc()
+	m.seconds.WithLabelValues(procedure).Observe(took.Seconds())
 }
