@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/swapmeet/swapmeet/cdc/internal/retry"
+	"github.com/swapmeet/swapmeet/internal/wait"
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -100,7 +100,7 @@ func (p *Process) slotFor(ctx context.Context, ptr readstore.Pointer) (string, e
 // holds (a full pass from a snapshot taken after the slot exists, so
 // nothing falls between the two), then saves the pointer.
 func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
-	backoff := retry.NewBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
+	backoff := wait.NewBackoff(0, cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
 	for {
 		ptr, err := p.Reads.Refresh(ctx)
 		if err == nil {
@@ -109,9 +109,9 @@ func (p *Process) pointer(ctx context.Context) (readstore.Pointer, error) {
 		if errors.Is(err, readstore.ErrNoPointer) {
 			return p.initialise(ctx)
 		}
-		wait := backoff.Next()
-		p.Log.Warn("read store not ready; retrying", "err", err, "in", wait)
-		if !retry.Sleep(ctx, wait) {
+		in := backoff.Next()
+		p.Log.Warn("read store not ready; retrying", "err", err, "in", in)
+		if !wait.Sleep(ctx, in) {
 			return readstore.Pointer{}, ctx.Err()
 		}
 	}
@@ -138,7 +138,7 @@ func (p *Process) dropLeft(ctx context.Context, slot string) {
 			p.Log.Warn("the slot left at the handover was not dropped; drop it by hand", "slot", slot, "err", err)
 			return
 		}
-		if !retry.Sleep(ctx, 200*time.Millisecond) {
+		if !wait.Sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}
@@ -147,7 +147,7 @@ func (p *Process) dropLeft(ctx context.Context, slot string) {
 // behind reports whether slot exists, can still be streamed, and is
 // confirmed short of lsn. It retries until Postgres answers.
 func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, error) {
-	backoff := retry.NewBackoff(cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
+	backoff := wait.NewBackoff(0, cmp.Or(p.Reader.MaxBackoff, 30*time.Second))
 	for {
 		var behind bool
 		err := p.PG.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_replication_slots
@@ -155,9 +155,9 @@ func (p *Process) behind(ctx context.Context, slot string, lsn int64) (bool, err
 		if err == nil {
 			return behind, nil
 		}
-		wait := backoff.Next()
-		p.Log.Warn("look up the previous slot; retrying", "slot", slot, "err", err, "in", wait)
-		if !retry.Sleep(ctx, wait) {
+		in := backoff.Next()
+		p.Log.Warn("look up the previous slot; retrying", "slot", slot, "err", err, "in", in)
+		if !wait.Sleep(ctx, in) {
 			return false, ctx.Err()
 		}
 	}

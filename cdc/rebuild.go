@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/swapmeet/swapmeet/cdc/internal/retry"
+	"github.com/swapmeet/swapmeet/internal/wait"
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
@@ -156,7 +156,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	if err := b.dropSlotWhenFree(ctx, old.Slot, handover, next.Previous != ""); err != nil {
 		b.Log.Warn("old slot not dropped; drop it with 'swapmeet slot drop' once the CDC has moved", "slot", old.Slot, "err", err)
 	}
-	if !retry.Sleep(ctx, b.Grace) {
+	if !wait.Sleep(ctx, b.Grace) {
 		return ctx.Err()
 	}
 	for _, c := range b.Collections {
@@ -441,7 +441,7 @@ func (b *Rebuild) confirmedWhenFree(ctx context.Context, slot string) (pglogrepl
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("slot %s still in use after the catch-up stopped", slot)
 		}
-		if !retry.Sleep(ctx, 20*time.Millisecond) {
+		if !wait.Sleep(ctx, 20*time.Millisecond) {
 			return 0, ctx.Err()
 		}
 	}
@@ -480,7 +480,7 @@ func (b *Rebuild) dropSlotWhenFree(ctx context.Context, slot string, handover pg
 			}
 			return fmt.Errorf("slot %s still in use after %s", slot, b.HandoverTimeout)
 		}
-		if !retry.Sleep(ctx, 200*time.Millisecond) {
+		if !wait.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

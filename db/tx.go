@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/fault"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // Store runs sqlc queries, alone or inside transactions.
@@ -54,7 +54,7 @@ func (s *Store) ExecTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.
 }
 
 func (s *Store) execTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
-	backoff := 2 * time.Millisecond
+	backoff := wait.NewBackoff(2*time.Millisecond, 200*time.Millisecond)
 	for attempt := 1; ; attempt++ {
 		c, err := s.execOnce(ctx, opts, fn)
 		if err == nil {
@@ -70,13 +70,9 @@ func (s *Store) execTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.
 		if s.OnRetry != nil {
 			s.OnRetry(code)
 		}
-		sleep := backoff/2 + rand.N(backoff)
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx) {
 			return Commit{}, ctx.Err()
-		case <-time.After(sleep):
 		}
-		backoff = min(backoff*2, 200*time.Millisecond)
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/swapmeet/swapmeet/cdc/internal/retry"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // A transaction's commit reaches the WAL, and so the walsender, a moment
@@ -22,7 +22,7 @@ import (
 // is visible in it, and only then runs the reads inside it.
 func readVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func(q *sqlc.Queries) error) error {
 	deadline := time.Now().Add(10 * time.Second)
-	wait := 100 * time.Microsecond
+	backoff := wait.NewBackoff(100*time.Microsecond, 10*time.Millisecond)
 	for {
 		ok, err := tryReadVisible(ctx, pool, xids, fn)
 		if ok || err != nil {
@@ -31,10 +31,9 @@ func readVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func
 		if time.Now().After(deadline) {
 			return fmt.Errorf("transactions %v did not become visible within 10s", xids)
 		}
-		if !retry.Sleep(ctx, wait) {
+		if !backoff.Wait(ctx) {
 			return ctx.Err()
 		}
-		wait = min(2*wait, 10*time.Millisecond)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -22,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/swapmeet/swapmeet/cdc/internal/retry"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // Sink applies committed transactions to the read side.
@@ -162,7 +161,7 @@ func (r *Reader) Applied() pglogrepl.LSN { return pglogrepl.LSN(r.published.Load
 // the slot at once; one that stops (paused, partitioned) stops answering
 // the walsender's keepalives and is dropped after wal_sender_timeout.
 func (r *Reader) Run(ctx context.Context) error {
-	backoff := retry.NewBackoff(r.cfg.MaxBackoff)
+	backoff := wait.NewBackoff(0, r.cfg.MaxBackoff)
 	standby := false
 	for {
 		streamed, err := r.stream(ctx)
@@ -181,7 +180,7 @@ func (r *Reader) Run(ctx context.Context) error {
 				standby = true
 			}
 			backoff.Reset()
-			if !retry.Sleep(ctx, r.cfg.StandbyPoll/2+rand.N(r.cfg.StandbyPoll/2+1)) {
+			if !wait.Sleep(ctx, wait.Jittered(r.cfg.StandbyPoll)) {
 				return nil
 			}
 			continue
@@ -190,10 +189,10 @@ func (r *Reader) Run(ctx context.Context) error {
 		if streamed {
 			backoff.Reset()
 		}
-		wait := backoff.Next()
+		in := backoff.Next()
 		r.m.reconnect()
-		r.log.Warn("replication stream ended; reconnecting", "err", err, "in", wait)
-		if !retry.Sleep(ctx, wait) {
+		r.log.Warn("replication stream ended; reconnecting", "err", err, "in", in)
+		if !wait.Sleep(ctx, in) {
 			return nil
 		}
 	}
@@ -457,16 +456,16 @@ func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
 // applyUntilDone applies b, retrying with backoff until it succeeds or ctx
 // ends between attempts.
 func (r *Reader) applyUntilDone(ctx context.Context, b Batch, end pglogrepl.LSN) error {
-	backoff := retry.NewBackoff(r.cfg.MaxBackoff)
+	backoff := wait.NewBackoff(0, r.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		err := r.sink.Apply(context.WithoutCancel(ctx), b)
 		if err == nil {
 			return nil
 		}
 		r.m.retry()
-		wait := backoff.Next()
-		r.log.Warn("apply failed; retrying", "end_lsn", end.String(), "attempt", attempt, "err", err, "in", wait)
-		if !retry.Sleep(ctx, wait) {
+		in := backoff.Next()
+		r.log.Warn("apply failed; retrying", "end_lsn", end.String(), "attempt", attempt, "err", err, "in", in)
+		if !wait.Sleep(ctx, in) {
 			return ctx.Err()
 		}
 	}

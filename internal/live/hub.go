@@ -27,6 +27,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/feed"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // Options bound the streams of one process.
@@ -79,12 +80,19 @@ type Hub struct {
 	ready     chan struct{} // closed once both kinds are followed
 	stopped   chan struct{} // closed when Run returns: every stream ends
 	following [2]bool
+
+	// life ends when Run returns: the work the hub starts on its own
+	// (fetches of changed listings) stops with it.
+	life context.Context
+	end  context.CancelFunc
 }
 
 // NewHub returns a hub; Run feeds it. applied returns the highest position
 // the process knows the projections have applied.
 func NewHub(rdb redis.UniversalClient, prefix string, applied func() uint64, q *app.Queries, opts Options, log *slog.Logger) *Hub {
+	life, end := context.WithCancel(context.Background())
 	return &Hub{
+		life: life, end: end,
 		rdb: rdb, keys: [2]feed.Keys{feed.KeysFor(prefix, feed.Listings), feed.KeysFor(prefix, feed.Orders)},
 		applied: applied, q: q, opts: opts, log: log,
 		listings: map[uuid.UUID]*listingTopic{}, users: map[uuid.UUID]map[*orderSub]struct{}{},
@@ -103,6 +111,7 @@ func (h *Hub) WithMetrics(m *Metrics) *Hub {
 // down is not held up by them; their clients resume elsewhere.
 func (h *Hub) Run(ctx context.Context) {
 	defer close(h.stopped)
+	defer h.end()
 	var wg sync.WaitGroup
 	for k := range feed.Kind(2) {
 		wg.Go(func() { h.follow(ctx, k) })
@@ -119,7 +128,7 @@ const readCount = 256
 // batch's entries before it announces the batch applied.
 func (h *Hub) follow(ctx context.Context, k feed.Kind) {
 	last := ""
-	backoff := 100 * time.Millisecond
+	backoff := wait.NewBackoff(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		applied := h.applied()
 		var entries []feed.Entry
@@ -138,16 +147,13 @@ func (h *Hub) follow(ctx context.Context, k feed.Kind) {
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.Warn("live: reading the change feed failed; retrying", "kind", k, "err", err, "in", backoff)
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 5*time.Second)
+				in := backoff.Next()
+				h.log.Warn("live: reading the change feed failed; retrying", "kind", k, "err", err, "in", in)
+				wait.Sleep(ctx, in)
 			}
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		backoff.Reset()
 		for _, e := range entries {
 			h.dispatch(k, e)
 			last = e.ID()

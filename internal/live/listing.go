@@ -10,6 +10,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/feed"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // ListingState is one message of a WatchListing stream. Listing is nil in
@@ -53,13 +54,13 @@ func (t *listingTopic) changed() {
 // subscribers' streams stay up meanwhile, and their heartbeats do not
 // move past the change.
 func (t *listingTopic) fetch() {
-	backoff := 50 * time.Millisecond
+	backoff := wait.NewBackoff(50*time.Millisecond, 5*time.Second)
 	for {
 		t.mu.Lock()
 		t.dirty = false
 		t.mu.Unlock()
 		pos := t.h.Position(feed.Listings)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.h.life, 10*time.Second)
 		// With the position as a token, the read waits until this process
 		// has processed the announcement that evicted the change from its
 		// near cache: the feed has the change before the announcement.
@@ -67,16 +68,21 @@ func (t *listingTopic) fetch() {
 		cancel()
 		t.mu.Lock()
 		if err != nil {
-			if len(t.subs) == 0 {
+			if len(t.subs) == 0 || t.h.life.Err() != nil {
 				t.fetching = false
 				t.mu.Unlock()
 				return
 			}
 			t.dirty = true
 			t.mu.Unlock()
-			t.h.log.Warn("live: fetching a changed listing failed; retrying", "listing", t.id, "err", err, "in", backoff)
-			time.Sleep(backoff)
-			backoff = min(2*backoff, 5*time.Second)
+			in := backoff.Next()
+			t.h.log.Warn("live: fetching a changed listing failed; retrying", "listing", t.id, "err", err, "in", in)
+			if !wait.Sleep(t.h.life, in) {
+				t.mu.Lock()
+				t.fetching = false
+				t.mu.Unlock()
+				return
+			}
 			continue
 		}
 		t.h.metrics.fetched()

@@ -1,8 +1,9 @@
 package media
 
 import (
-	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
 // Presigning a GET is local but not free: each URL is a SigV4 signature
@@ -17,9 +18,8 @@ import (
 // 90% of GetExpiry.
 const PresignReuseDivisor = 10
 
-// presignCacheSize bounds the URLs kept per generation: at most twice as
-// many are held at once, a few MiB.
-const presignCacheSize = 4096
+// presignCacheSize bounds the URLs kept, a few MiB.
+const presignCacheSize = 8192
 
 // presigned is one signed URL.
 type presigned struct {
@@ -28,34 +28,29 @@ type presigned struct {
 	signed  time.Time
 }
 
-// presignCache holds recently signed URLs by object key in two
-// generations: a new one starts when the current one is a reuse window
-// old or full, and the one before it is dropped. Every lookup still
-// checks the entry's own age, so no URL is reused past the window.
+// presignCache holds recently signed URLs by object key, each for at most
+// the reuse window; the least recently used go first when it is full.
+// Every lookup still checks the entry's own age against the caller's
+// clock, so no URL is reused past the window.
 type presignCache struct {
 	reuse time.Duration
-	max   int
-
-	mu       sync.Mutex
-	cur, old map[string]presigned
-	started  time.Time // when cur began
+	urls  *expirable.LRU[string, presigned] // nil: reuse is off
 }
 
 func newPresignCache(reuse time.Duration, max int) *presignCache {
-	return &presignCache{reuse: reuse, max: max, cur: make(map[string]presigned)}
+	c := &presignCache{reuse: reuse}
+	if reuse > 0 {
+		c.urls = expirable.NewLRU[string, presigned](max, nil, reuse)
+	}
+	return c
 }
 
 // get returns the URL signed for key if it may still be handed out at now.
 func (c *presignCache) get(key string, now time.Time) (presigned, bool) {
-	if c.reuse <= 0 {
+	if c.urls == nil {
 		return presigned{}, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.cur[key]
-	if !ok {
-		p, ok = c.old[key]
-	}
+	p, ok := c.urls.Get(key)
 	if !ok || now.Before(p.signed) || now.Sub(p.signed) >= c.reuse {
 		return presigned{}, false
 	}
@@ -64,24 +59,15 @@ func (c *presignCache) get(key string, now time.Time) (presigned, bool) {
 
 // put keeps a URL that was signed at p.signed.
 func (c *presignCache) put(key string, p presigned) {
-	if c.reuse <= 0 {
-		return
+	if c.urls != nil {
+		c.urls.Add(key, p)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch age := p.signed.Sub(c.started); {
-	case age >= 2*c.reuse:
-		// Nothing in either generation can be reused any more.
-		c.old, c.cur, c.started = nil, make(map[string]presigned), p.signed
-	case age >= c.reuse || len(c.cur) >= c.max:
-		c.old, c.cur, c.started = c.cur, make(map[string]presigned, len(c.cur)), p.signed
-	}
-	c.cur[key] = p
 }
 
 // len is how many URLs are held, for tests.
 func (c *presignCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.cur) + len(c.old)
+	if c.urls == nil {
+		return 0
+	}
+	return c.urls.Len()
 }

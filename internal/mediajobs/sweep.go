@@ -10,6 +10,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // SweepOptions say what the media sweeper removes.
@@ -148,23 +149,15 @@ func (j *Jobs) SweepMedia(ctx context.Context, opts SweepOptions) (SweepReport, 
 // RunSweeps sweeps media every interval until ctx ends. The first sweep
 // waits an interval too: restarts do not sweep, and the bucket is ready.
 func (j *Jobs) RunSweeps(ctx context.Context, every time.Duration, opts SweepOptions) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, every, func(ctx context.Context) {
 		rep, err := j.SweepMedia(ctx, opts)
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			j.log.Warn("media sweep failed; retrying next time", "err", err)
 		case rep != SweepReport{}:
 			j.log.Info("media swept", "stale_pending", rep.StalePending, "withdrawn", rep.Withdrawn,
 				"orphans", rep.Orphans, "objects_removed", rep.ObjectsRemoved, "object_errors", rep.ObjectErrors)
 		}
-	}
+	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // MakeThumbnail makes the thumbnail of one confirmed image that has none,
@@ -76,31 +77,25 @@ func (j *Jobs) thumbnail(ctx context.Context, job sqlc.ClaimThumbnailJobRow) (st
 // some to make, every idle otherwise, backing off while Postgres or the
 // store fails. Work cut short by ctx is left for the next run.
 func (j *Jobs) RunThumbnails(ctx context.Context, idle time.Duration) {
-	var backoff time.Duration
+	backoff := wait.NewBackoff(100*time.Millisecond, 30*time.Second)
 	for {
 		did, err := j.MakeThumbnail(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		wait := time.Duration(0)
+		pause := time.Duration(0)
 		switch {
 		case err != nil:
-			backoff = min(max(2*backoff, 100*time.Millisecond), 30*time.Second)
-			j.log.Warn("thumbnail failed; retrying", "in", backoff, "err", err)
-			wait = backoff
+			pause = backoff.Next()
+			j.log.Warn("thumbnail failed; retrying", "in", pause, "err", err)
 		case !did:
-			backoff, wait = 0, idle
+			backoff.Reset()
+			pause = idle
 		default:
-			backoff = 0
+			backoff.Reset()
 		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if !wait.Sleep(ctx, pause) {
+			return
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/rpc"
+	"github.com/swapmeet/swapmeet/internal/wait"
 	"github.com/swapmeet/swapmeet/internal/web"
 )
 
@@ -206,7 +207,7 @@ func (a *API) startMedia(ctx context.Context) (stop func()) {
 }
 
 func (a *API) bootstrapBucket(ctx context.Context) {
-	backoff := time.Second
+	backoff := wait.NewBackoff(time.Second, 30*time.Second)
 	for {
 		b, err := a.media.Bootstrap(ctx, a.cfg.WebOrigins)
 		if err == nil {
@@ -217,12 +218,10 @@ func (a *API) bootstrapBucket(ctx context.Context) {
 			}
 			return
 		}
-		a.log.Warn("media bucket not ready; retrying", "bucket", a.cfg.S3Bucket, "in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
+		in := backoff.Next()
+		a.log.Warn("media bucket not ready; retrying", "bucket", a.cfg.S3Bucket, "in", in, "err", err)
+		if !wait.Sleep(ctx, in) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
