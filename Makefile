@@ -142,8 +142,20 @@ generate: tools $(WEB_DEPS) ## Regenerate protobuf/Connect code (Go and TypeScri
 	$(BUF) generate --template web/buf.gen.yaml
 	$(SQLC) generate
 
+# Every pause between retries goes through internal/wait, so that each one
+# is jittered, bounded and ends at shutdown: no time.Sleep and no doubling
+# outside it (tests may sleep to make a moment happen, never to wait).
+STRAY_WAITS := time\.Sleep\(|min\((max\()?2 ?\* ?[a-z]|min\([a-z.]+ ?\* ?2
+
+.PHONY: check-rules
+check-rules: ## Fail if go.mod is untidy (both modules) or a backoff is written outside internal/wait.
+	$(GO) mod tidy -diff
+	cd scripts/ferretdb && $(GO) mod tidy -diff
+	@if git grep -nE '$(STRAY_WAITS)' -- '*.go' ':!*_test.go' ':!internal/wait/'; then \
+		echo "a sleep or backoff outside internal/wait: use wait.Backoff, wait.Sleep or wait.Every"; exit 1; fi
+
 .PHONY: check-generated
-check-generated: generate ## Fail if the committed generated code differs from a fresh generation.
+check-generated: generate check-rules ## Fail if the committed generated code differs from a fresh generation (and check-rules).
 	@if [[ -n "$$(git status --porcelain -- $(GENERATED))" ]]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; \
 		git status --porcelain -- $(GENERATED); git diff --stat -- $(GENERATED); exit 1; \

@@ -27,6 +27,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // Hint says how to get the services a sandbox needs.
@@ -232,7 +233,7 @@ func dropDatabase(serverURL, name string) error {
 			}
 			break
 		}
-		time.Sleep(50 * time.Millisecond) // the terminated walsender releases its slot asynchronously
+		wait.Sleep(ctx, 50*time.Millisecond) // the terminated walsender releases its slot asynchronously
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
 		errs = append(errs, fmt.Errorf("drop %s: %w", name, err))

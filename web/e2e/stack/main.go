@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 func main() {
@@ -260,6 +261,6 @@ func waitForApp(h *harness, ctx context.Context, baseURL string, serve *process)
 			serve.tail(40)
 			h.Fatalf("swapmeet serve did not answer %s/ within 60s: %s", baseURL, last)
 		}
-		time.Sleep(100 * time.Millisecond)
+		wait.Sleep(context.Background(), 100*time.Millisecond)
 	}
 }
