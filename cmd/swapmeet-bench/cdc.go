@@ -17,11 +17,11 @@ import (
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// The CDC suite measures the brief's CDC targets, each group on its own
+// The CDC suite measures the CDC targets, each group on its own
 // fresh database, Mongo database and Redis prefix:
 //
 //   - decode: a wal.Reader drains a WAL backlog into a sink that only
-//     counts, against the brief's absolute 100k row changes/s (with
+//     counts, against the absolute target of 100k row changes/s (with
 //     pg_recvlogical streaming the same backlog as a yardstick for what
 //     the server itself delivers);
 //   - sink: the real projection.Projector drains a backlog of listing updates,
@@ -41,7 +41,7 @@ import (
 
 var cdcFigures = flag.String("cdc-figures", "all", "the cdc suite's figure groups to run, comma-separated: decode, sink, vs-sink, fan-out, or all")
 
-// Targets from the brief.
+// The targets.
 const (
 	decodeTarget = 100_000.0 // row changes/s with a null sink
 	sinkMinRatio = 0.8       // real sink vs raw upserts

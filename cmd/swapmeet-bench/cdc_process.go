@@ -69,7 +69,7 @@ const processTailLines = 20
 // forwarded to stderr. The process is stopped when the suite ends.
 func startCDCProcess(e *env, bin string) (*process, error) {
 	return startProcess(e, bin, "cdc", nil,
-		"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0") // any free port: other CDCs run on this machine
+		"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0") // any free port: other CDCs may run on the same machine
 }
 
 // startProcess runs `swapmeet command` against the env, with env's

@@ -35,7 +35,7 @@ import (
 //     applied it, and the CDC process's peak RSS (VmHWM) meanwhile.
 
 var (
-	cdcCatalogue    = flag.Int("cdc-catalogue", 1_000_000, "listings in the catalogue of the CDC figures against the sink; the big-transaction figure updates all of them in one transaction (the brief's size: 1000000)")
+	cdcCatalogue    = flag.Int("cdc-catalogue", 1_000_000, "listings in the catalogue of the CDC figures against the sink; the big-transaction figure updates all of them in one transaction (the target's size: 1000000)")
 	cdcApplyTimeout = flag.Duration("cdc-apply-timeout", 0, "how long to wait for the CDC to apply the big transaction (0: three times what the raw upsert rate needs, within 5m..1h)")
 	cdcRSSLimitMiB  = flag.Int("cdc-rss-limit", 2048, "stop the CDC process when its RSS passes this many MiB while it applies the big transaction (protects a shared machine)")
 	cdcSearchFor    = flag.Duration("cdc-search", time.Minute, "time budget of the search for the highest write rate with p99 freshness under 100 ms")
@@ -436,16 +436,16 @@ func freshTargetsOf(ctx context.Context, e *env, n int) ([]*freshTarget, error) 
 // measureBigTxn updates every listing of the catalogue in one transaction
 // and waits until the CDC process has applied it, watching its memory.
 func measureBigTxn(ctx context.Context, e *env, proc *process, n int, rawRate float64, rawRef string) ([]row, error) {
-	size, brief := sizeLabel(n), ""
+	size, note := sizeLabel(n), ""
 	if n < 1_000_000 {
-		brief = " (brief: 1M; -cdc-catalogue)"
+		note = " (target size: 1M; -cdc-catalogue)"
 	}
 	rssRow := row{
-		figure: fmt.Sprintf("CDC peak RSS applying 1 txn of %s changed listings%s", size, brief),
+		figure: fmt.Sprintf("CDC peak RSS applying 1 txn of %s changed listings%s", size, note),
 		target: fmt.Sprintf("< %s", mib(bigTxnMaxRSS)),
 	}
 	rateRow := row{
-		figure:    fmt.Sprintf("CDC applying 1 txn of %s changed listings%s", size, brief),
+		figure:    fmt.Sprintf("CDC applying 1 txn of %s changed listings%s", size, note),
 		reference: rawRef,
 		target:    fmt.Sprintf(">= %.1fx", bigTxnMinRatio),
 	}

@@ -1,4 +1,4 @@
-// Command swapmeet-bench measures each performance target of the brief as a
+// Command swapmeet-bench measures each performance target as a
 // ratio against a reference that it measures in the same run, on the same
 // machine. Absolute numbers drift on a shared machine; ratios drift less.
 //

@@ -19,7 +19,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 )
 
-// Targets from the brief.
+// The targets.
 const (
 	ordersMinRatio = 0.5
 	ordersMaxP99   = 25 * time.Millisecond
@@ -206,7 +206,7 @@ func placeOverRPC(fx *orderFixtures) placeFunc {
 // placeInProcess calls app.Commands.PlaceOrder straight, without Connect,
 // HTTP/2 or the session lookup: the same transactions on the same
 // database, so the gap to the RPC figure is what the RPC layer costs on
-// this machine.
+// the machine that runs the bench.
 func placeInProcess(fx *orderFixtures) placeFunc {
 	return func(ctx context.Context, b benchUser, listing uuid.UUID) error {
 		_, err := fx.app.Commands.PlaceOrder(ctx, b.id, []string{listing.String()}, uuid.NewString())
@@ -370,7 +370,7 @@ func checkSoldOnce(ctx context.Context, pg *pgxpool.Pool, listing uuid.UUID, win
 	return nil
 }
 
-// codeName spells codes as the brief does (FailedPrecondition, not
+// codeName spells codes as the docs do (FailedPrecondition, not
 // failed_precondition).
 func codeName(c connect.Code) string {
 	var b strings.Builder

@@ -51,7 +51,7 @@ import (
 //     h2load POSTing grpc.health.v1.Health/Check (a trivial RPC of the
 //     same process, through the same HTTP server, though not the API's
 //     interceptor: grpchealth's handler has none), and redis-benchmark
-//     GETting one of the listings' cache entries. The brief's target: at
+//     GETting one of the listings' cache entries. The target: at
 //     least 0.8x the ceiling and 0.3x redis-benchmark, p99 < 5 ms;
 //   - warm SearchListings pages of those shapes, each requested once
 //     first, by h2load as Connect GET in JSON;
@@ -78,7 +78,7 @@ import (
 
 var searchListings = flag.Int("search-listings", 100_000, "listings in the reads suite's catalogue (SearchListings and the cache-miss path)")
 
-// Targets from the brief.
+// The targets.
 const (
 	hitMinCeiling = 0.8 // of the Connect ceiling
 	hitMinRatio   = 0.3 // of redis-benchmark GET
@@ -591,7 +591,7 @@ func hitRows(fx *readsFixture, clients int, rounds []readRound, near h2loadResul
 	search := row{
 		figure:    fmt.Sprintf("SearchListings warm page, Connect GET JSON (%s, %d shapes, %s listings)", each, shapes, fx.size),
 		reference: bothRef,
-		target:    "none in brief",
+		target:    "none set",
 		verdict:   verdictNone,
 	}
 	if shapes == 0 {
@@ -670,7 +670,7 @@ func measureMisses(ctx context.Context, fx *readsFixture, clients int, d time.Du
 		measured:  measured,
 		reference: fmt.Sprintf("FerretDB find by _id %.0f/s, p50 %s", ref.rate(), ms(ref.lat.p50)),
 		ratio:     times(res.rate() / ref.rate()),
-		target:    "none in brief",
+		target:    "none set",
 		verdict:   verdictNone,
 	}}, nil
 }
@@ -806,7 +806,7 @@ func measureSearches(ctx context.Context, fx *readsFixture) ([]row, error) {
 			figure:    fmt.Sprintf("SearchListings cold, %s listings: %s", fx.size, s.name),
 			measured:  measured,
 			reference: fmt.Sprintf("find alone %s (%d match; %s)", aloneText, matches, plan),
-			target:    "none in brief",
+			target:    "none set",
 			verdict:   verdictNone,
 		})
 	}

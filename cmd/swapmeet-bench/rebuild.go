@@ -20,7 +20,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// The rebuild suite measures the brief's rebuild target: the operator's
+// The rebuild suite measures the rebuild target: the operator's
 // `projections rebuild --collection listings` over a catalogue of
 // -rebuild-listings listings, against the raw bulk-load rate of the same
 // sink in the same run, while readers keep asking for listings that exist.
@@ -43,11 +43,11 @@ import (
 //     reads: at full speed they would take a third of FerretDB from the
 //     rebuild, and the reference runs without them.
 
-// The brief's figure is for 1M listings. FerretDB takes about 6k new
-// documents/s here, and the suite loads the listings twice (reference and
+// The target is stated for 1M listings. FerretDB took about 6k new
+// documents/s on a 2-core machine, and the suite loads the listings twice (reference and
 // rebuild), so 1M listings take 6 to 7 minutes; the default is what fits
 // in about two. The figure's row says what 1M would take.
-var rebuildListings = flag.Int("rebuild-listings", 250_000, "listings the rebuild suite loads (the brief's figure is for 1000000: about 7 min here)")
+var rebuildListings = flag.Int("rebuild-listings", 250_000, "listings the rebuild suite loads (the target is stated for 1000000: about 7 min on 2 cores)")
 
 const (
 	rebuildMinRatio = 0.8
@@ -143,10 +143,10 @@ func measureRebuild(ctx context.Context, e *env, n int) ([]row, error) {
 
 	figure := fmt.Sprintf("Rebuild %s listings, load phase", sizeLabel(n))
 	if n < 1_000_000 {
-		// What the suite would take at the brief's size, at these rates.
+		// What the suite would take at the target's size, at these rates.
 		scale := 1e6 / float64(n)
 		full := time.Duration(scale * float64(ref.busy+run.total+took))
-		figure += fmt.Sprintf(" (brief: 1M, ~%.0f min here; -rebuild-listings)", full.Minutes())
+		figure += fmt.Sprintf(" (target size: 1M, ~%.0f min at these rates; -rebuild-listings)", full.Minutes())
 	}
 	rows := []row{atLeast(figure,
 		fmt.Sprintf("%.0f rows/s (load %s; +indexes %s, +catch-up/switch/handover %s)", rate,

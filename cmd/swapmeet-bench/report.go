@@ -19,7 +19,7 @@ const (
 	// verdictNotMeasured: the run ended before the figure could be read,
 	// and what it did see decides nothing.
 	verdictNotMeasured = "not measured"
-	// verdictNone marks a figure the brief sets no target for.
+	// verdictNone marks a figure that has no target.
 	verdictNone = "-"
 )
 

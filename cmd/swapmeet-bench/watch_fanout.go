@@ -135,7 +135,7 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 		measured:  res.String(),
 		reference: "1 stream: " + ref.String(),
 		ratio:     times(float64(res.lat.p99) / float64(max(ref.lat.p99, time.Microsecond))),
-		target:    "- (brief: report p99)",
+		target:    "- (report p99)",
 		verdict:   verdictNone,
 	}
 	if res.missed > 0 {
@@ -145,7 +145,7 @@ func measureFanOut(ctx context.Context, e *env, o options) ([]row, error) {
 		figure:    fmt.Sprintf("%s: API RSS per stream (%d streams, %d connections)", fanOutFigure, n, len(set.conns)),
 		measured:  fmt.Sprintf("%.1f KiB (RSS %s -> %s)", perStream/1024, mib(before), mib(after)),
 		reference: "serve RSS before the streams",
-		target:    "- (brief: report it)",
+		target:    "- (report it)",
 		verdict:   verdictNone,
 	}
 	return []row{delivery, memory}, nil

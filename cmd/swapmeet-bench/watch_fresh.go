@@ -16,7 +16,7 @@ import (
 
 var watchListings = flag.Int("watch-listings", 1000, "listings of the freshness writes that a WatchListing stream follows each, for the commit-to-delivery figure (0: none)")
 
-// deliveryMaxOverFresh: the brief wants commit-to-delivery p99 within this
+// deliveryMaxOverFresh: the target wants commit-to-delivery p99 within this
 // of the freshness p99 of the same run.
 const deliveryMaxOverFresh = 50 * time.Millisecond
 

@@ -17,7 +17,7 @@ import (
 
 // Media: the bytes go from the client straight to the object store with a
 // presigned POST; Postgres records the key and what was verified; the CDC
-// puts confirmed images on the listing document. See README, "Media".
+// puts confirmed images on the listing document. See docs/media.md.
 
 const (
 	// confirmWindow is how long after CreateMediaUpload an upload can be

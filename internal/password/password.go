@@ -14,7 +14,7 @@ import (
 )
 
 // Params are the argon2id cost parameters. The defaults follow OWASP's
-// recommendation (19 MiB, 2 passes, 1 lane): about 20 ms a hash here.
+// recommendation (19 MiB, 2 passes, 1 lane).
 type Params struct {
 	MemoryKiB uint32
 	Time      uint32

@@ -156,8 +156,8 @@ before(async () => {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     // Playwright gives each launch a fresh, empty --user-data-dir. The
-    // network flags keep Chromium from calling home: this machine has no
-    // network but the registries, and every refused connection is noise.
+    // network flags keep Chromium from calling home, which the test does not
+    // need: without Internet access every refused connection is log noise.
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
 });

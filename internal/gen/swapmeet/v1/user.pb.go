@@ -130,7 +130,7 @@ type SignUpRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique, compared case-insensitively.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	// 8..128 characters; stored only as an argon2id/bcrypt hash.
+	// 8..128 characters; stored only as an argon2id hash.
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// 1..64 characters.
 	DisplayName   string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`

@@ -65,6 +65,7 @@ const (
 // ListingServiceClient is a client for the swapmeet.v1.ListingService service.
 type ListingServiceClient interface {
 	// CreateListing puts an item up for sale as AVAILABLE, at version 1.
+	// ResourceExhausted past the seller's listing quotas.
 	CreateListing(context.Context, *connect.Request[v1.CreateListingRequest]) (*connect.Response[v1.CreateListingResponse], error)
 	// UpdateListing changes the fields named in update_mask. Aborted when
 	// expected_version is stale; FailedPrecondition when the listing is not
@@ -85,7 +86,9 @@ type ListingServiceClient interface {
 	// image straight to object storage. The policy enforces content_type and
 	// size_bytes. Images only (image/jpeg, image/png, image/webp), at most
 	// 10 MiB by default, else InvalidArgument. FailedPrecondition when the
-	// listing is not AVAILABLE. It records a pending media row, which the
+	// listing is not AVAILABLE or already has the most images allowed (8 by
+	// default, pending uploads included); ResourceExhausted past the seller's
+	// quota of unconfirmed uploads. It records a pending media row, which the
 	// listing shows only after ConfirmMediaUpload.
 	CreateMediaUpload(context.Context, *connect.Request[v1.CreateMediaUploadRequest]) (*connect.Response[v1.CreateMediaUploadResponse], error)
 	// ConfirmMediaUpload attaches an uploaded image to the listing after
@@ -244,6 +247,7 @@ func (c *listingServiceClient) WatchListing(ctx context.Context, req *connect.Re
 // ListingServiceHandler is an implementation of the swapmeet.v1.ListingService service.
 type ListingServiceHandler interface {
 	// CreateListing puts an item up for sale as AVAILABLE, at version 1.
+	// ResourceExhausted past the seller's listing quotas.
 	CreateListing(context.Context, *connect.Request[v1.CreateListingRequest]) (*connect.Response[v1.CreateListingResponse], error)
 	// UpdateListing changes the fields named in update_mask. Aborted when
 	// expected_version is stale; FailedPrecondition when the listing is not
@@ -264,7 +268,9 @@ type ListingServiceHandler interface {
 	// image straight to object storage. The policy enforces content_type and
 	// size_bytes. Images only (image/jpeg, image/png, image/webp), at most
 	// 10 MiB by default, else InvalidArgument. FailedPrecondition when the
-	// listing is not AVAILABLE. It records a pending media row, which the
+	// listing is not AVAILABLE or already has the most images allowed (8 by
+	// default, pending uploads included); ResourceExhausted past the seller's
+	// quota of unconfirmed uploads. It records a pending media row, which the
 	// listing shows only after ConfirmMediaUpload.
 	CreateMediaUpload(context.Context, *connect.Request[v1.CreateMediaUploadRequest]) (*connect.Response[v1.CreateMediaUploadResponse], error)
 	// ConfirmMediaUpload attaches an uploaded image to the listing after

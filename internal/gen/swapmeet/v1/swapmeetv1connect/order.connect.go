@@ -64,7 +64,8 @@ type OrderServiceClient interface {
 	// a call with the same idempotency_key returns the same order. Aborted
 	// when contention outlasts the bounded retries.
 	PlaceOrder(context.Context, *connect.Request[v1.PlaceOrderRequest]) (*connect.Response[v1.PlaceOrderResponse], error)
-	// GetOrder returns one order from the read side. Buyer or seller only.
+	// GetOrder returns one order from the read side. Buyer or seller only;
+	// NotFound for anyone else.
 	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
 	// ListOrders pages through the caller's own orders, newest first, as buyer
 	// or as seller.
@@ -219,7 +220,8 @@ type OrderServiceHandler interface {
 	// a call with the same idempotency_key returns the same order. Aborted
 	// when contention outlasts the bounded retries.
 	PlaceOrder(context.Context, *connect.Request[v1.PlaceOrderRequest]) (*connect.Response[v1.PlaceOrderResponse], error)
-	// GetOrder returns one order from the read side. Buyer or seller only.
+	// GetOrder returns one order from the read side. Buyer or seller only;
+	// NotFound for anyone else.
 	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
 	// ListOrders pages through the caller's own orders, newest first, as buyer
 	// or as seller.

@@ -45,8 +45,9 @@ const (
 type ReviewServiceClient interface {
 	// CreateReview rates the seller of a DELIVERED order. Only the order's
 	// buyer may call it (Unauthenticated without a session, PermissionDenied
-	// for anyone else, NotFound for an unknown order). FailedPrecondition when
-	// the order is not DELIVERED; AlreadyExists when it was already reviewed.
+	// for the order's seller, NotFound for an unknown order or one the caller
+	// is not a party to). FailedPrecondition when the order is not DELIVERED;
+	// AlreadyExists when it was already reviewed.
 	CreateReview(context.Context, *connect.Request[v1.CreateReviewRequest]) (*connect.Response[v1.CreateReviewResponse], error)
 	// ListSellerReviews pages through a seller's reviews, newest first, with
 	// the seller's rating. Anyone may call it.
@@ -100,8 +101,9 @@ func (c *reviewServiceClient) ListSellerReviews(ctx context.Context, req *connec
 type ReviewServiceHandler interface {
 	// CreateReview rates the seller of a DELIVERED order. Only the order's
 	// buyer may call it (Unauthenticated without a session, PermissionDenied
-	// for anyone else, NotFound for an unknown order). FailedPrecondition when
-	// the order is not DELIVERED; AlreadyExists when it was already reviewed.
+	// for the order's seller, NotFound for an unknown order or one the caller
+	// is not a party to). FailedPrecondition when the order is not DELIVERED;
+	// AlreadyExists when it was already reviewed.
 	CreateReview(context.Context, *connect.Request[v1.CreateReviewRequest]) (*connect.Response[v1.CreateReviewResponse], error)
 	// ListSellerReviews pages through a seller's reviews, newest first, with
 	// the seller's rating. Anyone may call it.

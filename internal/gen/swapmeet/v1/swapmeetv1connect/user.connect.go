@@ -50,7 +50,8 @@ const (
 type UserServiceClient interface {
 	// SignUp creates an account and signs it in. Anyone may call it.
 	// AlreadyExists when the email is taken; InvalidArgument for a malformed
-	// email, a password shorter than 8 characters or an empty display_name.
+	// email, a password of fewer than 8 or more than 128 characters, or an
+	// empty display_name. ResourceExhausted when rate-limited.
 	SignUp(context.Context, *connect.Request[v1.SignUpRequest]) (*connect.Response[v1.SignUpResponse], error)
 	// SignIn starts a session. Anyone may call it. An unknown email and a wrong
 	// password give the same Unauthenticated error, so that accounts cannot be
@@ -151,7 +152,8 @@ func (c *userServiceClient) UpdateProfile(ctx context.Context, req *connect.Requ
 type UserServiceHandler interface {
 	// SignUp creates an account and signs it in. Anyone may call it.
 	// AlreadyExists when the email is taken; InvalidArgument for a malformed
-	// email, a password shorter than 8 characters or an empty display_name.
+	// email, a password of fewer than 8 or more than 128 characters, or an
+	// empty display_name. ResourceExhausted when rate-limited.
 	SignUp(context.Context, *connect.Request[v1.SignUpRequest]) (*connect.Response[v1.SignUpResponse], error)
 	// SignIn starts a session. Anyone may call it. An unknown email and a wrong
 	// password give the same Unauthenticated error, so that accounts cannot be

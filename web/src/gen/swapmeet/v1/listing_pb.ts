@@ -793,6 +793,7 @@ export const SearchSortSchema: GenEnum<SearchSort> = /*@__PURE__*/
 export const ListingService: GenService<{
   /**
    * CreateListing puts an item up for sale as AVAILABLE, at version 1.
+   * ResourceExhausted past the seller's listing quotas.
    *
    * @generated from rpc swapmeet.v1.ListingService.CreateListing
    */
@@ -853,7 +854,9 @@ export const ListingService: GenService<{
    * image straight to object storage. The policy enforces content_type and
    * size_bytes. Images only (image/jpeg, image/png, image/webp), at most
    * 10 MiB by default, else InvalidArgument. FailedPrecondition when the
-   * listing is not AVAILABLE. It records a pending media row, which the
+   * listing is not AVAILABLE or already has the most images allowed (8 by
+   * default, pending uploads included); ResourceExhausted past the seller's
+   * quota of unconfirmed uploads. It records a pending media row, which the
    * listing shows only after ConfirmMediaUpload.
    *
    * @generated from rpc swapmeet.v1.ListingService.CreateMediaUpload

@@ -589,9 +589,11 @@ export const OrderRoleSchema: GenEnum<OrderRole> = /*@__PURE__*/
  * PENDING -> PAID -> SHIPPED -> DELIVERED, or CANCELLED before SHIPPED.
  *
  * Every RPC needs a session (Unauthenticated otherwise). Only the order's
- * buyer or seller can see or change it: PermissionDenied for another user,
- * NotFound for an unknown order. A transition from the wrong status gives
- * FailedPrecondition.
+ * buyer or seller can see or change it: to anyone else an order does not
+ * exist, so another user gets NotFound, as for an unknown order. A party
+ * calling a transition that belongs to the other party (the seller paying,
+ * the buyer shipping) gets PermissionDenied. A transition from the wrong
+ * status gives FailedPrecondition.
  *
  * @generated from service swapmeet.v1.OrderService
  */
@@ -611,7 +613,8 @@ export const OrderService: GenService<{
     output: typeof PlaceOrderResponseSchema;
   },
   /**
-   * GetOrder returns one order from the read side. Buyer or seller only.
+   * GetOrder returns one order from the read side. Buyer or seller only;
+   * NotFound for anyone else.
    *
    * @generated from rpc swapmeet.v1.OrderService.GetOrder
    */

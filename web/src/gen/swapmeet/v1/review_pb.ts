@@ -207,8 +207,9 @@ export const ReviewService: GenService<{
   /**
    * CreateReview rates the seller of a DELIVERED order. Only the order's
    * buyer may call it (Unauthenticated without a session, PermissionDenied
-   * for anyone else, NotFound for an unknown order). FailedPrecondition when
-   * the order is not DELIVERED; AlreadyExists when it was already reviewed.
+   * for the order's seller, NotFound for an unknown order or one the caller
+   * is not a party to). FailedPrecondition when the order is not DELIVERED;
+   * AlreadyExists when it was already reviewed.
    *
    * @generated from rpc swapmeet.v1.ReviewService.CreateReview
    */

@@ -86,7 +86,7 @@ export type SignUpRequest = Message<"swapmeet.v1.SignUpRequest"> & {
   email: string;
 
   /**
-   * 8..128 characters; stored only as an argon2id/bcrypt hash.
+   * 8..128 characters; stored only as an argon2id hash.
    *
    * @generated from field: string password = 2;
    */
@@ -303,7 +303,8 @@ export const UserService: GenService<{
   /**
    * SignUp creates an account and signs it in. Anyone may call it.
    * AlreadyExists when the email is taken; InvalidArgument for a malformed
-   * email, a password shorter than 8 characters or an empty display_name.
+   * email, a password of fewer than 8 or more than 128 characters, or an
+   * empty display_name. ResourceExhausted when rate-limited.
    *
    * @generated from rpc swapmeet.v1.UserService.SignUp
    */
