@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/db"
-	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 func TestStatementTimeoutReachesTheSession(t *testing.T) {
-	cfg, err := config.FromEnv()
+	cfg, err := system.LoadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}

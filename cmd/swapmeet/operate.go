@@ -3,105 +3,68 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
-	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
 
-// parseCollections parses the arguments of a command whose one flag is
-// --collection, naming one collection or all.
-func parseCollections(command string, args []string) ([]string, error) {
-	fs := flag.NewFlagSet(command, flag.ContinueOnError)
-	c := fs.String("collection", "all", "users, listings, orders, reviews or all")
-	if err := fs.Parse(args); err != nil {
-		return nil, exitError(2)
-	}
-	if *c == "all" {
-		return readstore.Collections, nil
-	}
-	if !slices.Contains(readstore.Collections, *c) {
-		return nil, fmt.Errorf("--collection %q: want one of %s or all", *c, strings.Join(readstore.Collections, ", "))
-	}
-	return []string{*c}, nil
+var migrateCommand = command{
+	name:    "migrate",
+	summary: "apply pending schema migrations and exit",
+	about:   "Applies the schema migrations embedded in the binary that the database lacks, then exits.",
+	flags: func(*flag.FlagSet) run {
+		return func(ctx context.Context, cfg system.Config, log *slog.Logger) error {
+			n, err := system.Migrate(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			log.Info("schema is up to date", "applied", n)
+			return nil
+		}
+	},
 }
 
-func verifyProjections(ctx context.Context, cfg config.Config, _ *slog.Logger, args []string) error {
-	names, err := parseCollections("projections verify", args)
-	if err != nil {
-		return err
-	}
-	d, err := system.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	drifts, err := cdc.Verify(ctx, d.PG, d.Reads, names)
-	if err != nil {
-		return err
-	}
-	if !cdc.PrintDrift(os.Stdout, drifts) {
-		return exitError(1)
-	}
-	return nil
+// collectionFlag declares --collection, naming one collection or all.
+func collectionFlag(fs *flag.FlagSet) *[]string {
+	names := readstore.Collections
+	fs.Func("collection", "the `collection`: users, listings, orders, reviews or all (default all)", func(v string) error {
+		switch {
+		case v == "all":
+			names = readstore.Collections
+		case slices.Contains(readstore.Collections, v):
+			names = []string{v}
+		default:
+			return fmt.Errorf("want one of %s or all", strings.Join(readstore.Collections, ", "))
+		}
+		return nil
+	})
+	return &names
 }
 
-func slotStatus(ctx context.Context, cfg config.Config, _ *slog.Logger, args []string) error {
-	if len(args) > 0 {
-		return errors.New("slot status takes no arguments")
-	}
-	d, err := system.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	slot, err := readSideSlot(ctx, d, cfg)
-	if err != nil {
-		return err
-	}
-	s, err := wal.ReadSlotStatus(ctx, d.PG, slot)
-	if err != nil {
-		return err
-	}
-	s.Print(os.Stdout)
-	if s.RetainedBytes > cfg.SlotWarnBytes {
-		fmt.Printf("WARNING: the slot retains %d bytes of WAL, over SWAPMEET_SLOT_WARN_BYTES (%d): is the CDC running and keeping up?\n",
-			s.RetainedBytes, cfg.SlotWarnBytes)
-	}
-	return nil
-}
-
-func rebuildProjections(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
-	names, err := parseCollections("projections rebuild", args)
-	if err != nil {
-		return err
-	}
-	d, err := system.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	b := &cdc.Rebuild{
-		Reader:      wal.Config{ConnString: cfg.PostgresURL, Publication: cfg.Publication, Log: log},
-		BaseSlot:    cfg.Slot,
-		PG:          d.PG,
-		Reads:       d.Reads,
-		Sink:        system.NewProjector(cfg, d, log),
-		Collections: names,
-		Progress:    os.Stderr,
-		Terminal:    isTerminal(os.Stderr),
-		Log:         log,
-	}
-	return b.Run(ctx)
+var rebuildCommand = command{
+	name:    "projections rebuild",
+	summary: "rebuild read collections from a snapshot and switch readers to them",
+	about: `Rebuilds read collections from a snapshot of Postgres into new collections
+while the system runs, then switches readers to them without downtime. It
+shows its progress.`,
+	flags: func(fs *flag.FlagSet) run {
+		names := collectionFlag(fs)
+		return func(ctx context.Context, cfg system.Config, log *slog.Logger) error {
+			return system.RebuildProjections(ctx, cfg, log, system.RebuildOptions{
+				Collections: *names, Progress: os.Stderr, Terminal: isTerminal(os.Stderr),
+			})
+		}
+	},
 }
 
 func isTerminal(f *os.File) bool {
@@ -109,51 +72,111 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// readSideSlot names the slot the read side uses: the pointer's, else the
-// configured one (a read side not initialised yet).
-func readSideSlot(ctx context.Context, d *system.Clients, cfg config.Config) (string, error) {
-	if p, err := d.Reads.LoadPointer(ctx); err == nil {
-		return p.Slot, nil
-	} else if !errors.Is(err, readstore.ErrNoPointer) {
-		return "", err
-	}
-	return cfg.Slot, nil
+var verifyCommand = command{
+	name:    "projections verify",
+	summary: "compare every read document with Postgres; exit 1 on drift",
+	about:   "Compares every document of the read collections with Postgres and lists what differs; exit status 1 on drift.",
+	flags: func(fs *flag.FlagSet) run {
+		names := collectionFlag(fs)
+		return func(ctx context.Context, cfg system.Config, _ *slog.Logger) error {
+			drifts, err := system.VerifyProjections(ctx, cfg, *names)
+			if err != nil {
+				return err
+			}
+			if !cdc.PrintDrift(os.Stdout, drifts) {
+				return exitError(exitFailed)
+			}
+			return nil
+		}
+	},
 }
 
-func slotDrop(ctx context.Context, cfg config.Config, _ *slog.Logger, args []string) error {
-	fs := flag.NewFlagSet("slot drop", flag.ContinueOnError)
-	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
-	}
-	d, err := system.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	slot, err := readSideSlot(ctx, d, cfg)
-	if err != nil {
-		return err
-	}
-	s, err := wal.ReadSlotStatus(ctx, d.PG, slot)
-	if err != nil {
-		return err
-	}
-	s.Print(os.Stdout)
-	if s.Active {
-		return fmt.Errorf("slot %s is in use by pid %d: stop the CDC first", slot, s.ActivePID)
-	}
-	if !*yes {
-		fmt.Printf("\nDropping %s loses the changes it holds: the read side can then only be\n"+
-			"repaired by 'swapmeet projections rebuild'. Type the slot name to confirm: ", slot)
-		answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-		if strings.TrimSpace(answer) != slot {
-			return errors.New("not confirmed; nothing dropped")
+var slotStatusCommand = command{
+	name:    "slot status",
+	summary: "print the replication slot's position, lag and retained WAL",
+	about: `Prints the position, lag and retained WAL of the replication slot the read
+side uses, with a warning past SWAPMEET_SLOT_WARN_BYTES.`,
+	flags: func(*flag.FlagSet) run {
+		return func(ctx context.Context, cfg system.Config, _ *slog.Logger) error {
+			s, err := system.SlotStatus(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			s.Print(os.Stdout)
+			if s.RetainedBytes > cfg.SlotWarnBytes {
+				fmt.Printf("WARNING: the slot retains %d bytes of WAL, over SWAPMEET_SLOT_WARN_BYTES (%d): is the CDC running and keeping up?\n",
+					s.RetainedBytes, cfg.SlotWarnBytes)
+			}
+			return nil
 		}
-	}
-	if _, err := d.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
-		return fmt.Errorf("drop slot %s: %w", slot, err)
-	}
-	fmt.Printf("dropped %s\n", slot)
-	return nil
+	},
+}
+
+var slotDropCommand = command{
+	name:    "slot drop",
+	summary: "drop the replication slot the read side uses (asks for confirmation)",
+	about: `Drops the replication slot the read side uses, after showing its status and
+asking for its name. A slot in use is refused: stop the CDC first.`,
+	flags: func(fs *flag.FlagSet) run {
+		yes := fs.Bool("yes", false, "do not ask for confirmation")
+		return func(ctx context.Context, cfg system.Config, _ *slog.Logger) error {
+			slot, err := system.DropSlot(ctx, cfg, func(s wal.SlotStatus) bool {
+				s.Print(os.Stdout)
+				if *yes {
+					return true
+				}
+				fmt.Printf("\nDropping %s loses the changes it holds: the read side can then only be\n"+
+					"repaired by 'swapmeet projections rebuild'. Type the slot name to confirm: ", s.Name)
+				answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+				return strings.TrimSpace(answer) == s.Name
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("dropped %s\n", slot)
+			return nil
+		}
+	},
+}
+
+var mediaSweepCommand = command{
+	name:    "media sweep",
+	summary: "delete stale uploads, withdrawn listings' images and orphaned objects",
+	about: `Deletes uploads never confirmed, the images of withdrawn listings and objects
+without a row, as serve does every SWAPMEET_MEDIA_SWEEP_INTERVAL. It is
+idempotent; exit status 1 if some objects could not be deleted (the next
+sweep retries them).`,
+	flags: func(fs *flag.FlagSet) run {
+		o := mediajobs.SweepOptions{PendingOlderThan: system.SweepPendingOlderThan, OrphanGrace: system.SweepOrphanGrace}
+		durationFlag(fs, &o.PendingOlderThan, "older-than", "remove uploads never confirmed after this `duration`", false)
+		durationFlag(fs, &o.OrphanGrace, "orphan-grace", "never remove objects younger than this `duration` as orphans", true)
+		return func(ctx context.Context, cfg system.Config, log *slog.Logger) error {
+			rep, err := system.SweepMedia(ctx, cfg, log, o)
+			fmt.Printf("pending uploads older than %s removed:  %d\n", o.PendingOlderThan, rep.StalePending)
+			fmt.Printf("images of withdrawn listings removed: %d\n", rep.Withdrawn)
+			fmt.Printf("orphaned objects removed:             %d\n", rep.Orphans)
+			fmt.Printf("objects deleted:                      %d\n", rep.ObjectsRemoved)
+			fmt.Printf("objects that could not be deleted:    %d\n", rep.ObjectErrors)
+			if err != nil {
+				return err
+			}
+			if rep.ObjectErrors > 0 {
+				return exitError(exitFailed)
+			}
+			return nil
+		}
+	},
+}
+
+// durationFlag declares a duration flag that must be positive (or, with
+// zeroOK, at least 0).
+func durationFlag(fs *flag.FlagSet, d *time.Duration, name, usage string, zeroOK bool) {
+	fs.Func(name, fmt.Sprintf("%s (default %s)", usage, *d), func(v string) error {
+		p, err := time.ParseDuration(v)
+		if err != nil || p < 0 || (p == 0 && !zeroOK) {
+			return fmt.Errorf("want a positive duration like 24h")
+		}
+		*d = p
+		return nil
+	})
 }

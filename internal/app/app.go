@@ -32,7 +32,7 @@ type Deps struct {
 	SessionTTL time.Duration
 	// SessionCacheTTL is how long this process trusts a session it looked
 	// up: a token revoked through another process may work that long.
-	// Negative disables the cache.
+	// 0 disables the cache.
 	SessionCacheTTL time.Duration
 	// Password sets the argon2id cost.
 	Password password.Params
@@ -64,7 +64,8 @@ type App struct {
 	Queries  *Queries
 }
 
-// New wires the use cases, filling in defaults for zero settings.
+// New wires the use cases. A zero ConsistencyWait, SessionTTL or Password
+// takes its default (none of them can be off); a zero limit is off.
 func New(d Deps) (*App, error) {
 	if d.ConsistencyWait == 0 {
 		d.ConsistencyWait = 2 * time.Second
@@ -75,10 +76,6 @@ func New(d Deps) (*App, error) {
 	if d.Password == (password.Params{}) {
 		d.Password = password.Default
 	}
-	if d.SessionCacheTTL == 0 {
-		d.SessionCacheTTL = 10 * time.Second
-	}
-	d.Limits = d.Limits.withDefaults()
 	if d.Limits.HashConcurrency <= 0 {
 		d.Limits.HashConcurrency = password.Size(d.Password, password.DefaultMemoryBudget)
 	}

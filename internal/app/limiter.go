@@ -13,24 +13,24 @@ import (
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 )
 
-// Limits bound what one client or one user can make the service do. Zero
-// fields take the defaults below; a negative count switches that limit off.
+// Limits bound what one client or one user can make the service do. A
+// count of 0 switches that limit off; start from DefaultLimits.
 type Limits struct {
-	Window          time.Duration // the window every per-client count runs over
-	SignInPerEmail  int           // sign-in attempts per email per window
-	SignInPerClient int           // sign-in attempts per client address per window
-	SignUpPerClient int           // sign-ups per client address per window
-	WritesPerClient int           // other writes per client address per window
+	Window          time.Duration `env:"SWAPMEET_LIMIT_WINDOW"`                // the window every per-client count runs over
+	SignInPerEmail  int           `env:"SWAPMEET_LIMIT_SIGNIN_PER_EMAIL,off"`  // sign-in attempts per email per window
+	SignInPerClient int           `env:"SWAPMEET_LIMIT_SIGNIN_PER_CLIENT,off"` // sign-in attempts per client address per window
+	SignUpPerClient int           `env:"SWAPMEET_LIMIT_SIGNUP_PER_CLIENT,off"` // sign-ups per client address per window
+	WritesPerClient int           `env:"SWAPMEET_LIMIT_WRITES_PER_CLIENT,off"` // other writes per client address per window
 
 	// HashConcurrency is how many password hashes run at once in this
-	// process; 0 sizes it from the cores and the hash's memory.
-	HashConcurrency int
+	// process; 0 (the default) sizes it from the cores and the hash's memory.
+	HashConcurrency int `env:"SWAPMEET_HASH_CONCURRENCY"`
 	// HashWait is how long a caller waits for a hashing slot.
-	HashWait time.Duration
+	HashWait time.Duration `env:"SWAPMEET_HASH_WAIT"`
 
-	ListingsPerDay int // listings one seller may create in 24 hours
-	ActiveListings int // AVAILABLE listings one seller may have
-	PendingUploads int // unconfirmed uploads one seller may have open
+	ListingsPerDay int `env:"SWAPMEET_QUOTA_LISTINGS_PER_DAY,off"` // listings one seller may create in 24 hours
+	ActiveListings int `env:"SWAPMEET_QUOTA_ACTIVE_LISTINGS,off"`  // AVAILABLE listings one seller may have
+	PendingUploads int `env:"SWAPMEET_QUOTA_PENDING_UPLOADS,off"`  // unconfirmed uploads one seller may have open
 }
 
 // DefaultLimits are what an unconfigured process enforces.
@@ -44,29 +44,6 @@ var DefaultLimits = Limits{
 	ListingsPerDay:  100,
 	ActiveListings:  1000,
 	PendingUploads:  50,
-}
-
-func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
-	fill := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	fill(&l.SignInPerEmail, d.SignInPerEmail)
-	fill(&l.SignInPerClient, d.SignInPerClient)
-	fill(&l.SignUpPerClient, d.SignUpPerClient)
-	fill(&l.WritesPerClient, d.WritesPerClient)
-	fill(&l.ListingsPerDay, d.ListingsPerDay)
-	fill(&l.ActiveListings, d.ActiveListings)
-	fill(&l.PendingUploads, d.PendingUploads)
-	if l.Window == 0 {
-		l.Window = d.Window
-	}
-	if l.HashWait == 0 {
-		l.HashWait = d.HashWait
-	}
-	return l
 }
 
 type clientKey struct{}

@@ -55,9 +55,9 @@ type nearEntry struct {
 
 // NearOptions size the near cache.
 type NearOptions struct {
-	Entries int           // at most this many documents; 0 disables the near cache
-	Bytes   int64         // and at most this many bytes, as counted by NearSize
-	TTL     time.Duration // a document is read from Redis again after this long
+	Entries int           `env:"SWAPMEET_NEAR_CACHE_ENTRIES,off"` // at most this many documents; 0 disables the near cache
+	Bytes   int64         `env:"SWAPMEET_NEAR_CACHE_BYTES"`       // and at most this many bytes, as counted by NearSize
+	TTL     time.Duration `env:"SWAPMEET_NEAR_CACHE_TTL"`         // a document is read from Redis again after this long
 }
 
 // DefaultNear is the default size of the near cache.

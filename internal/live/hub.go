@@ -34,17 +34,17 @@ import (
 type Options struct {
 	// Heartbeat is how often an idle stream sends a message with only a
 	// resume token.
-	Heartbeat time.Duration
+	Heartbeat time.Duration `env:"SWAPMEET_WATCH_HEARTBEAT"`
 	// MaxLifetime ends a stream cleanly; the client resumes with its token.
-	MaxLifetime time.Duration
+	MaxLifetime time.Duration `env:"SWAPMEET_WATCH_MAX_LIFETIME"`
 	// MaxStreams bounds the open streams of the process.
-	MaxStreams int
+	MaxStreams int `env:"SWAPMEET_WATCH_MAX_STREAMS"`
 	// MaxStreamsPerOwner bounds the streams of one user, or of one client
 	// address for anonymous streams.
-	MaxStreamsPerOwner int
+	MaxStreamsPerOwner int `env:"SWAPMEET_WATCH_MAX_STREAMS_PER_USER"`
 	// Buffer is how many changed orders a subscriber may have yet to send
 	// before it is told to resync instead.
-	Buffer int
+	Buffer int `env:"SWAPMEET_WATCH_BUFFER"`
 	// SessionCheck is how often a signed-in stream checks that its session
 	// still stands.
 	SessionCheck time.Duration

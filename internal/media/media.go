@@ -21,32 +21,34 @@ import (
 // Config says where the bucket is, how long presigned URLs live, and the
 // limits on what may be uploaded.
 type Config struct {
-	Endpoint  string // host:port
-	AccessKey string
-	SecretKey string
-	Bucket    string
-	Secure    bool // https
+	Endpoint  string `env:"SWAPMEET_S3_ENDPOINT"` // host:port
+	AccessKey string `env:"SWAPMEET_S3_ACCESS_KEY"`
+	SecretKey string `env:"SWAPMEET_S3_SECRET_KEY"`
+	Bucket    string `env:"SWAPMEET_S3_BUCKET"`
+	Secure    bool   `env:"SWAPMEET_S3_SECURE"` // https
 	// Region is the store's region. Knowing it keeps presigning local: the
 	// client would otherwise ask the server for the bucket's location.
-	Region string
+	Region string `env:"SWAPMEET_S3_REGION"`
 	// GetExpiry is the lifetime of a presigned GET URL.
-	GetExpiry time.Duration
+	GetExpiry time.Duration `env:"SWAPMEET_MEDIA_GET_EXPIRY"`
 	// UploadExpiry is the lifetime of a presigned POST policy.
-	UploadExpiry time.Duration
+	UploadExpiry time.Duration `env:"SWAPMEET_MEDIA_UPLOAD_EXPIRY"`
 	// MaxUploadBytes bounds one image.
-	MaxUploadBytes int64
+	MaxUploadBytes int64 `env:"SWAPMEET_MEDIA_MAX_BYTES"`
 	// MaxPerListing bounds the images of one listing, pending ones included.
-	MaxPerListing int
+	MaxPerListing int `env:"SWAPMEET_MEDIA_MAX_PER_LISTING"`
 }
 
-// Defaults for zero Config fields.
-const (
-	DefaultRegion         = "us-east-1" // MinIO's unless configured otherwise
-	DefaultGetExpiry      = 10 * time.Minute
-	DefaultUploadExpiry   = 15 * time.Minute
-	DefaultMaxUploadBytes = 10 << 20
-	DefaultMaxPerListing  = 8
-)
+// DefaultConfig is the local store `make up` starts, with the default
+// lifetimes and limits; none of them may be zero.
+var DefaultConfig = Config{
+	Endpoint: "127.0.0.1:19000", AccessKey: "swapmeet", SecretKey: "swapmeet-secret", Bucket: "swapmeet-media",
+	Region:         "us-east-1", // MinIO's unless configured otherwise
+	GetExpiry:      10 * time.Minute,
+	UploadExpiry:   15 * time.Minute,
+	MaxUploadBytes: 10 << 20,
+	MaxPerListing:  8,
+}
 
 // Bucket is the one bucket that holds the media.
 type Bucket struct {
@@ -57,20 +59,8 @@ type Bucket struct {
 
 // New returns a Bucket; it does not contact the server.
 func New(cfg Config) (*Bucket, error) {
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	if cfg.GetExpiry == 0 {
-		cfg.GetExpiry = DefaultGetExpiry
-	}
-	if cfg.UploadExpiry == 0 {
-		cfg.UploadExpiry = DefaultUploadExpiry
-	}
-	if cfg.MaxUploadBytes == 0 {
-		cfg.MaxUploadBytes = DefaultMaxUploadBytes
-	}
-	if cfg.MaxPerListing == 0 {
-		cfg.MaxPerListing = DefaultMaxPerListing
+	if cfg.GetExpiry <= 0 || cfg.UploadExpiry <= 0 || cfg.MaxUploadBytes <= 0 || cfg.MaxPerListing <= 0 {
+		return nil, errors.New("media: expiries and limits must be positive (start from DefaultConfig)")
 	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),

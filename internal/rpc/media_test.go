@@ -130,8 +130,8 @@ func TestMediaUploadConfirmReadAndDelete(t *testing.T) {
 	if up.FormFields["key"] != media.StagingKey(key) || up.FormFields["Content-Type"] != "image/png" || up.FormFields["policy"] == "" {
 		t.Fatalf("form fields %v: want the server's key, the content type and a policy", up.FormFields)
 	}
-	if exp := time.Until(up.ExpiresAt.AsTime()); exp <= 0 || exp > media.DefaultUploadExpiry {
-		t.Fatalf("the policy expires in %s, want within %s", exp, media.DefaultUploadExpiry)
+	if exp := time.Until(up.ExpiresAt.AsTime()); exp <= 0 || exp > media.DefaultConfig.UploadExpiry {
+		t.Fatalf("the policy expires in %s, want within %s", exp, media.DefaultConfig.UploadExpiry)
 	}
 	mediatest.Upload(t, asUpload(up), img)
 	token, err := m.confirm(seller, listing, up.MediaId)
@@ -213,7 +213,7 @@ func TestMediaUploadRefusals(t *testing.T) {
 		for _, req := range []*swapmeetv1.CreateMediaUploadRequest{
 			{ListingId: listing, ContentType: "image/gif", SizeBytes: 10},
 			{ListingId: listing, ContentType: "image/png", SizeBytes: 0},
-			{ListingId: listing, ContentType: "image/png", SizeBytes: media.DefaultMaxUploadBytes + 1},
+			{ListingId: listing, ContentType: "image/png", SizeBytes: media.DefaultConfig.MaxUploadBytes + 1},
 			{ListingId: "not-a-uuid", ContentType: "image/png", SizeBytes: 10},
 		} {
 			_, err := m.listings.CreateMediaUpload(ctx, authed(req, seller.token))

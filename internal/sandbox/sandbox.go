@@ -23,7 +23,6 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
@@ -49,7 +48,7 @@ type Sandbox struct {
 	Publication string
 	Log         *slog.Logger
 
-	cfg config.Config // what a swapmeet process run against this sandbox reads
+	cfg system.Config // what a swapmeet process run against this sandbox reads
 
 	mu      sync.Mutex
 	closers []func() error // newest last
@@ -67,7 +66,7 @@ func RandomName(prefix string) string {
 // system's logs (nil: discarded). On an error, what was created is
 // dropped again.
 func New(ctx context.Context, log *slog.Logger) (_ *Sandbox, err error) {
-	cfg, err := config.FromEnv()
+	cfg, err := system.LoadConfig()
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
@@ -94,7 +93,7 @@ func New(ctx context.Context, log *slog.Logger) (_ *Sandbox, err error) {
 	s.cfg = cfg
 	s.cfg.MongoDB, s.cfg.RedisPrefix, s.cfg.Slot = s.MongoDB, s.RedisPrefix, s.Slot
 
-	if s.Media, err = media.New(cfg.MediaConfig()); err != nil {
+	if s.Media, err = media.New(cfg.Media); err != nil {
 		return nil, err
 	}
 
@@ -187,7 +186,7 @@ func (s *Sandbox) Close() error {
 }
 
 // Config is the configuration of a swapmeet process run against the sandbox.
-func (s *Sandbox) Config() config.Config { return s.cfg }
+func (s *Sandbox) Config() system.Config { return s.cfg }
 
 // Clients are the sandbox's clients, as the system assembly takes them.
 func (s *Sandbox) Clients() *system.Clients {

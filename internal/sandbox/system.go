@@ -71,9 +71,10 @@ func (s *Sandbox) WaitForSlot(ctx context.Context) error {
 type APIOptions struct {
 	// Password is the argon2id cost; zero means FastPasswords.
 	Password password.Params
-	// Limits are the app's limits. Zero fields take the app's defaults,
-	// except the per-client ones: tests and benchmarks make many calls
-	// from one address, so those are off unless set.
+	// Limits are the app's limits. Zero fields keep the configured ones
+	// (the app's defaults), except the per-client counts: tests and
+	// benchmarks make many calls from one address, so those are off
+	// unless set. A negative count switches a limit off too.
 	Limits app.Limits
 	// Timeout is the server's deadline for unary RPCs (0: none).
 	Timeout time.Duration
@@ -112,21 +113,27 @@ func (s *Sandbox) StartAPI(o APIOptions) (*API, error) {
 			o.Limits.HashConcurrency = 32
 		}
 	}
-	for _, n := range []*int{&o.Limits.SignInPerClient, &o.Limits.SignUpPerClient, &o.Limits.WritesPerClient} {
-		if *n == 0 {
-			*n = -1
-		}
-	}
 	cfg := s.cfg
-	cfg.Limits, cfg.RequestTimeout, cfg.ClientIPHeader = o.Limits, o.Timeout, o.ClientIPHeader
+	cfg.Limits = overlay(cfg.Limits, o.Limits)
+	cfg.RequestTimeout, cfg.ClientIPHeader = o.Timeout, o.ClientIPHeader
 	if o.Watch != nil {
 		o.Watch(&cfg.Watch)
 	}
-	api, err := system.NewAPI(cfg, s.Clients(), s.Log, system.APIOptions{Password: o.Password, Cache: o.Cache, Media: s.Media, ReadTimeout: o.ReadTimeout})
+	// The API's own pool, as serve's: with the statement timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	pg, err := system.OpenAPIPool(context.Background(), cfg)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	clients := s.Clients()
+	clients.PG = pg
+	api, err := system.NewAPI(cfg, clients, s.Log, system.APIOptions{Password: o.Password, Cache: o.Cache, Media: s.Media, ReadTimeout: o.ReadTimeout})
+	if err != nil {
+		cancel()
+		pg.Close()
+		return nil, err
+	}
 	stop := api.Start(ctx)
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = api.HTTPServer()
@@ -134,5 +141,28 @@ func (s *Sandbox) StartAPI(o APIOptions) (*API, error) {
 	clientProtocols := new(http.Protocols)
 	clientProtocols.SetUnencryptedHTTP2(true)
 	srv.Client().Transport = &http.Transport{Protocols: clientProtocols, MaxIdleConnsPerHost: 64}
-	return &API{Server: srv, App: api.App, stop: func() { cancel(); stop() }}, nil
+	return &API{Server: srv, App: api.App, stop: func() { cancel(); stop(); pg.Close() }}, nil
+}
+
+// overlay is base with the non-zero fields of set; the per-client counts
+// are set's, so off unless set.
+func overlay(base, set app.Limits) app.Limits {
+	pick := func(v *int, s int) {
+		if s != 0 {
+			*v = s
+		}
+	}
+	pick(&base.SignInPerEmail, set.SignInPerEmail)
+	pick(&base.ListingsPerDay, set.ListingsPerDay)
+	pick(&base.ActiveListings, set.ActiveListings)
+	pick(&base.PendingUploads, set.PendingUploads)
+	pick(&base.HashConcurrency, set.HashConcurrency)
+	if set.Window != 0 {
+		base.Window = set.Window
+	}
+	if set.HashWait != 0 {
+		base.HashWait = set.HashWait
+	}
+	base.SignInPerClient, base.SignUpPerClient, base.WritesPerClient = set.SignInPerClient, set.SignUpPerClient, set.WritesPerClient
+	return base
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
@@ -48,7 +47,7 @@ type API struct {
 	// the web app on every other path.
 	Handler http.Handler
 
-	cfg     config.Config
+	cfg     Config
 	opts    APIOptions
 	clients *Clients
 	watcher *consistency.Watcher
@@ -59,15 +58,16 @@ type API struct {
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and
-// process series, for a process's own series to join.
+// process series and swapmeet_build_info, for a process's own series to
+// join.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfoGauge())
 	return reg
 }
 
 // NewAPI assembles the API over c. Start runs its background work.
-func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error) {
+func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error) {
 	reg := NewRegistry()
 	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "swapmeet", Subsystem: "db", Name: "transaction_retries_total",
@@ -78,7 +78,7 @@ func NewAPI(cfg config.Config, c *Clients, log *slog.Logger, o APIOptions) (*API
 	store := o.Media
 	if store == nil {
 		var err error
-		if store, err = media.New(cfg.MediaConfig()); err != nil {
+		if store, err = media.New(cfg.Media); err != nil {
 			return nil, err
 		}
 	}
@@ -211,7 +211,7 @@ func (a *API) bootstrapBucket(ctx context.Context) {
 	for {
 		b, err := a.media.Bootstrap(ctx, a.cfg.WebOrigins)
 		if err == nil {
-			a.log.Info("media bucket ready", "bucket", a.cfg.S3Bucket, "created", b.Created, "policy_removed", b.PolicyRemoved, "bucket_cors", b.BucketCORS)
+			a.log.Info("media bucket ready", "bucket", a.cfg.Media.Bucket, "created", b.Created, "policy_removed", b.PolicyRemoved, "bucket_cors", b.BucketCORS)
 			if !b.BucketCORS {
 				a.log.Info("the object store has no per-bucket CORS; browsers rely on its server-wide setting (MinIO: MINIO_API_CORS_ALLOW_ORIGIN)",
 					"origins", a.cfg.WebOrigins)
@@ -219,7 +219,7 @@ func (a *API) bootstrapBucket(ctx context.Context) {
 			return
 		}
 		in := backoff.Next()
-		a.log.Warn("media bucket not ready; retrying", "bucket", a.cfg.S3Bucket, "in", in, "err", err)
+		a.log.Warn("media bucket not ready; retrying", "bucket", a.cfg.Media.Bucket, "in", in, "err", err)
 		if !wait.Sleep(ctx, in) {
 			return
 		}

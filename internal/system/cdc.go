@@ -1,20 +1,21 @@
 package system
 
 import (
+	"context"
 	"log/slog"
+	"time"
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/feed"
 )
 
 // NewProjector is the CDC's sink: it rebuilds documents in the read store,
 // tombstones their cache keys and announces the applied position.
-func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *projection.Projector {
+func NewProjector(cfg Config, c *Clients, log *slog.Logger) *projection.Projector {
 	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
 	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
 	return p.WithFeed(&projection.Feed{
@@ -27,7 +28,7 @@ func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *projection.P
 // NewCDC is one `swapmeet cdc` process: it leads or stands by for the
 // slot the projections pointer names (the configured one on a first
 // start) and projects what it streams. m may be nil.
-func NewCDC(cfg config.Config, c *Clients, log *slog.Logger, m *wal.Metrics) *cdc.Process {
+func NewCDC(cfg Config, c *Clients, log *slog.Logger, m *wal.Metrics) *cdc.Process {
 	return &cdc.Process{
 		Reader: wal.Config{
 			ConnString:  cfg.PostgresURL,
@@ -40,5 +41,55 @@ func NewCDC(cfg config.Config, c *Clients, log *slog.Logger, m *wal.Metrics) *cd
 		Reads: c.Reads,
 		Sink:  NewProjector(cfg, c, log).WithMetrics(m),
 		Log:   log,
+	}
+}
+
+// RunCDC is `swapmeet cdc`: the CDC process with its metrics on
+// cfg.CDCMetricsAddr, until ctx ends (then it returns nil) or the
+// process fails (wal.ErrSlotLost and wal.ErrSetup say what to do next).
+func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	reg := NewRegistry()
+	metrics := wal.NewMetrics(reg)
+	stopMetrics, err := ServeMetrics(cfg.CDCMetricsAddr, cfg.Profiles, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	go watchSlot(ctx, c, cfg, metrics, log)
+	err = NewCDC(cfg, c, log, metrics).Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// watchSlot exports the slot's retained WAL and warns when it grows past
+// the threshold: the sign of a CDC that stopped or cannot keep up.
+func watchSlot(ctx context.Context, c *Clients, cfg Config, m *wal.Metrics, log *slog.Logger) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		slot := cfg.Slot
+		if p, ok := c.Reads.Current(); ok {
+			slot = p.Slot
+		}
+		s, err := wal.ReadSlotStatus(ctx, c.PG, slot)
+		if err != nil {
+			continue
+		}
+		m.Slot(s)
+		if s.RetainedBytes > cfg.SlotWarnBytes {
+			log.Warn("the slot retains a lot of WAL", "slot", slot, "retained_bytes", s.RetainedBytes, "threshold", cfg.SlotWarnBytes)
+		}
 	}
 }

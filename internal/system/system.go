@@ -1,10 +1,13 @@
-// Package system assembles the running system from a configuration: the
-// clients of the backing services, the API process (`swapmeet serve`:
-// the use cases, the RPC handler with its interceptors, CORS, the web app,
-// metrics and background workers) and the CDC process (`swapmeet cdc`).
-// The command, the integration tests and the benchmarks all build the
-// system here, so they run what users run; what tests need to change is an
-// option here, not a copy.
+// Package system assembles the running system from a configuration
+// (Config, read by LoadConfig): the clients of the backing services, the
+// API process (Serve: the use cases, the RPC handler with its
+// interceptors, CORS, the web app, the statement timeout, metrics,
+// background workers and shutdown), the CDC process (RunCDC) and every
+// operator command (Migrate, RebuildProjections, VerifyProjections,
+// SlotStatus, DropSlot, SweepMedia). cmd/swapmeet only parses arguments
+// and calls these; the integration tests and the benchmarks build the
+// system here too, so they run what users run. What tests need to change
+// is an option here, not a copy.
 package system
 
 import (
@@ -17,7 +20,6 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -34,7 +36,7 @@ type Clients struct {
 }
 
 // Open connects to every backing service cfg names.
-func Open(ctx context.Context, cfg config.Config) (*Clients, error) {
+func Open(ctx context.Context, cfg Config) (*Clients, error) {
 	pg, err := db.OpenPool(ctx, cfg.PostgresURL, cfg.PGMaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -39,11 +39,10 @@ const Origin = "http://localhost:5173"
 // configure, if given, adjusts the settings first.
 func Bucket(t T, configure ...func(*media.Config)) *media.Bucket {
 	t.Helper()
-	cfg, err := config.FromEnv()
-	if err != nil {
+	mc := media.DefaultConfig
+	if err := config.Load(&mc); err != nil {
 		t.Fatalf("configuration: %v", err)
 	}
-	mc := cfg.MediaConfig()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	mc.Bucket = "swapmeet-test-" + hex.EncodeToString(b)

@@ -1,0 +1,60 @@
+package system_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/swapmeet/swapmeet/internal/system"
+)
+
+func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
+	real := map[string]string{
+		"SWAPMEET_PG_URL":        "postgres://swapmeet:s3cret@db.internal:5432/swapmeet?sslmode=require",
+		"SWAPMEET_S3_ACCESS_KEY": "prod-key",
+		"SWAPMEET_S3_SECRET_KEY": "prod-secret",
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		refused string // "" means it starts
+	}{
+		{"defaults on loopback", map[string]string{}, ""},
+		{"remote postgres with the dev password and no TLS", map[string]string{"SWAPMEET_PG_URL": "postgres://swapmeet:swapmeet@db.internal:5432/swapmeet?sslmode=disable"}, "development password"},
+		{"only redis remote", map[string]string{"SWAPMEET_REDIS_URL": "redis://cache.internal:6379/0"}, "cache.internal is not on loopback"},
+		{"one redis cluster node remote", map[string]string{"SWAPMEET_REDIS_URL": "redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=node3.internal:6379"}, "node3.internal is not on loopback"},
+		{"redis cluster on loopback", map[string]string{"SWAPMEET_REDIS_URL": "redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=127.0.0.1:17003"}, ""},
+		{"remote with the dev S3 keys", merge(real, map[string]string{"SWAPMEET_S3_ENDPOINT": "s3.internal:9000", "SWAPMEET_S3_SECRET_KEY": "swapmeet-secret"}), "SWAPMEET_S3_SECRET_KEY"},
+		{"remote with real settings", real, ""},
+		{"plaintext postgres refused", merge(real, map[string]string{"SWAPMEET_PG_URL": "postgres://swapmeet:s3cret@db.internal/swapmeet?sslmode=disable"}), "sslmode=disable"},
+		{"plaintext postgres allowed explicitly", merge(real, map[string]string{"SWAPMEET_PG_URL": "postgres://swapmeet:s3cret@db.internal/swapmeet?sslmode=disable", "SWAPMEET_PG_ALLOW_PLAINTEXT": "true"}), ""},
+		{"everything allowed explicitly", map[string]string{"SWAPMEET_MONGO_URL": "mongodb://a.internal,b.internal/", "SWAPMEET_ALLOW_DEV_DEFAULTS": "true"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"SWAPMEET_PG_URL", "SWAPMEET_MONGO_URL", "SWAPMEET_REDIS_URL", "SWAPMEET_REDIS_PAGES_URL", "SWAPMEET_S3_ENDPOINT",
+				"SWAPMEET_S3_ACCESS_KEY", "SWAPMEET_S3_SECRET_KEY", "SWAPMEET_ALLOW_DEV_DEFAULTS", "SWAPMEET_PG_ALLOW_PLAINTEXT"} {
+				t.Setenv(k, "")
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := system.LoadConfig()
+			switch {
+			case tc.refused == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
+				t.Fatalf("err = %v, want a refusal naming %q", err, tc.refused)
+			}
+		})
+	}
+}
+
+func merge(a, b map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range a {
+		m[k] = v
+	}
+	for k, v := range b {
+		m[k] = v
+	}
+	return m
+}

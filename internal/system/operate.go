@@ -1,0 +1,138 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/wal"
+	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/internal/media"
+	"github.com/swapmeet/swapmeet/internal/mediajobs"
+	"github.com/swapmeet/swapmeet/internal/readstore"
+)
+
+// Migrate is `swapmeet migrate`: it applies the pending schema migrations
+// and returns how many it applied.
+func Migrate(ctx context.Context, cfg Config, log *slog.Logger) (int, error) {
+	pool, err := db.OpenPool(ctx, cfg.PostgresURL, 2)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	return db.Migrate(ctx, pool, log)
+}
+
+// SweepMedia is `swapmeet media sweep`: one sweep of the media, as serve
+// runs every SWAPMEET_MEDIA_SWEEP_INTERVAL.
+func SweepMedia(ctx context.Context, cfg Config, log *slog.Logger, o mediajobs.SweepOptions) (mediajobs.SweepReport, error) {
+	pool, err := db.OpenPool(ctx, cfg.PostgresURL, 2)
+	if err != nil {
+		return mediajobs.SweepReport{}, fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	bucket, err := media.New(cfg.Media)
+	if err != nil {
+		return mediajobs.SweepReport{}, err
+	}
+	return mediajobs.New(db.NewStore(pool), bucket, log).SweepMedia(ctx, o)
+}
+
+// RebuildOptions are what `swapmeet projections rebuild` is told.
+type RebuildOptions struct {
+	Collections []string  // the read collections to rebuild
+	Progress    io.Writer // where progress goes
+	Terminal    bool      // Progress is a terminal: redraw in place
+}
+
+// RebuildProjections is `swapmeet projections rebuild`: it rebuilds the
+// collections from a snapshot and switches readers to them.
+func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o RebuildOptions) error {
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b := &cdc.Rebuild{
+		Reader:      wal.Config{ConnString: cfg.PostgresURL, Publication: cfg.Publication, Log: log},
+		BaseSlot:    cfg.Slot,
+		PG:          c.PG,
+		Reads:       c.Reads,
+		Sink:        NewProjector(cfg, c, log),
+		Collections: o.Collections,
+		Progress:    o.Progress,
+		Terminal:    o.Terminal,
+		Log:         log,
+	}
+	return b.Run(ctx)
+}
+
+// VerifyProjections is `swapmeet projections verify`: every read document
+// of the collections compared with Postgres.
+func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([]cdc.Drift, error) {
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return cdc.Verify(ctx, c.PG, c.Reads, collections)
+}
+
+// SlotStatus is `swapmeet slot status`: the read side's slot.
+func SlotStatus(ctx context.Context, cfg Config) (wal.SlotStatus, error) {
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		return wal.SlotStatus{}, err
+	}
+	defer c.Close()
+	slot, err := readSideSlot(ctx, c, cfg)
+	if err != nil {
+		return wal.SlotStatus{}, err
+	}
+	return wal.ReadSlotStatus(ctx, c.PG, slot)
+}
+
+// ErrNotConfirmed means DropSlot's confirm said no.
+var ErrNotConfirmed = errors.New("not confirmed; nothing dropped")
+
+// DropSlot is `swapmeet slot drop`: it drops the read side's slot once
+// confirm, shown its status, agrees. It refuses a slot in use.
+func DropSlot(ctx context.Context, cfg Config, confirm func(wal.SlotStatus) bool) (string, error) {
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	slot, err := readSideSlot(ctx, c, cfg)
+	if err != nil {
+		return "", err
+	}
+	s, err := wal.ReadSlotStatus(ctx, c.PG, slot)
+	if err != nil {
+		return "", err
+	}
+	if s.Active {
+		return "", fmt.Errorf("slot %s is in use by pid %d: stop the CDC first", slot, s.ActivePID)
+	}
+	if !confirm(s) {
+		return "", ErrNotConfirmed
+	}
+	if _, err := c.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+		return "", fmt.Errorf("drop slot %s: %w", slot, err)
+	}
+	return slot, nil
+}
+
+// readSideSlot names the slot the read side uses: the pointer's, else the
+// configured one (a read side not initialised yet).
+func readSideSlot(ctx context.Context, c *Clients, cfg Config) (string, error) {
+	if p, err := c.Reads.LoadPointer(ctx); err == nil {
+		return p.Slot, nil
+	} else if !errors.Is(err, readstore.ErrNoPointer) {
+		return "", err
+	}
+	return cfg.Slot, nil
+}
