@@ -23,7 +23,7 @@ func TestParseRedisBenchmarkCSV(t *testing.T) {
 	got, err := parseRedisBenchmarkCSV(`"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 "GET swapmeet:listing:0193","31347.96","0.181","0.016","0.111","0.623","1.695","5.863"
 `)
-	if err != nil || got.rps != 31347.96 || got.p50 != 111*time.Microsecond || got.p99 != 1695*time.Microsecond {
+	if err != nil || got.rps != 31347.96 || got.lat.p50 != 111*time.Microsecond || got.lat.p99 != 1695*time.Microsecond {
 		t.Errorf("got %+v, %v", got, err)
 	}
 	if _, err := parseRedisBenchmarkCSV("Could not connect to Redis at 127.0.0.1:16379: Connection refused\n"); err == nil {

@@ -43,8 +43,7 @@ func runCDC(ctx context.Context, o options) ([]row, error) {
 	var figures []figure
 	for _, g := range groups {
 		if o.cdcFigures == "all" || strings.Contains(","+o.cdcFigures+",", ","+g.key+",") {
-			// Each group drops its database, and the WAL its slot holds,
-			// before the next one starts.
+			// Each group drops its database (and the WAL its slot holds) before the next starts.
 			figures = append(figures, figure{g.name, func() ([]row, error) {
 				return withEnv(ctx, func(e *env) ([]row, error) { return g.run(ctx, e, o) })
 			}})
@@ -53,8 +52,7 @@ func runCDC(ctx context.Context, o options) ([]row, error) {
 	return measureAll(ctx, figures)
 }
 
-// measureDecode drains a ~300k-change backlog through a wal.Reader whose
-// sink only counts, then pg_recvlogical the same from a second slot.
+// measureDecode drains a ~300k-change backlog with a null sink, then pg_recvlogical the same.
 func measureDecode(ctx context.Context, e *env, o options) (_ []row, err error) {
 	defer recovered(&err)
 	refSlot := e.Config.Slot + "_ref"
@@ -75,7 +73,6 @@ func measureDecode(ctx context.Context, e *env, o options) (_ []row, err error) 
 	changes, txns := changes+5000, int64(4+5000)
 	end := currentLSN(ctx, conn)
 	walMB := float64(end-start) / (1 << 20)
-
 	sink := &drainSink{}
 	took := drain(ctx, e, sink, changes, 2*time.Minute)
 	if sink.txns.Load() != txns || sink.changes.Load() != changes {
@@ -83,19 +80,11 @@ func measureDecode(ctx context.Context, e *env, o options) (_ []row, err error) 
 	}
 	rate := perSecond(changes, took)
 	progress("cdc decode: %d row changes, %.0f MB of WAL: %.0f changes/s (%.0f MB/s), %d batches", changes, walMB, rate, walMB/took.Seconds(), sink.batches.Load())
-
 	t0 := time.Now()
 	must(runTool(ctx, "pg_recvlogical", "postgresql-client", "--dbname", e.Config.PostgresURL, "--slot", refSlot,
 		"--start", "--endpos", end.String(), "--no-loop", "--file", "/dev/null",
 		"--option", "proto_version=1", "--option", "publication_names="+e.Config.Publication))
 	refRate := perSecond(changes, time.Since(t0))
-	// It must have consumed the backlog (it confirms the start of what it
-	// last wrote: a transaction or so short of the last commit).
-	var confirmed string
-	check(e.PG.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1`, refSlot).Scan(&confirmed))
-	if lsn, last := must(pglogrepl.ParseLSN(confirmed)), pglogrepl.LSN(sink.lastEnd.Load()); float64(lsn-start) < 0.99*float64(last-start) {
-		check(fmt.Errorf("pg_recvlogical stopped at %s, well before the backlog's last commit at %s", lsn, last))
-	}
 	return []row{atLeast(fmt.Sprintf("%s (%dk-change backlog)", decodeFigure, changes/1000),
 		fmt.Sprintf("%s changes/s (%.2fx pg_recvlogical)", human(rate), rate/refRate),
 		fmt.Sprintf("absolute 100k/s; pg_recvlogical %s/s", human(refRate)), rate/decodeTarget, 1)}, nil
@@ -108,8 +97,7 @@ const decodeInsert = `
 	       jsonb_build_object('color', (ARRAY['red', 'blue', 'green'])[1 + g % 3], 'size', 'M')
 	FROM generate_series(1, 100000) g, (SELECT array_agg(id) AS ids FROM users) s`
 
-// updateListingsOneByOne commits n one-row price changes over n listings,
-// each its own transaction, in a loop that runs in the server.
+// updateListingsOneByOne commits n one-row updates over n listings, each its own transaction.
 func updateListingsOneByOne(ctx context.Context, conn *pgx.Conn, n int) {
 	must(conn.Exec(ctx, fmt.Sprintf(`
 		DO $$
@@ -122,18 +110,15 @@ func updateListingsOneByOne(ctx context.Context, conn *pgx.Conn, n int) {
 		END $$`, n)))
 }
 
-// drainSink passes the reader's batches on to the sink under test (inner;
-// nil: a null sink), and counts what it applied.
+// drainSink passes batches on to the sink under test (nil: none) and counts what it applied.
 type drainSink struct {
 	inner                  wal.Sink
 	changes, txns, batches atomic.Int64
-	lastEnd                atomic.Uint64 // the end of the last transaction applied
 }
 
 type tally struct {
 	inner      wal.Batch
 	rows, txns int64
-	end        uint64
 }
 
 func (b *tally) Add(c *wal.Change) {
@@ -143,7 +128,7 @@ func (b *tally) Add(c *wal.Change) {
 }
 
 func (b *tally) Commit(c wal.Commit) {
-	if b.txns, b.end = b.txns+1, uint64(c.EndLSN); b.inner != nil {
+	if b.txns++; b.inner != nil {
 		b.inner.Commit(c)
 	}
 }
@@ -171,7 +156,6 @@ func (s *drainSink) Apply(ctx context.Context, batch wal.Batch) error {
 	}
 	s.txns.Add(b.txns)
 	s.batches.Add(1)
-	s.lastEnd.Store(b.end)
 	s.changes.Add(b.rows)
 	return nil
 }
@@ -183,8 +167,7 @@ func (s *drainSink) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	return nil
 }
 
-// drain runs a wal.Reader until the sink has applied want row changes,
-// and returns how long that took from the reader's start.
+// drain runs a wal.Reader until the sink has applied want row changes, and says how long it took.
 func drain(ctx context.Context, e *env, sink *drainSink, want int64, within time.Duration) time.Duration {
 	rd := wal.NewReader(wal.Config{ConnString: e.Config.PostgresURL, Slot: e.Config.Slot, Publication: e.Config.Publication, Log: e.log}, sink)
 	rctx, cancel := context.WithCancel(ctx)
@@ -211,8 +194,7 @@ const (
 	sinkPutBatch = 200             // documents a Put gets, as the projector's batches
 )
 
-// measureSink: the projector behind a wal.Reader drains one-row listing
-// updates, against Put replacing the same documents in a second database.
+// measureSink: the projector drains one-row listing updates, against Put of the same documents.
 func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
 	defer recovered(&err)
 	seedCatalogue(ctx, e, sinkListings, sinkSellers, "")
@@ -225,7 +207,6 @@ func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
 	}
 	docs := listingDocs(ctx, e.PG, listingIDs(ctx, e.PG, `SELECT id FROM listings ORDER BY id`), 1)
 	createSlot(ctx, e, e.Config.Slot) // every commit from here on is in the backlog
-
 	refN, refTook := putListings(ctx, ref, docs, min(o.duration, sinkDrain), false, func(doc *readstore.Listing, now time.Time) {
 		doc.Price.Minor++
 		doc.Version++
@@ -236,7 +217,6 @@ func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
 	conn := backlogConn(ctx, e)
 	updateListingsOneByOne(ctx, conn, n)
 	conn.Close(context.WithoutCancel(ctx))
-
 	// Each listing once: n documents; the sellers' profiles are not counted.
 	sink := &drainSink{inner: system.NewProjector(e.Config, e.Clients(), e.log)}
 	rate := perSecond(int64(n), drain(ctx, e, sink, int64(n), 5*time.Minute))
@@ -252,8 +232,7 @@ func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
 	return []row{r}, nil
 }
 
-// putListings replaces documents with Put, sinkPutBatch at a time, until
-// d has passed (each once, or round and round with cycle); edit makes each new.
+// putListings replaces docs with Put, sinkPutBatch at a time, for d (round and round with cycle).
 func putListings(ctx context.Context, s *readstore.Model, docs []readstore.Listing, d time.Duration, cycle bool, edit func(doc *readstore.Listing, now time.Time)) (int, time.Duration) {
 	start := time.Now()
 	n := 0
@@ -277,8 +256,7 @@ func putListings(ctx context.Context, s *readstore.Model, docs []readstore.Listi
 	return n, time.Since(start)
 }
 
-// verifyListingVersions checks 50 updated listings' documents: each must
-// hold the row's current version.
+// verifyListingVersions checks that 50 updated listings' documents hold the row's version.
 func verifyListingVersions(ctx context.Context, s *readstore.Model, pg *pgxpool.Pool) error {
 	type want struct {
 		ID      string

@@ -20,8 +20,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// Fixtures go straight into Postgres and Mongo: no figure measures SignUp
-// or the CDC's first pass.
+// Fixtures go straight into Postgres and Mongo: no figure measures SignUp or the CDC's first pass.
 
 // benchUser is a user with an open session.
 type benchUser struct {
@@ -29,8 +28,7 @@ type benchUser struct {
 	token string // the bearer token; Postgres holds its SHA-256
 }
 
-// insertUsers creates n users named after role, each with a session. Their
-// password hash is no PHC string: no password ever verifies.
+// insertUsers creates n users named after role, each with a session (and no usable password).
 func insertUsers(ctx context.Context, pg *pgxpool.Pool, role string, n int) []benchUser {
 	users := make([]benchUser, n)
 	var userRows, credRows, sessionRows [][]any
@@ -69,19 +67,15 @@ func insertListings(ctx context.Context, pg *pgxpool.Pool, sellers []benchUser, 
 // in 221; categories, conditions, prices and attributes cycle with moduli
 // that cut across the words; created_at steps back a second a listing.
 var (
-	catalogueAdjectives = []string{"vintage", "modern", "rare", "classic", "compact", "sturdy", "elegant",
-		"retro", "handmade", "portable", "antique", "mint", "wooden"}
-	catalogueNouns = []string{"camera", "lamp", "bicycle", "guitar", "chair", "table", "watch", "jacket",
-		"radio", "turntable", "keyboard", "lens", "backpack", "teapot", "novel", "puzzle", "kettle"}
-	catalogueCategories = []string{"cameras", "audio", "bikes", "furniture", "clothing", "books", "toys",
-		"kitchen", "garden", "tools", "music", "sports", "art", "jewelry", "games", "computers", "phones",
-		"lighting", "watches", "outdoor"}
+	catalogueAdjectives = []string{"vintage", "modern", "rare", "classic", "compact", "sturdy", "elegant", "retro", "handmade", "portable", "antique", "mint", "wooden"}
+	catalogueNouns      = []string{"camera", "lamp", "bicycle", "guitar", "chair", "table", "watch", "jacket", "radio", "turntable", "keyboard", "lens", "backpack", "teapot", "novel", "puzzle", "kettle"}
+	catalogueCategories = []string{"cameras", "audio", "bikes", "furniture", "clothing", "books", "toys", "kitchen", "garden", "tools",
+		"music", "sports", "art", "jewelry", "games", "computers", "phones", "lighting", "watches", "outdoor"}
 )
 
 func sqlArray(words []string) string { return "ARRAY['" + strings.Join(words, "','") + "']" }
 
-// seedCatalogue inserts sellers and n listings (descTail: SQL over the row
-// number g added to each description), analyzes, and says how long it took.
+// seedCatalogue inserts sellers and n listings (descTail: SQL over row g added to descriptions).
 func seedCatalogue(ctx context.Context, e *env, n, sellers int, descTail string) time.Duration {
 	start := time.Now()
 	insertUsers(ctx, e.PG, "seller", sellers)
@@ -116,8 +110,7 @@ func listingIDs(ctx context.Context, pg *pgxpool.Pool, sql string, args ...any) 
 	return must(pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]))
 }
 
-// listingDocs builds the documents of listings, in the order of ids, as
-// the projector and the rebuild build them, stamped lsn.
+// listingDocs builds listings' documents as the projector does, in the order of ids, stamped lsn.
 func listingDocs(ctx context.Context, pg *pgxpool.Pool, ids []uuid.UUID, lsn int64) []readstore.Listing {
 	docs := must(projection.For(readstore.Listings).Build(ctx, sqlc.New(pg), ids, lsn))
 	out := make([]readstore.Listing, 0, len(docs))
@@ -136,8 +129,7 @@ type bulkLoad struct {
 	busy, wall time.Duration // inside InsertMany; in all
 }
 
-// bulkLoadListings inserts the n listings as documents at LSN 1 into
-// collection of s, 500 to an InsertMany, as the rebuild's load does.
+// bulkLoadListings inserts the n listings at LSN 1 into collection, 500 an InsertMany, as a rebuild.
 func bulkLoadListings(ctx context.Context, s *readstore.Model, pg *pgxpool.Pool, collection string, n int) bulkLoad {
 	var res bulkLoad
 	start := time.Now()
@@ -164,8 +156,7 @@ func bulkLoadListings(ctx context.Context, s *readstore.Model, pg *pgxpool.Pool,
 	return res
 }
 
-// loadCatalogue loads the catalogue's documents and indexes, and the slot
-// and pointer as a first start of the CDC leaves them.
+// loadCatalogue loads documents, indexes, slot and pointer as a first start of the CDC leaves them.
 func loadCatalogue(ctx context.Context, e *env, n int) {
 	progress("catalogue: %d listing documents loaded in %s", n, bulkLoadListings(ctx, e.Reads, e.PG, readstore.Listings, n).wall.Round(time.Millisecond))
 	check(e.Reads.EnsureIndexes(ctx))
@@ -178,14 +169,12 @@ func firstStart(ctx context.Context, e *env) {
 	check(e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Config.Slot)))
 }
 
-// createSlot makes a slot at the current WAL position: what is written
-// next becomes a backlog that a reader starts on later.
+// createSlot makes a slot at the current WAL position: what follows is its backlog.
 func createSlot(ctx context.Context, e *env, name string) {
 	must(e.PG.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name))
 }
 
-// backlogConn is a connection that writes without waiting for each
-// commit's fsync, which only the generator would pay for.
+// backlogConn writes without waiting for each commit's fsync (only the generator would pay).
 func backlogConn(ctx context.Context, e *env) *pgx.Conn {
 	cfg := must(pgx.ParseConfig(e.Config.PostgresURL))
 	cfg.RuntimeParams["synchronous_commit"] = "off"

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,8 +32,7 @@ import (
 // failure carries a step's error to the figure's recovered.
 type failure struct{ err error }
 
-// check ends the figure with err, if not nil, so that a figure reads as
-// the steps it takes. Only in the figure's own goroutine.
+// check ends the figure with err, if not nil; only in the figure's own goroutine.
 func check(err error) {
 	if err != nil {
 		panic(failure{err})
@@ -46,8 +44,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// recovered, deferred by a figure with a named error result, turns a
-// check's failure back into that error; the rows it measured so far stand.
+// recovered, deferred by a figure, turns check's failure into its error; its rows stand.
 func recovered(err *error) {
 	if r := recover(); r != nil {
 		f, ok := r.(failure)
@@ -58,15 +55,13 @@ func recovered(err *error) {
 	}
 }
 
-// env is a suite's scratch share; what starts on it stops (OnClose,
-// newest first) before the share is dropped.
+// env is a suite's scratch share; what starts on it stops (OnClose) before it is dropped.
 type env struct {
 	*system.Scratch
 	log *slog.Logger
 }
 
-// withEnv runs fn on a fresh scratch share and drops it however fn ended
-// (an interrupt cancels ctx and fn returns). A failed teardown fails the suite.
+// withEnv runs fn on a fresh scratch share and drops it however fn ended.
 func withEnv(ctx context.Context, fn func(e *env) ([]row, error)) ([]row, error) {
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -82,16 +77,14 @@ func withEnv(ctx context.Context, fn func(e *env) ([]row, error)) ([]row, error)
 
 func (e *env) cache() *cache.Cache { return cache.New(e.Redis, e.Config.RedisPrefix) }
 
-// api is an API the bench calls: served in this process (app set) or a
-// `swapmeet serve` process (proc set).
+// api is an API served in this process (app set) or by `swapmeet serve` (proc set).
 type api struct {
 	url  string
 	app  *app.App
 	proc *process
 }
 
-// startAPI serves the API in this process as `swapmeet serve` does, on a
-// free port, with cheap hashes and no per-client or per-seller limits.
+// startAPI serves the API in process as serve does, without per-client or per-seller limits.
 func (e *env) startAPI(adjust func(*config.Config)) *api {
 	cfg := e.Config
 	cfg.Limits = app.Limits{HashConcurrency: 32, SignInPerClient: -1, SignUpPerClient: -1, WritesPerClient: -1, ListingsPerDay: -1, ActiveListings: -1}
@@ -109,8 +102,7 @@ func (e *env) startAPI(adjust func(*config.Config)) *api {
 	return &api{url: "http://" + ln.Addr().String(), app: a.App}
 }
 
-// startCDC runs `swapmeet cdc`'s loop in this process until the suite
-// ends, and returns once the read side is initialised.
+// startCDC runs `swapmeet cdc`'s loop in this process until the suite ends.
 func (e *env) startCDC(ctx context.Context) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
@@ -130,8 +122,7 @@ func (e *env) startCDC(ctx context.Context) {
 	e.waitForSlot(ctx)
 }
 
-// waitForSlot returns once a CDC has initialised the read side (slot,
-// first pass, pointer): from then on every commit reaches it.
+// waitForSlot returns once a CDC has initialised the read side: every commit reaches it.
 func (e *env) waitForSlot(ctx context.Context) {
 	check(poll(ctx, 30*time.Second, "the read side to be initialised", func() bool { _, err := e.Reads.LoadPointer(ctx); return err == nil }))
 }
@@ -149,16 +140,14 @@ func poll(ctx context.Context, within time.Duration, what string, cond func() bo
 	return nil
 }
 
-// h2c is a client of its own connection that speaks cleartext HTTP/2
-// with prior knowledge, as h2load does.
+// h2c is a client of its own connection, cleartext HTTP/2 with prior knowledge, as h2load.
 func h2c() *http.Client {
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: p, MaxIdleConnsPerHost: 64}}
 }
 
-// swapmeetBinary returns -cdc-bin, or builds ./cmd/swapmeet into a
-// directory removed when the suite ends.
+// swapmeetBinary returns -cdc-bin, or builds ./cmd/swapmeet for the suite.
 func swapmeetBinary(ctx context.Context, e *env) string {
 	if swapmeetBin != "" {
 		return swapmeetBin
@@ -178,31 +167,24 @@ type process struct {
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once it has ended; err says how
 	err     error
-	mu      sync.Mutex
-	last    string // its last log line
 }
 
-// startProcess runs `swapmeet command` on the env with extra settings,
-// its log lines to stderr (and onLine), until the suite ends.
+// startProcess runs `swapmeet command` on the env until the suite ends, logging to stderr.
 func startProcess(e *env, bin, command string, onLine func(string), extra ...string) *process {
 	cmd := exec.Command(bin, command)
 	cmd.Env = append(append(os.Environ(), e.Environ()...), append([]string{"SWAPMEET_LOG_LEVEL=info", "SWAPMEET_LOG_FORMAT=text"}, extra...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // dies with the bench
 	out := must(cmd.StderrPipe())
 	cmd.Stdout = cmd.Stderr
 	check(cmd.Start())
 	p := &process{command: command, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
+		for sc.Buffer(make([]byte, 64<<10), 1<<20); sc.Scan(); {
 			progress("  %s[%d]: %s", command, cmd.Process.Pid, sc.Text())
 			if onLine != nil {
 				onLine(sc.Text())
 			}
-			p.mu.Lock()
-			p.last = sc.Text()
-			p.mu.Unlock()
 		}
 		p.err = cmd.Wait()
 		close(p.exited)
@@ -215,8 +197,7 @@ func startCDCProcess(e *env, bin string) *process {
 	return startProcess(e, bin, "cdc", nil, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
 }
 
-// startServeProcess runs `swapmeet serve` on a free port, with extra
-// settings, and returns once its log says where it serves.
+// startServeProcess runs `swapmeet serve` on a free port and returns once it serves.
 func startServeProcess(ctx context.Context, e *env, bin string, extra ...string) *api {
 	addr := make(chan string, 1)
 	p := startProcess(e, bin, "serve", func(line string) {
@@ -246,9 +227,7 @@ func startServeProcess(ctx context.Context, e *env, bin string, extra ...string)
 func (p *process) running() error {
 	select {
 	case <-p.exited:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return fmt.Errorf("swapmeet %s (pid %d) ended: %v; last log line: %s", p.command, p.cmd.Process.Pid, p.err, p.last)
+		return fmt.Errorf("swapmeet %s (pid %d) ended: %v (its log is above)", p.command, p.cmd.Process.Pid, p.err)
 	default:
 		return nil
 	}
@@ -280,18 +259,15 @@ func memoryOf(pid int) (rss, peak int64, err error) {
 
 // parseProcMemory reads VmRSS and VmHWM, in bytes, from /proc/<pid>/status.
 func parseProcMemory(status string) (rss, peak int64, err error) {
-	found := 0
 	for line := range strings.Lines(status) {
-		key, val, _ := strings.Cut(line, ":")
-		if dst := map[string]*int64{"VmRSS": &rss, "VmHWM": &peak}[key]; dst != nil {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("%s: %w", key, err)
-			}
-			*dst, found = kb<<10, found+1
+		var kb int64
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
+			rss = kb << 10
+		} else if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
+			peak = kb << 10
 		}
 	}
-	if found != 2 {
+	if rss == 0 || peak == 0 {
 		return 0, 0, errors.New("no VmRSS and VmHWM in /proc status")
 	}
 	return rss, peak, nil

@@ -54,13 +54,13 @@ type suite struct {
 var suites = []suite{
 	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
 	{"cdc", "CDC decode rate (null sink) vs pg_recvlogical, real-sink rate vs raw FerretDB upserts; a swapmeet cdc process against the sink's raw upsert rate: freshness at half of it, the highest rate with p99 < 100 ms, one transaction of -cdc-catalogue changed listings (peak RSS, rate); WatchListing commit to delivery next to that freshness; fan-out of one change to -watch-subscribers streams of a swapmeet serve process (p99, RSS per stream)", runCDC},
-	{"reads", "GetListing cache hits and warm SearchListings pages of a swapmeet serve process under h2load vs the Connect ceiling (Health/Check) and redis-benchmark GET; cache miss vs FerretDB find; cold SearchListings latency on a catalogue", runReads},
+	{"reads", "GetListing cache hits and warm SearchListings pages of a swapmeet serve process under h2load vs the Connect ceiling (Health/Check) and redis-benchmark GET; cache miss vs FerretDB find, on a catalogue", runReads},
 	{"rebuild", "projections rebuild of a listings catalogue vs raw insertMany, and readers never see a gap", runRebuild},
 }
 
 func main() {
 	var o options
-	suiteFlag := flag.String("suite", "all", "comma-separated suites to run, or all: "+suiteNames())
+	suiteFlag := flag.String("suite", "all", "comma-separated suites to run, or all: orders, cdc, reads, rebuild")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients in throughput figures (the reference uses as many)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each throughput figure and its reference run")
 	flag.IntVar(&o.raceBuyers, "race-buyers", 64, "buyers that race for one listing")
@@ -112,8 +112,7 @@ func main() {
 	os.Exit(code)
 }
 
-// run runs the selected suites and prints the table. A first SIGINT stops
-// them (their cleanups still run), a second kills at once.
+// run runs the suites and prints the table; a first SIGINT stops them, a second kills.
 func run(o options, selected []suite) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -142,6 +141,7 @@ func run(o options, selected []suite) int {
 	return 1
 }
 
+// selectSuites returns the suites spec names (comma-separated, or all).
 func selectSuites(spec string) ([]suite, error) {
 	if spec == "all" {
 		return suites, nil
@@ -150,19 +150,11 @@ func selectSuites(spec string) ([]suite, error) {
 	for name := range strings.SplitSeq(spec, ",") {
 		i := slices.IndexFunc(suites, func(s suite) bool { return s.name == strings.TrimSpace(name) })
 		if i < 0 {
-			return nil, fmt.Errorf("unknown suite %q (have: %s)", name, suiteNames())
+			return nil, fmt.Errorf("unknown suite %q (have: orders, cdc, reads, rebuild)", name)
 		}
 		out = append(out, suites[i])
 	}
 	return out, nil
-}
-
-func suiteNames() string {
-	names := make([]string, len(suites))
-	for i, s := range suites {
-		names[i] = s.name
-	}
-	return strings.Join(names, ", ")
 }
 
 func usageError(format string, args ...any) {
@@ -204,8 +196,7 @@ type figure struct {
 	run  func() ([]row, error)
 }
 
-// measureAll runs the figures in turn; what one did not measure before
-// failing gets a broken row.
+// measureAll runs the figures in turn; what one could not measure gets a broken row.
 func measureAll(ctx context.Context, figures []figure) ([]row, error) {
 	var rows []row
 	var errs []error

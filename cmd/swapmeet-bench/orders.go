@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -46,8 +47,7 @@ func runOrders(ctx context.Context, o options) ([]row, error) {
 			{"PlaceOrder latency", fmt.Sprintf("p50 %s, p99 %s", ms(rpc.lat.p50), ms(rpc.lat.p99)), "pgbench avg " + ms(ref.avgLatency), "",
 				fmt.Sprintf("p99 < %d ms", ordersMaxP99.Milliseconds()), verdict(rpc.lat.p99 < ordersMaxP99)},
 		}
-		// app.Commands straight: no Connect, HTTP/2 or session lookup; the
-		// gap to the RPC figure is what the RPC layer costs.
+		// app.Commands straight: the gap to the RPC figure is what the RPC layer costs.
 		inProc := fx.measure(ctx, o, "in process (no RPC)", func(ctx context.Context, b benchUser, id uuid.UUID) error {
 			_, err := fx.api.app.Commands.PlaceOrder(ctx, b.id, []string{id.String()}, uuid.NewString())
 			return err
@@ -86,8 +86,7 @@ func setUpOrders(ctx context.Context, e *env, o options) *orderFixtures {
 	return fx
 }
 
-// measure places orders back to back from one client per buyer, then
-// checks them against Postgres.
+// measure places orders from one client per buyer, then checks them against Postgres.
 func (fx *orderFixtures) measure(ctx context.Context, o options, how string, place func(context.Context, benchUser, uuid.UUID) error) rateResult {
 	call := func(ctx context.Context, worker int, id uuid.UUID) error {
 		if err := place(ctx, fx.buyers[worker], id); err != nil {
@@ -127,8 +126,7 @@ type raceOutcome struct {
 	settled time.Duration
 }
 
-// race releases n racers at once on one listing: one must win, the rest
-// get FailedPrecondition, and Postgres must agree.
+// race releases n racers on one listing: one wins, the rest get FailedPrecondition.
 func (fx *orderFixtures) race(ctx context.Context, n int) string {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -175,12 +173,7 @@ func (fx *orderFixtures) race(ctx context.Context, n int) string {
 // String reads like "1 winner, 63 FailedPrecondition, settled in 48.0 ms".
 func (o raceOutcome) String() string {
 	parts := []string{plural(len(o.winners), "winner", "winners")}
-	codes := make([]connect.Code, 0, len(o.codes))
-	for c := range o.codes {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(o.codes)) {
 		name := ""
 		for part := range strings.SplitSeq(c.String(), "_") { // FailedPrecondition, not failed_precondition
 			name += strings.ToUpper(part[:1]) + part[1:]

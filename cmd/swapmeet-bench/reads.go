@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,8 +17,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -60,7 +57,6 @@ type readsFixture struct {
 	changed string                                 // changed to orphan the search pages
 	size    string
 	docSize int // bytes of the first hot listing's cache entry
-	tooSlow []string
 }
 
 func runReads(ctx context.Context, o options) ([]row, error) {
@@ -72,15 +68,13 @@ func runReads(ctx context.Context, o options) ([]row, error) {
 		fx := setUpReads(ctx, e, o.searchListings)
 		d := min(o.duration, readsFor)
 		return measureAll(ctx, []figure{
-			{"SearchListings", func() ([]row, error) { return fx.measureSearches(ctx) }},
 			{"GetListing cache hit", func() ([]row, error) { return fx.measureHits(ctx, o.clients, d) }},
 			{"GetListing cache miss", func() ([]row, error) { return fx.measureMisses(ctx, o.clients, d) }},
 		})
 	})
 }
 
-// setUpReads loads the catalogue, starts the CDC and a serve process, and
-// caches the hot listings (read once in JSON and in proto).
+// setUpReads loads the catalogue, starts the CDC and a serve process, and caches the hot listings.
 func setUpReads(ctx context.Context, e *env, n int) *readsFixture {
 	fx := &readsFixture{e: e, size: sizeLabel(n), check: &http.Client{Timeout: 30 * time.Second}}
 	seedCatalogue(ctx, e, n, 500, "")
@@ -112,8 +106,7 @@ func setUpReads(ctx context.Context, e *env, n int) *readsFixture {
 	return fx
 }
 
-// connectGet is the URL of a Connect unary GET of msg to procedure, in
-// JSON or in binary proto (unpadded base64url).
+// connectGet is the URL of a Connect unary GET, in JSON or in binary proto.
 func connectGet(base, procedure string, msg proto.Message, binary bool) string {
 	q := url.Values{"connect": {"v1"}, "encoding": {"json"}}
 	if binary {
@@ -136,8 +129,7 @@ func getListingURLs(base string, ids []string, binary bool) []string {
 	return urls
 }
 
-// fetch sends one GET (a POST of body as JSON if body is set) and returns
-// the answer's body, or an error unless it is a 200 of content type want.
+// fetch sends a GET (a POST of body, if set) and wants a 200 of content type want.
 func (fx *readsFixture) fetch(ctx context.Context, u string, body []byte, want string) ([]byte, error) {
 	method := http.MethodGet
 	if body != nil {
@@ -178,59 +170,46 @@ func (fx *readsFixture) getListing(ctx context.Context, base, id string, binary 
 }
 
 // h2load runs h2load against urls with the suite's connection count.
-func (fx *readsFixture) h2load(ctx context.Context, what string, urls []string, body []byte, clients int, d time.Duration) h2loadResult {
+func (fx *readsFixture) h2load(ctx context.Context, what string, urls []string, body []byte, clients int, d time.Duration) toolResult {
 	res := runH2load(ctx, fx.dir, urls, body, clients, d)
 	progress("reads: h2load: %s, %d connections: %s, max %s (%d requests)", what, clients, res, ms(res.lat.max), res.lat.n)
 	return res
 }
 
-// readRound is one round of the hit figures and their references.
-type readRound struct {
-	redis                        redisResult
-	ceiling, json, proto, search h2loadResult
-}
+// readRound is one round's results: redis, ceiling, JSON, proto and search.
+type readRound map[string]toolResult
 
-// measureHits runs readRounds rounds of the hit figures and their
-// references, back to back, then hits once without the near cache.
+// measureHits runs readRounds rounds of the hit figures, then hits without the near cache.
 func (fx *readsFixture) measureHits(ctx context.Context, clients int, d time.Duration) (_ []row, err error) {
 	defer recovered(&err)
 	key := fx.e.cache().ListingKey(fx.hot[0])
 	var skipped []string
-	for _, name := range fx.tooSlow {
-		skipped = append(skipped, name+" (Unavailable when cold)")
-	}
-	shapes := slices.DeleteFunc(slices.Clone(searchShapes), func(s searchShape) bool { return slices.Contains(fx.tooSlow, s.name) })
+	shapes := slices.Clone(searchShapes)
 	health := []string{fx.api.url + healthPath}
 	var rounds []readRound
 	for i := range readRounds {
-		var r readRound
-		r.redis = redisBenchmarkGet(ctx, fx.e.Config.RedisURL, key, clients, d)
-		progress("reads: round %d: redis-benchmark GET of a cached listing (%d bytes): %.0f/s, p50 %s, p99 %s", i+1, fx.docSize, r.redis.rps, ms(r.redis.p50), ms(r.redis.p99))
+		r := readRound{"redis": redisBenchmarkGet(ctx, fx.e.Config.RedisURL, key, clients, d)}
+		progress("reads: round %d: redis-benchmark GET of a cached listing (%d bytes): %s", i+1, fx.docSize, r["redis"])
 		if b, err := fx.fetch(ctx, health[0], []byte("{}"), "application/json"); err != nil || !bytes.Contains(b, []byte(`"SERVING_STATUS_SERVING"`)) {
 			check(fmt.Errorf("Health/Check: %.300s, %v", b, err))
 		}
-		r.ceiling = fx.h2load(ctx, "Connect ceiling, Health/Check POST JSON", health, []byte("{}"), clients, d)
+		r["ceiling"] = fx.h2load(ctx, "Connect ceiling, Health/Check POST JSON", health, []byte("{}"), clients, d)
 		for _, binary := range []bool{i%2 == 1, i%2 == 0} { // neither encoding always first
-			dst, name := &r.json, "JSON"
-			if binary {
-				dst, name = &r.proto, "proto"
-			}
+			name := map[bool]string{false: "JSON", true: "proto"}[binary]
 			check(fx.getListing(ctx, fx.api.url, fx.hot[rand.IntN(len(fx.hot))], binary))
-			*dst = fx.h2load(ctx, "GetListing cache hits, GET "+name, getListingURLs(fx.api.url, fx.hot, binary), nil, clients, d)
+			r[name] = fx.h2load(ctx, "GetListing cache hits, GET "+name, getListingURLs(fx.api.url, fx.hot, binary), nil, clients, d)
 		}
-		// A page lives a minute and a hit does not extend it: each round
-		// orphans the pages with a listing change and caches them afresh.
+		// A page lives a minute: each round orphans the pages and caches them afresh.
 		fx.changeAListing(ctx)
 		urls, slow := fx.primeSearches(ctx, shapes)
 		for _, name := range slow {
-			// Fast enough cold, not now: left out from here on, and
-			// FerretDB gets the deadline again to finish the find.
+			// Left out from here on; FerretDB gets the deadline again to finish the find.
 			skipped = append(skipped, fmt.Sprintf("%s (Unavailable when first requested in round %d)", name, i+1))
 			shapes = slices.DeleteFunc(shapes, func(s searchShape) bool { return s.name == name })
 			sleepCtx(ctx, 5*time.Second)
 		}
 		if len(urls) > 0 {
-			r.search = fx.h2load(ctx, fmt.Sprintf("SearchListings warm pages of %d shapes, GET JSON", len(urls)), urls, nil, clients, d)
+			r["search"] = fx.h2load(ctx, fmt.Sprintf("SearchListings warm pages of %d shapes, GET JSON", len(urls)), urls, nil, clients, d)
 		}
 		rounds = append(rounds, r)
 	}
@@ -242,38 +221,29 @@ func (fx *readsFixture) measureHits(ctx context.Context, clients int, d time.Dur
 	return fx.hitRows(clients, rounds, near, len(shapes), skipped), nil
 }
 
-// hitRows reads the rounds' medians; a ratio is the median of the rounds'
-// ratios, each between runs of the same round.
-func (fx *readsFixture) hitRows(clients int, rounds []readRound, near h2loadResult, shapes int, skipped []string) []row {
-	med := func(f func(readRound) h2loadResult) h2loadResult {
-		return h2loadResult{rps: median(rounds, func(r readRound) float64 { return f(r).rps }), lat: latencies{
-			p50: median(rounds, func(r readRound) time.Duration { return f(r).lat.p50 }),
-			p99: median(rounds, func(r readRound) time.Duration { return f(r).lat.p99 })}}
+// hitRows reads the rounds' medians; a ratio is the median of each round's own ratios.
+func (fx *readsFixture) hitRows(clients int, rounds []readRound, near toolResult, shapes int, skipped []string) []row {
+	med := func(k string) toolResult {
+		return toolResult{rps: median(rounds, func(r readRound) float64 { return r[k].rps }), lat: latencies{
+			p50: median(rounds, func(r readRound) time.Duration { return r[k].lat.p50 }),
+			p99: median(rounds, func(r readRound) time.Duration { return r[k].lat.p99 })}}
 	}
-	ratios := func(f func(readRound) h2loadResult) (float64, float64) {
-		return median(rounds, func(r readRound) float64 { return f(r).rps / r.ceiling.rps }),
-			median(rounds, func(r readRound) float64 { return f(r).rps / r.redis.rps })
+	ratio := func(k, to string) float64 {
+		return median(rounds, func(r readRound) float64 { return r[k].rps / r[to].rps })
 	}
-	ceilingOf := func(r readRound) h2loadResult { return r.ceiling }
-	redisOf := func(r readRound) h2loadResult {
-		return h2loadResult{rps: r.redis.rps, lat: latencies{p50: r.redis.p50, p99: r.redis.p99}}
+	ratios := func(k string) string {
+		return fmt.Sprintf("%s ceiling, %s redis", times(ratio(k, "ceiling")), times(ratio(k, "redis")))
 	}
-	ceiling, redis := med(ceilingOf), med(redisOf)
+	ceiling, redis := med("ceiling"), med("redis")
 	both := fmt.Sprintf("ceiling %.0f/s; redis-benchmark GET %.0f/s", ceiling.rps, redis.rps)
 	each := fmt.Sprintf("h2load, %d conns, median of %d rounds", clients, len(rounds))
-	_, ceilingToRedis := ratios(ceilingOf)
 	rows := []row{info(fmt.Sprintf("Connect ceiling: Health/Check, POST JSON (%s)", each), ceiling.String(),
-		fmt.Sprintf("redis-benchmark GET %s (%d B value)", redis, fx.docSize), times(ceilingToRedis)+" redis", "- (ceiling of the rows below)")}
-	for _, v := range []struct {
-		name string
-		f    func(readRound) h2loadResult
-	}{{"GET JSON", func(r readRound) h2loadResult { return r.json }}, {"GET proto", func(r readRound) h2loadResult { return r.proto }}} {
-		res := med(v.f)
-		toCeiling, toRedis := ratios(v.f)
-		rows = append(rows, row{fmt.Sprintf("GetListing cache hit, Connect %s (%s, %d listings)", v.name, each, len(fx.hot)),
-			res.String(), both, fmt.Sprintf("%s ceiling, %s redis", times(toCeiling), times(toRedis)),
+		fmt.Sprintf("redis-benchmark GET %s (%d B value)", redis, fx.docSize), times(ratio("ceiling", "redis"))+" redis", "- (ceiling of the rows below)")}
+	for _, k := range []string{"JSON", "proto"} {
+		res := med(k)
+		rows = append(rows, row{fmt.Sprintf("GetListing cache hit, Connect GET %s (%s, %d listings)", k, each, len(fx.hot)), res.String(), both, ratios(k),
 			fmt.Sprintf(">= %.1fx ceiling, >= %.1fx redis, p99 < %d ms", hitMinCeiling, hitMinRatio, hitMaxP99.Milliseconds()),
-			verdict(toCeiling >= hitMinCeiling && toRedis >= hitMinRatio && res.lat.p99 < hitMaxP99)})
+			verdict(ratio(k, "ceiling") >= hitMinCeiling && ratio(k, "redis") >= hitMinRatio && res.lat.p99 < hitMaxP99)})
 	}
 	rows = append(rows, info(fmt.Sprintf("GetListing hit, Redis only (near cache off), Connect GET JSON (h2load, %d conns, 1 run after the rounds)", clients),
 		near.String(), both+" (medians)", fmt.Sprintf("%s ceiling, %s redis", times(near.rps/ceiling.rps), times(near.rps/redis.rps)),
@@ -283,9 +253,7 @@ func (fx *readsFixture) hitRows(clients int, rounds []readRound, near h2loadResu
 	if shapes == 0 {
 		search.verdict = verdictNotMeasured
 	} else {
-		searchOf := func(r readRound) h2loadResult { return r.search }
-		toCeiling, toRedis := ratios(searchOf)
-		search.measured, search.ratio = med(searchOf).String(), fmt.Sprintf("%s ceiling, %s redis", times(toCeiling), times(toRedis))
+		search.measured, search.ratio = med("search").String(), ratios("search")
 	}
 	if len(skipped) > 0 {
 		search.measured += fmt.Sprintf(" (left out: %s)", strings.Join(skipped, "; "))
@@ -293,8 +261,7 @@ func (fx *readsFixture) hitRows(clients int, rounds []readRound, near h2loadResu
 	return append(rows, search)
 }
 
-// measureMisses: GetListing of unread listings, each once, against
-// FerretDB's find by _id of other unread ones.
+// measureMisses: GetListing of unread listings against FerretDB's find by _id of others.
 func (fx *readsFixture) measureMisses(ctx context.Context, clients int, d time.Duration) (_ []row, err error) {
 	defer recovered(&err)
 	half := len(fx.cold) / 2
@@ -321,86 +288,30 @@ func (fx *readsFixture) measureMisses(ctx context.Context, clients int, d time.D
 		fmt.Sprintf("FerretDB find by _id %.0f/s, p50 %s", ref.rate(), ms(ref.lat.p50)), times(res.rate()/ref.rate()), "none in brief")}, nil
 }
 
-// searchShape is one SearchListings query, the SQL that counts its
-// matches in Postgres, and the find it becomes in the read store.
+// searchShape is a SearchListings query and the SQL that counts its matches.
 type searchShape struct {
-	name         string
-	req          *swapmeetv1.SearchListingsRequest
-	count        string
-	filter, sort bson.D
+	name, count string
+	req         *swapmeetv1.SearchListingsRequest
 }
 
 var (
-	newestFirst  = bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}
 	searchShapes = []searchShape{{
 		name: "category audio, 50-150 EUR, newest",
 		req: &swapmeetv1.SearchListingsRequest{Category: "audio", MinPrice: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 5000},
 			MaxPrice: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 15000}},
 		count: `SELECT count(*) FROM listings WHERE status = 'AVAILABLE' AND category = 'audio' AND price_currency = 'EUR' AND price_minor BETWEEN 5000 AND 15000`,
-		filter: readstore.ListingFilter{Status: "AVAILABLE", Category: "audio", Currency: "EUR",
-			MinPrice: new(int64(5000)), MaxPrice: new(int64(15000))}.Query(),
-		sort: newestFirst,
 	}, {
-		name:   `keyword "vintage camera", newest`,
-		req:    &swapmeetv1.SearchListingsRequest{Query: "vintage camera"},
-		count:  `SELECT count(*) FROM listings WHERE status = 'AVAILABLE' AND title || ' ' || description ~* '\mvintage\M' AND title || ' ' || description ~* '\mcamera\M'`,
-		filter: readstore.ListingFilter{Status: "AVAILABLE", Keywords: []string{"vintage", "camera"}}.Query(),
-		sort:   newestFirst,
+		name:  `keyword "vintage camera", newest`,
+		req:   &swapmeetv1.SearchListingsRequest{Query: "vintage camera"},
+		count: `SELECT count(*) FROM listings WHERE status = 'AVAILABLE' AND title || ' ' || description ~* '\mvintage\M' AND title || ' ' || description ~* '\mcamera\M'`,
 	}, {
-		name:   "no filter, price ascending",
-		req:    &swapmeetv1.SearchListingsRequest{Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC},
-		count:  `SELECT count(*) FROM listings WHERE status = 'AVAILABLE'`,
-		filter: readstore.ListingFilter{Status: "AVAILABLE"}.Query(),
-		sort:   bson.D{{Key: "price.minor", Value: 1}, {Key: "_id", Value: -1}},
+		name:  "no filter, price ascending",
+		req:   &swapmeetv1.SearchListingsRequest{Sort: swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC},
+		count: `SELECT count(*) FROM listings WHERE status = 'AVAILABLE'`,
 	}}
 )
 
-// Cold samples of a shape: up to 10, and past 2 until 6 s are spent.
-const (
-	searchColdMin, searchColdMax = 2, 10
-	searchColdBudget             = 6 * time.Second
-	searchAloneMax               = time.Minute
-)
-
-// measureSearches times each shape's first page cold, against the same
-// find straight to FerretDB; a cold page past the deadline ends the shape.
-func (fx *readsFixture) measureSearches(ctx context.Context) (rows []row, err error) {
-	defer recovered(&err)
-	for _, s := range searchShapes {
-		var matches int64
-		check(fx.e.PG.QueryRow(ctx, s.count).Scan(&matches))
-		alone, aloneText := findAlone(ctx, fx.e.Reads, s), ""
-		if aloneText = ms(alone); alone >= searchAloneMax {
-			aloneText = "over " + ms(searchAloneMax)
-		}
-		var cold []time.Duration
-		timedOut := false
-		for start := time.Now(); !timedOut && len(cold) < searchColdMax && (len(cold) < searchColdMin || time.Since(start) < searchColdBudget); {
-			fx.changeAListing(ctx)
-			t0 := time.Now()
-			resp, err := fx.client.SearchListings(ctx, connect.NewRequest(s.req))
-			cold = append(cold, time.Since(t0))
-			if timedOut = connect.CodeOf(err) == connect.CodeUnavailable && ctx.Err() == nil; timedOut {
-				fx.tooSlow = append(fx.tooSlow, s.name)
-				sleepCtx(ctx, time.Duration(1.2*float64(alone-cold[len(cold)-1]))+time.Second)
-			} else if check(err); int64(len(resp.Msg.GetListings())) != min(matches, 20) {
-				check(fmt.Errorf("SearchListings(%s): a first page of %d listings; %d match in Postgres", s.name, len(resp.Msg.GetListings()), matches))
-			}
-		}
-		c := summarize(cold)
-		measured := fmt.Sprintf("cold p50 %s, max %s (n=%d)", ms(c.p50), ms(c.max), c.n)
-		if timedOut {
-			measured = fmt.Sprintf("cold: %d ok, then Unavailable after %s (read store deadline)", c.n-1, ms(c.max))
-		}
-		progress("reads: SearchListings %s: %d match; %s; the find alone %s", s.name, matches, measured, aloneText)
-		rows = append(rows, info(fmt.Sprintf("SearchListings cold, %s listings: %s", fx.size, s.name), measured,
-			fmt.Sprintf("find alone %s (%d match)", aloneText, matches), "", "none in brief"))
-	}
-	return rows, nil
-}
-
-// primeSearches caches each shape's first page, checked, and returns the
-// URLs; slow names the shapes past the read store's deadline.
+// primeSearches caches each shape's first page and returns the URLs, and the too slow shapes.
 func (fx *readsFixture) primeSearches(ctx context.Context, shapes []searchShape) (urls, slow []string) {
 	for _, s := range shapes {
 		var matches int64
@@ -421,25 +332,7 @@ func (fx *readsFixture) primeSearches(ctx context.Context, shapes []searchShape)
 	return urls, slow
 }
 
-// findAlone times a shape's find straight on the read store.
-func findAlone(ctx context.Context, s *readstore.Model, shape searchShape) time.Duration {
-	ctx, cancel := context.WithTimeout(ctx, searchAloneMax+10*time.Second)
-	defer cancel()
-	t0 := time.Now()
-	err := s.DB().RunCommand(ctx, bson.D{
-		{Key: "find", Value: s.Physical(readstore.Listings)}, {Key: "filter", Value: shape.filter},
-		{Key: "sort", Value: shape.sort}, {Key: "limit", Value: 21}, {Key: "singleBatch", Value: true},
-		{Key: "maxTimeMS", Value: searchAloneMax.Milliseconds()},
-	}).Err()
-	if ce := (mongo.CommandError{}); errors.As(err, &ce) && ce.Code == 50 { // MaxTimeMSExpired
-		return searchAloneMax
-	}
-	check(err)
-	return time.Since(t0)
-}
-
-// changeAListing changes a listing and waits until the serve process has
-// taken it in: every cached search page is orphaned.
+// changeAListing changes a listing and waits until serve has it: every cached page is orphaned.
 func (fx *readsFixture) changeAListing(ctx context.Context) {
 	must(fx.e.PG.Exec(ctx, `UPDATE listings SET version = version + 1, updated_at = now() WHERE id = $1`, fx.changed))
 	req := &swapmeetv1.GetListingRequest{ListingId: fx.changed, ConsistencyToken: consistency.Token(uint64(must(sqlc.New(fx.e.PG).CurrentLSN(ctx))))}

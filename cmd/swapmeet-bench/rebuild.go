@@ -100,8 +100,7 @@ type rebuildProgress struct {
 // A final load line: "rebuild: listings  100.0% 1000/1000  812 rows/s  done in 1.231s".
 var loadDoneRE = regexp.MustCompile(`^rebuild: \S+\s+[0-9.]+% ([0-9]+)/[0-9]+\s+[0-9]+ rows/s\s+done in (\S+)$`)
 
-// Write takes the progress output, forwards each line to stderr and notes
-// the phases.
+// Write forwards the progress output to stderr and notes the phases.
 func (r *rebuildProgress) Write(b []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,8 +128,7 @@ func (r *rebuildProgress) Write(b []byte) (int, error) {
 	}
 }
 
-// rebuild runs the rebuild of collection as `swapmeet projections
-// rebuild` does, with its own read store and projector.
+// rebuild runs `swapmeet projections rebuild`'s rebuild, with its own store and projector.
 func rebuild(ctx context.Context, e *env, collection string) rebuildRun {
 	reads := readstore.New(e.Mongo.Database(e.Config.MongoDB))
 	reads.WriteConcurrency = e.Reads.WriteConcurrency
@@ -155,8 +153,7 @@ func rebuild(ctx context.Context, e *env, collection string) rebuildRun {
 	return res
 }
 
-// gapCheck is the readers' tally: reads, and per outcome how many and
-// the first of them.
+// gapCheck is the readers' tally: reads, and per outcome a count and the first.
 type gapCheck struct {
 	e      *env
 	client swapmeetv1connect.ListingServiceClient
@@ -167,8 +164,7 @@ type gapCheck struct {
 	first  map[string]string
 }
 
-// read loops over the known listings: evict, then GetListing, which must
-// find it in whichever generation is live.
+// read loops: evict, then GetListing, which must find the listing in the live generation.
 func (g *gapCheck) read(ctx context.Context, offset int) {
 	for i := offset * 37; sleepCtx(ctx, 50*time.Millisecond); i++ {
 		id := g.known[i%len(g.known)]
@@ -197,8 +193,7 @@ func (g *gapCheck) read(ctx context.Context, offset int) {
 	}
 }
 
-// summary says what the readers saw since the before'th read, and whether
-// that is wrong: a NotFound is a gap, an Unavailable a slow machine.
+// summary says what the readers saw since read before, and whether there was a gap.
 func (g *gapCheck) summary(before int64) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -216,8 +211,7 @@ func (g *gapCheck) summary(before int64) (string, error) {
 		g.reads.Load(), g.reads.Load()-before, g.n["new generation"], g.n["NotFound"], g.n["Unavailable"], g.n["other"]), errors.Join(errs...)
 }
 
-// checkRebuilt checks the outcome: all loaded, the pointer switched, the
-// new collection full (collStats: an estimate), the old slot gone.
+// checkRebuilt: all loaded, the pointer switched, the new collection full, the old slot gone.
 func checkRebuilt(ctx context.Context, e *env, run rebuildRun, want int64) error {
 	p, err := e.Reads.LoadPointer(ctx)
 	live := p.Collections[readstore.Listings]

@@ -24,8 +24,7 @@ import (
 // h2load and pg_recvlogical. C clients, so that a reference is not a Go
 // program sharing the cores with the server and measuring itself too.
 
-// runTool runs tool (from Debian's pkg) and returns its stdout; never its
-// arguments (URLs, passwords).
+// runTool runs tool (Debian: pkg) and returns its stdout; it never prints its arguments.
 func runTool(ctx context.Context, tool, pkg string, args ...string) (string, error) {
 	path, err := exec.LookPath(tool)
 	if err != nil {
@@ -65,14 +64,12 @@ var (
 	pgbenchLatency = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 )
 
-// pgbenchInit loads pgbench's tables (scale 10) into a database of their
-// own, dropped when the suite ends, and returns its URL.
+// pgbenchInit loads pgbench's tables (scale 10) into a database of their own; returns its URL.
 func pgbenchInit(ctx context.Context, e *env) string {
 	server, name := e.Config.PostgresURL, system.RandomName("swapmeet_bench_")
 	check(system.AdminExec(ctx, server, "CREATE DATABASE "+name))
 	e.OnClose(func() error {
-		// Without FORCE, which would have to terminate the autovacuum
-		// worker pgbench attracts; again while a backend is on its way out.
+		// Without FORCE (which would kill pgbench's autovacuum worker); again while a backend exits.
 		var err error
 		for range 5 {
 			if err = system.AdminExec(context.Background(), server, "DROP DATABASE IF EXISTS "+name); err == nil {
@@ -87,8 +84,7 @@ func pgbenchInit(ctx context.Context, e *env) string {
 	return dbURL
 }
 
-// pgbenchSimpleUpdate runs the built-in simple-update script (PlaceOrder
-// minus the API) with clients for d.
+// pgbenchSimpleUpdate runs the simple-update script (PlaceOrder minus the API).
 func pgbenchSimpleUpdate(ctx context.Context, url string, clients int, d time.Duration) pgbenchResult {
 	progress("reference: pgbench simple-update, %d clients, %s", clients, d)
 	return must(parsePgbench(must(runTool(ctx, "pgbench", "postgresql-client", "-n", "-b", "simple-update",
@@ -107,17 +103,10 @@ func parsePgbench(out string) (pgbenchResult, error) {
 	return res, nil
 }
 
-// redisResult is what a redis-benchmark run reports.
-type redisResult struct {
-	rps      float64
-	p50, p99 time.Duration
-}
-
-// redisBenchmarkGet GETs a cached listing's key with clients connections
-// for about d.
-func redisBenchmarkGet(ctx context.Context, redisURL, key string, clients int, d time.Duration) redisResult {
+// redisBenchmarkGet GETs a cached listing's key with clients connections for about d.
+func redisBenchmarkGet(ctx context.Context, redisURL, key string, clients int, d time.Duration) toolResult {
 	u := must(url.Parse(redisURL))
-	run := func(n int) redisResult {
+	run := func(n int) toolResult {
 		args := []string{"-h", u.Hostname(), "-p", u.Port(), "-c", strconv.Itoa(clients), "-n", strconv.Itoa(n), "--csv"}
 		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 			args = append(args, "--dbnum", db)
@@ -131,36 +120,34 @@ func redisBenchmarkGet(ctx context.Context, redisURL, key string, clients int, d
 }
 
 // parseRedisBenchmarkCSV reads redis-benchmark 7's --csv output.
-func parseRedisBenchmarkCSV(out string) (redisResult, error) {
+func parseRedisBenchmarkCSV(out string) (toolResult, error) {
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	if err != nil || len(recs) < 2 || len(recs[0]) != len(recs[1]) {
-		return redisResult{}, fmt.Errorf("unexpected redis-benchmark output:\n%s", out)
+		return toolResult{}, fmt.Errorf("unexpected redis-benchmark output:\n%s", out)
 	}
 	col := map[string]float64{}
 	for i, h := range recs[0] {
 		col[h], _ = strconv.ParseFloat(recs[1][i], 64)
 	}
 	if col["rps"] <= 0 {
-		return redisResult{}, fmt.Errorf("no rps in redis-benchmark output:\n%s", out)
+		return toolResult{}, fmt.Errorf("no rps in redis-benchmark output:\n%s", out)
 	}
 	msec := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-	return redisResult{rps: col["rps"], p50: msec(col["p50_latency_ms"]), p99: msec(col["p99_latency_ms"])}, nil
+	return toolResult{rps: col["rps"], lat: latencies{p50: msec(col["p50_latency_ms"]), p99: msec(col["p99_latency_ms"])}}, nil
 }
 
-// h2loadResult is what an h2load run measured: its rate and the
-// latencies of its per-request log.
-type h2loadResult struct {
+// toolResult is what a load generator measured.
+type toolResult struct {
 	rps float64
 	lat latencies
 }
 
-func (r h2loadResult) String() string {
+func (r toolResult) String() string {
 	return fmt.Sprintf("%.0f/s, p50 %s, p99 %s", r.rps, ms(r.lat.p50), ms(r.lat.p99))
 }
 
-// runH2load runs h2load over urls in turn (GETs, or POSTs of body) with
-// clients connections for d; any non-2xx fails the figure.
-func runH2load(ctx context.Context, dir string, urls []string, body []byte, clients int, d time.Duration) h2loadResult {
+// runH2load runs h2load over urls (GETs, or POSTs of body); any non-2xx fails the figure.
+func runH2load(ctx context.Context, dir string, urls []string, body []byte, clients int, d time.Duration) toolResult {
 	logFile, urlFile, bodyFile := filepath.Join(dir, "h2load.log"), filepath.Join(dir, "h2load.urls"), filepath.Join(dir, "h2load.body")
 	args := []string{"-c", strconv.Itoa(clients), "-m", "1", "-t", "1", "-D", fmt.Sprintf("%dms", d.Milliseconds()),
 		"--warm-up-time", fmt.Sprintf("%dms", warmupFor(d).Milliseconds()), "--log-file", logFile, "-i", urlFile}
@@ -173,7 +160,7 @@ func runH2load(ctx context.Context, dir string, urls []string, body []byte, clie
 	rps := must(parseH2loadOutput(must(runTool(ctx, "h2load", "nghttp2-client", args...))))
 	f := must(os.Open(logFile))
 	defer f.Close()
-	return h2loadResult{rps: rps, lat: must(parseH2loadLog(f, clients))}
+	return toolResult{rps: rps, lat: must(parseH2loadLog(f, clients))}
 }
 
 var (
@@ -182,8 +169,7 @@ var (
 	h2loadStatus   = regexp.MustCompile(`(?m)^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
 )
 
-// parseH2loadOutput reads the rate of h2load 1.52's summary (over the main
-// duration alone), and fails unless every request was answered with a 2xx.
+// parseH2loadOutput reads h2load's rate, and fails unless every answer was a 2xx.
 func parseH2loadOutput(out string) (float64, error) {
 	req, st := h2loadRequests.FindStringSubmatch(out), h2loadStatus.FindStringSubmatch(out)
 	rps, err := float(h2loadFinished, out, "req/s")
@@ -202,8 +188,7 @@ func parseH2loadOutput(out string) (float64, error) {
 	return rps, nil
 }
 
-// parseH2loadLog summarizes the 2xx latencies of h2load's --log-file; an
-// unanswered stream is let go once per connection.
+// parseH2loadLog summarizes h2load's --log-file; one unanswered stream a connection goes.
 func parseH2loadLog(r io.Reader, clients int) (latencies, error) {
 	var ds []time.Duration
 	unanswered := 0

@@ -36,8 +36,7 @@ const (
 	freshBaseRate  = 5.0 // the light load first: the pipeline's own latency
 	freshBaseFor   = 4 * time.Second
 	cdcWorkers     = 2 // SWAPMEET_CDC_WORKERS's default
-	// descTail lengthens descriptions to about 400 characters, as real
-	// ones are (listings carry REPLICA IDENTITY FULL: old and new row).
+	// descTail lengthens descriptions to about 400 characters, as real ones are.
 	descTail = ` || ' Comes from a smoke-free home and has been stored dry. ' ||
 		(ARRAY['Minor scuffs on the base, shown in the photos.', 'No chips or cracks; every part works as it should.',
 		       'Original box and papers included.', 'Cleaned and tested last week.',
@@ -61,7 +60,6 @@ func runAgainstSink(ctx context.Context, e *env, o options) (rows []row, err err
 	seedCatalogue(ctx, e, n, 500, descTail)
 	loadCatalogue(ctx, e, n)
 	proc := startCDCProcess(e, bin)
-
 	raw := readstore.New(e.Mongo.Database(e.Config.MongoDB)) // as the cdc process makes its store
 	raw.WriteConcurrency *= cdcWorkers
 	rawRate := measureRaw(ctx, e, raw, n, o.duration) // while the CDC has nothing to do
@@ -70,15 +68,13 @@ func runAgainstSink(ctx context.Context, e *env, o options) (rows []row, err err
 	check(proc.running())
 	rows = measureFreshness(ctx, e, a, o, rawRate, sizeLabel(n), rows)
 	check(proc.running())
-	// Raw again: the machine's speed drifts, and the big transaction takes
-	// the closer of the two.
+	// Raw again, closer to the big transaction: the machine's speed drifts.
 	rawBig := measureRaw(ctx, e, raw, n, o.duration)
 	rows[0].measured += fmt.Sprintf("; %.0f docs/s before the big txn", rawBig)
 	return append(rows, measureBigTxn(ctx, e, o, proc, rawBig)...), nil
 }
 
-// measureRaw replaces random catalogue documents with Put for d, and
-// returns the rate.
+// measureRaw replaces random catalogue documents with Put for d, and returns the rate.
 func measureRaw(ctx context.Context, e *env, s *readstore.Model, n int, d time.Duration) float64 {
 	sample := listingDocs(ctx, e.PG, listingIDs(ctx, e.PG, `SELECT id FROM listings ORDER BY random() LIMIT $1`, min(n, rawSample)), 1)
 	lsn := currentLSN(ctx, e.PG)
@@ -90,8 +86,7 @@ func measureRaw(ctx context.Context, e *env, s *readstore.Model, n int, d time.D
 	return perSecond(int64(done), took)
 }
 
-// measureFreshness adds to rows the freshness row at half the raw rate,
-// the commit-to-delivery row of the same writes, and the rate search's.
+// measureFreshness adds the freshness, commit-to-delivery and rate search rows.
 func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate float64, size string, rows []row) []row {
 	targetRows, _ := e.PG.Query(ctx, `SELECT id::text, seller_id, version, price_minor FROM listings ORDER BY random() LIMIT $1`, freshTargets)
 	targets := must(pgx.CollectRows(targetRows, func(row pgx.CollectableRow) (*freshTarget, error) {
@@ -107,22 +102,12 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	if watch != nil {
 		defer watch.set.close()
 	}
-	base := runFresh(ctx, d, freshBaseRate, freshBaseFor, false)
+	base := d.run(ctx, freshBaseRate, freshBaseFor, false)
 	progress("cdc vs sink: freshness: baseline: %s, max %s", base, ms(base.fresh.max))
 	half := 0.5 * rawRate
-	at, delivery, err := watch.during(ctx, d, func() freshStep { return runFresh(ctx, d, half, o.duration, true) })
-	progress("cdc vs sink: freshness: %s, max %s; commits p50 %s; %d read back from mongo", at, ms(at.fresh.max), ms(summarize(at.res.commit).p50), at.res.checked)
-	measured := fmt.Sprintf("p50 %s, p99 %s at %.0f writes/s", ms(at.fresh.p50), ms(at.fresh.p99), at.achieved)
-	switch {
-	case at.res.timeouts > 0:
-		measured += fmt.Sprintf(", %d not visible in %s", at.res.timeouts, freshWait)
-	case at.res.stoppedAt > 0:
-		measured = fmt.Sprintf("fell behind after %s: p50 %s, p99 %s of the first %d writes; CDC kept up with ~%.0f/s",
-			at.res.stoppedAt.Round(100*time.Millisecond), ms(at.fresh.p50), ms(at.fresh.p99), at.res.writes, at.res.keptUp())
-	}
-	if at.writerBound() {
-		measured += fmt.Sprintf(" (the writer reached only %.0f of %.0f/s)", at.achieved, half)
-	}
+	at, delivery, err := watch.during(ctx, d, func() freshStep { return d.run(ctx, half, o.duration, true) })
+	progress("cdc vs sink: freshness: %s, max %s; commits p50 %s; %d read back from mongo", at, ms(at.fresh.max), ms(summarize(at.commit).p50), at.checked)
+	measured := at.String()
 	rows = append(rows, row{fmt.Sprintf("%s at half the raw rate (%s listings)", freshFigure, size), measured,
 		fmt.Sprintf("raw Put %.0f docs/s; at %.0f writes/s p50 %s", rawRate, freshBaseRate, ms(base.fresh.p50)), times(at.achieved / rawRate),
 		fmt.Sprintf("p50 < %d ms, p99 < %d ms at 0.5x", freshMaxP50.Milliseconds(), freshMaxP99.Milliseconds()), verdict(at.held() && at.fresh.p50 < freshMaxP50)})
@@ -136,8 +121,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	return append(rows, searchFreshRate(ctx, d, at, rawRate, o.cdcSearch))
 }
 
-// measureBigTxn updates the whole catalogue in one transaction and waits
-// until the CDC has applied it, watching its memory.
+// measureBigTxn updates the whole catalogue in one transaction and times the CDC applying it.
 func measureBigTxn(ctx context.Context, e *env, o options, proc *process, rawRate float64) []row {
 	n, of := o.cdcCatalogue, sizeLabel(o.cdcCatalogue)+" changed listings"
 	if n < 1_000_000 {
@@ -181,22 +165,16 @@ func measureBigTxn(ctx context.Context, e *env, o options, proc *process, rawRat
 	}
 	took := time.Since(committed)
 	rate := perSecond(int64(n), took)
-	rssRow := row{"CDC peak RSS applying 1 txn of "+of, fmt.Sprintf("%s (RSS before %s)", mib(peak), mib(rssBefore)),
+	rssRow := row{"CDC peak RSS applying 1 txn of " + of, fmt.Sprintf("%s (RSS before %s)", mib(peak), mib(rssBefore)),
 		"", "", "< " + mib(bigTxnMaxRSS), verdict(peak < bigTxnMaxRSS)}
-	rateRow := row{"CDC applying 1 txn of "+of, fmt.Sprintf("%.0f docs/s (applied %s after commit)", rate, took.Round(100*time.Millisecond)),
+	rateRow := row{"CDC applying 1 txn of " + of, fmt.Sprintf("%.0f docs/s (applied %s after commit)", rate, took.Round(100*time.Millisecond)),
 		fmt.Sprintf("raw Put %.0f docs/s", rawRate), times(rate / rawRate), fmt.Sprintf(">= %.1fx", bigTxnMinRatio), verdict(rate/rawRate >= bigTxnMinRatio)}
-	if stopped != "" {
+	if stopped != "" { // the times are bounds: the RSS so far, and the rate if it is already too slow
 		progress("cdc vs sink: big transaction: giving up: %s; stopping the CDC", stopped)
 		_ = proc.stop(2 * time.Second)
-		rssRow.measured = ">= " + rssRow.measured
-		if peak < bigTxnMaxRSS {
-			rssRow.measured, rssRow.verdict = fmt.Sprintf("not measured: %s so far, the apply did not finish", mib(peak)), verdictNotMeasured
-		}
-		rateRow.measured = fmt.Sprintf("not measured: gave up %s after the commit: %s", took.Round(time.Second), stopped)
-		rateRow.ratio, rateRow.verdict = "< "+rateRow.ratio, verdictMiss // already slower than the target allows
-		if rate/rawRate >= bigTxnMinRatio {
-			rateRow.ratio, rateRow.verdict = "", verdictNotMeasured
-		}
+		rssRow.measured, rateRow.measured = ">= "+rssRow.measured, fmt.Sprintf("gave up %s after the commit: %s", took.Round(time.Second), stopped)
+		rssRow.verdict = map[bool]string{true: verdictNotMeasured, false: verdictMiss}[peak < bigTxnMaxRSS]
+		rateRow.ratio, rateRow.verdict = "< "+rateRow.ratio, map[bool]string{true: verdictNotMeasured, false: verdictMiss}[rate/rawRate >= bigTxnMinRatio]
 		return []row{rssRow, rateRow}
 	}
 	if _, p, err := proc.memory(); err == nil {
@@ -213,8 +191,7 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 	return a, b
 }
 
-// appliedPositions reads the applied position the CDC publishes and its
-// slot's confirmed position.
+// appliedPositions reads the applied position the CDC publishes, and its slot's.
 func appliedPositions(ctx context.Context, e *env) (published, confirmed pglogrepl.LSN) {
 	s, err := e.Redis.Get(ctx, consistency.KeysFor(e.Config.RedisPrefix).Applied).Result()
 	if err == nil {
@@ -245,8 +222,7 @@ const (
 	searchClose     = 1.15            // the search ends once failed/held is within this
 )
 
-// freshTarget is a listing the driver edits; mu orders its edits (each
-// names the version before).
+// freshTarget is a listing the driver edits; mu orders its edits.
 type freshTarget struct {
 	mu      sync.Mutex
 	id      string
@@ -255,8 +231,7 @@ type freshTarget struct {
 	price   int64
 }
 
-// freshDriver edits the targets round robin. onCommit and onVisible, if
-// set, learn of each write once committed and once visible.
+// freshDriver edits the targets round robin; onCommit and onVisible see each write.
 type freshDriver struct {
 	app       *app.App
 	watcher   *consistency.Watcher
@@ -267,23 +242,11 @@ type freshDriver struct {
 	onVisible func(id string, took time.Duration)
 }
 
-// freshResult is what one run saw: since its start, the last commit, the
-// last write visible, and when writing stopped early (or 0).
-type freshResult struct {
-	writes, timeouts, checked, stale int
-	commit, fresh                    []time.Duration // UpdateListing's latency; commit → applied
-	elapsed, lastSeen, stoppedAt     time.Duration
-}
-
-// keptUp estimates the write rate the CDC sustained.
-func (r freshResult) keptUp() float64 { return perSecond(int64(r.writes), r.lastSeen) }
-
-// run issues writes at rate for d; with stopEarly, it stops once 1% of
-// the planned writes have waited past the p99 target.
-func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, stopEarly bool) (freshResult, error) {
+// run writes at rate for d; with stopEarly, until 1% of them wait past the p99 target.
+func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, stopEarly bool) freshStep {
 	total := int(rate * d.Seconds())
 	var (
-		res      freshResult
+		res      = freshStep{rate: rate}
 		mu       sync.Mutex
 		firstErr error
 		waits    sync.WaitGroup
@@ -330,7 +293,7 @@ func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, s
 			return
 		}
 		res.writes++
-		res.commit, res.fresh = append(res.commit, committed.Sub(t0)), append(res.fresh, took)
+		res.commit, res.visible = append(res.commit, committed.Sub(t0)), append(res.visible, took)
 		res.elapsed, res.lastSeen = max(res.elapsed, committed.Sub(start)), max(res.lastSeen, time.Since(start))
 		res.timeouts += map[bool]int{true: 1}[werr != nil]
 		res.checked += map[bool]int{true: 1}[checked]
@@ -350,33 +313,41 @@ func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, s
 		waits.Go(func() { write(n, t) })
 	}
 	waits.Wait()
-	return res, cmp.Or(firstErr, context.Cause(ctx))
+	check(cmp.Or(firstErr, context.Cause(ctx)))
+	if res.stale > 0 {
+		check(fmt.Errorf("%d of %d writes read back from mongo after their position was applied had an older version", res.stale, res.checked))
+	}
+	res.fresh, res.achieved = summarize(res.visible), perSecond(int64(res.writes), cmp.Or(res.stoppedAt, res.elapsed))
+	return res
 }
 
-// freshStep is one run of the driver at one rate.
+// freshStep is what one run saw (times since its start; stoppedAt: when it stopped early).
 type freshStep struct {
-	rate, achieved float64 // asked for; issued
-	fresh          latencies
-	res            freshResult
+	rate, achieved                   float64 // asked for; issued
+	fresh                            latencies
+	writes, timeouts, checked, stale int
+	commit, visible                  []time.Duration // UpdateListing's latency; commit → applied
+	elapsed, lastSeen, stoppedAt     time.Duration
 }
 
 // held: every write visible, p99 under the target, at the rate asked for.
 func (s freshStep) held() bool { return s.withinP99() && !s.writerBound() }
 
 func (s freshStep) withinP99() bool {
-	return s.res.timeouts == 0 && s.res.stoppedAt == 0 && s.fresh.n > 0 && s.fresh.p99 < freshMaxP99
+	return s.timeouts == 0 && s.stoppedAt == 0 && s.fresh.n > 0 && s.fresh.p99 < freshMaxP99
 }
 
 // writerBound: the driver could not issue the rate asked for.
 func (s freshStep) writerBound() bool { return s.achieved < 0.95*s.rate }
 
+// String reads like "120 writes/s: p50 14.2 ms, p99 48.0 ms".
 func (s freshStep) String() string {
-	out := fmt.Sprintf("%.0f/s: p50 %s, p99 %s", s.achieved, ms(s.fresh.p50), ms(s.fresh.p99))
+	out := fmt.Sprintf("%.0f writes/s: p50 %s, p99 %s", s.achieved, ms(s.fresh.p50), ms(s.fresh.p99))
 	switch {
-	case s.res.timeouts > 0:
-		out += fmt.Sprintf(", %d not visible in %s", s.res.timeouts, freshWait)
-	case s.res.stoppedAt > 0:
-		out += fmt.Sprintf(", fell behind after %s", s.res.stoppedAt.Round(100*time.Millisecond))
+	case s.timeouts > 0:
+		out += fmt.Sprintf(", %d not visible in %s", s.timeouts, freshWait)
+	case s.stoppedAt > 0:
+		out += fmt.Sprintf(", fell behind after %s (%d writes; the CDC kept up with ~%.0f/s)", s.stoppedAt.Round(100*time.Millisecond), s.writes, perSecond(int64(s.writes), s.lastSeen))
 	}
 	if s.writerBound() {
 		out += fmt.Sprintf(" (asked %.0f/s)", s.rate)
@@ -384,21 +355,7 @@ func (s freshStep) String() string {
 	return out
 }
 
-// runFresh runs the driver at rate for dur.
-func runFresh(ctx context.Context, d *freshDriver, rate float64, dur time.Duration, stopEarly bool) freshStep {
-	res := must(d.run(ctx, rate, dur, stopEarly))
-	if res.stale > 0 {
-		check(fmt.Errorf("%d of %d writes read back from mongo after their position was applied had an older version", res.stale, res.checked))
-	}
-	s := freshStep{rate: rate, achieved: perSecond(int64(res.writes), res.elapsed), fresh: summarize(res.fresh), res: res}
-	if res.stoppedAt > 0 {
-		s.achieved = perSecond(int64(res.writes), res.stoppedAt)
-	}
-	return s
-}
-
-// searchFreshRate looks for the highest write rate with p99 freshness
-// under the target, bisecting between a rate that held and one that did not.
+// searchFreshRate bisects for the highest write rate with p99 freshness under the target.
 func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRate float64, budget time.Duration) row {
 	r := row{figure: fmt.Sprintf("Highest write rate with p99 freshness < %d ms", freshMaxP99.Milliseconds()),
 		reference: fmt.Sprintf("raw Put %.0f docs/s", rawRate), target: ">= 0.50x (the freshness target's rate)"}
@@ -406,7 +363,7 @@ func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRa
 	steps := []freshStep{first}
 	start := time.Now()
 	for next, ok := nextSearchRate(steps, rawRate); ok && time.Since(start)+step <= budget; next, ok = nextSearchRate(steps, rawRate) {
-		steps = append(steps, runFresh(ctx, d, next, step, true))
+		steps = append(steps, d.run(ctx, next, step, true))
 		progress("cdc vs sink: rate search: %s -> %s", steps[len(steps)-1], map[bool]string{true: "held", false: "missed"}[steps[len(steps)-1].held()])
 	}
 	var best, above, lowest *freshStep

@@ -20,8 +20,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 )
 
-// WatchListing streams, streamsPerConn to an h2c connection: commit to
-// delivery next to freshness (vs_sink.go), and one change's fan-out.
+// WatchListing streams, streamsPerConn to a connection: commit to delivery, and fan-out.
 
 const (
 	streamsPerConn       = 100
@@ -53,9 +52,8 @@ type subscribers struct {
 	err     error // the first stream that ended while the set was open
 }
 
-// openStreams opens one stream per id against url and returns once each
-// has delivered; onState sees every state as it arrives.
-func openStreams(ctx context.Context, url string, ids []string, label string, onState func(id string, version int64, at time.Time)) (*subscribers, error) {
+// openStreams opens a stream per id and returns once each has delivered.
+func openStreams(ctx context.Context, url string, ids []string, label string) (*subscribers, error) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	set := &subscribers{cancel: cancel}
 	var clients []swapmeetv1connect.ListingServiceClient
@@ -72,10 +70,7 @@ func openStreams(ctx context.Context, url string, ids []string, label string, on
 		set.streams.Go(func() {
 			opening <- struct{}{}
 			first := true
-			err := s.follow(sctx, clients[i/streamsPerConn], func(version int64, at time.Time) {
-				if onState != nil {
-					onState(id, version, at)
-				}
+			err := s.follow(sctx, clients[i/streamsPerConn], func() {
 				if first {
 					first = false
 					ready.Add(1)
@@ -103,7 +98,7 @@ func openStreams(ctx context.Context, url string, ids []string, label string, on
 }
 
 // follow receives until the stream ends, and returns why it ended.
-func (s *subscriber) follow(ctx context.Context, client swapmeetv1connect.ListingServiceClient, seen func(version int64, at time.Time)) error {
+func (s *subscriber) follow(ctx context.Context, client swapmeetv1connect.ListingServiceClient, seen func()) error {
 	stream, err := client.WatchListing(ctx, connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: s.listing}))
 	if err != nil {
 		return err
@@ -114,12 +109,11 @@ func (s *subscriber) follow(ctx context.Context, client swapmeetv1connect.Listin
 		if l == nil {
 			continue // a heartbeat
 		}
-		now := time.Now()
 		if l.GetVersion() > s.version.Load() {
-			s.at.Store(now.UnixNano())
+			s.at.Store(time.Now().UnixNano())
 			s.version.Store(l.GetVersion())
 		}
-		seen(l.GetVersion(), now)
+		seen()
 	}
 	return cmp.Or(stream.Err(), errors.New("the server ended the stream"))
 }
@@ -141,8 +135,7 @@ func (set *subscribers) reached(version int64) int {
 	return n
 }
 
-// close ends the streams and their connections, and returns the first
-// stream that had ended before.
+// close ends the streams and returns the first that had ended before.
 func (set *subscribers) close() error {
 	set.cancel()
 	set.streams.Wait()
@@ -175,7 +168,7 @@ func watchFreshTargets(ctx context.Context, url string, targets []*freshTarget, 
 	for i, t := range targets[:n] {
 		ids[i] = t.id
 	}
-	set, err := openStreams(ctx, url, ids, "cdc vs sink: commit to delivery", nil)
+	set, err := openStreams(ctx, url, ids, "cdc vs sink: commit to delivery")
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +207,7 @@ func (c *deliveryClock) visible(id string, took time.Duration) {
 	}
 }
 
-// during runs run with the driver's writes timed, and returns its row
-// next to the freshness of the same run.
+// during times run's writes and returns their row, next to the run's freshness.
 func (c *deliveryClock) during(ctx context.Context, d *freshDriver, run func() freshStep) (freshStep, *row, error) {
 	if c == nil {
 		return run(), nil, nil
@@ -238,8 +230,7 @@ func (c *deliveryClock) during(ctx context.Context, d *freshDriver, run func() f
 		verdict(lat.n > 0 && undelivered == 0 && over <= deliveryMaxOverFresh)}, c.set.failed()
 }
 
-// measureFanOut: one change at a time to -watch-subscribers streams on one
-// listing of a serve process, against the same with one stream.
+// measureFanOut: changes to -watch-subscribers streams on one listing, against one stream.
 func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) {
 	defer recovered(&err)
 	n := o.watchSubscribers
@@ -255,7 +246,7 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 	serve := startServeProcess(ctx, e, bin, "SWAPMEET_WATCH_MAX_STREAMS="+limit,
 		"SWAPMEET_WATCH_MAX_STREAMS_PER_USER="+limit, "SWAPMEET_WATCH_HEARTBEAT=5m") // idle streams stay quiet
 	client := swapmeetv1connect.NewListingServiceClient(h2c(), serve.url)
-	one := must(openStreams(ctx, serve.url, []string{id}, "fan-out: reference", nil))
+	one := must(openStreams(ctx, serve.url, []string{id}, "fan-out: reference"))
 	version, _ := one.all[0].delivered()
 	// timeChanges times each change from UpdateListing to every stream.
 	timeChanges := func(set *subscribers, changes int) (lat latencies, summary string) {
@@ -296,7 +287,7 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 	time.Sleep(2 * time.Second) // the API settles before its memory is read
 	before, _ := must2(serve.proc.memory())
 	clientBefore, _, _ := memoryOf(os.Getpid())
-	set := must(openStreams(ctx, serve.url, slices.Repeat([]string{id}, n), "fan-out", nil))
+	set := must(openStreams(ctx, serve.url, slices.Repeat([]string{id}, n), "fan-out"))
 	defer set.close()
 	time.Sleep(2 * time.Second)
 	after, _ := must2(serve.proc.memory())
