@@ -91,7 +91,8 @@ func NewScratch(ctx context.Context, cfg config.Config, prefix string, log *slog
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = s.Mongo.Database(name).Drop(ctx)
-		return s.Mongo.Disconnect(ctx)
+		_ = s.Mongo.Disconnect(ctx)
+		return nil
 	})
 	if err := s.Reads.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("mongo at %s is unreachable: %w; %s", cfg.MongoURL, err, ScratchHint)
@@ -107,7 +108,8 @@ func NewScratch(ctx context.Context, cfg config.Config, prefix string, log *slog
 		for _, k := range keys {
 			s.Redis.Del(ctx, k)
 		}
-		return s.Redis.Close()
+		_ = s.Redis.Close()
+		return nil
 	})
 	if err := s.Redis.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis at %s is unreachable: %w; %s", cfg.RedisURL, err, ScratchHint)
