@@ -115,11 +115,16 @@ func main() {
 // run runs the suites and prints the table; a first SIGINT stops them, a second kills.
 func run(o options, selected []suite) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{})
 	defer stop()
+	defer close(finished)
 	go func() {
-		<-ctx.Done()
-		progress("stopping and cleaning up (again to quit at once)")
-		stop() // the default action again, for the second signal
+		select {
+		case <-ctx.Done():
+			progress("stopping and cleaning up (again to quit at once)")
+			stop() // the default action again, for the second signal
+		case <-finished:
+		}
 	}()
 	figures := make([]figure, len(selected))
 	for i, s := range selected {
@@ -183,12 +188,7 @@ func atLeast(figure, measured, reference string, ratio, min float64) row {
 	return row{figure, measured, reference, times(ratio), fmt.Sprintf(">= %.1fx", min), verdict(ratio >= min)}
 }
 
-func verdict(ok bool) string {
-	if ok {
-		return verdictOK
-	}
-	return verdictMiss
-}
+func verdict(ok bool) string { return map[bool]string{true: verdictOK, false: verdictMiss}[ok] }
 
 // figure is a group of rows measured together.
 type figure struct {
