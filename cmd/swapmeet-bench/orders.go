@@ -53,7 +53,7 @@ func runOrders(ctx context.Context, o options) ([]row, error) {
 			return err
 		})
 		rows = append(rows, info(fmt.Sprintf("PlaceOrder in process, no RPC (%s)", clients),
-			fmt.Sprintf("%s (over RPC: %.0f%% of it)", inProc, 100*rpc.rate()/inProc.rate()),
+			fmt.Sprintf("%.0f orders/s, p50 %s, p99 %s (over RPC: %.0f%% of it)", inProc.rate(), ms(inProc.lat.p50), ms(inProc.lat.p99), 100*rpc.rate()/inProc.rate()),
 			ref.String(), times(inProc.rate()/ref.tps), "what the database work allows"))
 		rows = append(rows, row{figure: fmt.Sprintf("%d buyers race for 1 listing", o.raceBuyers), target: "exactly 1", verdict: verdictFail})
 		rows[len(rows)-1].measured = fx.race(ctx, o.raceBuyers)

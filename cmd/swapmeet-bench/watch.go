@@ -184,7 +184,7 @@ func (c *deliveryClock) committed(id string, version int64, at time.Time) {
 	if s := c.streams[id]; s != nil {
 		c.waits.Go(func() {
 			for deadline := at.Add(freshWait); s.version.Load() < version && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // the time is the arrival's, not this one's
 			}
 			v, arrived := s.delivered()
 			if v < version {
