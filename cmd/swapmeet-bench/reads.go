@@ -249,7 +249,7 @@ func (fx *readsFixture) hitRows(clients int, rounds []readRound, near toolResult
 		near.String(), both+" (medians)", fmt.Sprintf("%s ceiling, %s redis", times(near.rps/ceiling.rps), times(near.rps/redis.rps)),
 		"- (the JSON row above, without the near cache)"))
 	search := info(fmt.Sprintf("SearchListings warm page, Connect GET JSON (%s, %d shapes, %s listings)", each, shapes, fx.size),
-		"not measured: no shape's page could be cached", both, "", "none in brief")
+		"not measured: no shape's page could be cached", both, "", "no target")
 	if shapes == 0 {
 		search.verdict = verdictNotMeasured
 	} else {
@@ -285,7 +285,7 @@ func (fx *readsFixture) measureMisses(ctx context.Context, clients int, d time.D
 		measured += " (ran out of unread listings early)"
 	}
 	return []row{info(fmt.Sprintf("GetListing cache miss + fill (%d clients, %s listings)", clients, fx.size), measured,
-		fmt.Sprintf("FerretDB find by _id %.0f/s, p50 %s", ref.rate(), ms(ref.lat.p50)), times(res.rate()/ref.rate()), "none in brief")}, nil
+		fmt.Sprintf("FerretDB find by _id %.0f/s, p50 %s", ref.rate(), ms(ref.lat.p50)), times(res.rate()/ref.rate()), "no target")}, nil
 }
 
 // searchShape is a SearchListings query and the SQL that counts its matches.

@@ -63,8 +63,8 @@ func runRebuild(ctx context.Context, o options) ([]row, error) {
 		progress("rebuild: load %d rows: %.0f rows/s; indexes at %s, switched at %s, done at %s; readers: %s", run.loaded, rate,
 			run.indexed.Round(time.Millisecond), run.switched.Round(time.Millisecond), run.total.Round(time.Millisecond), gaps)
 		figure := fmt.Sprintf("Rebuild %s listings, load phase", sizeLabel(n))
-		if n < 1_000_000 { // what the suite would take at the brief's size, at these rates
-			figure += fmt.Sprintf(" (brief: 1M, ~%.0f min here; -rebuild-listings)", (time.Duration(1e6 / float64(n) * float64(ref.busy+run.total+seeded))).Minutes())
+		if n < 1_000_000 { // what the suite would take at the target size, at these rates
+			figure += fmt.Sprintf(" (target: 1M, ~%.0f min here; -rebuild-listings)", (time.Duration(1e6 / float64(n) * float64(ref.busy+run.total+seeded))).Minutes())
 		}
 		rows = []row{atLeast(figure, fmt.Sprintf("%.0f rows/s (load %s; +indexes %s, +catch-up/switch/handover %s)", rate,
 			run.loadTook.Round(100*time.Millisecond), (run.indexed-run.loadTook).Round(100*time.Millisecond),

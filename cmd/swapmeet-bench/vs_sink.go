@@ -125,7 +125,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 func measureBigTxn(ctx context.Context, e *env, o options, proc *process, rawRate float64) []row {
 	n, of := o.cdcCatalogue, sizeLabel(o.cdcCatalogue)+" changed listings"
 	if n < 1_000_000 {
-		of += " (brief: 1M; -cdc-catalogue)"
+		of += " (target: 1M; -cdc-catalogue)"
 	}
 	timeout := o.cdcApplyTimeout
 	if timeout <= 0 {

@@ -299,10 +299,10 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 	check(errors.Join(set.close(), cdc.running(), serve.proc.running()))
 	progress("fan-out: %s; with one stream: %s", res, ref)
 	delivery := info(fmt.Sprintf("%s: 1 change to %d streams on one listing (swapmeet serve)", fanOutFigure, n), res,
-		"1 stream: "+ref, times(float64(lat.p99)/float64(max(refLat.p99, time.Microsecond))), "- (brief: report p99)")
+		"1 stream: "+ref, times(float64(lat.p99)/float64(max(refLat.p99, time.Microsecond))), "- (report p99)")
 	if strings.Contains(res, "missing") {
 		delivery.verdict = verdictMiss
 	}
 	return []row{delivery, info(fmt.Sprintf("%s: API RSS per stream (%d streams, %d connections)", fanOutFigure, n, len(set.conns)),
-		fmt.Sprintf("%.1f KiB (RSS %s -> %s)", perStream/1024, mib(before), mib(after)), "serve RSS before the streams", "", "- (brief: report it)")}, nil
+		fmt.Sprintf("%.1f KiB (RSS %s -> %s)", perStream/1024, mib(before), mib(after)), "serve RSS before the streams", "", "- (report it)")}, nil
 }
