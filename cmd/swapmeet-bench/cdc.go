@@ -1,93 +1,49 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
-// The CDC suite measures the CDC targets, each group on its own
-// fresh database, Mongo database and Redis prefix:
-//
-//   - decode: a wal.Reader drains a WAL backlog into a sink that only
-//     counts, against the absolute target of 100k row changes/s (with
-//     pg_recvlogical streaming the same backlog as a yardstick for what
-//     the server itself delivers);
-//   - sink: the real projection.Projector drains a backlog of listing updates,
-//     against single-document upserts written straight into FerretDB in the
-//     same run;
-//   - against the sink (cdc_vs_sink.go): a `swapmeet cdc` process on a
-//     catalogue of -cdc-catalogue listings, with the sink's raw upsert rate
-//     on that catalogue measured first; freshness at half that rate, the
-//     highest rate whose p99 freshness is under 100 ms, and the peak RSS
-//     and rate of the CDC applying one UPDATE of the whole catalogue;
-//     WatchListing streams on the listings of the freshness writes time
-//     them from commit to delivery, next to their freshness (watch_fresh.go);
-//   - fan-out (watch_fanout.go): -watch-subscribers WatchListing streams
-//     on one listing of a `swapmeet serve` process, fed by a `swapmeet cdc`
-//     process: one change's delivery to all of them, and the API's memory
-//     per stream.
+// The cdc suite: four groups, each on its own scratch share (-cdc-figures):
+// decode (null sink vs pg_recvlogical), sink (the projector vs raw Put),
+// vs-sink (vs_sink.go: a `swapmeet cdc` process against raw Put), and
+// fan-out (watch.go: WatchListing streams of a `swapmeet serve` process).
 
-var cdcFigures = flag.String("cdc-figures", "all", "the cdc suite's figure groups to run, comma-separated: decode, sink, vs-sink, fan-out, or all")
-
-// The targets.
 const (
 	decodeTarget = 100_000.0 // row changes/s with a null sink
-	sinkMinRatio = 0.8       // real sink vs raw upserts
-	freshMaxP50  = 20 * time.Millisecond
-	freshMaxP99  = 100 * time.Millisecond
-)
-
-// The read side of the sink figure: listings of a few sellers, in
-// Postgres and as documents. The figure and its reference use this one
-// size.
-const (
-	cdcSellers  = 50
-	cdcListings = 5_000
+	decodeFigure = "CDC decode, null sink"
+	sinkFigure   = "CDC real sink throughput"
+	fanOutFigure = "WatchListing fan-out"
 )
 
 func runCDC(ctx context.Context, o options) ([]row, error) {
-	one := func(f func(context.Context, *env, options) (row, error)) func(context.Context, *env, options) ([]row, error) {
-		return func(ctx context.Context, e *env, o options) ([]row, error) {
-			got, err := f(ctx, e, o)
-			if got.figure == "" {
-				return nil, err
-			}
-			if err != nil {
-				got.verdict = verdictFail
-			}
-			return []row{got}, err
-		}
-	}
 	groups := []struct {
 		key, name string
 		run       func(context.Context, *env, options) ([]row, error)
 	}{
-		{"decode", decodeFigure, one(measureDecode)},
-		{"sink", sinkFigure, one(measureSink)},
+		{"decode", decodeFigure, measureDecode},
+		{"sink", sinkFigure, measureSink},
 		{"vs-sink", "CDC against the sink", runAgainstSink},
 		{"fan-out", fanOutFigure, measureFanOut},
 	}
-	want := map[string]bool{}
-	for k := range strings.SplitSeq(*cdcFigures, ",") {
-		want[strings.TrimSpace(k)] = true
-	}
 	var figures []figure
 	for _, g := range groups {
-		if want["all"] || want[g.key] {
-			// Each group drops its database (and the WAL its slot holds)
-			// before the next one starts.
+		if o.cdcFigures == "all" || strings.Contains(","+o.cdcFigures+",", ","+g.key+",") {
+			// Each group drops its database (and the WAL its slot holds) before the next starts.
 			figures = append(figures, figure{g.name, func() ([]row, error) {
 				return withEnv(ctx, func(e *env) ([]row, error) { return g.run(ctx, e, o) })
 			}})
@@ -96,97 +52,83 @@ func runCDC(ctx context.Context, o options) ([]row, error) {
 	return measureAll(ctx, figures)
 }
 
-// createSlot makes the env's slot at the current WAL position, so that
-// what is written next becomes a backlog that a reader starts on later.
-func createSlot(ctx context.Context, e *env, name string) error {
-	_, err := e.PG.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name)
-	if err != nil {
-		return fmt.Errorf("create slot %s: %w", name, err)
+// measureDecode drains a ~300k-change backlog with a null sink, then pg_recvlogical the same.
+func measureDecode(ctx context.Context, e *env, o options) (_ []row, err error) {
+	defer recovered(&err)
+	refSlot := e.Config.Slot + "_ref"
+	createSlot(ctx, e, e.Config.Slot)
+	createSlot(ctx, e, refSlot)
+	conn := backlogConn(ctx, e)
+	defer conn.Close(context.WithoutCancel(ctx))
+	start := currentLSN(ctx, conn)
+	var changes int64
+	for _, sql := range []string{
+		`INSERT INTO users (id, display_name) SELECT gen_random_uuid(), 'decode user ' || g FROM generate_series(1, 1000) g`,
+		decodeInsert, decodeInsert,
+		`UPDATE listings SET price_minor = price_minor + 1, version = version + 1, updated_at = now() WHERE id IN (SELECT id FROM listings LIMIT 100000)`,
+	} {
+		changes += must(conn.Exec(ctx, sql)).RowsAffected()
 	}
-	return nil
+	updateListingsOneByOne(ctx, conn, 5000)
+	changes, txns := changes+5000, int64(4+5000)
+	end := currentLSN(ctx, conn)
+	walMB := float64(end-start) / (1 << 20)
+	sink := &drainSink{}
+	took := drain(ctx, e, sink, changes, 2*time.Minute)
+	if sink.txns.Load() != txns || sink.changes.Load() != changes {
+		check(fmt.Errorf("the reader delivered %d row changes in %d transactions; the backlog has %d in %d", sink.changes.Load(), sink.txns.Load(), changes, txns))
+	}
+	rate := perSecond(changes, took)
+	progress("cdc decode: %d row changes, %.0f MB of WAL: %.0f changes/s (%.0f MB/s), %d batches", changes, walMB, rate, walMB/took.Seconds(), sink.batches.Load())
+	t0 := time.Now()
+	must(runTool(ctx, "pg_recvlogical", "postgresql-client", "--dbname", e.Config.PostgresURL, "--slot", refSlot,
+		"--start", "--endpos", end.String(), "--no-loop", "--file", "/dev/null",
+		"--option", "proto_version=1", "--option", "publication_names="+e.Config.Publication))
+	refRate := perSecond(changes, time.Since(t0))
+	return []row{atLeast(fmt.Sprintf("%s (%dk-change backlog)", decodeFigure, changes/1000),
+		fmt.Sprintf("%s changes/s (%.2fx pg_recvlogical)", human(rate), rate/refRate),
+		fmt.Sprintf("absolute 100k/s; pg_recvlogical %s/s", human(refRate)), rate/decodeTarget, 1)}, nil
 }
 
-// firstStart gives the env's read side its slot and pointer as a first
-// start of the CDC leaves them, without the CDC's one-by-one upserts of the
-// documents (load them first): a CDC started next streams from here.
-func firstStart(ctx context.Context, e *env) error {
-	if err := createSlot(ctx, e, e.Slot); err != nil {
-		return err
-	}
-	return e.Reads.SavePointer(ctx, readstore.InitialPointer(e.Slot))
+const decodeInsert = `
+	INSERT INTO listings (id, seller_id, title, description, category, condition, price_currency, price_minor, attributes)
+	SELECT gen_random_uuid(), s.ids[1 + g % cardinality(s.ids)], 'Decode item ' || g,
+	       'A listing that swapmeet-bench writes to fill the WAL.', 'bench', 'GOOD', 'EUR', 1000 + g % 9000,
+	       jsonb_build_object('color', (ARRAY['red', 'blue', 'green'])[1 + g % 3], 'size', 'M')
+	FROM generate_series(1, 100000) g, (SELECT array_agg(id) AS ids FROM users) s`
+
+// updateListingsOneByOne commits n one-row updates over n listings, each its own transaction.
+func updateListingsOneByOne(ctx context.Context, conn *pgx.Conn, n int) {
+	must(conn.Exec(ctx, fmt.Sprintf(`
+		DO $$
+		DECLARE r record;
+		BEGIN
+			FOR r IN SELECT id FROM listings ORDER BY md5(id::text) LIMIT %d LOOP
+				UPDATE listings SET price_minor = price_minor + 1, version = version + 1, updated_at = now() WHERE id = r.id;
+				COMMIT;
+			END LOOP;
+		END $$`, n)))
 }
 
-// backlogConn is a connection for writing a backlog fast: without waiting
-// for each commit's fsync, which only the generator would pay for.
-func backlogConn(ctx context.Context, e *env) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(e.PGURL)
-	if err != nil {
-		return nil, err
-	}
-	cfg.RuntimeParams["synchronous_commit"] = "off"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to write the backlog: %w", err)
-	}
-	return conn, nil
-}
-
-func currentLSN(ctx context.Context, conn interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}) (pglogrepl.LSN, error) {
-	var s string
-	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
-		return 0, fmt.Errorf("read the WAL position: %w", err)
-	}
-	return pglogrepl.ParseLSN(s)
-}
-
-// drainSink wraps the sink under test. It counts what the reader hands
-// over and notes the moment the last of want row changes has been applied.
+// drainSink passes batches on to the sink under test (nil: none) and counts what it applied.
 type drainSink struct {
-	inner wal.Sink // nil: a null sink
-	want  int64
-	// count, when set, sees every row change and returns how many new
-	// documents it adds to its batch's tally (the batch's own dedup state
-	// is passed in).
-	count func(c *wal.Change, seen map[string]bool) int
-
-	changes, txns, batches, docs atomic.Int64
-	lastEnd                      atomic.Uint64 // the end LSN of the last transaction applied
-
-	once   sync.Once
-	done   chan struct{}
-	doneAt time.Time
+	inner                  wal.Sink
+	changes, txns, batches atomic.Int64
 }
 
-func newDrainSink(inner wal.Sink, want int64) *drainSink {
-	return &drainSink{inner: inner, want: want, done: make(chan struct{})}
-}
-
-// tally is a batch that counts what passes through it on the way to the
-// inner sink's batch.
 type tally struct {
-	s                *drainSink
-	inner            wal.Batch // nil for a null sink
-	rows, txns, docs int64
-	end              uint64
-	seen             map[string]bool
+	inner      wal.Batch
+	rows, txns int64
 }
 
 func (b *tally) Add(c *wal.Change) {
-	b.rows++
-	if b.s.count != nil {
-		b.docs += int64(b.s.count(c, b.seen))
-	}
-	if b.inner != nil {
+	if b.rows++; b.inner != nil {
 		b.inner.Add(c)
 	}
 }
 
 func (b *tally) Commit(c wal.Commit) {
-	b.txns++
-	b.end = uint64(c.EndLSN)
-	if b.inner != nil {
+	if b.txns++; b.inner != nil {
 		b.inner.Commit(c)
 	}
 }
@@ -199,11 +141,10 @@ func (b *tally) Size() int {
 }
 
 func (s *drainSink) NewBatch() wal.Batch {
-	b := &tally{s: s, seen: map[string]bool{}}
 	if s.inner != nil {
-		b.inner = s.inner.NewBatch()
+		return &tally{inner: s.inner.NewBatch()}
 	}
-	return b
+	return &tally{}
 }
 
 func (s *drainSink) Apply(ctx context.Context, batch wal.Batch) error {
@@ -213,16 +154,9 @@ func (s *drainSink) Apply(ctx context.Context, batch wal.Batch) error {
 			return err
 		}
 	}
-	s.docs.Add(b.docs)
 	s.txns.Add(b.txns)
 	s.batches.Add(1)
-	s.lastEnd.Store(b.end)
-	if s.changes.Add(b.rows) >= s.want {
-		s.once.Do(func() {
-			s.doneAt = time.Now()
-			close(s.done)
-		})
-	}
+	s.changes.Add(b.rows)
 	return nil
 }
 
@@ -233,57 +167,114 @@ func (s *drainSink) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	return nil
 }
 
-// drain runs a wal.Reader with the production defaults on the env's slot
-// until the sink has applied the whole backlog, and returns how long that
-// took from the start of the reader (connecting included).
-func drain(ctx context.Context, e *env, sink *drainSink, label string, within time.Duration) (time.Duration, error) {
-	rd := wal.NewReader(wal.Config{ConnString: e.PGURL, Slot: e.Slot, Publication: e.Publication, Log: e.Log}, sink)
+// drain runs a wal.Reader until the sink has applied want row changes, and says how long it took.
+func drain(ctx context.Context, e *env, sink *drainSink, want int64, within time.Duration) time.Duration {
+	rd := wal.NewReader(wal.Config{ConnString: e.Config.PostgresURL, Slot: e.Config.Slot, Publication: e.Config.Publication, Log: e.log}, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	start := time.Now()
 	go func() { stopped <- rd.Run(rctx) }()
-	stop := func() error {
-		cancel()
-		select {
-		case err := <-stopped:
-			return err
-		case <-time.After(15 * time.Second):
-			return errors.New("the reader did not stop within 15s")
-		}
+	err := poll(ctx, within, fmt.Sprintf("%d row changes applied", want), func() bool { return sink.changes.Load() >= want })
+	took := time.Since(start)
+	cancel()
+	select {
+	case rerr := <-stopped:
+		check(cmp.Or(err, rerr))
+	case <-time.After(15 * time.Second):
+		check(cmp.Or(err, errors.New("the reader did not stop within 15s")))
 	}
-
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	deadline := time.After(within)
-	for {
-		select {
-		case <-sink.done:
-			took := sink.doneAt.Sub(start)
-			return took, stop()
-		case <-tick.C:
-			progress("%s: %d of %d row changes applied", label, sink.changes.Load(), sink.want)
-		case <-deadline:
-			err := stop()
-			return 0, errors.Join(fmt.Errorf("%s: only %d of %d row changes applied after %s",
-				label, sink.changes.Load(), sink.want, within), err)
-		case <-ctx.Done():
-			_ = stop()
-			return 0, context.Cause(ctx)
-		}
-	}
+	return took
 }
 
-func perSecond(n int64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
+const (
+	sinkMinRatio = 0.8 // real sink vs raw upserts
+	sinkListings = 5_000
+	sinkSellers  = 50
+	sinkDrain    = 8 * time.Second // about how long the measured drain takes
+	sinkPutBatch = 200             // documents a Put gets, as the projector's batches
+)
+
+// measureSink: the projector drains one-row listing updates, against Put of the same documents.
+func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
+	defer recovered(&err)
+	seedCatalogue(ctx, e, sinkListings, sinkSellers, "")
+	ref := readstore.New(e.Mongo.Database(e.Config.MongoDB + "_ref"))
+	ref.WriteConcurrency = e.Reads.WriteConcurrency
+	e.OnClose(func() error { return ref.DB().Drop(context.Background()) })
+	for _, s := range []*readstore.Model{e.Reads, ref} {
+		check(s.EnsureIndexes(ctx))
+		bulkLoadListings(ctx, s, e.PG, readstore.Listings, sinkListings)
 	}
-	return float64(n) / d.Seconds()
+	docs := listingDocs(ctx, e.PG, listingIDs(ctx, e.PG, `SELECT id FROM listings ORDER BY id`), 1)
+	createSlot(ctx, e, e.Config.Slot) // every commit from here on is in the backlog
+	refN, refTook := putListings(ctx, ref, docs, min(o.duration, sinkDrain), false, func(doc *readstore.Listing, now time.Time) {
+		doc.Price.Minor++
+		doc.Version++
+		doc.UpdatedAt, doc.LSN = now, 1
+	})
+	refRate := perSecond(int64(refN), refTook)
+	n := min(sinkListings, max(100, int(refRate*sinkDrain.Seconds())))
+	conn := backlogConn(ctx, e)
+	updateListingsOneByOne(ctx, conn, n)
+	conn.Close(context.WithoutCancel(ctx))
+	// Each listing once: n documents; the sellers' profiles are not counted.
+	sink := &drainSink{inner: system.NewProjector(e.Config, e.Clients(), e.log)}
+	rate := perSecond(int64(n), drain(ctx, e, sink, int64(n), 5*time.Minute))
+	progress("cdc sink: %d transactions in %d batches: %.0f listing documents/s; reference: %d upserts, %d at a time: %.0f/s",
+		sink.txns.Load(), sink.batches.Load(), rate, refN, ref.WriteConcurrency, refRate)
+	r := atLeast(fmt.Sprintf("%s (listing docs, %dk in collection)", sinkFigure, sinkListings/1000),
+		fmt.Sprintf("%.0f docs/s (+ seller profile upserts, uncounted)", rate),
+		fmt.Sprintf("FerretDB raw upserts %.0f docs/s", refRate), rate/refRate, sinkMinRatio)
+	if err := verifyListingVersions(ctx, e.Reads, e.PG); err != nil {
+		r.verdict = verdictFail
+		return []row{r}, err
+	}
+	return []row{r}, nil
 }
 
-// human renders a rate with a k suffix past ten thousand.
-func human(v float64) string {
-	if v >= 10_000 {
-		return fmt.Sprintf("%.0fk", v/1000)
+// putListings replaces docs with Put, sinkPutBatch at a time, for d (round and round with cycle).
+func putListings(ctx context.Context, s *readstore.Model, docs []readstore.Listing, d time.Duration, cycle bool, edit func(doc *readstore.Listing, now time.Time)) (int, time.Duration) {
+	start := time.Now()
+	n := 0
+	for i := 0; time.Since(start) < d; i += sinkPutBatch {
+		if i >= len(docs) {
+			if !cycle {
+				break
+			}
+			i = 0
+		}
+		chunk := docs[i:min(i+sinkPutBatch, len(docs))]
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		ids, put := make([]string, len(chunk)), make([]any, len(chunk))
+		for k, doc := range chunk {
+			edit(&doc, now)
+			ids[k], put[k] = doc.ID, doc
+		}
+		check(s.Put(ctx, readstore.Listings, ids, put))
+		n += len(chunk)
 	}
-	return fmt.Sprintf("%.0f", v)
+	return n, time.Since(start)
+}
+
+// verifyListingVersions checks that 50 updated listings' documents hold the row's version.
+func verifyListingVersions(ctx context.Context, s *readstore.Model, pg *pgxpool.Pool) error {
+	type want struct {
+		ID      string
+		Version int64
+	}
+	rows, _ := pg.Query(ctx, `SELECT id::text, version FROM listings WHERE version > 1 ORDER BY random() LIMIT 50`)
+	sample, err := pgx.CollectRows(rows, pgx.RowToStructByPos[want])
+	if err != nil || len(sample) == 0 {
+		return fmt.Errorf("sample updated listings: %d, %v", len(sample), err)
+	}
+	for _, w := range sample {
+		got, err := readstore.Find[readstore.Listing](ctx, s, readstore.Listings, w.ID)
+		if err != nil {
+			return fmt.Errorf("check listing %s in mongo: %w", w.ID, err)
+		}
+		if got.Version != w.Version || got.LSN == 0 {
+			return fmt.Errorf("listing %s in mongo has version %d and lsn %d; postgres has version %d", w.ID, got.Version, got.LSN, w.Version)
+		}
+	}
+	return nil
 }

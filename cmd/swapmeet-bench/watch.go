@@ -1,144 +1,104 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 )
 
-// WatchListing subscribers, as a browser tab holds them: one server stream
-// per listing, many streams over one HTTP/2 connection (h2c here). They
-// serve the commit-to-delivery figure next to freshness (cdc_vs_sink.go)
-// and the fan-out figure (watch_fanout.go).
+// WatchListing streams, streamsPerConn to a connection: commit to delivery, and fan-out.
 
 const (
-	// streamsPerConn is how many streams share a connection: under the
-	// 250 concurrent streams a Go server allows one connection by default
-	// (http2 MAX_CONCURRENT_STREAMS), so no stream waits for a slot.
-	streamsPerConn = 100
-	// openingAtOnce bounds the streams opened and not yet answered with
-	// their first message: each first message is a read of the listing.
-	openingAtOnce = 200
-	// watchOpenWait bounds the wait for every stream's first message.
-	watchOpenWait = 2 * time.Minute
+	streamsPerConn       = 100
+	openingAtOnce        = 200 // streams opened and not yet answered: each first message reads the listing
+	watchOpenWait        = 2 * time.Minute
+	deliveryMaxOverFresh = 50 * time.Millisecond // commit-to-delivery p99 over freshness p99
+	fanOutChanges        = 5                     // timed with every stream open, and with one
+	fanOutWait           = 30 * time.Second      // for one change to reach every stream
 )
 
-// h2cTransport speaks cleartext HTTP/2 with prior knowledge, as the
-// API's own clients in the sandbox do; each has its own connection.
-func h2cTransport() *http.Transport {
-	protocols := new(http.Protocols)
-	protocols.SetUnencryptedHTTP2(true)
-	return &http.Transport{Protocols: protocols}
-}
-
-// subscriber is one WatchListing stream. It notes the newest version it
-// was delivered and when.
+// subscriber is one stream; it notes the newest version delivered and when.
 type subscriber struct {
 	listing string
 	version atomic.Int64 // 0 until the first message
-	at      atomic.Int64 // when that version arrived, unix nanoseconds
+	at      atomic.Int64 // unix nanoseconds
 }
 
-// delivered returns the newest version delivered and when it arrived.
 func (s *subscriber) delivered() (int64, time.Time) {
 	return s.version.Load(), time.Unix(0, s.at.Load())
 }
 
-// subscribers is a set of WatchListing streams against one API, spread
-// over connections of streamsPerConn streams each.
+// subscribers is a set of streams against one API.
 type subscribers struct {
 	all     []*subscriber
-	clients []swapmeetv1connect.ListingServiceClient
-	conns   []*http.Transport
+	conns   []*http.Client
 	cancel  context.CancelFunc
 	streams sync.WaitGroup
-
-	mu  sync.Mutex
-	err error // the first stream that ended while the set was open
+	mu      sync.Mutex
+	err     error // the first stream that ended while the set was open
 }
 
-// openStreams opens one stream per listing id (ids may repeat) against
-// the API at url, and returns once each stream has delivered its first
-// message. onState, if set, sees every listing state as it arrives.
-// close ends the streams.
-func openStreams(ctx context.Context, url string, ids []string, label string, onState func(id string, version int64, at time.Time)) (*subscribers, error) {
+// openStreams opens a stream per id and returns once each has delivered.
+func openStreams(ctx context.Context, url string, ids []string, label string) (*subscribers, error) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	set := &subscribers{cancel: cancel}
+	var clients []swapmeetv1connect.ListingServiceClient
 	for range (len(ids) + streamsPerConn - 1) / streamsPerConn {
-		tr := h2cTransport()
-		set.conns = append(set.conns, tr)
-		set.clients = append(set.clients, swapmeetv1connect.NewListingServiceClient(&http.Client{Transport: tr}, url))
+		set.conns = append(set.conns, h2c())
+		clients = append(clients, swapmeetv1connect.NewListingServiceClient(set.conns[len(set.conns)-1], url))
 	}
 	opening := make(chan struct{}, openingAtOnce)
 	var ready atomic.Int64
-	allReady := make(chan struct{})
 	start := time.Now()
 	for i, id := range ids {
 		s := &subscriber{listing: id}
 		set.all = append(set.all, s)
 		set.streams.Go(func() {
-			select {
-			case opening <- struct{}{}:
-			case <-sctx.Done():
-				return
-			}
+			opening <- struct{}{}
 			first := true
-			answered := func() {
+			err := s.follow(sctx, clients[i/streamsPerConn], func() {
 				if first {
 					first = false
+					ready.Add(1)
 					<-opening
-					if ready.Add(1) == int64(len(ids)) {
-						close(allReady)
-					}
 				}
-			}
-			err := s.follow(sctx, set.clients[i/streamsPerConn], func(version int64, at time.Time) {
-				if onState != nil {
-					onState(id, version, at)
-				}
-				answered()
 			})
 			if first {
 				<-opening
 			}
 			if sctx.Err() == nil {
-				set.fail(fmt.Errorf("WatchListing(%s): %w", id, err))
+				set.mu.Lock()
+				set.err = cmp.Or(set.err, fmt.Errorf("WatchListing(%s): %w", id, err))
+				set.mu.Unlock()
 			}
 		})
 	}
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	deadline := time.After(watchOpenWait)
-	for {
-		select {
-		case <-allReady:
-			progress("%s: %d streams open over %d connections in %s", label, len(ids), len(set.conns), time.Since(start).Round(time.Millisecond))
-			return set, nil
-		case <-tick.C:
-			progress("%s: %d of %d streams delivered their first message", label, ready.Load(), len(ids))
-		case <-deadline:
-			return nil, errors.Join(fmt.Errorf("%s: only %d of %d streams delivered their first message within %s",
-				label, ready.Load(), len(ids), watchOpenWait), set.close())
-		case <-ctx.Done():
-			return nil, errors.Join(context.Cause(ctx), set.close())
-		}
-		if err := set.failed(); err != nil {
-			return nil, errors.Join(err, set.close())
-		}
+	err := poll(ctx, watchOpenWait, label+": every stream's first message", func() bool {
+		return ready.Load() == int64(len(ids)) || set.failed() != nil
+	})
+	if err = cmp.Or(err, set.failed()); err != nil {
+		return nil, errors.Join(err, set.close())
 	}
+	progress("%s: %d streams open over %d connections in %s", label, len(ids), len(set.conns), time.Since(start).Round(time.Millisecond))
+	return set, nil
 }
 
 // follow receives until the stream ends, and returns why it ended.
-func (s *subscriber) follow(ctx context.Context, client swapmeetv1connect.ListingServiceClient, seen func(version int64, at time.Time)) error {
+func (s *subscriber) follow(ctx context.Context, client swapmeetv1connect.ListingServiceClient, seen func()) error {
 	stream, err := client.WatchListing(ctx, connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: s.listing}))
 	if err != nil {
 		return err
@@ -149,36 +109,22 @@ func (s *subscriber) follow(ctx context.Context, client swapmeetv1connect.Listin
 		if l == nil {
 			continue // a heartbeat
 		}
-		now := time.Now()
 		if l.GetVersion() > s.version.Load() {
-			s.at.Store(now.UnixNano())
+			s.at.Store(time.Now().UnixNano())
 			s.version.Store(l.GetVersion())
 		}
-		seen(l.GetVersion(), now)
+		seen()
 	}
-	if err := stream.Err(); err != nil {
-		return err
-	}
-	return errors.New("the server ended the stream")
+	return cmp.Or(stream.Err(), errors.New("the server ended the stream"))
 }
 
-func (set *subscribers) fail(err error) {
-	set.mu.Lock()
-	defer set.mu.Unlock()
-	if set.err == nil {
-		set.err = err
-	}
-}
-
-// failed returns the first stream that ended while the set was open.
 func (set *subscribers) failed() error {
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	return set.err
 }
 
-// reached counts the subscribers that have been delivered version or a
-// newer one.
+// reached counts the subscribers delivered version or a newer one.
 func (set *subscribers) reached(version int64) int {
 	n := 0
 	for _, s := range set.all {
@@ -189,119 +135,174 @@ func (set *subscribers) reached(version int64) int {
 	return n
 }
 
-// close ends the streams and their connections, and returns the first
-// stream that had ended before.
+// close ends the streams and returns the first that had ended before.
 func (set *subscribers) close() error {
 	set.cancel()
 	set.streams.Wait()
-	for _, tr := range set.conns {
-		tr.CloseIdleConnections()
+	for _, c := range set.conns {
+		c.CloseIdleConnections()
 	}
 	return set.failed()
 }
 
 // deliveryClock times each write of a watched listing from its commit
-// until a stream delivers that version or a newer one: fast changes may
-// be coalesced into the newest state, which then delivers them all.
+// until its stream has that version or a newer one. Writes of one listing
+// are far apart (the driver goes round thousands of targets), so the
+// newest state's arrival is the write's own.
 type deliveryClock struct {
-	mu      sync.Mutex
-	on      bool
-	watched map[string]*watchedListing
-	lat     []time.Duration
-	fresh   []time.Duration // the same writes' freshness
+	set         *subscribers
+	of          int // listings written
+	streams     map[string]*subscriber
+	mu          sync.Mutex
+	lat, fresh  []time.Duration // fresh: the same writes' freshness
+	waits       sync.WaitGroup
+	undelivered atomic.Int64
 }
 
-type watchedListing struct {
-	version int64     // the newest delivered
-	at      time.Time // when it arrived
-	pending []pendingWrite
-}
-
-type pendingWrite struct {
-	version   int64
-	committed time.Time
-}
-
-func newDeliveryClock(ids []string) *deliveryClock {
-	c := &deliveryClock{watched: make(map[string]*watchedListing, len(ids))}
-	for _, id := range ids {
-		c.watched[id] = &watchedListing{}
+// watchFreshTargets opens a stream on each of the first n targets; nil if n is 0.
+func watchFreshTargets(ctx context.Context, url string, targets []*freshTarget, n int) (*deliveryClock, error) {
+	if n = min(n, len(targets)); n <= 0 {
+		return nil, nil
 	}
-	return c
+	ids := make([]string, n)
+	for i, t := range targets[:n] {
+		ids[i] = t.id
+	}
+	set, err := openStreams(ctx, url, ids, "cdc vs sink: commit to delivery")
+	if err != nil {
+		return nil, err
+	}
+	c := &deliveryClock{set: set, of: len(targets), streams: map[string]*subscriber{}}
+	for _, s := range set.all {
+		c.streams[s.listing] = s
+	}
+	return c, nil
 }
 
-// start times the writes committed from now on.
-func (c *deliveryClock) start() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.on, c.lat, c.fresh = true, nil, nil
-}
-
-// committed notes a write; writes of listings nobody watches are not timed.
+// committed times a write, if its listing is watched.
 func (c *deliveryClock) committed(id string, version int64, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.watched[id]
-	if !c.on || w == nil {
-		return
+	if s := c.streams[id]; s != nil {
+		c.waits.Go(func() {
+			for deadline := at.Add(freshWait); s.version.Load() < version && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond) // the time is the arrival's, not this one's
+			}
+			v, arrived := s.delivered()
+			if v < version {
+				c.undelivered.Add(1)
+				return
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.lat = append(c.lat, max(0, arrived.Sub(at)))
+		})
 	}
-	if w.version >= version {
-		// Delivered before the writer saw its commit return: no wait.
-		c.lat = append(c.lat, max(0, w.at.Sub(at)))
-		return
-	}
-	w.pending = append(w.pending, pendingWrite{version, at})
 }
 
 // visible notes how long a write took to become visible to reads.
 func (c *deliveryClock) visible(id string, took time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.on && c.watched[id] != nil {
+	if c.streams[id] != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		c.fresh = append(c.fresh, took)
 	}
 }
 
-// delivered notes a state a stream delivered.
-func (c *deliveryClock) delivered(id string, version int64, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.watched[id]
-	if w == nil || version <= w.version {
-		return // an older state from another stream on the same listing
+// during times run's writes and returns their row, next to the run's freshness.
+func (c *deliveryClock) during(ctx context.Context, d *freshDriver, run func() freshStep) (freshStep, *row, error) {
+	if c == nil {
+		return run(), nil, nil
 	}
-	w.version, w.at = version, at
-	kept := w.pending[:0]
-	for _, p := range w.pending {
-		if p.version <= version {
-			c.lat = append(c.lat, at.Sub(p.committed))
-		} else {
-			kept = append(kept, p)
-		}
+	d.onCommit, d.onVisible = c.committed, c.visible
+	s := run()
+	d.onCommit, d.onVisible = nil, nil
+	c.waits.Wait()
+	lat, fresh, undelivered := summarize(c.lat), summarize(c.fresh), c.undelivered.Load()
+	over := lat.p99 - s.fresh.p99
+	measured := fmt.Sprintf("p50 %s, p99 %s over %d writes", ms(lat.p50), ms(lat.p99), lat.n)
+	if undelivered > 0 {
+		measured += fmt.Sprintf(", %d not delivered in %s", undelivered, freshWait)
 	}
-	w.pending = kept
+	progress("cdc vs sink: commit to delivery: %s", measured)
+	return s, &row{fmt.Sprintf("WatchListing commit to delivery, same run (%d of %d listings watched)", len(c.streams), c.of), measured,
+		fmt.Sprintf("freshness p50 %s, p99 %s (of these writes: p50 %s, p99 %s)", ms(s.fresh.p50), ms(s.fresh.p99), ms(fresh.p50), ms(fresh.p99)),
+		fmt.Sprintf("p99 %+.1f ms", float64(over)/float64(time.Millisecond)),
+		fmt.Sprintf("p99 <= freshness p99 + %d ms", deliveryMaxOverFresh.Milliseconds()),
+		verdict(lat.n > 0 && undelivered == 0 && over <= deliveryMaxOverFresh)}, c.set.failed()
 }
 
-// stop waits up to within for the writes timed since start to be
-// delivered, stops timing, and returns their latencies, their freshness,
-// and how many were still not delivered.
-func (c *deliveryClock) stop(ctx context.Context, within time.Duration) (lat, fresh []time.Duration, undelivered int) {
-	deadline := time.Now().Add(within)
-	for {
-		c.mu.Lock()
-		undelivered = 0
-		for _, w := range c.watched {
-			undelivered += len(w.pending)
-		}
-		if undelivered == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			lat, fresh, c.lat, c.fresh, c.on = c.lat, c.fresh, nil, nil, false
-			for _, w := range c.watched {
-				w.pending = nil
-			}
-			c.mu.Unlock()
-			return lat, fresh, undelivered
-		}
-		c.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+// measureFanOut: changes to -watch-subscribers streams on one listing, against one stream.
+func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) {
+	defer recovered(&err)
+	n := o.watchSubscribers
+	if n < 1 {
+		return nil, fmt.Errorf("need -watch-subscribers >= 1, not %d", n)
 	}
+	bin := swapmeetBinary(ctx, e)
+	sellers := insertUsers(ctx, e.PG, "seller", 1)
+	id := insertListings(ctx, e.PG, sellers, 1)[0].String()
+	cdc := startCDCProcess(e, bin)
+	e.waitForSlot(ctx)
+	limit := fmt.Sprint(max(20_000, n+16)) // anonymous streams count per client address
+	serve := startServeProcess(ctx, e, bin, "SWAPMEET_WATCH_MAX_STREAMS="+limit,
+		"SWAPMEET_WATCH_MAX_STREAMS_PER_USER="+limit, "SWAPMEET_WATCH_HEARTBEAT=5m") // idle streams stay quiet
+	client := swapmeetv1connect.NewListingServiceClient(h2c(), serve.url)
+	one := must(openStreams(ctx, serve.url, []string{id}, "fan-out: reference"))
+	version, _ := one.all[0].delivered()
+	// timeChanges times each change from UpdateListing to every stream.
+	timeChanges := func(set *subscribers, changes int) (lat latencies, summary string) {
+		var all []time.Duration
+		missed := 0
+		for range changes {
+			req := connect.NewRequest(&swapmeetv1.UpdateListingRequest{ListingId: id, ExpectedVersion: version,
+				Title: fmt.Sprintf("Bench item, version %d", version+1), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"title"}}})
+			req.Header().Set("Authorization", "Bearer "+sellers[0].token)
+			version = must(client.UpdateListing(ctx, req)).Msg.GetVersion()
+			committed := time.Now()
+			for deadline := committed.Add(fanOutWait); set.reached(version) < len(set.all) && time.Now().Before(deadline); {
+				check(set.failed())
+				if !sleepCtx(ctx, 5*time.Millisecond) {
+					check(context.Cause(ctx))
+				}
+			}
+			for _, s := range set.all {
+				if v, at := s.delivered(); v >= version {
+					all = append(all, at.Sub(committed))
+				} else {
+					missed++
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // apart, so that none coalesces with the next
+		}
+		lat = summarize(all)
+		summary = fmt.Sprintf("p50 %s, p99 %s, max %s; each of %d changes reached all %d", ms(lat.p50), ms(lat.p99), ms(lat.max), changes, len(set.all))
+		if missed > 0 {
+			summary = fmt.Sprintf("p50 %s, p99 %s, max %s; %d of %d deliveries missing after %s", ms(lat.p50), ms(lat.p99), ms(lat.max), missed, changes*len(set.all), fanOutWait)
+		}
+		return lat, summary
+	}
+	timeChanges(one, 1) // untimed: opens pools and connections
+	refLat, ref := timeChanges(one, fanOutChanges)
+	check(one.close())
+
+	time.Sleep(2 * time.Second) // the API settles before its memory is read
+	before, _ := must2(serve.proc.memory())
+	clientBefore, _, _ := memoryOf(os.Getpid())
+	set := must(openStreams(ctx, serve.url, slices.Repeat([]string{id}, n), "fan-out"))
+	defer set.close()
+	time.Sleep(2 * time.Second)
+	after, _ := must2(serve.proc.memory())
+	clientAfter, _, _ := memoryOf(os.Getpid())
+	perStream := float64(after-before) / float64(n)
+	progress("fan-out: serve RSS %s with %d streams: %.1f KiB a stream (the bench's client side, for scale: %.1f KiB)",
+		mib(after), n, perStream/1024, float64(clientAfter-clientBefore)/float64(n)/1024)
+	lat, res := timeChanges(set, fanOutChanges)
+	check(errors.Join(set.close(), cdc.running(), serve.proc.running()))
+	progress("fan-out: %s; with one stream: %s", res, ref)
+	delivery := info(fmt.Sprintf("%s: 1 change to %d streams on one listing (swapmeet serve)", fanOutFigure, n), res,
+		"1 stream: "+ref, times(float64(lat.p99)/float64(max(refLat.p99, time.Microsecond))), "- (report p99)")
+	if strings.Contains(res, "missing") {
+		delivery.verdict = verdictMiss
+	}
+	return []row{delivery, info(fmt.Sprintf("%s: API RSS per stream (%d streams, %d connections)", fanOutFigure, n, len(set.conns)),
+		fmt.Sprintf("%.1f KiB (RSS %s -> %s)", perStream/1024, mib(before), mib(after)), "serve RSS before the streams", "", "- (report it)")}, nil
 }

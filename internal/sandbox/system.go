@@ -25,11 +25,13 @@ var FastPasswords = password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
 // Projector is the sink the CDC uses, for callers that drive readers
 // themselves.
 func (s *Sandbox) Projector() *projection.Projector {
-	return system.NewProjector(s.cfg, s.Clients(), s.Log)
+	return system.NewProjector(s.Config(), s.Clients(), s.Log)
 }
 
 // CDCProcess is what `swapmeet cdc` runs, wired to the sandbox.
-func (s *Sandbox) CDCProcess() *cdc.Process { return system.NewCDC(s.cfg, s.Clients(), s.Log, nil) }
+func (s *Sandbox) CDCProcess() *cdc.Process {
+	return system.NewCDC(s.Config(), s.Clients(), s.Log, nil)
+}
 
 // RunCDC runs p (CDCProcess, perhaps adjusted) in this process until stop
 // is called, and returns once the read side is initialised. stop may be
@@ -113,7 +115,7 @@ func (s *Sandbox) StartAPI(o APIOptions) (*API, error) {
 			o.Limits.HashConcurrency = 32
 		}
 	}
-	cfg := s.cfg
+	cfg := s.Config()
 	cfg.Limits = overlay(cfg.Limits, o.Limits)
 	cfg.RequestTimeout, cfg.ClientIPHeader = o.Timeout, o.ClientIPHeader
 	if o.Watch != nil {

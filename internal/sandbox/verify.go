@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 // Drift returns a description of how the read side differs from Postgres,
@@ -41,31 +41,8 @@ func (s *Sandbox) WaitConverged(ctx context.Context, within time.Duration) error
 	})
 }
 
-// ScanKeys returns every key that matches pattern. On a Redis Cluster a
-// SCAN sees one node only, so it scans every master.
+// ScanKeys returns every key that matches pattern, on every master of a
+// Redis Cluster.
 func ScanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
-	scan := func(ctx context.Context, c redis.Cmdable) ([]string, error) {
-		var keys []string
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		return keys, iter.Err()
-	}
-	cluster, ok := rdb.(*redis.ClusterClient)
-	if !ok {
-		return scan(ctx, rdb)
-	}
-	var (
-		mu   sync.Mutex
-		keys []string
-	)
-	err := cluster.ForEachMaster(ctx, func(ctx context.Context, master *redis.Client) error {
-		k, err := scan(ctx, master)
-		mu.Lock()
-		keys = append(keys, k...)
-		mu.Unlock()
-		return err
-	})
-	return keys, err
+	return system.ScanKeys(ctx, rdb, pattern)
 }
