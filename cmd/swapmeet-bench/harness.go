@@ -22,6 +22,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/system"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // The harness: how a failed step ends its figure; each suite's own share
@@ -133,7 +134,7 @@ func poll(ctx context.Context, within time.Duration, what string, cond func() bo
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %s waiting for %s", within, what)
 		}
-		if !sleepCtx(ctx, 20*time.Millisecond) {
+		if !wait.Sleep(ctx, 20*time.Millisecond) {
 			return context.Cause(ctx)
 		}
 	}

@@ -289,13 +289,3 @@ func sizeLabel(n int) string {
 func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, map[bool]string{true: one, false: many}[n == 1])
 }
-
-// sleepCtx sleeps for d, or until ctx is done: false then.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-time.After(max(d, 0)):
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

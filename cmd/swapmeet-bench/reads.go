@@ -25,6 +25,7 @@ import (
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // The reads suite, on a catalogue of -search-listings listings with the
@@ -206,7 +207,7 @@ func (fx *readsFixture) measureHits(ctx context.Context, clients int, d time.Dur
 			// Left out from here on; FerretDB gets the deadline again to finish the find.
 			skipped = append(skipped, fmt.Sprintf("%s (Unavailable when first requested in round %d)", name, i+1))
 			shapes = slices.DeleteFunc(shapes, func(s searchShape) bool { return s.name == name })
-			sleepCtx(ctx, 5*time.Second)
+			wait.Sleep(ctx, 5*time.Second)
 		}
 		if len(urls) > 0 {
 			r["search"] = fx.h2load(ctx, fmt.Sprintf("SearchListings warm pages of %d shapes, GET JSON", len(urls)), urls, nil, clients, d)

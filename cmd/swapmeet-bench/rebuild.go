@@ -22,6 +22,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // The rebuild suite: `projections rebuild` of -rebuild-listings listings
@@ -55,7 +56,7 @@ func runRebuild(ctx context.Context, o options) ([]row, error) {
 		check(poll(ctx, 30*time.Second, "the readers to get going", func() bool { return g.reads.Load() >= 10 }))
 		before := g.reads.Load()
 		run := rebuild(ctx, e, readstore.Listings)
-		time.Sleep(2 * time.Second) // past the API's next pointer refresh
+		wait.Sleep(ctx, 2*time.Second) // past the API's next pointer refresh
 		stopReaders()
 		readers.Wait()
 		rate := perSecond(run.loaded, run.loadTook)
@@ -166,7 +167,7 @@ type gapCheck struct {
 
 // read loops: evict, then GetListing, which must find the listing in the live generation.
 func (g *gapCheck) read(ctx context.Context, offset int) {
-	for i := offset * 37; sleepCtx(ctx, 50*time.Millisecond); i++ {
+	for i := offset * 37; wait.Sleep(ctx, 50*time.Millisecond); i++ {
 		id := g.known[i%len(g.known)]
 		err := g.e.Redis.Del(ctx, g.e.cache().ListingKey(id)).Err()
 		live := g.e.Reads.Physical(readstore.Listings) // what the API resolves to now

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/swapmeet/swapmeet/internal/system"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // The references' C load generators, run as they come from Debian
@@ -75,7 +76,7 @@ func pgbenchInit(ctx context.Context, e *env) string {
 			if err = system.AdminExec(context.Background(), server, "DROP DATABASE IF EXISTS "+name); err == nil {
 				return nil
 			}
-			time.Sleep(time.Second)
+			wait.Sleep(ctx, time.Second)
 		}
 		return err
 	})

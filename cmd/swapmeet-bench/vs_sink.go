@@ -20,6 +20,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // The CDC against its sink, on -cdc-catalogue listings followed by a
@@ -142,7 +143,7 @@ func measureBigTxn(ctx context.Context, e *env, o options, proc *process, rawRat
 	progress("cdc vs sink: big transaction of %d listings committed; waiting up to %s for the CDC (RSS %s)", n, timeout.Round(time.Second), mib(rssBefore))
 	stopped := "" // why the wait ended without the transaction applied
 	for lastLog := time.Now(); stopped == ""; {
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !wait.Sleep(ctx, 250*time.Millisecond) {
 			check(context.Cause(ctx))
 		}
 		check(proc.running())
@@ -304,7 +305,7 @@ func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, s
 			res.stoppedAt = time.Since(start)
 			break
 		}
-		if !sleepCtx(ctx, time.Until(start.Add(time.Duration(float64(n)/rate*float64(time.Second))))) {
+		if !wait.Sleep(ctx, time.Until(start.Add(time.Duration(float64(n)/rate*float64(time.Second))))) {
 			break
 		}
 		writers <- struct{}{}

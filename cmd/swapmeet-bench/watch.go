@@ -18,6 +18,7 @@ import (
 
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // WatchListing streams, streamsPerConn to a connection: commit to delivery, and fan-out.
@@ -184,7 +185,7 @@ func (c *deliveryClock) committed(id string, version int64, at time.Time) {
 	if s := c.streams[id]; s != nil {
 		c.waits.Go(func() {
 			for deadline := at.Add(freshWait); s.version.Load() < version && time.Now().Before(deadline); {
-				time.Sleep(20 * time.Millisecond) // the time is the arrival's, not this one's
+				wait.Sleep(context.Background(), 20*time.Millisecond) // the time is the arrival's, not this one's
 			}
 			v, arrived := s.delivered()
 			if v < version {
@@ -260,7 +261,7 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 			committed := time.Now()
 			for deadline := committed.Add(fanOutWait); set.reached(version) < len(set.all) && time.Now().Before(deadline); {
 				check(set.failed())
-				if !sleepCtx(ctx, 5*time.Millisecond) {
+				if !wait.Sleep(ctx, 5*time.Millisecond) {
 					check(context.Cause(ctx))
 				}
 			}
@@ -271,7 +272,7 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 					missed++
 				}
 			}
-			time.Sleep(100 * time.Millisecond) // apart, so that none coalesces with the next
+			wait.Sleep(ctx, 100*time.Millisecond) // apart, so that none coalesces with the next
 		}
 		lat = summarize(all)
 		summary = fmt.Sprintf("p50 %s, p99 %s, max %s; each of %d changes reached all %d", ms(lat.p50), ms(lat.p99), ms(lat.max), changes, len(set.all))
@@ -284,12 +285,12 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 	refLat, ref := timeChanges(one, fanOutChanges)
 	check(one.close())
 
-	time.Sleep(2 * time.Second) // the API settles before its memory is read
+	wait.Sleep(ctx, 2*time.Second) // the API settles before its memory is read
 	before, _ := must2(serve.proc.memory())
 	clientBefore, _, _ := memoryOf(os.Getpid())
 	set := must(openStreams(ctx, serve.url, slices.Repeat([]string{id}, n), "fan-out"))
 	defer set.close()
-	time.Sleep(2 * time.Second)
+	wait.Sleep(ctx, 2*time.Second)
 	after, _ := must2(serve.proc.memory())
 	clientAfter, _, _ := memoryOf(os.Getpid())
 	perStream := float64(after-before) / float64(n)

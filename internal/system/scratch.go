@@ -20,6 +20,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // ScratchHint says how to get the services a Scratch needs.
@@ -195,7 +196,7 @@ func dropDatabase(serverURL, name string) error {
 	var errs []error
 	// A slot still streaming must be let go of before it can be dropped;
 	// the terminated walsender releases it asynchronously.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); ; wait.Sleep(ctx, 50*time.Millisecond) {
 		_, err := conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, name)
 		if err == nil {
 			_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, name)
