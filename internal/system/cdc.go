@@ -11,6 +11,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/feed"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // NewProjector is the CDC's sink: it rebuilds documents in the read store,
@@ -71,25 +72,18 @@ func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
 // watchSlot exports the slot's retained WAL and warns when it grows past
 // the threshold: the sign of a CDC that stopped or cannot keep up.
 func watchSlot(ctx context.Context, c *Clients, cfg Config, m *wal.Metrics, log *slog.Logger) {
-	t := time.NewTicker(15 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, 15*time.Second, func(ctx context.Context) {
 		slot := cfg.Slot
 		if p, ok := c.Reads.Current(); ok {
 			slot = p.Slot
 		}
 		s, err := wal.ReadSlotStatus(ctx, c.PG, slot)
 		if err != nil {
-			continue
+			return
 		}
 		m.Slot(s)
 		if s.RetainedBytes > cfg.SlotWarnBytes {
 			log.Warn("the slot retains a lot of WAL", "slot", slot, "retained_bytes", s.RetainedBytes, "threshold", cfg.SlotWarnBytes)
 		}
-	}
+	})
 }
