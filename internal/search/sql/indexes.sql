@@ -1,0 +1,10 @@
+-- The indexes of a generation, built once its bulk load is done. Each
+-- B-tree ends with the sort key and id: a keyset page is a range scan.
+CREATE INDEX listings_g{{gen}}_newest   ON listings_g{{gen}} (status, created_at, id);
+CREATE INDEX listings_g{{gen}}_price    ON listings_g{{gen}} (status, price, id);
+CREATE INDEX listings_g{{gen}}_cat_new  ON listings_g{{gen}} (status, category, created_at, id);
+CREATE INDEX listings_g{{gen}}_cat_prc  ON listings_g{{gen}} (status, category, price, id);
+CREATE INDEX listings_g{{gen}}_sel_new  ON listings_g{{gen}} (seller_id, status, created_at, id);
+CREATE INDEX listings_g{{gen}}_sel_prc  ON listings_g{{gen}} (seller_id, status, price, id);
+CREATE INDEX listings_g{{gen}}_tsv      ON listings_g{{gen}} USING gin (tsv);
+CREATE INDEX listings_g{{gen}}_attrs    ON listings_g{{gen}} USING gin (attributes jsonb_path_ops);
