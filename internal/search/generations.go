@@ -135,6 +135,15 @@ func (s *Store) Load(ctx context.Context, g int64, rows []Listing) (int64, error
 	if rowErr != nil {
 		err = rowErr
 	}
+	if err == nil && len(rows) > 0 {
+		// Rows are stamped with the snapshot's position: the generation
+		// reflects every write up to it.
+		var top int64
+		for _, l := range rows {
+			top = max(top, l.LSN)
+		}
+		_, err = s.pool.Exec(ctx, "UPDATE search_generations SET applied_lsn = greatest(applied_lsn, $2) WHERE id = $1", g, top)
+	}
 	if err != nil {
 		return n, fmt.Errorf("search: load generation %d: %w", g, err)
 	}
