@@ -151,3 +151,18 @@ func TestConcurrentWritersLeaveCountsRight(t *testing.T) {
 		}
 	}
 }
+
+// A batch with no listing change still advances the applied position, so
+// a page read after it reports the batch's position.
+func TestEmptyBatchAdvancesThePosition(t *testing.T) {
+	s := newStore(t, Options{})
+	apply(t, s, Batch{Position: 42})
+	p := search(t, s, Query{})
+	if p.LSN != 42 || len(p.Listings) != 0 {
+		t.Fatalf("page after an empty batch: %d listings at %d, want none at 42", len(p.Listings), p.LSN)
+	}
+	_, lsn, err := s.Categories(context.Background())
+	if err != nil || lsn != 42 {
+		t.Fatalf("categories after an empty batch: position %d, %v", lsn, err)
+	}
+}
