@@ -22,6 +22,7 @@ import (
 var (
 	planRows = flag.Int("search.rows", 100_000, "listings TestPlans loads")
 	planRuns = flag.Int("search.runs", 0, "timed runs per shape (0: only check the bounds)")
+	planKeep = flag.Bool("search.keep", false, "keep TestPlans' database, to study its plans")
 )
 
 // The synthetic catalogue: every row has one of ten common words (10 %
@@ -140,6 +141,7 @@ func TestPlans(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads a catalogue")
 	}
+	keep[t.Name()] = *planKeep
 	s := newStore(t, Options{})
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(7, 8))

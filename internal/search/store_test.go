@@ -47,6 +47,10 @@ func newStore(t testing.TB, o Options) *Store {
 	}
 	t.Cleanup(func() {
 		s.Close()
+		if keep[t.Name()] {
+			t.Logf("kept the database %s", u.Redacted())
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		admin, err := pgx.Connect(ctx, serverURL())
@@ -64,6 +68,9 @@ func newStore(t testing.TB, o Options) *Store {
 	}
 	return s
 }
+
+// keep names the tests whose database outlives them.
+var keep = map[string]bool{}
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
