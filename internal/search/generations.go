@@ -152,7 +152,7 @@ func (s *Store) Load(ctx context.Context, g int64, rows []Listing) (int64, error
 
 // Seal builds generation g's indexes, counts its categories from its rows
 // and analyzes it, so that the planner has statistics before the first
-// reader. Writes into g wait while it runs.
+// reader. Writes into g wait while it builds the indexes.
 func (s *Store) Seal(ctx context.Context, g int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		gen, err := s.generation(ctx, tx, g, true)
@@ -177,8 +177,10 @@ func (s *Store) Seal(ctx context.Context, g int64) error {
 	if err != nil {
 		return fmt.Errorf("search: seal generation %d: %w", g, err)
 	}
-	// Statistics before the first reader, so that its plan uses the indexes.
-	if _, err := s.pool.Exec(ctx, "ANALYZE "+listingsTable(g)+", "+categoriesTable(g)); err != nil {
+	// Statistics before the first reader, so that its plan uses the
+	// indexes, and a visibility map, so that a batch's recount of a
+	// category is an index-only scan. VACUUM cannot run in a transaction.
+	if _, err := s.pool.Exec(ctx, "VACUUM (ANALYZE) "+listingsTable(g)+", "+categoriesTable(g)); err != nil {
 		return fmt.Errorf("search: analyze generation %d: %w", g, err)
 	}
 	return nil

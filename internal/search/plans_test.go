@@ -156,6 +156,7 @@ func TestPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	available := 0
+	var sample []Listing // listings to update in the timed batches
 	for from := 0; from < *planRows; from += 20_000 {
 		rows := planCatalogue(r, from, min(20_000, *planRows-from), bigSeller, sellers)
 		for _, l := range rows {
@@ -166,6 +167,7 @@ func TestPlans(t *testing.T) {
 		if _, err := s.Load(ctx, g.ID, rows); err != nil {
 			t.Fatal(err)
 		}
+		sample = append(sample, rows[:min(len(rows), 500)]...)
 	}
 	loaded := time.Since(start)
 	if err := s.Seal(ctx, g.ID); err != nil {
@@ -209,6 +211,30 @@ func TestPlans(t *testing.T) {
 				p99 = fmt.Sprintf("%.2f", float64(ds[(len(ds)*99)/100].Microseconds())/1000)
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", sh.name, page, plan, read, bound, p50, p99)
+		}
+	}
+	if *planRuns > 0 {
+		// What the CDC pays per batch: the upsert, and the recount of the
+		// categories it touched from the rows.
+		for _, size := range []int{1, 100} {
+			var ds []time.Duration
+			for i := 0; i < *planRuns; i++ {
+				batch := make([]Listing, size)
+				for j := range batch {
+					l := sample[(i*size+j)%len(sample)]
+					l.LSN = int64(10 + i)
+					l.Price.Minor++
+					batch[j] = l
+				}
+				t0 := time.Now()
+				if err := s.Apply(ctx, g.ID, Batch{Position: int64(10 + i), Listings: batch}); err != nil {
+					t.Fatal(err)
+				}
+				ds = append(ds, time.Since(t0))
+			}
+			slices.Sort(ds)
+			fmt.Fprintf(tw, "Apply: a batch of %d listings\t\t\t\t\t%.2f\t%.2f\n", size,
+				float64(ds[len(ds)/2].Microseconds())/1000, float64(ds[(len(ds)*99)/100].Microseconds())/1000)
 		}
 	}
 	tw.Flush()

@@ -6,6 +6,9 @@ CREATE INDEX listings_g{{gen}}_cat_new  ON listings_g{{gen}} (status, category, 
 CREATE INDEX listings_g{{gen}}_cat_prc  ON listings_g{{gen}} (status, category, price, id);
 CREATE INDEX listings_g{{gen}}_sel_new  ON listings_g{{gen}} (seller_id, status, created_at, id);
 CREATE INDEX listings_g{{gen}}_sel_prc  ON listings_g{{gen}} (seller_id, status, price, id);
+-- The category counts: a batch recounts the available listings of each
+-- category it touched, an index-only scan of this (deduplicated) index.
+CREATE INDEX listings_g{{gen}}_available ON listings_g{{gen}} (category) WHERE status = 'AVAILABLE';
 CREATE INDEX listings_g{{gen}}_tsv      ON listings_g{{gen}} USING gin (tsv);
 CREATE INDEX listings_g{{gen}}_attrs    ON listings_g{{gen}} USING gin (attributes jsonb_path_ops);
 -- A finer sample of lexemes and attribute pairs: the planner chooses
