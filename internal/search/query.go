@@ -95,6 +95,9 @@ func (s *Store) plan(q Query) (plan, error) {
 		p.q.Status = StatusAvailable
 	}
 	p.q.Text = strings.TrimSpace(q.Text)
+	if len(p.q.Attributes) == 0 {
+		p.q.Attributes = nil // no filter, however spelled: one digest
+	}
 	switch {
 	case p.limit == 0:
 		p.limit = DefaultPageSize
