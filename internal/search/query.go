@@ -171,22 +171,9 @@ func (s *Store) Search(ctx context.Context, q Query) (Page, error) {
 			return Page{}, fmt.Errorf("search: %w", err)
 		}
 		l.ID = *id
-		if sellerID != nil {
-			l.Seller.ID = *sellerID
+		if err := finish(&l, sellerID, attrs, media); err != nil {
+			return Page{}, fmt.Errorf("search: %w", err)
 		}
-		if err := json.Unmarshal(attrs, &l.Attributes); err != nil {
-			return Page{}, fmt.Errorf("search: listing %s attributes: %w", l.ID, err)
-		}
-		if len(l.Attributes) == 0 {
-			l.Attributes = nil
-		}
-		if err := json.Unmarshal(media, &l.Media); err != nil {
-			return Page{}, fmt.Errorf("search: listing %s media: %w", l.ID, err)
-		}
-		if len(l.Media) == 0 {
-			l.Media = nil
-		}
-		l.CreatedAt, l.UpdatedAt = l.CreatedAt.UTC(), l.UpdatedAt.UTC()
 		page.Listings = append(page.Listings, l)
 		if rank != nil {
 			ranks = append(ranks, *rank)

@@ -166,3 +166,37 @@ func TestEmptyBatchAdvancesThePosition(t *testing.T) {
 		t.Fatalf("categories after an empty batch: position %d, %v", lsn, err)
 	}
 }
+
+func TestRowsPagesThroughAGenerationWithoutTombstones(t *testing.T) {
+	s := newStore(t, Options{})
+	var rows []Listing
+	for i := 0; i < 7; i++ {
+		rows = append(rows, listing(i, "Chair"))
+	}
+	rows[2].Status = "SOLD"
+	apply(t, s, Batch{Position: 2000, Listings: rows, Deleted: []Deletion{{ID: rows[4].ID, LSN: 2000}}})
+	var got []Listing
+	after := ""
+	for {
+		page, err := s.Rows(context.Background(), live(t, s), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].ID
+	}
+	if len(got) != 6 {
+		t.Fatalf("Rows returned %d listings, want 6 (7 written, 1 deleted; a sold one stays)", len(got))
+	}
+	for i, l := range got {
+		if i > 0 && got[i-1].ID >= l.ID {
+			t.Fatalf("Rows out of id order at %d", i)
+		}
+		if l.ID == rows[4].ID {
+			t.Fatal("Rows returned a tombstone")
+		}
+	}
+}
