@@ -76,6 +76,7 @@ MINIO_PASSWORD="swapmeet-secret"
 
 PG_WRITE_URL="postgres://swapmeet:swapmeet@127.0.0.1:${PG_WRITE_PORT}/swapmeet?sslmode=disable"
 PG_READ_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/ferretdb?sslmode=disable"
+SEARCH_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/swapmeet_search?sslmode=disable"
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -730,6 +731,8 @@ cmd_up() {
 	setup_dirs
 	pg_up pg-write "$PG_WRITE_DIR" "$PG_WRITE_PORT" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
 	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" ferretdb
+	# The search store: a database of its own on the read side's cluster.
+	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" swapmeet_search
 	ferretdb_pg_tune
 	redis_up
 	ferretdb_up
@@ -820,6 +823,7 @@ cmd_env() {
 	cat <<-EOF
 		export SWAPMEET_PG_URL='$PG_WRITE_URL'
 		export SWAPMEET_READ_PG_URL='$PG_READ_URL'
+		export SWAPMEET_SEARCH_URL='$SEARCH_URL'
 		export SWAPMEET_MONGO_URL='mongodb://$FERRETDB_ADDR/'
 		export SWAPMEET_REDIS_URL='redis://127.0.0.1:$REDIS_PORT/0'
 		export SWAPMEET_REDIS_CLUSTER_URL='$REDIS_CLUSTER_URL'
