@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -53,7 +54,7 @@ type freshTarget struct {
 // freshDriver edits the targets round robin.
 type freshDriver struct {
 	app     *app.App
-	watcher *consistency.Watcher
+	watcher *cache.Watcher
 	reads   *readstore.Model
 	targets []*freshTarget
 	next    int

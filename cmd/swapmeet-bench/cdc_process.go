@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
@@ -251,7 +251,7 @@ func parseProcMemory(status string) (rss, peak int64, err error) {
 // holds it, and the slot's confirmed_flush_lsn, which it acknowledges
 // after that.
 func appliedPositions(ctx context.Context, e *env) (published, confirmed pglogrepl.LSN, err error) {
-	s, err := e.Redis.Get(ctx, consistency.KeysFor(e.RedisPrefix).Applied).Result()
+	s, err := e.Redis.Get(ctx, cache.AppliedKeysFor(e.RedisPrefix).Applied).Result()
 	if err == nil {
 		v, perr := strconv.ParseUint(s, 16, 64)
 		if perr != nil {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/sandbox"
@@ -263,7 +263,7 @@ func measureFreshAgainst(ctx context.Context, e *env, api *sandbox.API, o option
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
+	w := cache.NewWatcher(e.Redis, cache.AppliedKeysFor(e.RedisPrefix), e.Log)
 	go w.Run(wctx)
 	d := &freshDriver{app: api.App, watcher: w, reads: e.Reads, targets: targets}
 	watch, err := watchFreshTargets(ctx, api.Server.URL, targets)

@@ -322,7 +322,7 @@ func (q *Queries) GetOrder(ctx context.Context, caller uuid.UUID, id, token stri
 	if err := q.awaitToken(ctx, token); err != nil {
 		return OrderView{}, err
 	}
-	o, err := getDoc[readstore.Order](ctx, q, readstore.Orders, q.deps.Cache.OrderKey(oid.String()), oid.String(), "order")
+	o, err := getDoc[readstore.Order](ctx, q, readstore.Orders, oid.String(), "order")
 	if err != nil {
 		return OrderView{}, err
 	}

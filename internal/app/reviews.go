@@ -78,7 +78,7 @@ func (q *Queries) ListSellerReviews(ctx context.Context, sellerID string, pageSi
 	if err := q.awaitToken(ctx, token); err != nil {
 		return SellerReviews{}, err
 	}
-	seller, err := getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(sid.String()), sid.String(), "seller")
+	seller, err := getDoc[readstore.User](ctx, q, readstore.Users, sid.String(), "seller")
 	if err != nil {
 		return SellerReviews{}, err
 	}

@@ -202,7 +202,7 @@ func (q *Queries) GetUser(ctx context.Context, id, token string) (UserView, erro
 	if err := q.awaitToken(ctx, token); err != nil {
 		return UserView{}, err
 	}
-	u, err := getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(uid.String()), uid.String(), "user")
+	u, err := getDoc[readstore.User](ctx, q, readstore.Users, uid.String(), "user")
 	if err != nil {
 		return UserView{}, err
 	}
