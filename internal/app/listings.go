@@ -9,8 +9,8 @@ import (
 	"sort"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
@@ -61,7 +61,7 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := c.checkListingQuotas(ctx, q, seller); err != nil {
 			return err
 		}
@@ -109,7 +109,7 @@ func (c *Commands) UpdateListing(ctx context.Context, seller uuid.UUID, listingI
 		price = *in.Price
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, id, seller, expectedVersion); err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func (c *Commands) WithdrawListing(ctx context.Context, seller uuid.UUID, listin
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, id, seller, expectedVersion); err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ const anyVersion = 0
 // cannot race another.
 func checkListingWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.UUID, expectedVersion int64) error {
 	l, err := q.LockListing(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return errorf(CodeNotFound, "listing not found")
 	}
 	if err != nil {
