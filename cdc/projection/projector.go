@@ -55,7 +55,7 @@ type Projector struct {
 	keys    cache.AppliedKeys
 	log     *slog.Logger
 	metrics Metrics
-	feed    *Feed // nil: no change feed
+	feed    *FeedWriter // nil: no change feed
 
 	// Workers is how many pages are read and written at once.
 	Workers int

@@ -16,7 +16,7 @@ import (
 func NewProjector(cfg config.Config, c *Clients, log *slog.Logger) *projection.Projector {
 	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log)
 	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
-	return p.WithFeed(&projection.Feed{
+	return p.WithFeedWriter(&projection.FeedWriter{
 		Keys:       [2]feed.Keys{feed.KeysFor(cfg.RedisPrefix, feed.Listings), feed.KeysFor(cfg.RedisPrefix, feed.Orders)},
 		MaxChanges: cfg.FeedMaxChanges,
 		Retention:  cfg.FeedRetention,
