@@ -129,10 +129,9 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 		}
 	}
 	if run.listings.Load() {
-		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
+		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
 			return fmt.Errorf("bump the listings page epoch: %w", err)
 		}
-		run.evicted.Add(p.cache.PageEpochKey(readstore.Listings))
 	}
 	if err := cache.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
@@ -213,11 +212,12 @@ func (p *Projector) Resync(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
+	// Every document may have changed: processes drop what they hold.
+	all := cache.Evicted{All: true}
+	if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &all); err != nil {
 		return err
 	}
-	// Every document may have changed: processes drop what they hold.
-	return cache.Publish(ctx, p.rdb, p.keys, uint64(lsn), cache.Evicted{All: true})
+	return cache.Publish(ctx, p.rdb, p.keys, uint64(lsn), all)
 }
 
 // run is one batch being applied: producers queue pages, workers read and

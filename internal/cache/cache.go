@@ -284,9 +284,15 @@ redis.call('ZADD', KEYS[1], now + ttl, KEYS[2])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1`)
 
-// BumpPageEpoch invalidates every cached result page of a collection.
-func (c *Cache) BumpPageEpoch(ctx context.Context, collection string) error {
-	return classify(c.rdb.Incr(ctx, c.PageEpochKey(collection)).Err())
+// BumpPageEpoch invalidates every cached result page of a collection, and
+// adds the epoch's key to ev, the batch's announcement: near caches keep
+// the epoch too, and must drop it before the batch counts as applied.
+func (c *Cache) BumpPageEpoch(ctx context.Context, collection string, ev *Evicted) error {
+	if err := c.rdb.Incr(ctx, c.PageEpochKey(collection)).Err(); err != nil {
+		return classify(err)
+	}
+	ev.Add(c.PageEpochKey(collection))
+	return nil
 }
 
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.
