@@ -133,7 +133,7 @@ func (q *Queries) awaitToken(ctx context.Context, token string) error {
 // then the read store.
 func getDoc[T any](ctx context.Context, q *Queries, collection, id, what string) (T, error) {
 	key := q.deps.Cache.DocumentKey(collection, id)
-	doc, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Documents, key, q.deps.Reads.Loader(collection, id), readstore.Decode[T])
+	doc, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Documents, key, readstore.Load[T](q.deps.Reads, collection, id), readstore.Decode[T])
 	if err != nil {
 		return doc, readErr(what, err)
 	}

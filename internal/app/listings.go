@@ -346,10 +346,10 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 		L int
 		C *readstore.Cursor
 	}{p.query, p.limit, p.cursor}))
-	load := func(ctx context.Context) ([]byte, uint64, error) {
+	load := func(ctx context.Context) (readstore.ListingPage, []byte, uint64, error) {
 		docs, more, err := q.deps.Reads.SearchListings(ctx, p.filter, p.sort, p.cursor, p.limit)
 		if err != nil {
-			return nil, 0, err
+			return readstore.ListingPage{}, nil, 0, err
 		}
 		page := readstore.ListingPage{Listings: docs}
 		if more {
@@ -357,7 +357,7 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 			page.Next = encodePageToken(p.query, readstore.Cursor{CreatedAt: last.CreatedAt, Price: last.Price.Minor, ID: last.ID})
 		}
 		b, err := readstore.Encode(page)
-		return b, 0, err
+		return page, b, 0, err
 	}
 	page, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Pages, key, load, readstore.Decode[readstore.ListingPage])
 	if err != nil {

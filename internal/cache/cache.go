@@ -2,10 +2,11 @@
 // projection. ReadThrough takes a key and a Loader and looks in three
 // layers, in order: this process's near cache (Near), Redis (Cache), and
 // the loader, which reads the read store; on the way back it fills Redis,
-// then the near cache. A Loader is a plain func returning the value's
+// then the near cache. A Loader is a plain func returning the value, its
 // encoded form and the WAL position it reflects, so a new projection plugs
-// in as a new loader. Documents, search pages and the page epochs all go
-// through ReadThrough.
+// in as a new loader (readstore.Load is the documents' one). Documents,
+// search pages and the page epochs all go through ReadThrough; the near
+// cache's tickets never leave this package.
 //
 // The package also owns what keeps those layers exact. In Redis, values
 // and tombstones carry the WAL position of the document they describe, and
@@ -178,14 +179,18 @@ func (c *Cache) PageEpochKey(collection string) string {
 // whenever it bumps it, so a query that waited for a token reads an epoch
 // at least as new as the token's batch made it.
 func (c *Cache) PageEpoch(ctx context.Context, collection string) (int64, error) {
-	return ReadThrough(ctx, c, redisOnly, c.PageEpochKey(collection), func(ctx context.Context) ([]byte, uint64, error) {
+	return ReadThrough(ctx, c, redisOnly, c.PageEpochKey(collection), func(ctx context.Context) (int64, []byte, uint64, error) {
 		var b []byte
 		err := c.read(ctx, func(ctx context.Context) error {
 			var err error
 			b, err = c.rdb.Get(ctx, c.PageEpochKey(collection)).Bytes()
 			return err
 		})
-		return b, 0, err
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		n, err := decodeEpoch(b)
+		return n, b, 0, err
 	}, decodeEpoch)
 }
 

@@ -5,10 +5,10 @@ import (
 	"errors"
 )
 
-// Loader reads a value from below Redis (the read store): its encoded
-// form, as Redis keeps it, and the WAL position of the commit it reflects
-// (0 where the shelf does not need one).
-type Loader func(ctx context.Context) (encoded []byte, lsn uint64, err error)
+// Loader reads a value from below Redis (the read store): the value, its
+// encoded form as Redis keeps it, and the WAL position of the commit it
+// reflects (0 where the shelf does not need one).
+type Loader[T any] func(ctx context.Context) (value T, encoded []byte, lsn uint64, err error)
 
 // Shelf is how Redis keeps a kind of value.
 type Shelf int
@@ -25,24 +25,21 @@ const (
 	redisOnly
 )
 
-// ReadThrough returns the value under key, decoded with decode, from the
-// first layer that has it: the near cache, Redis, then load. On the way
-// back it fills Redis, then the near cache. A key of "" is not cached at
-// all: the value is loaded and decoded.
+// ReadThrough returns the value under key from the first layer that has
+// it: the near cache, Redis (decoding what it holds with decode), then
+// load. On the way back it fills Redis, then the near cache. A key of ""
+// is not cached at all: the value is loaded.
 //
 // Redis failures cost only the fallback to load (and the breaker keeps a
 // dead Redis from costing even that); they are logged at debug level.
 // The near cache keeps a value only if no announcement dropped its key
 // between the lookup and the fill (see Near). Values are shared between
 // readers and must not be modified.
-func ReadThrough[T any](ctx context.Context, c *Cache, shelf Shelf, key string, load Loader, decode func([]byte) (T, error)) (T, error) {
+func ReadThrough[T any](ctx context.Context, c *Cache, shelf Shelf, key string, load Loader[T], decode func([]byte) (T, error)) (T, error) {
 	var zero T
 	if key == "" {
-		b, _, err := load(ctx)
-		if err != nil {
-			return zero, err
-		}
-		return decode(b)
+		v, _, _, err := load(ctx)
+		return v, err
 	}
 	v, hit, t := c.near.get(key)
 	if hit {
@@ -60,11 +57,7 @@ func ReadThrough[T any](ctx context.Context, c *Cache, shelf Shelf, key string, 
 			c.log.Debug("cached value does not decode", "key", key, "err", err)
 		}
 	}
-	b, lsn, err := load(ctx)
-	if err != nil {
-		return zero, err
-	}
-	val, err := decode(b)
+	val, b, lsn, err := load(ctx)
 	if err != nil {
 		return zero, err
 	}

@@ -19,13 +19,13 @@ type store struct {
 	during func() // runs inside the load, after the read
 }
 
-func (s *store) load(context.Context) ([]byte, uint64, error) {
+func (s *store) load(context.Context) (string, []byte, uint64, error) {
 	s.loads++
-	b := []byte(s.value)
+	v := s.value
 	if s.during != nil {
 		s.during()
 	}
-	return b, s.lsn, nil
+	return v, []byte(v), s.lsn, nil
 }
 
 // TestReadThroughLayers: a document is looked for in the near cache, then

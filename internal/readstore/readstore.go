@@ -112,15 +112,21 @@ func (s *Model) FindRaw(ctx context.Context, collection, id string) (bson.Raw, e
 	return raw, nil
 }
 
-// Loader returns a loader of one document for the read path
-// (cache.ReadThrough): the document as stored, and the lsn it carries.
-func (s *Model) Loader(collection, id string) func(context.Context) ([]byte, uint64, error) {
-	return func(ctx context.Context) ([]byte, uint64, error) {
+// Load returns a loader of one document for the read path
+// (cache.ReadThrough): the document decoded, as stored, and the lsn it
+// carries.
+func Load[T any](s *Model, collection, id string) func(context.Context) (T, []byte, uint64, error) {
+	return func(ctx context.Context) (T, []byte, uint64, error) {
+		var zero T
 		raw, err := s.FindRaw(ctx, collection, id)
 		if err != nil {
-			return nil, 0, err
+			return zero, nil, 0, err
 		}
-		return raw, LSNOf(raw), nil
+		d, err := Decode[T](raw)
+		if err != nil {
+			return zero, nil, 0, fmt.Errorf("decode %s %s: %w", collection, id, err)
+		}
+		return d, raw, LSNOf(raw), nil
 	}
 }
 
