@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -20,7 +21,7 @@ import (
 // appliedLSN is the applied position the CDC has announced (0: none).
 func appliedLSN(t *testing.T, e *itest.Env) uint64 {
 	t.Helper()
-	s, err := e.Redis.Get(context.Background(), consistency.KeysFor(e.RedisPrefix).Applied).Result()
+	s, err := e.Redis.Get(context.Background(), cache.AppliedKeysFor(e.RedisPrefix).Applied).Result()
 	if errors.Is(err, redis.Nil) {
 		return 0
 	}

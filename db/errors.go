@@ -12,14 +12,24 @@ import (
 	"github.com/swapmeet/swapmeet/internal/fault"
 )
 
+// ErrNotFound: a statement that returns one row found none. Callers test
+// for it with errors.Is, never for the driver's own error.
+var ErrNotFound = errors.New("no such row")
+
 // classify marks the Postgres failures callers act on with their kind:
 // a statement cancelled by statement_timeout is a timeout; a server that
 // cannot be reached, is shutting down or starting, or a connection lost
-// before the statement was sent, is unavailable. Everything else
-// (constraint violations, no rows, bugs) is returned as it is.
+// before the statement was sent, is unavailable; no row is ErrNotFound.
+// Everything else (constraint violations, bugs) is returned as it is.
 func classify(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return notFound{err}
 	}
 	var pgErr *pgconn.PgError
 	var connErr *pgconn.ConnectError
@@ -41,7 +51,15 @@ func classify(err error) error {
 	return err
 }
 
-// classifying runs sqlc's statements on a pool and classifies their errors.
+// notFound is a driver's no-rows error, marked as ErrNotFound; its
+// message is the driver's.
+type notFound struct{ err error }
+
+func (e notFound) Error() string   { return e.err.Error() }
+func (e notFound) Unwrap() []error { return []error{e.err, ErrNotFound} }
+
+// classifying runs sqlc's statements on a pool or in a transaction and
+// classifies their errors.
 type classifying struct{ db sqlc.DBTX }
 
 func (c classifying) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

@@ -26,7 +26,7 @@ func TestClassify(t *testing.T) {
 		{"connect error", &pgconn.ConnectError{}, fault.ErrUnavailable},
 		{"unique violation", pg("23505"), nil},
 		{"serialization failure", pg("40001"), nil},
-		{"no rows", pgx.ErrNoRows, nil},
+		{"no rows", fmt.Errorf("find: %w", pgx.ErrNoRows), ErrNotFound},
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), nil},
 		{"canceled", context.Canceled, nil},
 		{"retries exhausted", fmt.Errorf("%w after 8 attempts: %w", ErrRetriesExhausted, pg("40001")), fault.ErrContention},
@@ -36,7 +36,7 @@ func TestClassify(t *testing.T) {
 			if !errors.Is(got, tc.err) {
 				t.Fatalf("classify lost the error: %v", got)
 			}
-			for _, kind := range []error{fault.ErrTimeout, fault.ErrUnavailable, fault.ErrContention} {
+			for _, kind := range []error{fault.ErrTimeout, fault.ErrUnavailable, fault.ErrContention, ErrNotFound} {
 				if errors.Is(got, kind) != (kind == tc.want) {
 					t.Errorf("errors.Is(%v, %v) = %v", got, kind, !(kind == tc.want))
 				}

@@ -23,14 +23,14 @@ type pipelinedTx struct {
 	done  bool
 }
 
-func beginSQL(opts pgx.TxOptions) string {
+func beginSQL(opts TxOptions) string {
 	var b strings.Builder
 	b.WriteString("BEGIN")
-	if opts.IsoLevel != "" {
-		b.WriteString(" ISOLATION LEVEL " + string(opts.IsoLevel))
+	if opts.Isolation != "" {
+		b.WriteString(" ISOLATION LEVEL " + string(opts.Isolation))
 	}
-	if opts.AccessMode != "" {
-		b.WriteString(" " + string(opts.AccessMode))
+	if opts.ReadOnly {
+		b.WriteString(" READ ONLY")
 	}
 	return b.String()
 }

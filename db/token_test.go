@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/db"
@@ -52,7 +51,7 @@ func TestTokenNotBeforeCommitWithAsyncCommit(t *testing.T) {
 	tokens := map[uuid.UUID]uint64{}
 	for i := range writes {
 		id := uuid.New()
-		c, err := store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+		c, err := store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 			return q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: fmt.Sprint("async ", i)})
 		})
 		if err != nil {

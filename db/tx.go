@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -44,16 +43,35 @@ type Commit struct {
 	LSN uint64
 }
 
+// TxOptions are a transaction's options.
+type TxOptions struct {
+	// Isolation is the isolation level; "" is the server's default
+	// (read committed).
+	Isolation Isolation
+	// ReadOnly refuses writes.
+	ReadOnly bool
+}
+
+// Isolation is a transaction isolation level, spelled as in SQL.
+type Isolation string
+
+// The isolation levels.
+const (
+	ReadCommitted  Isolation = "READ COMMITTED"
+	RepeatableRead Isolation = "REPEATABLE READ"
+	Serializable   Isolation = "SERIALIZABLE"
+)
+
 // ExecTx runs fn in a transaction with the given options and commits it.
 // Serialization failures (40001) and deadlocks (40P01) are retried with
 // jittered backoff, up to MaxAttempts; fn must therefore be safe to re-run.
-// Failures are classified (see classify).
-func (s *Store) ExecTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+// Failures, fn's statements' included, are classified (see classify).
+func (s *Store) ExecTx(ctx context.Context, opts TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
 	c, err := s.execTx(ctx, opts, fn)
 	return c, classify(err)
 }
 
-func (s *Store) execTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+func (s *Store) execTx(ctx context.Context, opts TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
 	backoff := wait.NewBackoff(2*time.Millisecond, 200*time.Millisecond)
 	for attempt := 1; ; attempt++ {
 		c, err := s.execOnce(ctx, opts, fn)
@@ -76,14 +94,14 @@ func (s *Store) execTx(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.
 	}
 }
 
-func (s *Store) execOnce(ctx context.Context, opts pgx.TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+func (s *Store) execOnce(ctx context.Context, opts TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return Commit{}, err
 	}
 	defer conn.Release()
 	tx := &pipelinedTx{conn: conn.Conn(), begin: beginSQL(opts)}
-	if err := fn(sqlc.New(tx)); err != nil {
+	if err := fn(sqlc.New(classifying{tx})); err != nil {
 		tx.rollback(context.WithoutCancel(ctx))
 		return Commit{}, err
 	}

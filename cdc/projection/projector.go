@@ -23,7 +23,6 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -53,10 +52,10 @@ type Projector struct {
 	reads   *readstore.Model
 	cache   *cache.Cache
 	rdb     redis.UniversalClient
-	keys    consistency.Keys
+	keys    cache.AppliedKeys
 	log     *slog.Logger
 	metrics Metrics
-	feed    *Feed // nil: no change feed
+	feed    *FeedWriter // nil: no change feed
 
 	// Workers is how many pages are read and written at once.
 	Workers int
@@ -68,7 +67,7 @@ type Projector struct {
 }
 
 // NewProjector returns a Projector that re-reads Postgres through pg.
-func NewProjector(pg *pgxpool.Pool, reads *readstore.Model, c *cache.Cache, rdb redis.UniversalClient, keys consistency.Keys, log *slog.Logger) *Projector {
+func NewProjector(pg *pgxpool.Pool, reads *readstore.Model, c *cache.Cache, rdb redis.UniversalClient, keys cache.AppliedKeys, log *slog.Logger) *Projector {
 	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log,
 		Workers: 2, SpillDocs: 100_000, ProgressEvery: 5 * time.Second}
 }
@@ -130,12 +129,11 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 		}
 	}
 	if run.listings.Load() {
-		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
+		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
 			return fmt.Errorf("bump the listings page epoch: %w", err)
 		}
-		run.evicted.Add(p.cache.PageEpochKey(readstore.Listings))
 	}
-	if err := consistency.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
+	if err := cache.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
 	}
 	return nil
@@ -214,11 +212,12 @@ func (p *Projector) Resync(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := p.cache.BumpPageEpoch(ctx, readstore.Listings); err != nil {
+	// Every document may have changed: processes drop what they hold.
+	all := cache.Evicted{All: true}
+	if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &all); err != nil {
 		return err
 	}
-	// Every document may have changed: processes drop what they hold.
-	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn), consistency.Evicted{All: true})
+	return cache.Publish(ctx, p.rdb, p.keys, uint64(lsn), all)
 }
 
 // run is one batch being applied: producers queue pages, workers read and
@@ -238,7 +237,7 @@ type run struct {
 	changes     *changes // for the feed; nil without one
 
 	mu      sync.Mutex
-	evicted consistency.Evicted // the cache keys tombstoned, for the announcement
+	evicted cache.Evicted // the cache keys tombstoned, for the announcement
 	// listings is set once any listing document is written or deleted,
 	// directly or by a fan-out (a seller's rename): search pages embed them.
 	listings atomic.Bool
@@ -562,5 +561,5 @@ func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	if p.shadow {
 		return nil
 	}
-	return consistency.Publish(ctx, p.rdb, p.keys, uint64(lsn), consistency.Evicted{})
+	return cache.Publish(ctx, p.rdb, p.keys, uint64(lsn), cache.Evicted{})
 }

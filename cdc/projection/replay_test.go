@@ -11,7 +11,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
-	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -37,7 +37,7 @@ func TestReplayIsIdempotent(t *testing.T) {
 	before := snapshot(t, e)
 
 	// Replay everything into the same sink.
-	sink := projection.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
+	sink := projection.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, cache.AppliedKeysFor(e.RedisPrefix), e.Log)
 	r := wal.NewReader(wal.Config{ConnString: e.PGURL, Slot: replaySlot, Publication: e.Publication, Log: e.Log}, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

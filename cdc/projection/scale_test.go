@@ -12,7 +12,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
-	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
 
@@ -144,7 +144,7 @@ func TestBigTransactionsOnTheRealSink(t *testing.T) {
 	if err := e.PG.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::int8`).Scan(&target); err != nil {
 		t.Fatal(err)
 	}
-	keys := consistency.KeysFor(e.RedisPrefix)
+	keys := cache.AppliedKeysFor(e.RedisPrefix)
 	itest.Eventually(t, 10*time.Minute, "the CDC to apply the bulk transactions", func() (bool, error) {
 		s, err := e.Redis.Get(ctx, keys.Applied).Result()
 		if err != nil {

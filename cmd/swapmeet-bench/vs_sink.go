@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
@@ -96,7 +97,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	}))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.Config.RedisPrefix), e.log)
+	w := cache.NewWatcher(e.Redis, cache.AppliedKeysFor(e.Config.RedisPrefix), e.log)
 	go w.Run(wctx)
 	d := &freshDriver{app: a.app, watcher: w, reads: e.Reads, targets: targets}
 	watch := must(watchFreshTargets(ctx, a.url, targets, o.watchListings))
@@ -194,7 +195,7 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 
 // appliedPositions reads the applied position the CDC publishes, and its slot's.
 func appliedPositions(ctx context.Context, e *env) (published, confirmed pglogrepl.LSN) {
-	s, err := e.Redis.Get(ctx, consistency.KeysFor(e.Config.RedisPrefix).Applied).Result()
+	s, err := e.Redis.Get(ctx, cache.AppliedKeysFor(e.Config.RedisPrefix).Applied).Result()
 	if err == nil {
 		published = pglogrepl.LSN(must(strconv.ParseUint(s, 16, 64)))
 	} else if !errors.Is(err, redis.Nil) {
@@ -235,7 +236,7 @@ type freshTarget struct {
 // freshDriver edits the targets round robin; onCommit and onVisible see each write.
 type freshDriver struct {
 	app       *app.App
-	watcher   *consistency.Watcher
+	watcher   *cache.Watcher
 	reads     *readstore.Model
 	targets   []*freshTarget
 	next      int

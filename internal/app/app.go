@@ -20,9 +20,8 @@ import (
 type Deps struct {
 	Store   *db.Store
 	Reads   *readstore.Model
-	Cache   *cache.Cache
-	Near    *cache.Near // nil: none
-	Watcher *consistency.Watcher
+	Cache   *cache.Cache // the read path, with its near cache
+	Watcher *cache.Watcher
 	Media   *media.Bucket
 	Log     *slog.Logger
 
@@ -53,7 +52,7 @@ type Commands struct {
 	dummy    string // a hash to verify against when an email is unknown
 }
 
-// Queries read the projections: Redis first, then MongoDB.
+// Queries read the projections, through the read path (cache.ReadThrough).
 type Queries struct {
 	deps Deps
 }
@@ -127,53 +126,14 @@ func (q *Queries) awaitToken(ctx context.Context, token string) error {
 	return nil
 }
 
-// cached returns the document under key from Redis, or loads it with load
-// and fills the cache with a compare-and-set on the document's LSN. Redis
-// failures only cost the fallback; the cache's breaker keeps a dead Redis
-// from costing even that.
-func (q *Queries) cached(ctx context.Context, key string, load func(context.Context) ([]byte, uint64, error)) ([]byte, error) {
-	b, hit, err := q.deps.Cache.Get(ctx, key)
-	if err != nil && !errors.Is(err, cache.ErrSkipped) {
-		q.deps.Log.Debug("cache get failed", "key", key, "err", err)
-	}
-	if hit {
-		return b, nil
-	}
-	b, lsn, err := load(ctx)
+// getDoc reads one document through the read path: the near cache, Redis,
+// then the read store.
+func getDoc[T any](ctx context.Context, q *Queries, collection, id, what string) (T, error) {
+	key := q.deps.Cache.DocumentKey(collection, id)
+	doc, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Documents, key, readstore.Load[T](q.deps.Reads, collection, id), readstore.Decode[T])
 	if err != nil {
-		return nil, err
+		return doc, readErr(what, err)
 	}
-	if _, err := q.deps.Cache.Fill(ctx, key, lsn, b); err != nil && !errors.Is(err, cache.ErrSkipped) {
-		q.deps.Log.Debug("cache fill failed", "key", key, "err", err)
-	}
-	return b, nil
-}
-
-// getDoc reads one document through the near cache, then Redis, then the
-// read store.
-func getDoc[T any](ctx context.Context, q *Queries, collection, key, id, what string) (T, error) {
-	var zero T
-	v, hit, ticket := q.deps.Near.Get(key)
-	if hit {
-		if doc, ok := v.(T); ok {
-			return doc, nil
-		}
-	}
-	b, err := q.cached(ctx, key, func(ctx context.Context) ([]byte, uint64, error) {
-		raw, err := q.deps.Reads.FindRaw(ctx, collection, id)
-		if err != nil {
-			return nil, 0, err
-		}
-		return raw, readstore.LSNOf(raw), nil
-	})
-	if err != nil {
-		return zero, readErr(what, err)
-	}
-	doc, err := readstore.Decode[T](b)
-	if err != nil {
-		return zero, fmt.Errorf("decode %s %s: %w", what, id, err)
-	}
-	q.deps.Near.Put(ticket, key, doc, cache.NearSize(key, len(b)))
 	return doc, nil
 }
 

@@ -1,9 +1,15 @@
 // Package app holds Swapmeet's use cases: commands that change the write
 // model in Postgres and queries that read the projections. It knows nothing
 // of the transport; the rpc package translates its errors at the edge.
+//
+// Every failure has one Code (ErrorCode): the use cases return an *Error
+// with its Code, and the adapters' failure kinds (package fault) and the
+// context's errors each stand for one Code. rpc maps each Code to a
+// Connect code, in one table.
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -21,10 +27,12 @@ const (
 	CodeNotFound                           // no such resource (or not yours to know of)
 	CodeAlreadyExists                      // a uniqueness rule
 	CodeFailedPrecondition                 // a business rule refuses the state change
-	CodeConflict                           // a stale version or exhausted retries
-	CodeUnavailable                        // a dependency is down or too slow
+	CodeConflict                           // a stale version, or retries exhausted (fault.ErrContention)
+	CodeUnavailable                        // a dependency is down or too slow (fault.ErrUnavailable)
 	CodeRateLimited                        // too many attempts
 	CodeQuotaExceeded                      // a per-user quota is used up
+	CodeTimeout                            // a deadline passed (the request's, or fault.ErrTimeout)
+	CodeCanceled                           // the caller went away
 )
 
 // FieldViolation names one invalid request field.
@@ -56,26 +64,23 @@ func errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// ErrorCode returns the Code of err, or 0 when err is not an *Error.
+// ErrorCode returns the Code of err: an *Error's own, else the Code its
+// failure kind or context error stands for, else 0 (a bug: internal).
 func ErrorCode(err error) Code {
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, context.Canceled):
+		return CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, fault.ErrTimeout):
+		return CodeTimeout
+	case errors.Is(err, fault.ErrContention):
+		return CodeConflict
+	case errors.Is(err, fault.ErrUnavailable):
+		return CodeUnavailable
 	}
 	return 0
 }
-
-// Kinds of infrastructure failure. The adapters (Postgres, the read
-// store, Redis, the media store) mark their drivers' errors with these,
-// and errors.Is finds them in any error the use cases return: they are
-// all the edge needs to know of a failure that is not an *Error.
-var (
-	// ErrUnavailable: a backing service is down or unreachable.
-	ErrUnavailable = fault.ErrUnavailable
-	// ErrTimeout: a backing service gave up after its own time limit
-	// (a Postgres statement timeout).
-	ErrTimeout = fault.ErrTimeout
-	// ErrContention: a transaction kept colliding with others until its
-	// retries ran out.
-	ErrContention = fault.ErrContention
-)

@@ -9,9 +9,8 @@ import (
 	"sort"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
@@ -62,7 +61,7 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := c.checkListingQuotas(ctx, q, seller); err != nil {
 			return err
 		}
@@ -110,7 +109,7 @@ func (c *Commands) UpdateListing(ctx context.Context, seller uuid.UUID, listingI
 		price = *in.Price
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, id, seller, expectedVersion); err != nil {
 			return err
 		}
@@ -142,7 +141,7 @@ func (c *Commands) WithdrawListing(ctx context.Context, seller uuid.UUID, listin
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, id, seller, expectedVersion); err != nil {
 			return err
 		}
@@ -167,7 +166,7 @@ const anyVersion = 0
 // cannot race another.
 func checkListingWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.UUID, expectedVersion int64) error {
 	l, err := q.LockListing(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return errorf(CodeNotFound, "listing not found")
 	}
 	if err != nil {
@@ -201,7 +200,7 @@ func (q *Queries) GetListing(ctx context.Context, id, token string) (ListingView
 	if err := q.awaitToken(ctx, token); err != nil {
 		return ListingView{}, err
 	}
-	l, err := getDoc[readstore.Listing](ctx, q, readstore.Listings, q.deps.Cache.ListingKey(lid.String()), lid.String(), "listing")
+	l, err := getDoc[readstore.Listing](ctx, q, readstore.Listings, lid.String(), "listing")
 	if err != nil {
 		return ListingView{}, err
 	}
@@ -331,13 +330,6 @@ func planSearch(s ListingSearch) (searchPlan, error) {
 	return p, v.err()
 }
 
-// searchPage is what a cached search result holds: documents, not views,
-// because image URLs expire and are made at read time.
-type searchPage struct {
-	Listings []readstore.Listing `bson:"listings"`
-	Next     string              `bson:"next"`
-}
-
 // SearchListings finds listings by keywords and filters, a page at a time.
 // Pages are cached under the listings page epoch, which the CDC bumps on
 // every listing change.
@@ -349,74 +341,32 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 	if err := q.awaitToken(ctx, token); err != nil {
 		return nil, "", err
 	}
-	// The epoch is read before the store: a page computed from data older
-	// than a bump lands under the old epoch, which nobody reads.
-	gen, genErr := q.pageEpoch(ctx)
-	key := ""
-	var ticket cache.Ticket
-	if genErr == nil {
-		key = q.deps.Cache.PageKey(readstore.Listings, gen, digest(struct {
-			Q string
-			L int
-			C *readstore.Cursor
-		}{p.query, p.limit, p.cursor}))
-		// A page under an epoch is good as long as the epoch is current,
-		// so the near cache keeps pages as they are.
-		var v any
-		var hit bool
-		if v, hit, ticket = q.deps.Near.Get(key); hit {
-			if page, ok := v.(searchPage); ok {
-				return q.views(ctx, page)
-			}
+	key := q.deps.Cache.CurrentPageKey(ctx, readstore.Listings, digest(struct {
+		Q string
+		L int
+		C *readstore.Cursor
+	}{p.query, p.limit, p.cursor}))
+	load := func(ctx context.Context) (readstore.ListingPage, []byte, uint64, error) {
+		docs, more, err := q.deps.Reads.SearchListings(ctx, p.filter, p.sort, p.cursor, p.limit)
+		if err != nil {
+			return readstore.ListingPage{}, nil, 0, err
 		}
-		if b, hit, _ := q.deps.Cache.GetPage(ctx, key); hit {
-			var page searchPage
-			if err := bson.Unmarshal(b, &page); err == nil {
-				q.deps.Near.Put(ticket, key, page, cache.NearSize(key, len(b)))
-				return q.views(ctx, page)
-			}
+		page := readstore.ListingPage{Listings: docs}
+		if more {
+			last := docs[len(docs)-1]
+			page.Next = encodePageToken(p.query, readstore.Cursor{CreatedAt: last.CreatedAt, Price: last.Price.Minor, ID: last.ID})
 		}
+		b, err := readstore.Encode(page)
+		return page, b, 0, err
 	}
-	docs, more, err := q.deps.Reads.SearchListings(ctx, p.filter, p.sort, p.cursor, p.limit)
+	page, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Pages, key, load, readstore.Decode[readstore.ListingPage])
 	if err != nil {
 		return nil, "", readErr("listings", err)
-	}
-	page := searchPage{Listings: docs}
-	if more {
-		last := docs[len(docs)-1]
-		page.Next = encodePageToken(p.query, readstore.Cursor{CreatedAt: last.CreatedAt, Price: last.Price.Minor, ID: last.ID})
-	}
-	if key != "" {
-		if b, err := bson.Marshal(page); err == nil {
-			if err := q.deps.Cache.PutPage(ctx, key, b); err != nil && !errors.Is(err, cache.ErrSkipped) {
-				q.deps.Log.Debug("cache page put failed", "err", err)
-			}
-			if q.deps.Cache.PageCacheable(len(b)) { // the same budget in process
-				q.deps.Near.Put(ticket, key, page, cache.NearSize(key, len(b)))
-			}
-		}
 	}
 	return q.views(ctx, page)
 }
 
-// pageEpoch reads the listings page epoch through the near cache. The CDC
-// lists the epoch's key among what a batch evicted whenever it bumps it,
-// so a query that waited for a token reads an epoch at least as new as
-// the token's batch made it.
-func (q *Queries) pageEpoch(ctx context.Context) (int64, error) {
-	key := q.deps.Cache.PageEpochKey(readstore.Listings)
-	v, hit, ticket := q.deps.Near.Get(key)
-	if n, ok := v.(int64); hit && ok {
-		return n, nil
-	}
-	n, err := q.deps.Cache.PageEpoch(ctx, readstore.Listings)
-	if err == nil {
-		q.deps.Near.Put(ticket, key, n, cache.NearSize(key, 8))
-	}
-	return n, err
-}
-
-func (q *Queries) views(ctx context.Context, page searchPage) ([]ListingView, string, error) {
+func (q *Queries) views(ctx context.Context, page readstore.ListingPage) ([]ListingView, string, error) {
 	out := make([]ListingView, 0, len(page.Listings))
 	for _, l := range page.Listings {
 		v, err := q.listingView(ctx, l)

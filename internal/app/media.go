@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
@@ -60,7 +60,7 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 	if err != nil {
 		return MediaUpload{}, err
 	}
-	_, err = c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	_, err = c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 	}
 
 	var refused error
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		refused = nil
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
@@ -189,12 +189,12 @@ func (c *Commands) DeleteMedia(ctx context.Context, seller uuid.UUID, listingID,
 		return "", err
 	}
 	var row sqlc.DeleteMediaRow
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
 		row, err = q.DeleteMedia(ctx, sqlc.DeleteMediaParams{ID: mid, ListingID: lid})
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, db.ErrNotFound) {
 			return errorf(CodeNotFound, "media not found")
 		}
 		return err
@@ -246,7 +246,7 @@ func (c *Commands) discardUpload(ctx context.Context, id uuid.UUID, key string) 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	var deleted int64
-	_, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	_, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		var err error
 		deleted, err = q.DeletePendingMedia(ctx, id)
 		return err
@@ -265,7 +265,7 @@ func (c *Commands) discardUpload(ctx context.Context, id uuid.UUID, key string) 
 // answer: the listing must exist and be theirs before the row is looked at.
 func mediaRules(m sqlc.GetListingMediaRow, err error, seller uuid.UUID) error {
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, db.ErrNotFound):
 		return errorf(CodeNotFound, "listing not found")
 	case err != nil:
 		return err

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
@@ -44,7 +43,7 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 		return PlacedOrder{}, err
 	}
 	var placed PlacedOrder
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		rows, err := q.LockListingsForOrder(ctx, ids)
 		if err != nil {
 			return err
@@ -90,7 +89,7 @@ var errKeyUsed = errors.New("idempotency key already used")
 // replay returns the order an idempotency key already made, if any.
 func (c *Commands) replay(ctx context.Context, buyer uuid.UUID, key string, ids []uuid.UUID) (PlacedOrder, bool, error) {
 	prev, err := c.deps.Store.FindOrderByIdempotencyKey(ctx, sqlc.FindOrderByIdempotencyKeyParams{BuyerID: buyer, IdempotencyKey: key})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return PlacedOrder{}, false, nil
 	}
 	if err != nil {
@@ -264,7 +263,7 @@ func (c *Commands) transition(ctx context.Context, caller uuid.UUID, orderID str
 	if err := v.err(); err != nil {
 		return "", err
 	}
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		n, err := t.update(ctx, q, id, caller)
 		if err != nil {
 			return err
@@ -287,7 +286,7 @@ func explainRefusal(ctx context.Context, q *sqlc.Queries, id, caller uuid.UUID, 
 	o, err := q.FindOrderParties(ctx, id)
 	isBuyer, isSeller := o.BuyerID == caller, o.SellerID == caller
 	switch {
-	case errors.Is(err, pgx.ErrNoRows), err == nil && !isBuyer && !isSeller:
+	case errors.Is(err, db.ErrNotFound), err == nil && !isBuyer && !isSeller:
 		// Other people's orders do not exist, as far as the caller knows.
 		return errorf(CodeNotFound, "order not found")
 	case err != nil:
@@ -322,7 +321,7 @@ func (q *Queries) GetOrder(ctx context.Context, caller uuid.UUID, id, token stri
 	if err := q.awaitToken(ctx, token); err != nil {
 		return OrderView{}, err
 	}
-	o, err := getDoc[readstore.Order](ctx, q, readstore.Orders, q.deps.Cache.OrderKey(oid.String()), oid.String(), "order")
+	o, err := getDoc[readstore.Order](ctx, q, readstore.Orders, oid.String(), "order")
 	if err != nil {
 		return OrderView{}, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
@@ -29,11 +28,11 @@ func (c *Commands) CreateReview(ctx context.Context, author uuid.UUID, orderID s
 	if err != nil {
 		return Written{}, err
 	}
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		// DELIVERED is final, so the order cannot change under us: no lock.
 		o, err := q.FindOrderParties(ctx, oid)
 		switch {
-		case errors.Is(err, pgx.ErrNoRows), err == nil && o.BuyerID != author && o.SellerID != author:
+		case errors.Is(err, db.ErrNotFound), err == nil && o.BuyerID != author && o.SellerID != author:
 			return errorf(CodeNotFound, "order not found")
 		case err != nil:
 			return err
@@ -78,7 +77,7 @@ func (q *Queries) ListSellerReviews(ctx context.Context, sellerID string, pageSi
 	if err := q.awaitToken(ctx, token); err != nil {
 		return SellerReviews{}, err
 	}
-	seller, err := getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(sid.String()), sid.String(), "seller")
+	seller, err := getDoc[readstore.User](ctx, q, readstore.Users, sid.String(), "seller")
 	if err != nil {
 		return SellerReviews{}, err
 	}

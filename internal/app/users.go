@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
@@ -52,7 +51,7 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 		return SignUpResult{}, err
 	}
 	token, tokenHash := newSessionToken()
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		if err := q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: displayName}); err != nil {
 			return err
 		}
@@ -104,7 +103,7 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 		return Session{}, err
 	}
 	cred, err := c.deps.Store.FindCredentialsByEmail(ctx, email)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		if err := c.hash(ctx, func() { _, _ = password.Verify(pw, c.dummy) }); err != nil {
 			return Session{}, err
 		}
@@ -152,7 +151,7 @@ func (c *Commands) Authenticate(ctx context.Context, token string) (uuid.UUID, e
 		return id, nil
 	}
 	s, err := c.deps.Store.FindSession(ctx, h)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return uuid.Nil, errorf(CodeUnauthenticated, "invalid or expired session")
 	}
 	if err != nil {
@@ -179,9 +178,9 @@ func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayN
 	if err := v.err(); err != nil {
 		return "", err
 	}
-	commit, err := c.deps.Store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		_, err := q.UpdateProfile(ctx, sqlc.UpdateProfileParams{ID: userID, DisplayName: displayName, Bio: bio})
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, db.ErrNotFound) {
 			return errorf(CodeNotFound, "user not found")
 		}
 		return err
@@ -202,7 +201,7 @@ func (q *Queries) GetUser(ctx context.Context, id, token string) (UserView, erro
 	if err := q.awaitToken(ctx, token); err != nil {
 		return UserView{}, err
 	}
-	u, err := getDoc[readstore.User](ctx, q, readstore.Users, q.deps.Cache.UserKey(uid.String()), uid.String(), "user")
+	u, err := getDoc[readstore.User](ctx, q, readstore.Users, uid.String(), "user")
 	if err != nil {
 		return UserView{}, err
 	}

@@ -1,13 +1,28 @@
-// Package cache is the Redis cache in front of the read store. Values and
-// tombstones carry the WAL position of the document they describe, and
-// every write is a compare-and-set on it, so a slow reader can never put an
-// old document back after the CDC has evicted it.
+// Package cache owns the read path: the one way a query reads a
+// projection. ReadThrough takes a key and a Loader and looks in three
+// layers, in order: this process's near cache (Near), Redis (Cache), and
+// the loader, which reads the read store; on the way back it fills Redis,
+// then the near cache. A Loader is a plain func returning the value, its
+// encoded form and the WAL position it reflects, so a new projection plugs
+// in as a new loader (readstore.Load is the documents' one). Documents,
+// search pages and the page epochs all go through ReadThrough; the near
+// cache's tickets never leave this package.
+//
+// The package also owns what keeps those layers exact. In Redis, values
+// and tombstones carry the WAL position of the document they describe, and
+// every write is a compare-and-set on it, so a slow reader can never put
+// an old document back after the CDC has evicted it (Cache.Evict). In
+// process, the near cache's tickets, drops and resets follow the CDC's
+// announcements (Publish on the CDC's side, Watcher on the API's), and
+// the same Watcher lets a query wait for a consistency token.
 package cache
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +71,8 @@ type Cache struct {
 
 	breaker *breaker
 	metrics *Metrics
+	near    *Near // nil: none
+	log     *slog.Logger
 }
 
 // ErrSkipped means the breaker is open: Redis was not asked. It is a
@@ -71,6 +88,7 @@ func New(rdb redis.UniversalClient, prefix string) *Cache {
 		PageMaxBytes: DefaultPageMaxBytes,
 		PageKeys:     DefaultPageKeys,
 		breaker:      newBreaker(3, time.Second),
+		log:          slog.Default(),
 	}
 }
 
@@ -84,6 +102,20 @@ const (
 // from the correctness data.
 func (c *Cache) WithPages(pages redis.UniversalClient) *Cache {
 	c.pages = pages
+	return c
+}
+
+// WithNear puts a near cache in front of Redis on the read path. A
+// Watcher must keep it exact (Watcher.WithNear).
+func (c *Cache) WithNear(n *Near) *Cache {
+	c.near = n
+	return c
+}
+
+// WithLog sets where the read path reports the Redis failures it works
+// around (at debug level: they cost only the fallback).
+func (c *Cache) WithLog(log *slog.Logger) *Cache {
+	c.log = log
 	return c
 }
 
@@ -142,15 +174,43 @@ func (c *Cache) PageEpochKey(collection string) string {
 	return c.prefix + "epoch:{" + collection + "}"
 }
 
-// PageEpoch returns a collection's current page epoch.
+// PageEpoch returns a collection's current page epoch, through the near
+// cache: the CDC lists the epoch's key among what a batch evicted
+// whenever it bumps it, so a query that waited for a token reads an epoch
+// at least as new as the token's batch made it.
 func (c *Cache) PageEpoch(ctx context.Context, collection string) (int64, error) {
-	var n int64
-	err := c.read(ctx, func(ctx context.Context) error {
-		var err error
-		n, err = c.rdb.Get(ctx, c.PageEpochKey(collection)).Int64()
-		return err
-	})
-	return n, err
+	return ReadThrough(ctx, c, redisOnly, c.PageEpochKey(collection), func(ctx context.Context) (int64, []byte, uint64, error) {
+		var b []byte
+		err := c.read(ctx, func(ctx context.Context) error {
+			var err error
+			b, err = c.rdb.Get(ctx, c.PageEpochKey(collection)).Bytes()
+			return err
+		})
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		n, err := decodeEpoch(b)
+		return n, b, 0, err
+	}, decodeEpoch)
+}
+
+func decodeEpoch(b []byte) (int64, error) {
+	if len(b) == 0 {
+		return 0, nil // never bumped
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// CurrentPageKey names a result page of a collection's query under the
+// current page epoch, or is "" (do not cache) when the epoch cannot be
+// read. Call it before the query runs: a page computed from data older
+// than a bump then lands under the old epoch, which nobody reads.
+func (c *Cache) CurrentPageKey(ctx context.Context, collection, digest string) string {
+	epoch, err := c.PageEpoch(ctx, collection)
+	if err != nil {
+		return ""
+	}
+	return c.PageKey(collection, epoch, digest)
 }
 
 // PageKey names a cached result page. The epoch in the key is what
@@ -229,9 +289,15 @@ redis.call('ZADD', KEYS[1], now + ttl, KEYS[2])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1`)
 
-// BumpPageEpoch invalidates every cached result page of a collection.
-func (c *Cache) BumpPageEpoch(ctx context.Context, collection string) error {
-	return classify(c.rdb.Incr(ctx, c.PageEpochKey(collection)).Err())
+// BumpPageEpoch invalidates every cached result page of a collection, and
+// adds the epoch's key to ev, the batch's announcement: near caches keep
+// the epoch too, and must drop it before the batch counts as applied.
+func (c *Cache) BumpPageEpoch(ctx context.Context, collection string, ev *Evicted) error {
+	if err := c.rdb.Incr(ctx, c.PageEpochKey(collection)).Err(); err != nil {
+		return classify(err)
+	}
+	ev.Add(c.PageEpochKey(collection))
+	return nil
 }
 
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.

@@ -10,21 +10,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Near is the in-process layer in front of Redis: decoded documents, by
+// Near is the in-process layer in front of Redis: decoded values, by
 // their Redis key, bounded in entries and bytes, least recently used out
-// first. It is kept exact by the CDC's announcements (see
-// consistency.Watcher, which implements the protocol and calls Forget,
-// Reset and Suspend): a key is dropped before the position that changed
-// it counts as applied in this process.
+// first. Only ReadThrough reads and fills it, and only the Watcher drops
+// from it: it is kept exact by the CDC's announcements (watcher.go), a
+// key being dropped before the position that changed it counts as
+// applied in this process.
 //
 // The race it must win is a reader that read a document from Redis just
 // before the CDC tombstoned it, and stores it here just after the
 // announcement was processed. So a reader takes a ticket before it reads
 // Redis, and the store is refused if the key's shard has forgotten
 // anything (or been reset) since the ticket: whatever was evicted in
-// between may be what the reader holds.
+// between may be what the reader holds. Tickets never leave this package.
 //
-// Documents are shared between readers and must not be modified.
+// Values are shared between readers and must not be modified.
 type Near struct {
 	shards  []nearShard
 	seed    maphash.Seed
@@ -38,7 +38,7 @@ const nearShards = 64
 
 type nearShard struct {
 	mu         sync.Mutex
-	version    uint64 // advanced by every Forget of one of its keys and every Reset
+	version    uint64 // advanced by every forget of one of its keys and every reset
 	entries    map[string]*list.Element
 	lru        list.List // of *nearEntry, most recent first
 	bytes      int64
@@ -55,9 +55,9 @@ type nearEntry struct {
 
 // NearOptions size the near cache.
 type NearOptions struct {
-	Entries int           `env:"SWAPMEET_NEAR_CACHE_ENTRIES,off"` // at most this many documents; 0 disables the near cache
+	Entries int           `env:"SWAPMEET_NEAR_CACHE_ENTRIES,off"` // at most this many values; 0 disables the near cache
 	Bytes   int64         `env:"SWAPMEET_NEAR_CACHE_BYTES"`       // and at most this many bytes, as counted by NearSize
-	TTL     time.Duration `env:"SWAPMEET_NEAR_CACHE_TTL"`         // a document is read from Redis again after this long
+	TTL     time.Duration `env:"SWAPMEET_NEAR_CACHE_TTL"`         // a value is read from Redis again after this long
 }
 
 // DefaultNear is the default size of the near cache.
@@ -69,7 +69,7 @@ var DefaultNear = NearOptions{Entries: 10_000, Bytes: 64 << 20, TTL: time.Minute
 func NearSize(key string, n int) int64 { return int64(2*n + len(key) + 160) }
 
 // NewNear returns a near cache, or nil (a valid, always-missing cache) if
-// o.Entries is 0. It serves nothing until its first Reset.
+// o.Entries is 0. It serves nothing until a Watcher has subscribed.
 func NewNear(o NearOptions) *Near {
 	if o.Entries <= 0 || o.Bytes <= 0 {
 		return nil
@@ -97,17 +97,17 @@ func (n *Near) shard(key string) *nearShard {
 	return &n.shards[maphash.String(n.seed, key)&(nearShards-1)]
 }
 
-// Ticket is taken before reading the layer below; Put needs it.
-type Ticket struct {
+// ticket is taken before reading the layer below; put needs it.
+type ticket struct {
 	shard   *nearShard
 	version uint64
 }
 
-// Get returns the document under key, or a ticket to store it with once
-// it has been read from below.
-func (n *Near) Get(key string) (any, bool, Ticket) {
+// get returns the value under key, or a ticket to store it with once it
+// has been read from below.
+func (n *Near) get(key string) (any, bool, ticket) {
 	if n == nil {
-		return nil, false, Ticket{}
+		return nil, false, ticket{}
 	}
 	s := n.shard(key)
 	now := time.Now()
@@ -115,7 +115,7 @@ func (n *Near) Get(key string) (any, bool, Ticket) {
 	if !n.serving.Load() {
 		s.mu.Unlock()
 		n.metrics.lookup("bypass")
-		return nil, false, Ticket{}
+		return nil, false, ticket{}
 	}
 	if el, ok := s.entries[key]; ok {
 		e := el.Value.(*nearEntry)
@@ -123,20 +123,20 @@ func (n *Near) Get(key string) (any, bool, Ticket) {
 			s.lru.MoveToFront(el)
 			s.mu.Unlock()
 			n.metrics.lookup("hit")
-			return e.value, true, Ticket{}
+			return e.value, true, ticket{}
 		}
 		s.remove(el)
 	}
-	t := Ticket{shard: s, version: s.version}
+	t := ticket{shard: s, version: s.version}
 	s.mu.Unlock()
 	n.metrics.lookup("miss")
 	return nil, false, t
 }
 
-// Put stores a document read from below after t was taken, unless its
-// shard forgot or reset anything since: then the document may be older
-// than an announcement already processed. size is NearSize's.
-func (n *Near) Put(t Ticket, key string, value any, size int64) bool {
+// put stores a value read from below after t was taken, unless its shard
+// forgot or reset anything since: then the value may be older than an
+// announcement already processed. size is NearSize's.
+func (n *Near) put(t ticket, key string, value any, size int64) bool {
 	if n == nil || t.shard == nil {
 		return false
 	}
@@ -170,9 +170,9 @@ func (s *nearShard) remove(el *list.Element) {
 	s.bytes -= e.size
 }
 
-// Forget drops keys, and refuses the stores of readers that took their
+// forget drops keys, and refuses the stores of readers that took their
 // tickets before.
-func (n *Near) Forget(keys []string) {
+func (n *Near) forget(keys []string) {
 	if n == nil {
 		return
 	}
@@ -187,8 +187,8 @@ func (n *Near) Forget(keys []string) {
 	}
 }
 
-// Reset drops everything and serves again.
-func (n *Near) Reset(reason string) {
+// reset drops everything and serves again.
+func (n *Near) reset(reason string) {
 	if n == nil {
 		return
 	}
@@ -196,8 +196,8 @@ func (n *Near) Reset(reason string) {
 	n.metrics.reset(reason)
 }
 
-// Suspend drops everything and serves nothing until the next Reset.
-func (n *Near) Suspend() {
+// suspend drops everything and serves nothing until the next reset.
+func (n *Near) suspend() {
 	if n == nil {
 		return
 	}

@@ -117,7 +117,7 @@ func TestEvictAndFillAcrossSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.BumpPageEpoch(ctx, "listings"); err != nil {
+	if err := c.BumpPageEpoch(ctx, "listings", &cache.Evicted{}); err != nil {
 		t.Fatal(err)
 	}
 	if after, err := c.PageEpoch(ctx, "listings"); err != nil || after != before+1 {

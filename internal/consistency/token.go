@@ -1,6 +1,8 @@
-// Package consistency implements read-your-writes: the opaque token a write
-// returns, and the watcher that lets a query wait until the projections have
-// applied that token's WAL position.
+// Package consistency names WAL positions outside Postgres: the opaque
+// token a write returns (read-your-writes), the way Postgres prints a
+// position, and the form Redis scripts store and compare positions in.
+// The watcher that lets a query wait for a token's position is
+// cache.Watcher, beside the near cache it keeps exact.
 package consistency
 
 import (

@@ -1,8 +1,9 @@
 // Package fault names the kinds of failure a backing service can have
 // that callers act on, whatever the service. Each adapter (db, readstore,
 // cache, media) recognises its own driver's errors and marks them with a
-// kind; the app exposes the kinds as its own (app.ErrUnavailable, ...), so
-// the layers above never look at a driver error.
+// kind, so the layers above never look at a driver error. The kinds are
+// not a taxonomy of their own: each stands for one app.Code (see
+// app.ErrorCode), which the edge translates.
 package fault
 
 import "errors"

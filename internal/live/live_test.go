@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/feed"
 	"github.com/swapmeet/swapmeet/internal/itest"
@@ -20,7 +21,7 @@ var ctx = context.Background()
 // hubOn runs a hub of its own over the test's API and CDC.
 func hubOn(t *testing.T, e *itest.Env, a *app.App, opts live.Options) *live.Hub {
 	t.Helper()
-	w := consistency.NewWatcher(e.Redis, consistency.KeysFor(e.RedisPrefix), e.Log)
+	w := cache.NewWatcher(e.Redis, cache.AppliedKeysFor(e.RedisPrefix), e.Log)
 	h := live.NewHub(e.Redis, e.RedisPrefix, w.Applied, a.Queries, opts, e.Log)
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/wait"
@@ -80,7 +79,7 @@ func (j *Jobs) SweepMedia(ctx context.Context, opts SweepOptions) (SweepReport, 
 		for {
 			var n int
 			var keys []string
-			_, err := j.store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+			_, err := j.store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 				var err error
 				n, keys, err = pass.delete(q)
 				return err

@@ -6,8 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/wait"
@@ -21,9 +20,9 @@ import (
 // so that it is not retried forever.
 func (j *Jobs) MakeThumbnail(ctx context.Context) (bool, error) {
 	found := false
-	_, err := j.store.ExecTx(ctx, pgx.TxOptions{}, func(q *sqlc.Queries) error {
+	_, err := j.store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		job, err := q.ClaimThumbnailJob(ctx)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, db.ErrNotFound) {
 			found = false
 			return nil
 		}

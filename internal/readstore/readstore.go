@@ -112,12 +112,34 @@ func (s *Model) FindRaw(ctx context.Context, collection, id string) (bson.Raw, e
 	return raw, nil
 }
 
-// Decode decodes a stored or cached document into one of the document types.
+// Load returns a loader of one document for the read path
+// (cache.ReadThrough): the document decoded, as stored, and the lsn it
+// carries.
+func Load[T any](s *Model, collection, id string) func(context.Context) (T, []byte, uint64, error) {
+	return func(ctx context.Context) (T, []byte, uint64, error) {
+		var zero T
+		raw, err := s.FindRaw(ctx, collection, id)
+		if err != nil {
+			return zero, nil, 0, err
+		}
+		d, err := Decode[T](raw)
+		if err != nil {
+			return zero, nil, 0, fmt.Errorf("decode %s %s: %w", collection, id, err)
+		}
+		return d, raw, LSNOf(raw), nil
+	}
+}
+
+// Decode decodes a stored or cached document (or a ListingPage) into one
+// of the document types.
 func Decode[T any](raw []byte) (T, error) {
 	var d T
 	err := bson.Unmarshal(raw, &d)
 	return d, err
 }
+
+// Encode encodes a document (or a ListingPage) as the caches keep it.
+func Encode(v any) ([]byte, error) { return bson.Marshal(v) }
 
 // Find returns one document, decoded.
 func Find[T any](ctx context.Context, s *Model, collection, id string) (T, error) {

@@ -33,6 +33,14 @@ type ListingFilter struct {
 	Attrs     []string // "key=value"; every one must match
 }
 
+// ListingPage is a page of a listing search as the caches keep it:
+// documents, not views, because image URLs expire and are made at read
+// time. Next is the page token of the page after it, "" for the last.
+type ListingPage struct {
+	Listings []Listing `bson:"listings"`
+	Next     string    `bson:"next"`
+}
+
 // Cursor is the position after the last listing of a page.
 type Cursor struct {
 	CreatedAt time.Time

@@ -3,7 +3,6 @@
 package rpc
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/app"
 )
 
+// codes is the one translation of the app's failures to Connect codes.
 var codes = map[app.Code]connect.Code{
 	app.CodeInvalid:            connect.CodeInvalidArgument,
 	app.CodeUnauthenticated:    connect.CodeUnauthenticated,
@@ -27,6 +27,8 @@ var codes = map[app.Code]connect.Code{
 	app.CodeUnavailable:        connect.CodeUnavailable,
 	app.CodeRateLimited:        connect.CodeResourceExhausted,
 	app.CodeQuotaExceeded:      connect.CodeResourceExhausted,
+	app.CodeTimeout:            connect.CodeDeadlineExceeded,
+	app.CodeCanceled:           connect.CodeCanceled,
 }
 
 // toConnect is the one translation from errors to what clients see. Only
@@ -64,20 +66,24 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 		}
 		return out
 	}
-	// The adapters have classified their drivers' errors into the app's
-	// kinds; what is left unclassified is a bug.
-	switch {
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, app.ErrTimeout):
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
-	case errors.Is(err, app.ErrContention):
+	// Not an *app.Error: a failure kind the adapters marked their
+	// drivers' errors with, or a context error. What has no Code is a bug.
+	code := app.ErrorCode(err)
+	var msg string
+	switch code {
+	case app.CodeCanceled:
+		msg = "request canceled"
+	case app.CodeTimeout:
+		msg = "deadline exceeded"
+	case app.CodeConflict:
 		log.Warn("request failed", "procedure", procedure, "err", err)
-		return connect.NewError(connect.CodeAborted, errors.New("too much contention; retry the request"))
-	case errors.Is(err, app.ErrUnavailable):
+		msg = "too much contention; retry the request"
+	case app.CodeUnavailable:
 		log.Error("dependency unavailable", "procedure", procedure, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable; retry shortly"))
+		msg = "a backing service is unavailable; retry shortly"
+	default:
+		log.Error("internal error", "procedure", procedure, "err", err)
+		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
-	log.Error("internal error", "procedure", procedure, "err", err)
-	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	return connect.NewError(codes[code], errors.New(msg))
 }

@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
@@ -91,7 +92,7 @@ func TestStaleFillCannotPersist(t *testing.T) {
 // waitApplied waits until the CDC announces that it has applied lsn.
 func waitApplied(t *testing.T, m *market, lsn uint64) {
 	t.Helper()
-	w := consistency.NewWatcher(m.e.Redis, consistency.KeysFor(m.e.RedisPrefix), m.e.Log)
+	w := cache.NewWatcher(m.e.Redis, cache.AppliedKeysFor(m.e.RedisPrefix), m.e.Log)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	go w.Run(wctx)

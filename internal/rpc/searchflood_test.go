@@ -87,7 +87,7 @@ func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 		}
 		tombstones[c.ListingKey(id)] = v
 	}
-	keys := consistency.KeysFor(e.RedisPrefix)
+	keys := cache.AppliedKeysFor(e.RedisPrefix)
 	applied, err := e.Redis.Get(ctx, keys.Applied).Result()
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
@@ -50,7 +49,7 @@ type API struct {
 	cfg     Config
 	opts    APIOptions
 	clients *Clients
-	watcher *consistency.Watcher
+	watcher *cache.Watcher
 	live    *live.Hub
 	media   *media.Bucket
 	jobs    *mediajobs.Jobs
@@ -85,14 +84,11 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 	pgStore := db.NewStore(c.PG)
 	pgStore.OnRetry = func(sqlstate string) { retries.WithLabelValues(sqlstate).Inc() }
 	lookups := cache.NewMetrics(reg)
-	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(lookups)
 	// The near cache is kept exact by the watcher, which follows the CDC's
 	// announcements of what each batch evicted.
 	near := cache.NewNear(cfg.NearCache).WithMetrics(reg, lookups)
-	watcher := consistency.NewWatcher(c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
-	if near != nil {
-		watcher.WithLocal(near)
-	}
+	watcher := cache.NewWatcher(c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log).WithNear(near)
+	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(lookups).WithNear(near).WithLog(log)
 	ch.PageMaxBytes, ch.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
 	if o.Cache != nil {
 		o.Cache(ch)
@@ -101,7 +97,6 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 		Store:           pgStore,
 		Reads:           c.Reads,
 		Cache:           ch,
-		Near:            near,
 		Watcher:         watcher,
 		Media:           store,
 		Log:             log,

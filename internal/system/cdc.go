@@ -9,7 +9,6 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/cache"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/feed"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
@@ -17,9 +16,9 @@ import (
 // NewProjector is the CDC's sink: it rebuilds documents in the read store,
 // tombstones their cache keys and announces the applied position.
 func NewProjector(cfg Config, c *Clients, log *slog.Logger) *projection.Projector {
-	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, consistency.KeysFor(cfg.RedisPrefix), log)
+	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log)
 	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
-	return p.WithFeed(&projection.Feed{
+	return p.WithFeedWriter(&projection.FeedWriter{
 		Keys:       [2]feed.Keys{feed.KeysFor(cfg.RedisPrefix, feed.Listings), feed.KeysFor(cfg.RedisPrefix, feed.Orders)},
 		MaxChanges: cfg.FeedMaxChanges,
 		Retention:  cfg.FeedRetention,

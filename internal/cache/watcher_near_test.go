@@ -1,4 +1,4 @@
-package consistency_test
+package cache_test
 
 import (
 	"context"
@@ -24,24 +24,25 @@ import (
 type nearFixture struct {
 	e     *itest.Env
 	ctx   context.Context
-	keys  consistency.Keys
+	keys  cache.AppliedKeys
 	redis *cache.Cache
 	near  *cache.Near
-	w     *consistency.Watcher
+	w     *cache.Watcher
 	name  string // the watcher's Redis connections are named so
 }
 
-func newNearFixture(t *testing.T, local consistency.Local) *nearFixture {
+func newNearFixture(t *testing.T, onDrop func(reason string, keys []string)) *nearFixture {
 	e := itest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	f := &nearFixture{e: e, ctx: ctx, keys: consistency.KeysFor(e.RedisPrefix), redis: e.Cache()}
+	f := &nearFixture{e: e, ctx: ctx, keys: cache.AppliedKeysFor(e.RedisPrefix), redis: e.Cache()}
 	f.near = cache.NewNear(cache.DefaultNear)
-	if local == nil {
-		local = f.near
-	}
 	f.name = "near-test-" + e.RedisPrefix[:len(e.RedisPrefix)-1]
-	f.w = consistency.NewWatcher(namedClient(t, e.Redis, f.name), f.keys, e.Log).WithLocal(local)
+	f.w = cache.NewWatcher(namedClient(t, e.Redis, f.name), f.keys, e.Log)
+	if onDrop != nil {
+		f.w.OnDrop(onDrop)
+	}
+	f.w.WithNear(f.near)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); f.w.Run(runCtx) }()
@@ -55,7 +56,7 @@ func (f *nearFixture) cdc(t *testing.T, key string, lsn uint64) {
 	if err := f.redis.Evict(f.ctx, cache.Eviction{Key: key, LSN: lsn}); err != nil {
 		t.Fatal(err)
 	}
-	if err := consistency.Publish(f.ctx, f.e.Redis, f.keys, lsn, consistency.Evicted{Keys: []string{key}}); err != nil {
+	if err := cache.Publish(f.ctx, f.e.Redis, f.keys, lsn, cache.Evicted{Keys: []string{key}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -157,40 +158,35 @@ func TestNearCacheRaceStepByStep(t *testing.T) {
 	}
 }
 
-// recorder is a Local that notes the applied position at each call.
+// recorder notes the watcher's drops, with the applied position at each.
 type recorder struct {
-	w      *consistency.Watcher
+	w      *cache.Watcher
 	mu     sync.Mutex
 	forgot map[string]uint64 // key → applied position when forgotten
 	resets []string
 	susp   int
 }
 
-func (r *recorder) Forget(keys []string) {
+func (r *recorder) dropped(reason string, keys []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, k := range keys {
-		r.forgot[k] = r.w.Applied()
+	switch reason {
+	case "":
+		for _, k := range keys {
+			r.forgot[k] = r.w.Applied()
+		}
+	case "suspended":
+		r.susp++
+	default:
+		r.resets = append(r.resets, reason)
 	}
 }
 
-func (r *recorder) Reset(reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.resets = append(r.resets, reason)
-}
-
-func (r *recorder) Suspend() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.susp++
-}
-
-// newRecordedFixture is a fixture whose watcher keeps a recorder, once it
-// has subscribed.
+// newRecordedFixture is a fixture whose watcher's drops a recorder notes,
+// once it has subscribed.
 func newRecordedFixture(t *testing.T) (*nearFixture, *recorder) {
 	rec := &recorder{forgot: map[string]uint64{}}
-	f := newNearFixture(t, rec)
+	f := newNearFixture(t, rec.dropped)
 	rec.w = f.w
 	itest.Eventually(t, 10*time.Second, "the watcher to subscribe", func() (bool, error) {
 		_, resets, _ := rec.state()
@@ -219,7 +215,7 @@ func TestWatcherForgetsBeforeItAdvances(t *testing.T) {
 	for i := range 20 {
 		lsn := uint64(1000 + 10*i)
 		key := fmt.Sprintf("key-%d", i)
-		if err := consistency.Publish(f.ctx, f.e.Redis, f.keys, lsn, consistency.Evicted{Keys: []string{key}}); err != nil {
+		if err := cache.Publish(f.ctx, f.e.Redis, f.keys, lsn, cache.Evicted{Keys: []string{key}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,23 +231,23 @@ func TestWatcherForgetsBeforeItAdvances(t *testing.T) {
 			t.Errorf("%s forgotten when the applied position was already %d, its own", key, at)
 		}
 	}
-	if len(resets) != 1 || resets[0] != consistency.ResetSubscribed {
+	if len(resets) != 1 || resets[0] != cache.ResetSubscribed {
 		t.Errorf("resets %v, want only the subscription's", resets)
 	}
 
 	// Over the bound: one reset, no list.
-	var bulk consistency.Evicted
-	for i := range consistency.MaxAnnouncedKeys + 1 {
+	var bulk cache.Evicted
+	for i := range cache.MaxAnnouncedKeys + 1 {
 		bulk.Add(fmt.Sprintf("bulk-%d", i))
 	}
 	if !bulk.All || bulk.Keys != nil {
-		t.Fatalf("%d keys did not turn into a whole-cache drop", consistency.MaxAnnouncedKeys+1)
+		t.Fatalf("%d keys did not turn into a whole-cache drop", cache.MaxAnnouncedKeys+1)
 	}
-	if err := consistency.Publish(f.ctx, f.e.Redis, f.keys, 2000, bulk); err != nil {
+	if err := cache.Publish(f.ctx, f.e.Redis, f.keys, 2000, bulk); err != nil {
 		t.Fatal(err)
 	}
 	f.waitApplied(t, 2000)
-	if _, resets, _ = rec.state(); resets[len(resets)-1] != consistency.ResetBulk {
+	if _, resets, _ = rec.state(); resets[len(resets)-1] != cache.ResetBulk {
 		t.Errorf("after a bulk batch: resets %v", resets)
 	}
 
@@ -265,7 +261,7 @@ func TestWatcherForgetsBeforeItAdvances(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitApplied(t, 3000)
-	if _, resets, _ = rec.state(); resets[len(resets)-1] != consistency.ResetGap {
+	if _, resets, _ = rec.state(); resets[len(resets)-1] != cache.ResetGap {
 		t.Errorf("after a skipped sequence number: resets %v", resets)
 	}
 }
@@ -284,8 +280,8 @@ func TestWatcherCatchesUpOnALostAnnouncement(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitApplied(t, 5000)
-	if _, resets, _ := rec.state(); resets[len(resets)-1] != consistency.ResetLagging {
-		t.Errorf("caught up with resets %v, want the last one %q", resets, consistency.ResetLagging)
+	if _, resets, _ := rec.state(); resets[len(resets)-1] != cache.ResetLagging {
+		t.Errorf("caught up with resets %v, want the last one %q", resets, cache.ResetLagging)
 	}
 }
 

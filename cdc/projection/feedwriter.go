@@ -12,8 +12,9 @@ import (
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
-// Feed tells the Watch streams what each batch changed (see package feed).
-type Feed struct {
+// FeedWriter appends what each batch changed to the change feed (package
+// feed), which the Watch streams read.
+type FeedWriter struct {
 	Keys [2]feed.Keys // by feed.Kind
 	// MaxChanges bounds the changes of one kind a batch lists; a batch
 	// that changed more (a bulk import, a rename of a prolific seller)
@@ -34,9 +35,9 @@ type mark struct {
 	pos uint64
 }
 
-// WithFeed makes the projector write the change feed, after each batch's
-// documents and before its applied position.
-func (p *Projector) WithFeed(f *Feed) *Projector {
+// WithFeedWriter makes the projector write the change feed, after each
+// batch's documents and before its applied position.
+func (p *Projector) WithFeedWriter(f *FeedWriter) *Projector {
 	p.feed = f
 	return p
 }
@@ -94,7 +95,7 @@ func (r *run) record(proj Collection, ids []uuid.UUID, docs map[uuid.UUID]any) {
 }
 
 // publish appends a run's changes to the feed and trims its history.
-func (f *Feed) publish(ctx context.Context, p *Projector, c *changes, from, end uint64) error {
+func (f *FeedWriter) publish(ctx context.Context, p *Projector, c *changes, from, end uint64) error {
 	for k := range feed.Kind(2) {
 		entries := feed.Entries(end, c.of[k], c.all[k])
 		if err := feed.Append(ctx, p.rdb, k, f.Keys[k], from, entries); err != nil {
@@ -107,7 +108,7 @@ func (f *Feed) publish(ctx context.Context, p *Projector, c *changes, from, end 
 // trim drops history older than the retention, once a minute. The marks
 // are in memory: a process that just started trims nothing until it has
 // fed for longer than the retention, so the feed keeps at least that.
-func (f *Feed) trim(ctx context.Context, p *Projector, end uint64) error {
+func (f *FeedWriter) trim(ctx context.Context, p *Projector, end uint64) error {
 	f.mu.Lock()
 	now := time.Now()
 	if n := len(f.marks); n == 0 || now.Sub(f.marks[n-1].t) >= time.Second {

@@ -1,4 +1,4 @@
-package consistency
+package cache
 
 import (
 	"context"
@@ -7,20 +7,22 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/swapmeet/swapmeet/internal/consistency"
 )
 
-// Keys names the Redis keys and channel through which the CDC announces the
-// WAL position it has applied.
-type Keys struct {
+// AppliedKeys names the Redis keys and channel through which the CDC
+// announces the WAL position it has applied.
+type AppliedKeys struct {
 	Applied  string // holds the position as 16 hex digits
 	Sequence string // counts the announcements
 	Channel  string // receives every announcement
 }
 
-// KeysFor derives the keys from the deployment's Redis prefix. They share
-// the hash tag {cdc}, so on a Redis Cluster they map to one slot.
-func KeysFor(prefix string) Keys {
-	return Keys{Applied: prefix + "{cdc}:applied_lsn", Sequence: prefix + "{cdc}:applied_seq", Channel: prefix + "{cdc}:applied"}
+// AppliedKeysFor derives the keys from the deployment's Redis prefix. They
+// share the hash tag {cdc}, so on a Redis Cluster they map to one slot.
+func AppliedKeysFor(prefix string) AppliedKeys {
+	return AppliedKeys{Applied: prefix + "{cdc}:applied_lsn", Sequence: prefix + "{cdc}:applied_seq", Channel: prefix + "{cdc}:applied"}
 }
 
 // Evicted is what a batch of the CDC made stale in the document cache: the
@@ -57,7 +59,7 @@ func (e *Evicted) Add(keys ...string) {
 // one slot, so a Redis Cluster runs it on the node that holds it, and a
 // cluster delivers a PUBLISH to subscribers on every node. One script call
 // makes the numbering and the order of the messages the same.
-var publishScript = redis.NewScript(LuaCompareLSN + `
+var publishScript = redis.NewScript(consistency.LuaCompareLSN + `
 local cur = redis.call('GET', KEYS[1])
 local pos = ARGV[1]
 if cur and cmplsn(cur, pos) >= 0 then
@@ -70,34 +72,17 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[2], pos .. '\n' .. seq .. '\n' .. ARGV[3])
 return 1`)
 
-// HexLSN renders a position as the 16 hex digits that Redis scripts compare.
-func HexLSN(lsn uint64) string { return fmt.Sprintf("%016x", lsn) }
-
-// LuaCompareLSN defines cmplsn(a, b) for Redis scripts: the sign of a-b for
-// two strings that start with HexLSN positions. It compares 32-bit halves as
-// numbers, since Lua's string order follows the server's locale and its
-// numbers are doubles.
-const LuaCompareLSN = `
-local function cmplsn(a, b)
-  local ah, bh = tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)
-  if ah ~= bh then return ah < bh and -1 or 1 end
-  local al, bl = tonumber(string.sub(a, 9, 16), 16), tonumber(string.sub(b, 9, 16), 16)
-  if al ~= bl then return al < bl and -1 or 1 end
-  return 0
-end
-`
-
 // allKeys stands for Evicted.All in an announcement.
 const allKeys = "*"
 
 // Publish records that the projections have applied everything up to lsn,
 // and announces it with what the batch evicted.
-func Publish(ctx context.Context, rdb redis.UniversalClient, k Keys, lsn uint64, ev Evicted) error {
+func Publish(ctx context.Context, rdb redis.UniversalClient, k AppliedKeys, lsn uint64, ev Evicted) error {
 	keys := strings.Join(ev.Keys, "\n")
 	if ev.All {
 		keys = allKeys
 	}
-	return publishScript.Run(ctx, rdb, []string{k.Applied, k.Sequence}, HexLSN(lsn), k.Channel, keys).Err()
+	return publishScript.Run(ctx, rdb, []string{k.Applied, k.Sequence}, consistency.HexLSN(lsn), k.Channel, keys).Err()
 }
 
 // announcement is one message of the channel.
@@ -133,7 +118,7 @@ func parseAnnouncement(s string) (announcement, error) {
 
 // readApplied reads the applied position and the announcements' sequence
 // number in one call (one slot on a cluster). Absent keys read as zero.
-func readApplied(ctx context.Context, rdb redis.UniversalClient, k Keys) (lsn, seq uint64, err error) {
+func readApplied(ctx context.Context, rdb redis.UniversalClient, k AppliedKeys) (lsn, seq uint64, err error) {
 	vals, err := rdb.MGet(ctx, k.Applied, k.Sequence).Result()
 	if err != nil {
 		return 0, 0, err

@@ -1,4 +1,4 @@
-package consistency_test
+package cache_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
@@ -19,19 +20,19 @@ func TestPublishReachesWatcher(t *testing.T) {
 	e := itest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	keys := consistency.KeysFor(e.RedisPrefix)
+	keys := cache.AppliedKeysFor(e.RedisPrefix)
 
 	sub := e.Redis.Subscribe(ctx, keys.Channel)
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil { // the subscription is confirmed
 		t.Fatal(err)
 	}
-	w := consistency.NewWatcher(e.Redis, keys, e.Log)
+	w := cache.NewWatcher(e.Redis, keys, e.Log)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go w.Run(runCtx)
 
-	if err := consistency.Publish(ctx, e.Redis, keys, 100, consistency.Evicted{Keys: []string{"a", "b"}}); err != nil {
+	if err := cache.Publish(ctx, e.Redis, keys, 100, cache.Evicted{Keys: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -49,7 +50,7 @@ func TestPublishReachesWatcher(t *testing.T) {
 	}
 
 	// Never lowered.
-	if err := consistency.Publish(ctx, e.Redis, keys, 50, consistency.Evicted{}); err != nil {
+	if err := cache.Publish(ctx, e.Redis, keys, 50, cache.Evicted{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := e.Redis.Get(ctx, keys.Applied).Result(); err != nil || got != consistency.HexLSN(100) {
@@ -61,7 +62,7 @@ func TestPublishReachesWatcher(t *testing.T) {
 	if err := e.Redis.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := consistency.Publish(ctx, e.Redis, keys, 200, consistency.Evicted{}); err != nil {
+	if err := cache.Publish(ctx, e.Redis, keys, 200, cache.Evicted{}); err != nil {
 		t.Fatal(err)
 	}
 	itest.Eventually(t, 5*time.Second, "the watcher to hear position 200", func() (bool, error) {

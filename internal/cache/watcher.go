@@ -1,4 +1,4 @@
-package consistency
+package cache
 
 import (
 	"context"
@@ -10,42 +10,33 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/swapmeet/swapmeet/internal/consistency"
 )
 
 var errSilent = errors.New("the announcement channel went silent")
 
-// ErrTimeout means the projections did not reach a token's position in time.
-var ErrTimeout = errors.New("projections did not catch up with the consistency token in time")
+// ErrBehind means the projections did not reach a token's position in time.
+var ErrBehind = errors.New("projections did not catch up with the consistency token in time")
 
-// Local is a process's in-memory copy of cached documents, which the
-// watcher keeps exact: it drops what each announcement evicted before it
-// takes the announced position as applied.
-type Local interface {
-	// Forget drops keys.
-	Forget(keys []string)
-	// Reset drops everything; reason names why, for the metrics.
-	Reset(reason string)
-	// Suspend drops everything and keeps nothing until the next Reset: the
-	// watcher cannot tell what is stale.
-	Suspend()
-}
-
-// Reasons for a Local's Reset.
+// Reasons the watcher empties the near cache whole, as the metrics name them.
 const (
-	ResetSubscribed = "subscribed" // a new subscription: anything may have been missed
-	ResetGap        = "gap"        // a sequence number was skipped
-	ResetLagging    = "lagging"    // the position moved without an announcement reaching us
-	ResetBulk       = "bulk"       // a batch evicted too many keys to list
+	resetSubscribed = "subscribed" // a new subscription: anything may have been missed
+	resetGap        = "gap"        // a sequence number was skipped
+	resetLagging    = "lagging"    // the position moved without an announcement reaching us
+	resetBulk       = "bulk"       // a batch evicted too many keys to list
 )
 
 // Watcher tracks the applied position for a whole process: one Redis
-// subscription serves every waiting request, and keeps the process's
-// Local copy exact.
+// subscription serves every waiting request, and keeps the process's near
+// cache exact. It drops what each announcement evicted from the near
+// cache before it takes the announced position as applied.
 type Watcher struct {
 	rdb     redis.UniversalClient
-	keys    Keys
+	keys    AppliedKeys
 	log     *slog.Logger
-	local   Local
+	near    *Near                              // nil: none
+	dropped func(reason string, keys []string) // tests observe the drops
 	applied atomic.Uint64
 	waiters atomic.Int64
 
@@ -70,16 +61,39 @@ const (
 )
 
 // NewWatcher returns a Watcher; call Run to feed it.
-func NewWatcher(rdb redis.UniversalClient, keys Keys, log *slog.Logger) *Watcher {
+func NewWatcher(rdb redis.UniversalClient, keys AppliedKeys, log *slog.Logger) *Watcher {
 	return &Watcher{rdb: rdb, keys: keys, log: log, changed: make(chan struct{})}
 }
 
-// WithLocal makes the watcher keep l exact. Until Run has subscribed, l is
-// suspended.
-func (w *Watcher) WithLocal(l Local) *Watcher {
-	w.local = l
-	l.Suspend()
+// WithNear makes the watcher keep n exact; a nil n is no near cache. Until
+// Run has subscribed, n is suspended.
+func (w *Watcher) WithNear(n *Near) *Watcher {
+	w.near = n
+	w.suspend()
 	return w
+}
+
+// forget, reset and suspend are the watcher's only ways to drop from the
+// near cache.
+func (w *Watcher) forget(keys []string) {
+	w.near.forget(keys)
+	w.observe("", keys)
+}
+
+func (w *Watcher) reset(reason string) {
+	w.near.reset(reason)
+	w.observe(reason, nil)
+}
+
+func (w *Watcher) suspend() {
+	w.near.suspend()
+	w.observe("suspended", nil)
+}
+
+func (w *Watcher) observe(reason string, keys []string) {
+	if w.dropped != nil {
+		w.dropped(reason, keys)
+	}
 }
 
 // Applied is the highest position known to be applied.
@@ -102,7 +116,7 @@ func (w *Watcher) advance(lsn uint64) {
 }
 
 // Wait blocks until the applied position reaches lsn or ctx ends, in which
-// case it returns ErrTimeout.
+// case it returns ErrBehind.
 func (w *Watcher) Wait(ctx context.Context, lsn uint64) error {
 	if lsn == 0 || w.applied.Load() >= lsn {
 		return nil
@@ -119,32 +133,30 @@ func (w *Watcher) Wait(ctx context.Context, lsn uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%w (waiting for %s, applied %s)", ErrTimeout, FormatLSN(lsn), FormatLSN(w.applied.Load()))
+			return fmt.Errorf("%w (waiting for %s, applied %s)", ErrBehind, consistency.FormatLSN(lsn), consistency.FormatLSN(w.applied.Load()))
 		}
 	}
 }
 
 // Run follows the CDC's announcements until ctx ends, subscribing again
 // whenever the subscription fails or goes silent. The position advances
-// only in one of two ways, each of which leaves the Local copy holding
+// only in one of two ways, each of which leaves the near cache holding
 // nothing older than the position:
 //
 //   - an announcement whose sequence number follows the last one: its
 //     evicted keys are forgotten first (all of them for a bulk batch);
 //   - a position read from Redis (after subscribing, or when announcements
-//     seem lost): the Local copy is reset after the read and before the
+//     seem lost): the near cache is reset after the read and before the
 //     advance, so whatever it holds was read from Redis after the CDC
 //     had tombstoned everything up to that position.
 //
-// Anything else (a skipped or repeated number) resets the Local copy. While
-// no subscription is up, the Local copy is suspended.
+// Anything else (a skipped or repeated number) resets the near cache.
+// While no subscription is up, the near cache is suspended.
 func (w *Watcher) Run(ctx context.Context) {
 	pause := resubscribe
 	for {
 		subscribed, err := w.follow(ctx)
-		if w.local != nil {
-			w.local.Suspend()
-		}
+		w.suspend()
 		if ctx.Err() != nil {
 			return
 		}
@@ -203,7 +215,7 @@ func (w *Watcher) follow(ctx context.Context) (subscribed bool, err error) {
 				if m.Kind != "subscribe" {
 					continue
 				}
-				if err := w.catchUp(ctx, ResetSubscribed); err != nil {
+				if err := w.catchUp(ctx, resetSubscribed); err != nil {
 					return subscribed, err
 				}
 				subscribed = true
@@ -239,15 +251,13 @@ func (w *Watcher) announced(payload string) {
 		w.log.Warn("ignoring an announcement", "err", err)
 		return
 	}
-	if w.local != nil {
-		switch {
-		case a.seq != w.seq+1:
-			w.local.Reset(ResetGap)
-		case a.evicted.All:
-			w.local.Reset(ResetBulk)
-		default:
-			w.local.Forget(a.evicted.Keys)
-		}
+	switch {
+	case a.seq != w.seq+1:
+		w.reset(resetGap)
+	case a.evicted.All:
+		w.reset(resetBulk)
+	default:
+		w.forget(a.evicted.Keys)
 	}
 	w.seq = a.seq
 	w.behind = 0
@@ -266,13 +276,13 @@ func (w *Watcher) poll(ctx context.Context) error {
 	case seq == w.seq && lsn <= w.applied.Load():
 		w.behind = 0 // up to date
 	case seq < w.seq: // the sequence went back: Redis lost data
-		w.adopt(lsn, seq, ResetGap)
+		w.adopt(lsn, seq, resetGap)
 	case w.behind == 0 || w.seq >= w.behind:
 		// Ahead of us for the first time, or again after the last
 		// outstanding ones arrived: they are probably in flight.
 		w.behind, w.since = max(seq, w.seq+1), time.Now()
 	case time.Since(w.since) >= lagAfter:
-		w.adopt(lsn, seq, ResetLagging)
+		w.adopt(lsn, seq, resetLagging)
 	}
 	return nil
 }
@@ -298,12 +308,10 @@ func (w *Watcher) read(ctx context.Context) (lsn, seq uint64, err error) {
 }
 
 // adopt takes a position and sequence number just read from Redis as the
-// watcher's own, resetting the Local copy first: whatever it keeps from
+// watcher's own, resetting the near cache first: whatever it keeps from
 // now on was read from Redis after everything up to lsn was tombstoned.
 func (w *Watcher) adopt(lsn, seq uint64, reason string) {
-	if w.local != nil {
-		w.local.Reset(reason)
-	}
+	w.reset(reason)
 	w.seq, w.behind = seq, 0
 	w.advance(lsn)
 }
