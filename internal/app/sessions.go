@@ -3,23 +3,26 @@ package app
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // sessionCache remembers recent successful session lookups for a few
 // seconds, saving a Postgres round trip on nearly every authenticated call.
 // SignOut removes the entry in this process at once; other API processes
 // may accept a revoked token until their entry expires (SessionCacheTTL).
+// It holds at most sessionCacheSize entries, the least recently used going
+// first.
 type sessionCache struct {
-	ttl time.Duration
-
-	mu      sync.Mutex
-	entries map[string]sessionEntry
-	sweep   time.Time
+	ttl     time.Duration
+	entries *expirable.LRU[string, sessionEntry] // nil: off
 }
+
+// sessionCacheSize bounds the sessions one process remembers: about 10 MiB.
+const sessionCacheSize = 100_000
 
 type sessionEntry struct {
 	user    uuid.UUID
@@ -27,16 +30,18 @@ type sessionEntry struct {
 }
 
 func newSessionCache(ttl time.Duration) *sessionCache {
-	return &sessionCache{ttl: ttl, entries: map[string]sessionEntry{}}
+	c := &sessionCache{ttl: ttl}
+	if ttl > 0 {
+		c.entries = expirable.NewLRU[string, sessionEntry](sessionCacheSize, nil, ttl)
+	}
+	return c
 }
 
 func (c *sessionCache) get(hash string, now time.Time) (uuid.UUID, bool) {
-	if c.ttl <= 0 {
+	if c.entries == nil {
 		return uuid.Nil, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[hash]
+	e, ok := c.entries.Get(hash)
 	if !ok || now.After(e.expires) {
 		return uuid.Nil, false
 	}
@@ -44,30 +49,20 @@ func (c *sessionCache) get(hash string, now time.Time) (uuid.UUID, bool) {
 }
 
 func (c *sessionCache) put(hash string, user uuid.UUID, sessionExpires, now time.Time) {
-	if c.ttl <= 0 {
+	if c.entries == nil {
 		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now.After(c.sweep) { // drop expired entries now and then: bounded memory
-		for k, e := range c.entries {
-			if now.After(e.expires) {
-				delete(c.entries, k)
-			}
-		}
-		c.sweep = now.Add(c.ttl)
 	}
 	exp := now.Add(c.ttl)
 	if sessionExpires.Before(exp) {
 		exp = sessionExpires
 	}
-	c.entries[hash] = sessionEntry{user: user, expires: exp}
+	c.entries.Add(hash, sessionEntry{user: user, expires: exp})
 }
 
 func (c *sessionCache) drop(hash string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.entries, hash)
+	if c.entries != nil {
+		c.entries.Remove(hash)
+	}
 }
 
 // purgeBatch is how many expired sessions one purge transaction deletes.
@@ -91,22 +86,14 @@ func (c *Commands) PurgeSessions(ctx context.Context) (int64, error) {
 
 // RunSessionPurge purges expired sessions every interval until ctx ends.
 func (c *Commands) RunSessionPurge(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, every, func(ctx context.Context) {
 		n, err := c.PurgeSessions(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			c.deps.Log.Warn("session purge failed; retrying next time", "err", err)
 		case n > 0:
 			c.deps.Log.Info("expired sessions purged", "count", n)
 		}
-	}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/consistency"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 var errSilent = errors.New("the announcement channel went silent")
@@ -153,7 +154,7 @@ func (w *Watcher) Wait(ctx context.Context, lsn uint64) error {
 // Anything else (a skipped or repeated number) resets the near cache.
 // While no subscription is up, the near cache is suspended.
 func (w *Watcher) Run(ctx context.Context) {
-	pause := resubscribe
+	backoff := wait.NewBackoff(resubscribe, 10*time.Second)
 	for {
 		subscribed, err := w.follow(ctx)
 		w.suspend()
@@ -161,15 +162,13 @@ func (w *Watcher) Run(ctx context.Context) {
 			return
 		}
 		if subscribed {
-			pause = resubscribe // a new failure, not the same one again
+			backoff.Reset() // a new failure, not the same one again
 		}
-		w.log.Warn("following the applied position: subscribing again", "err", err, "in", pause)
-		select {
-		case <-ctx.Done():
+		in := backoff.Next()
+		w.log.Warn("following the applied position: subscribing again", "err", err, "in", in)
+		if !wait.Sleep(ctx, in) {
 			return
-		case <-time.After(pause):
 		}
-		pause = min(2*pause, 10*time.Second)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/swapmeet/swapmeet/internal/wait"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -134,16 +135,9 @@ func (s *Model) Refresh(ctx context.Context) (Pointer, error) {
 // Follow refreshes the pointer every interval until ctx ends, so a switch
 // reaches this process within that interval and without a restart.
 func (s *Model) Follow(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		_, _ = s.Refresh(ctx) // a failed refresh keeps the last known names
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	refresh := func(ctx context.Context) { _, _ = s.Refresh(ctx) } // a failed refresh keeps the last known names
+	refresh(ctx)
+	wait.Every(ctx, interval, refresh)
 }
 
 // Physical returns the collection a logical name currently resolves to.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"golang.org/x/sync/errgroup"
 )
 
 // ErrNotFound means the read store has no such document.
@@ -182,15 +182,10 @@ func (s *Model) Put(ctx context.Context, collection string, ids []string, docs [
 	c := s.coll(collection)
 	// Single-document upserts, a few at a time: FerretDB serves those
 	// well, while bulk upserts over existing documents are slow there.
-	sem := make(chan struct{}, max(1, s.WriteConcurrency))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
+	var g errgroup.Group // every write is tried; the first failure is reported
+	g.SetLimit(max(1, s.WriteConcurrency))
 	for i := range docs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 			defer cancel()
 			filter := bson.D{{Key: "_id", Value: ids[i]}}
@@ -203,16 +198,12 @@ func (s *Model) Put(ctx context.Context, collection string, ids []string, docs [
 				err = nil // the stored document is newer: keep it
 			}
 			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = classify(fmt.Errorf("put %s %s: %w", collection, ids[i], err))
-				}
-				mu.Unlock()
+				return classify(fmt.Errorf("put %s %s: %w", collection, ids[i], err))
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 // Delete removes documents whose source rows are gone.
