@@ -48,7 +48,8 @@ down: ## Stop the services that `make up` started (data is kept in .data/).
 
 .PHONY: build
 build: web ## Build bin/swapmeet, with the web app embedded.
-	$(GO) build -o bin/swapmeet ./cmd/swapmeet
+	@# -buildvcs=auto: `swapmeet version` names the commit whatever GOFLAGS says.
+	$(GO) build -buildvcs=auto -o bin/swapmeet ./cmd/swapmeet
 
 $(WEB_DEPS): web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund
