@@ -53,6 +53,11 @@ func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
+	// The search store is initialised like the read store, by the CDC
+	// that writes it (and by `swapmeet migrate`); Migrate is idempotent.
+	if err := c.Search.Migrate(ctx); err != nil {
+		return err
+	}
 	reg := NewRegistry()
 	metrics := wal.NewMetrics(reg)
 	stopMetrics, err := ServeMetrics(cfg.CDCMetricsAddr, cfg.Profiles, reg, log)

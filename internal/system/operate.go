@@ -13,17 +13,33 @@ import (
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Migrate is `swapmeet migrate`: it applies the pending schema migrations
-// and returns how many it applied.
+// of the write model and returns how many it applied, then migrates the
+// search store.
 func Migrate(ctx context.Context, cfg Config, log *slog.Logger) (int, error) {
 	pool, err := db.OpenPool(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: %w", err)
 	}
 	defer pool.Close()
-	return db.Migrate(ctx, pool, log)
+	n, err := db.Migrate(ctx, pool, log)
+	if err != nil {
+		return n, err
+	}
+	return n, migrateSearch(ctx, cfg)
+}
+
+// migrateSearch migrates the search store cfg names.
+func migrateSearch(ctx context.Context, cfg Config) error {
+	s, err := search.Open(ctx, cfg.SearchURL, cfg.Search)
+	if err != nil {
+		return fmt.Errorf("SWAPMEET_SEARCH_URL: %w", err)
+	}
+	defer s.Close()
+	return s.Migrate(ctx)
 }
 
 // SweepMedia is `swapmeet media sweep`: one sweep of the media, as serve
