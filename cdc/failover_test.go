@@ -178,8 +178,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 // then paused (SIGSTOP). The standby takes over once the walsender gives
 // up on the paused process, applies the import, then an update of every
 // listing. The old leader's held writes then arrive, and it is woken and
-// finishes its batch. Its writes are older than the stored documents, so
-// they change nothing: the read side equals Postgres and no cache entry
+// finishes its batch. Its writes are older than the stored documents and
+// search rows, so they change nothing: the read side equals Postgres and no cache entry
 // is stale.
 func TestZombieLeaderIsFenced(t *testing.T) {
 	const listings = 5_000
@@ -267,6 +267,18 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 		}
 		if n > 0 {
 			t.Errorf("%s: %d listings went back to version 1", when, n)
+		}
+		// The search rows too: the old leader writes them after each
+		// page's documents, with the import's positions.
+		var rows, want int64
+		if err := e.Search.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE version < 2), count(*) FROM search_listings WHERE status <> ''`).Scan(&n, &rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.PG.QueryRow(ctx, `SELECT count(*) FROM listings`).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 || rows != want {
+			t.Errorf("%s: %d of %d search rows went back to version 1 (want none, and %d rows)", when, n, rows, want)
 		}
 	}
 	regressed("after the held writes landed")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
@@ -78,6 +79,7 @@ func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o Reb
 		PG:          c.PG,
 		Reads:       c.Reads,
 		Sink:        NewProjector(cfg, c, log),
+		Search:      c.Search,
 		Collections: o.Collections,
 		Progress:    o.Progress,
 		Terminal:    o.Terminal,
@@ -87,14 +89,24 @@ func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o Reb
 }
 
 // VerifyProjections is `swapmeet projections verify`: every read document
-// of the collections compared with Postgres.
+// of the collections compared with Postgres, and with the listings, every
+// row of the search store's live generation.
 func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([]cdc.Drift, error) {
 	c, err := Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	return cdc.Verify(ctx, c.PG, c.Reads, collections)
+	drifts, err := cdc.Verify(ctx, c.PG, c.Reads, collections)
+	if err != nil || !slices.Contains(collections, readstore.Listings) {
+		return drifts, err
+	}
+	// The listings' search rows are verified with the listings.
+	d, err := cdc.VerifySearch(ctx, c.PG, c.Search)
+	if err != nil {
+		return nil, err
+	}
+	return append(drifts, d), nil
 }
 
 // SlotStatus is `swapmeet slot status`: the read side's slot.
