@@ -28,10 +28,10 @@ import (
 // lazily and reconnects by itself, so a service that is down at start or
 // restarts later costs errors, not a crash.
 type Clients struct {
-	PG    *pgxpool.Pool
-	Reads *readstore.Model
-	Redis redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
-	Pages redis.UniversalClient // search pages: Redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
+	PG     *pgxpool.Pool
+	Reads  *readstore.Model
+	Redis  redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
+	Pages  redis.UniversalClient // search pages: Redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
 	Search *search.Store
 
 	mongo *mongo.Client // closed by Close when Open made it
