@@ -21,7 +21,7 @@ import (
 // TestReplayIsIdempotent applies the same transactions a second time,
 // through a second slot created before any write, and finds every document
 // byte for byte as it was, and every search row as it was, position
-// included: the fence turns the replayed (older) writes away.
+// included.
 func TestReplayIsIdempotent(t *testing.T) {
 	e := itest.New(t)
 	ctx := context.Background()
