@@ -289,3 +289,97 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 		t.Fatalf("the slot is led by pid %d (%v), want the standby %d", pid, err, standby.cmd.Process.Pid)
 	}
 }
+
+// TestZombieLeaderCannotRegressSearch: the same partition as
+// TestZombieLeaderIsFenced, between the leader and the search store this
+// time. The leader is cut off in the middle of an import with a batch of
+// search rows on the wire, and paused. The standby takes over, applies the
+// import and then an update of every listing. The held rows then reach the
+// search store, carrying the import's version and positions: the fence
+// turns them away, and no search row goes back to version 1, nor after the
+// old leader wakes and finishes.
+func TestZombieLeaderCannotRegressSearch(t *testing.T) {
+	const listings = 5_000
+	const walSenderTimeout = 5 * time.Second
+	e := itest.New(t)
+	ctx := context.Background()
+
+	searchURL, err := url.Parse(e.Config().SearchURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := itest.StartProxy(t, searchURL.Host)
+	partitioned := *searchURL
+	partitioned.Host = proxy.Addr()
+	pgURL := withPGOption(t, e.PGURL, fmt.Sprintf("wal_sender_timeout=%dms", walSenderTimeout.Milliseconds()))
+
+	old := startCDC(t, e, "old leader", "SWAPMEET_PG_URL="+pgURL, "SWAPMEET_SEARCH_URL="+partitioned.String())
+	waitLeader(t, e, old, 60*time.Second)
+	standby := startCDC(t, e, "standby", "SWAPMEET_PG_URL="+pgURL)
+	itest.Eventually(t, 30*time.Second, "the standby to stand by", func() (bool, error) {
+		return standby.standbyCount() > 0, nil
+	})
+	count := func(where string) int64 {
+		t.Helper()
+		var n int64
+		if err := e.Search.Pool().QueryRow(ctx, `SELECT count(*) FROM search_listings WHERE `+where).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	e.SeedOneSeller(t, listings)
+	imported := e.CurrentLSN(t)
+	itest.Eventually(t, 120*time.Second, "the old leader to start writing the import's search rows", func() (bool, error) {
+		return count("true") > 0, nil
+	})
+	proxy.Hold()
+	// A batch of the import's rows (titles "Item n") is on the wire.
+	itest.Eventually(t, 30*time.Second, "search rows to be held on the wire", func() (bool, error) {
+		return proxy.HeldWith("Item ") >= 1, nil
+	})
+	old.signal(t, syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = old.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+
+	waitLeader(t, e, standby, walSenderTimeout+10*time.Second)
+	waitApplied(t, e, imported)
+	execSQL(t, e, `UPDATE listings SET price_minor = 2000, version = version + 1`)
+	updated := e.CurrentLSN(t)
+	itest.Eventually(t, 120*time.Second, "the standby to apply the update", func() (bool, error) {
+		return appliedLSN(t, e) >= updated, nil
+	})
+	if n := count("version < 2"); n > 0 {
+		t.Fatalf("%d search rows at version 1 before the partition healed", n)
+	}
+
+	held := proxy.Held()
+	proxy.Release()
+	itest.Eventually(t, 30*time.Second, "the held writes to be answered", func() (bool, error) {
+		return proxy.Answered(), nil
+	})
+	t.Logf("%d bytes of the old leader's search traffic were held on the wire", held)
+	regressed := func(when string) {
+		if n := count("version < 2"); n > 0 {
+			t.Errorf("%s: %d search rows went back to version 1", when, n)
+		}
+		if n := count("status = 'AVAILABLE'"); n != listings {
+			t.Errorf("%s: %d available search rows, want %d", when, n, listings)
+		}
+	}
+	regressed("after the held writes landed")
+
+	old.signal(t, syscall.SIGCONT)
+	stopped = false
+	itest.Eventually(t, 5*time.Minute, "the old leader to finish its batch and stand by", func() (bool, error) {
+		return old.standbyCount() > 0, nil
+	})
+	regressed("after the old leader finished")
+	if d, err := e.Drift(ctx); err != nil || d != "" {
+		t.Fatalf("drift after the old leader woke (%v):\n%s", err, d)
+	}
+}

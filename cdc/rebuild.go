@@ -21,6 +21,7 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
@@ -34,6 +35,14 @@ import (
 //  5. switch the projections pointer: readers and the CDC follow it;
 //  6. once the CDC has moved to the new slot, drop the old slot and the
 //     old generations.
+//
+// When the listings are rebuilt and a search store is given, a new search
+// generation is built beside them from the same snapshot and the same
+// catch-up: created and loaded with the listings (step 2), sealed with the
+// indexes (step 3), fed by the catch-up (step 4), named by the pointer and
+// made the readers' generation right after it (step 5): the CDC writes the
+// search generation the pointer names, so the two move together; the old
+// one is dropped with the old collections (step 6).
 //
 // Until step 5 nothing live is touched: an interrupted rebuild leaves the
 // live generation and the running CDC as they were, and the next rebuild
@@ -60,6 +69,7 @@ type Rebuild struct {
 	PG          *pgxpool.Pool
 	Reads       *readstore.Model
 	Sink        *projection.Projector
+	Search      *search.Store // nil: no search projection to rebuild
 	Collections []string
 	Progress    io.Writer // progress output; nil for none
 	Terminal    bool      // Progress is a terminal: draw a bar
@@ -112,9 +122,18 @@ func (b *Rebuild) Run(ctx context.Context) error {
 		shadows[c] = readstore.ShadowName(c, gen)
 	}
 	b.say("rebuilding %v as generation %d, fed by slot %s", b.Collections, gen, slot)
+	var searchGen int64 // the new search generation, if the listings are rebuilt
+	if _, ok := shadows[readstore.Listings]; ok && b.Search != nil {
+		g, err := b.Search.CreateGeneration(ctx)
+		if err != nil {
+			return err
+		}
+		searchGen = g.ID
+		b.say("building search generation %d", searchGen)
+	}
 
 	// 1-2. A new slot and its snapshot; the load reads exactly that snapshot.
-	if _, err := b.createSlotAndLoad(ctx, slot, gen, shadows); err != nil {
+	if _, err := b.createSlotAndLoad(ctx, slot, gen, shadows, searchGen); err != nil {
 		return err
 	}
 	// 3. Indexes.
@@ -123,10 +142,15 @@ func (b *Rebuild) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if searchGen != 0 {
+		if err := b.Search.Seal(ctx, searchGen); err != nil {
+			return err
+		}
+	}
 	b.say("indexes built")
 
 	// 4. Catch up from the new slot.
-	handover, err := b.catchUp(ctx, slot, shadows)
+	handover, err := b.catchUp(ctx, slot, shadows, searchGen)
 	if err != nil {
 		return err
 	}
@@ -147,8 +171,24 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	for c, physical := range shadows {
 		next.Collections[c] = physical
 	}
+	var oldSearch int64 // the search generation readers read until now
+	if searchGen != 0 {
+		live, err := b.Search.Live(ctx)
+		if err != nil {
+			return err
+		}
+		oldSearch = live.ID
+		next.Search = searchGen
+	}
 	if err := b.Reads.SavePointer(ctx, next); err != nil {
 		return err
+	}
+	if searchGen != 0 {
+		// The CDC writes the generation the pointer names (from its next
+		// batch on); readers now read it too.
+		if err := b.Search.Switch(ctx, searchGen); err != nil {
+			return fmt.Errorf("the pointer names search generation %d, but readers were not switched to it: %w; rerun the rebuild", searchGen, err)
+		}
 	}
 	b.say("switched readers to generation %d", gen)
 
@@ -164,6 +204,11 @@ func (b *Rebuild) Run(ctx context.Context) error {
 			if err := b.Reads.DropCollection(ctx, physical); err != nil {
 				b.Log.Warn("drop old generation", "collection", physical, "err", err)
 			}
+		}
+	}
+	if oldSearch != 0 && oldSearch != searchGen {
+		if err := b.Search.Drop(ctx, oldSearch); err != nil {
+			b.Log.Warn("drop old search generation", "generation", oldSearch, "err", err)
 		}
 	}
 	b.say("done: generation %d is live", gen)
@@ -192,6 +237,20 @@ func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) er
 			}
 		}
 	}
+	if b.Search != nil {
+		gens, err := b.Search.Generations(ctx)
+		if err != nil {
+			return err
+		}
+		for _, g := range gens {
+			if g.State != search.StateLive && g.ID != live.Search {
+				b.say("removing leftover search generation %d (%s)", g.ID, g.State)
+				if err := b.Search.Drop(ctx, g.ID); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	rows, err := b.PG.Query(ctx, `SELECT slot_name FROM pg_replication_slots
 		WHERE database = current_database() AND NOT active AND slot_name LIKE $1 || '%'`, b.BaseSlot)
 	if err != nil {
@@ -215,7 +274,7 @@ func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) er
 // createSlotAndLoad creates the slot with an exported snapshot and loads
 // the shadows from it. It returns the slot's consistent point: the load
 // holds everything committed before it, the slot everything after.
-func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64, shadows map[string]string) (pglogrepl.LSN, error) {
+func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64, shadows map[string]string, searchGen int64) (pglogrepl.LSN, error) {
 	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
 	if err != nil {
 		return 0, err
@@ -251,7 +310,11 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64,
 		if err := b.Reads.DropCollection(ctx, shadows[c]); err != nil {
 			return 0, err
 		}
-		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(start)); err != nil {
+		sg := int64(0)
+		if c == readstore.Listings {
+			sg = searchGen
+		}
+		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(start), sg); err != nil {
 			return 0, err
 		}
 	}
@@ -262,8 +325,9 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64,
 const loadPage = 500
 
 // load copies one collection into its shadow, reading Postgres while the
-// previous page is being written to Mongo.
-func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Collection, shadow string, lsn int64) error {
+// previous page is being written to Mongo; the listings go to search
+// generation searchGen too, unless it is 0.
+func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Collection, shadow string, lsn, searchGen int64) error {
 	total, err := countRows(ctx, q, proj.Name())
 	if err != nil {
 		return err
@@ -288,6 +352,13 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Col
 				// leftovers were dropped: this snapshot's documents win.
 				strays = true
 				err = b.Reads.Put(ctx, shadow, p.ids, p.docs)
+			}
+			if err == nil && searchGen != 0 {
+				rows := make([]search.Listing, 0, len(p.docs))
+				for _, d := range p.docs {
+					rows = append(rows, projection.SearchListing(d.(readstore.Listing)))
+				}
+				_, err = b.Search.Load(ctx, searchGen, rows)
 			}
 			bar.add(len(p.docs))
 		}
@@ -383,7 +454,7 @@ func countRows(ctx context.Context, q *sqlc.Queries, collection string) (int64, 
 // catchUp streams the new slot into the shadows until they reflect every
 // commit up to the moment it started. It returns the handover position:
 // the slot's confirmed position once the catch-up has let go of it.
-func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]string) (pglogrepl.LSN, error) {
+func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]string, searchGen int64) (pglogrepl.LSN, error) {
 	target, err := sqlc.New(b.PG).CurrentLSN(ctx)
 	if err != nil {
 		return 0, err
@@ -391,7 +462,7 @@ func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]s
 	cfg := b.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
-	r := wal.NewReader(cfg, b.Sink.Into(shadows))
+	r := wal.NewReader(cfg, b.Sink.Into(shadows, searchGen))
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()

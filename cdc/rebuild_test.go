@@ -46,6 +46,7 @@ func (r *rebuildRun) rebuild(e *itest.Env, collections ...string) *cdc.Rebuild {
 		PG:          e.PG,
 		Reads:       e.Reads,
 		Sink:        e.Projector(),
+		Search:      e.Search,
 		Collections: collections,
 		Progress:    &r.out,
 		Log:         e.Log,
@@ -64,10 +65,11 @@ func slotExists(t *testing.T, e *itest.Env, slot string) bool {
 	return n > 0
 }
 
-// TestRebuildWhileServing rebuilds every collection under a write load
-// while readers keep asking for listings that exist. No reader ever gets
-// NotFound or an empty page; afterwards there is no drift and the old
-// slot is gone.
+// TestRebuildWhileServing rebuilds every collection, and the search
+// store with the listings, under a write load while readers keep asking
+// for listings that exist. No reader ever gets NotFound or an empty page;
+// afterwards there is no drift (the search rows equal Postgres too), the
+// old slot and the old search generation are gone.
 func TestRebuildWhileServing(t *testing.T) {
 	e := itest.New(t)
 	e.StartCDC(t)
@@ -125,6 +127,10 @@ func TestRebuildWhileServing(t *testing.T) {
 		}()
 	}
 
+	oldSearch, err := e.Search.Live(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var run rebuildRun
 	if err := run.rebuild(e, readstore.Collections...).Run(ctx); err != nil {
 		t.Fatalf("rebuild: %v\n%s", err, run.out.String())
@@ -144,6 +150,15 @@ func TestRebuildWhileServing(t *testing.T) {
 	p, err := e.Reads.LoadPointer(ctx)
 	if err != nil || p.Generation != 1 || p.Collections[readstore.Listings] != "listings_g1" {
 		t.Fatalf("pointer after the rebuild = %+v, %v", p, err)
+	}
+	// The search store switched with the pointer, and the old generation
+	// is gone once the rebuild is done.
+	gens, err := e.Search.Generations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gens) != 1 || gens[0].State != "live" || gens[0].ID != p.Search || p.Search == oldSearch.ID {
+		t.Fatalf("search generations after the rebuild: %+v; the pointer names %d, the one before was %d", gens, p.Search, oldSearch.ID)
 	}
 	itest.Eventually(t, 30*time.Second, "the old slot to be dropped", func() (bool, error) {
 		return !slotExists(t, e, e.Slot), nil

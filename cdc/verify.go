@@ -18,6 +18,7 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Drift is how one collection differs from what Postgres implies.
@@ -233,4 +234,132 @@ func limit(s []string, n int) []string {
 		return append(s[:n:n], fmt.Sprintf("… and %d more", len(s)-n))
 	}
 	return s
+}
+
+// SearchCollection names the search projection in a Drift.
+const SearchCollection = "search"
+
+// VerifySearch compares the search store's live generation with the
+// listings one Postgres snapshot implies, row by row in id order, the
+// position aside. Like Verify, run it when the CDC has caught up.
+func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift, error) {
+	d := Drift{Collection: SearchCollection}
+	live, err := s.Live(ctx)
+	if err != nil {
+		return d, err
+	}
+	tx, err := pg.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return d, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	q := sqlc.New(tx)
+	proj := projection.For(readstore.Listings)
+
+	// A merge of two id-ordered streams, a page of each at a time.
+	var (
+		rows    []search.Listing
+		rowsEnd bool
+		lastRow string
+	)
+	nextRow := func() (*search.Listing, error) {
+		if len(rows) == 0 && !rowsEnd {
+			var err error
+			if rows, err = s.Rows(ctx, live.ID, lastRow, verifyPage); err != nil {
+				return nil, err
+			}
+			if len(rows) == 0 {
+				rowsEnd = true
+			} else {
+				lastRow = rows[len(rows)-1].ID
+			}
+		}
+		if len(rows) == 0 {
+			return nil, nil
+		}
+		return &rows[0], nil
+	}
+	after := uuid.Nil
+	for {
+		ids, err := proj.IDs(ctx, q, after, verifyPage)
+		if err != nil {
+			return d, fmt.Errorf("list listings: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		after = ids[len(ids)-1]
+		docs, err := proj.Build(ctx, q, ids, 0)
+		if err != nil {
+			return d, err
+		}
+		for _, id := range ids {
+			doc, ok := docs[id]
+			if !ok {
+				continue
+			}
+			d.Checked++
+			key := id.String()
+			for {
+				r, err := nextRow()
+				if err != nil {
+					return d, err
+				}
+				if r == nil || r.ID >= key {
+					break
+				}
+				d.Extra = append(d.Extra, r.ID)
+				rows = rows[1:]
+			}
+			r, err := nextRow()
+			if err != nil {
+				return d, err
+			}
+			if r == nil || r.ID != key {
+				d.Missing = append(d.Missing, key)
+				continue
+			}
+			if fields := searchDiff(projection.SearchListing(doc.(readstore.Listing)), *r); len(fields) > 0 {
+				d.Differ = append(d.Differ, key+": "+strings.Join(fields, ", "))
+			}
+			rows = rows[1:]
+		}
+	}
+	for {
+		r, err := nextRow()
+		if err != nil {
+			return d, err
+		}
+		if r == nil {
+			break
+		}
+		d.Extra = append(d.Extra, r.ID)
+		rows = rows[1:]
+	}
+	return d, nil
+}
+
+// searchDiff names the fields in which a stored search row differs from
+// the row built from Postgres, the position aside.
+func searchDiff(want, got search.Listing) []string {
+	want.LSN, got.LSN = 0, 0
+	norm := func(l *search.Listing) {
+		if len(l.Attributes) == 0 {
+			l.Attributes = nil
+		}
+		if len(l.Media) == 0 {
+			l.Media = nil
+		}
+		l.CreatedAt, l.UpdatedAt = l.CreatedAt.UTC(), l.UpdatedAt.UTC()
+	}
+	norm(&want)
+	norm(&got)
+	var out []string
+	w, g := reflect.ValueOf(want), reflect.ValueOf(got)
+	for i := range w.NumField() {
+		if !reflect.DeepEqual(w.Field(i).Interface(), g.Field(i).Interface()) {
+			out = append(out, w.Type().Field(i).Name)
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package cdc_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -66,7 +67,8 @@ func requireNoDrift(t *testing.T, e *itest.Env, what string) {
 
 // TestVerifyIsExact: verify finds no drift, run after run, in listings
 // with several attributes each (a Go map, which BSON writes in random
-// order), and still finds a one-field change.
+// order), and still finds a one-field change; and in the search store, a
+// changed and a missing row.
 func TestVerifyIsExact(t *testing.T) {
 	e := itest.New(t)
 	ctx := context.Background()
@@ -106,5 +108,27 @@ func TestVerifyIsExact(t *testing.T) {
 		var b strings.Builder
 		cdc.PrintDrift(&b, drifts)
 		t.Fatalf("verify after changing one title:\n%s", b.String())
+	}
+
+	// The search store: clean, then one changed row, one removed row.
+	search, err := cdc.VerifySearch(ctx, e.PG, e.Search)
+	if err != nil || !search.Clean() || search.Checked != 400 {
+		t.Fatalf("verify the search store: %+v, %v", search, err)
+	}
+	var last string
+	if err := e.PG.QueryRow(ctx, `SELECT id::text FROM listings ORDER BY id DESC LIMIT 1`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Search.Pool().Exec(ctx, `UPDATE search_listings SET price = price + 1 WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Search.Pool().Exec(ctx, `DELETE FROM search_listings WHERE id = $1`, last); err != nil {
+		t.Fatal(err)
+	}
+	search, err = cdc.VerifySearch(ctx, e.PG, e.Search)
+	if err != nil || len(search.Extra) != 0 || !slices.Equal(search.Missing, []string{last}) || !slices.Equal(search.Differ, []string{id + ": Price"}) {
+		var b strings.Builder
+		cdc.PrintDrift(&b, []cdc.Drift{search})
+		t.Fatalf("verify the search store after changing a price and removing a row (%v):\n%s", err, b.String())
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Projector is the wal.Sink that maintains the MongoDB documents and the
@@ -55,7 +56,10 @@ type Projector struct {
 	keys    cache.AppliedKeys
 	log     *slog.Logger
 	metrics Metrics
-	feed    *FeedWriter // nil: no change feed
+	feed    *FeedWriter   // nil: no change feed
+	search  *search.Store // nil: no search rows
+	// searchShadow is the search generation a rebuild's catch-up feeds.
+	searchShadow int64
 
 	// Workers is how many pages are read and written at once.
 	Workers int
@@ -115,9 +119,15 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 	if err := readVisible(ctx, p.pg, t.xids, func(*sqlc.Queries) error { return nil }); err != nil {
 		return err
 	}
-	run := p.newRun(ctx, t, "batch ending "+end.String())
+	run, err := p.newRun(ctx, t, "batch ending "+end.String())
+	if err != nil {
+		return err
+	}
 	p.plan(run, t)
 	if err := run.wait(); err != nil {
+		return err
+	}
+	if err := run.finishSearch(ctx); err != nil {
 		return err
 	}
 	if p.shadow {
@@ -198,9 +208,15 @@ func (p *Projector) Resync(ctx context.Context) error {
 		t.spillDocs(i)
 	}
 	t.spillSummaries()
-	run := p.newRun(ctx, t, "full pass")
+	run, err := p.newRun(ctx, t, "full pass")
+	if err != nil {
+		return err
+	}
 	p.plan(run, t)
 	if err := run.wait(); err != nil {
+		return err
+	}
+	if err := run.finishSearch(ctx); err != nil {
 		return err
 	}
 	if p.shadow {
@@ -241,6 +257,10 @@ type run struct {
 	// listings is set once any listing document is written or deleted,
 	// directly or by a fan-out (a seller's rename): search pages embed them.
 	listings atomic.Bool
+	// searchGen is the search generation this run writes (0: none), and
+	// searched is set once it wrote a page there.
+	searchGen int64
+	searched  atomic.Bool
 }
 
 type page struct {
@@ -248,9 +268,15 @@ type page struct {
 	ids  []uuid.UUID
 }
 
-func (p *Projector) newRun(ctx context.Context, t *touched, what string) *run {
+func (p *Projector) newRun(ctx context.Context, t *touched, what string) (*run, error) {
+	// One generation for the whole batch, resolved before any page.
+	sg, err := p.searchGeneration(ctx)
+	if err != nil {
+		return nil, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	r := &run{p: p, t: t, what: what, g: g, ctx: gctx, pages: make(chan page, 2*max(1, p.Workers)), start: time.Now(), stop: make(chan struct{})}
+	r := &run{p: p, t: t, what: what, g: g, ctx: gctx, pages: make(chan page, 2*max(1, p.Workers)), start: time.Now(), stop: make(chan struct{}),
+		searchGen: sg}
 	if p.feed != nil && !p.shadow {
 		r.changes = &changes{max: max(1, p.feed.MaxChanges)}
 	}
@@ -265,7 +291,7 @@ func (p *Projector) newRun(ctx context.Context, t *touched, what string) *run {
 		})
 	}
 	go r.report()
-	return r
+	return r, nil
 }
 
 // produce runs a producer of pages.
@@ -411,6 +437,11 @@ func (r *run) sweep(proj Collection) error {
 		if err := r.write(w); err != nil {
 			return err
 		}
+		if proj.collection == readstore.Listings {
+			if err := r.writeSearch(nil, w.gone); err != nil {
+				return err
+			}
+		}
 		r.record(proj, gone, nil)
 		return nil
 	})
@@ -443,6 +474,11 @@ func (r *run) apply(pg page) error {
 	}
 	if err := r.write(w); err != nil {
 		return err
+	}
+	if pg.proj.collection == readstore.Listings {
+		if err := r.writeSearch(w.docs, w.gone); err != nil {
+			return err
+		}
 	}
 	r.record(pg.proj, pg.ids, docs)
 	r.done.Add(int64(len(pg.ids)))
@@ -541,11 +577,15 @@ func lsnOf(d any) int64 {
 // writing them to the given physical collections: the catch-up of a
 // rebuild. It touches nothing live: no cache tombstones, no page
 // generations, no applied-position announcements.
-func (p *Projector) Into(targets map[string]string) *Projector {
+//
+// searchGen is the search generation to write the listings to, 0 for
+// none (the listings are not rebuilt).
+func (p *Projector) Into(targets map[string]string, searchGen int64) *Projector {
 	c := *p
 	c.targets = targets
 	c.shadow = true
 	c.metrics = nil
+	c.searchShadow = searchGen
 	return &c
 }
 

@@ -3,6 +3,7 @@ package projection_test
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +15,13 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // TestReplayIsIdempotent applies the same transactions a second time,
 // through a second slot created before any write, and finds every document
-// byte for byte as it was.
+// byte for byte as it was, and every search row as it was, position
+// included.
 func TestReplayIsIdempotent(t *testing.T) {
 	e := itest.New(t)
 	ctx := context.Background()
@@ -37,7 +40,8 @@ func TestReplayIsIdempotent(t *testing.T) {
 	before := snapshot(t, e)
 
 	// Replay everything into the same sink.
-	sink := projection.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, cache.AppliedKeysFor(e.RedisPrefix), e.Log)
+	searchBefore := searchRows(t, e)
+	sink := projection.NewProjector(e.PG, e.Reads, e.Cache(), e.Redis, cache.AppliedKeysFor(e.RedisPrefix), e.Log).WithSearch(e.Search)
 	r := wal.NewReader(wal.Config{ConnString: e.PGURL, Slot: replaySlot, Publication: e.Publication, Log: e.Log}, sink)
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -53,6 +57,9 @@ func TestReplayIsIdempotent(t *testing.T) {
 	})
 
 	after := snapshot(t, e)
+	if searchAfter := searchRows(t, e); !reflect.DeepEqual(searchBefore, searchAfter) {
+		t.Errorf("the search rows changed on replay:\nbefore %v\nafter  %v", searchBefore, searchAfter)
+	}
 	for coll, docs := range before {
 		if len(after[coll]) != len(docs) {
 			t.Fatalf("%s: %d documents before the replay, %d after", coll, len(docs), len(after[coll]))
@@ -92,6 +99,32 @@ func snapshot(t *testing.T, e *itest.Env) map[string]map[string]bson.Raw {
 	}
 	if len(out[readstore.Listings]) == 0 || len(out[readstore.Orders]) == 0 {
 		t.Fatalf("the workload produced no listings or orders: %v", out)
+	}
+	return out
+}
+
+// searchRows reads every row of the live search generation, positions
+// included.
+func searchRows(t *testing.T, e *itest.Env) []search.Listing {
+	t.Helper()
+	live, err := e.Search.Live(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []search.Listing
+	for after := ""; ; {
+		rows, err := e.Search.Rows(context.Background(), live.ID, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 0 {
+			break
+		}
+		out = append(out, rows...)
+		after = rows[len(rows)-1].ID
+	}
+	if len(out) == 0 {
+		t.Fatal("no search rows")
 	}
 	return out
 }

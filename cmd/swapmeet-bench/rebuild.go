@@ -139,7 +139,7 @@ func rebuild(ctx context.Context, e *env, collection string) rebuildRun {
 	err := (&cdc.Rebuild{
 		Reader:   wal.Config{ConnString: e.Config.PostgresURL, Publication: e.Config.Publication, Log: e.log},
 		BaseSlot: e.Config.Slot, PG: e.PG, Reads: reads, Sink: system.NewProjector(e.Config, clients, e.log),
-		Collections: []string{collection}, Progress: p, Log: e.log, HandoverTimeout: 30 * time.Second, Grace: time.Second,
+		Search: clients.Search, Collections: []string{collection}, Progress: p, Log: e.log, HandoverTimeout: 30 * time.Second, Grace: time.Second,
 	}).Run(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()

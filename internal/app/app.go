@@ -14,13 +14,15 @@ import (
 	"github.com/swapmeet/swapmeet/internal/password"
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Deps are what the use cases run on.
 type Deps struct {
 	Store   *db.Store
 	Reads   *readstore.Model
-	Cache   *cache.Cache // the read path, with its near cache
+	Search  *search.Store // listing search and the category counts
+	Cache   *cache.Cache  // the read path, with its near cache
 	Watcher *cache.Watcher
 	Media   *media.Bucket
 	Log     *slog.Logger

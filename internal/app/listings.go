@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/google/uuid"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // ListingInput carries a listing's editable fields.
@@ -207,26 +207,18 @@ func (q *Queries) GetListing(ctx context.Context, id, token string) (ListingView
 	return q.listingView(ctx, l)
 }
 
-// SearchSort orders a listing search. Ties break newest first.
+// SearchSort orders a listing search.
 type SearchSort int
 
 // The search orders.
 const (
-	SortNewest SearchSort = iota
-	SortPriceAsc
-	SortPriceDesc
+	// SortDefault is SortRelevance for a keyword query, else SortNewest.
+	SortDefault   SearchSort = iota
+	SortNewest               // created_at, id: descending
+	SortPriceAsc             // price, id: ascending
+	SortPriceDesc            // price, id: descending
+	SortRelevance            // the best matches first, over a capped candidate set (docs/search.md)
 )
-
-// storeSort is the read store's name for a search order.
-func (s SearchSort) storeSort() readstore.Sort {
-	switch s {
-	case SortPriceAsc:
-		return readstore.SortPriceAsc
-	case SortPriceDesc:
-		return readstore.SortPriceDesc
-	}
-	return readstore.SortNewest
-}
 
 // ListingSearch is a SearchListings request in domain terms.
 type ListingSearch struct {
@@ -249,50 +241,41 @@ const (
 	maxAttrFilters = 10
 )
 
-// searchPlan is a validated search: what the store runs, and its identity.
-type searchPlan struct {
-	filter readstore.ListingFilter
-	sort   readstore.Sort
-	limit  int
-	cursor *readstore.Cursor
-	query  string // digest of filter and sort: what page tokens are bound to
-}
-
-func planSearch(s ListingSearch) (searchPlan, error) {
+// planSearch validates a search and turns it into the search store's
+// query. The store checks what only it can: the page token, and that a
+// relevance order has keywords.
+func planSearch(s ListingSearch) (search.Query, error) {
 	var v violations
-	p := searchPlan{sort: s.Sort.storeSort()}
-	f := &p.filter
-	f.Status = s.Status
-	if f.Status == "" {
-		f.Status = StatusAvailable
+	q := search.Query{Status: s.Status, Sort: search.Sort(s.Sort), PageToken: s.PageToken}
+	if q.Status == "" {
+		q.Status = StatusAvailable
 	}
 	if s.Query != "" {
 		v.text("query", s.Query, textRule{min: 0, max: maxQueryLen})
-		f.Keywords = readstore.Keywords(s.Query)
-		switch {
-		case len(f.Keywords) == 0:
+		switch words := readstore.Keywords(s.Query); {
+		case len(words) == 0:
 			v.add("query", "needs a word of at least 2 letters or digits")
-		case len(f.Keywords) > maxQueryWords:
+		case len(words) > maxQueryWords:
 			v.add("query", "may have at most %d words", maxQueryWords)
 		}
-		sort.Strings(f.Keywords) // the same words in any order are the same query
+		q.Text = s.Query
 	}
 	if s.Category != "" {
 		v.category("category", s.Category)
-		f.Category = s.Category
+		q.Category = s.Category
 	}
 	if s.Condition != "" {
 		v.condition("condition", s.Condition)
-		f.Condition = s.Condition
+		q.Condition = s.Condition
 	}
 	if s.SellerID != "" {
-		f.SellerID = v.id("seller_id", s.SellerID).String()
+		q.SellerID = v.id("seller_id", s.SellerID).String()
 	}
 	for _, b := range []struct {
 		field string
 		m     *Money
 		dst   **int64
-	}{{"min_price", s.MinPrice, &f.MinPrice}, {"max_price", s.MaxPrice, &f.MaxPrice}} {
+	}{{"min_price", s.MinPrice, &q.MinPrice}, {"max_price", s.MaxPrice, &q.MaxPrice}} {
 		if b.m == nil {
 			continue
 		}
@@ -302,78 +285,125 @@ func planSearch(s ListingSearch) (searchPlan, error) {
 		if b.m.Minor < 0 {
 			v.add(b.field+".amount_minor", "must not be negative")
 		}
-		if f.Currency != "" && f.Currency != b.m.Currency {
+		if q.Currency != "" && q.Currency != b.m.Currency {
 			v.add(b.field+".currency_code", "must match the other price bound")
 		}
-		f.Currency = b.m.Currency
+		q.Currency = b.m.Currency
 		amount := b.m.Minor
 		*b.dst = &amount
 	}
-	if f.MinPrice != nil && f.MaxPrice != nil && *f.MinPrice > *f.MaxPrice {
+	if q.MinPrice != nil && q.MaxPrice != nil && *q.MinPrice > *q.MaxPrice {
 		v.add("max_price", "must not be below min_price")
 	}
 	if len(s.Attributes) > maxAttrFilters {
 		v.add("attributes", "may filter on at most %d attributes", maxAttrFilters)
 	} else {
 		v.attributes("attributes", s.Attributes)
-		for k, val := range s.Attributes {
-			f.Attrs = append(f.Attrs, k+"="+val)
-		}
-		sort.Strings(f.Attrs)
+		q.Attributes = s.Attributes
 	}
-	p.limit = v.pageSize(s.PageSize)
-	p.query = digest(struct {
-		F readstore.ListingFilter
-		S readstore.Sort
-	}{*f, p.sort})
-	p.cursor = v.cursor(s.PageToken, p.query)
-	return p, v.err()
+	q.PageSize = v.pageSize(s.PageSize)
+	return q, v.err()
 }
 
-// SearchListings finds listings by keywords and filters, a page at a time.
-// Pages are cached under the listings page epoch, which the CDC bumps on
-// every listing change.
+// SearchListings finds listings by keywords and filters, a page at a time,
+// from the search store. Pages are cached under the listings page epoch,
+// which the CDC bumps on every listing change.
 func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token string) ([]ListingView, string, error) {
-	p, err := planSearch(s)
+	sq, err := planSearch(s)
 	if err != nil {
 		return nil, "", err
 	}
 	if err := q.awaitToken(ctx, token); err != nil {
 		return nil, "", err
 	}
-	key := q.deps.Cache.CurrentPageKey(ctx, readstore.Listings, digest(struct {
-		Q string
-		L int
-		C *readstore.Cursor
-	}{p.query, p.limit, p.cursor}))
-	load := func(ctx context.Context) (readstore.ListingPage, []byte, uint64, error) {
-		docs, more, err := q.deps.Reads.SearchListings(ctx, p.filter, p.sort, p.cursor, p.limit)
+	key := q.deps.Cache.CurrentPageKey(ctx, readstore.Listings, digest(sq))
+	load := func(ctx context.Context) (search.Page, []byte, uint64, error) {
+		b, lsn, err := q.deps.Search.SearchPage(ctx, sq)
 		if err != nil {
-			return readstore.ListingPage{}, nil, 0, err
+			return search.Page{}, nil, 0, err
 		}
-		page := readstore.ListingPage{Listings: docs}
-		if more {
-			last := docs[len(docs)-1]
-			page.Next = encodePageToken(p.query, readstore.Cursor{CreatedAt: last.CreatedAt, Price: last.Price.Minor, ID: last.ID})
-		}
-		b, err := readstore.Encode(page)
-		return page, b, 0, err
+		page, err := search.DecodePage(b)
+		return page, b, uint64(lsn), err
 	}
-	page, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Pages, key, load, readstore.Decode[readstore.ListingPage])
+	page, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Pages, key, load, search.DecodePage)
 	if err != nil {
-		return nil, "", readErr("listings", err)
+		return nil, "", searchErr(err)
 	}
-	return q.views(ctx, page)
-}
-
-func (q *Queries) views(ctx context.Context, page readstore.ListingPage) ([]ListingView, string, error) {
 	out := make([]ListingView, 0, len(page.Listings))
 	for _, l := range page.Listings {
-		v, err := q.listingView(ctx, l)
+		v, err := q.listingView(ctx, readListing(l))
 		if err != nil {
 			return nil, "", err
 		}
 		out = append(out, v)
 	}
 	return out, page.Next, nil
+}
+
+// CategoryCount is a category with its available listings.
+type CategoryCount struct {
+	Name           string
+	AvailableCount int64
+}
+
+// ListCategories lists the categories that have available listings, by
+// name, with their counts, as the search projection keeps them. They are
+// cached under the listings page epoch, like the search pages.
+func (q *Queries) ListCategories(ctx context.Context, token string) ([]CategoryCount, error) {
+	if err := q.awaitToken(ctx, token); err != nil {
+		return nil, err
+	}
+	decode := func(b []byte) ([]search.Category, error) {
+		var cs []search.Category
+		err := json.Unmarshal(b, &cs)
+		return cs, err
+	}
+	load := func(ctx context.Context) ([]search.Category, []byte, uint64, error) {
+		b, lsn, err := q.deps.Search.CategoriesPage(ctx)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		cs, err := decode(b)
+		return cs, b, uint64(lsn), err
+	}
+	key := q.deps.Cache.CurrentPageKey(ctx, readstore.Listings, "categories")
+	cs, err := cache.ReadThrough(ctx, q.deps.Cache, cache.Pages, key, load, decode)
+	if err != nil {
+		return nil, searchErr(err)
+	}
+	out := make([]CategoryCount, len(cs))
+	for i, c := range cs {
+		out[i] = CategoryCount{Name: c.Name, AvailableCount: c.Count}
+	}
+	return out, nil
+}
+
+// searchErr maps what the search store refuses to the field it blames.
+func searchErr(err error) error {
+	var fe *search.FieldError
+	if errors.As(err, &fe) {
+		var v violations
+		v.add(fe.Field, "%s", fe.Reason)
+		return v.err()
+	}
+	return readErr("listings", err)
+}
+
+// readListing is a search row in the shape of the listing document, which
+// the views are made from.
+func readListing(l search.Listing) readstore.Listing {
+	media := make([]readstore.Media, len(l.Media))
+	for i, m := range l.Media {
+		media[i] = readstore.Media{ID: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes,
+			Width: m.Width, Height: m.Height, ObjectKey: m.ObjectKey, ThumbnailKey: m.ThumbnailKey}
+	}
+	return readstore.Listing{
+		ID: l.ID,
+		Seller: readstore.UserSummary{ID: l.Seller.ID, DisplayName: l.Seller.DisplayName,
+			RatingAverage: l.Seller.RatingAverage, RatingCount: l.Seller.RatingCount},
+		Title: l.Title, Description: l.Description, Category: l.Category, Condition: l.Condition,
+		Price:      readstore.Money{Currency: l.Price.Currency, Minor: l.Price.Minor},
+		Attributes: l.Attributes, Status: l.Status, Version: l.Version, Media: media,
+		CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, LSN: l.LSN,
+	}
 }

@@ -42,7 +42,11 @@ type Pointer struct {
 	// collections' generations, which only that slot feeds up to
 	// Handover. A CDC that starts while it still exists applies it up to
 	// Handover before it streams Slot.
-	Previous  string    `bson:"previous_slot,omitempty"`
+	Previous string `bson:"previous_slot,omitempty"`
+	// Search is the generation of the search store (internal/search) the
+	// CDC writes; 0, on a read side that was never rebuilt, means the
+	// search store's live one. A rebuild switches it with the collections.
+	Search    int64     `bson:"search_generation,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`
 }
 

@@ -80,12 +80,18 @@ func (h *ListingHandler) SearchListings(ctx context.Context, req *connect.Reques
 	if m.GetStatus() != swapmeetv1.ListingStatus_LISTING_STATUS_UNSPECIFIED {
 		status = strings.TrimPrefix(m.GetStatus().String(), "LISTING_STATUS_")
 	}
-	order := app.SortNewest
+	order := app.SearchSort(-1) // an unknown order: refused
 	switch m.GetSort() {
+	case swapmeetv1.SearchSort_SEARCH_SORT_UNSPECIFIED:
+		order = app.SortDefault
+	case swapmeetv1.SearchSort_SEARCH_SORT_NEWEST:
+		order = app.SortNewest
 	case swapmeetv1.SearchSort_SEARCH_SORT_PRICE_ASC:
 		order = app.SortPriceAsc
 	case swapmeetv1.SearchSort_SEARCH_SORT_PRICE_DESC:
 		order = app.SortPriceDesc
+	case swapmeetv1.SearchSort_SEARCH_SORT_RELEVANCE:
+		order = app.SortRelevance
 	}
 	views, next, err := h.app.Queries.SearchListings(ctx, app.ListingSearch{
 		Query: m.GetQuery(), Category: m.GetCategory(), Condition: conditionName(m.GetCondition()),
@@ -99,6 +105,18 @@ func (h *ListingHandler) SearchListings(ctx context.Context, req *connect.Reques
 	out := &swapmeetv1.SearchListingsResponse{NextPageToken: next}
 	for _, v := range views {
 		out.Listings = append(out.Listings, listingProto(v))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *ListingHandler) ListCategories(ctx context.Context, req *connect.Request[swapmeetv1.ListCategoriesRequest]) (*connect.Response[swapmeetv1.ListCategoriesResponse], error) {
+	cs, err := h.app.Queries.ListCategories(ctx, req.Msg.GetConsistencyToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &swapmeetv1.ListCategoriesResponse{Categories: make([]*swapmeetv1.CategoryCount, len(cs))}
+	for i, c := range cs {
+		out.Categories[i] = &swapmeetv1.CategoryCount{Name: c.Name, AvailableCount: c.AvailableCount}
 	}
 	return connect.NewResponse(out), nil
 }

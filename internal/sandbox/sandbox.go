@@ -1,6 +1,6 @@
 // Package sandbox is an isolated, disposable copy of the system's stores,
 // for tests and benchmarks: a fresh Postgres database (migrated), a fresh
-// Mongo database, a private Redis key prefix and the shared bucket, on the
+// search database (migrated), a fresh Mongo database, a private Redis key prefix and the shared bucket, on the
 // services that `make up` starts, all dropped by Close.
 package sandbox
 
@@ -18,6 +18,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
 
@@ -32,6 +33,7 @@ type Sandbox struct {
 	MongoDB     string
 	Mongo       *mongo.Client
 	Reads       *readstore.Model
+	Search      *search.Store // the sandbox's own search database
 	RedisURL    string
 	Redis       redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
 	RedisPrefix string
@@ -64,7 +66,7 @@ func New(ctx context.Context, log *slog.Logger) (*Sandbox, error) {
 	}
 	c := sc.Config
 	return &Sandbox{
-		PGURL: c.PostgresURL, PG: sc.PG, MongoURL: c.MongoURL, MongoDB: c.MongoDB, Mongo: sc.Mongo, Reads: sc.Reads,
+		PGURL: c.PostgresURL, PG: sc.PG, MongoURL: c.MongoURL, MongoDB: c.MongoDB, Mongo: sc.Mongo, Reads: sc.Reads, Search: sc.Search,
 		RedisURL: c.RedisURL, Redis: sc.Redis, RedisPrefix: c.RedisPrefix, Media: sc.Media,
 		Slot: c.Slot, Publication: c.Publication, Log: log, scratch: sc,
 	}, nil

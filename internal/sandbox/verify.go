@@ -13,13 +13,18 @@ import (
 	"github.com/swapmeet/swapmeet/internal/system"
 )
 
-// Drift returns a description of how the read side differs from Postgres,
-// or "" when it matches.
+// Drift returns a description of how the read side (the documents and the
+// search store) differs from Postgres, or "" when it matches.
 func (s *Sandbox) Drift(ctx context.Context) (string, error) {
 	drifts, err := cdc.Verify(ctx, s.PG, s.Reads, readstore.Collections)
 	if err != nil {
 		return "", err
 	}
+	d, err := cdc.VerifySearch(ctx, s.PG, s.Search)
+	if err != nil {
+		return "", err
+	}
+	drifts = append(drifts, d)
 	var b strings.Builder
 	if !cdc.PrintDrift(&b, drifts) {
 		return b.String(), nil

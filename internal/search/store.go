@@ -26,10 +26,10 @@ type Options struct {
 	// TextSearchConfig is the Postgres text search configuration that
 	// stems titles, descriptions and queries ("english"). A generation is
 	// built with one; changing it takes a rebuild.
-	TextSearchConfig string
+	TextSearchConfig string `env:"SWAPMEET_SEARCH_TEXT_CONFIG"`
 	// RelevanceCandidates caps the matches a relevance-sorted search ranks:
 	// the newest this many.
-	RelevanceCandidates int
+	RelevanceCandidates int `env:"SWAPMEET_SEARCH_RELEVANCE_CANDIDATES"`
 }
 
 // DefaultOptions are the settings a zero Options means.

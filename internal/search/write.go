@@ -202,7 +202,10 @@ WITH input AS (
 		previous_category = t.category, condition = excluded.condition, currency = excluded.currency,
 		price = excluded.price, attributes = excluded.attributes, media = excluded.media,
 		created_at = excluded.created_at, updated_at = excluded.updated_at
-	WHERE t.lsn < excluded.lsn
+	-- A deletion wins a tie: a full pass stamps what it reads with the
+	-- batch's end, and may read a listing that a later read of the same
+	-- batch (its sweep) finds deleted. Listing ids never come back.
+	WHERE t.lsn < excluded.lsn OR (t.lsn = excluded.lsn AND excluded.status = '' AND t.status <> '')
 	RETURNING t.category, t.previous_category
 ), marked AS (
 	INSERT INTO %[2]s AS c (category, dirty)

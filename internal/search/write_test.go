@@ -31,6 +31,15 @@ func TestFenceKeepsTheNewestWrite(t *testing.T) {
 	if got := title(); got != "Oak chair" {
 		t.Fatalf("a write at an equal position replaced the row: title %q", got)
 	}
+	// A deletion wins a tie (a full pass's sweep, after its pages).
+	tied := listing(2, "Tied chair")
+	tied.LSN = 100
+	apply(t, s, Batch{Position: 100, Listings: []Listing{tied}})
+	apply(t, s, Batch{Position: 100, Deleted: []Deletion{{ID: tied.ID, LSN: 100}}})
+	apply(t, s, Batch{Position: 100, Listings: []Listing{tied}})
+	if p := search(t, s, Query{Text: "tied"}); len(p.Listings) != 0 {
+		t.Fatalf("a deletion at an equal position did not remove the row, or a write at it brought it back: %v", p.Listings)
+	}
 	apply(t, s, Batch{Position: 95, Deleted: []Deletion{{ID: l.ID, LSN: 95}}})
 	if got := title(); got != "Oak chair" {
 		t.Fatalf("a deletion at a lower position removed the row: title %q", got)

@@ -96,6 +96,7 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 	a, err := app.New(app.Deps{
 		Store:           pgStore,
 		Reads:           c.Reads,
+		Search:          c.Search,
 		Cache:           ch,
 		Watcher:         watcher,
 		Media:           store,

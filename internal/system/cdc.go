@@ -13,11 +13,15 @@ import (
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
-// NewProjector is the CDC's sink: it rebuilds documents in the read store,
-// tombstones their cache keys and announces the applied position.
+// NewProjector is the CDC's sink: it rebuilds documents in the read store
+// and the listings' rows in the search store, tombstones their cache keys
+// and announces the applied position.
 func NewProjector(cfg Config, c *Clients, log *slog.Logger) *projection.Projector {
 	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log)
 	p.SpillDocs, p.Workers = cfg.CDCSpillDocs, cfg.CDCWorkers
+	if c.Search != nil {
+		p.WithSearch(c.Search)
+	}
 	return p.WithFeedWriter(&projection.FeedWriter{
 		Keys:       [2]feed.Keys{feed.KeysFor(cfg.RedisPrefix, feed.Listings), feed.KeysFor(cfg.RedisPrefix, feed.Orders)},
 		MaxChanges: cfg.FeedMaxChanges,
@@ -53,6 +57,11 @@ func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
+	// The search store is initialised like the read store, by the CDC
+	// that writes it (and by `swapmeet migrate`); Migrate is idempotent.
+	if err := c.Search.Migrate(ctx); err != nil {
+		return err
+	}
 	reg := NewRegistry()
 	metrics := wal.NewMetrics(reg)
 	stopMetrics, err := ServeMetrics(cfg.CDCMetricsAddr, cfg.Profiles, reg, log)

@@ -18,6 +18,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/live"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Config holds every setting of every command: the process's own, and
@@ -41,6 +42,9 @@ type Config struct {
 	CachePageMaxBytes int    `env:"SWAPMEET_CACHE_PAGE_MAX_BYTES"` // the largest search page cached
 	CachePageKeys     int    `env:"SWAPMEET_CACHE_PAGE_KEYS"`      // search pages cached at once
 	NearCache         cache.NearOptions
+	// SearchURL is the search store: a Postgres database of the read side.
+	SearchURL string `env:"SWAPMEET_SEARCH_URL"`
+	Search    search.Options
 
 	Media              media.Config
 	WebOrigins         []string      `env:"SWAPMEET_WEB_ORIGINS"` // origins the API's and the bucket's CORS admit
@@ -103,6 +107,8 @@ func DefaultConfig() Config {
 		CachePageMaxBytes:    cache.DefaultPageMaxBytes,
 		CachePageKeys:        cache.DefaultPageKeys,
 		NearCache:            cache.DefaultNear,
+		SearchURL:            "postgres://ferretdb:ferretdb@127.0.0.1:15433/swapmeet_search?sslmode=disable",
+		Search:               search.DefaultOptions(),
 		Media:                media.DefaultConfig,
 		WebOrigins:           []string{"http://127.0.0.1:8080", "http://localhost:5173"},
 		MediaSweepInterval:   time.Hour,
@@ -218,10 +224,12 @@ func (c Config) refuseDevDefaults() error {
 // serviceHosts are the hosts of every backing service.
 func (c Config) serviceHosts() []string {
 	var hosts []string
-	if pg, err := pgconn.ParseConfig(c.PostgresURL); err == nil {
-		hosts = append(hosts, pg.Host)
-		for _, f := range pg.Fallbacks {
-			hosts = append(hosts, f.Host)
+	for _, raw := range []string{c.PostgresURL, c.SearchURL} {
+		if pg, err := pgconn.ParseConfig(raw); err == nil && raw != "" {
+			hosts = append(hosts, pg.Host)
+			for _, f := range pg.Fallbacks {
+				hosts = append(hosts, f.Host)
+			}
 		}
 	}
 	for _, raw := range []string{c.MongoURL, c.RedisURL, c.RedisPagesURL} {

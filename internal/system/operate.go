@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
@@ -13,17 +14,33 @@ import (
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Migrate is `swapmeet migrate`: it applies the pending schema migrations
-// and returns how many it applied.
+// of the write model and returns how many it applied, then migrates the
+// search store.
 func Migrate(ctx context.Context, cfg Config, log *slog.Logger) (int, error) {
 	pool, err := db.OpenPool(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: %w", err)
 	}
 	defer pool.Close()
-	return db.Migrate(ctx, pool, log)
+	n, err := db.Migrate(ctx, pool, log)
+	if err != nil {
+		return n, err
+	}
+	return n, migrateSearch(ctx, cfg)
+}
+
+// migrateSearch migrates the search store cfg names.
+func migrateSearch(ctx context.Context, cfg Config) error {
+	s, err := search.Open(ctx, cfg.SearchURL, cfg.Search)
+	if err != nil {
+		return fmt.Errorf("SWAPMEET_SEARCH_URL: %w", err)
+	}
+	defer s.Close()
+	return s.Migrate(ctx)
 }
 
 // SweepMedia is `swapmeet media sweep`: one sweep of the media, as serve
@@ -62,6 +79,7 @@ func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o Reb
 		PG:          c.PG,
 		Reads:       c.Reads,
 		Sink:        NewProjector(cfg, c, log),
+		Search:      c.Search,
 		Collections: o.Collections,
 		Progress:    o.Progress,
 		Terminal:    o.Terminal,
@@ -71,14 +89,24 @@ func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o Reb
 }
 
 // VerifyProjections is `swapmeet projections verify`: every read document
-// of the collections compared with Postgres.
+// of the collections compared with Postgres, and with the listings, every
+// row of the search store's live generation.
 func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([]cdc.Drift, error) {
 	c, err := Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	return cdc.Verify(ctx, c.PG, c.Reads, collections)
+	drifts, err := cdc.Verify(ctx, c.PG, c.Reads, collections)
+	if err != nil || !slices.Contains(collections, readstore.Listings) {
+		return drifts, err
+	}
+	// The listings' search rows are verified with the listings.
+	d, err := cdc.VerifySearch(ctx, c.PG, c.Search)
+	if err != nil {
+		return nil, err
+	}
+	return append(drifts, d), nil
 }
 
 // SlotStatus is `swapmeet slot status`: the read side's slot.

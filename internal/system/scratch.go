@@ -20,6 +20,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
@@ -28,13 +29,15 @@ const ScratchHint = "start the local services with `make up` (or point SWAPMEET_
 
 // Scratch is a private, disposable share of the services cfg names, for
 // tests and benchmarks: a fresh Postgres database (migrated), a fresh
-// Mongo database, a private Redis key prefix and a slot name nobody else
-// uses, plus the shared bucket. Close drops all of it.
+// search database (migrated), a fresh Mongo database, a private Redis key
+// prefix and a slot name nobody else uses, plus the shared bucket. Close
+// drops all of it.
 type Scratch struct {
 	Config Config // cfg pointed at the scratch stores
 	PG     *pgxpool.Pool
 	Mongo  *mongo.Client
 	Reads  *readstore.Model
+	Search *search.Store
 	Redis  redis.UniversalClient
 	Media  *media.Bucket // the shared bucket; keys are unique per scratch
 
@@ -81,6 +84,19 @@ func NewScratch(ctx context.Context, cfg Config, prefix string, log *slog.Logger
 	s.OnClose(func() error { s.PG.Close(); return nil })
 	if _, err := db.Migrate(ctx, s.PG, log); err != nil {
 		return nil, fmt.Errorf("migrate the scratch database: %w", err)
+	}
+
+	if err := AdminExec(ctx, cfg.SearchURL, "CREATE DATABASE "+name); err != nil {
+		return nil, fmt.Errorf("create database %s on %s: %w; %s", name, redact(cfg.SearchURL), err, ScratchHint)
+	}
+	s.Config.SearchURL = DatabaseURL(cfg.SearchURL, name)
+	s.OnClose(func() error { return dropDatabase(cfg.SearchURL, name) })
+	if s.Search, err = search.Open(ctx, s.Config.SearchURL, cfg.Search); err != nil {
+		return nil, err
+	}
+	s.OnClose(func() error { s.Search.Close(); return nil })
+	if err := s.Search.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate the scratch search database: %w", err)
 	}
 
 	if s.Mongo, err = readstore.Connect(ctx, cfg.MongoURL, cfg.MongoWriteConcern); err != nil {
@@ -148,7 +164,7 @@ func (s *Scratch) Close() error {
 
 // Clients are the scratch share's clients, as the assembly takes them.
 func (s *Scratch) Clients() *Clients {
-	return &Clients{PG: s.PG, Reads: s.Reads, Redis: s.Redis, Pages: s.Redis}
+	return &Clients{PG: s.PG, Reads: s.Reads, Search: s.Search, Redis: s.Redis, Pages: s.Redis}
 }
 
 // Environ returns SWAPMEET_* variables that point a swapmeet process at
@@ -156,7 +172,7 @@ func (s *Scratch) Clients() *Clients {
 func (s *Scratch) Environ() []string {
 	c := s.Config
 	return []string{
-		"SWAPMEET_PG_URL=" + c.PostgresURL, "SWAPMEET_MONGO_URL=" + c.MongoURL, "SWAPMEET_MONGO_DB=" + c.MongoDB,
+		"SWAPMEET_PG_URL=" + c.PostgresURL, "SWAPMEET_SEARCH_URL=" + c.SearchURL, "SWAPMEET_MONGO_URL=" + c.MongoURL, "SWAPMEET_MONGO_DB=" + c.MongoDB,
 		"SWAPMEET_REDIS_URL=" + c.RedisURL, "SWAPMEET_REDIS_PREFIX=" + c.RedisPrefix,
 		"SWAPMEET_SLOT=" + c.Slot, "SWAPMEET_PUBLICATION=" + c.Publication,
 	}

@@ -21,16 +21,18 @@ import (
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // Clients are the clients of the backing services. Every client connects
 // lazily and reconnects by itself, so a service that is down at start or
 // restarts later costs errors, not a crash.
 type Clients struct {
-	PG    *pgxpool.Pool
-	Reads *readstore.Model
-	Redis redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
-	Pages redis.UniversalClient // search pages: Redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
+	PG     *pgxpool.Pool
+	Reads  *readstore.Model
+	Redis  redis.UniversalClient // a server or a Redis Cluster, as SWAPMEET_REDIS_URL says
+	Pages  redis.UniversalClient // search pages: Redis unless SWAPMEET_REDIS_PAGES_URL says otherwise
+	Search *search.Store
 
 	mongo *mongo.Client // closed by Close when Open made it
 }
@@ -53,6 +55,10 @@ func Open(ctx context.Context, cfg Config) (*Clients, error) {
 		return nil, fmt.Errorf("SWAPMEET_REDIS_URL: %w", err)
 	}
 	c := &Clients{PG: pg, Reads: readstore.New(mc.Database(cfg.MongoDB)), Redis: rdb, Pages: rdb, mongo: mc}
+	if c.Search, err = search.Open(ctx, cfg.SearchURL, cfg.Search); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("SWAPMEET_SEARCH_URL: %w", err)
+	}
 	if cfg.RedisPagesURL != "" {
 		pages, err := cache.Open(cfg.RedisPagesURL)
 		if err != nil {
@@ -73,5 +79,8 @@ func (c *Clients) Close() {
 	_ = c.Redis.Close()
 	if c.Pages != c.Redis {
 		_ = c.Pages.Close()
+	}
+	if c.Search != nil {
+		c.Search.Close()
 	}
 }

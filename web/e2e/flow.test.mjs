@@ -533,7 +533,7 @@ test("open pages show changes as they happen, without a reload", async (t) => {
   await visitor.context.close();
 });
 
-test("browse loads the next page as the user scrolls, in price order", async () => {
+test("browse loads the next page as the user scrolls, in price order, and filters by the categories that exist", async () => {
   // 15 posters by one seller, seeded through the API; page size is 12.
   const word = `poster${run}`;
   const seller = await call("UserService/SignUp", { email: `dora.${run}@example.com`, password, displayName: "Dora Maar" });
@@ -573,6 +573,11 @@ test("browse loads the next page as the user scrolls, in price order", async () 
   const values = prices.map((p) => Number(p.replace(/[^0-9.]/g, "")));
   assert.deepEqual(values, [...values].sort((a, b) => a - b), "cheapest first across pages");
   await shot(page, "browse-infinite-paging");
+  // The category filter lists the categories that have listings, with
+  // their counts, from the service: "art", which the seller typed, too.
+  const art = page.locator('select[name="category"] option[value="art"]');
+  await art.waitFor({ state: "attached" });
+  assert.match(await art.textContent(), /^art \(\d+\)$/, "the category a seller typed, with its count");
   await context.close();
 });
 

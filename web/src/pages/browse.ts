@@ -3,15 +3,16 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { consistencyToken, invalid, listings } from "../api";
 import { empty, failure, isAbort, listingCard, loading, whenVisible } from "../components";
-import { h, icon, icons } from "../dom";
+import { h, icon, icons, replace } from "../dom";
 import { banner, clearProblems, field, showProblem } from "../forms";
 import { conditionLabels, currencies, defaultCurrency, parseAmount } from "../format";
 import { Condition, SearchSort, type SearchListingsRequestSchema } from "../gen/swapmeet/v1/listing_pb";
 import { setQuery, type Route } from "../router";
 
-export const categories = ["electronics", "cameras", "furniture", "books", "clothing", "bikes", "music", "sports", "toys", "kitchen", "garden", "board-games"];
-
+// "Best match" leaves the order to the service: by relevance for keywords,
+// newest first without.
 const sorts: [string, SearchSort, string][] = [
+  ["best", SearchSort.UNSPECIFIED, "Best match"],
   ["newest", SearchSort.NEWEST, "Newest first"],
   ["price-asc", SearchSort.PRICE_ASC, "Price: low to high"],
   ["price-desc", SearchSort.PRICE_DESC, "Price: high to low"],
@@ -21,12 +22,25 @@ const pageSize = 12;
 
 export function browsePage({ query, signal }: Route): Node {
   const q = h("input", { type: "search", name: "q", placeholder: "Search for cameras, bikes, lamps…", value: query.get("q") ?? "", autocomplete: "off", "aria-label": "Search" });
-  const category = h(
-    "select",
-    { name: "category" },
-    h("option", { value: "" }, "All categories"),
-    categories.map((c) => h("option", { value: c, selected: query.get("category") === c }, c.replace(/-/g, " "))),
-  );
+  // The categories that have listings for sale, as the service counts them;
+  // the one in the address is offered before they arrive.
+  const chosen = query.get("category") ?? "";
+  const category = h("select", { name: "category" }, h("option", { value: "" }, "All categories"), chosen ? h("option", { value: chosen, selected: true }, chosen.replace(/-/g, " ")) : []);
+  listings
+    .listCategories({ consistencyToken: consistencyToken() }, { signal })
+    .then((res) => {
+      const current = category.value;
+      const names = res.categories.map((c) => c.name);
+      replace(
+        category,
+        h("option", { value: "" }, "All categories"),
+        res.categories.map((c) => h("option", { value: c.name, selected: current === c.name }, `${c.name.replace(/-/g, " ")} (${c.availableCount})`)),
+        current && !names.includes(current) ? h("option", { value: current, selected: true }, current.replace(/-/g, " ")) : null,
+      );
+    })
+    .catch(() => {
+      // The filter still works with what is typed in the address.
+    });
   const condition = h(
     "select",
     { name: "condition" },
@@ -36,7 +50,7 @@ export function browsePage({ query, signal }: Route): Node {
   const currency = h("select", { name: "currency", class: "currency" }, currencies.map((c) => h("option", { value: c, selected: (query.get("currency") ?? defaultCurrency) === c }, c)));
   const min = h("input", { name: "min", inputMode: "decimal", placeholder: "Min", value: query.get("min") ?? "", class: "price-input" });
   const max = h("input", { name: "max", inputMode: "decimal", placeholder: "Max", value: query.get("max") ?? "", class: "price-input" });
-  const sort = h("select", { name: "sort" }, sorts.map(([key, , label]) => h("option", { value: key, selected: (query.get("sort") ?? "newest") === key }, label)));
+  const sort = h("select", { name: "sort" }, sorts.map(([key, , label]) => h("option", { value: key, selected: (query.get("sort") ?? "best") === key }, label)));
 
   const heading = h("h2", { class: "section-title" });
   const results = h("div", { class: "grid", id: "results" });
@@ -75,7 +89,7 @@ export function browsePage({ query, signal }: Route): Node {
       condition: condition.value ? Condition[condition.value as keyof typeof Condition] : Condition.UNSPECIFIED,
       minPrice: lo !== undefined ? { currencyCode: cur, amountMinor: lo } : undefined,
       maxPrice: hi !== undefined ? { currencyCode: cur, amountMinor: hi } : undefined,
-      sort: sorts.find(([k]) => k === sort.value)?.[1] ?? SearchSort.NEWEST,
+      sort: sorts.find(([k]) => k === sort.value)?.[1] ?? SearchSort.UNSPECIFIED,
       pageSize,
       pageToken,
       consistencyToken: consistencyToken(),
@@ -128,7 +142,7 @@ export function browsePage({ query, signal }: Route): Node {
     set("min", min.value.trim());
     set("max", max.value.trim());
     if (min.value || max.value) set("currency", currency.value);
-    if (sort.value !== "newest") set("sort", sort.value);
+    if (sort.value !== "best") set("sort", sort.value);
     setQuery(params);
     nextToken = "";
     void load(true);

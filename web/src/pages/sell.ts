@@ -9,7 +9,9 @@ import { conditionLabels, currencies, defaultCurrency, parseAmount } from "../fo
 import { Condition } from "../gen/swapmeet/v1/listing_pb";
 import { navigate, type Route } from "../router";
 import { postUpload } from "../upload";
-import { categories } from "./browse";
+
+// Suggestions for a new listing's category; a seller may type any other.
+const categories = ["electronics", "cameras", "furniture", "books", "clothing", "bikes", "music", "sports", "toys", "kitchen", "garden", "board-games"];
 
 const imageTypes = ["image/jpeg", "image/png", "image/webp"];
 

@@ -140,14 +140,22 @@ func (ListingStatus) EnumDescriptor() ([]byte, []int) {
 type SearchSort int32
 
 const (
-	// Same as NEWEST.
+	// RELEVANCE when the request has a query, else NEWEST.
 	SearchSort_SEARCH_SORT_UNSPECIFIED SearchSort = 0
-	// By created_at, newest first.
+	// By created_at, newest first; ties by listing_id, descending.
 	SearchSort_SEARCH_SORT_NEWEST SearchSort = 1
-	// By price, cheapest first; ties newest first.
+	// By price, cheapest first; ties by listing_id, ascending (oldest first).
 	SearchSort_SEARCH_SORT_PRICE_ASC SearchSort = 2
-	// By price, dearest first; ties newest first.
+	// By price, dearest first; ties by listing_id, descending (newest first).
 	SearchSort_SEARCH_SORT_PRICE_DESC SearchSort = 3
+	// The best matches for the query first: words in the title weigh more
+	// than words in the description, and a title equal to the query comes
+	// first. Only the newest matches, up to a cap (1000 by default), are
+	// ranked; ties by listing_id, descending. Needs a query
+	// (InvalidArgument without one). Page tokens keep the candidate set of
+	// the first page, so paging does not repeat or skip a listing that
+	// matched throughout and did not change.
+	SearchSort_SEARCH_SORT_RELEVANCE SearchSort = 4
 )
 
 // Enum value maps for SearchSort.
@@ -157,12 +165,14 @@ var (
 		1: "SEARCH_SORT_NEWEST",
 		2: "SEARCH_SORT_PRICE_ASC",
 		3: "SEARCH_SORT_PRICE_DESC",
+		4: "SEARCH_SORT_RELEVANCE",
 	}
 	SearchSort_value = map[string]int32{
 		"SEARCH_SORT_UNSPECIFIED": 0,
 		"SEARCH_SORT_NEWEST":      1,
 		"SEARCH_SORT_PRICE_ASC":   2,
 		"SEARCH_SORT_PRICE_DESC":  3,
+		"SEARCH_SORT_RELEVANCE":   4,
 	}
 )
 
@@ -852,8 +862,9 @@ func (x *GetListingResponse) GetListing() *Listing {
 // Every field is optional; unset filters match everything.
 type SearchListingsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Keywords matched against title and description, case-insensitively.
-	// Every word must match. At most 200 characters.
+	// Keywords matched against title and description, case-insensitively
+	// and by stem ("chairs" finds "chair"). Every word must match. At most
+	// 200 characters.
 	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// Exact category.
 	Category  string    `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
@@ -1045,6 +1056,150 @@ func (x *SearchListingsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type ListCategoriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional: wait until the read side has applied this write.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListCategoriesRequest) Reset() {
+	*x = ListCategoriesRequest{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesRequest) ProtoMessage() {}
+
+func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListCategoriesRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
+type ListCategoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By name; only categories with at least one AVAILABLE listing.
+	Categories    []*CategoryCount `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesResponse) Reset() {
+	*x = ListCategoriesResponse{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesResponse) ProtoMessage() {}
+
+func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListCategoriesResponse) GetCategories() []*CategoryCount {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// CategoryCount is a category and how many AVAILABLE listings it has.
+type CategoryCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As sellers typed it.
+	Name           string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	AvailableCount int64  `protobuf:"varint,2,opt,name=available_count,json=availableCount,proto3" json:"available_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CategoryCount) Reset() {
+	*x = CategoryCount{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CategoryCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CategoryCount) ProtoMessage() {}
+
+func (x *CategoryCount) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CategoryCount.ProtoReflect.Descriptor instead.
+func (*CategoryCount) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CategoryCount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CategoryCount) GetAvailableCount() int64 {
+	if x != nil {
+		return x.AvailableCount
+	}
+	return 0
+}
+
 type CreateMediaUploadRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
@@ -1058,7 +1213,7 @@ type CreateMediaUploadRequest struct {
 
 func (x *CreateMediaUploadRequest) Reset() {
 	*x = CreateMediaUploadRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1225,7 @@ func (x *CreateMediaUploadRequest) String() string {
 func (*CreateMediaUploadRequest) ProtoMessage() {}
 
 func (x *CreateMediaUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1238,7 @@ func (x *CreateMediaUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMediaUploadRequest.ProtoReflect.Descriptor instead.
 func (*CreateMediaUploadRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{11}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateMediaUploadRequest) GetListingId() string {
@@ -1123,7 +1278,7 @@ type CreateMediaUploadResponse struct {
 
 func (x *CreateMediaUploadResponse) Reset() {
 	*x = CreateMediaUploadResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1290,7 @@ func (x *CreateMediaUploadResponse) String() string {
 func (*CreateMediaUploadResponse) ProtoMessage() {}
 
 func (x *CreateMediaUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1303,7 @@ func (x *CreateMediaUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMediaUploadResponse.ProtoReflect.Descriptor instead.
 func (*CreateMediaUploadResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{12}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateMediaUploadResponse) GetMediaId() string {
@@ -1189,7 +1344,7 @@ type ConfirmMediaUploadRequest struct {
 
 func (x *ConfirmMediaUploadRequest) Reset() {
 	*x = ConfirmMediaUploadRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1356,7 @@ func (x *ConfirmMediaUploadRequest) String() string {
 func (*ConfirmMediaUploadRequest) ProtoMessage() {}
 
 func (x *ConfirmMediaUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1369,7 @@ func (x *ConfirmMediaUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmMediaUploadRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmMediaUploadRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{13}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConfirmMediaUploadRequest) GetListingId() string {
@@ -1240,7 +1395,7 @@ type ConfirmMediaUploadResponse struct {
 
 func (x *ConfirmMediaUploadResponse) Reset() {
 	*x = ConfirmMediaUploadResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1407,7 @@ func (x *ConfirmMediaUploadResponse) String() string {
 func (*ConfirmMediaUploadResponse) ProtoMessage() {}
 
 func (x *ConfirmMediaUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1420,7 @@ func (x *ConfirmMediaUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmMediaUploadResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmMediaUploadResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{14}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConfirmMediaUploadResponse) GetConsistencyToken() string {
@@ -1285,7 +1440,7 @@ type DeleteMediaRequest struct {
 
 func (x *DeleteMediaRequest) Reset() {
 	*x = DeleteMediaRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1452,7 @@ func (x *DeleteMediaRequest) String() string {
 func (*DeleteMediaRequest) ProtoMessage() {}
 
 func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1465,7 @@ func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{15}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteMediaRequest) GetListingId() string {
@@ -1336,7 +1491,7 @@ type DeleteMediaResponse struct {
 
 func (x *DeleteMediaResponse) Reset() {
 	*x = DeleteMediaResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1503,7 @@ func (x *DeleteMediaResponse) String() string {
 func (*DeleteMediaResponse) ProtoMessage() {}
 
 func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1516,7 @@ func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMediaResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{16}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteMediaResponse) GetConsistencyToken() string {
@@ -1382,7 +1537,7 @@ type WatchListingRequest struct {
 
 func (x *WatchListingRequest) Reset() {
 	*x = WatchListingRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1549,7 @@ func (x *WatchListingRequest) String() string {
 func (*WatchListingRequest) ProtoMessage() {}
 
 func (x *WatchListingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1562,7 @@ func (x *WatchListingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchListingRequest.ProtoReflect.Descriptor instead.
 func (*WatchListingRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{17}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchListingRequest) GetListingId() string {
@@ -1435,7 +1590,7 @@ type WatchListingResponse struct {
 
 func (x *WatchListingResponse) Reset() {
 	*x = WatchListingResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1602,7 @@ func (x *WatchListingResponse) String() string {
 func (*WatchListingResponse) ProtoMessage() {}
 
 func (x *WatchListingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1615,7 @@ func (x *WatchListingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchListingResponse.ProtoReflect.Descriptor instead.
 func (*WatchListingResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{18}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchListingResponse) GetListing() *Listing {
@@ -1576,7 +1731,16 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
 	"\x16SearchListingsResponse\x120\n" +
 	"\blistings\x18\x01 \x03(\v2\x14.swapmeet.v1.ListingR\blistings\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"{\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
+	"\x15ListCategoriesRequest\x12+\n" +
+	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken\"T\n" +
+	"\x16ListCategoriesResponse\x12:\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x1a.swapmeet.v1.CategoryCountR\n" +
+	"categories\"L\n" +
+	"\rCategoryCount\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x0favailable_count\x18\x02 \x01(\x03R\x0eavailableCount\"{\n" +
 	"\x18CreateMediaUploadRequest\x12\x1d\n" +
 	"\n" +
 	"listing_id\x18\x01 \x01(\tR\tlistingId\x12!\n" +
@@ -1624,20 +1788,22 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x1aLISTING_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18LISTING_STATUS_AVAILABLE\x10\x01\x12\x17\n" +
 	"\x13LISTING_STATUS_SOLD\x10\x02\x12\x1c\n" +
-	"\x18LISTING_STATUS_WITHDRAWN\x10\x03*x\n" +
+	"\x18LISTING_STATUS_WITHDRAWN\x10\x03*\x93\x01\n" +
 	"\n" +
 	"SearchSort\x12\x1b\n" +
 	"\x17SEARCH_SORT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SEARCH_SORT_NEWEST\x10\x01\x12\x19\n" +
 	"\x15SEARCH_SORT_PRICE_ASC\x10\x02\x12\x1a\n" +
-	"\x16SEARCH_SORT_PRICE_DESC\x10\x032\xcb\x06\n" +
+	"\x16SEARCH_SORT_PRICE_DESC\x10\x03\x12\x19\n" +
+	"\x15SEARCH_SORT_RELEVANCE\x10\x042\xab\a\n" +
 	"\x0eListingService\x12V\n" +
 	"\rCreateListing\x12!.swapmeet.v1.CreateListingRequest\x1a\".swapmeet.v1.CreateListingResponse\x12V\n" +
 	"\rUpdateListing\x12!.swapmeet.v1.UpdateListingRequest\x1a\".swapmeet.v1.UpdateListingResponse\x12\\\n" +
 	"\x0fWithdrawListing\x12#.swapmeet.v1.WithdrawListingRequest\x1a$.swapmeet.v1.WithdrawListingResponse\x12R\n" +
 	"\n" +
 	"GetListing\x12\x1e.swapmeet.v1.GetListingRequest\x1a\x1f.swapmeet.v1.GetListingResponse\"\x03\x90\x02\x01\x12^\n" +
-	"\x0eSearchListings\x12\".swapmeet.v1.SearchListingsRequest\x1a#.swapmeet.v1.SearchListingsResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\x0eSearchListings\x12\".swapmeet.v1.SearchListingsRequest\x1a#.swapmeet.v1.SearchListingsResponse\"\x03\x90\x02\x01\x12^\n" +
+	"\x0eListCategories\x12\".swapmeet.v1.ListCategoriesRequest\x1a#.swapmeet.v1.ListCategoriesResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\x11CreateMediaUpload\x12%.swapmeet.v1.CreateMediaUploadRequest\x1a&.swapmeet.v1.CreateMediaUploadResponse\x12e\n" +
 	"\x12ConfirmMediaUpload\x12&.swapmeet.v1.ConfirmMediaUploadRequest\x1a'.swapmeet.v1.ConfirmMediaUploadResponse\x12P\n" +
 	"\vDeleteMedia\x12\x1f.swapmeet.v1.DeleteMediaRequest\x1a .swapmeet.v1.DeleteMediaResponse\x12Z\n" +
@@ -1656,7 +1822,7 @@ func file_swapmeet_v1_listing_proto_rawDescGZIP() []byte {
 }
 
 var file_swapmeet_v1_listing_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_swapmeet_v1_listing_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_swapmeet_v1_listing_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_swapmeet_v1_listing_proto_goTypes = []any{
 	(Condition)(0),                     // 0: swapmeet.v1.Condition
 	(ListingStatus)(0),                 // 1: swapmeet.v1.ListingStatus
@@ -1672,75 +1838,81 @@ var file_swapmeet_v1_listing_proto_goTypes = []any{
 	(*GetListingResponse)(nil),         // 11: swapmeet.v1.GetListingResponse
 	(*SearchListingsRequest)(nil),      // 12: swapmeet.v1.SearchListingsRequest
 	(*SearchListingsResponse)(nil),     // 13: swapmeet.v1.SearchListingsResponse
-	(*CreateMediaUploadRequest)(nil),   // 14: swapmeet.v1.CreateMediaUploadRequest
-	(*CreateMediaUploadResponse)(nil),  // 15: swapmeet.v1.CreateMediaUploadResponse
-	(*ConfirmMediaUploadRequest)(nil),  // 16: swapmeet.v1.ConfirmMediaUploadRequest
-	(*ConfirmMediaUploadResponse)(nil), // 17: swapmeet.v1.ConfirmMediaUploadResponse
-	(*DeleteMediaRequest)(nil),         // 18: swapmeet.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),        // 19: swapmeet.v1.DeleteMediaResponse
-	(*WatchListingRequest)(nil),        // 20: swapmeet.v1.WatchListingRequest
-	(*WatchListingResponse)(nil),       // 21: swapmeet.v1.WatchListingResponse
-	nil,                                // 22: swapmeet.v1.Listing.AttributesEntry
-	nil,                                // 23: swapmeet.v1.CreateListingRequest.AttributesEntry
-	nil,                                // 24: swapmeet.v1.UpdateListingRequest.AttributesEntry
-	nil,                                // 25: swapmeet.v1.SearchListingsRequest.AttributesEntry
-	nil,                                // 26: swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
-	(*UserSummary)(nil),                // 27: swapmeet.v1.UserSummary
-	(*Money)(nil),                      // 28: swapmeet.v1.Money
-	(*Media)(nil),                      // 29: swapmeet.v1.Media
-	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 31: google.protobuf.FieldMask
+	(*ListCategoriesRequest)(nil),      // 14: swapmeet.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),     // 15: swapmeet.v1.ListCategoriesResponse
+	(*CategoryCount)(nil),              // 16: swapmeet.v1.CategoryCount
+	(*CreateMediaUploadRequest)(nil),   // 17: swapmeet.v1.CreateMediaUploadRequest
+	(*CreateMediaUploadResponse)(nil),  // 18: swapmeet.v1.CreateMediaUploadResponse
+	(*ConfirmMediaUploadRequest)(nil),  // 19: swapmeet.v1.ConfirmMediaUploadRequest
+	(*ConfirmMediaUploadResponse)(nil), // 20: swapmeet.v1.ConfirmMediaUploadResponse
+	(*DeleteMediaRequest)(nil),         // 21: swapmeet.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),        // 22: swapmeet.v1.DeleteMediaResponse
+	(*WatchListingRequest)(nil),        // 23: swapmeet.v1.WatchListingRequest
+	(*WatchListingResponse)(nil),       // 24: swapmeet.v1.WatchListingResponse
+	nil,                                // 25: swapmeet.v1.Listing.AttributesEntry
+	nil,                                // 26: swapmeet.v1.CreateListingRequest.AttributesEntry
+	nil,                                // 27: swapmeet.v1.UpdateListingRequest.AttributesEntry
+	nil,                                // 28: swapmeet.v1.SearchListingsRequest.AttributesEntry
+	nil,                                // 29: swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
+	(*UserSummary)(nil),                // 30: swapmeet.v1.UserSummary
+	(*Money)(nil),                      // 31: swapmeet.v1.Money
+	(*Media)(nil),                      // 32: swapmeet.v1.Media
+	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 34: google.protobuf.FieldMask
 }
 var file_swapmeet_v1_listing_proto_depIdxs = []int32{
-	27, // 0: swapmeet.v1.Listing.seller:type_name -> swapmeet.v1.UserSummary
+	30, // 0: swapmeet.v1.Listing.seller:type_name -> swapmeet.v1.UserSummary
 	0,  // 1: swapmeet.v1.Listing.condition:type_name -> swapmeet.v1.Condition
-	28, // 2: swapmeet.v1.Listing.price:type_name -> swapmeet.v1.Money
-	22, // 3: swapmeet.v1.Listing.attributes:type_name -> swapmeet.v1.Listing.AttributesEntry
+	31, // 2: swapmeet.v1.Listing.price:type_name -> swapmeet.v1.Money
+	25, // 3: swapmeet.v1.Listing.attributes:type_name -> swapmeet.v1.Listing.AttributesEntry
 	1,  // 4: swapmeet.v1.Listing.status:type_name -> swapmeet.v1.ListingStatus
-	29, // 5: swapmeet.v1.Listing.media:type_name -> swapmeet.v1.Media
-	30, // 6: swapmeet.v1.Listing.created_at:type_name -> google.protobuf.Timestamp
-	30, // 7: swapmeet.v1.Listing.updated_at:type_name -> google.protobuf.Timestamp
+	32, // 5: swapmeet.v1.Listing.media:type_name -> swapmeet.v1.Media
+	33, // 6: swapmeet.v1.Listing.created_at:type_name -> google.protobuf.Timestamp
+	33, // 7: swapmeet.v1.Listing.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: swapmeet.v1.CreateListingRequest.condition:type_name -> swapmeet.v1.Condition
-	28, // 9: swapmeet.v1.CreateListingRequest.price:type_name -> swapmeet.v1.Money
-	23, // 10: swapmeet.v1.CreateListingRequest.attributes:type_name -> swapmeet.v1.CreateListingRequest.AttributesEntry
+	31, // 9: swapmeet.v1.CreateListingRequest.price:type_name -> swapmeet.v1.Money
+	26, // 10: swapmeet.v1.CreateListingRequest.attributes:type_name -> swapmeet.v1.CreateListingRequest.AttributesEntry
 	0,  // 11: swapmeet.v1.UpdateListingRequest.condition:type_name -> swapmeet.v1.Condition
-	28, // 12: swapmeet.v1.UpdateListingRequest.price:type_name -> swapmeet.v1.Money
-	24, // 13: swapmeet.v1.UpdateListingRequest.attributes:type_name -> swapmeet.v1.UpdateListingRequest.AttributesEntry
-	31, // 14: swapmeet.v1.UpdateListingRequest.update_mask:type_name -> google.protobuf.FieldMask
+	31, // 12: swapmeet.v1.UpdateListingRequest.price:type_name -> swapmeet.v1.Money
+	27, // 13: swapmeet.v1.UpdateListingRequest.attributes:type_name -> swapmeet.v1.UpdateListingRequest.AttributesEntry
+	34, // 14: swapmeet.v1.UpdateListingRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 15: swapmeet.v1.GetListingResponse.listing:type_name -> swapmeet.v1.Listing
 	0,  // 16: swapmeet.v1.SearchListingsRequest.condition:type_name -> swapmeet.v1.Condition
-	28, // 17: swapmeet.v1.SearchListingsRequest.min_price:type_name -> swapmeet.v1.Money
-	28, // 18: swapmeet.v1.SearchListingsRequest.max_price:type_name -> swapmeet.v1.Money
-	25, // 19: swapmeet.v1.SearchListingsRequest.attributes:type_name -> swapmeet.v1.SearchListingsRequest.AttributesEntry
+	31, // 17: swapmeet.v1.SearchListingsRequest.min_price:type_name -> swapmeet.v1.Money
+	31, // 18: swapmeet.v1.SearchListingsRequest.max_price:type_name -> swapmeet.v1.Money
+	28, // 19: swapmeet.v1.SearchListingsRequest.attributes:type_name -> swapmeet.v1.SearchListingsRequest.AttributesEntry
 	1,  // 20: swapmeet.v1.SearchListingsRequest.status:type_name -> swapmeet.v1.ListingStatus
 	2,  // 21: swapmeet.v1.SearchListingsRequest.sort:type_name -> swapmeet.v1.SearchSort
 	3,  // 22: swapmeet.v1.SearchListingsResponse.listings:type_name -> swapmeet.v1.Listing
-	26, // 23: swapmeet.v1.CreateMediaUploadResponse.form_fields:type_name -> swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
-	30, // 24: swapmeet.v1.CreateMediaUploadResponse.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 25: swapmeet.v1.WatchListingResponse.listing:type_name -> swapmeet.v1.Listing
-	4,  // 26: swapmeet.v1.ListingService.CreateListing:input_type -> swapmeet.v1.CreateListingRequest
-	6,  // 27: swapmeet.v1.ListingService.UpdateListing:input_type -> swapmeet.v1.UpdateListingRequest
-	8,  // 28: swapmeet.v1.ListingService.WithdrawListing:input_type -> swapmeet.v1.WithdrawListingRequest
-	10, // 29: swapmeet.v1.ListingService.GetListing:input_type -> swapmeet.v1.GetListingRequest
-	12, // 30: swapmeet.v1.ListingService.SearchListings:input_type -> swapmeet.v1.SearchListingsRequest
-	14, // 31: swapmeet.v1.ListingService.CreateMediaUpload:input_type -> swapmeet.v1.CreateMediaUploadRequest
-	16, // 32: swapmeet.v1.ListingService.ConfirmMediaUpload:input_type -> swapmeet.v1.ConfirmMediaUploadRequest
-	18, // 33: swapmeet.v1.ListingService.DeleteMedia:input_type -> swapmeet.v1.DeleteMediaRequest
-	20, // 34: swapmeet.v1.ListingService.WatchListing:input_type -> swapmeet.v1.WatchListingRequest
-	5,  // 35: swapmeet.v1.ListingService.CreateListing:output_type -> swapmeet.v1.CreateListingResponse
-	7,  // 36: swapmeet.v1.ListingService.UpdateListing:output_type -> swapmeet.v1.UpdateListingResponse
-	9,  // 37: swapmeet.v1.ListingService.WithdrawListing:output_type -> swapmeet.v1.WithdrawListingResponse
-	11, // 38: swapmeet.v1.ListingService.GetListing:output_type -> swapmeet.v1.GetListingResponse
-	13, // 39: swapmeet.v1.ListingService.SearchListings:output_type -> swapmeet.v1.SearchListingsResponse
-	15, // 40: swapmeet.v1.ListingService.CreateMediaUpload:output_type -> swapmeet.v1.CreateMediaUploadResponse
-	17, // 41: swapmeet.v1.ListingService.ConfirmMediaUpload:output_type -> swapmeet.v1.ConfirmMediaUploadResponse
-	19, // 42: swapmeet.v1.ListingService.DeleteMedia:output_type -> swapmeet.v1.DeleteMediaResponse
-	21, // 43: swapmeet.v1.ListingService.WatchListing:output_type -> swapmeet.v1.WatchListingResponse
-	35, // [35:44] is the sub-list for method output_type
-	26, // [26:35] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	16, // 23: swapmeet.v1.ListCategoriesResponse.categories:type_name -> swapmeet.v1.CategoryCount
+	29, // 24: swapmeet.v1.CreateMediaUploadResponse.form_fields:type_name -> swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
+	33, // 25: swapmeet.v1.CreateMediaUploadResponse.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 26: swapmeet.v1.WatchListingResponse.listing:type_name -> swapmeet.v1.Listing
+	4,  // 27: swapmeet.v1.ListingService.CreateListing:input_type -> swapmeet.v1.CreateListingRequest
+	6,  // 28: swapmeet.v1.ListingService.UpdateListing:input_type -> swapmeet.v1.UpdateListingRequest
+	8,  // 29: swapmeet.v1.ListingService.WithdrawListing:input_type -> swapmeet.v1.WithdrawListingRequest
+	10, // 30: swapmeet.v1.ListingService.GetListing:input_type -> swapmeet.v1.GetListingRequest
+	12, // 31: swapmeet.v1.ListingService.SearchListings:input_type -> swapmeet.v1.SearchListingsRequest
+	14, // 32: swapmeet.v1.ListingService.ListCategories:input_type -> swapmeet.v1.ListCategoriesRequest
+	17, // 33: swapmeet.v1.ListingService.CreateMediaUpload:input_type -> swapmeet.v1.CreateMediaUploadRequest
+	19, // 34: swapmeet.v1.ListingService.ConfirmMediaUpload:input_type -> swapmeet.v1.ConfirmMediaUploadRequest
+	21, // 35: swapmeet.v1.ListingService.DeleteMedia:input_type -> swapmeet.v1.DeleteMediaRequest
+	23, // 36: swapmeet.v1.ListingService.WatchListing:input_type -> swapmeet.v1.WatchListingRequest
+	5,  // 37: swapmeet.v1.ListingService.CreateListing:output_type -> swapmeet.v1.CreateListingResponse
+	7,  // 38: swapmeet.v1.ListingService.UpdateListing:output_type -> swapmeet.v1.UpdateListingResponse
+	9,  // 39: swapmeet.v1.ListingService.WithdrawListing:output_type -> swapmeet.v1.WithdrawListingResponse
+	11, // 40: swapmeet.v1.ListingService.GetListing:output_type -> swapmeet.v1.GetListingResponse
+	13, // 41: swapmeet.v1.ListingService.SearchListings:output_type -> swapmeet.v1.SearchListingsResponse
+	15, // 42: swapmeet.v1.ListingService.ListCategories:output_type -> swapmeet.v1.ListCategoriesResponse
+	18, // 43: swapmeet.v1.ListingService.CreateMediaUpload:output_type -> swapmeet.v1.CreateMediaUploadResponse
+	20, // 44: swapmeet.v1.ListingService.ConfirmMediaUpload:output_type -> swapmeet.v1.ConfirmMediaUploadResponse
+	22, // 45: swapmeet.v1.ListingService.DeleteMedia:output_type -> swapmeet.v1.DeleteMediaResponse
+	24, // 46: swapmeet.v1.ListingService.WatchListing:output_type -> swapmeet.v1.WatchListingResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_swapmeet_v1_listing_proto_init() }
@@ -1755,7 +1927,7 @@ func file_swapmeet_v1_listing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swapmeet_v1_listing_proto_rawDesc), len(file_swapmeet_v1_listing_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

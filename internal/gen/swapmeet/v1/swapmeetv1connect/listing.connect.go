@@ -48,6 +48,9 @@ const (
 	// ListingServiceSearchListingsProcedure is the fully-qualified name of the ListingService's
 	// SearchListings RPC.
 	ListingServiceSearchListingsProcedure = "/swapmeet.v1.ListingService/SearchListings"
+	// ListingServiceListCategoriesProcedure is the fully-qualified name of the ListingService's
+	// ListCategories RPC.
+	ListingServiceListCategoriesProcedure = "/swapmeet.v1.ListingService/ListCategories"
 	// ListingServiceCreateMediaUploadProcedure is the fully-qualified name of the ListingService's
 	// CreateMediaUpload RPC.
 	ListingServiceCreateMediaUploadProcedure = "/swapmeet.v1.ListingService/CreateMediaUpload"
@@ -78,10 +81,16 @@ type ListingServiceClient interface {
 	// GetListing returns one listing from the read side, with its seller summary
 	// and presigned media URLs. Anyone may call it. NotFound for an unknown id.
 	GetListing(context.Context, *connect.Request[v1.GetListingRequest]) (*connect.Response[v1.GetListingResponse], error)
-	// SearchListings filters and pages through listings from the read side.
-	// Anyone may call it. Every filter that is set must match. Results are
-	// cached; a page_token from a different query gives InvalidArgument.
+	// SearchListings filters and pages through listings from the search
+	// projection of the read side. Anyone may call it. Every filter that is
+	// set must match. Results are cached; a page_token from a different
+	// query gives InvalidArgument.
 	SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error)
+	// ListCategories lists the categories that have AVAILABLE listings, by
+	// name, with how many each has. The search projection keeps the counts
+	// as listings change; they are not counted per request. Anyone may call
+	// it.
+	ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error)
 	// CreateMediaUpload returns a presigned POST policy so the client uploads an
 	// image straight to object storage. The policy enforces content_type and
 	// size_bytes. Images only (image/jpeg, image/png, image/webp), at most
@@ -158,6 +167,13 @@ func NewListingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listCategories: connect.NewClient[v1.ListCategoriesRequest, v1.ListCategoriesResponse](
+			httpClient,
+			baseURL+ListingServiceListCategoriesProcedure,
+			connect.WithSchema(listingServiceMethods.ByName("ListCategories")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		createMediaUpload: connect.NewClient[v1.CreateMediaUploadRequest, v1.CreateMediaUploadResponse](
 			httpClient,
 			baseURL+ListingServiceCreateMediaUploadProcedure,
@@ -193,6 +209,7 @@ type listingServiceClient struct {
 	withdrawListing    *connect.Client[v1.WithdrawListingRequest, v1.WithdrawListingResponse]
 	getListing         *connect.Client[v1.GetListingRequest, v1.GetListingResponse]
 	searchListings     *connect.Client[v1.SearchListingsRequest, v1.SearchListingsResponse]
+	listCategories     *connect.Client[v1.ListCategoriesRequest, v1.ListCategoriesResponse]
 	createMediaUpload  *connect.Client[v1.CreateMediaUploadRequest, v1.CreateMediaUploadResponse]
 	confirmMediaUpload *connect.Client[v1.ConfirmMediaUploadRequest, v1.ConfirmMediaUploadResponse]
 	deleteMedia        *connect.Client[v1.DeleteMediaRequest, v1.DeleteMediaResponse]
@@ -222,6 +239,11 @@ func (c *listingServiceClient) GetListing(ctx context.Context, req *connect.Requ
 // SearchListings calls swapmeet.v1.ListingService.SearchListings.
 func (c *listingServiceClient) SearchListings(ctx context.Context, req *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error) {
 	return c.searchListings.CallUnary(ctx, req)
+}
+
+// ListCategories calls swapmeet.v1.ListingService.ListCategories.
+func (c *listingServiceClient) ListCategories(ctx context.Context, req *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error) {
+	return c.listCategories.CallUnary(ctx, req)
 }
 
 // CreateMediaUpload calls swapmeet.v1.ListingService.CreateMediaUpload.
@@ -260,10 +282,16 @@ type ListingServiceHandler interface {
 	// GetListing returns one listing from the read side, with its seller summary
 	// and presigned media URLs. Anyone may call it. NotFound for an unknown id.
 	GetListing(context.Context, *connect.Request[v1.GetListingRequest]) (*connect.Response[v1.GetListingResponse], error)
-	// SearchListings filters and pages through listings from the read side.
-	// Anyone may call it. Every filter that is set must match. Results are
-	// cached; a page_token from a different query gives InvalidArgument.
+	// SearchListings filters and pages through listings from the search
+	// projection of the read side. Anyone may call it. Every filter that is
+	// set must match. Results are cached; a page_token from a different
+	// query gives InvalidArgument.
 	SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error)
+	// ListCategories lists the categories that have AVAILABLE listings, by
+	// name, with how many each has. The search projection keeps the counts
+	// as listings change; they are not counted per request. Anyone may call
+	// it.
+	ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error)
 	// CreateMediaUpload returns a presigned POST policy so the client uploads an
 	// image straight to object storage. The policy enforces content_type and
 	// size_bytes. Images only (image/jpeg, image/png, image/webp), at most
@@ -336,6 +364,13 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	listingServiceListCategoriesHandler := connect.NewUnaryHandler(
+		ListingServiceListCategoriesProcedure,
+		svc.ListCategories,
+		connect.WithSchema(listingServiceMethods.ByName("ListCategories")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	listingServiceCreateMediaUploadHandler := connect.NewUnaryHandler(
 		ListingServiceCreateMediaUploadProcedure,
 		svc.CreateMediaUpload,
@@ -373,6 +408,8 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 			listingServiceGetListingHandler.ServeHTTP(w, r)
 		case ListingServiceSearchListingsProcedure:
 			listingServiceSearchListingsHandler.ServeHTTP(w, r)
+		case ListingServiceListCategoriesProcedure:
+			listingServiceListCategoriesHandler.ServeHTTP(w, r)
 		case ListingServiceCreateMediaUploadProcedure:
 			listingServiceCreateMediaUploadHandler.ServeHTTP(w, r)
 		case ListingServiceConfirmMediaUploadProcedure:
@@ -408,6 +445,10 @@ func (UnimplementedListingServiceHandler) GetListing(context.Context, *connect.R
 
 func (UnimplementedListingServiceHandler) SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.SearchListings is not implemented"))
+}
+
+func (UnimplementedListingServiceHandler) ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.ListCategories is not implemented"))
 }
 
 func (UnimplementedListingServiceHandler) CreateMediaUpload(context.Context, *connect.Request[v1.CreateMediaUploadRequest]) (*connect.Response[v1.CreateMediaUploadResponse], error) {

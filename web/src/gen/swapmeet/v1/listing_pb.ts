@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file swapmeet/v1/listing.proto.
  */
 export const file_swapmeet_v1_listing: GenFile = /*@__PURE__*/
-  fileDesc("Chlzd2FwbWVldC92MS9saXN0aW5nLnByb3RvEgtzd2FwbWVldC52MSL4AwoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEigKBnNlbGxlchgCIAEoCzIYLnN3YXBtZWV0LnYxLlVzZXJTdW1tYXJ5Eg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEikKCWNvbmRpdGlvbhgGIAEoDjIWLnN3YXBtZWV0LnYxLkNvbmRpdGlvbhIhCgVwcmljZRgHIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EjgKCmF0dHJpYnV0ZXMYCCADKAsyJC5zd2FwbWVldC52MS5MaXN0aW5nLkF0dHJpYnV0ZXNFbnRyeRIqCgZzdGF0dXMYCSABKA4yGi5zd2FwbWVldC52MS5MaXN0aW5nU3RhdHVzEg8KB3ZlcnNpb24YCiABKAMSIQoFbWVkaWEYCyADKAsyEi5zd2FwbWVldC52MS5NZWRpYRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKUAgoUQ3JlYXRlTGlzdGluZ1JlcXVlc3QSDQoFdGl0bGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSKQoJY29uZGl0aW9uGAQgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiEKBXByaWNlGAUgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSRQoKYXR0cmlidXRlcxgGIAMoCzIxLnN3YXBtZWV0LnYxLkNyZWF0ZUxpc3RpbmdSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJXChVDcmVhdGVMaXN0aW5nUmVzcG9uc2USEgoKbGlzdGluZ19pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAMgASgJIvMCChRVcGRhdGVMaXN0aW5nUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDQoFdGl0bGUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSEAoIY2F0ZWdvcnkYBSABKAkSKQoJY29uZGl0aW9uGAYgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiEKBXByaWNlGAcgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSRQoKYXR0cmlidXRlcxgIIAMoCzIxLnN3YXBtZWV0LnYxLlVwZGF0ZUxpc3RpbmdSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIvCgt1cGRhdGVfbWFzaxgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2saMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVVXBkYXRlTGlzdGluZ1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAMSGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiRgoWV2l0aGRyYXdMaXN0aW5nUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiNAoXV2l0aGRyYXdMaXN0aW5nUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiQgoRR2V0TGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSI7ChJHZXRMaXN0aW5nUmVzcG9uc2USJQoHbGlzdGluZxgBIAEoCzIULnN3YXBtZWV0LnYxLkxpc3Rpbmci1AMKFVNlYXJjaExpc3RpbmdzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIpCgljb25kaXRpb24YAyABKA4yFi5zd2FwbWVldC52MS5Db25kaXRpb24SJQoJbWluX3ByaWNlGAQgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSJQoJbWF4X3ByaWNlGAUgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSEQoJc2VsbGVyX2lkGAYgASgJEkYKCmF0dHJpYnV0ZXMYByADKAsyMi5zd2FwbWVldC52MS5TZWFyY2hMaXN0aW5nc1JlcXVlc3QuQXR0cmlidXRlc0VudHJ5EioKBnN0YXR1cxgIIAEoDjIaLnN3YXBtZWV0LnYxLkxpc3RpbmdTdGF0dXMSJQoEc29ydBgJIAEoDjIXLnN3YXBtZWV0LnYxLlNlYXJjaFNvcnQSEQoJcGFnZV9zaXplGAogASgFEhIKCnBhZ2VfdG9rZW4YCyABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YDCABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWQoWU2VhcmNoTGlzdGluZ3NSZXNwb25zZRImCghsaXN0aW5ncxgBIAMoCzIULnN3YXBtZWV0LnYxLkxpc3RpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlgKGENyZWF0ZU1lZGlhVXBsb2FkUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgDIvEBChlDcmVhdGVNZWRpYVVwbG9hZFJlc3BvbnNlEhAKCG1lZGlhX2lkGAEgASgJEhIKCnVwbG9hZF91cmwYAiABKAkSSwoLZm9ybV9maWVsZHMYAyADKAsyNi5zd2FwbWVldC52MS5DcmVhdGVNZWRpYVVwbG9hZFJlc3BvbnNlLkZvcm1GaWVsZHNFbnRyeRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9Gb3JtRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJBChlDb25maXJtTWVkaWFVcGxvYWRSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkiNwoaQ29uZmlybU1lZGlhVXBsb2FkUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiOgoSRGVsZXRlTWVkaWFSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkiMAoTRGVsZXRlTWVkaWFSZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSI/ChNXYXRjaExpc3RpbmdSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSFAoMcmVzdW1lX3Rva2VuGAIgASgJIlMKFFdhdGNoTGlzdGluZ1Jlc3BvbnNlEiUKB2xpc3RpbmcYASABKAsyFC5zd2FwbWVldC52MS5MaXN0aW5nEhQKDHJlc3VtZV90b2tlbhgCIAEoCSqNAQoJQ29uZGl0aW9uEhkKFUNPTkRJVElPTl9VTlNQRUNJRklFRBAAEhEKDUNPTkRJVElPTl9ORVcQARIWChJDT05ESVRJT05fTElLRV9ORVcQAhISCg5DT05ESVRJT05fR09PRBADEhIKDkNPTkRJVElPTl9GQUlSEAQSEgoOQ09ORElUSU9OX1BPT1IQBSqEAQoNTGlzdGluZ1N0YXR1cxIeChpMSVNUSU5HX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGExJU1RJTkdfU1RBVFVTX0FWQUlMQUJMRRABEhcKE0xJU1RJTkdfU1RBVFVTX1NPTEQQAhIcChhMSVNUSU5HX1NUQVRVU19XSVRIRFJBV04QAyp4CgpTZWFyY2hTb3J0EhsKF1NFQVJDSF9TT1JUX1VOU1BFQ0lGSUVEEAASFgoSU0VBUkNIX1NPUlRfTkVXRVNUEAESGQoVU0VBUkNIX1NPUlRfUFJJQ0VfQVNDEAISGgoWU0VBUkNIX1NPUlRfUFJJQ0VfREVTQxADMssGCg5MaXN0aW5nU2VydmljZRJWCg1DcmVhdGVMaXN0aW5nEiEuc3dhcG1lZXQudjEuQ3JlYXRlTGlzdGluZ1JlcXVlc3QaIi5zd2FwbWVldC52MS5DcmVhdGVMaXN0aW5nUmVzcG9uc2USVgoNVXBkYXRlTGlzdGluZxIhLnN3YXBtZWV0LnYxLlVwZGF0ZUxpc3RpbmdSZXF1ZXN0GiIuc3dhcG1lZXQudjEuVXBkYXRlTGlzdGluZ1Jlc3BvbnNlElwKD1dpdGhkcmF3TGlzdGluZxIjLnN3YXBtZWV0LnYxLldpdGhkcmF3TGlzdGluZ1JlcXVlc3QaJC5zd2FwbWVldC52MS5XaXRoZHJhd0xpc3RpbmdSZXNwb25zZRJSCgpHZXRMaXN0aW5nEh4uc3dhcG1lZXQudjEuR2V0TGlzdGluZ1JlcXVlc3QaHy5zd2FwbWVldC52MS5HZXRMaXN0aW5nUmVzcG9uc2UiA5ACARJeCg5TZWFyY2hMaXN0aW5ncxIiLnN3YXBtZWV0LnYxLlNlYXJjaExpc3RpbmdzUmVxdWVzdBojLnN3YXBtZWV0LnYxLlNlYXJjaExpc3RpbmdzUmVzcG9uc2UiA5ACARJiChFDcmVhdGVNZWRpYVVwbG9hZBIlLnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVxdWVzdBomLnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVzcG9uc2USZQoSQ29uZmlybU1lZGlhVXBsb2FkEiYuc3dhcG1lZXQudjEuQ29uZmlybU1lZGlhVXBsb2FkUmVxdWVzdBonLnN3YXBtZWV0LnYxLkNvbmZpcm1NZWRpYVVwbG9hZFJlc3BvbnNlElAKC0RlbGV0ZU1lZGlhEh8uc3dhcG1lZXQudjEuRGVsZXRlTWVkaWFSZXF1ZXN0GiAuc3dhcG1lZXQudjEuRGVsZXRlTWVkaWFSZXNwb25zZRJaCgxXYXRjaExpc3RpbmcSIC5zd2FwbWVldC52MS5XYXRjaExpc3RpbmdSZXF1ZXN0GiEuc3dhcG1lZXQudjEuV2F0Y2hMaXN0aW5nUmVzcG9uc2UiA5ACATABQkJaQGdpdGh1Yi5jb20vc3dhcG1lZXQvc3dhcG1lZXQvaW50ZXJuYWwvZ2VuL3N3YXBtZWV0L3YxO3N3YXBtZWV0djFiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_swapmeet_v1_common]);
+  fileDesc("Chlzd2FwbWVldC92MS9saXN0aW5nLnByb3RvEgtzd2FwbWVldC52MSL4AwoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEigKBnNlbGxlchgCIAEoCzIYLnN3YXBtZWV0LnYxLlVzZXJTdW1tYXJ5Eg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEikKCWNvbmRpdGlvbhgGIAEoDjIWLnN3YXBtZWV0LnYxLkNvbmRpdGlvbhIhCgVwcmljZRgHIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EjgKCmF0dHJpYnV0ZXMYCCADKAsyJC5zd2FwbWVldC52MS5MaXN0aW5nLkF0dHJpYnV0ZXNFbnRyeRIqCgZzdGF0dXMYCSABKA4yGi5zd2FwbWVldC52MS5MaXN0aW5nU3RhdHVzEg8KB3ZlcnNpb24YCiABKAMSIQoFbWVkaWEYCyADKAsyEi5zd2FwbWVldC52MS5NZWRpYRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKUAgoUQ3JlYXRlTGlzdGluZ1JlcXVlc3QSDQoFdGl0bGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSKQoJY29uZGl0aW9uGAQgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiEKBXByaWNlGAUgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSRQoKYXR0cmlidXRlcxgGIAMoCzIxLnN3YXBtZWV0LnYxLkNyZWF0ZUxpc3RpbmdSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJXChVDcmVhdGVMaXN0aW5nUmVzcG9uc2USEgoKbGlzdGluZ19pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAMgASgJIvMCChRVcGRhdGVMaXN0aW5nUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDQoFdGl0bGUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSEAoIY2F0ZWdvcnkYBSABKAkSKQoJY29uZGl0aW9uGAYgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiEKBXByaWNlGAcgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSRQoKYXR0cmlidXRlcxgIIAMoCzIxLnN3YXBtZWV0LnYxLlVwZGF0ZUxpc3RpbmdSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIvCgt1cGRhdGVfbWFzaxgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2saMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVVXBkYXRlTGlzdGluZ1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAMSGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiRgoWV2l0aGRyYXdMaXN0aW5nUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiNAoXV2l0aGRyYXdMaXN0aW5nUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiQgoRR2V0TGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIZChFjb25zaXN0ZW5jeV90b2tlbhgCIAEoCSI7ChJHZXRMaXN0aW5nUmVzcG9uc2USJQoHbGlzdGluZxgBIAEoCzIULnN3YXBtZWV0LnYxLkxpc3Rpbmci1AMKFVNlYXJjaExpc3RpbmdzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIpCgljb25kaXRpb24YAyABKA4yFi5zd2FwbWVldC52MS5Db25kaXRpb24SJQoJbWluX3ByaWNlGAQgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSJQoJbWF4X3ByaWNlGAUgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSEQoJc2VsbGVyX2lkGAYgASgJEkYKCmF0dHJpYnV0ZXMYByADKAsyMi5zd2FwbWVldC52MS5TZWFyY2hMaXN0aW5nc1JlcXVlc3QuQXR0cmlidXRlc0VudHJ5EioKBnN0YXR1cxgIIAEoDjIaLnN3YXBtZWV0LnYxLkxpc3RpbmdTdGF0dXMSJQoEc29ydBgJIAEoDjIXLnN3YXBtZWV0LnYxLlNlYXJjaFNvcnQSEQoJcGFnZV9zaXplGAogASgFEhIKCnBhZ2VfdG9rZW4YCyABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YDCABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWQoWU2VhcmNoTGlzdGluZ3NSZXNwb25zZRImCghsaXN0aW5ncxgBIAMoCzIULnN3YXBtZWV0LnYxLkxpc3RpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKFUxpc3RDYXRlZ29yaWVzUmVxdWVzdBIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSJIChZMaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlEi4KCmNhdGVnb3JpZXMYASADKAsyGi5zd2FwbWVldC52MS5DYXRlZ29yeUNvdW50IjYKDUNhdGVnb3J5Q291bnQSDAoEbmFtZRgBIAEoCRIXCg9hdmFpbGFibGVfY291bnQYAiABKAMiWAoYQ3JlYXRlTWVkaWFVcGxvYWRSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSFAoMY29udGVudF90eXBlGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAMi8QEKGUNyZWF0ZU1lZGlhVXBsb2FkUmVzcG9uc2USEAoIbWVkaWFfaWQYASABKAkSEgoKdXBsb2FkX3VybBgCIAEoCRJLCgtmb3JtX2ZpZWxkcxgDIAMoCzI2LnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVzcG9uc2UuRm9ybUZpZWxkc0VudHJ5Ei4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjEKD0Zvcm1GaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkEKGUNvbmZpcm1NZWRpYVVwbG9hZFJlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIQCghtZWRpYV9pZBgCIAEoCSI3ChpDb25maXJtTWVkaWFVcGxvYWRSZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSI6ChJEZWxldGVNZWRpYVJlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIQCghtZWRpYV9pZBgCIAEoCSIwChNEZWxldGVNZWRpYVJlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIj8KE1dhdGNoTGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIUCgxyZXN1bWVfdG9rZW4YAiABKAkiUwoUV2F0Y2hMaXN0aW5nUmVzcG9uc2USJQoHbGlzdGluZxgBIAEoCzIULnN3YXBtZWV0LnYxLkxpc3RpbmcSFAoMcmVzdW1lX3Rva2VuGAIgASgJKo0BCglDb25kaXRpb24SGQoVQ09ORElUSU9OX1VOU1BFQ0lGSUVEEAASEQoNQ09ORElUSU9OX05FVxABEhYKEkNPTkRJVElPTl9MSUtFX05FVxACEhIKDkNPTkRJVElPTl9HT09EEAMSEgoOQ09ORElUSU9OX0ZBSVIQBBISCg5DT05ESVRJT05fUE9PUhAFKoQBCg1MaXN0aW5nU3RhdHVzEh4KGkxJU1RJTkdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYTElTVElOR19TVEFUVVNfQVZBSUxBQkxFEAESFwoTTElTVElOR19TVEFUVVNfU09MRBACEhwKGExJU1RJTkdfU1RBVFVTX1dJVEhEUkFXThADKpMBCgpTZWFyY2hTb3J0EhsKF1NFQVJDSF9TT1JUX1VOU1BFQ0lGSUVEEAASFgoSU0VBUkNIX1NPUlRfTkVXRVNUEAESGQoVU0VBUkNIX1NPUlRfUFJJQ0VfQVNDEAISGgoWU0VBUkNIX1NPUlRfUFJJQ0VfREVTQxADEhkKFVNFQVJDSF9TT1JUX1JFTEVWQU5DRRAEMqsHCg5MaXN0aW5nU2VydmljZRJWCg1DcmVhdGVMaXN0aW5nEiEuc3dhcG1lZXQudjEuQ3JlYXRlTGlzdGluZ1JlcXVlc3QaIi5zd2FwbWVldC52MS5DcmVhdGVMaXN0aW5nUmVzcG9uc2USVgoNVXBkYXRlTGlzdGluZxIhLnN3YXBtZWV0LnYxLlVwZGF0ZUxpc3RpbmdSZXF1ZXN0GiIuc3dhcG1lZXQudjEuVXBkYXRlTGlzdGluZ1Jlc3BvbnNlElwKD1dpdGhkcmF3TGlzdGluZxIjLnN3YXBtZWV0LnYxLldpdGhkcmF3TGlzdGluZ1JlcXVlc3QaJC5zd2FwbWVldC52MS5XaXRoZHJhd0xpc3RpbmdSZXNwb25zZRJSCgpHZXRMaXN0aW5nEh4uc3dhcG1lZXQudjEuR2V0TGlzdGluZ1JlcXVlc3QaHy5zd2FwbWVldC52MS5HZXRMaXN0aW5nUmVzcG9uc2UiA5ACARJeCg5TZWFyY2hMaXN0aW5ncxIiLnN3YXBtZWV0LnYxLlNlYXJjaExpc3RpbmdzUmVxdWVzdBojLnN3YXBtZWV0LnYxLlNlYXJjaExpc3RpbmdzUmVzcG9uc2UiA5ACARJeCg5MaXN0Q2F0ZWdvcmllcxIiLnN3YXBtZWV0LnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBojLnN3YXBtZWV0LnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2UiA5ACARJiChFDcmVhdGVNZWRpYVVwbG9hZBIlLnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVxdWVzdBomLnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVzcG9uc2USZQoSQ29uZmlybU1lZGlhVXBsb2FkEiYuc3dhcG1lZXQudjEuQ29uZmlybU1lZGlhVXBsb2FkUmVxdWVzdBonLnN3YXBtZWV0LnYxLkNvbmZpcm1NZWRpYVVwbG9hZFJlc3BvbnNlElAKC0RlbGV0ZU1lZGlhEh8uc3dhcG1lZXQudjEuRGVsZXRlTWVkaWFSZXF1ZXN0GiAuc3dhcG1lZXQudjEuRGVsZXRlTWVkaWFSZXNwb25zZRJaCgxXYXRjaExpc3RpbmcSIC5zd2FwbWVldC52MS5XYXRjaExpc3RpbmdSZXF1ZXN0GiEuc3dhcG1lZXQudjEuV2F0Y2hMaXN0aW5nUmVzcG9uc2UiA5ACATABQkJaQGdpdGh1Yi5jb20vc3dhcG1lZXQvc3dhcG1lZXQvaW50ZXJuYWwvZ2VuL3N3YXBtZWV0L3YxO3N3YXBtZWV0djFiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_swapmeet_v1_common]);
 
 /**
  * Listing is the read-side view of an item for sale.
@@ -357,8 +357,9 @@ export const GetListingResponseSchema: GenMessage<GetListingResponse> = /*@__PUR
  */
 export type SearchListingsRequest = Message<"swapmeet.v1.SearchListingsRequest"> & {
   /**
-   * Keywords matched against title and description, case-insensitively.
-   * Every word must match. At most 200 characters.
+   * Keywords matched against title and description, case-insensitively
+   * and by stem ("chairs" finds "chair"). Every word must match. At most
+   * 200 characters.
    *
    * @generated from field: string query = 1;
    */
@@ -467,6 +468,70 @@ export const SearchListingsResponseSchema: GenMessage<SearchListingsResponse> = 
   messageDesc(file_swapmeet_v1_listing, 10);
 
 /**
+ * @generated from message swapmeet.v1.ListCategoriesRequest
+ */
+export type ListCategoriesRequest = Message<"swapmeet.v1.ListCategoriesRequest"> & {
+  /**
+   * Optional: wait until the read side has applied this write.
+   *
+   * @generated from field: string consistency_token = 1;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message swapmeet.v1.ListCategoriesRequest.
+ * Use `create(ListCategoriesRequestSchema)` to create a new message.
+ */
+export const ListCategoriesRequestSchema: GenMessage<ListCategoriesRequest> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 11);
+
+/**
+ * @generated from message swapmeet.v1.ListCategoriesResponse
+ */
+export type ListCategoriesResponse = Message<"swapmeet.v1.ListCategoriesResponse"> & {
+  /**
+   * By name; only categories with at least one AVAILABLE listing.
+   *
+   * @generated from field: repeated swapmeet.v1.CategoryCount categories = 1;
+   */
+  categories: CategoryCount[];
+};
+
+/**
+ * Describes the message swapmeet.v1.ListCategoriesResponse.
+ * Use `create(ListCategoriesResponseSchema)` to create a new message.
+ */
+export const ListCategoriesResponseSchema: GenMessage<ListCategoriesResponse> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 12);
+
+/**
+ * CategoryCount is a category and how many AVAILABLE listings it has.
+ *
+ * @generated from message swapmeet.v1.CategoryCount
+ */
+export type CategoryCount = Message<"swapmeet.v1.CategoryCount"> & {
+  /**
+   * As sellers typed it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 available_count = 2;
+   */
+  availableCount: bigint;
+};
+
+/**
+ * Describes the message swapmeet.v1.CategoryCount.
+ * Use `create(CategoryCountSchema)` to create a new message.
+ */
+export const CategoryCountSchema: GenMessage<CategoryCount> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 13);
+
+/**
  * @generated from message swapmeet.v1.CreateMediaUploadRequest
  */
 export type CreateMediaUploadRequest = Message<"swapmeet.v1.CreateMediaUploadRequest"> & {
@@ -495,7 +560,7 @@ export type CreateMediaUploadRequest = Message<"swapmeet.v1.CreateMediaUploadReq
  * Use `create(CreateMediaUploadRequestSchema)` to create a new message.
  */
 export const CreateMediaUploadRequestSchema: GenMessage<CreateMediaUploadRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 11);
+  messageDesc(file_swapmeet_v1_listing, 14);
 
 /**
  * @generated from message swapmeet.v1.CreateMediaUploadResponse
@@ -534,7 +599,7 @@ export type CreateMediaUploadResponse = Message<"swapmeet.v1.CreateMediaUploadRe
  * Use `create(CreateMediaUploadResponseSchema)` to create a new message.
  */
 export const CreateMediaUploadResponseSchema: GenMessage<CreateMediaUploadResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 12);
+  messageDesc(file_swapmeet_v1_listing, 15);
 
 /**
  * @generated from message swapmeet.v1.ConfirmMediaUploadRequest
@@ -556,7 +621,7 @@ export type ConfirmMediaUploadRequest = Message<"swapmeet.v1.ConfirmMediaUploadR
  * Use `create(ConfirmMediaUploadRequestSchema)` to create a new message.
  */
 export const ConfirmMediaUploadRequestSchema: GenMessage<ConfirmMediaUploadRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 13);
+  messageDesc(file_swapmeet_v1_listing, 16);
 
 /**
  * @generated from message swapmeet.v1.ConfirmMediaUploadResponse
@@ -573,7 +638,7 @@ export type ConfirmMediaUploadResponse = Message<"swapmeet.v1.ConfirmMediaUpload
  * Use `create(ConfirmMediaUploadResponseSchema)` to create a new message.
  */
 export const ConfirmMediaUploadResponseSchema: GenMessage<ConfirmMediaUploadResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 14);
+  messageDesc(file_swapmeet_v1_listing, 17);
 
 /**
  * @generated from message swapmeet.v1.DeleteMediaRequest
@@ -595,7 +660,7 @@ export type DeleteMediaRequest = Message<"swapmeet.v1.DeleteMediaRequest"> & {
  * Use `create(DeleteMediaRequestSchema)` to create a new message.
  */
 export const DeleteMediaRequestSchema: GenMessage<DeleteMediaRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 15);
+  messageDesc(file_swapmeet_v1_listing, 18);
 
 /**
  * @generated from message swapmeet.v1.DeleteMediaResponse
@@ -612,7 +677,7 @@ export type DeleteMediaResponse = Message<"swapmeet.v1.DeleteMediaResponse"> & {
  * Use `create(DeleteMediaResponseSchema)` to create a new message.
  */
 export const DeleteMediaResponseSchema: GenMessage<DeleteMediaResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 16);
+  messageDesc(file_swapmeet_v1_listing, 19);
 
 /**
  * @generated from message swapmeet.v1.WatchListingRequest
@@ -636,7 +701,7 @@ export type WatchListingRequest = Message<"swapmeet.v1.WatchListingRequest"> & {
  * Use `create(WatchListingRequestSchema)` to create a new message.
  */
 export const WatchListingRequestSchema: GenMessage<WatchListingRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 17);
+  messageDesc(file_swapmeet_v1_listing, 20);
 
 /**
  * @generated from message swapmeet.v1.WatchListingResponse
@@ -660,7 +725,7 @@ export type WatchListingResponse = Message<"swapmeet.v1.WatchListingResponse"> &
  * Use `create(WatchListingResponseSchema)` to create a new message.
  */
 export const WatchListingResponseSchema: GenMessage<WatchListingResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 18);
+  messageDesc(file_swapmeet_v1_listing, 21);
 
 /**
  * Condition of a second-hand item.
@@ -747,32 +812,45 @@ export const ListingStatusSchema: GenEnum<ListingStatus> = /*@__PURE__*/
  */
 export enum SearchSort {
   /**
-   * Same as NEWEST.
+   * RELEVANCE when the request has a query, else NEWEST.
    *
    * @generated from enum value: SEARCH_SORT_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * By created_at, newest first.
+   * By created_at, newest first; ties by listing_id, descending.
    *
    * @generated from enum value: SEARCH_SORT_NEWEST = 1;
    */
   NEWEST = 1,
 
   /**
-   * By price, cheapest first; ties newest first.
+   * By price, cheapest first; ties by listing_id, ascending (oldest first).
    *
    * @generated from enum value: SEARCH_SORT_PRICE_ASC = 2;
    */
   PRICE_ASC = 2,
 
   /**
-   * By price, dearest first; ties newest first.
+   * By price, dearest first; ties by listing_id, descending (newest first).
    *
    * @generated from enum value: SEARCH_SORT_PRICE_DESC = 3;
    */
   PRICE_DESC = 3,
+
+  /**
+   * The best matches for the query first: words in the title weigh more
+   * than words in the description, and a title equal to the query comes
+   * first. Only the newest matches, up to a cap (1000 by default), are
+   * ranked; ties by listing_id, descending. Needs a query
+   * (InvalidArgument without one). Page tokens keep the candidate set of
+   * the first page, so paging does not repeat or skip a listing that
+   * matched throughout and did not change.
+   *
+   * @generated from enum value: SEARCH_SORT_RELEVANCE = 4;
+   */
+  RELEVANCE = 4,
 }
 
 /**
@@ -838,9 +916,10 @@ export const ListingService: GenService<{
     output: typeof GetListingResponseSchema;
   },
   /**
-   * SearchListings filters and pages through listings from the read side.
-   * Anyone may call it. Every filter that is set must match. Results are
-   * cached; a page_token from a different query gives InvalidArgument.
+   * SearchListings filters and pages through listings from the search
+   * projection of the read side. Anyone may call it. Every filter that is
+   * set must match. Results are cached; a page_token from a different
+   * query gives InvalidArgument.
    *
    * @generated from rpc swapmeet.v1.ListingService.SearchListings
    */
@@ -848,6 +927,19 @@ export const ListingService: GenService<{
     methodKind: "unary";
     input: typeof SearchListingsRequestSchema;
     output: typeof SearchListingsResponseSchema;
+  },
+  /**
+   * ListCategories lists the categories that have AVAILABLE listings, by
+   * name, with how many each has. The search projection keeps the counts
+   * as listings change; they are not counted per request. Anyone may call
+   * it.
+   *
+   * @generated from rpc swapmeet.v1.ListingService.ListCategories
+   */
+  listCategories: {
+    methodKind: "unary";
+    input: typeof ListCategoriesRequestSchema;
+    output: typeof ListCategoriesResponseSchema;
   },
   /**
    * CreateMediaUpload returns a presigned POST policy so the client uploads an

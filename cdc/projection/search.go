@@ -1,0 +1,90 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
+)
+
+// WithSearch makes the projector write every listing it rebuilds to the
+// search store too, in the same page and before the batch's position is
+// announced. The generation written is the projections pointer's (the
+// search store's live one while the pointer names none).
+func (p *Projector) WithSearch(s *search.Store) *Projector {
+	p.search = s
+	return p
+}
+
+// searchGeneration is the search generation a batch writes, or 0 when the
+// projector writes no search rows: none configured, or a rebuild's
+// catch-up that does not rebuild the listings.
+func (p *Projector) searchGeneration(ctx context.Context) (int64, error) {
+	if p.search == nil || p.target(readstore.Listings) == "" {
+		return 0, nil
+	}
+	if p.shadow {
+		return p.searchShadow, nil
+	}
+	if ptr, ok := p.reads.Current(); ok && ptr.Search != 0 {
+		return ptr.Search, nil
+	}
+	g, err := p.search.Live(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("search generation: %w", err)
+	}
+	return g.ID, nil
+}
+
+// SearchListing is the search row of a built listing document.
+func SearchListing(d readstore.Listing) search.Listing {
+	var media []search.Media
+	for _, m := range d.Media {
+		media = append(media, search.Media{ID: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes,
+			Width: m.Width, Height: m.Height, ObjectKey: m.ObjectKey, ThumbnailKey: m.ThumbnailKey})
+	}
+	return search.Listing{
+		ID: d.ID,
+		Seller: search.Seller{ID: d.Seller.ID, DisplayName: d.Seller.DisplayName,
+			RatingAverage: d.Seller.RatingAverage, RatingCount: d.Seller.RatingCount},
+		Title: d.Title, Description: d.Description, Category: d.Category, Condition: d.Condition,
+		Price:      search.Money{Currency: d.Price.Currency, Minor: d.Price.Minor},
+		Attributes: d.Attributes, Status: d.Status, Version: d.Version, Media: media,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, LSN: d.LSN,
+	}
+}
+
+// writeSearch applies a page of listings to the run's search generation:
+// the rebuilt documents, and deletions at the batch's end. Each row is
+// fenced by its own position; the generation's applied position is raised
+// once the whole batch is written (finishSearch).
+func (r *run) writeSearch(docs []any, gone []string) error {
+	if r.searchGen == 0 || len(docs)+len(gone) == 0 {
+		return nil
+	}
+	b := search.Batch{Listings: make([]search.Listing, 0, len(docs))}
+	for _, d := range docs {
+		if l, ok := d.(readstore.Listing); ok {
+			b.Listings = append(b.Listings, SearchListing(l))
+		}
+	}
+	end := int64(r.t.end())
+	for _, id := range gone {
+		b.Deleted = append(b.Deleted, search.Deletion{ID: id, LSN: end})
+	}
+	if err := r.p.search.Apply(r.ctx, r.searchGen, b); err != nil {
+		return err
+	}
+	r.searched.Store(true)
+	return nil
+}
+
+// finishSearch raises the search generation's applied position to the
+// batch's end once every page of it is written there.
+func (r *run) finishSearch(ctx context.Context) error {
+	if r.searchGen == 0 || !r.searched.Load() {
+		return nil
+	}
+	return r.p.search.Apply(ctx, r.searchGen, search.Batch{Position: int64(r.t.end())})
+}
