@@ -78,16 +78,28 @@ func New(ctx context.Context, log *slog.Logger) (*Sandbox, error) {
 func (s *Sandbox) Close() error { return s.scratch.Close() }
 
 // Config is the configuration of a swapmeet process run against the sandbox.
-func (s *Sandbox) Config() system.Config { return s.scratch.Config }
+//
+// A test may point the sandbox at other servers (itest's UseMongo and
+// UseRedis replace MongoURL, Reads, RedisURL and Redis): the configuration,
+// the clients and the environment follow the sandbox's fields.
+func (s *Sandbox) Config() system.Config {
+	c := s.scratch.Config
+	c.MongoURL, c.RedisURL = s.MongoURL, s.RedisURL
+	return c
+}
 
 // Clients are the sandbox's clients, as the system assembly takes them.
-func (s *Sandbox) Clients() *system.Clients { return s.scratch.Clients() }
+func (s *Sandbox) Clients() *system.Clients {
+	return &system.Clients{PG: s.PG, Reads: s.Reads, Search: s.Search, Redis: s.Redis, Pages: s.Redis}
+}
 
 // Cache is the cache the system in the sandbox uses.
 func (s *Sandbox) Cache() *cache.Cache { return cache.New(s.Redis, s.RedisPrefix) }
 
 // Environ returns SWAPMEET_* variables that point a swapmeet process at the sandbox.
-func (s *Sandbox) Environ() []string { return s.scratch.Environ() }
+func (s *Sandbox) Environ() []string {
+	return append(s.scratch.Environ(), "SWAPMEET_MONGO_URL="+s.MongoURL, "SWAPMEET_REDIS_URL="+s.RedisURL)
+}
 
 // Poll calls cond until it holds, and fails once within has passed (with
 // cond's last error) or ctx is done.
