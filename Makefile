@@ -94,7 +94,9 @@ REDIS_CLUSTER_ENV := $(SERVICES_ENV); export SWAPMEET_REDIS_URL="$$SWAPMEET_REDI
 test-cluster: up ## Run the Redis-facing tests against a local 3-master Redis Cluster.
 	scripts/services.sh up redis-cluster
 	$(REDIS_CLUSTER_ENV); $(GO) test -race -count=1 -timeout 10m ./internal/cache/... ./internal/consistency/... ./internal/ratelimit/... ./internal/feed/... ./internal/live/...
-	$(REDIS_CLUSTER_ENV); $(GO) test -race -count=1 -timeout 15m -run '$(REDIS_CLUSTER_RUN)' ./cdc/ ./cdc/projection/ ./internal/rpc/ ./cmd/swapmeet/
+	@# One package at a time, as in the main pass: a CDC test's WAL slows every
+	@# walsender, and with it the token reads of the replicas' test.
+	$(REDIS_CLUSTER_ENV); $(GO) test -race -count=1 -p 1 -timeout 15m -run '$(REDIS_CLUSTER_RUN)' ./cdc/ ./cdc/projection/ ./internal/rpc/ ./cmd/swapmeet/
 
 # The browser test: Debian's chromium (installed when missing), driven by
 # playwright-core, against a private `swapmeet serve` + `swapmeet cdc` that
