@@ -356,7 +356,7 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Col
 			if err == nil && searchGen != 0 {
 				rows := make([]search.Listing, 0, len(p.docs))
 				for _, d := range p.docs {
-					rows = append(rows, projection.SearchListing(d.(readstore.Listing)))
+					rows = append(rows, search.FromDocument(d.(readstore.Listing)))
 				}
 				_, err = b.Search.Load(ctx, searchGen, rows)
 			}

@@ -319,7 +319,7 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 				d.Missing = append(d.Missing, key)
 				continue
 			}
-			if fields := searchDiff(projection.SearchListing(doc.(readstore.Listing)), *r); len(fields) > 0 {
+			if fields := searchDiff(search.FromDocument(doc.(readstore.Listing)), *r); len(fields) > 0 {
 				d.Differ = append(d.Differ, key+": "+strings.Join(fields, ", "))
 			}
 			rows = rows[1:]

@@ -37,24 +37,6 @@ func (p *Projector) searchGeneration(ctx context.Context) (int64, error) {
 	return g.ID, nil
 }
 
-// SearchListing is the search row of a built listing document.
-func SearchListing(d readstore.Listing) search.Listing {
-	var media []search.Media
-	for _, m := range d.Media {
-		media = append(media, search.Media{ID: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes,
-			Width: m.Width, Height: m.Height, ObjectKey: m.ObjectKey, ThumbnailKey: m.ThumbnailKey})
-	}
-	return search.Listing{
-		ID: d.ID,
-		Seller: search.Seller{ID: d.Seller.ID, DisplayName: d.Seller.DisplayName,
-			RatingAverage: d.Seller.RatingAverage, RatingCount: d.Seller.RatingCount},
-		Title: d.Title, Description: d.Description, Category: d.Category, Condition: d.Condition,
-		Price:      search.Money{Currency: d.Price.Currency, Minor: d.Price.Minor},
-		Attributes: d.Attributes, Status: d.Status, Version: d.Version, Media: media,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, LSN: d.LSN,
-	}
-}
-
 // writeSearch applies a page of listings to the run's search generation:
 // the rebuilt documents, and deletions at the batch's end. Each row is
 // fenced by its own position; the generation's applied position is raised
@@ -66,7 +48,7 @@ func (r *run) writeSearch(docs []any, gone []string) error {
 	b := search.Batch{Listings: make([]search.Listing, 0, len(docs))}
 	for _, d := range docs {
 		if l, ok := d.(readstore.Listing); ok {
-			b.Listings = append(b.Listings, SearchListing(l))
+			b.Listings = append(b.Listings, search.FromDocument(l))
 		}
 	}
 	end := int64(r.t.end())

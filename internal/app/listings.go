@@ -331,7 +331,7 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 	}
 	out := make([]ListingView, 0, len(page.Listings))
 	for _, l := range page.Listings {
-		v, err := q.listingView(ctx, readListing(l))
+		v, err := q.listingView(ctx, l.Document())
 		if err != nil {
 			return nil, "", err
 		}
@@ -387,23 +387,4 @@ func searchErr(err error) error {
 		return v.err()
 	}
 	return readErr("listings", err)
-}
-
-// readListing is a search row in the shape of the listing document, which
-// the views are made from.
-func readListing(l search.Listing) readstore.Listing {
-	media := make([]readstore.Media, len(l.Media))
-	for i, m := range l.Media {
-		media[i] = readstore.Media{ID: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes,
-			Width: m.Width, Height: m.Height, ObjectKey: m.ObjectKey, ThumbnailKey: m.ThumbnailKey}
-	}
-	return readstore.Listing{
-		ID: l.ID,
-		Seller: readstore.UserSummary{ID: l.Seller.ID, DisplayName: l.Seller.DisplayName,
-			RatingAverage: l.Seller.RatingAverage, RatingCount: l.Seller.RatingCount},
-		Title: l.Title, Description: l.Description, Category: l.Category, Condition: l.Condition,
-		Price:      readstore.Money{Currency: l.Price.Currency, Minor: l.Price.Minor},
-		Attributes: l.Attributes, Status: l.Status, Version: l.Version, Media: media,
-		CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, LSN: l.LSN,
-	}
 }
