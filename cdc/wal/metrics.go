@@ -23,6 +23,7 @@ type Metrics struct {
 	batchDocs    prometheus.Gauge
 	batchDone    prometheus.Gauge
 	leader       prometheus.Gauge
+	tailFlushes  prometheus.Counter
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -51,6 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slotLag:      g("slot_lag_bytes", "WAL written since the slot's confirmed position (from pg_replication_slots)."),
 		batchDocs:    g("batch_documents", "Documents queued so far for the batch being applied; 0 between batches."),
 		batchDone:    g("batch_documents_done", "Documents of the batch being applied that are written; 0 between batches."),
+		tailFlushes:  f("wal_tail_flushes_total", "Empty transactions committed so that WAL other sessions inserted without committing is flushed and streamed past."),
 		leader:       g("leader", "1 while this process streams the slot (leads), 0 while it is a standby or reconnecting."),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "swapmeet", Subsystem: "cdc", Name: "apply_seconds",
@@ -125,5 +127,11 @@ func (m *Metrics) leading(on bool) {
 		m.leader.Set(1)
 	} else {
 		m.leader.Set(0)
+	}
+}
+
+func (m *Metrics) tailFlush() {
+	if m != nil {
+		m.tailFlushes.Inc()
 	}
 }

@@ -110,7 +110,15 @@ type Reader struct {
 	pendingLast  time.Time // commit time of the newest pending transaction
 	pendingRows  int
 	pendingSince time.Time
+
+	heard   time.Time      // when the last message arrived (or the last flush was asked for)
+	flusher *pgconn.PgConn // an ordinary connection that asks for WAL flushes; nil until needed
 }
+
+// idleFlushAfter is how long a caught-up reader waits in silence before it
+// checks that the server's WAL does not end past what it reported (see
+// flushTail).
+const idleFlushAfter = 100 * time.Millisecond
 
 // minStatusGap keeps prompt acknowledgements (owed after every applied
 // batch or idle advance) from becoming chatter.
@@ -240,6 +248,8 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	r.log.Info("leading: streaming the slot", "slot", r.cfg.Slot, "from", r.applied.String(), "heartbeat", r.heartbeat, "name", r.cfg.Name)
 
 	dec := newDecoder()
+	defer r.closeFlusher()
+	r.heard = time.Now()
 	nextStatus := time.Now().Add(r.heartbeat)
 	for {
 		now := time.Now()
@@ -255,8 +265,12 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 			due = nextStatus
 		}
 		deadline := due
+		caughtUp := r.pendingTxns == 0 && !dec.inTxn()
 		if r.pendingTxns > 0 && !dec.inTxn() {
 			deadline = minTime(deadline, now.Add(r.cfg.Linger), r.pendingSince.Add(r.cfg.MaxBatchAge))
+		}
+		if caughtUp {
+			deadline = minTime(deadline, r.heard.Add(idleFlushAfter))
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := conn.ReceiveMessage(rctx)
@@ -277,8 +291,15 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 					return streamed, err
 				}
 			}
+			if caughtUp && time.Since(r.heard) >= idleFlushAfter {
+				r.heard = time.Now()
+				if err := r.flushTail(ctx); err != nil {
+					r.log.Warn("ask for the WAL tail to be flushed", "err", err)
+				}
+			}
 			continue
 		}
+		r.heard = time.Now()
 		switch m := raw.(type) {
 		case *pgproto3.ErrorResponse:
 			return streamed, classify("stream", pgconn.ErrorResponseToPgError(m))
@@ -555,4 +576,56 @@ func ProcessName() string {
 		host = "unknown-host"
 	}
 	return fmt.Sprintf("swapmeet-cdc %s pid %d", host, os.Getpid())
+}
+
+// flushTail makes sure the position a writer read after its commit can be
+// reached. A write's consistency token is the WAL insert position read
+// after COMMIT, which may lie past WAL that other sessions inserted
+// without committing (a transaction still open, a page pruned by a
+// read). Postgres flushes such WAL only at the next commit, and the
+// walsender streams only flushed WAL, so on a quiet server the token
+// would be reached only when some unrelated transaction commits. When the
+// reader has heard nothing for idleFlushAfter and the insert position is
+// past what it applied, it commits an empty transaction (an xid and
+// nothing else, which the publication does not stream): its commit
+// flushes the tail, and the walsender's next keepalive reports past it.
+func (r *Reader) flushTail(ctx context.Context) error {
+	if r.flusher == nil {
+		cfg, err := pgconn.ParseConfig(r.cfg.ConnString)
+		if err != nil {
+			return err
+		}
+		cfg.RuntimeParams["application_name"] = r.cfg.Name + " (flushes)"
+		cfg.RuntimeParams["synchronous_commit"] = "local"
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if r.flusher, err = pgconn.ConnectConfig(cctx, cfg); err != nil {
+			return err
+		}
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	// One statement, its own transaction: the xid is taken (and its
+	// commit flushed) only when the insert position is past what the
+	// reader applied.
+	res := r.flusher.ExecParams(qctx, `SELECT CASE WHEN pg_current_wal_insert_lsn() > $1::text::pg_lsn THEN pg_current_xact_id() IS NOT NULL ELSE false END`,
+		[][]byte{[]byte(r.applied.String())}, nil, nil, nil).Read()
+	if res.Err != nil {
+		r.closeFlusher()
+		return res.Err
+	}
+	if len(res.Rows) == 1 && string(res.Rows[0][0]) == "t" {
+		r.m.tailFlush()
+		r.log.Debug("asked for the WAL tail to be flushed", "applied", r.applied.String())
+	}
+	return nil
+}
+
+func (r *Reader) closeFlusher() {
+	if r.flusher != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = r.flusher.Close(ctx)
+		r.flusher = nil
+	}
 }

@@ -309,3 +309,48 @@ func TestMissingPublicationIsNotALostSlot(t *testing.T) {
 		t.Fatal("the reader kept retrying a missing publication")
 	}
 }
+
+// TestPositionPastUnflushedWALIsReached: a write's consistency token is
+// the WAL insert position read after its COMMIT, which also covers what
+// other sessions inserted in between without committing (a transaction
+// still open, a page pruned by a read). Postgres flushes such WAL only at
+// the next commit, and the walsender reads only flushed WAL, so on a
+// quiet server the token was reached only when some unrelated
+// transaction committed: reads with the token waited out their bound.
+func TestPositionPastUnflushedWALIsReached(t *testing.T) {
+	e := itest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := startReader(t, e, wal.Config{}, newGatedSink())
+
+	// The write, then another session's write that stays open: its WAL
+	// is inserted, not flushed. (Another commit on the server flushes it;
+	// try again then.)
+	var token uint64
+	for attempt := 0; ; attempt++ {
+		if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'the write')`, uuid.New()); err != nil {
+			t.Fatal(err)
+		}
+		open, err := e.PG.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer open.Rollback(context.Background())
+		if _, err := open.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'not committed')`, uuid.New()); err != nil {
+			t.Fatal(err)
+		}
+		var flushed uint64
+		if err := e.PG.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::int8, (pg_current_wal_flush_lsn() - '0/0')::int8`).Scan(&token, &flushed); err != nil {
+			t.Fatal(err)
+		}
+		if token > flushed {
+			break
+		}
+		if attempt == 20 {
+			t.Skipf("other commits flushed the WAL every time (insert %X, flush %X): nothing to show", token, flushed)
+		}
+	}
+	itest.Eventually(t, 5*time.Second, "the reader to reach the insert position while a session holds unflushed WAL", func() (bool, error) {
+		return uint64(r.Applied()) >= token, nil
+	})
+}
