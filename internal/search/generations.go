@@ -92,8 +92,11 @@ func (s *Store) generation(ctx context.Context, q interface {
 // CreateGeneration creates an empty generation, stemming with the store's
 // text search configuration, ready for Load and Apply.
 func (s *Store) CreateGeneration(ctx context.Context) (Generation, error) {
-	g := Generation{TextSearchConfig: s.opts.TextSearchConfig, State: StateLoading}
+	g := Generation{TextSearchConfig: s.tsconfig, State: StateLoading}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.ensureFolded(ctx, tx); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, "SELECT nextval('search_generation_ids')").Scan(&g.ID); err != nil {
 			return err
 		}

@@ -16,15 +16,18 @@ import (
 
 func TestKeywordsMatchStems(t *testing.T) {
 	s := newStore(t, Options{})
-	chair, lamp := listing(1, "Oak chair"), listing(2, "Desk lamp")
+	chair, lamp, cafe := listing(1, "Oak chair"), listing(2, "Desk lamp"), listing(3, "Café table")
 	lamp.Description = "Lights a room while running"
-	apply(t, s, Batch{Position: 2000, Listings: []Listing{chair, lamp}})
+	cafe.Description = "Painted creme white"
+	apply(t, s, Batch{Position: 2000, Listings: []Listing{chair, lamp, cafe}})
 	for _, c := range []struct{ query, want string }{
 		{"chairs", chair.ID},
 		{"CHAIR", chair.ID},
 		{"oak chairs", chair.ID},
 		{"lighting", lamp.ID}, // "lights" and "lighting" share the stem "light"
 		{"runs", lamp.ID},
+		{"cafe", cafe.ID}, // accents fold both ways
+		{"Crème", cafe.ID},
 	} {
 		p := search(t, s, Query{Text: c.query})
 		if len(p.Listings) != 1 || p.Listings[0].ID != c.want {

@@ -27,7 +27,7 @@ func (s *Store) sql(p plan) (string, []any) {
 	where := []string{"l.status = " + arg(q.Status)}
 	tsq := ""
 	if q.Text != "" {
-		tsq = "plainto_tsquery(" + arg(s.opts.TextSearchConfig) + "::regconfig, " + arg(q.Text) + ")"
+		tsq = "plainto_tsquery(" + arg(s.tsconfig) + "::regconfig, " + arg(q.Text) + ")"
 		where = append(where, "l.tsv @@ "+tsq)
 	}
 	if q.Category != "" {

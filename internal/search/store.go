@@ -52,6 +52,9 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	pool *pgxpool.Pool
 	opts Options
+	// tsconfig is the configuration generations stem with: the setting's,
+	// folding accents (see ensureFolded).
+	tsconfig string
 }
 
 var configRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -65,7 +68,7 @@ func New(pool *pgxpool.Pool, o Options) (*Store, error) {
 	if o.RelevanceCandidates < 1 {
 		return nil, fmt.Errorf("search: relevance candidates %d must be at least 1", o.RelevanceCandidates)
 	}
-	return &Store{pool: pool, opts: o}, nil
+	return &Store{pool: pool, opts: o, tsconfig: "swapmeet_" + o.TextSearchConfig}, nil
 }
 
 // Open connects to the search database at url.
@@ -169,9 +172,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return nil
 	case err != nil:
 		return err
-	case live.TextSearchConfig != s.opts.TextSearchConfig:
-		return fmt.Errorf("search: the live generation %d stems with %q, the setting says %q: rebuild the projections to change it",
-			live.ID, live.TextSearchConfig, s.opts.TextSearchConfig)
+	case live.TextSearchConfig != s.tsconfig:
+		return fmt.Errorf("search: the live generation %d stems with %q, the setting says %q (%q): rebuild the projections to change it",
+			live.ID, live.TextSearchConfig, s.opts.TextSearchConfig, s.tsconfig)
 	}
 	return nil
 }
@@ -184,4 +187,46 @@ func generationSQL(file string, g int64, config string) string {
 		panic(err) // embedded
 	}
 	return strings.NewReplacer("{{gen}}", strconv.FormatInt(g, 10), "{{tsconfig}}", "'"+config+"'::regconfig").Replace(string(b))
+}
+
+// ensureFolded creates the store's text search configuration if it is
+// missing: a copy of the one the setting names, with the unaccent
+// dictionary before that configuration's own for words that are not plain
+// ASCII, so that "cafe" finds "café" and the other way round. It runs in
+// the transaction that creates a generation; a concurrent creation of the
+// same configuration counts as done.
+func (s *Store) ensureFolded(ctx context.Context, tx pgx.Tx) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = $1 AND pg_ts_config_is_visible(oid))", s.tsconfig).Scan(&exists); err != nil || exists {
+		return err
+	}
+	var base bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = $1 AND pg_ts_config_is_visible(oid))", s.opts.TextSearchConfig).Scan(&base); err != nil {
+		return err
+	}
+	if !base {
+		return fmt.Errorf("text search configuration %q does not exist (see pg_ts_config)", s.opts.TextSearchConfig)
+	}
+	// Both names are plain identifiers (configRE).
+	_, err := tx.Exec(ctx, strings.NewReplacer("{{folded}}", s.tsconfig, "{{base}}", s.opts.TextSearchConfig).Replace(`
+DO $$
+DECLARE m record;
+BEGIN
+  CREATE TEXT SEARCH CONFIGURATION {{folded}} (COPY = {{base}});
+  FOR m IN
+    SELECT tt.alias, string_agg(d.oid::regdictionary::text, ', ' ORDER BY cm.mapseqno) AS dicts
+    FROM pg_ts_config_map cm
+    JOIN pg_ts_config c ON c.oid = cm.mapcfg
+    JOIN pg_ts_dict d ON d.oid = cm.mapdict
+    CROSS JOIN LATERAL ts_token_type(c.cfgparser) tt
+    WHERE cm.mapcfg = '{{base}}'::regconfig AND tt.tokid = cm.maptokentype
+      AND tt.alias IN ('word', 'hword', 'hword_part')
+    GROUP BY tt.alias
+  LOOP
+    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION {{folded}} ALTER MAPPING FOR %s WITH unaccent, %s', m.alias, m.dicts);
+  END LOOP;
+EXCEPTION WHEN unique_violation OR duplicate_object THEN
+  NULL; -- another process created it meanwhile
+END $$`))
+	return err
 }

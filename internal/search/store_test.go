@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,7 +160,7 @@ func TestMigrateIsIdempotentAndKeepsItsConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(gs) != 1 || gs[0].State != StateLive || gs[0].TextSearchConfig != "english" {
+	if len(gs) != 1 || gs[0].State != StateLive || gs[0].TextSearchConfig != "swapmeet_english" {
 		t.Fatalf("generations after two migrations: %+v", gs)
 	}
 	other, err := New(s.Pool(), Options{TextSearchConfig: "simple"})
@@ -168,6 +169,13 @@ func TestMigrateIsIdempotentAndKeepsItsConfiguration(t *testing.T) {
 	}
 	if err := other.Migrate(ctx); err == nil {
 		t.Fatal("a store stemming with another configuration than its live generation migrated without complaint")
+	}
+	missing, err := New(s.Pool(), Options{TextSearchConfig: "no_such_language"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := missing.CreateGeneration(ctx); err == nil || !strings.Contains(err.Error(), `"no_such_language" does not exist`) {
+		t.Fatalf("a generation with a configuration that does not exist: %v", err)
 	}
 	if _, err := New(s.Pool(), Options{TextSearchConfig: "english'; DROP TABLE x; --"}); err == nil {
 		t.Fatal("a configuration name that is not a plain name was accepted")
