@@ -17,7 +17,7 @@ import (
 // count of 0 switches that limit off; start from DefaultLimits.
 type Limits struct {
 	Window          time.Duration `env:"SWAPMEET_LIMIT_WINDOW"`                // the window every per-client count runs over
-	SignInPerEmail  int           `env:"SWAPMEET_LIMIT_SIGNIN_PER_EMAIL,off"`  // sign-in attempts per email per window
+	SignInPerEmail  int           `env:"SWAPMEET_LIMIT_SIGNIN_PER_EMAIL,off"`  // failed sign-ins per email per window before the clients that failed are refused
 	SignInPerClient int           `env:"SWAPMEET_LIMIT_SIGNIN_PER_CLIENT,off"` // sign-in attempts per client address per window
 	SignUpPerClient int           `env:"SWAPMEET_LIMIT_SIGNUP_PER_CLIENT,off"` // sign-ups per client address per window
 	WritesPerClient int           `env:"SWAPMEET_LIMIT_WRITES_PER_CLIENT,off"` // other writes per client address per window

@@ -94,12 +94,13 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 		}
 		return Session{}, err
 	}
-	// Both limits are counted before any hashing: a request over either
+	// Both limits are checked before any hashing: a request over either
 	// never costs a hash.
-	if err := c.allow(ctx, "signin-client", ClientOf(ctx), c.deps.Limits.SignInPerClient, "sign-in attempts from this address"); err != nil {
+	client := ClientOf(ctx)
+	if err := c.allow(ctx, "signin-client", client, c.deps.Limits.SignInPerClient, "sign-in attempts from this address"); err != nil {
 		return Session{}, err
 	}
-	if err := c.allow(ctx, "signin-email", email, c.deps.Limits.SignInPerEmail, "sign-in attempts for this account"); err != nil {
+	if err := c.signInLocked(ctx, email, client); err != nil {
 		return Session{}, err
 	}
 	cred, err := c.deps.Store.FindCredentialsByEmail(ctx, email)
@@ -107,6 +108,7 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 		if err := c.hash(ctx, func() { _, _ = password.Verify(pw, c.dummy) }); err != nil {
 			return Session{}, err
 		}
+		c.signInFailed(ctx, email, client)
 		return Session{}, errBadCredentials
 	}
 	if err != nil {
@@ -120,6 +122,7 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 		return Session{}, fmt.Errorf("sign in: %w", err)
 	}
 	if !ok {
+		c.signInFailed(ctx, email, client)
 		return Session{}, errBadCredentials
 	}
 	token, tokenHash := newSessionToken()
@@ -128,6 +131,38 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 		return Session{}, fmt.Errorf("sign in: %w", err)
 	}
 	return Session{UserID: cred.UserID, Token: token}, nil
+}
+
+// The per-account limit counts failed sign-ins, not attempts, and holds
+// only against the clients that failed: once an account has had
+// SignInPerEmail failures in a window, a client that failed on it in that
+// window is refused until the window ends, while a client that has not
+// (the owner, from anywhere) may still try, once; a wrong password then
+// makes it one that failed. A stranger can therefore not lock the owner
+// out, and guessing from many addresses costs one guess per address and
+// window on top of the limit (and each address stays under its own
+// SignInPerClient).
+
+// signInLocked refuses a sign-in for email from client when the account
+// is over its failures and client is one of them.
+func (c *Commands) signInLocked(ctx context.Context, email, client string) error {
+	limit, window := c.deps.Limits.SignInPerEmail, c.deps.Limits.Window
+	if d := c.limiter.Over(ctx, "signin-fail-email", email, limit, window); d.Allowed {
+		return nil
+	}
+	d := c.limiter.Over(ctx, "signin-fail-email-client", email+"\x00"+client, 1, window)
+	if d.Allowed {
+		return nil
+	}
+	return &Error{Code: CodeRateLimited, RetryAfter: d.RetryAfter,
+		Message: fmt.Sprintf("too many failed sign-ins for this account from this address; try again in %s", d.RetryAfter)}
+}
+
+// signInFailed counts a failed sign-in for email, overall and from client.
+func (c *Commands) signInFailed(ctx context.Context, email, client string) {
+	limit, window := c.deps.Limits.SignInPerEmail, c.deps.Limits.Window
+	c.limiter.Allow(ctx, "signin-fail-email", email, limit, window)
+	c.limiter.Allow(ctx, "signin-fail-email-client", email+"\x00"+client, 1, window)
 }
 
 // SignOut revokes the session whose token the caller presented.

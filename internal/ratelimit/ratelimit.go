@@ -71,6 +71,34 @@ func (l *Limiter) Allow(ctx context.Context, kind, id string, limit int, per tim
 	return decide(int(res[0]), limit, time.Duration(res[1])*time.Millisecond)
 }
 
+// countOnlyScript reads a window's counter and the milliseconds left
+// without counting.
+var countOnlyScript = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+return {n, ttl}`)
+
+// Over reports whether kind by id has already been counted limit times or
+// more in the current window, without counting anything, and when the
+// window ends. A limit below 1 is never over.
+func (l *Limiter) Over(ctx context.Context, kind, id string, limit int, per time.Duration) Decision {
+	if limit < 1 {
+		return Decision{Allowed: true}
+	}
+	key := l.prefix + "limit:" + kind + ":" + digest(id)
+	n, left := l.window(per).peek(key, time.Now())
+	if n >= limit || l.rdb == nil {
+		return decide(n+1, limit, left)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.Timeout)
+	defer cancel()
+	res, err := countOnlyScript.Run(ctx, l.rdb, []string{key}).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return decide(n+1, limit, left)
+	}
+	return decide(int(res[0])+1, limit, time.Duration(max(res[1], 0))*time.Millisecond)
+}
+
 func decide(n, limit int, left time.Duration) Decision {
 	if n <= limit {
 		return Decision{Allowed: true}
@@ -114,5 +142,14 @@ func (w *window) add(key string, now time.Time) (int, time.Duration) {
 		clear(w.counts)
 	}
 	w.counts[key]++
+	return w.counts[key], w.per - now.Sub(w.started)
+}
+
+func (w *window) peek(key string, now time.Time) (int, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Sub(w.started) >= w.per {
+		return 0, w.per
+	}
 	return w.counts[key], w.per - now.Sub(w.started)
 }

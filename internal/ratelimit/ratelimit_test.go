@@ -55,3 +55,34 @@ func TestLimitFallsBackToTheProcess(t *testing.T) {
 		t.Fatal("keys are limited independently")
 	}
 }
+
+// Over reads the shared count without adding to it, on any replica, and
+// with Redis gone reads this process's own.
+func TestOverReadsWithoutCounting(t *testing.T) {
+	e := itest.New(t)
+	ctx := context.Background()
+	a := ratelimit.New(e.Redis, e.RedisPrefix)
+	b := ratelimit.New(e.Redis, e.RedisPrefix)
+	for range 5 {
+		if !b.Over(ctx, "fail", "ada", 2, time.Minute).Allowed {
+			t.Fatal("over before anything was counted")
+		}
+	}
+	a.Allow(ctx, "fail", "ada", 2, time.Minute)
+	if !b.Over(ctx, "fail", "ada", 2, time.Minute).Allowed {
+		t.Fatal("over after 1 of 2")
+	}
+	a.Allow(ctx, "fail", "ada", 2, time.Minute)
+	d := b.Over(ctx, "fail", "ada", 2, time.Minute)
+	if d.Allowed || d.RetryAfter < time.Second || d.RetryAfter > time.Minute {
+		t.Fatalf("after 2 of 2 on another replica: %+v, want over until the window ends", d)
+	}
+
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	defer dead.Close()
+	l := ratelimit.New(dead, "x:")
+	l.Allow(ctx, "fail", "ada", 1, time.Minute)
+	if l.Over(ctx, "fail", "ada", 1, time.Minute).Allowed {
+		t.Fatal("not over with Redis down after this process counted to the limit")
+	}
+}

@@ -247,21 +247,41 @@ func TestPerClientLimitsAtTheEdge(t *testing.T) {
 	}
 }
 
-// The per-email limit holds whatever address the attempts come from.
-func TestSignInPerEmailLimitAtTheEdge(t *testing.T) {
+// The per-account limit stops guessing without locking the owner out: once
+// an account has had its failures, the addresses that failed are refused
+// (whatever the password), while the owner's correct password from an
+// address that has not failed still signs in, and an address that has not
+// failed gets one guess.
+func TestSignInPerEmailLimitCannotLockTheOwnerOut(t *testing.T) {
 	m := newMarketWith(t, itest.APIOptions{Limits: app.Limits{SignInPerEmail: 2}, ClientIPHeader: "X-Real-Ip"})
-	for i := range 3 {
-		req := connect.NewRequest(&swapmeetv1.SignInRequest{Email: "ada@example.com", Password: "wrong password"})
-		req.Header().Set("X-Real-Ip", fmt.Sprintf("203.0.113.%d", i+1))
-		_, err := m.users.SignIn(ctx, req)
-		if i < 2 {
-			if connect.CodeOf(err) != connect.CodeUnauthenticated {
-				t.Fatalf("attempt %d of 2: %v, want Unauthenticated", i+1, err)
-			}
-			continue
-		}
-		wantLimited(t, err, "3rd attempt on one email")
+	const email = "locked-out@example.com"
+	if _, err := m.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{Email: email, Password: "correct horse", DisplayName: "Ada"})); err != nil {
+		t.Fatal(err)
 	}
+	signIn := func(from, pw string) error {
+		req := connect.NewRequest(&swapmeetv1.SignInRequest{Email: email, Password: pw})
+		req.Header().Set("X-Real-Ip", from)
+		_, err := m.users.SignIn(ctx, req)
+		return err
+	}
+	for i := range 2 {
+		if err := signIn(fmt.Sprintf("203.0.113.%d", i+1), "wrong password"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("failure %d of 2: %v, want Unauthenticated", i+1, err)
+		}
+	}
+	// The account is over its failures: an address that failed is refused,
+	// even with the right password, and without a hash.
+	wantLimited(t, signIn("203.0.113.1", "wrong password"), "a third guess from an address that failed")
+	wantLimited(t, signIn("203.0.113.2", "correct horse"), "the right password from an address that failed")
+	// The owner, from an address that has not failed, signs in.
+	if err := signIn("198.51.100.7", "correct horse"); err != nil {
+		t.Fatalf("the owner from another address after strangers' failures: %v", err)
+	}
+	// A new address gets one guess, then it is one that failed.
+	if err := signIn("192.0.2.99", "wrong password"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("one guess from a new address: %v, want Unauthenticated", err)
+	}
+	wantLimited(t, signIn("192.0.2.99", "wrong password"), "a second guess from that address")
 }
 
 // The server's deadline ends a write stuck behind a lock, but a query's
