@@ -86,8 +86,12 @@ func (c *Commands) UpdateListing(ctx context.Context, seller uuid.UUID, listingI
 		v.add("expected_version", "is required: the version you last read")
 	}
 	set := map[string]bool{}
-	if len(paths) == 0 {
+	switch {
+	case len(paths) == 0:
 		v.add("update_mask", "must name the fields to change: %v", ListingPaths)
+	case len(paths) > len(ListingPaths):
+		v.add("update_mask", "names %d paths; there are only %d fields: %v", len(paths), len(ListingPaths), ListingPaths)
+		paths = nil
 	}
 	for _, p := range paths {
 		if !slices.Contains(ListingPaths, p) {

@@ -45,8 +45,8 @@ func TestValidateListing(t *testing.T) {
 			var v violations
 			v.listing(in, func(string) bool { return true })
 			got := ""
-			if len(v) > 0 {
-				got = v[0].Field
+			if len(v.list) > 0 {
+				got = v.list[0].Field
 			}
 			if got != tc.want {
 				t.Fatalf("first violation = %q (%v), want %q", got, v, tc.want)
@@ -66,7 +66,7 @@ func FuzzValidateListing(f *testing.F) {
 			Price: &Money{Currency: currency, Minor: minor}, Attributes: map[string]string{key: value}}
 		var v violations
 		out := v.listing(in, func(string) bool { return true })
-		if len(v) > 0 {
+		if len(v.list) > 0 {
 			return
 		}
 		for _, s := range []string{out.Title, out.Description, key, value} {

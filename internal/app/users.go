@@ -89,7 +89,7 @@ func (c *Commands) SignIn(ctx context.Context, email, pw string) (Session, error
 	v.password("password", pw)
 	if err := v.err(); err != nil {
 		// A malformed password cannot match; say no more than for a wrong one.
-		if email != "" && ErrorCode(err) == CodeInvalid && len(v) == 1 && v[0].Field == "password" {
+		if email != "" && ErrorCode(err) == CodeInvalid && len(v.list) == 1 && v.list[0].Field == "password" {
 			return Session{}, errBadCredentials
 		}
 		return Session{}, err

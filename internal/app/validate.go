@@ -17,18 +17,33 @@ import (
 // Every request is checked here, before any write, so that bad input gets
 // one InvalidArgument listing all of its problems and changes nothing.
 
-// violations collects the problems of one request.
-type violations []FieldViolation
+// violations collects the problems of one request. It keeps the first
+// maxViolations and counts the rest, so that an error is never much larger
+// than the request that caused it.
+type violations struct {
+	list []FieldViolation
+	more int
+}
+
+const maxViolations = 20
 
 func (v *violations) add(field, format string, args ...any) {
-	*v = append(*v, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
+	if len(v.list) == maxViolations {
+		v.more++
+		return
+	}
+	v.list = append(v.list, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
 }
 
 func (v violations) err() error {
-	if len(v) == 0 {
+	if len(v.list) == 0 {
 		return nil
 	}
-	return &Error{Code: CodeInvalid, Message: "invalid request: " + v[0].Field + ": " + v[0].Description, Violations: v}
+	list := v.list
+	if v.more > 0 {
+		list = append(slices.Clip(list), FieldViolation{Description: fmt.Sprintf("and %d more problems, not listed", v.more)})
+	}
+	return &Error{Code: CodeInvalid, Message: "invalid request: " + list[0].Field + ": " + list[0].Description, Violations: list}
 }
 
 // textRule bounds a free-text field.

@@ -16,6 +16,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
@@ -380,4 +381,50 @@ func TestQuotasAtTheEdge(t *testing.T) {
 		}
 	}
 	wantQuota(upload(), "2 uploads waiting")
+}
+
+// An error is never much larger than the request that caused it: an
+// update_mask of 60,000 unknown paths (about 600 KB) was answered with one
+// violation per path (17.5 MB in Connect JSON).
+func TestErrorsDoNotAmplifyRequests(t *testing.T) {
+	m := newMarket(t)
+	seller := m.signUp("seller")
+	created, err := m.listings.CreateListing(ctx, authed(validListing("Lamp"), seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := make([]string, 60000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("f%d", i)
+	}
+	req := &swapmeetv1.UpdateListingRequest{ListingId: created.Msg.ListingId, ExpectedVersion: 1, Title: "x", UpdateMask: mask(paths...)}
+	_, err = m.listings.UpdateListing(ctx, authed(req, seller.token))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("60,000 unknown paths: %v, want InvalidArgument", err)
+	}
+	size := func(err error) int {
+		var ce *connect.Error
+		errors.As(err, &ce)
+		n := len(ce.Message())
+		for _, d := range ce.Details() {
+			n += len(d.Bytes())
+		}
+		return n
+	}
+	if n := size(err); n > 4096 {
+		t.Fatalf("the error to a request of %d bytes is %d bytes", proto.Size(req), n)
+	}
+	// Many problems of many kinds are counted past the first ones, not listed.
+	long := strings.Repeat("x", 300)
+	bad := &swapmeetv1.CreateListingRequest{Title: long, Description: strings.Repeat("y", 20000), Category: "-", Price: eur(-1), Attributes: map[string]string{}}
+	for i := range 32 {
+		bad.Attributes[fmt.Sprintf("$key%d", i)] = "\x00"
+	}
+	_, err = m.listings.CreateListing(ctx, authed(bad, seller.token))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("a listing with every field wrong: %v, want InvalidArgument", err)
+	}
+	if fields := fieldViolations(err); len(fields) > 21 {
+		t.Fatalf("%d violations listed, want at most 20 and a count of the rest", len(fields))
+	}
 }
