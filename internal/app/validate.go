@@ -50,6 +50,18 @@ func (v violations) err() error {
 type textRule struct {
 	min, max  int  // in characters
 	multiline bool // newlines and tabs allowed
+	// invisible refuses every format character (Unicode Cf: zero-width
+	// spaces and joiners, soft hyphens), not only the bidirectional
+	// controls that every field refuses: for names that must look like
+	// what they are.
+	invisible bool
+}
+
+// bidiControl reports the characters that reorder the text around them
+// (embeddings, overrides, isolates, marks): "abc\u202Efdp.exe" shows as
+// "abcexe.pdf".
+func bidiControl(c rune) bool {
+	return c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069)
 }
 
 // text checks that s is valid UTF-8, within bounds, and free of control characters.
@@ -78,11 +90,19 @@ func (v *violations) text(field, s string, r textRule) {
 			v.add(field, "must not contain control characters")
 			return
 		}
+		if bidiControl(c) {
+			v.add(field, "must not contain bidirectional control characters (U+%04X)", c)
+			return
+		}
+		if r.invisible && unicode.Is(unicode.Cf, c) {
+			v.add(field, "must not contain invisible characters (U+%04X)", c)
+			return
+		}
 	}
 }
 
 var (
-	displayNameRule = textRule{min: 1, max: 64}
+	displayNameRule = textRule{min: 1, max: 64, invisible: true}
 	bioRule         = textRule{min: 0, max: 500, multiline: true}
 )
 

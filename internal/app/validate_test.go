@@ -27,6 +27,11 @@ func TestValidateSignUp(t *testing.T) {
 		{"control char", "a@example.com", "correct horse", "a\x07b", "", "", "display_name"},
 		{"newline in name", "a@example.com", "correct horse", "a\nb", "", "", "display_name"},
 		{"bad utf8 name", "a@example.com", "correct horse", "a\xc3", "", "", "display_name"},
+		{"right-to-left override", "a@example.com", "correct horse", "Ada\u202Enimda", "", "", "display_name"},
+		{"isolate", "a@example.com", "correct horse", "Ada\u2067x\u2069", "", "", "display_name"},
+		{"zero-width space", "a@example.com", "correct horse", "Ad\u200Ba", "", "", "display_name"},
+		{"zero-width joiner", "a@example.com", "correct horse", "Ad\u200Da", "", "", "display_name"},
+		{"byte order mark", "a@example.com", "correct horse", "\uFEFFAda", "", "", "display_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			email, name, err := validateSignUp(tc.email, tc.pw, tc.display)

@@ -78,7 +78,15 @@ func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			if err != nil {
 				return nil, err
 			}
-			return next(ctx, req)
+			resp, err := next(ctx, req)
+			if resp != nil && req.Header().Get("Authorization") != "" {
+				// An answer to a caller with credentials (an order, a
+				// buyer's list) is theirs alone: no shared cache keeps it,
+				// and no cache keeps it at all (Connect serves queries
+				// over GET, which caches would otherwise store).
+				resp.Header().Set("Cache-Control", "private, no-store")
+			}
+			return resp, err
 		}()
 		return resp, e.done(ctx, procedure, start, err)
 	}

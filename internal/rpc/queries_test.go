@@ -401,7 +401,7 @@ func TestOrdersAndReviewsQueries(t *testing.T) {
 	if got := list(stranger, swapmeetv1.OrderRole_ORDER_ROLE_BUYER, 0); len(got) != 0 {
 		t.Fatalf("a stranger sees orders %v", got)
 	}
-	_, err = m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{}, buyer.token))
+	_, err = m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{Role: swapmeetv1.OrderRole_ORDER_ROLE_BUYER}, buyer.token))
 	wantCode(t, err, connect.CodeInvalidArgument)
 
 	rev, err := m.reviews.CreateReview(ctx, authed(&swapmeetv1.CreateReviewRequest{OrderId: orders[0], Rating: 4, Comment: "Good"}, buyer.token))
@@ -627,5 +627,41 @@ func TestWriteVisibleToSearchAndCategoriesAtOnce(t *testing.T) {
 	}
 	if got := inCategory("harpsichords", u.Msg.ConsistencyToken); len(got) != 1 || got[0].Seller.DisplayName != "Renamed seller" {
 		t.Fatalf("after a rename: SearchListings shows %v, want the seller's new name", got)
+	}
+}
+
+// An answer to a caller with credentials is private: over Connect's GET,
+// which a shared cache in front of the API would otherwise store, a
+// buyer's order and list say "private, no-store"; a public listing may be
+// cached.
+func TestPrivateAnswersAreNotCached(t *testing.T) {
+	m := newLiveMarket(t, connect.WithHTTPGet())
+	seller, buyer := m.signUp("seller"), m.signUp("buyer")
+	placed, err := m.orders.PlaceOrder(ctx, authed(&swapmeetv1.PlaceOrderRequest{
+		ListingIds: []string{m.listing(seller, "Lamp")}, IdempotencyKey: "private-answers",
+	}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: placed.Msg.OrderId, ConsistencyToken: placed.Msg.ConsistencyToken}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := got.Header().Get("Cache-Control"); cc != "private, no-store" {
+		t.Errorf("GetOrder: Cache-Control %q, want private, no-store", cc)
+	}
+	list, err := m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{Role: swapmeetv1.OrderRole_ORDER_ROLE_BUYER}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := list.Header().Get("Cache-Control"); cc != "private, no-store" {
+		t.Errorf("ListOrders: Cache-Control %q, want private, no-store", cc)
+	}
+	pub, err := m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := pub.Header().Get("Cache-Control"); strings.Contains(cc, "private") {
+		t.Errorf("an anonymous search: Cache-Control %q", cc)
 	}
 }
