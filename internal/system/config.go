@@ -1,6 +1,7 @@
 package system
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -185,7 +186,10 @@ func LoadConfig() (Config, error) {
 
 // Development defaults: what `make up` starts with. They are fine on
 // loopback and nowhere else.
-const devPGPassword = "swapmeet"
+const (
+	devPGPassword     = "swapmeet"
+	devSearchPassword = "ferretdb"
+)
 
 // refuseDevDefaults fails when any service is reached off loopback with
 // the development credentials, or Postgres without TLS: settings that
@@ -205,20 +209,83 @@ func (c Config) refuseDevDefaults() error {
 		return nil
 	}
 	var found []string
-	if pg, err := pgconn.ParseConfig(c.PostgresURL); err == nil && pg.Password == devPGPassword {
-		found = append(found, "SWAPMEET_PG_URL has the development password")
-	}
-	if !c.AllowPlaintextPG && pgSSLMode(c.PostgresURL) == "disable" {
-		found = append(found, "SWAPMEET_PG_URL has sslmode=disable (SWAPMEET_PG_ALLOW_PLAINTEXT=true accepts it on a private network)")
+	for _, u := range []struct{ name, url string }{{"SWAPMEET_PG_URL", c.PostgresURL}, {"SWAPMEET_SEARCH_URL", c.SearchURL}} {
+		pg, err := pgconn.ParseConfig(u.url)
+		if err != nil || u.url == "" {
+			continue
+		}
+		switch {
+		case pg.Password == devPGPassword || pg.Password == devSearchPassword:
+			found = append(found, u.name+" has the development password")
+		case pg.Password == "" && pg.TLSConfig != nil && len(pg.TLSConfig.Certificates) > 0:
+			// a client certificate authenticates instead
+		default:
+			if why := weakSecret(pg.Password); why != "" {
+				found = append(found, u.name+"'s password "+why)
+			}
+		}
+		if mode := pgSSLMode(u.url); !c.AllowPlaintextPG && (mode == "" || mode == "disable" || mode == "allow" || mode == "prefer") {
+			found = append(found, fmt.Sprintf("%s has sslmode=%s, which may talk in plaintext (use require or verify-full; SWAPMEET_PG_ALLOW_PLAINTEXT=true accepts it on a private network)", u.name, cmp.Or(mode, "prefer (the default)")))
+		}
 	}
 	if c.Media.AccessKey == media.DefaultConfig.AccessKey || c.Media.SecretKey == media.DefaultConfig.SecretKey {
 		found = append(found, "SWAPMEET_S3_ACCESS_KEY or SWAPMEET_S3_SECRET_KEY is the development default")
+	} else {
+		if isPlaceholder(c.Media.AccessKey) {
+			found = append(found, "SWAPMEET_S3_ACCESS_KEY is a placeholder")
+		}
+		if why := weakSecret(c.Media.SecretKey); why != "" {
+			found = append(found, "SWAPMEET_S3_SECRET_KEY "+why)
+		}
+	}
+	for _, u := range []struct{ name, url string }{{"SWAPMEET_REDIS_URL", c.RedisURL}, {"SWAPMEET_REDIS_PAGES_URL", c.RedisPagesURL}, {"SWAPMEET_MONGO_URL", c.MongoURL}} {
+		if parsed, err := url.Parse(u.url); err == nil && parsed.User != nil {
+			if pw, ok := parsed.User.Password(); ok {
+				if why := weakSecret(pw); why != "" {
+					found = append(found, u.name+"'s password "+why)
+				}
+			}
+		}
+	}
+	if c.Profiles {
+		for _, a := range []struct{ name, addr string }{{"SWAPMEET_API_METRICS_ADDR", c.APIMetricsAddr}, {"SWAPMEET_CDC_METRICS_ADDR", c.CDCMetricsAddr}} {
+			if a.addr != "" && !isLoopback(hostOnly(a.addr)) {
+				found = append(found, "SWAPMEET_PPROF serves Go profiles (memory contents, load on demand) on "+a.name+"="+a.addr+", which is not loopback")
+			}
+		}
 	}
 	if len(found) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s is not on loopback, but %s; set real values (or SWAPMEET_ALLOW_DEV_DEFAULTS=true for a disposable environment)",
 		remote, strings.Join(found, "; "))
+}
+
+// minSecretLen is the shortest password or key accepted off loopback.
+const minSecretLen = 12
+
+// isPlaceholder reports a value copied from an example without changing it.
+func isPlaceholder(s string) bool {
+	l := strings.ToLower(s)
+	for _, p := range []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder", "example", "your-", "xxxx"} {
+		if strings.Contains(l, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// weakSecret says what is wrong with a secret, or "" if nothing is.
+func weakSecret(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case isPlaceholder(s):
+		return "is a placeholder (" + s[:min(len(s), 12)] + "…)"
+	case len(s) < minSecretLen:
+		return fmt.Sprintf("is shorter than %d characters", minSecretLen)
+	}
+	return ""
 }
 
 // serviceHosts are the hosts of every backing service.
