@@ -170,7 +170,7 @@ func (s *Store) Seal(ctx context.Context, g int64) error {
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %[2]s (category, available_count)
 			SELECT category, count(*) FILTER (WHERE status = 'AVAILABLE') FROM %[1]s WHERE category <> '' GROUP BY category
-			ON CONFLICT (category) DO UPDATE SET available_count = excluded.available_count, dirty = false`,
+			ON CONFLICT (category) DO UPDATE SET available_count = excluded.available_count`,
 			listingsTable(g), categoriesTable(g))); err != nil {
 			return err
 		}

@@ -209,3 +209,17 @@ func TestRoundTripKeepsEveryField(t *testing.T) {
 		t.Fatalf("DecodePage: %v\n got %+v\nwant %+v", err, back, p)
 	}
 }
+
+// Every search is planned for its own words and bounds: a generic plan
+// of a prepared statement read a rare keyword's page by walking the
+// newest-first index (see Open).
+func TestSessionsPlanForTheirArguments(t *testing.T) {
+	s := newStore(t, Options{})
+	var mode string
+	if err := s.Pool().QueryRow(context.Background(), "SHOW plan_cache_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "force_custom_plan" {
+		t.Fatalf("plan_cache_mode = %q, want force_custom_plan", mode)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
 
 // Listing is one row of the projection: what a search filters and sorts
@@ -121,12 +120,14 @@ func rowValues(l Listing) ([]any, error) {
 		l.CreatedAt, l.UpdatedAt}, nil
 }
 
-// Apply writes a batch into generation g in one round trip: one statement
-// upserts every row, fenced by commit position (a row is replaced only by
-// one with a higher LSN, and a deletion leaves a tombstone that keeps its
-// LSN), and marks the categories the changed rows left or entered; a
-// second recounts those categories from the rows. Both run in one
-// implicit transaction.
+// Apply writes a batch into generation g in one statement: it upserts
+// every row, fenced by commit position (a row is replaced only by one with
+// a higher LSN, and a deletion leaves a tombstone that keeps its LSN), and
+// moves the available counts of the categories by what the rows it
+// changed left and entered. A count moves only with a row that the fence
+// let through, under that row's lock and from the row it replaced, so a
+// replayed batch or a paused old leader's (which the fence stops) moves
+// nothing, and two writers of one row cannot both count it.
 func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
 	// One row per listing, the latest: an upsert cannot change a row twice.
 	latest := map[string]int{}
@@ -182,8 +183,8 @@ func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
 		created[i], updated[i] = l.CreatedAt, l.UpdatedAt
 	}
 	lt, ct := listingsTable(g), categoriesTable(g)
-	batch := &pgx.Batch{}
-	batch.Queue(fmt.Sprintf(`
+	var written, moved, gens int64
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(`
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::float8[], $8::int[],
 		$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[])
@@ -199,43 +200,31 @@ WITH input AS (
 		seller_id = excluded.seller_id, seller_name = excluded.seller_name,
 		seller_rating_average = excluded.seller_rating_average, seller_rating_count = excluded.seller_rating_count,
 		title = excluded.title, description = excluded.description, category = excluded.category,
-		previous_category = t.category, condition = excluded.condition, currency = excluded.currency,
+		previous_category = CASE WHEN t.status = 'AVAILABLE' THEN t.category END,
+		condition = excluded.condition, currency = excluded.currency,
 		price = excluded.price, attributes = excluded.attributes, media = excluded.media,
 		created_at = excluded.created_at, updated_at = excluded.updated_at
 	-- A deletion wins a tie: a full pass stamps what it reads with the
 	-- batch's end, and may read a listing that a later read of the same
 	-- batch (its sweep) finds deleted. Listing ids never come back.
 	WHERE t.lsn < excluded.lsn OR (t.lsn = excluded.lsn AND excluded.status = '' AND t.status <> '')
-	RETURNING t.category, t.previous_category
-), marked AS (
-	INSERT INTO %[2]s AS c (category, dirty)
-	SELECT DISTINCT x, true FROM up, LATERAL (VALUES (up.category), (up.previous_category)) v(x)
-	WHERE x <> '' ORDER BY x
-	ON CONFLICT (category) DO UPDATE SET dirty = true
+	-- The category the row counted in before (NULL for a new row) and now.
+	RETURNING t.previous_category AS was, CASE WHEN t.status = 'AVAILABLE' THEN t.category END AS now
+), moved AS (
+	INSERT INTO %[2]s AS c (category, available_count)
+	SELECT x, sum(d) FROM up, LATERAL (VALUES (up.was, -1), (up.now, 1)) v(x, d)
+	WHERE x IS NOT NULL AND up.was IS DISTINCT FROM up.now
+	GROUP BY x HAVING sum(d) <> 0 ORDER BY x -- categories locked in one order
+	ON CONFLICT (category) DO UPDATE SET available_count = c.available_count + excluded.available_count
 	RETURNING 1
 ), applied AS (
 	UPDATE search_generations SET applied_lsn = greatest(applied_lsn, $19) WHERE id = $20 RETURNING 1
 )
-SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM marked), (SELECT count(*) FROM applied)`, lt, ct),
+SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM moved), (SELECT count(*) FROM applied)`, lt, ct),
 		ids, lsns, statuses, versions, sellerIDs, names, ratings, counts,
-		titles, descs, cats, conds, curs, prices, attrs, medias, created, updated, b.Position, g)
-	// A fresh snapshot: it sees every write to these categories that
-	// committed before this batch locked them, and any later writer
-	// recounts after this batch commits.
-	batch.Queue(fmt.Sprintf(`UPDATE %[2]s c SET available_count =
-		(SELECT count(*) FROM %[1]s l WHERE l.status = 'AVAILABLE' AND l.category = c.category), dirty = false
-	WHERE dirty`, lt, ct))
-	br := s.pool.SendBatch(ctx, batch)
-	var written, marked, gens int64
-	err := br.QueryRow().Scan(&written, &marked, &gens)
+		titles, descs, cats, conds, curs, prices, attrs, medias, created, updated, b.Position, g).Scan(&written, &moved, &gens)
 	if err == nil && gens == 0 {
 		err = fmt.Errorf("no generation %d", g)
-	}
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("search: apply %d rows to generation %d: %w", n, g, err)

@@ -12,7 +12,7 @@ CREATE TABLE listings_g{{gen}} (
     title                 text        NOT NULL,
     description           text        NOT NULL,
     category              text        NOT NULL,
-    previous_category     text,                 -- the category before the last write: what the counts recompute
+    previous_category     text,                 -- the category the row counted in before its last write (NULL: none); Apply moves the counts by it
     condition             text        NOT NULL,
     currency              text        NOT NULL,
     price                 bigint      NOT NULL,
@@ -26,6 +26,5 @@ CREATE TABLE listings_g{{gen}} (
 );
 CREATE TABLE categories_g{{gen}} (
     category        text    PRIMARY KEY,
-    available_count bigint  NOT NULL DEFAULT 0,
-    dirty           boolean NOT NULL DEFAULT false -- marked by a batch, cleared by its recount
+    available_count bigint  NOT NULL DEFAULT 0
 );
