@@ -336,6 +336,26 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 		d.Extra = append(d.Extra, r.ID)
 		rows = rows[1:]
 	}
+	// The category counts, which batches move rather than recount.
+	want, err := q.CountAvailableByCategory(ctx)
+	if err != nil {
+		return d, fmt.Errorf("count listings by category: %w", err)
+	}
+	got, err := s.CategoryCounts(ctx, live.ID)
+	if err != nil {
+		return d, err
+	}
+	for _, c := range want {
+		if got[c.Category] != c.Available {
+			d.Differ = append(d.Differ, fmt.Sprintf("category %q: %d available, Postgres has %d", c.Category, got[c.Category], c.Available))
+		}
+		delete(got, c.Category)
+	}
+	for name, n := range got {
+		if n != 0 {
+			d.Differ = append(d.Differ, fmt.Sprintf("category %q: %d available, Postgres has none", name, n))
+		}
+	}
 	return d, nil
 }
 

@@ -122,11 +122,17 @@ func TestVerifyIsExact(t *testing.T) {
 	if _, err := e.Search.Pool().Exec(ctx, `UPDATE search_listings SET price = price + 1 WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
+	// A row removed (the count is left as it was, and right), and a
+	// category that Postgres does not have counted.
 	if _, err := e.Search.Pool().Exec(ctx, `DELETE FROM search_listings WHERE id = $1`, last); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.Search.Pool().Exec(ctx, `INSERT INTO search_categories (category, available_count) VALUES ('ghosts', 3)`); err != nil {
+		t.Fatal(err)
+	}
 	search, err = cdc.VerifySearch(ctx, e.PG, e.Search)
-	if err != nil || len(search.Extra) != 0 || !slices.Equal(search.Missing, []string{last}) || !slices.Equal(search.Differ, []string{id + ": Price"}) {
+	if err != nil || len(search.Extra) != 0 || !slices.Equal(search.Missing, []string{last}) ||
+		!slices.Equal(search.Differ, []string{id + ": Price", `category "ghosts": 3 available, Postgres has none`}) {
 		var b strings.Builder
 		cdc.PrintDrift(&b, []cdc.Drift{search})
 		t.Fatalf("verify the search store after changing a price and removing a row (%v):\n%s", err, b.String())

@@ -37,3 +37,7 @@ SELECT pg_advisory_xact_lock(hashtextextended('quota:' || @seller_id::text, 0));
 SELECT count(*) FILTER (WHERE created_at > now() - interval '24 hours') AS created_last_day,
        count(*) FILTER (WHERE status = 'AVAILABLE') AS active
 FROM listings WHERE seller_id = @seller_id;
+
+-- name: CountAvailableByCategory :many
+-- What the search projection's category counts must say (projections verify).
+SELECT category, count(*) AS available FROM listings WHERE status = 'AVAILABLE' GROUP BY category ORDER BY category;

@@ -11,6 +11,36 @@ import (
 	"github.com/google/uuid"
 )
 
+const countAvailableByCategory = `-- name: CountAvailableByCategory :many
+SELECT category, count(*) AS available FROM listings WHERE status = 'AVAILABLE' GROUP BY category ORDER BY category
+`
+
+type CountAvailableByCategoryRow struct {
+	Category  string
+	Available int64
+}
+
+// What the search projection's category counts must say (projections verify).
+func (q *Queries) CountAvailableByCategory(ctx context.Context) ([]CountAvailableByCategoryRow, error) {
+	rows, err := q.db.Query(ctx, countAvailableByCategory)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CountAvailableByCategoryRow{}
+	for rows.Next() {
+		var i CountAvailableByCategoryRow
+		if err := rows.Scan(&i.Category, &i.Available); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countSellerListings = `-- name: CountSellerListings :one
 SELECT count(*) FILTER (WHERE created_at > now() - interval '24 hours') AS created_last_day,
        count(*) FILTER (WHERE status = 'AVAILABLE') AS active

@@ -8,6 +8,26 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// CategoryCounts are generation g's available counts by category, the
+// categories with none included.
+func (s *Store) CategoryCounts(ctx context.Context, g int64) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT category, available_count FROM `+categoriesTable(g))
+	if err != nil {
+		return nil, fmt.Errorf("search: category counts: %w", err)
+	}
+	out := map[string]int64{}
+	var name string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		out[name] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search: category counts: %w", err)
+	}
+	return out, nil
+}
+
 // Rows pages through generation g's listings in id order, after the id
 // after ("" for the start), limit at a time, tombstones left out: what a
 // verification compares with the source.
