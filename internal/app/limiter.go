@@ -21,6 +21,11 @@ type Limits struct {
 	SignInPerClient int           `env:"SWAPMEET_LIMIT_SIGNIN_PER_CLIENT,off"` // sign-in attempts per client address per window
 	SignUpPerClient int           `env:"SWAPMEET_LIMIT_SIGNUP_PER_CLIENT,off"` // sign-ups per client address per window
 	WritesPerClient int           `env:"SWAPMEET_LIMIT_WRITES_PER_CLIENT,off"` // other writes per client address per window
+	// Queries and Watch stream opens per client address per window: far
+	// above what a person browsing (infinite scroll, live pages, several
+	// tabs) or an office behind one address makes, far below a flood.
+	QueriesPerClient     int `env:"SWAPMEET_LIMIT_QUERIES_PER_CLIENT,off"`
+	StreamOpensPerClient int `env:"SWAPMEET_LIMIT_STREAM_OPENS_PER_CLIENT,off"`
 
 	// HashConcurrency is how many password hashes run at once in this
 	// process; 0 (the default) sizes it from the cores and the hash's memory.
@@ -40,6 +45,11 @@ var DefaultLimits = Limits{
 	SignInPerClient: 30,
 	SignUpPerClient: 10,
 	WritesPerClient: 600,
+	// A page of an infinite scroll, a listing and its seller is a few
+	// queries a second at most for one person; 6,000 a minute is 100 a
+	// second from one address.
+	QueriesPerClient:     6000,
+	StreamOpensPerClient: 300,
 	HashWait:        500 * time.Millisecond,
 	ListingsPerDay:  100,
 	ActiveListings:  1000,
@@ -77,6 +87,18 @@ func (c *Commands) allow(ctx context.Context, kind, id string, limit int, what s
 // Sign-up and sign-in have limits of their own and do not call it.
 func (c *Commands) AllowWrite(ctx context.Context) error {
 	return c.allow(ctx, "write", ClientOf(ctx), c.deps.Limits.WritesPerClient, "requests from this address")
+}
+
+// AllowQuery counts a query RPC against the caller's per-client limit.
+func (c *Commands) AllowQuery(ctx context.Context) error {
+	return c.allow(ctx, "query", ClientOf(ctx), c.deps.Limits.QueriesPerClient, "queries from this address")
+}
+
+// AllowStreamOpen counts the opening of a Watch stream against the
+// caller's per-client limit (how many may be open at once is bounded
+// apart).
+func (c *Commands) AllowStreamOpen(ctx context.Context) error {
+	return c.allow(ctx, "stream-open", ClientOf(ctx), c.deps.Limits.StreamOpensPerClient, "streams opened from this address")
 }
 
 var errHashBusy = &Error{Code: CodeRateLimited, RetryAfter: time.Second,

@@ -69,7 +69,12 @@ func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 				defer cancel()
 			}
 			ctx = app.WithClient(ctx, clientAddr(req.Peer().Addr, req.Header(), e.opts.ClientIPHeader))
-			if !query && !selfLimited[procedure] {
+			switch {
+			case query:
+				if err := e.a.Commands.AllowQuery(ctx); err != nil {
+					return nil, err
+				}
+			case !selfLimited[procedure]:
 				if err := e.a.Commands.AllowWrite(ctx); err != nil {
 					return nil, err
 				}
@@ -93,13 +98,17 @@ func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 }
 
 // WrapStreamingHandler serves the Watch streams: no deadline (a stream
-// ends at its maximum lifetime) and no write limit (it writes nothing).
+// ends at its maximum lifetime) and no write limit (it writes nothing),
+// but opening one counts against the client's stream opens.
 func (e *edge) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		start := time.Now()
 		procedure := conn.Spec().Procedure
 		ctx = app.WithClient(ctx, clientAddr(conn.Peer().Addr, conn.RequestHeader(), e.opts.ClientIPHeader))
-		ctx, err := e.identify(ctx, conn.RequestHeader())
+		err := e.a.Commands.AllowStreamOpen(ctx)
+		if err == nil {
+			ctx, err = e.identify(ctx, conn.RequestHeader())
+		}
 		if err == nil {
 			err = next(ctx, conn)
 		}

@@ -166,5 +166,6 @@ func overlay(base, set app.Limits) app.Limits {
 		base.HashWait = set.HashWait
 	}
 	base.SignInPerClient, base.SignUpPerClient, base.WritesPerClient = set.SignInPerClient, set.SignUpPerClient, set.WritesPerClient
+	base.QueriesPerClient, base.StreamOpensPerClient = set.QueriesPerClient, set.StreamOpensPerClient
 	return base
 }
