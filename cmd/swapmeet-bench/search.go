@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -131,6 +132,28 @@ type searchFixture struct {
 	available  int64
 	dir        string // h2load's files
 	cdcStop    func() error
+	loads      []float64 // the machine's 1-minute load average, sampled after each figure
+}
+
+// sampleLoad records the machine's 1-minute load average, and returns it.
+func (fx *searchFixture) sampleLoad() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	var v float64
+	if _, serr := fmt.Sscanf(string(b), "%f", &v); err != nil || serr != nil {
+		return 0
+	}
+	fx.loads = append(fx.loads, v)
+	return v
+}
+
+// loadRow says how busy the machine was while the figures ran.
+func (fx *searchFixture) loadRow() row {
+	r := info(fmt.Sprintf("Machine load while the figures above ran (1-minute load average, %d samples, %d cores)", len(fx.loads), runtime.NumCPU()),
+		"not read", "", "", "- (context: other processes share the cores)")
+	if len(fx.loads) > 0 {
+		r.measured = fmt.Sprintf("min %.1f, median %.1f, max %.1f", slices.Min(fx.loads), median(fx.loads, func(v float64) float64 { return v }), slices.Max(fx.loads))
+	}
+	return r
 }
 
 func runSearch(ctx context.Context, o options) ([]row, error) {
@@ -149,7 +172,7 @@ func runSearch(ctx context.Context, o options) ([]row, error) {
 			{"SearchListings landing page under load", func() ([]row, error) { return fx.measureLoad(ctx, o.searchLoadFor) }},
 			{"CDC freshness with and without the search write", func() ([]row, error) { return fx.measureFreshness(ctx, o.duration) }},
 		})
-		return append(rows, more...), err
+		return append(append(rows, more...), fx.loadRow()), err
 	})
 }
 
@@ -395,7 +418,8 @@ func (fx *searchFixture) measureCold(ctx context.Context, runs int) (rows []row,
 		if sh.strict {
 			limit = searchStrictP99
 		}
-		progress("search: cold %s: p50 %s, p99 %s, max %s; EXPLAIN ANALYZE execution p50 %s, p99 %s", sh.name, ms(a.p50), ms(a.p99), ms(a.max), ms(r.p50), ms(r.p99))
+		progress("search: cold %s: p50 %s, p99 %s, max %s; EXPLAIN ANALYZE execution p50 %s, p99 %s; load average %.1f",
+			sh.name, ms(a.p50), ms(a.p99), ms(a.max), ms(r.p50), ms(r.p99), fx.sampleLoad())
 		rows = append(rows, row{fmt.Sprintf("SearchListings cold, %s (page 20, %s listings, %d runs)", sh.name, fx.size, runs),
 			fmt.Sprintf("p50 %s, p99 %s", ms(a.p50), ms(a.p99)),
 			fmt.Sprintf("its SQL, EXPLAIN ANALYZE: p50 %s, p99 %s", msFine(r.p50), msFine(r.p99)),
@@ -441,8 +465,8 @@ func (fx *searchFixture) measureLoad(ctx context.Context, d time.Duration) (_ []
 	wrote.Wait()
 	fx.next = driver.next
 	check(writeErr)
-	progress("search: h2load: landing page, %d connections, %s while listings change (%s): %s, max %s (%d answered)",
-		searchLoadConns, d, writes, res, ms(res.lat.max), res.lat.n)
+	progress("search: h2load: landing page, %d connections, %s while listings change (%s): %s, max %s (%d answered); load average %.1f",
+		searchLoadConns, d, writes, res, ms(res.lat.max), res.lat.n, fx.sampleLoad())
 	r := row{fmt.Sprintf("SearchListings landing page under load (h2load, %d conns, %s, GET JSON, %s listings; %.0f listing writes/s)", searchLoadConns, d, fx.size, searchLoadWrites),
 		"", fmt.Sprintf("Connect ceiling (Health/Check) %.0f/s", ceiling.rps), "", fmt.Sprintf("100 %% answered, p99 < %d ms", searchLoadP99.Milliseconds()), ""}
 	if loadErr != nil {
@@ -475,7 +499,7 @@ func (fx *searchFixture) measureFreshness(ctx context.Context, d time.Duration) 
 		if step.timeouts > 0 {
 			check(fmt.Errorf("freshness round %d: %d writes not visible within %s", round+1, step.timeouts, freshWait))
 		}
-		progress("search: freshness round %d, %s: %s", round+1, map[bool]string{true: "with the search write", false: "without it"}[searchOn], step)
+		progress("search: freshness round %d, %s: %s; load average %.1f", round+1, map[bool]string{true: "with the search write", false: "without it"}[searchOn], step, fx.sampleLoad())
 		if searchOn {
 			with = append(with, step.visible...)
 		} else {
