@@ -203,9 +203,10 @@ func setUpSearch(ctx context.Context, e *env, n int) (*searchFixture, row) {
 	firstStart(ctx, e)
 	fx.cdcStop = e.startCDCOn(ctx, e.Clients())
 	e.waitForSlot(ctx)
-	// The API's search store on a pool of its own that records the SQL it sends.
+	// The API's search store on a pool of its own that records the SQL it
+	// sends, configured as search.Open configured the env's.
 	fx.traced = &sqlTracer{}
-	pcfg := must(pgxpool.ParseConfig(e.Config.SearchURL))
+	pcfg := e.Search.Pool().Config()
 	pcfg.ConnConfig.Tracer = fx.traced
 	pool := must(pgxpool.NewWithConfig(ctx, pcfg))
 	e.OnClose(func() error { pool.Close(); return nil })
