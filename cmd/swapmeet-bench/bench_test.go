@@ -146,3 +146,21 @@ func TestNextSearchRate(t *testing.T) {
 		}
 	}
 }
+
+// The search suite holds to 50 ms exactly the landing page and the sorts
+// with at most one equality filter; every other shape to 100 ms.
+func TestColdShapesTargets(t *testing.T) {
+	for _, sh := range coldShapes([]string{"0190b0c4-0000-7000-8000-000000000001"}) {
+		r := sh.req(0)
+		equalities := 0
+		for _, set := range []bool{r.GetCategory() != "", r.GetSellerId() != "", r.GetCondition() != 0} {
+			if set {
+				equalities++
+			}
+		}
+		strict := r.GetQuery() == "" && r.GetMinPrice() == nil && r.GetMaxPrice() == nil && len(r.GetAttributes()) == 0 && equalities <= 1
+		if sh.strict != strict {
+			t.Errorf("%s: held to the 50 ms target: %v; its filters say %v", sh.name, sh.strict, strict)
+		}
+	}
+}

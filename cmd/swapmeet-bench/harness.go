@@ -85,7 +85,10 @@ type api struct {
 }
 
 // startAPI serves the API in process as serve does, without per-client or per-seller limits.
-func (e *env) startAPI(adjust func(*system.Config)) *api {
+func (e *env) startAPI(adjust func(*system.Config)) *api { return e.startAPIOn(e.Clients(), adjust) }
+
+// startAPIOn is startAPI on clients of the caller's (the env's, with one swapped).
+func (e *env) startAPIOn(clients *system.Clients, adjust func(*system.Config)) *api {
 	cfg := e.Config
 	// A count of 0 is no limit: only the hash gate and its window stay.
 	cfg.Limits = app.Limits{Window: app.DefaultLimits.Window, HashWait: app.DefaultLimits.HashWait, HashConcurrency: 32}
@@ -93,7 +96,7 @@ func (e *env) startAPI(adjust func(*system.Config)) *api {
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	a := must(system.NewAPI(cfg, e.Clients(), e.log, system.APIOptions{Password: password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}, Media: e.Media}))
+	a := must(system.NewAPI(cfg, clients, e.log, system.APIOptions{Password: password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}, Media: e.Media}))
 	ln := must(net.Listen("tcp", "127.0.0.1:0"))
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := a.Start(ctx)
@@ -105,22 +108,33 @@ func (e *env) startAPI(adjust func(*system.Config)) *api {
 
 // startCDC runs `swapmeet cdc`'s loop in this process until the suite ends.
 func (e *env) startCDC(ctx context.Context) {
+	e.startCDCOn(ctx, e.Clients())
+	e.waitForSlot(ctx)
+}
+
+// startCDCOn runs the CDC's loop on clients until stop is called or the suite ends.
+func (e *env) startCDCOn(ctx context.Context, clients *system.Clients) (stop func() error) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
-	go func() { done <- system.NewCDC(e.Config, e.Clients(), e.log, nil).Run(rctx) }()
-	e.OnClose(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			if errors.Is(err, context.Canceled) {
-				return nil
+	go func() { done <- system.NewCDC(e.Config, clients, e.log, nil).Run(rctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+				if errors.Is(err, context.Canceled) {
+					err = nil
+				}
+			case <-time.After(10 * time.Second):
+				err = errors.New("cdc did not stop within 10s")
 			}
-			return err
-		case <-time.After(10 * time.Second):
-			return errors.New("cdc did not stop within 10s")
-		}
-	})
-	e.waitForSlot(ctx)
+		})
+		return err
+	}
+	e.OnClose(stop)
+	return stop
 }
 
 // waitForSlot returns once a CDC has initialised the read side: every commit reaches it.

@@ -40,6 +40,8 @@ type options struct {
 	cdcCatalogue, cdcRSSLimitMiB    int
 	cdcApplyTimeout, cdcSearch      time.Duration
 	watchListings, watchSubscribers int
+	searchCatalogue, searchRuns     int
+	searchLoadFor                   time.Duration
 }
 
 // swapmeetBin is -cdc-bin: a prebuilt swapmeet for the serve and cdc processes.
@@ -56,11 +58,12 @@ var suites = []suite{
 	{"cdc", "CDC decode rate (null sink) vs pg_recvlogical, real-sink rate vs raw FerretDB upserts; a swapmeet cdc process against the sink's raw upsert rate: freshness at half of it, the highest rate with p99 < 100 ms, one transaction of -cdc-catalogue changed listings (peak RSS, rate); WatchListing commit to delivery next to that freshness; fan-out of one change to -watch-subscribers streams of a swapmeet serve process (p99, RSS per stream)", runCDC},
 	{"reads", "GetListing cache hits and warm SearchListings pages of a swapmeet serve process under h2load vs the Connect ceiling (Health/Check) and redis-benchmark GET; cache miss vs FerretDB find, on a catalogue", runReads},
 	{"rebuild", "projections rebuild of a listings catalogue vs raw insertMany, and readers never see a gap", runRebuild},
+	{"search", "SearchListings on a catalogue in the search store: each shape cold (a write's token before each run) vs its SQL's EXPLAIN ANALYZE execution time; the landing page under h2load while listings change vs the Connect ceiling; CDC freshness with and without the search write", runSearch},
 }
 
 func main() {
 	var o options
-	suiteFlag := flag.String("suite", "all", "comma-separated suites to run, or all: orders, cdc, reads, rebuild")
+	suiteFlag := flag.String("suite", "all", "comma-separated suites to run, or all: orders, cdc, reads, rebuild, search")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients in throughput figures (the reference uses as many)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each throughput figure and its reference run")
 	flag.IntVar(&o.raceBuyers, "race-buyers", 64, "buyers that race for one listing")
@@ -76,6 +79,9 @@ func main() {
 	flag.DurationVar(&o.cdcSearch, "cdc-search", time.Minute, "time budget of the search for the highest write rate with p99 freshness under 100 ms")
 	flag.IntVar(&o.watchListings, "watch-listings", 1000, "listings of the freshness writes that a WatchListing stream follows each, for the commit-to-delivery figure (0: none)")
 	flag.IntVar(&o.watchSubscribers, "watch-subscribers", 10_000, "concurrent WatchListing streams on one listing in the fan-out figure (cdc suite), against a swapmeet serve process; streams go 100 to a connection")
+	flag.IntVar(&o.searchCatalogue, "search-catalogue", 1_000_000, "listings in the search suite's catalogue (the targets are set for 1000000)")
+	flag.IntVar(&o.searchRuns, "search-runs", 200, "cold runs of each shape in the search suite, each after a write")
+	flag.DurationVar(&o.searchLoadFor, "search-load-for", 20*time.Second, "how long h2load drives the landing page in the search suite")
 	flag.Usage = func() {
 		w := flag.CommandLine.Output()
 		fmt.Fprint(w, "usage: swapmeet-bench [flags]\n\nMeasures each performance target against a reference measured in the same\n"+
@@ -155,7 +161,7 @@ func selectSuites(spec string) ([]suite, error) {
 	for name := range strings.SplitSeq(spec, ",") {
 		i := slices.IndexFunc(suites, func(s suite) bool { return s.name == strings.TrimSpace(name) })
 		if i < 0 {
-			return nil, fmt.Errorf("unknown suite %q (have: orders, cdc, reads, rebuild)", name)
+			return nil, fmt.Errorf("unknown suite %q (have: orders, cdc, reads, rebuild, search)", name)
 		}
 		out = append(out, suites[i])
 	}
