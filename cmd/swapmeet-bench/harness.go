@@ -224,7 +224,10 @@ func startServeProcess(ctx context.Context, e *env, bin string, extra ...string)
 				}
 			}
 		}
-	}, append([]string{"SWAPMEET_HTTP_ADDR=127.0.0.1:0", "SWAPMEET_API_METRICS_ADDR=127.0.0.1:0"}, extra...)...)
+	}, append([]string{"SWAPMEET_HTTP_ADDR=127.0.0.1:0", "SWAPMEET_API_METRICS_ADDR=127.0.0.1:0",
+		// The load comes from one address: the per-client query limits
+		// would measure themselves.
+		"SWAPMEET_LIMIT_QUERIES_PER_CLIENT=0", "SWAPMEET_LIMIT_STREAM_OPENS_PER_CLIENT=0"}, extra...)...)
 	select {
 	case a := <-addr:
 		return &api{url: "http://" + a, proc: p}

@@ -36,7 +36,7 @@ func TestReadYourWritesAcrossReplicasWithTheNearCache(t *testing.T) {
 	)
 	e := itest.New(t)
 	e.StartCDC(t)
-	env := []string{"SWAPMEET_LIMIT_WRITES_PER_CLIENT=0", "SWAPMEET_NEAR_CACHE_ENTRIES=10000"}
+	env := []string{"SWAPMEET_LIMIT_WRITES_PER_CLIENT=0", "SWAPMEET_LIMIT_QUERIES_PER_CLIENT=0", "SWAPMEET_NEAR_CACHE_ENTRIES=10000"}
 	rs := []replica{startReplica(t, e, "replica a", env...), startReplica(t, e, "replica b", env...), startReplica(t, e, "replica c", env...)}
 	ctx := context.Background()
 

@@ -109,23 +109,25 @@ func (c *Commands) currentToken(ctx context.Context) (string, error) {
 	return consistency.Token(uint64(lsn)), nil
 }
 
-// awaitToken waits until the projections reflect token, if one was given.
-func (q *Queries) awaitToken(ctx context.Context, token string) error {
+// awaitToken waits until the projections reflect token, if one was given,
+// and returns ctx marked with the position waited for: a load the read
+// path shares must have started after it (cache.WithFloor).
+func (q *Queries) awaitToken(ctx context.Context, token string) (context.Context, error) {
 	lsn, err := consistency.ParseToken(token)
 	if err != nil {
 		var v violations
 		v.add("consistency_token", "is not a token this service issued")
-		return v.err()
+		return ctx, v.err()
 	}
 	if lsn == 0 {
-		return nil
+		return ctx, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, q.deps.ConsistencyWait)
+	wctx, cancel := context.WithTimeout(ctx, q.deps.ConsistencyWait)
 	defer cancel()
-	if err := q.deps.Watcher.Wait(ctx, lsn); err != nil {
-		return &Error{Code: CodeUnavailable, Message: "the read side has not caught up with this write yet; retry shortly", Err: err}
+	if err := q.deps.Watcher.Wait(wctx, lsn); err != nil {
+		return ctx, &Error{Code: CodeUnavailable, Message: "the read side has not caught up with this write yet; retry shortly", Err: err}
 	}
-	return nil
+	return cache.WithFloor(ctx, lsn), nil
 }
 
 // getDoc reads one document through the read path: the near cache, Redis,

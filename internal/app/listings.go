@@ -201,7 +201,8 @@ func (q *Queries) GetListing(ctx context.Context, id, token string) (ListingView
 	if err := v.err(); err != nil {
 		return ListingView{}, err
 	}
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err := q.awaitToken(ctx, token)
+	if err != nil {
 		return ListingView{}, err
 	}
 	l, err := getDoc[readstore.Listing](ctx, q, readstore.Listings, lid.String(), "listing")
@@ -317,7 +318,8 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 	if err != nil {
 		return nil, "", err
 	}
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err = q.awaitToken(ctx, token)
+	if err != nil {
 		return nil, "", err
 	}
 	key := q.deps.Cache.CurrentPageKey(ctx, readstore.Listings, digest(sq))
@@ -354,7 +356,8 @@ type CategoryCount struct {
 // name, with their counts, as the search projection keeps them. They are
 // cached under the listings page epoch, like the search pages.
 func (q *Queries) ListCategories(ctx context.Context, token string) ([]CategoryCount, error) {
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err := q.awaitToken(ctx, token)
+	if err != nil {
 		return nil, err
 	}
 	decode := func(b []byte) ([]search.Category, error) {

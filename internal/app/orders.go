@@ -318,7 +318,8 @@ func (q *Queries) GetOrder(ctx context.Context, caller uuid.UUID, id, token stri
 	if err := v.err(); err != nil {
 		return OrderView{}, err
 	}
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err := q.awaitToken(ctx, token)
+	if err != nil {
 		return OrderView{}, err
 	}
 	o, err := getDoc[readstore.Order](ctx, q, readstore.Orders, oid.String(), "order")
@@ -354,7 +355,8 @@ func (q *Queries) ListOrders(ctx context.Context, caller uuid.UUID, role, status
 	if err := v.err(); err != nil {
 		return nil, "", err
 	}
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err := q.awaitToken(ctx, token)
+	if err != nil {
 		return nil, "", err
 	}
 	docs, more, err := q.deps.Reads.ListOrders(ctx, readstore.OrderFilter{UserID: caller.String(), Role: role, Status: status}, cur, limit)

@@ -74,7 +74,8 @@ func (q *Queries) ListSellerReviews(ctx context.Context, sellerID string, pageSi
 	if err := v.err(); err != nil {
 		return SellerReviews{}, err
 	}
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err := q.awaitToken(ctx, token)
+	if err != nil {
 		return SellerReviews{}, err
 	}
 	seller, err := getDoc[readstore.User](ctx, q, readstore.Users, sid.String(), "seller")

@@ -233,7 +233,8 @@ func (q *Queries) GetUser(ctx context.Context, id, token string) (UserView, erro
 	if err := v.err(); err != nil {
 		return UserView{}, err
 	}
-	if err := q.awaitToken(ctx, token); err != nil {
+	ctx, err := q.awaitToken(ctx, token)
+	if err != nil {
 		return UserView{}, err
 	}
 	u, err := getDoc[readstore.User](ctx, q, readstore.Users, uid.String(), "user")

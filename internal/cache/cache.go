@@ -69,10 +69,12 @@ type Cache struct {
 	// a page drops the ones closest to expiry.
 	PageKeys int
 
-	breaker *breaker
-	metrics *Metrics
-	near    *Near // nil: none
-	log     *slog.Logger
+	breaker   *breaker
+	metrics   *Metrics
+	near      *Near // nil: none
+	log       *slog.Logger
+	flights   flights
+	appliedFn func() uint64 // nil: no watcher; see WithApplied
 }
 
 // ErrSkipped means the breaker is open: Redis was not asked. It is a

@@ -25,3 +25,13 @@ const (
 	ResetLagging    = resetLagging
 	ResetBulk       = resetBulk
 )
+
+// FlightWaiters is how many readers have joined key's flight.
+func (c *Cache) FlightWaiters(key string) int {
+	c.flights.mu.Lock()
+	defer c.flights.mu.Unlock()
+	if f, ok := c.flights.m[key]; ok {
+		return f.waiters
+	}
+	return 0
+}

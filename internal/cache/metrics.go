@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // suspended). A nil *Metrics counts nothing.
 type Metrics struct {
 	lookups *prometheus.CounterVec
+	shared  prometheus.Counter
 }
 
 // NewMetrics registers the cache's series on reg.
@@ -14,9 +15,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "swapmeet", Subsystem: "cache", Name: "lookups_total",
 		Help: "Cache lookups by layer, kind and result; a layer's hit ratio is hit / (hit + miss + error).",
-	}, []string{"layer", "kind", "result"})}
-	reg.MustRegister(m.lookups)
+	}, []string{"layer", "kind", "result"}),
+		shared: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "swapmeet", Subsystem: "cache", Name: "shared_loads_total",
+			Help: "Misses answered by another request's load of the same key (a single flight), not by a query of their own.",
+		})}
+	reg.MustRegister(m.lookups, m.shared)
 	return m
+}
+
+func (m *Metrics) sharedLoad() {
+	if m != nil {
+		m.shared.Inc()
+	}
 }
 
 func (m *Metrics) count(kind, result string) {

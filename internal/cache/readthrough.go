@@ -28,7 +28,8 @@ const (
 // ReadThrough returns the value under key from the first layer that has
 // it: the near cache, Redis (decoding what it holds with decode), then
 // load. On the way back it fills Redis, then the near cache. A key of ""
-// is not cached at all: the value is loaded.
+// is not cached at all: the value is loaded. Concurrent misses of one key
+// share one load when they may (see flight.go).
 //
 // Redis failures cost only the fallback to load (and the breaker keeps a
 // dead Redis from costing even that); they are logged at debug level.
@@ -57,12 +58,12 @@ func ReadThrough[T any](ctx context.Context, c *Cache, shelf Shelf, key string, 
 			c.log.Debug("cached value does not decode", "key", key, "err", err)
 		}
 	}
-	val, b, lsn, err := load(ctx)
+	val, keep, size, err := loadShared(ctx, c, shelf, key, load)
 	if err != nil {
 		return zero, err
 	}
-	if c.fill(ctx, shelf, key, lsn, b) {
-		c.near.put(t, key, val, NearSize(key, len(b)))
+	if keep {
+		c.near.put(t, key, val, size)
 	}
 	return val, nil
 }

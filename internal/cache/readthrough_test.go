@@ -2,8 +2,11 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/itest"
@@ -97,5 +100,53 @@ func TestReadThroughLayers(t *testing.T) {
 	s.during = nil
 	if _, hit, _ := near.Get(other); hit {
 		t.Fatal("the near cache kept a document whose key was dropped during its load")
+	}
+}
+
+// TestIdenticalMissesShareOneLoad: readers that miss the same key at once
+// are answered by one load, except a reader whose consistency token is
+// newer than the position the running load started at: it loads again
+// (the running load may predate its write), and later readers share that.
+func TestIdenticalMissesShareOneLoad(t *testing.T) {
+	e := itest.New(t)
+	ctx := context.Background()
+	var applied atomic.Uint64
+	applied.Store(100)
+	c := cache.New(e.Redis, e.RedisPrefix).WithApplied(applied.Load)
+	key := c.PageKey("listings", 1, "flood")
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func(context.Context) (string, []byte, uint64, error) {
+		loads.Add(1)
+		<-release
+		return "page", []byte("page"), 0, nil
+	}
+	read := func(ctx context.Context, out chan<- error) {
+		v, err := cache.ReadThrough(ctx, c, cache.Pages, key, load, decodeString)
+		if err == nil && v != "page" {
+			err = fmt.Errorf("read %q", v)
+		}
+		out <- err
+	}
+	done := make(chan error, 64)
+	go read(ctx, done)
+	itest.Eventually(t, 10*time.Second, "the first load to start", func() (bool, error) { return loads.Load() == 1, nil })
+	const readers = 30
+	for range readers {
+		go read(ctx, done)
+	}
+	itest.Eventually(t, 10*time.Second, "the readers to join the load", func() (bool, error) { return c.FlightWaiters(key) == readers, nil })
+	// A reader that waited for a write at 200: the load began at 100.
+	applied.Store(200)
+	go read(cache.WithFloor(ctx, 200), done)
+	itest.Eventually(t, 10*time.Second, "the reader with a newer token to load again", func() (bool, error) { return loads.Load() == 2, nil })
+	close(release)
+	for range readers + 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := loads.Load(); n != 2 {
+		t.Fatalf("%d loads for %d readers, want 2", n, readers+2)
 	}
 }

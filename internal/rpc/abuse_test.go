@@ -1,6 +1,7 @@
 package rpc_test
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -427,4 +428,56 @@ func TestErrorsDoNotAmplifyRequests(t *testing.T) {
 	if fields := fieldViolations(err); len(fields) > 21 {
 		t.Fatalf("%d violations listed, want at most 20 and a count of the rest", len(fields))
 	}
+}
+
+// Queries and the opening of Watch streams are counted per client like
+// writes, and refused past their limits with a retry hint; another
+// client keeps its own count.
+func TestQueryAndStreamOpenLimitsAtTheEdge(t *testing.T) {
+	m := newMarketWith(t, itest.APIOptions{
+		Limits:         app.Limits{QueriesPerClient: 5, StreamOpensPerClient: 2},
+		ClientIPHeader: "X-Real-Ip",
+	})
+	m.e.StartCDC(t)
+	seller := m.signUp("seller")
+	created, err := m.listings.CreateListing(ctx, authed(validListing("Lamp"), seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	search := func(from string) error {
+		req := connect.NewRequest(&swapmeetv1.SearchListingsRequest{})
+		req.Header().Set("X-Real-Ip", from)
+		_, err := m.listings.SearchListings(ctx, req)
+		return err
+	}
+	for i := range 5 {
+		if err := search("203.0.113.1"); err != nil {
+			t.Fatalf("query %d of 5: %v", i+1, err)
+		}
+	}
+	wantLimited(t, search("203.0.113.1"), "a 6th query from one address")
+	if err := search("203.0.113.2"); err != nil {
+		t.Fatalf("a query from another address: %v", err)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	open := func() error {
+		req := connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: created.Msg.ListingId, ResumeToken: created.Msg.ConsistencyToken})
+		req.Header().Set("X-Real-Ip", "198.51.100.1")
+		s, err := m.listings.WatchListing(sctx, req)
+		if err != nil {
+			return err
+		}
+		if !s.Receive() {
+			return s.Err()
+		}
+		return nil
+	}
+	for i := range 2 {
+		if err := open(); err != nil {
+			t.Fatalf("stream %d of 2: %v", i+1, err)
+		}
+	}
+	wantLimited(t, open(), "a 3rd stream opened from one address")
 }

@@ -88,7 +88,7 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 	// announcements of what each batch evicted.
 	near := cache.NewNear(cfg.NearCache).WithMetrics(reg, lookups)
 	watcher := cache.NewWatcher(c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log).WithNear(near)
-	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(lookups).WithNear(near).WithLog(log)
+	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(lookups).WithNear(near).WithLog(log).WithApplied(watcher.Applied)
 	ch.PageMaxBytes, ch.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
 	if o.Cache != nil {
 		o.Cache(ch)
