@@ -50,10 +50,10 @@ var DefaultLimits = Limits{
 	// second from one address.
 	QueriesPerClient:     6000,
 	StreamOpensPerClient: 300,
-	HashWait:        500 * time.Millisecond,
-	ListingsPerDay:  100,
-	ActiveListings:  1000,
-	PendingUploads:  50,
+	HashWait:             500 * time.Millisecond,
+	ListingsPerDay:       100,
+	ActiveListings:       1000,
+	PendingUploads:       50,
 }
 
 type clientKey struct{}
