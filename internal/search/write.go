@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // Listing is one row of the projection: what a search filters and sorts
@@ -73,6 +75,12 @@ type Batch struct {
 	Listings []Listing
 	// Deleted are the listings the batch found gone.
 	Deleted []Deletion
+	// Orders and Reviews are the current documents of the orders and
+	// reviews the batch changed, each stamped like a listing; the Deleted
+	// ones are those it found gone.
+	Orders                        []readstore.Order
+	Reviews                       []readstore.Review
+	DeletedOrders, DeletedReviews []Deletion
 }
 
 // row is a listing in the shape of the table's columns.
@@ -125,9 +133,14 @@ func rowValues(l Listing) ([]any, error) {
 // upserts every row, fenced by commit position (a row is replaced only by
 // one with a higher LSN, and a deletion leaves a tombstone that keeps its
 // LSN), and marks the categories the changed rows left or entered; a
-// second recounts those categories from the rows. Both run in one
-// implicit transaction.
+// second recounts those categories from the rows; one more upserts the
+// orders and one the reviews, if the batch has any, fenced the same way.
+// All run in one implicit transaction.
 func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
+	orders, reviews, err := b.ownerRows()
+	if err != nil {
+		return fmt.Errorf("search: apply: %w", err)
+	}
 	// One row per listing, the latest: an upsert cannot change a row twice.
 	latest := map[string]int{}
 	var rows []row
@@ -225,20 +238,22 @@ SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM marked), (SELECT count(*
 	batch.Queue(fmt.Sprintf(`UPDATE %[2]s c SET available_count =
 		(SELECT count(*) FROM %[1]s l WHERE l.status = 'AVAILABLE' AND l.category = c.category), dirty = false
 	WHERE dirty`, lt, ct))
+	queueOrders(batch, g, orders)
+	queueReviews(batch, g, reviews)
 	br := s.pool.SendBatch(ctx, batch)
 	var written, marked, gens int64
-	err := br.QueryRow().Scan(&written, &marked, &gens)
+	err = br.QueryRow().Scan(&written, &marked, &gens)
 	if err == nil && gens == 0 {
 		err = fmt.Errorf("no generation %d", g)
 	}
-	if err == nil {
+	for i := 1; i < batch.Len() && err == nil; i++ {
 		_, err = br.Exec()
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("search: apply %d rows to generation %d: %w", n, g, err)
+		return fmt.Errorf("search: apply %d listings, %d orders, %d reviews to generation %d: %w", n, len(orders), len(reviews), g, err)
 	}
 	return nil
 }
