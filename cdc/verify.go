@@ -240,8 +240,10 @@ func limit(s []string, n int) []string {
 const SearchCollection = "search"
 
 // VerifySearch compares the search store's live generation with the
-// listings one Postgres snapshot implies, row by row in id order, the
-// position aside. Like Verify, run it when the CDC has caught up.
+// listings, orders and reviews one Postgres snapshot implies, row by row
+// in id order, the position aside. Order and review ids are reported as
+// "orders/<id>" and "reviews/<id>". Like Verify, run it when the CDC has
+// caught up.
 func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift, error) {
 	d := Drift{Collection: SearchCollection}
 	live, err := s.Live(ctx)
@@ -254,24 +256,45 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
 	q := sqlc.New(tx)
-	proj := projection.For(readstore.Listings)
+	err = verifySearchRows(ctx, q, &d, projection.For(readstore.Listings), "",
+		func(after string) ([]search.Listing, error) { return s.Rows(ctx, live.ID, after, verifyPage) },
+		func(l search.Listing) string { return l.ID },
+		func(doc any, got search.Listing) []string {
+			return searchDiff(search.FromDocument(doc.(readstore.Listing)), got)
+		})
+	if err == nil {
+		err = verifySearchRows(ctx, q, &d, projection.For(readstore.Orders), "orders/",
+			func(after string) ([]readstore.Order, error) { return s.OrderRows(ctx, live.ID, after, verifyPage) },
+			func(o readstore.Order) string { return o.ID }, ownerDiff)
+	}
+	if err == nil {
+		err = verifySearchRows(ctx, q, &d, projection.For(readstore.Reviews), "reviews/",
+			func(after string) ([]readstore.Review, error) { return s.ReviewRows(ctx, live.ID, after, verifyPage) },
+			func(r readstore.Review) string { return r.ID }, ownerDiff)
+	}
+	return d, err
+}
 
-	// A merge of two id-ordered streams, a page of each at a time.
+// verifySearchRows merges two id-ordered streams, a page of each at a
+// time: the documents proj builds from the snapshot, and the stored rows
+// that next pages through.
+func verifySearchRows[T any](ctx context.Context, q *sqlc.Queries, d *Drift, proj projection.Collection, prefix string,
+	next func(after string) ([]T, error), idOf func(T) string, diff func(doc any, got T) []string) error {
 	var (
-		rows    []search.Listing
+		rows    []T
 		rowsEnd bool
 		lastRow string
 	)
-	nextRow := func() (*search.Listing, error) {
+	nextRow := func() (*T, error) {
 		if len(rows) == 0 && !rowsEnd {
 			var err error
-			if rows, err = s.Rows(ctx, live.ID, lastRow, verifyPage); err != nil {
+			if rows, err = next(lastRow); err != nil {
 				return nil, err
 			}
 			if len(rows) == 0 {
 				rowsEnd = true
 			} else {
-				lastRow = rows[len(rows)-1].ID
+				lastRow = idOf(rows[len(rows)-1])
 			}
 		}
 		if len(rows) == 0 {
@@ -283,7 +306,7 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 	for {
 		ids, err := proj.IDs(ctx, q, after, verifyPage)
 		if err != nil {
-			return d, fmt.Errorf("list listings: %w", err)
+			return fmt.Errorf("list %s: %w", proj.Name(), err)
 		}
 		if len(ids) == 0 {
 			break
@@ -291,7 +314,7 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 		after = ids[len(ids)-1]
 		docs, err := proj.Build(ctx, q, ids, 0)
 		if err != nil {
-			return d, err
+			return err
 		}
 		for _, id := range ids {
 			doc, ok := docs[id]
@@ -303,24 +326,24 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 			for {
 				r, err := nextRow()
 				if err != nil {
-					return d, err
+					return err
 				}
-				if r == nil || r.ID >= key {
+				if r == nil || idOf(*r) >= key {
 					break
 				}
-				d.Extra = append(d.Extra, r.ID)
+				d.Extra = append(d.Extra, prefix+idOf(*r))
 				rows = rows[1:]
 			}
 			r, err := nextRow()
 			if err != nil {
-				return d, err
+				return err
 			}
-			if r == nil || r.ID != key {
-				d.Missing = append(d.Missing, key)
+			if r == nil || idOf(*r) != key {
+				d.Missing = append(d.Missing, prefix+key)
 				continue
 			}
-			if fields := searchDiff(search.FromDocument(doc.(readstore.Listing)), *r); len(fields) > 0 {
-				d.Differ = append(d.Differ, key+": "+strings.Join(fields, ", "))
+			if fields := diff(doc, *r); len(fields) > 0 {
+				d.Differ = append(d.Differ, prefix+key+": "+strings.Join(fields, ", "))
 			}
 			rows = rows[1:]
 		}
@@ -328,15 +351,28 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 	for {
 		r, err := nextRow()
 		if err != nil {
-			return d, err
+			return err
 		}
 		if r == nil {
-			break
+			return nil
 		}
-		d.Extra = append(d.Extra, r.ID)
+		d.Extra = append(d.Extra, prefix+idOf(*r))
 		rows = rows[1:]
 	}
-	return d, nil
+}
+
+// ownerDiff names the fields in which a stored order or review differs
+// from the document built from Postgres, compared as Verify compares
+// documents.
+func ownerDiff[T any](want any, got T) []string {
+	if docDigest(want) == docDigest(got) {
+		return nil
+	}
+	raw, err := bson.Marshal(got)
+	if err != nil {
+		return []string{"(unencodable)"}
+	}
+	return differingFields(want, raw)
 }
 
 // searchDiff names the fields in which a stored search row differs from
