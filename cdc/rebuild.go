@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,9 +37,10 @@ import (
 //  6. once the CDC has moved to the new slot, drop the old slot and the
 //     old generations.
 //
-// When the listings are rebuilt and a search store is given, a new search
-// generation is built beside them from the same snapshot and the same
-// catch-up: created and loaded with the listings (step 2), sealed with the
+// When the listings, orders or reviews are rebuilt and a search store is
+// given, all three are (a search generation holds rows of each), and a
+// new search generation is built beside them from the same snapshot and
+// the same catch-up: created and loaded with the listings (step 2), sealed with the
 // indexes (step 3), fed by the catch-up (step 4), named by the pointer and
 // made the readers' generation right after it (step 5): the CDC writes the
 // search generation the pointer names, so the two move together; the old
@@ -117,11 +119,12 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 	gen := old.Generation + 1
 	slot := b.BaseSlot + "_r" + strconv.FormatInt(gen, 10)
+	collections := b.collections()
 	shadows := map[string]string{}
-	for _, c := range b.Collections {
+	for _, c := range collections {
 		shadows[c] = readstore.ShadowName(c, gen)
 	}
-	b.say("rebuilding %v as generation %d, fed by slot %s", b.Collections, gen, slot)
+	b.say("rebuilding %v as generation %d, fed by slot %s", collections, gen, slot)
 	var searchGen int64 // the new search generation, if the listings are rebuilt
 	if _, ok := shadows[readstore.Listings]; ok && b.Search != nil {
 		g, err := b.Search.CreateGeneration(ctx)
@@ -133,7 +136,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 
 	// 1-2. A new slot and its snapshot; the load reads exactly that snapshot.
-	if _, err := b.createSlotAndLoad(ctx, slot, gen, shadows, searchGen); err != nil {
+	if _, err := b.createSlotAndLoad(ctx, slot, collections, shadows, searchGen); err != nil {
 		return err
 	}
 	// 3. Indexes.
@@ -199,7 +202,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	if !wait.Sleep(ctx, b.Grace) {
 		return ctx.Err()
 	}
-	for _, c := range b.Collections {
+	for _, c := range collections {
 		if physical := old.Collections[c]; physical != "" && physical != shadows[c] {
 			if err := b.Reads.DropCollection(ctx, physical); err != nil {
 				b.Log.Warn("drop old generation", "collection", physical, "err", err)
@@ -213,6 +216,22 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 	b.say("done: generation %d is live", gen)
 	return nil
+}
+
+// collections are the collections to rebuild: those asked for, and with a
+// search store, every collection it has rows of if it has rows of any
+// asked for: a search generation is built whole.
+func (b *Rebuild) collections() []string {
+	out := slices.Clone(b.Collections)
+	if b.Search == nil || !slices.ContainsFunc(out, func(c string) bool { return slices.Contains(projection.SearchCollections, c) }) {
+		return out
+	}
+	for _, c := range projection.SearchCollections {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 var rebuildSlotRE = regexp.MustCompile(`_r[0-9]+$`)
@@ -274,7 +293,7 @@ func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) er
 // createSlotAndLoad creates the slot with an exported snapshot and loads
 // the shadows from it. It returns the slot's consistent point: the load
 // holds everything committed before it, the slot everything after.
-func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64, shadows map[string]string, searchGen int64) (pglogrepl.LSN, error) {
+func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collections []string, shadows map[string]string, searchGen int64) (pglogrepl.LSN, error) {
 	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
 	if err != nil {
 		return 0, err
@@ -306,12 +325,12 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64,
 		return 0, fmt.Errorf("use snapshot: %w", err)
 	}
 	q := sqlc.New(tx)
-	for _, c := range b.Collections {
+	for _, c := range collections {
 		if err := b.Reads.DropCollection(ctx, shadows[c]); err != nil {
 			return 0, err
 		}
 		sg := int64(0)
-		if c == readstore.Listings {
+		if slices.Contains(projection.SearchCollections, c) {
 			sg = searchGen
 		}
 		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(start), sg); err != nil {
@@ -325,8 +344,8 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, gen int64,
 const loadPage = 500
 
 // load copies one collection into its shadow, reading Postgres while the
-// previous page is being written to Mongo; the listings go to search
-// generation searchGen too, unless it is 0.
+// previous page is being written to Mongo; the listings, orders and
+// reviews go to search generation searchGen too, unless it is 0.
 func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Collection, shadow string, lsn, searchGen int64) error {
 	total, err := countRows(ctx, q, proj.Name())
 	if err != nil {
@@ -354,11 +373,7 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Col
 				err = b.Reads.Put(ctx, shadow, p.ids, p.docs)
 			}
 			if err == nil && searchGen != 0 {
-				rows := make([]search.Listing, 0, len(p.docs))
-				for _, d := range p.docs {
-					rows = append(rows, search.FromDocument(d.(readstore.Listing)))
-				}
-				_, err = b.Search.Load(ctx, searchGen, rows)
+				err = b.loadSearch(ctx, searchGen, p.docs)
 			}
 			bar.add(len(p.docs))
 		}
@@ -400,6 +415,36 @@ func (b *Rebuild) load(ctx context.Context, q *sqlc.Queries, proj projection.Col
 	bar.done()
 	if err == nil && strays {
 		err = b.removeStrays(ctx, q, proj, shadow)
+	}
+	return err
+}
+
+// loadSearch copies a page of documents of one collection into search
+// generation g.
+func (b *Rebuild) loadSearch(ctx context.Context, g int64, docs []any) error {
+	var (
+		listings []search.Listing
+		orders   []readstore.Order
+		reviews  []readstore.Review
+	)
+	for _, d := range docs {
+		switch d := d.(type) {
+		case readstore.Listing:
+			listings = append(listings, search.FromDocument(d))
+		case readstore.Order:
+			orders = append(orders, d)
+		case readstore.Review:
+			reviews = append(reviews, d)
+		}
+	}
+	var err error
+	switch {
+	case len(listings) > 0:
+		_, err = b.Search.Load(ctx, g, listings)
+	case len(orders) > 0:
+		_, err = b.Search.LoadOrders(ctx, g, orders)
+	case len(reviews) > 0:
+		_, err = b.Search.LoadReviews(ctx, g, reviews)
 	}
 	return err
 }

@@ -240,8 +240,10 @@ func limit(s []string, n int) []string {
 const SearchCollection = "search"
 
 // VerifySearch compares the search store's live generation with the
-// listings one Postgres snapshot implies, row by row in id order, the
-// position aside. Like Verify, run it when the CDC has caught up.
+// listings, orders and reviews one Postgres snapshot implies, row by row
+// in id order, the position aside. Order and review ids are reported as
+// "orders/<id>" and "reviews/<id>". Like Verify, run it when the CDC has
+// caught up.
 func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift, error) {
 	d := Drift{Collection: SearchCollection}
 	live, err := s.Live(ctx)
@@ -254,96 +256,38 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
 	q := sqlc.New(tx)
-	proj := projection.For(readstore.Listings)
+	err = verifySearchRows(ctx, q, &d, projection.For(readstore.Listings), "",
+		func(after string) ([]search.Listing, error) { return s.Rows(ctx, live.ID, after, verifyPage) },
+		func(l search.Listing) string { return l.ID },
+		func(doc any, got search.Listing) []string {
+			return searchDiff(search.FromDocument(doc.(readstore.Listing)), got)
+		})
+	if err == nil {
+		err = verifySearchRows(ctx, q, &d, projection.For(readstore.Orders), "orders/",
+			func(after string) ([]readstore.Order, error) { return s.OrderRows(ctx, live.ID, after, verifyPage) },
+			func(o readstore.Order) string { return o.ID }, ownerDiff)
+	}
+	if err == nil {
+		err = verifySearchRows(ctx, q, &d, projection.For(readstore.Reviews), "reviews/",
+			func(after string) ([]readstore.Review, error) { return s.ReviewRows(ctx, live.ID, after, verifyPage) },
+			func(r readstore.Review) string { return r.ID }, ownerDiff)
+	}
+	if err == nil {
+		err = verifyCategoryCounts(ctx, q, s, live.ID, &d)
+	}
+	return d, err
+}
 
-	// A merge of two id-ordered streams, a page of each at a time.
-	var (
-		rows    []search.Listing
-		rowsEnd bool
-		lastRow string
-	)
-	nextRow := func() (*search.Listing, error) {
-		if len(rows) == 0 && !rowsEnd {
-			var err error
-			if rows, err = s.Rows(ctx, live.ID, lastRow, verifyPage); err != nil {
-				return nil, err
-			}
-			if len(rows) == 0 {
-				rowsEnd = true
-			} else {
-				lastRow = rows[len(rows)-1].ID
-			}
-		}
-		if len(rows) == 0 {
-			return nil, nil
-		}
-		return &rows[0], nil
-	}
-	after := uuid.Nil
-	for {
-		ids, err := proj.IDs(ctx, q, after, verifyPage)
-		if err != nil {
-			return d, fmt.Errorf("list listings: %w", err)
-		}
-		if len(ids) == 0 {
-			break
-		}
-		after = ids[len(ids)-1]
-		docs, err := proj.Build(ctx, q, ids, 0)
-		if err != nil {
-			return d, err
-		}
-		for _, id := range ids {
-			doc, ok := docs[id]
-			if !ok {
-				continue
-			}
-			d.Checked++
-			key := id.String()
-			for {
-				r, err := nextRow()
-				if err != nil {
-					return d, err
-				}
-				if r == nil || r.ID >= key {
-					break
-				}
-				d.Extra = append(d.Extra, r.ID)
-				rows = rows[1:]
-			}
-			r, err := nextRow()
-			if err != nil {
-				return d, err
-			}
-			if r == nil || r.ID != key {
-				d.Missing = append(d.Missing, key)
-				continue
-			}
-			if fields := searchDiff(search.FromDocument(doc.(readstore.Listing)), *r); len(fields) > 0 {
-				d.Differ = append(d.Differ, key+": "+strings.Join(fields, ", "))
-			}
-			rows = rows[1:]
-		}
-	}
-	for {
-		r, err := nextRow()
-		if err != nil {
-			return d, err
-		}
-		if r == nil {
-			break
-		}
-		d.Extra = append(d.Extra, r.ID)
-		rows = rows[1:]
-	}
-	// The category counts, which batches move rather than recount.
+// verifyCategoryCounts compares the category counts, which batches move
+// rather than recount, with Postgres's.
+func verifyCategoryCounts(ctx context.Context, q *sqlc.Queries, s *search.Store, g int64, d *Drift) error {
 	want, err := q.CountAvailableByCategory(ctx)
 	if err != nil {
-		return d, fmt.Errorf("count listings by category: %w", err)
+		return fmt.Errorf("count listings by category: %w", err)
 	}
-	got, err := s.CategoryCounts(ctx, live.ID)
+	got, err := s.CategoryCounts(ctx, g)
 	if err != nil {
-		return d, err
+		return err
 	}
 	for _, c := range want {
 		if got[c.Category] != c.Available {
@@ -356,7 +300,107 @@ func VerifySearch(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drift
 			d.Differ = append(d.Differ, fmt.Sprintf("category %q: %d available, Postgres has none", name, n))
 		}
 	}
-	return d, nil
+	return nil
+}
+
+// verifySearchRows merges two id-ordered streams, a page of each at a
+// time: the documents proj builds from the snapshot, and the stored rows
+// that next pages through.
+func verifySearchRows[T any](ctx context.Context, q *sqlc.Queries, d *Drift, proj projection.Collection, prefix string,
+	next func(after string) ([]T, error), idOf func(T) string, diff func(doc any, got T) []string) error {
+	var (
+		rows    []T
+		rowsEnd bool
+		lastRow string
+	)
+	nextRow := func() (*T, error) {
+		if len(rows) == 0 && !rowsEnd {
+			var err error
+			if rows, err = next(lastRow); err != nil {
+				return nil, err
+			}
+			if len(rows) == 0 {
+				rowsEnd = true
+			} else {
+				lastRow = idOf(rows[len(rows)-1])
+			}
+		}
+		if len(rows) == 0 {
+			return nil, nil
+		}
+		return &rows[0], nil
+	}
+	after := uuid.Nil
+	for {
+		ids, err := proj.IDs(ctx, q, after, verifyPage)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", proj.Name(), err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		after = ids[len(ids)-1]
+		docs, err := proj.Build(ctx, q, ids, 0)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			doc, ok := docs[id]
+			if !ok {
+				continue
+			}
+			d.Checked++
+			key := id.String()
+			for {
+				r, err := nextRow()
+				if err != nil {
+					return err
+				}
+				if r == nil || idOf(*r) >= key {
+					break
+				}
+				d.Extra = append(d.Extra, prefix+idOf(*r))
+				rows = rows[1:]
+			}
+			r, err := nextRow()
+			if err != nil {
+				return err
+			}
+			if r == nil || idOf(*r) != key {
+				d.Missing = append(d.Missing, prefix+key)
+				continue
+			}
+			if fields := diff(doc, *r); len(fields) > 0 {
+				d.Differ = append(d.Differ, prefix+key+": "+strings.Join(fields, ", "))
+			}
+			rows = rows[1:]
+		}
+	}
+	for {
+		r, err := nextRow()
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return nil
+		}
+		d.Extra = append(d.Extra, prefix+idOf(*r))
+		rows = rows[1:]
+	}
+}
+
+// ownerDiff names the fields in which a stored order or review differs
+// from the document built from Postgres, compared as Verify compares
+// documents.
+func ownerDiff[T any](want any, got T) []string {
+	if docDigest(want) == docDigest(got) {
+		return nil
+	}
+	raw, err := bson.Marshal(got)
+	if err != nil {
+		return []string{"(unencodable)"}
+	}
+	return differingFields(want, raw)
 }
 
 // searchDiff names the fields in which a stored search row differs from

@@ -59,8 +59,12 @@ func requireNoDrift(t *testing.T, e *itest.Env, what string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	search, err := cdc.VerifySearch(context.Background(), e.PG, e.Search)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
-	if !cdc.PrintDrift(&b, drifts) {
+	if !cdc.PrintDrift(&b, append(drifts, search)) {
 		t.Fatalf("%s: the read side differs from postgres:\n%s", what, b.String())
 	}
 }
@@ -84,6 +88,19 @@ func TestVerifyIsExact(t *testing.T) {
 		       jsonb_build_object('color', (ARRAY['red', 'blue', 'green'])[1 + g % 3], 'size', 'M', 'brand', 'Acme ' || g % 7,
 		                          'material', 'oak', 'year', (1990 + g % 30)::text, 'era', 'modern')
 		FROM generate_series(1, 400) g, sellers`)
+	// 20 orders, one listing each, and a review of each.
+	execSQL(t, e, `
+		WITH o AS (
+			INSERT INTO orders (id, buyer_id, seller_id, idempotency_key, status, total_currency, total_minor)
+			SELECT gen_random_uuid(), b.id, l.seller_id, 'verify-' || l.id, 'DELIVERED', l.price_currency, l.price_minor
+			FROM (SELECT * FROM listings ORDER BY id LIMIT 20) l,
+			     LATERAL (SELECT id FROM users WHERE id <> l.seller_id ORDER BY id LIMIT 1) b
+			RETURNING id, idempotency_key
+		)
+		INSERT INTO order_items (order_id, listing_id, title, price_currency, price_minor)
+		SELECT o.id, l.id, l.title, l.price_currency, l.price_minor FROM o JOIN listings l ON 'verify-' || l.id = o.idempotency_key`)
+	execSQL(t, e, `INSERT INTO reviews (id, order_id, seller_id, author_id, rating, comment)
+		SELECT gen_random_uuid(), id, seller_id, buyer_id, 4, 'fine' FROM orders`)
 	waitApplied(t, e, e.CurrentLSN(t))
 
 	for run := 1; run <= 5; run++ {
@@ -110,9 +127,10 @@ func TestVerifyIsExact(t *testing.T) {
 		t.Fatalf("verify after changing one title:\n%s", b.String())
 	}
 
-	// The search store: clean, then one changed row, one removed row.
+	// The search store: clean, then one changed row, one removed row, of
+	// each kind.
 	search, err := cdc.VerifySearch(ctx, e.PG, e.Search)
-	if err != nil || !search.Clean() || search.Checked != 400 {
+	if err != nil || !search.Clean() || search.Checked != 440 {
 		t.Fatalf("verify the search store: %+v, %v", search, err)
 	}
 	var last string
@@ -130,9 +148,19 @@ func TestVerifyIsExact(t *testing.T) {
 	if _, err := e.Search.Pool().Exec(ctx, `INSERT INTO search_categories (category, available_count) VALUES ('ghosts', 3)`); err != nil {
 		t.Fatal(err)
 	}
+	var order, review string
+	if err := e.PG.QueryRow(ctx, `SELECT (SELECT id::text FROM orders ORDER BY id LIMIT 1), (SELECT id::text FROM reviews ORDER BY id LIMIT 1)`).Scan(&order, &review); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Search.Pool().Exec(ctx, `UPDATE search_orders SET status = 'CANCELLED' WHERE id = $1`, order); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Search.Pool().Exec(ctx, `DELETE FROM search_reviews WHERE id = $1`, review); err != nil {
+		t.Fatal(err)
+	}
 	search, err = cdc.VerifySearch(ctx, e.PG, e.Search)
-	if err != nil || len(search.Extra) != 0 || !slices.Equal(search.Missing, []string{last}) ||
-		!slices.Equal(search.Differ, []string{id + ": Price", `category "ghosts": 3 available, Postgres has none`}) {
+	if err != nil || len(search.Extra) != 0 || !slices.Equal(search.Missing, []string{last, "reviews/" + review}) ||
+		!slices.Equal(search.Differ, []string{id + ": Price", "orders/" + order + ": status", `category "ghosts": 3 available, Postgres has none`}) {
 		var b strings.Builder
 		cdc.PrintDrift(&b, []cdc.Drift{search})
 		t.Fatalf("verify the search store after changing a price and removing a row (%v):\n%s", err, b.String())

@@ -437,10 +437,8 @@ func (r *run) sweep(proj Collection) error {
 		if err := r.write(w); err != nil {
 			return err
 		}
-		if proj.collection == readstore.Listings {
-			if err := r.writeSearch(nil, w.gone); err != nil {
-				return err
-			}
+		if err := r.writeSearch(proj.collection, nil, w.gone); err != nil {
+			return err
 		}
 		r.record(proj, gone, nil)
 		return nil
@@ -475,10 +473,8 @@ func (r *run) apply(pg page) error {
 	if err := r.write(w); err != nil {
 		return err
 	}
-	if pg.proj.collection == readstore.Listings {
-		if err := r.writeSearch(w.docs, w.gone); err != nil {
-			return err
-		}
+	if err := r.writeSearch(pg.proj.collection, w.docs, w.gone); err != nil {
+		return err
 	}
 	r.record(pg.proj, pg.ids, docs)
 	r.done.Add(int64(len(pg.ids)))

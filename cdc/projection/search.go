@@ -8,9 +8,9 @@ import (
 	"github.com/swapmeet/swapmeet/internal/search"
 )
 
-// WithSearch makes the projector write every listing it rebuilds to the
-// search store too, in the same page and before the batch's position is
-// announced. The generation written is the projections pointer's (the
+// WithSearch makes the projector write every listing, order and review
+// it rebuilds to the search store too, in the same page and before the
+// batch's position is announced. The generation written is the projections pointer's (the
 // search store's live one while the pointer names none).
 func (p *Projector) WithSearch(s *search.Store) *Projector {
 	p.search = s
@@ -19,7 +19,9 @@ func (p *Projector) WithSearch(s *search.Store) *Projector {
 
 // searchGeneration is the search generation a batch writes, or 0 when the
 // projector writes no search rows: none configured, or a rebuild's
-// catch-up that does not rebuild the listings.
+// catch-up that does not rebuild the listings (a rebuild rebuilds the
+// listings, orders and reviews together, or none of them: see
+// SearchCollections).
 func (p *Projector) searchGeneration(ctx context.Context) (int64, error) {
 	if p.search == nil || p.target(readstore.Listings) == "" {
 		return 0, nil
@@ -37,23 +39,41 @@ func (p *Projector) searchGeneration(ctx context.Context) (int64, error) {
 	return g.ID, nil
 }
 
-// writeSearch applies a page of listings to the run's search generation:
-// the rebuilt documents, and deletions at the batch's end. Each row is
-// fenced by its own position; the generation's applied position is raised
-// once the whole batch is written (finishSearch).
-func (r *run) writeSearch(docs []any, gone []string) error {
+// SearchCollections are the collections the search store has rows of.
+var SearchCollections = []string{readstore.Listings, readstore.Orders, readstore.Reviews}
+
+// writeSearch applies a page of one collection to the run's search
+// generation: the rebuilt documents, and deletions at the batch's end.
+// Each row is fenced by its own position; the generation's applied
+// position is raised once the whole batch is written (finishSearch).
+func (r *run) writeSearch(collection string, docs []any, gone []string) error {
 	if r.searchGen == 0 || len(docs)+len(gone) == 0 {
 		return nil
 	}
-	b := search.Batch{Listings: make([]search.Listing, 0, len(docs))}
+	var b search.Batch
 	for _, d := range docs {
-		if l, ok := d.(readstore.Listing); ok {
-			b.Listings = append(b.Listings, search.FromDocument(l))
+		switch d := d.(type) {
+		case readstore.Listing:
+			b.Listings = append(b.Listings, search.FromDocument(d))
+		case readstore.Order:
+			b.Orders = append(b.Orders, d)
+		case readstore.Review:
+			b.Reviews = append(b.Reviews, d)
 		}
 	}
 	end := int64(r.t.end())
+	deleted := &b.Deleted
+	switch collection {
+	case readstore.Orders:
+		deleted = &b.DeletedOrders
+	case readstore.Reviews:
+		deleted = &b.DeletedReviews
+	case readstore.Listings:
+	default:
+		return nil
+	}
 	for _, id := range gone {
-		b.Deleted = append(b.Deleted, search.Deletion{ID: id, LSN: end})
+		*deleted = append(*deleted, search.Deletion{ID: id, LSN: end})
 	}
 	if err := r.p.search.Apply(r.ctx, r.searchGen, b); err != nil {
 		return err

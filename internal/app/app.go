@@ -21,7 +21,7 @@ import (
 type Deps struct {
 	Store   *db.Store
 	Reads   *readstore.Model
-	Search  *search.Store // listing search and the category counts
+	Search  *search.Store // listing search, the category counts, and the owner lists
 	Cache   *cache.Cache  // the read path, with its near cache
 	Watcher *cache.Watcher
 	Media   *media.Bucket

@@ -13,6 +13,7 @@ import (
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 )
 
 // maxOrderItems bounds one order, and with it the rows one transaction locks.
@@ -334,8 +335,8 @@ func (q *Queries) GetOrder(ctx context.Context, caller uuid.UUID, id, token stri
 
 // Order roles for ListOrders.
 const (
-	RoleBuyer  = "buyer"
-	RoleSeller = "seller"
+	RoleBuyer  = search.RoleBuyer
+	RoleSeller = search.RoleSeller
 )
 
 // ListOrders returns the caller's orders as buyer or seller, newest first.
@@ -359,7 +360,9 @@ func (q *Queries) ListOrders(ctx context.Context, caller uuid.UUID, role, status
 	if err != nil {
 		return nil, "", err
 	}
-	docs, more, err := q.deps.Reads.ListOrders(ctx, readstore.OrderFilter{UserID: caller.String(), Role: role, Status: status}, cur, limit)
+	// From the search store's index: no page cache, as a page is a
+	// millisecond range scan and one user's pages are rarely asked twice.
+	docs, more, err := q.deps.Search.ListOrders(ctx, search.OrderFilter{UserID: caller.String(), Role: role, Status: status}, cur, limit)
 	if err != nil {
 		return nil, "", readErr("orders", err)
 	}

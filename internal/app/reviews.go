@@ -82,7 +82,7 @@ func (q *Queries) ListSellerReviews(ctx context.Context, sellerID string, pageSi
 	if err != nil {
 		return SellerReviews{}, err
 	}
-	docs, more, err := q.deps.Reads.ListSellerReviews(ctx, sid.String(), cur, limit)
+	docs, more, err := q.deps.Search.ListSellerReviews(ctx, sid.String(), cur, limit)
 	if err != nil {
 		return SellerReviews{}, readErr("reviews", err)
 	}

@@ -21,13 +21,8 @@ var indexes = map[string][]mongo.IndexModel{
 		{Keys: bson.D{{Key: "category", Value: 1}, {Key: "status", Value: 1}, {Key: "created_at", Value: -1}}},
 		{Keys: bson.D{{Key: "seller.id", Value: 1}, {Key: "created_at", Value: -1}}},
 	},
-	Orders: {
-		{Keys: bson.D{{Key: "buyer.id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{Keys: bson.D{{Key: "seller.id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-	},
-	Reviews: {
-		{Keys: bson.D{{Key: "seller_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-	},
+	// The orders and reviews are read here by id only: their lists by
+	// owner are the search store's (internal/search).
 }
 
 // EnsureIndexes creates the indexes the queries need; it is idempotent.

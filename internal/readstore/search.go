@@ -140,34 +140,6 @@ func (s *Model) SearchListings(ctx context.Context, f ListingFilter, order Sort,
 	return findPage[Listing](ctx, s, Listings, q, sortSpec(order), limit)
 }
 
-// OrderFilter narrows a user's orders.
-type OrderFilter struct {
-	UserID string
-	Role   string // "buyer" or "seller"
-	Status string // "" = any
-}
-
-// ListOrders returns a user's orders, newest first, after the cursor.
-func (s *Model) ListOrders(ctx context.Context, f OrderFilter, cur *Cursor, limit int) ([]Order, bool, error) {
-	q := bson.D{{Key: f.Role + ".id", Value: f.UserID}}
-	if f.Status != "" {
-		q = append(q, bson.E{Key: "status", Value: f.Status})
-	}
-	if cur != nil {
-		q = append(q, after(SortNewest, cur)...)
-	}
-	return findPage[Order](ctx, s, Orders, q, sortSpec(SortNewest), limit)
-}
-
-// ListSellerReviews returns a seller's reviews, newest first, after the cursor.
-func (s *Model) ListSellerReviews(ctx context.Context, sellerID string, cur *Cursor, limit int) ([]Review, bool, error) {
-	q := bson.D{{Key: "seller_id", Value: sellerID}}
-	if cur != nil {
-		q = append(q, after(SortNewest, cur)...)
-	}
-	return findPage[Review](ctx, s, Reviews, q, sortSpec(SortNewest), limit)
-}
-
 // findPage reads one more document than asked, to know whether a next
 // page exists. It sends the find command itself so that it can carry
 // maxTimeMS: the driver sends none for cursor-returning finds, and a

@@ -427,6 +427,23 @@ func TestOrdersAndReviewsQueries(t *testing.T) {
 	}
 	_, err = m.reviews.ListSellerReviews(ctx, connect.NewRequest(&swapmeetv1.ListSellerReviewsRequest{SellerId: uuid.NewString()}))
 	wantCode(t, err, connect.CodeNotFound)
+
+	// A new order is on both parties' lists with its own token, at once.
+	placed, err := m.orders.PlaceOrder(ctx, authed(&swapmeetv1.PlaceOrderRequest{
+		ListingIds: []string{m.listing(seller, "Thing 5")}, IdempotencyKey: "at-once"}, stranger.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		u    user
+		role swapmeetv1.OrderRole
+	}{{stranger, swapmeetv1.OrderRole_ORDER_ROLE_BUYER}, {seller, swapmeetv1.OrderRole_ORDER_ROLE_SELLER}} {
+		res, err := m.orders.ListOrders(ctx, authed(&swapmeetv1.ListOrdersRequest{Role: c.role, PageSize: 1,
+			ConsistencyToken: placed.Msg.ConsistencyToken}, c.u.token))
+		if err != nil || len(res.Msg.Orders) != 1 || res.Msg.Orders[0].OrderId != placed.Msg.OrderId {
+			t.Fatalf("%v's first order with the placing token: %v, %v", c.role, res, err)
+		}
+	}
 }
 
 // TestReadsWithRedisDown stops a private Redis: every query still answers

@@ -10,8 +10,9 @@ import (
 )
 
 // A generation is one complete copy of the projection: the tables
-// listings_g<id> and categories_g<id>. Readers go through the views
-// search_listings and search_categories, which Switch re-points at a new
+// listings_g<id>, categories_g<id>, orders_g<id> and reviews_g<id>.
+// Readers go through the views search_listings, search_categories,
+// search_orders and search_reviews, which Switch re-points at a new
 // generation in the same transaction that marks it live: a statement
 // reads entirely the old generation or entirely the new one, and no
 // statement finds neither.
@@ -103,7 +104,7 @@ func (s *Store) CreateGeneration(ctx context.Context) (Generation, error) {
 		if _, err := tx.Exec(ctx, "INSERT INTO search_generations (id, ts_config, state) VALUES ($1, $2, $3)", g.ID, g.TextSearchConfig, g.State); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, generationSQL("generation.sql", g.ID, g.TextSearchConfig))
+		_, err := tx.Exec(ctx, generationSQL("generation.sql", g.ID, g.TextSearchConfig)+";\n"+generationSQL("owners.sql", g.ID, g.TextSearchConfig))
 		return err
 	})
 	if err != nil {
@@ -165,7 +166,7 @@ func (s *Store) Seal(ctx context.Context, g int64) error {
 		if gen.State != StateLoading {
 			return fmt.Errorf("generation %d is %s, not %s", g, gen.State, StateLoading)
 		}
-		if _, err := tx.Exec(ctx, generationSQL("indexes.sql", g, gen.TextSearchConfig)); err != nil {
+		if _, err := tx.Exec(ctx, generationSQL("indexes.sql", g, gen.TextSearchConfig)+";\n"+generationSQL("owners_indexes.sql", g, gen.TextSearchConfig)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %[2]s (category, available_count)
@@ -183,7 +184,7 @@ func (s *Store) Seal(ctx context.Context, g int64) error {
 	// Statistics before the first reader, so that its plan uses the
 	// indexes, and a visibility map, so that a batch's recount of a
 	// category is an index-only scan. VACUUM cannot run in a transaction.
-	if _, err := s.pool.Exec(ctx, "VACUUM (ANALYZE) "+listingsTable(g)+", "+categoriesTable(g)); err != nil {
+	if _, err := s.pool.Exec(ctx, "VACUUM (ANALYZE) "+listingsTable(g)+", "+categoriesTable(g)+", "+ordersTable(g)+", "+reviewsTable(g)); err != nil {
 		return fmt.Errorf("search: analyze generation %d: %w", g, err)
 	}
 	return nil
@@ -206,16 +207,59 @@ func (s *Store) Switch(ctx context.Context, g int64) error {
 		if _, err := tx.Exec(ctx, "UPDATE search_generations SET state = 'live', live_at = now() WHERE id = $1", g); err != nil {
 			return err
 		}
-		// The views list their columns so that every generation's view has
-		// the same shape, which CREATE OR REPLACE VIEW requires.
-		_, err = tx.Exec(ctx, fmt.Sprintf(`
-			CREATE OR REPLACE VIEW search_listings AS SELECT %[3]s FROM %[1]s;
-			CREATE OR REPLACE VIEW search_categories AS SELECT category, available_count FROM %[2]s`,
-			listingsTable(g), categoriesTable(g), viewColumns))
-		return err
+		return pointViews(ctx, tx, g)
 	})
 	if err != nil {
 		return fmt.Errorf("search: switch to generation %d: %w", g, err)
+	}
+	return nil
+}
+
+// pointViews re-points the readers' views at generation g. The views list
+// their columns so that every generation's view has the same shape, which
+// CREATE OR REPLACE VIEW requires.
+func pointViews(ctx context.Context, tx pgx.Tx, g int64) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf(`
+		CREATE OR REPLACE VIEW search_listings AS SELECT %[3]s FROM %[1]s;
+		CREATE OR REPLACE VIEW search_categories AS SELECT category, available_count FROM %[2]s;
+		CREATE OR REPLACE VIEW search_orders AS SELECT id, lsn, buyer_id, seller_id, status, created_at, doc FROM %[4]s;
+		CREATE OR REPLACE VIEW search_reviews AS SELECT id, lsn, seller_id, created_at, doc FROM %[5]s`,
+		listingsTable(g), categoriesTable(g), viewColumns, ordersTable(g), reviewsTable(g)))
+	return err
+}
+
+// addOwnerLists gives the generations made before the owner lists existed
+// their tables, indexes and views, empty: their rows come with the next
+// rebuild (docs/search.md).
+func (s *Store) addOwnerLists(ctx context.Context) error {
+	gs, err := s.Generations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ordersTable(g.ID)).Scan(&exists); err != nil {
+			return fmt.Errorf("search: add owner lists: %w", err)
+		}
+		if exists {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			sql := generationSQL("owners.sql", g.ID, g.TextSearchConfig)
+			if g.State != StateLoading {
+				sql += ";\n" + generationSQL("owners_indexes.sql", g.ID, g.TextSearchConfig)
+			}
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return err
+			}
+			if g.State == StateLive {
+				return pointViews(ctx, tx, g.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("search: add owner lists to generation %d: %w", g.ID, err)
+		}
 	}
 	return nil
 }
@@ -234,7 +278,7 @@ func (s *Store) Drop(ctx context.Context, g int64) error {
 		if gen.State == StateLive {
 			return fmt.Errorf("generation %d is live", g)
 		}
-		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+listingsTable(g)+", "+categoriesTable(g)); err != nil {
+		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+listingsTable(g)+", "+categoriesTable(g)+", "+ordersTable(g)+", "+reviewsTable(g)); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "DELETE FROM search_generations WHERE id = $1", g)

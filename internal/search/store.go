@@ -170,6 +170,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("search: migration %s: %w", m.name, err)
 		}
 	}
+	if err := s.addOwnerLists(ctx); err != nil {
+		return err
+	}
 	live, err := s.Live(ctx)
 	switch {
 	case errors.Is(err, ErrNoGeneration):

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
 // Listing is one row of the projection: what a search filters and sorts
@@ -72,6 +75,12 @@ type Batch struct {
 	Listings []Listing
 	// Deleted are the listings the batch found gone.
 	Deleted []Deletion
+	// Orders and Reviews are the current documents of the orders and
+	// reviews the batch changed, each stamped like a listing; the Deleted
+	// ones are those it found gone.
+	Orders                        []readstore.Order
+	Reviews                       []readstore.Review
+	DeletedOrders, DeletedReviews []Deletion
 }
 
 // row is a listing in the shape of the table's columns.
@@ -120,15 +129,22 @@ func rowValues(l Listing) ([]any, error) {
 		l.CreatedAt, l.UpdatedAt}, nil
 }
 
-// Apply writes a batch into generation g in one statement: it upserts
-// every row, fenced by commit position (a row is replaced only by one with
-// a higher LSN, and a deletion leaves a tombstone that keeps its LSN), and
-// moves the available counts of the categories by what the rows it
-// changed left and entered. A count moves only with a row that the fence
-// let through, under that row's lock and from the row it replaced, so a
-// replayed batch or a paused old leader's (which the fence stops) moves
-// nothing, and two writers of one row cannot both count it.
+// Apply writes a batch into generation g in one round trip. One statement
+// upserts every listing row, fenced by commit position (a row is replaced
+// only by one with a higher LSN, and a deletion leaves a tombstone that
+// keeps its LSN), and moves the available counts of the categories by
+// what the rows it changed left and entered. A count moves only with a
+// row that the fence let through, under that row's lock and from the row
+// it replaced, so a replayed batch or a paused old leader's (which the
+// fence stops) moves nothing, and two writers of one row cannot both
+// count it. One more statement upserts the orders and one the reviews, if
+// the batch has any, fenced the same way. All run in one implicit
+// transaction.
 func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
+	orders, reviews, err := b.ownerRows()
+	if err != nil {
+		return fmt.Errorf("search: apply: %w", err)
+	}
 	// One row per listing, the latest: an upsert cannot change a row twice.
 	latest := map[string]int{}
 	var rows []row
@@ -183,8 +199,8 @@ func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
 		created[i], updated[i] = l.CreatedAt, l.UpdatedAt
 	}
 	lt, ct := listingsTable(g), categoriesTable(g)
-	var written, moved, gens int64
-	err := s.pool.QueryRow(ctx, fmt.Sprintf(`
+	batch := &pgx.Batch{}
+	batch.Queue(fmt.Sprintf(`
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::float8[], $8::int[],
 		$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[])
@@ -222,12 +238,23 @@ WITH input AS (
 )
 SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM moved), (SELECT count(*) FROM applied)`, lt, ct),
 		ids, lsns, statuses, versions, sellerIDs, names, ratings, counts,
-		titles, descs, cats, conds, curs, prices, attrs, medias, created, updated, b.Position, g).Scan(&written, &moved, &gens)
+		titles, descs, cats, conds, curs, prices, attrs, medias, created, updated, b.Position, g)
+	queueOrders(batch, g, orders)
+	queueReviews(batch, g, reviews)
+	br := s.pool.SendBatch(ctx, batch)
+	var written, moved, gens int64
+	err = br.QueryRow().Scan(&written, &moved, &gens)
 	if err == nil && gens == 0 {
 		err = fmt.Errorf("no generation %d", g)
 	}
+	for i := 1; i < batch.Len() && err == nil; i++ {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return fmt.Errorf("search: apply %d rows to generation %d: %w", n, g, err)
+		return fmt.Errorf("search: apply %d listings, %d orders, %d reviews to generation %d: %w", n, len(orders), len(reviews), g, err)
 	}
 	return nil
 }

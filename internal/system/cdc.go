@@ -14,7 +14,7 @@ import (
 )
 
 // NewProjector is the CDC's sink: it rebuilds documents in the read store
-// and the listings' rows in the search store, tombstones their cache keys
+// and the rows of the listings, orders and reviews in the search store, tombstones their cache keys
 // and announces the applied position.
 func NewProjector(cfg Config, c *Clients, log *slog.Logger) *projection.Projector {
 	p := projection.NewProjector(c.PG, c.Reads, cache.New(c.Redis, cfg.RedisPrefix), c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log)

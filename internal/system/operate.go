@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/swapmeet/swapmeet/cdc"
+	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/internal/media"
@@ -89,8 +90,8 @@ func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o Reb
 }
 
 // VerifyProjections is `swapmeet projections verify`: every read document
-// of the collections compared with Postgres, and with the listings, every
-// row of the search store's live generation.
+// of the collections compared with Postgres, and with the listings, orders
+// or reviews, every row of the search store's live generation.
 func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([]cdc.Drift, error) {
 	c, err := Open(ctx, cfg)
 	if err != nil {
@@ -98,10 +99,10 @@ func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([
 	}
 	defer c.Close()
 	drifts, err := cdc.Verify(ctx, c.PG, c.Reads, collections)
-	if err != nil || !slices.Contains(collections, readstore.Listings) {
+	if err != nil || !slices.ContainsFunc(collections, func(c string) bool { return slices.Contains(projection.SearchCollections, c) }) {
 		return drifts, err
 	}
-	// The listings' search rows are verified with the listings.
+	// The search rows (of all three) are verified with any of them.
 	d, err := cdc.VerifySearch(ctx, c.PG, c.Search)
 	if err != nil {
 		return nil, err
