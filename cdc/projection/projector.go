@@ -127,21 +127,28 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 	if err := run.wait(); err != nil {
 		return err
 	}
-	if err := run.finishSearch(ctx); err != nil {
+	// The search store's position, the change feed and the page epoch
+	// are independent of each other; the announcement waits for all three.
+	var g errgroup.Group
+	g.Go(func() error { return run.finishSearch(ctx) })
+	if !p.shadow {
+		if run.changes != nil {
+			g.Go(func() error { return p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end)) })
+		}
+		if run.listings.Load() {
+			g.Go(func() error {
+				if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
+					return fmt.Errorf("bump the listings page epoch: %w", err)
+				}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	if p.shadow {
 		return nil
-	}
-	if run.changes != nil {
-		if err := p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end)); err != nil {
-			return err
-		}
-	}
-	if run.listings.Load() {
-		if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
-			return fmt.Errorf("bump the listings page epoch: %w", err)
-		}
 	}
 	if err := cache.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
@@ -434,10 +441,7 @@ func (r *run) sweep(proj Collection) error {
 				w.evictions = r.p.eviction(w.evictions, proj, id.String(), end)
 			}
 		}
-		if err := r.write(w); err != nil {
-			return err
-		}
-		if err := r.writeSearch(proj.collection, nil, w.gone); err != nil {
+		if err := r.writeBoth(w, proj.collection, nil); err != nil {
 			return err
 		}
 		r.record(proj, gone, nil)
@@ -470,10 +474,7 @@ func (r *run) apply(pg page) error {
 			w.evictions = r.p.eviction(w.evictions, pg.proj, s, uint64(r.t.end()))
 		}
 	}
-	if err := r.write(w); err != nil {
-		return err
-	}
-	if err := r.writeSearch(pg.proj.collection, w.docs, w.gone); err != nil {
+	if err := r.writeBoth(w, pg.proj.collection, w.docs); err != nil {
 		return err
 	}
 	r.record(pg.proj, pg.ids, docs)
@@ -559,6 +560,20 @@ func (r *run) write(w write) error {
 	r.evicted.Add(keys...)
 	r.mu.Unlock()
 	return nil
+}
+
+// writeBoth writes a page to the read store and its rows to the search
+// store at once: each write is fenced by its own positions and the batch
+// is announced only after both, so their order does not matter, and the
+// search write costs a batch no time of its own unless it is the slower.
+func (r *run) writeBoth(w write, collection string, docs []any) error {
+	if r.searchGen == 0 {
+		return r.write(w)
+	}
+	var g errgroup.Group
+	g.Go(func() error { return r.write(w) })
+	g.Go(func() error { return r.writeSearch(collection, docs, w.gone) })
+	return g.Wait()
 }
 
 // lsnOf reads the stamp of a built document.
