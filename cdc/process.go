@@ -189,9 +189,6 @@ func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
 	if err != nil {
 		return readstore.Pointer{}, fmt.Errorf("create slot %s: %w", p.Slot, err)
 	}
-	if err := p.Reads.EnsureIndexes(ctx); err != nil {
-		return readstore.Pointer{}, err
-	}
 	if err := p.Sink.Resync(ctx); err != nil {
 		return readstore.Pointer{}, err
 	}

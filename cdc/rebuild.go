@@ -139,12 +139,8 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	if _, err := b.createSlotAndLoad(ctx, slot, collections, shadows, searchGen); err != nil {
 		return err
 	}
-	// 3. Indexes.
-	for c, physical := range shadows {
-		if err := b.Reads.EnsureIndexesOn(ctx, c, physical); err != nil {
-			return err
-		}
-	}
+	// 3. The search generation's indexes and counts (the documents are
+	// read by id only, which needs no index of ours).
 	if searchGen != 0 {
 		if err := b.Search.Seal(ctx, searchGen); err != nil {
 			return err

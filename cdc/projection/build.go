@@ -120,11 +120,6 @@ func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st sta
 		if err := json.Unmarshal(r.Attributes, &attrs); err != nil {
 			return nil, fmt.Errorf("listing %s attributes: %w", r.ID, err)
 		}
-		pairs := make([]string, 0, len(attrs))
-		for k, v := range attrs {
-			pairs = append(pairs, k+"="+v)
-		}
-		sort.Strings(pairs)
 		m := media[r.ID]
 		if m == nil {
 			m = []readstore.Media{}
@@ -134,9 +129,8 @@ func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st sta
 			Seller: summary(r.SellerID, r.SellerName, r.SellerRatingAverage, r.SellerRatingCount),
 			Title:  r.Title, Description: r.Description, Category: r.Category, Condition: r.Condition,
 			Price:      readstore.Money{Currency: r.PriceCurrency, Minor: r.PriceMinor},
-			Attributes: attrs, AttributePairs: pairs,
-			Status: r.Status, Version: r.Version, Media: m,
-			Keywords:  readstore.Keywords(r.Title, r.Description),
+			Attributes: attrs,
+			Status:     r.Status, Version: r.Version, Media: m,
 			CreatedAt: ms(r.CreatedAt), UpdatedAt: ms(r.UpdatedAt),
 			LSN: max(st.doc(cListings, r.ID), st.summary(r.SellerID)),
 		}

@@ -202,7 +202,6 @@ func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
 	ref.WriteConcurrency = e.Reads.WriteConcurrency
 	e.OnClose(func() error { return ref.DB().Drop(context.Background()) })
 	for _, s := range []*readstore.Model{e.Reads, ref} {
-		check(s.EnsureIndexes(ctx))
 		bulkLoadListings(ctx, s, e.PG, readstore.Listings, sinkListings)
 	}
 	docs := listingDocs(ctx, e.PG, listingIDs(ctx, e.PG, `SELECT id FROM listings ORDER BY id`), 1)

@@ -159,7 +159,6 @@ func bulkLoadListings(ctx context.Context, s *readstore.Model, pg *pgxpool.Pool,
 // loadCatalogue loads documents, indexes, slot and pointer as a first start of the CDC leaves them.
 func loadCatalogue(ctx context.Context, e *env, n int) {
 	progress("catalogue: %d listing documents loaded in %s", n, bulkLoadListings(ctx, e.Reads, e.PG, readstore.Listings, n).wall.Round(time.Millisecond))
-	check(e.Reads.EnsureIndexes(ctx))
 	firstStart(ctx, e)
 }
 

@@ -199,7 +199,6 @@ func setUpSearch(ctx context.Context, e *env, n int) (*searchFixture, row) {
 		docs = append(docs, d)
 	}
 	check(e.Reads.InsertMany(ctx, readstore.Listings, docs))
-	check(e.Reads.EnsureIndexes(ctx))
 	firstStart(ctx, e)
 	fx.cdcStop = e.startCDCOn(ctx, e.Clients())
 	e.waitForSlot(ctx)

@@ -257,7 +257,7 @@ func planSearch(s ListingSearch) (search.Query, error) {
 	}
 	if s.Query != "" {
 		v.text("query", s.Query, textRule{min: 0, max: maxQueryLen})
-		switch words := readstore.Keywords(s.Query); {
+		switch words := queryWords(s.Query); {
 		case len(words) == 0:
 			v.add("query", "needs a word of at least 2 letters or digits")
 		case len(words) > maxQueryWords:

@@ -18,7 +18,7 @@ func TestViewsOfDocuments(t *testing.T) {
 	l, err := q.listingView(context.Background(), readstore.Listing{
 		ID: "l", Seller: seller, Title: "Lamp", Description: "Bright", Category: "lamps", Condition: "GOOD",
 		Price: readstore.Money{Currency: "EUR", Minor: 1200}, Attributes: map[string]string{"w": "60"},
-		Status: "AVAILABLE", Version: 3, Media: []readstore.Media{img}, Keywords: []string{"lamp"},
+		Status: "AVAILABLE", Version: 3, Media: []readstore.Media{img},
 		CreatedAt: at, UpdatedAt: at.Add(time.Hour), LSN: 99,
 	})
 	if err != nil {

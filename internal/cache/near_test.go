@@ -29,12 +29,10 @@ func TestNearSizeCoversTheHeap(t *testing.T) {
 				Seller: readstore.UserSummary{ID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c", DisplayName: "Ada Lovelace", RatingAverage: 4.5, RatingCount: 12},
 				Price:  readstore.Money{Currency: "EUR", Minor: 2500}, Attributes: map[string]string{},
 				Status: "AVAILABLE", Version: 3, CreatedAt: time.Now(), UpdatedAt: time.Now(), LSN: 1 << 30,
-				Keywords: strings.Fields("a vintage camera with its lens lot seventeen"),
 			}
 			for i := range shape.attributes {
 				k, v := fmt.Sprintf("attribute%d", i), fmt.Sprintf("value%d", i)
 				l.Attributes[k] = v
-				l.AttributePairs = append(l.AttributePairs, k+"="+v)
 			}
 			for i := range shape.media {
 				l.Media = append(l.Media, readstore.Media{

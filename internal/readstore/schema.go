@@ -56,16 +56,12 @@ type Listing struct {
 	Condition   string            `bson:"condition"`
 	Price       Money             `bson:"price"`
 	Attributes  map[string]string `bson:"attributes"`
-	// AttributePairs holds "key=value" for each attribute: one indexed
-	// array serves exact-match filters on any attribute.
-	AttributePairs []string  `bson:"attribute_pairs"`
-	Status         string    `bson:"status"`
-	Version        int64     `bson:"version"`
-	Media          []Media   `bson:"media"`
-	Keywords       []string  `bson:"keywords"`
-	CreatedAt      time.Time `bson:"created_at"`
-	UpdatedAt      time.Time `bson:"updated_at"`
-	LSN            int64     `bson:"lsn"`
+	Status      string            `bson:"status"`
+	Version     int64             `bson:"version"`
+	Media       []Media           `bson:"media"`
+	CreatedAt   time.Time         `bson:"created_at"`
+	UpdatedAt   time.Time         `bson:"updated_at"`
+	LSN         int64             `bson:"lsn"`
 }
 
 // Order is the orders document.

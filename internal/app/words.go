@@ -1,4 +1,4 @@
-package readstore
+package app
 
 import (
 	"strings"
@@ -9,9 +9,9 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// Keyword search runs on an indexed array of normalized tokens rather than
-// $text, which FerretDB lacks. Documents and queries are tokenized by the
-// same function, so "Café" finds "cafe".
+// A search query is checked for words before it reaches the search store,
+// which stems and matches them (internal/search): queryWords splits it as
+// a reader would count its words, folding case and accents.
 
 const (
 	minKeywordLen = 2  // shorter tokens match too much to be worth indexing
@@ -19,8 +19,8 @@ const (
 	maxKeywords   = 300
 )
 
-// Keywords returns the distinct normalized tokens of texts, in first-seen order.
-func Keywords(texts ...string) []string {
+// queryWords returns the distinct normalized words of texts, in first-seen order.
+func queryWords(texts ...string) []string {
 	seen := map[string]bool{}
 	out := []string{}
 	for _, t := range texts {

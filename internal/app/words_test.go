@@ -1,11 +1,11 @@
-package readstore
+package app
 
 import (
 	"slices"
 	"testing"
 )
 
-func TestKeywords(t *testing.T) {
+func TestQueryWords(t *testing.T) {
 	for _, tc := range []struct {
 		in   []string
 		want []string
@@ -16,8 +16,8 @@ func TestKeywords(t *testing.T) {
 		{[]string{"Straße über Ångström"}, []string{"straße", "uber", "angstrom"}},
 		{[]string{"dup dup DUP"}, []string{"dup"}},
 	} {
-		if got := Keywords(tc.in...); !slices.Equal(got, tc.want) {
-			t.Errorf("Keywords(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := queryWords(tc.in...); !slices.Equal(got, tc.want) {
+			t.Errorf("queryWords(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
