@@ -78,17 +78,14 @@ func walkJPEG(r io.Reader) (jpegHeader, error) {
 	if err := readFull(soi[:]); err != nil || soi != [2]byte{0xFF, 0xD8} {
 		return done(eof(err)) // Sniff has checked the magic; DecodeConfig explains
 	}
-	inScan := false // between an SOS header and the next marker
+	inScan := false // between an SOS header and the next marker, where 0xFF 0x00 is data
 	for {
 		b, err := readByte()
 		if err != nil {
 			return done(eof(err))
 		}
 		if b != 0xFF {
-			if inScan {
-				continue
-			}
-			return done(invalid("the JPEG has bytes between its segments"))
+			continue // scan data, or stray bytes between segments, which decoders skip too
 		}
 		m, err := readByte()
 		for err == nil && m == 0xFF { // fill bytes
