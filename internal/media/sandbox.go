@@ -88,6 +88,8 @@ func (s Sandbox) Thumbnail(ctx context.Context, data []byte, contentType string)
 	err = cmd.Run()
 	runtime.UnlockOSThread()
 	switch {
+	case err == nil && stdout.truncated:
+		return nil, fmt.Errorf("thumbnail process: more than %d bytes of output", stdout.limit)
 	case err == nil:
 		return stdout.Bytes(), nil
 	case ctx.Err() != nil:
@@ -163,16 +165,20 @@ func childMain(stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// limitedBuffer keeps the first limit bytes written to it and fails past
-// them, so a child cannot make its parent hold more.
+// limitedBuffer keeps the first limit bytes written to it and discards the
+// rest, so a child can neither make its parent hold more nor block on a
+// pipe nobody reads.
 type limitedBuffer struct {
 	bytes.Buffer
-	limit int
+	limit     int
+	truncated bool
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > b.limit {
-		return 0, fmt.Errorf("more than %d bytes of output", b.limit)
+	if room := b.limit - b.Len(); len(p) > room {
+		b.truncated = true
+		b.Buffer.Write(p[:max(0, room)])
+		return len(p), nil
 	}
 	return b.Buffer.Write(p)
 }
