@@ -34,17 +34,30 @@ DELETE FROM listing_media WHERE id = @id AND listing_id = @listing_id
 RETURNING object_key, thumbnail_key;
 
 -- name: ClaimThumbnailJob :one
--- The oldest confirmed image without a thumbnail that no other worker holds.
--- The row lock lasts until the thumbnail is recorded, so replicas never
--- make the same one, and a worker that dies leaves the row for the next.
-SELECT id, object_key, content_type, size_bytes FROM listing_media
+-- A confirmed image without a thumbnail that no other worker holds and
+-- whose retry is due: those tried least first, then the oldest. The row
+-- lock lasts until the outcome is recorded, so replicas never make the
+-- same one, and a worker that dies leaves the row for the next.
+SELECT id, object_key, content_type, size_bytes, thumbnail_attempts FROM listing_media
 WHERE status = 'CONFIRMED' AND thumbnail_key IS NULL
-ORDER BY confirmed_at
+  AND (thumbnail_retry_at IS NULL OR thumbnail_retry_at <= now())
+ORDER BY thumbnail_attempts, confirmed_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED;
 
 -- name: SetThumbnail :execrows
-UPDATE listing_media SET thumbnail_key = @thumbnail_key
+-- The outcome: the thumbnail's key, or, for an image that failed for
+-- good, the original's key and the reason.
+UPDATE listing_media
+SET thumbnail_key = @thumbnail_key, thumbnail_error = sqlc.narg(thumbnail_error),
+    thumbnail_attempts = thumbnail_attempts + 1, thumbnail_retry_at = NULL
+WHERE id = @id AND thumbnail_key IS NULL;
+
+-- name: DeferThumbnail :execrows
+-- A failed attempt that may be retried, after the pause.
+UPDATE listing_media
+SET thumbnail_attempts = thumbnail_attempts + 1, thumbnail_error = @thumbnail_error,
+    thumbnail_retry_at = now() + make_interval(secs => @retry_after_secs::float8)
 WHERE id = @id AND thumbnail_key IS NULL;
 
 -- name: DeleteStalePendingMedia :many

@@ -13,23 +13,26 @@ import (
 )
 
 const claimThumbnailJob = `-- name: ClaimThumbnailJob :one
-SELECT id, object_key, content_type, size_bytes FROM listing_media
+SELECT id, object_key, content_type, size_bytes, thumbnail_attempts FROM listing_media
 WHERE status = 'CONFIRMED' AND thumbnail_key IS NULL
-ORDER BY confirmed_at
+  AND (thumbnail_retry_at IS NULL OR thumbnail_retry_at <= now())
+ORDER BY thumbnail_attempts, confirmed_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED
 `
 
 type ClaimThumbnailJobRow struct {
-	ID          uuid.UUID
-	ObjectKey   string
-	ContentType string
-	SizeBytes   int64
+	ID                uuid.UUID
+	ObjectKey         string
+	ContentType       string
+	SizeBytes         int64
+	ThumbnailAttempts int32
 }
 
-// The oldest confirmed image without a thumbnail that no other worker holds.
-// The row lock lasts until the thumbnail is recorded, so replicas never
-// make the same one, and a worker that dies leaves the row for the next.
+// A confirmed image without a thumbnail that no other worker holds and
+// whose retry is due: those tried least first, then the oldest. The row
+// lock lasts until the outcome is recorded, so replicas never make the
+// same one, and a worker that dies leaves the row for the next.
 func (q *Queries) ClaimThumbnailJob(ctx context.Context) (ClaimThumbnailJobRow, error) {
 	row := q.db.QueryRow(ctx, claimThumbnailJob)
 	var i ClaimThumbnailJobRow
@@ -38,6 +41,7 @@ func (q *Queries) ClaimThumbnailJob(ctx context.Context) (ClaimThumbnailJobRow, 
 		&i.ObjectKey,
 		&i.ContentType,
 		&i.SizeBytes,
+		&i.ThumbnailAttempts,
 	)
 	return i, err
 }
@@ -141,6 +145,28 @@ func (q *Queries) CreatePendingMedia(ctx context.Context, arg CreatePendingMedia
 		arg.SizeBytes,
 	)
 	return err
+}
+
+const deferThumbnail = `-- name: DeferThumbnail :execrows
+UPDATE listing_media
+SET thumbnail_attempts = thumbnail_attempts + 1, thumbnail_error = $1,
+    thumbnail_retry_at = now() + make_interval(secs => $2::float8)
+WHERE id = $3 AND thumbnail_key IS NULL
+`
+
+type DeferThumbnailParams struct {
+	ThumbnailError *string
+	RetryAfterSecs float64
+	ID             uuid.UUID
+}
+
+// A failed attempt that may be retried, after the pause.
+func (q *Queries) DeferThumbnail(ctx context.Context, arg DeferThumbnailParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deferThumbnail, arg.ThumbnailError, arg.RetryAfterSecs, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const deleteMedia = `-- name: DeleteMedia :one
@@ -320,17 +346,22 @@ func (q *Queries) GetListingMedia(ctx context.Context, arg GetListingMediaParams
 }
 
 const setThumbnail = `-- name: SetThumbnail :execrows
-UPDATE listing_media SET thumbnail_key = $1
-WHERE id = $2 AND thumbnail_key IS NULL
+UPDATE listing_media
+SET thumbnail_key = $1, thumbnail_error = $2,
+    thumbnail_attempts = thumbnail_attempts + 1, thumbnail_retry_at = NULL
+WHERE id = $3 AND thumbnail_key IS NULL
 `
 
 type SetThumbnailParams struct {
-	ThumbnailKey *string
-	ID           uuid.UUID
+	ThumbnailKey   *string
+	ThumbnailError *string
+	ID             uuid.UUID
 }
 
+// The outcome: the thumbnail's key, or, for an image that failed for
+// good, the original's key and the reason.
 func (q *Queries) SetThumbnail(ctx context.Context, arg SetThumbnailParams) (int64, error) {
-	result, err := q.db.Exec(ctx, setThumbnail, arg.ThumbnailKey, arg.ID)
+	result, err := q.db.Exec(ctx, setThumbnail, arg.ThumbnailKey, arg.ThumbnailError, arg.ID)
 	if err != nil {
 		return 0, err
 	}

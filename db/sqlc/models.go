@@ -27,17 +27,20 @@ type Listing struct {
 }
 
 type ListingMedium struct {
-	ID           uuid.UUID
-	ListingID    uuid.UUID
-	ObjectKey    string
-	ContentType  string
-	SizeBytes    int64
-	Status       string
-	Width        *int32
-	Height       *int32
-	ThumbnailKey *string
-	CreatedAt    time.Time
-	ConfirmedAt  *time.Time
+	ID                uuid.UUID
+	ListingID         uuid.UUID
+	ObjectKey         string
+	ContentType       string
+	SizeBytes         int64
+	Status            string
+	Width             *int32
+	Height            *int32
+	ThumbnailKey      *string
+	CreatedAt         time.Time
+	ConfirmedAt       *time.Time
+	ThumbnailAttempts int32
+	ThumbnailRetryAt  *time.Time
+	ThumbnailError    *string
 }
 
 type Order struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -228,8 +229,8 @@ func (c *Commands) inspectUpload(ctx context.Context, key, contentType string, s
 	if err != nil {
 		return media.Info{}, err
 	}
-	defer r.Close() // only the header is read; closing abandons the rest
-	info, err := media.Inspect(r, contentType)
+	defer r.Close() // a PNG or WebP is read only as far as its header; closing abandons the rest
+	info, err := media.Inspect(io.LimitReader(r, size), contentType)
 	switch {
 	case errors.Is(err, media.ErrInvalidImage):
 		return media.Info{}, errorf(CodeFailedPrecondition, "%s", err.Error())

@@ -56,17 +56,17 @@ type Info struct {
 	Width, Height int
 }
 
-// Inspect reads as much of an image as its header needs and checks that
-// it is what contentType says: the magic number matches, the header
-// decodes, and the canvas is within MaxPixels. Failures of r itself are
-// returned as they are; anything wrong with the bytes is ErrInvalidImage.
+// Inspect reads an image and checks that it is what contentType says and
+// that a thumbnailer may decode it: the magic number matches, the header
+// decodes, the canvas is within MaxPixels, and the decode stays within
+// the decode budget (MaxJPEGScans, MaxDecodeBytes, no 16-bit or interlaced
+// PNG). A JPEG is read to its end, to count its scans; a PNG or WebP only
+// as far as its header. Failures of r itself are returned as they are;
+// anything wrong with the bytes is ErrInvalidImage.
 func Inspect(r io.Reader, contentType string) (Info, error) {
 	rr := &recordingReader{r: r}
-	var head bytes.Buffer // what the header decoder read, for the EXIF orientation
-	br := io.TeeReader(rr, &head)
-
 	magic := make([]byte, sniffLen)
-	n, err := io.ReadFull(br, magic)
+	n, err := io.ReadFull(rr, magic)
 	if rr.err != nil {
 		return Info{}, rr.err
 	}
@@ -79,19 +79,60 @@ func Inspect(r io.Reader, contentType string) (Info, error) {
 		}
 		return Info{}, invalid("the file is %s, not %s as declared", got, contentType)
 	}
-	decodeConfig, _ := codecs(contentType)
-	cfg, err := decodeConfig(io.MultiReader(bytes.NewReader(magic[:n]), br))
-	if rr.err != nil {
-		return Info{}, rr.err
-	}
-	if err != nil {
-		return Info{}, invalid("the %s header does not decode: %v", contentType, err)
+	src := io.MultiReader(bytes.NewReader(magic[:n]), rr)
+
+	var (
+		cfg        image.Config
+		head       []byte // the header, for the EXIF orientation
+		decodeCost func(image.Config) int64
+	)
+	switch contentType {
+	case "image/jpeg":
+		h, err := walkJPEG(src)
+		if rr.err != nil {
+			return Info{}, rr.err
+		}
+		if errors.Is(err, errTooManyScans) {
+			return Info{}, invalid("the JPEG has more than %d scans; save it as a baseline JPEG, or as a progressive one with the standard scans", MaxJPEGScans)
+		}
+		if err != nil {
+			return Info{}, err
+		}
+		head = h.head
+		if cfg, err = jpeg.DecodeConfig(bytes.NewReader(head)); err != nil {
+			return Info{}, invalid("the %s header does not decode: %v", contentType, err)
+		}
+		if h.scans == 0 {
+			return Info{}, invalid("the JPEG has no image data")
+		}
+		decodeCost = func(image.Config) int64 { return h.decodeBytes() }
+	default:
+		var hb bytes.Buffer
+		decodeConfig, _ := codecs(contentType)
+		cfg, err = decodeConfig(io.TeeReader(src, &hb))
+		if rr.err != nil {
+			return Info{}, rr.err
+		}
+		if err != nil {
+			return Info{}, invalid("the %s header does not decode: %v", contentType, err)
+		}
+		bpp := int64(4) // WebP: lossless decodes to 4 bytes a pixel, lossy to fewer
+		if contentType == "image/png" {
+			if bpp, err = pngHeader(hb.Bytes()); err != nil {
+				return Info{}, err
+			}
+		}
+		decodeCost = func(c image.Config) int64 { return int64(c.Width) * int64(c.Height) * bpp }
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
 		return Info{}, invalid("the image is %dx%d; at most %d pixels are allowed", cfg.Width, cfg.Height, MaxPixels)
 	}
+	if cost := decodeCost(cfg); cost > MaxDecodeBytes {
+		return Info{}, invalid("decoding the %dx%d image would take %d MiB; at most %d MiB are allowed (a baseline JPEG needs less than a progressive one)",
+			cfg.Width, cfg.Height, cost>>20, MaxDecodeBytes>>20)
+	}
 	info := Info{Width: cfg.Width, Height: cfg.Height}
-	if contentType == "image/jpeg" && jpegOrientation(head.Bytes()) >= 5 {
+	if contentType == "image/jpeg" && jpegOrientation(head) >= 5 {
 		info.Width, info.Height = info.Height, info.Width
 	}
 	return info, nil
@@ -105,12 +146,9 @@ func Thumbnail(data []byte, contentType string) ([]byte, error) {
 	if decode == nil {
 		return nil, invalid("unsupported type %q", contentType)
 	}
-	cfg, err := decodeConfigOf(contentType, data)
-	if err != nil {
+	// Images confirmed before a check was added are held to it too.
+	if _, err := Inspect(bytes.NewReader(data), contentType); err != nil {
 		return nil, err
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, invalid("the image is %dx%d; at most %d pixels are allowed", cfg.Width, cfg.Height, MaxPixels)
 	}
 	src, err := decode(bytes.NewReader(data))
 	if err != nil {
@@ -130,15 +168,6 @@ func Thumbnail(data []byte, contentType string) ([]byte, error) {
 		return nil, fmt.Errorf("encode thumbnail: %w", err)
 	}
 	return out.Bytes(), nil
-}
-
-func decodeConfigOf(contentType string, data []byte) (image.Config, error) {
-	decodeConfig, _ := codecs(contentType)
-	cfg, err := decodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return cfg, invalid("the %s header does not decode: %v", contentType, err)
-	}
-	return cfg, nil
 }
 
 // codecs returns the decoders of one content type; the package registry

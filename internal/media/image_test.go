@@ -217,3 +217,23 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+func TestJPEGDecodeBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    jpegHeader
+		want int64
+	}{
+		{"grey baseline", jpegHeader{width: 16, height: 8, comps: [][2]int{{1, 1}}}, 16 * 8},
+		{"grey progressive", jpegHeader{width: 16, height: 8, comps: [][2]int{{1, 1}}, progressive: true}, 5 * 16 * 8},
+		{"4:2:0, padded to whole MCUs", jpegHeader{width: 17, height: 16, comps: [][2]int{{2, 2}, {1, 1}, {1, 1}}}, 32*16 + 2*16*8},
+		{"4:4:4 progressive at the pixel cap", jpegHeader{width: 7000, height: 7000, comps: [][2]int{{1, 1}, {1, 1}, {1, 1}}, progressive: true}, 5 * 3 * 7000 * 7000},
+	} {
+		if got := tc.h.decodeBytes(); got != tc.want {
+			t.Errorf("%s: decodeBytes = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if (jpegHeader{width: 7000, height: 7000, comps: [][2]int{{1, 1}, {1, 1}, {1, 1}}, progressive: true}).decodeBytes() <= MaxDecodeBytes {
+		t.Error("a progressive 4:4:4 JPEG at the pixel cap fits the decode budget")
+	}
+}

@@ -222,6 +222,9 @@ func TestUndecodableImageFallsBackToTheOriginal(t *testing.T) {
 	if thumb != media.FinalKey(up.Fields["key"]) {
 		t.Errorf("thumbnail_key = %q, want the original's key %q", thumb, media.FinalKey(up.Fields["key"]))
 	}
+	if s := m.thumbState(up.ID.String()); s.errMsg == nil || s.attempts != 1 {
+		t.Errorf("the image: %+v, want failed at once with its reason", s)
+	}
 	if did, err := m.j.MakeThumbnail(ctx); did || err != nil {
 		t.Errorf("MakeThumbnail = %v, %v; want nothing left to do", did, err)
 	}

@@ -3,6 +3,7 @@ package mediajobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -12,12 +13,23 @@ import (
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
+// Thumbnail attempts: an image whose thumbnail fails within the budget
+// (media.ErrBudgetExceeded) is tried again after a pause, at most
+// maxThumbnailAttempts times in all, then marked failed; an image that is
+// not valid is marked failed at once. Either way the original stands in.
+const (
+	maxThumbnailAttempts = 3
+	thumbnailRetryAfter  = time.Minute // doubled after each attempt
+)
+
 // MakeThumbnail makes the thumbnail of one confirmed image that has none,
 // and reports whether it found one to make. The row stays locked while the
 // thumbnail is made, so workers in several processes never collide, and a
-// worker that dies leaves the row to the next. A thumbnail that cannot be
-// made (the image does not decode, after all) falls back to the original,
-// so that it is not retried forever.
+// worker that dies leaves the row to the next. The decode runs in the
+// sandbox's child process, which ctx ending kills at once. A thumbnail
+// that cannot be made is recorded with its reason and falls back to the
+// original; one that failed is retried later, and until then the queue
+// serves the images tried fewer times.
 func (j *Jobs) MakeThumbnail(ctx context.Context) (bool, error) {
 	found := false
 	_, err := j.store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
@@ -31,7 +43,24 @@ func (j *Jobs) MakeThumbnail(ctx context.Context) (bool, error) {
 		}
 		found = true
 		key, err := j.thumbnail(ctx, job)
-		if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // cut short: the next run redoes it
+		}
+		attempt := job.ThumbnailAttempts + 1
+		switch {
+		case errors.Is(err, media.ErrInvalidImage),
+			errors.Is(err, media.ErrBudgetExceeded) && attempt >= maxThumbnailAttempts:
+			j.log.Warn("no thumbnail: the original is shown instead", "media_id", job.ID, "attempt", attempt, "err", err)
+			reason := err.Error()
+			_, err = q.SetThumbnail(ctx, sqlc.SetThumbnailParams{ID: job.ID, ThumbnailKey: &job.ObjectKey, ThumbnailError: &reason})
+			return err
+		case errors.Is(err, media.ErrBudgetExceeded):
+			retry := thumbnailRetryAfter << (attempt - 1)
+			j.log.Warn("thumbnail failed; retrying later", "media_id", job.ID, "attempt", attempt, "in", retry, "err", err)
+			reason := err.Error()
+			_, err = q.DeferThumbnail(ctx, sqlc.DeferThumbnailParams{ID: job.ID, ThumbnailError: &reason, RetryAfterSecs: retry.Seconds()})
+			return err
+		case err != nil:
 			return err
 		}
 		_, err = q.SetThumbnail(ctx, sqlc.SetThumbnailParams{ID: job.ID, ThumbnailKey: &key})
@@ -42,9 +71,9 @@ func (j *Jobs) MakeThumbnail(ctx context.Context) (bool, error) {
 
 // thumbnail stores the thumbnail of one image and returns its key.
 func (j *Jobs) thumbnail(ctx context.Context, job sqlc.ClaimThumbnailJobRow) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, thumbnailTimeout)
+	ioCtx, cancel := context.WithTimeout(ctx, thumbnailTimeout)
 	defer cancel()
-	r, err := j.media.Open(ctx, job.ObjectKey)
+	r, err := j.media.Open(ioCtx, job.ObjectKey)
 	if err != nil {
 		return "", err
 	}
@@ -52,21 +81,19 @@ func (j *Jobs) thumbnail(ctx context.Context, job sqlc.ClaimThumbnailJobRow) (st
 	data, err := io.ReadAll(io.LimitReader(r, job.SizeBytes+1))
 	if errors.Is(err, media.ErrNotFound) {
 		j.log.Error("confirmed image has no object", "media_id", job.ID, "key", job.ObjectKey)
-		return job.ObjectKey, nil
+		return "", fmt.Errorf("%w: the object is missing", media.ErrInvalidImage)
 	}
 	if err != nil {
 		return "", err
 	}
-	thumb, err := media.Thumbnail(data, job.ContentType)
-	if errors.Is(err, media.ErrInvalidImage) {
-		j.log.Warn("no thumbnail: the original is shown instead", "media_id", job.ID, "err", err)
-		return job.ObjectKey, nil
-	}
+	thumb, err := j.sandbox.Thumbnail(ctx, data, job.ContentType)
 	if err != nil {
 		return "", err
 	}
 	key := media.ThumbnailKey(job.ObjectKey)
-	if err := j.media.Put(ctx, key, "image/jpeg", thumb); err != nil {
+	ioCtx, cancel = context.WithTimeout(ctx, thumbnailTimeout)
+	defer cancel()
+	if err := j.media.Put(ioCtx, key, "image/jpeg", thumb); err != nil {
 		return "", err
 	}
 	return key, nil

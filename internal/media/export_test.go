@@ -1,0 +1,3 @@
+package media
+
+const RaceEnabled = raceEnabled
