@@ -80,6 +80,9 @@ func NewProjector(pg *pgxpool.Pool, reads *readstore.Model, c *cache.Cache, rdb 
 // *wal.Metrics is one: the batch series are registered with the reader's.
 type Metrics interface {
 	BatchProgress(done, total int64)
+	// FannedOut counts documents of collection rebuilt because a row
+	// they embed changed (a seller's rename or rating, a listing's media).
+	FannedOut(collection string, n int)
 }
 
 // WithMetrics makes the projector report batch progress on m.
@@ -378,6 +381,9 @@ func (r *run) fanOut(proj Collection, keys idSet, direct idSet, next func(contex
 					}
 				}
 				if len(keep) > 0 {
+					if r.p.metrics != nil {
+						r.p.metrics.FannedOut(proj.collection, len(keep))
+					}
 					if err := r.send(page{proj, keep}); err != nil {
 						return err
 					}

@@ -24,6 +24,7 @@ type Metrics struct {
 	batchDone    prometheus.Gauge
 	leader       prometheus.Gauge
 	tailFlushes  prometheus.Counter
+	fannedOut    *prometheus.CounterVec
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -60,8 +61,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.applySeconds)
+	m.fannedOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "swapmeet", Subsystem: "cdc", Name: "fanout_documents_total",
+		Help: "Documents rebuilt because a row they embed changed (a seller's rename or rating, a listing's media), by collection: what one write cost the read side beyond its own document.",
+	}, []string{"collection"})
+	reg.MustRegister(m.applySeconds, m.fannedOut)
 	return m
+}
+
+// FannedOut counts documents of collection rebuilt by a fan-out.
+func (m *Metrics) FannedOut(collection string, n int) {
+	if m != nil {
+		m.fannedOut.WithLabelValues(collection).Add(float64(n))
+	}
 }
 
 func (m *Metrics) applied(txns, rows int, took time.Duration, lastCommit time.Time) {

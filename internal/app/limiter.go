@@ -26,6 +26,11 @@ type Limits struct {
 	// tabs) or an office behind one address makes, far below a flood.
 	QueriesPerClient     int `env:"SWAPMEET_LIMIT_QUERIES_PER_CLIENT,off"`
 	StreamOpensPerClient int `env:"SWAPMEET_LIMIT_STREAM_OPENS_PER_CLIENT,off"`
+	// RenamesPerUser bounds the display-name changes of one account per
+	// RenameWindow: a rename rewrites every listing, order and review that
+	// shows the name, so it is the costliest write one account can make
+	// the read side do, however few requests it takes.
+	RenamesPerUser int `env:"SWAPMEET_LIMIT_RENAMES_PER_USER,off"`
 
 	// HashConcurrency is how many password hashes run at once in this
 	// process; 0 (the default) sizes it from the cores and the hash's memory.
@@ -50,6 +55,7 @@ var DefaultLimits = Limits{
 	// second from one address.
 	QueriesPerClient:     6000,
 	StreamOpensPerClient: 300,
+	RenamesPerUser:       5,
 	HashWait:             500 * time.Millisecond,
 	ListingsPerDay:       100,
 	ActiveListings:       1000,
@@ -88,6 +94,9 @@ func (c *Commands) allow(ctx context.Context, kind, id string, limit int, what s
 func (c *Commands) AllowWrite(ctx context.Context) error {
 	return c.allow(ctx, "write", ClientOf(ctx), c.deps.Limits.WritesPerClient, "requests from this address")
 }
+
+// RenameWindow is the window RenamesPerUser counts over.
+const RenameWindow = time.Hour
 
 // AllowQuery counts a query RPC against the caller's per-client limit.
 func (c *Commands) AllowQuery(ctx context.Context) error {

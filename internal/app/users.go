@@ -213,6 +213,13 @@ func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayN
 	if err := v.err(); err != nil {
 		return "", err
 	}
+	if displayName != nil {
+		d := c.limiter.Allow(ctx, "rename", userID.String(), c.deps.Limits.RenamesPerUser, RenameWindow)
+		if !d.Allowed {
+			return "", &Error{Code: CodeRateLimited, RetryAfter: d.RetryAfter,
+				Message: fmt.Sprintf("you have changed your display name %d times in the last hour, the most allowed; try again in %s", c.deps.Limits.RenamesPerUser, d.RetryAfter)}
+		}
+	}
 	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
 		_, err := q.UpdateProfile(ctx, sqlc.UpdateProfileParams{ID: userID, DisplayName: displayName, Bio: bio})
 		if errors.Is(err, db.ErrNotFound) {

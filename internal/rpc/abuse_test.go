@@ -481,3 +481,35 @@ func TestQueryAndStreamOpenLimitsAtTheEdge(t *testing.T) {
 	}
 	wantLimited(t, open(), "a 3rd stream opened from one address")
 }
+
+// A rename rewrites every document that shows the name, so renames are
+// limited per account on their own, however many addresses send them;
+// a bio is not a rename. The fan-out each rename causes is counted.
+func TestRenamesAreLimitedPerAccount(t *testing.T) {
+	m := newMarketWith(t, itest.APIOptions{Limits: app.Limits{RenamesPerUser: 2}, ClientIPHeader: "X-Real-Ip"})
+	ada := m.signUp("ada")
+	rename := func(name, from string) error {
+		req := authed(&swapmeetv1.UpdateProfileRequest{DisplayName: &name}, ada.token)
+		req.Header().Set("X-Real-Ip", from)
+		_, err := m.users.UpdateProfile(ctx, req)
+		return err
+	}
+	for i := range 2 {
+		if err := rename(fmt.Sprint("Ada ", i), fmt.Sprintf("203.0.113.%d", i+1)); err != nil {
+			t.Fatalf("rename %d of 2: %v", i+1, err)
+		}
+	}
+	wantLimited(t, rename("Ada 3", "198.51.100.9"), "a 3rd rename from another address")
+	bio := "Still here."
+	if _, err := m.users.UpdateProfile(ctx, authed(&swapmeetv1.UpdateProfileRequest{Bio: &bio}, ada.token)); err != nil {
+		t.Fatalf("a bio after the renames ran out: %v", err)
+	}
+	if err := rename("Bob's name", "198.51.100.9"); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("another rename: %v", err)
+	}
+	other := m.signUp("bob")
+	name := "Bob"
+	if _, err := m.users.UpdateProfile(ctx, authed(&swapmeetv1.UpdateProfileRequest{DisplayName: &name}, other.token)); err != nil {
+		t.Fatalf("another account's rename: %v", err)
+	}
+}

@@ -74,9 +74,10 @@ type APIOptions struct {
 	// Password is the argon2id cost; zero means FastPasswords.
 	Password password.Params
 	// Limits are the app's limits. Zero fields keep the configured ones
-	// (the app's defaults), except the per-client counts: tests and
-	// benchmarks make many calls from one address, so those are off
-	// unless set. A negative count switches a limit off too.
+	// (the app's defaults), except the per-client counts and the renames
+	// per user: tests and benchmarks make many calls from one address and
+	// rename often, so those are off unless set. A negative count
+	// switches a limit off too.
 	Limits app.Limits
 	// Timeout is the server's deadline for unary RPCs (0: none).
 	Timeout time.Duration
@@ -147,7 +148,7 @@ func (s *Sandbox) StartAPI(o APIOptions) (*API, error) {
 }
 
 // overlay is base with the non-zero fields of set; the per-client counts
-// are set's, so off unless set.
+// and the renames per user are set's, so off unless set.
 func overlay(base, set app.Limits) app.Limits {
 	pick := func(v *int, s int) {
 		if s != 0 {
@@ -166,6 +167,6 @@ func overlay(base, set app.Limits) app.Limits {
 		base.HashWait = set.HashWait
 	}
 	base.SignInPerClient, base.SignUpPerClient, base.WritesPerClient = set.SignInPerClient, set.SignUpPerClient, set.WritesPerClient
-	base.QueriesPerClient, base.StreamOpensPerClient = set.QueriesPerClient, set.StreamOpensPerClient
+	base.QueriesPerClient, base.StreamOpensPerClient, base.RenamesPerUser = set.QueriesPerClient, set.StreamOpensPerClient, set.RenamesPerUser
 	return base
 }
