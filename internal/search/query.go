@@ -140,6 +140,14 @@ func (s *Store) Search(ctx context.Context, q Query) (Page, error) {
 		return Page{}, err
 	}
 	sql, args := s.sql(p)
+	if q.Text != "" {
+		// A keyword search waits for a slot, not for a connection that
+		// every other shape needs too.
+		if err := s.keywordSlots.Acquire(ctx, 1); err != nil {
+			return Page{}, fmt.Errorf("search: waiting for a keyword slot: %w", err)
+		}
+		defer s.keywordSlots.Release(1)
+	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("search: %w", err)

@@ -8,10 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestKeywordsMatchStems(t *testing.T) {
@@ -368,4 +371,87 @@ func TestGenerationSwitchHasNoGap(t *testing.T) {
 	if err != nil || len(gs) != 1 || gs[0].ID != old || gs[0].State != StateLive {
 		t.Fatalf("generations after the rebuilds: %+v, %v", gs, err)
 	}
+}
+
+// TestKeywordFloodLeavesConnections: a flood of the costliest shape (a
+// keyword ranked by relevance over thousands of matches) holds at most
+// half the pool's connections, and the other shapes keep answering
+// beside it.
+func TestKeywordFloodLeavesConnections(t *testing.T) {
+	base := newStore(t, Options{})
+	const n = 3000
+	rows := make([]Listing, n)
+	for i := range rows {
+		rows[i] = listing(i, fmt.Sprintf("Lamp number %d", i))
+		rows[i].Description = "A brass lamp with a shade, lamp oil not included."
+	}
+	apply(t, base, Batch{Position: 5000, Listings: rows})
+	cfg := base.Pool().Config().Copy()
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := New(pool, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := pgx.Connect(context.Background(), cfg.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	var flood sync.WaitGroup
+	var ranked atomic.Int64
+	for range 16 {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.Search(ctx, Query{Text: "lamp", Sort: SortRelevance}); err != nil {
+					t.Error(err)
+					return
+				}
+				ranked.Add(1)
+			}
+		}()
+	}
+	// Meanwhile: how many ranking queries run at once, and the other
+	// shapes answer.
+	most := 0
+	for i := 0; i < 200 && ctx.Err() == nil; i++ {
+		var active int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'active' AND query LIKE '%ts_rank%' AND pid <> pg_backend_pid()`).Scan(&active); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, active)
+		if i%20 == 0 {
+			if _, err := s.Search(ctx, Query{Sort: SortPriceAsc, PageSize: 20}); err != nil {
+				t.Fatalf("a price-sorted page beside the flood: %v", err)
+			}
+			if _, _, err := s.Categories(ctx); err != nil {
+				t.Fatalf("the categories beside the flood: %v", err)
+			}
+		}
+	}
+	close(stop)
+	flood.Wait()
+	if ranked.Load() == 0 {
+		t.Fatal("the flood ranked nothing")
+	}
+	if most > 2 {
+		t.Fatalf("%d keyword searches held connections at once out of a pool of 4, want at most 2", most)
+	}
+	t.Logf("%d ranked searches; at most %d at once", ranked.Load(), most)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options are the search store's settings.
@@ -55,6 +56,12 @@ type Store struct {
 	// tsconfig is the configuration generations stem with: the setting's,
 	// folding accents (see ensureFolded).
 	tsconfig string
+	// keywordSlots bounds the keyword searches that hold connections at
+	// once to half the pool: they are the costliest shapes (a ranking, a
+	// fetch of a word's matches), and a flood of them must leave
+	// connections to every other shape, the category list and the lists
+	// by owner.
+	keywordSlots *semaphore.Weighted
 }
 
 var configRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -68,7 +75,8 @@ func New(pool *pgxpool.Pool, o Options) (*Store, error) {
 	if o.RelevanceCandidates < 1 {
 		return nil, fmt.Errorf("search: relevance candidates %d must be at least 1", o.RelevanceCandidates)
 	}
-	return &Store{pool: pool, opts: o, tsconfig: "swapmeet_" + o.TextSearchConfig}, nil
+	return &Store{pool: pool, opts: o, tsconfig: "swapmeet_" + o.TextSearchConfig,
+		keywordSlots: semaphore.NewWeighted(max(1, int64(pool.Config().MaxConns)/2))}, nil
 }
 
 // Open connects to the search database at url.
