@@ -197,6 +197,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return nil
 	case err != nil:
 		return err
+	case live.TextSearchConfig == s.opts.TextSearchConfig:
+		// Built before accents were folded, with the same language: it
+		// keeps serving (its words stem alike; accented ones match only
+		// as written) until a rebuild builds a folded generation.
 	case live.TextSearchConfig != s.tsconfig:
 		return fmt.Errorf("search: the live generation %d stems with %q, the setting says %q (%q): rebuild the projections to change it",
 			live.ID, live.TextSearchConfig, s.opts.TextSearchConfig, s.tsconfig)
