@@ -60,6 +60,9 @@ type Projector struct {
 	search  *search.Store // nil: no search rows
 	// searchShadow is the search generation a rebuild's catch-up feeds.
 	searchShadow int64
+	// searchLive caches the search store's live generation while the
+	// projections pointer names none (see searchGeneration).
+	searchLive *atomic.Int64
 
 	// Workers is how many pages are read and written at once.
 	Workers int
@@ -72,7 +75,7 @@ type Projector struct {
 
 // NewProjector returns a Projector that re-reads Postgres through pg.
 func NewProjector(pg *pgxpool.Pool, reads *readstore.Model, c *cache.Cache, rdb redis.UniversalClient, keys cache.AppliedKeys, log *slog.Logger) *Projector {
-	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log,
+	return &Projector{pg: pg, reads: reads, cache: c, rdb: rdb, keys: keys, log: log, searchLive: new(atomic.Int64),
 		Workers: 2, SpillDocs: 100_000, ProgressEvery: 5 * time.Second}
 }
 

@@ -32,10 +32,18 @@ func (p *Projector) searchGeneration(ctx context.Context) (int64, error) {
 	if ptr, ok := p.reads.Current(); ok && ptr.Search != 0 {
 		return ptr.Search, nil
 	}
+	// Until a rebuild names one in the pointer, the live generation is the
+	// one the store's first migration made, and only a rebuild (which
+	// names its generation in the pointer) switches it: ask once, not
+	// once a batch.
+	if g := p.searchLive.Load(); g != 0 {
+		return g, nil
+	}
 	g, err := p.search.Live(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("search generation: %w", err)
 	}
+	p.searchLive.Store(g.ID)
 	return g.ID, nil
 }
 
