@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -141,6 +142,9 @@ func rowValues(l Listing) ([]any, error) {
 // the batch has any, fenced the same way. All run in one implicit
 // transaction.
 func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
+	if len(b.Listings)+len(b.Deleted)+len(b.Orders)+len(b.DeletedOrders)+len(b.Reviews)+len(b.DeletedReviews) == 0 {
+		return s.raisePosition(ctx, g, b.Position)
+	}
 	orders, reviews, err := b.ownerRows()
 	if err != nil {
 		return fmt.Errorf("search: apply: %w", err)
@@ -255,6 +259,37 @@ SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM moved), (SELECT count(*)
 	}
 	if err != nil {
 		return fmt.Errorf("search: apply %d listings, %d orders, %d reviews to generation %d: %w", n, len(orders), len(reviews), g, err)
+	}
+	return nil
+}
+
+// raisePosition raises generation g's applied position to pos: a batch
+// with no rows, or the end of one whose rows its pages wrote. The
+// position only says what a page reflects (consistency tokens are served
+// by the announcements, never by it), and every row is committed durably
+// by its own statement, so this commit does not wait for the disk: a
+// crash of the search store's server can only leave the position behind,
+// and the next batch raises it again.
+func (s *Store) raisePosition(ctx context.Context, g, pos int64) error {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue("UPDATE search_generations SET applied_lsn = greatest(applied_lsn, $1) WHERE id = $2", pos, g)
+	b.Queue("COMMIT")
+	br := s.pool.SendBatch(ctx, b)
+	var err error
+	for i := 0; i < b.Len() && err == nil; i++ {
+		var tag pgconn.CommandTag
+		tag, err = br.Exec()
+		if err == nil && i == 2 && tag.RowsAffected() == 0 {
+			err = fmt.Errorf("no generation %d", g)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("search: raise generation %d to %d: %w", g, pos, err)
 	}
 	return nil
 }
