@@ -190,6 +190,12 @@ func (b *Rebuild) Run(ctx context.Context) error {
 		}
 	}
 	b.say("switched readers to generation %d", gen)
+	// Announce it: the caches and the streams may hold states that no
+	// batch announced (after a lost slot, every write of the outage).
+	if err := b.Sink.Rebuilt(ctx, uint64(handover), shadows, next.Previous == ""); err != nil {
+		return fmt.Errorf("readers were switched to generation %d, but the caches were not told: %w; rerun the rebuild", gen, err)
+	}
+	b.say("caches and streams told: documents tombstoned, near caches reset, streams resynced")
 
 	// 6. Hand over and clean up.
 	if err := b.dropSlotWhenFree(ctx, old.Slot, handover, next.Previous != ""); err != nil {

@@ -282,3 +282,69 @@ func TestLostSlot(t *testing.T) {
 	}
 	e.WaitConverged(t, 60*time.Second)
 }
+
+// TestRebuildAfterALostSlotIsAnnounced: the documented recovery from a
+// lost slot (rebuild, then start the CDC) must not leave the caches with
+// the pre-outage state. A listing is read (so Redis and the API's near
+// cache hold it), the CDC stops and its slot is dropped, the listing
+// changes (token T), the read side is rebuilt: GetListing with T returns
+// the new price at once, before the CDC is back, and after it.
+func TestRebuildAfterALostSlotIsAnnounced(t *testing.T) {
+	e := itest.New(t)
+	stopCDC := e.RunCDC(t, e.CDCProcess())
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+	seller, err := a.Commands.SignUp(ctx, "lost-slot@example.com", "correct horse", "Seller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := a.Commands.CreateListing(ctx, seller.UserID, app.ListingInput{
+		Title: "Lamp", Description: "Bright.", Category: "lamps", Condition: "GOOD", Price: &app.Money{Currency: "EUR", Minor: 1000},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ID.String()
+	for range 2 { // the store, then the caches
+		if v, err := a.Queries.GetListing(ctx, id, created.ConsistencyToken); err != nil || v.Price.Minor != 1000 {
+			t.Fatalf("before the outage: %+v, %v", v.Price, err)
+		}
+	}
+
+	stopCDC()
+	ptr, err := e.Reads.LoadPointer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PG.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, ptr.Slot); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := a.Commands.UpdateListing(ctx, seller.UserID, id, created.Version, app.ListingInput{Price: &app.Money{Currency: "EUR", Minor: 2500}}, []string{"price"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var r rebuildRun
+	if err := r.rebuild(e, readstore.Collections...).Run(ctx); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, r.out.String())
+	}
+	check := func(when string) {
+		t.Helper()
+		itest.Eventually(t, 5*time.Second, "the API's watcher to hear the rebuild", func() (bool, error) {
+			v, err := a.Queries.GetListing(ctx, id, changed.ConsistencyToken)
+			if err != nil {
+				return false, err
+			}
+			if v.Price.Minor != 2500 {
+				return false, fmt.Errorf("%s: GetListing with the update's token answered price %d, want 2500", when, v.Price.Minor)
+			}
+			return true, nil
+		})
+		if v, err := a.Queries.GetListing(ctx, id, ""); err != nil || v.Price.Minor != 2500 {
+			t.Fatalf("%s: GetListing without a token answered %+v, %v: a cache kept the pre-outage state", when, v.Price, err)
+		}
+	}
+	check("after the rebuild, the CDC still down")
+	e.StartCDC(t)
+	check("with the CDC back")
+}

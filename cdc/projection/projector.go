@@ -623,3 +623,53 @@ func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	}
 	return cache.Publish(ctx, p.rdb, p.keys, uint64(lsn), cache.Evicted{})
 }
+
+// Rebuilt announces that a rebuild switched readers to new generations
+// of the collections (logical name to physical) at the handover position
+// lsn. What Redis, the near caches and the Watch streams hold may predate
+// writes that no batch announced (a rebuild after a lost slot recovers
+// exactly those), so, as after a full pass: every document key of the
+// rebuilt collections is tombstoned at lsn, the listings page epoch
+// moves, every process drops its near cache (Evicted.All), and every
+// stream resyncs (a feed "all" entry). Tombstones never move a key back,
+// so a document the running CDC has already replaced above lsn keeps its
+// newer value; fills of rebuilt documents stamped below lsn are refused
+// until the tombstone expires, and those reads go to the read store.
+//
+// When every collection was rebuilt (all), the read side reflects
+// everything up to lsn, and the announcement raises the applied position
+// to it: tokens of writes that no live batch applied (an outage) are
+// honoured at once. Otherwise the other collections still wait for the
+// live CDC, and the position is left where it is.
+func (p *Projector) Rebuilt(ctx context.Context, lsn uint64, collections map[string]string, all bool) error {
+	for logical, physical := range collections {
+		if p.cache.DocumentKey(logical, "x") == "" {
+			continue // listed only, never cached one by one
+		}
+		err := p.reads.EachID(ctx, physical, projectBatch, func(ids []string) error {
+			ev := make([]cache.Eviction, len(ids))
+			for i, id := range ids {
+				ev[i] = cache.Eviction{Key: p.cache.DocumentKey(logical, id), LSN: lsn}
+			}
+			return p.cache.Evict(ctx, ev...)
+		})
+		if err != nil {
+			return fmt.Errorf("tombstone the rebuilt %s: %w", logical, err)
+		}
+	}
+	if p.feed != nil {
+		c := &changes{max: 1, all: [2]bool{true, true}}
+		if err := p.feed.publish(ctx, p, c, lsn, lsn); err != nil {
+			return err
+		}
+	}
+	everything := cache.Evicted{All: true}
+	if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &everything); err != nil {
+		return err
+	}
+	position := lsn
+	if !all {
+		position = 0 // announce, never raise
+	}
+	return cache.Publish(ctx, p.rdb, p.keys, position, everything)
+}
