@@ -18,7 +18,7 @@ func TestCanonicalForm(t *testing.T) {
 	l := readstore.Listing{
 		ID: "l1", Seller: readstore.UserSummary{ID: "u1", DisplayName: "Ann", RatingAverage: 4.5, RatingCount: 2},
 		Title: "Chair", Price: readstore.Money{Currency: "EUR", Minor: 1200}, Attributes: attrs,
-		Media: []readstore.Media{{ID: "m1", Width: 3}},
+		Media:     []readstore.Media{{ID: "m1", Width: 3}},
 		CreatedAt: time.UnixMilli(1700000000123).UTC(), LSN: 7,
 	}
 	first, err := canonical(l)
