@@ -38,10 +38,8 @@ type flight struct {
 	done    chan struct{}
 	waiters int // readers that joined (tests watch it)
 
-	val  any
-	b    []byte
-	fill bool // the value may go to the near cache
-	err  error
+	val any
+	err error
 }
 
 // join returns the flight of key that reader with floor may share, or a
@@ -72,9 +70,12 @@ func (fs *flights) land(key string, f *flight) {
 }
 
 // loadShared loads key's value once for every reader that may share it,
-// fills Redis, and reports whether the near cache may keep the value.
-// size is what the value counts against the near cache's budget.
-func loadShared[T any](ctx context.Context, c *Cache, shelf Shelf, key string, load Loader[T]) (val T, keep bool, size int64, err error) {
+// fills Redis, and then the near cache. Only the reader that loads puts
+// the value in the near cache, with the ticket (t) it took before its
+// load: a reader that joined later holds a later ticket, which would not
+// see an announcement that dropped the key after the load had read the
+// store but before that reader arrived.
+func loadShared[T any](ctx context.Context, c *Cache, shelf Shelf, key string, load Loader[T], t ticket) (T, error) {
 	var zero T
 	floor := floorOf(ctx)
 	for attempt := 0; ; attempt++ {
@@ -82,7 +83,10 @@ func loadShared[T any](ctx context.Context, c *Cache, shelf Shelf, key string, l
 		if leader {
 			val, b, lsn, err := load(ctx)
 			if err == nil {
-				f.val, f.b, f.fill = val, b, c.fill(ctx, shelf, key, lsn, b)
+				f.val = val
+				if c.fill(ctx, shelf, key, lsn, b) {
+					c.near.put(t, key, val, NearSize(key, len(b)))
+				}
 			}
 			f.err = err
 			c.flights.land(key, f)
@@ -91,7 +95,7 @@ func loadShared[T any](ctx context.Context, c *Cache, shelf Shelf, key string, l
 			select {
 			case <-f.done:
 			case <-ctx.Done():
-				return zero, false, 0, ctx.Err()
+				return zero, ctx.Err()
 			}
 		}
 		if f.err != nil {
@@ -100,13 +104,13 @@ func loadShared[T any](ctx context.Context, c *Cache, shelf Shelf, key string, l
 			if !leader && attempt == 0 && ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
 				continue
 			}
-			return zero, false, 0, f.err
+			return zero, f.err
 		}
 		v, ok := f.val.(T)
 		if !ok {
-			return zero, false, 0, errors.New("cache: a shared load of " + key + " returned another type")
+			return zero, errors.New("cache: a shared load of " + key + " returned another type")
 		}
-		return v, f.fill, NearSize(key, len(f.b)), nil
+		return v, nil
 	}
 }
 

@@ -37,7 +37,6 @@ const (
 // between the lookup and the fill (see Near). Values are shared between
 // readers and must not be modified.
 func ReadThrough[T any](ctx context.Context, c *Cache, shelf Shelf, key string, load Loader[T], decode func([]byte) (T, error)) (T, error) {
-	var zero T
 	if key == "" {
 		v, _, _, err := load(ctx)
 		return v, err
@@ -58,14 +57,7 @@ func ReadThrough[T any](ctx context.Context, c *Cache, shelf Shelf, key string, 
 			c.log.Debug("cached value does not decode", "key", key, "err", err)
 		}
 	}
-	val, keep, size, err := loadShared(ctx, c, shelf, key, load)
-	if err != nil {
-		return zero, err
-	}
-	if keep {
-		c.near.put(t, key, val, size)
-	}
-	return val, nil
+	return loadShared(ctx, c, shelf, key, load, t)
 }
 
 // lookup reads key from Redis's shelf.

@@ -150,3 +150,38 @@ func TestIdenticalMissesShareOneLoad(t *testing.T) {
 		t.Fatalf("%d loads for %d readers, want 2", n, readers+2)
 	}
 }
+
+// TestJoinedLoadIsNotKeptPastAnAnnouncement: a reader that joins a load
+// after an announcement dropped the key (the load had read the store
+// before the change) must not put that value in the near cache: its own
+// ticket postdates the drop. Only the loading reader's ticket, taken
+// before its read, may decide.
+func TestJoinedLoadIsNotKeptPastAnAnnouncement(t *testing.T) {
+	e := itest.New(t)
+	ctx := context.Background()
+	near := cache.NewNear(cache.DefaultNear)
+	near.Reset("test")
+	c := cache.New(e.Redis, e.RedisPrefix).WithNear(near)
+	key := c.ListingKey("L-joined")
+	read, release := make(chan struct{}), make(chan struct{})
+	load := func(context.Context) (string, []byte, uint64, error) {
+		close(read) // the old document is read...
+		<-release   // ...and the change is applied meanwhile
+		return "old", []byte("old"), 100, nil
+	}
+	done := make(chan error, 2)
+	go func() { _, err := cache.ReadThrough(ctx, c, cache.Documents, key, load, decodeString); done <- err }()
+	<-read
+	near.Forget([]string{key}) // the announcement of the change
+	go func() { _, err := cache.ReadThrough(ctx, c, cache.Documents, key, load, decodeString); done <- err }()
+	itest.Eventually(t, 10*time.Second, "the second reader to join the load", func() (bool, error) { return c.FlightWaiters(key) == 1, nil })
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, hit, _ := near.Get(key); hit {
+		t.Fatalf("the near cache kept %v, loaded before an announcement that dropped it", v)
+	}
+}
