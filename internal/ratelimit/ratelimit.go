@@ -54,21 +54,15 @@ func (l *Limiter) Allow(ctx context.Context, kind, id string, limit int, per tim
 	if limit < 1 {
 		return Decision{Allowed: true}
 	}
-	key := l.prefix + "limit:" + kind + ":" + digest(id)
+	key := l.key(kind, id)
 	// This process's own count never exceeds the shared one, so once it is
 	// over the limit the answer is known without asking Redis: a flood
 	// costs each replica at most limit round trips per key and window.
 	n, left := l.window(per).add(key, time.Now())
-	if n > limit || l.rdb == nil {
-		return decide(n, limit, left)
+	if n <= limit {
+		n, left = l.shared(ctx, countScript, key, n, left, per.Milliseconds())
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.Timeout)
-	defer cancel()
-	res, err := countScript.Run(ctx, l.rdb, []string{key}, per.Milliseconds()).Int64Slice()
-	if err != nil || len(res) != 2 {
-		return decide(n, limit, left)
-	}
-	return decide(int(res[0]), limit, time.Duration(res[1])*time.Millisecond)
+	return decide(n, limit, left)
 }
 
 // countOnlyScript reads a window's counter and the milliseconds left
@@ -85,18 +79,30 @@ func (l *Limiter) Over(ctx context.Context, kind, id string, limit int, per time
 	if limit < 1 {
 		return Decision{Allowed: true}
 	}
-	key := l.prefix + "limit:" + kind + ":" + digest(id)
+	key := l.key(kind, id)
 	n, left := l.window(per).peek(key, time.Now())
-	if n >= limit || l.rdb == nil {
-		return decide(n+1, limit, left)
+	if n < limit {
+		n, left = l.shared(ctx, countOnlyScript, key, n, left)
+	}
+	return decide(n+1, limit, left)
+}
+
+func (l *Limiter) key(kind, id string) string { return l.prefix + "limit:" + kind + ":" + digest(id) }
+
+// shared runs script on key in Redis and returns the shared count and the
+// time left in its window, or n and left (this process's own) when there
+// is no Redis or it does not answer within Timeout.
+func (l *Limiter) shared(ctx context.Context, script *redis.Script, key string, n int, left time.Duration, args ...any) (int, time.Duration) {
+	if l.rdb == nil {
+		return n, left
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.Timeout)
 	defer cancel()
-	res, err := countOnlyScript.Run(ctx, l.rdb, []string{key}).Int64Slice()
+	res, err := script.Run(ctx, l.rdb, []string{key}, args...).Int64Slice()
 	if err != nil || len(res) != 2 {
-		return decide(n+1, limit, left)
+		return n, left
 	}
-	return decide(int(res[0])+1, limit, time.Duration(max(res[1], 0))*time.Millisecond)
+	return int(res[0]), time.Duration(max(res[1], 0)) * time.Millisecond
 }
 
 func decide(n, limit int, left time.Duration) Decision {

@@ -146,7 +146,7 @@ func (s *Store) Load(ctx context.Context, g int64, rows []Listing) (int64, error
 		for _, l := range rows {
 			top = max(top, l.LSN)
 		}
-		_, err = s.pool.Exec(ctx, "UPDATE search_generations SET applied_lsn = greatest(applied_lsn, $2) WHERE id = $1", g, top)
+		err = s.raisePosition(ctx, g, top)
 	}
 	if err != nil {
 		return n, fmt.Errorf("search: load generation %d: %w", g, err)

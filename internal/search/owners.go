@@ -261,7 +261,7 @@ func (s *Store) LoadReviews(ctx context.Context, g int64, docs []readstore.Revie
 func (s *Store) copyRows(ctx context.Context, g int64, table string, columns []string, rows [][]any, top int64) (int64, error) {
 	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
 	if err == nil && len(rows) > 0 {
-		_, err = s.pool.Exec(ctx, "UPDATE search_generations SET applied_lsn = greatest(applied_lsn, $2) WHERE id = $1", g, top)
+		err = s.raisePosition(ctx, g, top)
 	}
 	if err != nil {
 		return n, fmt.Errorf("search: load %s: %w", table, err)

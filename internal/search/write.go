@@ -142,7 +142,7 @@ func rowValues(l Listing) ([]any, error) {
 // the batch has any, fenced the same way. All run in one implicit
 // transaction.
 func (s *Store) Apply(ctx context.Context, g int64, b Batch) error {
-	if len(b.Listings)+len(b.Deleted)+len(b.Orders)+len(b.DeletedOrders)+len(b.Reviews)+len(b.DeletedReviews) == 0 {
+	if b.empty() {
 		return s.raisePosition(ctx, g, b.Position)
 	}
 	orders, reviews, err := b.ownerRows()
@@ -263,8 +263,14 @@ SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM moved), (SELECT count(*)
 	return nil
 }
 
+// empty reports a batch that only moves the position.
+func (b Batch) empty() bool {
+	return len(b.Listings)+len(b.Deleted)+len(b.Orders)+len(b.DeletedOrders)+len(b.Reviews)+len(b.DeletedReviews) == 0
+}
+
 // raisePosition raises generation g's applied position to pos: a batch
-// with no rows, or the end of one whose rows its pages wrote. The
+// with no rows, the end of one whose rows its pages wrote, or rows a bulk
+// load copied. The
 // position only says what a page reflects (consistency tokens are served
 // by the announcements, never by it), and every row is committed durably
 // by its own statement, so this commit does not wait for the disk: a
