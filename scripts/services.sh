@@ -22,7 +22,8 @@
 #   pg-read   PostgreSQL 15 backing FerretDB                127.0.0.1:15433  .data/pg-read
 #   redis     Redis 7 (Debian redis-server, no persistence) 127.0.0.1:16379
 #   ferretdb  FerretDB v1.24.0 (scripts/ferretdb)           127.0.0.1:27018  -> pg-read
-#   minio     MinIO (pinned, built from the module proxy)   127.0.0.1:19000 (console :19001)
+#   minio     MinIO (pinned, built from the module proxy)   127.0.0.1:19000 (console :19001);
+#             `up` then runs `swapmeet media setup` (bucket, the API's user)
 #   redis-cluster  optional, only with `up redis-cluster`: a Redis Cluster of 3
 #             masters, no replicas, no persistence   127.0.0.1:17001-17003  .data/redis-cluster
 #
@@ -71,8 +72,14 @@ MINIO_PORT=19000
 MINIO_CONSOLE_PORT=19001
 MINIO_DIR="$DATA/minio"
 MINIO_PID="$RUN_DIR/minio.pid"
-MINIO_USER="swapmeet"
-MINIO_PASSWORD="swapmeet-secret"
+# MinIO's root, which only `swapmeet media setup` uses, and the API's own
+# user, which that setup makes (media.DevAdmin and media.DefaultConfig).
+MINIO_ROOT_USER="swapmeet-admin"
+MINIO_ROOT_PASSWORD="swapmeet-admin-secret"
+MINIO_API_USER="swapmeet"
+MINIO_API_PASSWORD="swapmeet-secret"
+MINIO_BUCKET="swapmeet-media"
+MINIO_SETUP_STAMP="$DATA/minio-setup.sha256"
 
 PG_WRITE_URL="postgres://swapmeet:swapmeet@127.0.0.1:${PG_WRITE_PORT}/swapmeet?sslmode=disable"
 PG_READ_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/ferretdb?sslmode=disable"
@@ -695,13 +702,37 @@ minio_up() {
 		done
 		install -d -m 755 "$MINIO_DIR"
 		pid=$(spawn_detached "$MINIO_PID" "$log" env \
-			MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+			MINIO_ROOT_USER="$MINIO_ROOT_USER" MINIO_ROOT_PASSWORD="$MINIO_ROOT_PASSWORD" \
 			MINIO_UPDATE=off MINIO_BROWSER=on \
 			"$bin" server --address "127.0.0.1:$MINIO_PORT" \
 			--console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$MINIO_DIR")
 	fi
 	wait_ready minio "$log" "127.0.0.1:$MINIO_PORT" "$MINIO_PID" "minio-$MINIO_VERSION" minio_ready
 	say "minio up on 127.0.0.1:$MINIO_PORT (console 127.0.0.1:$MINIO_CONSOLE_PORT)"
+}
+
+# minio_api_ready: the API's user may reach the media bucket (a signed HEAD).
+minio_api_ready() {
+	curl -fsS --max-time 2 -o /dev/null -I --aws-sigv4 "aws:amz:us-east-1:s3" \
+		--user "$MINIO_API_USER:$MINIO_API_PASSWORD" "http://127.0.0.1:$MINIO_PORT/$MINIO_BUCKET"
+}
+
+# minio_setup runs `swapmeet media setup` as MinIO's root, as compose's
+# media-setup service does: the bucket, and the API's user with its policy.
+# It runs again when the setup's code changed since the last run.
+minio_setup() {
+	local want log="$LOG_DIR/media-setup.log"
+	want=$(cat "$REPO_ROOT/internal/media/setup.go" "$REPO_ROOT/internal/media/bootstrap.go" | sha256sum | cut -d' ' -f1)
+	if [[ -f $MINIO_SETUP_STAMP && $(<"$MINIO_SETUP_STAMP") == "$want" ]] && minio_api_ready; then
+		return 0
+	fi
+	command -v go >/dev/null || die "go is not on PATH (needed to run swapmeet media setup)"
+	say "setting up the media bucket and the API's user (swapmeet media setup)"
+	if ! (cd "$REPO_ROOT" && eval "$(cmd_env)" && go run ./cmd/swapmeet media setup) >"$log" 2>&1; then
+		fail_service media-setup "$log" "swapmeet media setup failed"
+	fi
+	minio_api_ready || fail_service media-setup "$log" "the API's user cannot reach bucket $MINIO_BUCKET after setup"
+	echo "$want" >"$MINIO_SETUP_STAMP"
 }
 
 # ---------------------------------------------------------------------------
@@ -737,6 +768,7 @@ cmd_up() {
 	redis_up
 	ferretdb_up
 	minio_up
+	minio_setup
 	say "all services up ($((SECONDS - start))s); env: eval \"\$($0 env)\""
 }
 
@@ -828,8 +860,10 @@ cmd_env() {
 		export SWAPMEET_REDIS_URL='redis://127.0.0.1:$REDIS_PORT/0'
 		export SWAPMEET_REDIS_CLUSTER_URL='$REDIS_CLUSTER_URL'
 		export SWAPMEET_S3_ENDPOINT='127.0.0.1:$MINIO_PORT'
-		export SWAPMEET_S3_ACCESS_KEY='$MINIO_USER'
-		export SWAPMEET_S3_SECRET_KEY='$MINIO_PASSWORD'
+		export SWAPMEET_S3_ACCESS_KEY='$MINIO_API_USER'
+		export SWAPMEET_S3_SECRET_KEY='$MINIO_API_PASSWORD'
+		export SWAPMEET_S3_ADMIN_ACCESS_KEY='$MINIO_ROOT_USER'
+		export SWAPMEET_S3_ADMIN_SECRET_KEY='$MINIO_ROOT_PASSWORD'
 		export SWAPMEET_FERRETDB_BIN='$(ferretdb_bin)'
 	EOF
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
+	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/system"
@@ -162,6 +164,45 @@ sweep retries them).`,
 			}
 			if rep.ObjectErrors > 0 {
 				return exitError(exitFailed)
+			}
+			return nil
+		}
+	},
+}
+
+var mediaSetupCommand = command{
+	name:    "media setup",
+	summary: "prepare the bucket and the API's object store user, as the store's administrator",
+	about: `Prepares the object store for serve, with the administrator's credentials
+(SWAPMEET_S3_ADMIN_ACCESS_KEY, SWAPMEET_S3_ADMIN_SECRET_KEY), which serve
+never holds: it creates the bucket (SWAPMEET_S3_BUCKET) if missing, keeps it
+private, lets the web origins (SWAPMEET_WEB_ORIGINS) upload and read, expires
+unconfirmed uploads, and creates or updates the API's user
+(SWAPMEET_S3_ACCESS_KEY, SWAPMEET_S3_SECRET_KEY) with a policy that allows
+only the object operations serve performs, on that bucket alone. It is
+idempotent: run it again after changing any of these settings. With
+--print-policy it prints the API user's IAM policy and contacts nothing (to
+create the user with another store's tools, such as AWS IAM).`,
+	flags: func(fs *flag.FlagSet) run {
+		printPolicy := fs.Bool("print-policy", false, "print the API user's policy document and exit")
+		return func(ctx context.Context, cfg system.Config, log *slog.Logger) error {
+			if *printPolicy {
+				fmt.Printf("%s\n", media.APIPolicy(cfg.Media.Bucket))
+				return nil
+			}
+			var admin media.Admin
+			if err := config.Load(&admin); err != nil {
+				return fmt.Errorf("configuration: %w", err)
+			}
+			done, err := system.SetupMedia(ctx, cfg, admin)
+			if err != nil {
+				return err
+			}
+			log.Info("object store ready for serve", "endpoint", cfg.Media.Endpoint, "bucket", cfg.Media.Bucket,
+				"created", done.Created, "policy_removed", done.PolicyRemoved, "user", done.User, "policy", done.Policy)
+			if !done.BucketCORS {
+				log.Info("the object store has no per-bucket CORS; browsers rely on its server-wide setting (MinIO: MINIO_API_CORS_ALLOW_ORIGIN)",
+					"origins", cfg.WebOrigins)
 			}
 			return nil
 		}

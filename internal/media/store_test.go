@@ -20,9 +20,10 @@ var ctx = context.Background()
 func newKey() string { return media.ObjectKey(uuid.New(), uuid.New()) }
 
 func TestBootstrap(t *testing.T) {
-	s := mediatest.Bucket(t) // bootstraps once
+	s := mediatest.Bucket(t) // set up once
+	admin := mediatest.AsAdmin(t, s.Config())
 
-	again, err := s.Bootstrap(ctx, []string{mediatest.Origin})
+	again, err := admin.Bootstrap(ctx, []string{mediatest.Origin})
 	if err != nil {
 		t.Fatalf("second bootstrap: %v", err)
 	}
@@ -30,7 +31,7 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("second bootstrap changed the bucket: %+v", again)
 	}
 	t.Logf("per-bucket CORS supported: %v", again.BucketCORS)
-	rules, err := s.Lifecycle(ctx)
+	rules, err := admin.Lifecycle(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,14 +184,15 @@ const (
 )
 
 // startMedia runs the media background work of an API process until stop
-// is called: it prepares the bucket (retrying while the store is down, so
-// the API serves everything else meanwhile), makes thumbnails, and sweeps.
+// is called: it waits for the bucket (reporting while the store is down or
+// not set up; the API serves everything else meanwhile), makes thumbnails,
+// and sweeps.
 // Every replica may run it: the thumbnail queue is claimed with SKIP
 // LOCKED, and sweeps are idempotent.
 func (a *API) startMedia(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { a.bootstrapBucket(ctx) })
+	wg.Go(func() { a.awaitBucket(ctx) })
 	wg.Go(func() { a.jobs.RunThumbnails(ctx, thumbnailIdlePoll) })
 	wg.Go(func() {
 		a.jobs.RunSweeps(ctx, a.cfg.MediaSweepInterval, mediajobs.SweepOptions{PendingOlderThan: SweepPendingOlderThan, OrphanGrace: SweepOrphanGrace})
@@ -202,20 +203,20 @@ func (a *API) startMedia(ctx context.Context) (stop func()) {
 	}
 }
 
-func (a *API) bootstrapBucket(ctx context.Context) {
+// awaitBucket waits until the bucket exists and the API's user may list
+// it. serve does not configure the bucket: `swapmeet media setup` does, as
+// the object store's administrator, and gives serve a user that can touch
+// only the bucket's objects.
+func (a *API) awaitBucket(ctx context.Context) {
 	backoff := wait.NewBackoff(time.Second, 30*time.Second)
 	for {
-		b, err := a.media.Bootstrap(ctx, a.cfg.WebOrigins)
+		err := a.media.Ready(ctx)
 		if err == nil {
-			a.log.Info("media bucket ready", "bucket", a.cfg.Media.Bucket, "created", b.Created, "policy_removed", b.PolicyRemoved, "bucket_cors", b.BucketCORS)
-			if !b.BucketCORS {
-				a.log.Info("the object store has no per-bucket CORS; browsers rely on its server-wide setting (MinIO: MINIO_API_CORS_ALLOW_ORIGIN)",
-					"origins", a.cfg.WebOrigins)
-			}
+			a.log.Info("media bucket ready", "bucket", a.cfg.Media.Bucket)
 			return
 		}
 		in := backoff.Next()
-		a.log.Warn("media bucket not ready; retrying", "bucket", a.cfg.Media.Bucket, "in", in, "err", err)
+		a.log.Warn("media bucket not ready (has `swapmeet media setup` run?); retrying", "bucket", a.cfg.Media.Bucket, "in", in, "err", err)
 		if !wait.Sleep(ctx, in) {
 			return
 		}

@@ -18,8 +18,8 @@ func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
 	example := merge(real, map[string]string{
 		"SWAPMEET_PG_URL":             "postgres://swapmeet:change-me-postgres@postgres:5432/swapmeet?sslmode=disable",
 		"SWAPMEET_SEARCH_URL":         "postgres://search:change-me-search@search:5432/swapmeet_search?sslmode=disable",
-		"SWAPMEET_S3_ACCESS_KEY":      "change-me-minio-user",
-		"SWAPMEET_S3_SECRET_KEY":      "change-me-minio-password",
+		"SWAPMEET_S3_ACCESS_KEY":      "change-me-api",
+		"SWAPMEET_S3_SECRET_KEY":      "change-me-api-password",
 		"SWAPMEET_PG_ALLOW_PLAINTEXT": "true",
 	})
 	for _, tc := range []struct {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/swapmeet/swapmeet/internal/config"
+	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/system"
 )
 
@@ -32,7 +33,7 @@ func TestConfigurationReference(t *testing.T) {
 	}
 	c := system.DefaultConfig()
 	read := map[string]bool{}
-	for _, v := range config.Vars(&c) {
+	for _, v := range append(config.Vars(&c), config.Vars(&media.Admin{})...) {
 		read[v.Name] = true
 		e, ok := listed[v.Name]
 		if !ok {

@@ -59,6 +59,23 @@ func SweepMedia(ctx context.Context, cfg Config, log *slog.Logger, o mediajobs.S
 	return mediajobs.New(db.NewStore(pool), bucket, log).SweepMedia(ctx, o)
 }
 
+// SetupMedia is `swapmeet media setup`: as the object store's
+// administrator, it prepares the bucket and the API's user (media.Setup).
+// Off loopback it refuses an administrator secret that is empty, short, a
+// placeholder or the development default, as LoadConfig does the others.
+func SetupMedia(ctx context.Context, cfg Config, admin media.Admin) (media.SetUp, error) {
+	if !cfg.AllowDevDefaults && !isLoopback(hostOnly(cfg.Media.Endpoint)) {
+		why := weakSecret(admin.SecretKey)
+		if admin.SecretKey == media.DevAdmin.SecretKey {
+			why = "is the development default"
+		}
+		if why != "" {
+			return media.SetUp{}, fmt.Errorf("%s is not on loopback, but SWAPMEET_S3_ADMIN_SECRET_KEY %s", hostOnly(cfg.Media.Endpoint), why)
+		}
+	}
+	return media.Setup(ctx, admin, cfg.Media, cfg.WebOrigins)
+}
+
 // RebuildOptions are what `swapmeet projections rebuild` is told.
 type RebuildOptions struct {
 	Collections []string  // the read collections to rebuild

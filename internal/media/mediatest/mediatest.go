@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,6 +18,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/minio/madmin-go/v3"
 
 	"github.com/swapmeet/swapmeet/internal/config"
 	"github.com/swapmeet/swapmeet/internal/media"
@@ -34,37 +37,75 @@ type T interface {
 const Origin = "http://localhost:5173"
 
 // Bucket returns a store on a new bucket of the configured object store,
-// bootstrapped as `serve` does and removed when the test ends. Each test
-// gets its own, so a sweep in one test cannot see another's objects.
-// configure, if given, adjusts the settings first.
+// set up as `swapmeet media setup` does and removed when the test ends. It
+// holds what serve holds: a user of its own whose policy allows only the
+// API's object operations on that bucket. Each test gets its own bucket,
+// so a sweep in one test cannot see another's objects. configure, if
+// given, adjusts the settings first.
 func Bucket(t T, configure ...func(*media.Config)) *media.Bucket {
 	t.Helper()
 	mc := media.DefaultConfig
 	if err := config.Load(&mc); err != nil {
 		t.Fatalf("configuration: %v", err)
 	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	mc.Bucket = "swapmeet-test-" + hex.EncodeToString(b)
+	admin := Admin(t)
+	id := make([]byte, 6)
+	_, _ = rand.Read(id)
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	mc.Bucket = "swapmeet-test-" + hex.EncodeToString(id)
+	// MinIO allows access keys of 3 to 20 characters.
+	mc.AccessKey, mc.SecretKey = "smt-"+hex.EncodeToString(id), hex.EncodeToString(secret)
 	for _, f := range configure {
 		f(&mc)
 	}
-	s, err := media.New(mc)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := s.Bootstrap(ctx, []string{Origin}); err != nil {
+	if _, err := media.Setup(ctx, admin, mc, []string{Origin}); err != nil {
 		t.Fatalf("object store at %s: %v; start the local services with `make up`", mc.Endpoint, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := s.RemoveBucket(ctx); err != nil {
+		if err := AsAdmin(t, mc).RemoveBucket(ctx); err != nil {
 			t.Logf("remove bucket %s: %v", mc.Bucket, err)
 		}
+		adm, err := madmin.New(mc.Endpoint, admin.AccessKey, admin.SecretKey, mc.Secure)
+		if err == nil {
+			err = errors.Join(adm.RemoveUser(ctx, mc.AccessKey), adm.RemoveCannedPolicy(ctx, media.PolicyName(mc.Bucket)))
+		}
+		if err != nil {
+			t.Logf("remove user %s: %v", mc.AccessKey, err)
+		}
 	})
+	s, err := media.New(mc)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return s
+}
+
+// Admin returns the object store administrator's credentials (the local
+// services' unless SWAPMEET_S3_ADMIN_* say otherwise).
+func Admin(t T) media.Admin {
+	t.Helper()
+	a := media.DevAdmin
+	if err := config.Load(&a); err != nil {
+		t.Fatalf("configuration: %v", err)
+	}
+	return a
+}
+
+// AsAdmin returns a store on cfg's bucket that holds the administrator's
+// credentials, for what only `swapmeet media setup` may do.
+func AsAdmin(t T, cfg media.Config) *media.Bucket {
+	t.Helper()
+	a := Admin(t)
+	cfg.AccessKey, cfg.SecretKey = a.AccessKey, a.SecretKey
+	s, err := media.New(cfg)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
 	return s
 }
 
