@@ -1,8 +1,10 @@
 package wal
 
 import (
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,6 +27,46 @@ type Metrics struct {
 	leader       prometheus.Gauge
 	tailFlushes  prometheus.Counter
 	fannedOut    *prometheus.CounterVec
+
+	// What health checks read, as the gauges say it.
+	role      atomic.Int32  // a Role
+	lag       atomic.Uint64 // bytes
+	appliedAt atomic.Uint64
+}
+
+// Role is what a CDC process is doing with its slot.
+type Role int32
+
+const (
+	RoleConnecting Role = iota // not streaming, and not told that another process streams
+	RoleLeader                 // streaming the slot
+	RoleStandby                // another process streams the slot; this one takes over when it lets go
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleLeader:
+		return "leader"
+	case RoleStandby:
+		return "standby"
+	}
+	return "connecting"
+}
+
+// State is what the reader last recorded: its role, how many bytes of WAL
+// the server has beyond what it applied, and the applied position.
+type State struct {
+	Role     Role
+	LagBytes uint64
+	Applied  pglogrepl.LSN
+}
+
+// State returns the reader's last recorded state.
+func (m *Metrics) State() State {
+	if m == nil {
+		return State{}
+	}
+	return State{Role: Role(m.role.Load()), LagBytes: m.lag.Load(), Applied: pglogrepl.LSN(m.appliedAt.Load())}
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -113,11 +155,14 @@ func (m *Metrics) position(applied, serverEnd uint64) {
 		return
 	}
 	m.appliedLSN.Set(float64(applied))
+	m.appliedAt.Store(applied)
 	if serverEnd > applied {
 		m.lagBytes.Set(float64(serverEnd - applied))
+		m.lag.Store(serverEnd - applied)
 	} else {
 		m.lagBytes.Set(0)
 		m.lagSeconds.Set(0)
+		m.lag.Store(0)
 	}
 }
 
@@ -137,8 +182,17 @@ func (m *Metrics) leading(on bool) {
 	}
 	if on {
 		m.leader.Set(1)
+		m.role.Store(int32(RoleLeader))
 	} else {
 		m.leader.Set(0)
+		m.role.Store(int32(RoleConnecting))
+	}
+}
+
+// standingBy records that another process streams the slot.
+func (m *Metrics) standingBy() {
+	if m != nil {
+		m.role.Store(int32(RoleStandby))
 	}
 }
 

@@ -182,6 +182,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			return err
 		}
 		if errors.Is(err, errSlotBusy) {
+			r.m.standingBy()
 			if !standby {
 				r.log.Info("standby: another process streams the slot; taking over when it lets go",
 					"slot", r.cfg.Slot, "err", err, "poll", r.cfg.StandbyPoll)

@@ -41,7 +41,7 @@ var commands []command
 
 func init() {
 	commands = []command{serveCommand, cdcCommand, migrateCommand, rebuildCommand, verifyCommand,
-		slotStatusCommand, slotDropCommand, mediaSweepCommand, mediaSetupCommand, versionCommand}
+		slotStatusCommand, slotDropCommand, mediaSweepCommand, mediaSetupCommand, readyCommand, versionCommand}
 }
 
 // Exit statuses. A command may end with others of its own (exitError).

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -203,6 +204,42 @@ create the user with another store's tools, such as AWS IAM).`,
 			if !done.BucketCORS {
 				log.Info("the object store has no per-bucket CORS; browsers rely on its server-wide setting (MinIO: MINIO_API_CORS_ALLOW_ORIGIN)",
 					"origins", cfg.WebOrigins)
+			}
+			return nil
+		}
+	},
+}
+
+var readyCommand = command{
+	name:    "ready",
+	summary: "ask a running serve or cdc whether it is ready (a health check)",
+	about: `Asks the serve (or, with --of cdc, the cdc) process of these settings for
+its readiness, on its metrics address (SWAPMEET_API_METRICS_ADDR or
+SWAPMEET_CDC_METRICS_ADDR; an unspecified host means this host), prints the
+answer and exits 0 when it is ready, 1 when it is not or does not answer.
+Container health checks use it: the image has no shell or curl.`,
+	flags: func(fs *flag.FlagSet) run {
+		of := "serve"
+		fs.Func("of", "the `process` to ask: serve or cdc (default serve)", func(v string) error {
+			if v != "serve" && v != "cdc" {
+				return errors.New("want serve or cdc")
+			}
+			of = v
+			return nil
+		})
+		return func(ctx context.Context, cfg system.Config, _ *slog.Logger) error {
+			addr := cfg.APIMetricsAddr
+			if of == "cdc" {
+				addr = cfg.CDCMetricsAddr
+			}
+			ready, body, err := system.AskReady(ctx, addr)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "swapmeet ready: %s: %v\n", of, err)
+				return exitError(exitFailed)
+			}
+			fmt.Print(body)
+			if !ready {
+				return exitError(exitFailed)
 			}
 			return nil
 		}

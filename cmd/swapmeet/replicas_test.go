@@ -18,6 +18,7 @@ import (
 // replica is one `swapmeet serve` process.
 type replica struct {
 	name     string
+	addr     string // host:port of its API
 	users    swapmeetv1connect.UserServiceClient
 	listings swapmeetv1connect.ListingServiceClient
 	metrics  string // its /metrics URL
@@ -42,7 +43,7 @@ func startReplica(t *testing.T, e *itest.Env, name string, env ...string) replic
 		return true, nil
 	})
 	return replica{
-		name: name, metrics: metrics,
+		name: name, addr: addr, metrics: metrics,
 		users:    swapmeetv1connect.NewUserServiceClient(http.DefaultClient, "http://"+addr),
 		listings: swapmeetv1connect.NewListingServiceClient(http.DefaultClient, "http://"+addr),
 	}

@@ -40,6 +40,7 @@ type Watcher struct {
 	dropped func(reason string, keys []string) // tests observe the drops
 	applied atomic.Uint64
 	waiters atomic.Int64
+	live    atomic.Bool // subscribed, and caught up at subscription
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every advance
@@ -100,6 +101,11 @@ func (w *Watcher) observe(reason string, keys []string) {
 // Applied is the highest position known to be applied.
 func (w *Watcher) Applied() uint64 { return w.applied.Load() }
 
+// Subscribed reports whether Run follows the CDC's announcements now: while
+// it does not, token reads wait on polling alone and the near cache is
+// suspended (a process is not ready).
+func (w *Watcher) Subscribed() bool { return w.live.Load() }
+
 func (w *Watcher) advance(lsn uint64) {
 	for {
 		cur := w.applied.Load()
@@ -157,6 +163,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	backoff := wait.NewBackoff(resubscribe, 10*time.Second)
 	for {
 		subscribed, err := w.follow(ctx)
+		w.live.Store(false)
 		w.suspend()
 		if ctx.Err() != nil {
 			return
@@ -218,6 +225,7 @@ func (w *Watcher) follow(ctx context.Context) (subscribed bool, err error) {
 					return subscribed, err
 				}
 				subscribed = true
+				w.live.Store(true)
 			case *redis.Message:
 				if subscribed { // a connection confirms its subscription first
 					w.announced(m.Payload)

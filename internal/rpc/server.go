@@ -29,6 +29,9 @@ type Options struct {
 	ClientIPHeader string
 	// Live serves the Watch streams; without it they are Unavailable.
 	Live *live.Hub
+	// Health, if set, makes the gRPC health service's checker for the
+	// services; without it every service always reports SERVING.
+	Health func(services ...string) grpchealth.Checker
 }
 
 // CompressMinBytes is the smallest response that is compressed. Most
@@ -59,7 +62,11 @@ func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(&OrderHandler{app: a, live: opts.Live}, handlerOpts...))
 	mux.Handle(swapmeetv1connect.NewReviewServiceHandler(&ReviewHandler{app: a}, handlerOpts...))
 
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	var health grpchealth.Checker = grpchealth.NewStaticChecker(services...)
+	if opts.Health != nil {
+		health = opts.Health(services...)
+	}
+	mux.Handle(grpchealth.NewHandler(health))
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))

@@ -42,8 +42,9 @@ type APIOptions struct {
 type API struct {
 	App      *app.App
 	Registry *prometheus.Registry // the process's metrics
-	// Handler serves the RPC paths (with CORS for the web origins) and
-	// the web app on every other path.
+	Health   *Health              // its readiness: the stores, the pointer, the watcher
+	// Handler serves /healthz, /readyz, the RPC paths (with CORS for the
+	// web origins) and the web app on every other path.
 	Handler http.Handler
 
 	cfg     Config
@@ -111,6 +112,19 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 	if err != nil {
 		return nil, err
 	}
+	health := storeHealth(c).
+		Check("pointer", func(context.Context) error {
+			if _, ok := c.Reads.Current(); !ok {
+				return errors.New("the projections pointer is not loaded (has a CDC initialised the read side?)")
+			}
+			return nil
+		}).
+		Check("watcher", func(context.Context) error {
+			if !watcher.Subscribed() {
+				return errors.New("not subscribed to the CDC's announcements")
+			}
+			return nil
+		})
 	hub := live.NewHub(c.Redis, cfg.RedisPrefix, watcher.Applied, a.Queries, cfg.Watch, log).WithMetrics(live.NewMetrics(reg))
 	// One port: RPC paths go to the API (with CORS for the web origins, so
 	// the Vite dev server can call it), every other path to the web app.
@@ -120,13 +134,14 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 		Timeout:         cfg.RequestTimeout,
 		ClientIPHeader:  cfg.ClientIPHeader,
 		Live:            hub,
+		Health:          health.GRPC,
 	})
 	webApp := web.New()
 	if !webApp.Built() {
 		log.Warn("this binary has no web app built in; / serves a placeholder (make build embeds it)")
 	}
 	return &API{
-		App: a, Registry: reg, Handler: web.Mux(web.CORS(cfg.WebOrigins, api), webApp),
+		App: a, Registry: reg, Health: health, Handler: health.Routes(false, web.Mux(web.CORS(cfg.WebOrigins, api), webApp)),
 		cfg: cfg, opts: o, clients: c, watcher: watcher, live: hub, media: store, jobs: mediajobs.New(pgStore, store, log), log: log,
 	}, nil
 }

@@ -2,6 +2,7 @@ package system
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -64,7 +65,18 @@ func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	reg := NewRegistry()
 	metrics := wal.NewMetrics(reg)
-	stopMetrics, err := ServeMetrics(cfg.CDCMetricsAddr, cfg.Profiles, reg, log)
+	health := storeHealth(c).
+		Check("replication", func(context.Context) error {
+			if metrics.State().Role == wal.RoleConnecting {
+				return errors.New("neither streaming the slot nor standing by for it (connecting, or the last stream failed)")
+			}
+			return nil
+		}).
+		Details(func() map[string]any {
+			s := metrics.State()
+			return map[string]any{"role": s.Role.String(), "lag_bytes": s.LagBytes, "applied": s.Applied.String()}
+		})
+	stopMetrics, err := ServeMetrics(cfg.CDCMetricsAddr, cfg.Profiles, reg, health, log)
 	if err != nil {
 		return err
 	}

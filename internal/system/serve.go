@@ -32,7 +32,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopMetrics, err := ServeMetrics(cfg.APIMetricsAddr, cfg.Profiles, api.Registry, log)
+	stopMetrics, err := ServeMetrics(cfg.APIMetricsAddr, cfg.Profiles, api.Registry, api.Health, log)
 	if err != nil {
 		return err
 	}
@@ -78,16 +78,20 @@ func apiPostgresURL(cfg Config) string {
 	return db.WithStatementTimeout(cfg.PostgresURL, cfg.PGStatementTimeout)
 }
 
-// ServeMetrics exposes reg on addr/metrics, and with profiles the Go
-// profiles on addr/debug/pprof/, until the returned func is called. The
-// address is the operators' (loopback by default), never the public one.
-func ServeMetrics(addr string, profiles bool, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+// ServeMetrics exposes reg on addr/metrics, health's /healthz and /readyz
+// (with the reasons of failing checks), and with profiles the Go profiles
+// on addr/debug/pprof/, until the returned func is called. The address is
+// the operators' (loopback by default), never the public one.
+func ServeMetrics(addr string, profiles bool, reg *prometheus.Registry, health *Health, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	h := health.Handler(true)
+	mux.Handle("/healthz", h)
+	mux.Handle("/readyz", h)
 	if profiles {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
