@@ -29,7 +29,7 @@ WEB_DEPS := web/node_modules/.package-lock.json
 # The budget is a count of executions, not a duration: Go 1.26's coordinator can
 # report a spurious "context deadline exceeded" when a duration runs out while a
 # worker is mid-call (golang/go#75804), which a count never does.
-FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing ./internal/media:FuzzInspect
+FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/consistency:FuzzParseWriteToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing ./internal/media:FuzzInspect
 FUZZ_TIME    ?= 50000x
 
 SERVICES_ENV := eval "$$(scripts/services.sh env)"

@@ -19,6 +19,8 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
@@ -57,6 +59,18 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 	for {
 		next, err := p.stream(ctx, slot)
+		if errors.Is(err, wal.ErrHistory) {
+			// Nothing can be applied until a rebuild moves the read side
+			// onto the new history: wait for the pointer to say so.
+			cur, herr := p.awaitHistory(ctx, err)
+			if herr != nil {
+				return herr
+			}
+			if slot, err = p.slotFor(ctx, cur); err != nil {
+				return err
+			}
+			continue
+		}
 		if errors.Is(err, wal.ErrSlotLost) {
 			// A standby's slot vanishes when the leader leaves it at a
 			// handover and drops it: follow the pointer.
@@ -193,6 +207,9 @@ func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
 		return readstore.Pointer{}, err
 	}
 	ptr := readstore.InitialPointer(p.Slot)
+	if ptr.Followed.History, err = serverHistory(ctx, p.PG); err != nil {
+		return readstore.Pointer{}, err
+	}
 	if err := p.Reads.SavePointer(ctx, ptr); err != nil {
 		return readstore.Pointer{}, err
 	}
@@ -213,6 +230,7 @@ func (p *Process) stream(ctx context.Context, slot string) (next string, err err
 	cfg := p.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
+	cfg.CheckHistory = p.checkHistory
 	var sink wal.Sink = p.Sink
 	if p.Stream != nil {
 		sink = p.Stream
@@ -252,4 +270,82 @@ func (p *Process) stream(ctx context.Context, slot string) (next string, err err
 			return ptr.Slot, nil
 		}
 	}
+}
+
+// checkHistory is the reader's wal.Config.CheckHistory: streaming may go on
+// only on the history the projections pointer records, and only from a
+// server whose WAL reaches the position the read side applied. A read side
+// built before histories were recorded adopts the server's. It also sets
+// the sink's base, which the pointer's history gives.
+func (p *Process) checkHistory(ctx context.Context, h consistency.History, walEnd pglogrepl.LSN) error {
+	// The pointer as followed: a read store that is down must not keep
+	// the reader from connecting (its batches wait for the store).
+	ptr, ok := p.Reads.Current()
+	if !ok {
+		var err error
+		if ptr, err = p.Reads.Refresh(ctx); err != nil {
+			return err
+		}
+	}
+	f := ptr.Followed
+	if f.History.IsZero() {
+		var err error
+		if _, err = p.Reads.RecordHistory(ctx, ptr.Generation, consistency.Followed{History: h}); err != nil {
+			return err
+		}
+		if ptr, err = p.Reads.Refresh(ctx); err != nil {
+			return err
+		}
+		f = ptr.Followed
+		p.Log.Info("recorded the history of the write Postgres on the projections pointer", "history", f.History.String())
+	}
+	if f.History != h {
+		return fmt.Errorf("%w: the write Postgres follows history %s, the read side %s (a failover, a restore or a move): rebuild the read side onto it with `swapmeet projections rebuild`",
+			wal.ErrHistory, h, f.History)
+	}
+	// Best effort: with Redis down, the position cannot be read, and the
+	// reader must still stream (its batches wait for Redis).
+	applied, err := p.Sink.AppliedPosition(ctx)
+	if err == nil && applied > f.Base && applied-f.Base > uint64(walEnd) {
+		return fmt.Errorf("%w: the write Postgres's WAL ends at %s, before %s, which the read side applied (a data directory restored without starting a new timeline): rebuild the read side onto it with `swapmeet projections rebuild`",
+			wal.ErrHistory, walEnd, pglogrepl.LSN(applied-f.Base))
+	}
+	p.Sink.SetBase(f.Base)
+	return nil
+}
+
+// historyPoll is how often a CDC stopped by a new history looks for the
+// rebuild that moves the read side onto it.
+const historyPoll = 2 * time.Second
+
+// awaitHistory reports why the CDC stopped (the log, the metrics and so
+// readiness) and waits until the pointer records another history or
+// generation than when it stopped: a rebuild has moved the read side.
+func (p *Process) awaitHistory(ctx context.Context, why error) (readstore.Pointer, error) {
+	p.Log.Error("stopped: nothing is applied until the read side is rebuilt onto the write Postgres's history", "err", why)
+	p.Reader.Metrics.Halted(why.Error())
+	defer p.Reader.Metrics.Halted("")
+	was, _ := p.Reads.Current()
+	for {
+		if !wait.Sleep(ctx, historyPoll) {
+			return readstore.Pointer{}, ctx.Err()
+		}
+		cur, err := p.Reads.Refresh(ctx)
+		if err != nil {
+			continue
+		}
+		if cur.Generation != was.Generation || cur.Followed.History != was.Followed.History {
+			p.Log.Info("the read side was rebuilt; streaming again", "history", cur.Followed.History.String(), "slot", cur.Slot)
+			return cur, nil
+		}
+	}
+}
+
+// serverHistory is the history of the write Postgres that pg reaches.
+func serverHistory(ctx context.Context, pg *pgxpool.Pool) (consistency.History, error) {
+	p, err := sqlc.New(pg).CurrentPosition(ctx)
+	if err != nil {
+		return consistency.History{}, fmt.Errorf("read the write Postgres's history: %w", err)
+	}
+	return consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}, nil
 }

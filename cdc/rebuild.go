@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,7 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/search"
 	"github.com/swapmeet/swapmeet/internal/wait"
@@ -117,6 +119,18 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	if err := b.cleanLeftovers(ctx, old); err != nil {
 		return err
 	}
+	current, err := serverHistory(ctx, b.PG)
+	if err != nil {
+		return err
+	}
+	moving := !old.Followed.History.IsZero() && old.Followed.History != current
+	if moving && len(b.collections()) < len(readstore.Collections) {
+		return fmt.Errorf("the write Postgres follows history %s, the read side %s: only a rebuild of every collection can move the read side onto it (leave out --collection)",
+			current, old.Followed.History)
+	}
+	if moving {
+		b.say("the write Postgres follows a new history (%s; the read side follows %s): rebuilding everything onto it", current, old.Followed.History)
+	}
 	gen := old.Generation + 1
 	slot := b.BaseSlot + "_r" + strconv.FormatInt(gen, 10)
 	collections := b.collections()
@@ -135,8 +149,20 @@ func (b *Rebuild) Run(ctx context.Context) error {
 		b.say("building search generation %d", searchGen)
 	}
 
-	// 1-2. A new slot and its snapshot; the load reads exactly that snapshot.
-	if _, err := b.createSlotAndLoad(ctx, slot, collections, shadows, searchGen); err != nil {
+	// 1-2. A new slot and its snapshot; the load reads exactly that
+	// snapshot. The history the read side follows from now on, and the
+	// base of its positions, are known once the slot is.
+	followed := old.Followed
+	started := func(ctx context.Context, start pglogrepl.LSN) error {
+		next, err := b.follow(ctx, old.Followed, current, start)
+		if err != nil {
+			return err
+		}
+		followed = next
+		b.Sink.SetBase(followed.Base)
+		return nil
+	}
+	if _, err := b.createSlotAndLoad(ctx, slot, collections, shadows, searchGen, started); err != nil {
 		return err
 	}
 	// 3. The search generation's indexes and counts (the documents are
@@ -159,6 +185,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	next.Generation = gen
 	next.Slot = slot
 	next.Handover = int64(handover)
+	next.Followed = followed
 	next.Previous = ""
 	if len(shadows) < len(readstore.Collections) {
 		next.Previous = old.Slot // the others still need it up to the handover
@@ -192,7 +219,7 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	b.say("switched readers to generation %d", gen)
 	// Announce it: the caches and the streams may hold states that no
 	// batch announced (after a lost slot, every write of the outage).
-	if err := b.Sink.Rebuilt(ctx, uint64(handover), shadows, next.Previous == ""); err != nil {
+	if err := b.Sink.Rebuilt(ctx, handover, shadows, next.Previous == ""); err != nil {
 		return fmt.Errorf("readers were switched to generation %d, but the caches were not told: %w; rerun the rebuild", gen, err)
 	}
 	b.say("caches and streams told: documents tombstoned, near caches reset, streams resynced")
@@ -295,7 +322,8 @@ func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) er
 // createSlotAndLoad creates the slot with an exported snapshot and loads
 // the shadows from it. It returns the slot's consistent point: the load
 // holds everything committed before it, the slot everything after.
-func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collections []string, shadows map[string]string, searchGen int64) (pglogrepl.LSN, error) {
+func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collections []string, shadows map[string]string, searchGen int64,
+	started func(context.Context, pglogrepl.LSN) error) (pglogrepl.LSN, error) {
 	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
 	if err != nil {
 		return 0, err
@@ -317,6 +345,9 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collection
 		return 0, err
 	}
 	b.say("created slot %s at %s", slot, start)
+	if err := started(ctx, start); err != nil {
+		return 0, err
+	}
 
 	tx, err := b.PG.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -335,7 +366,7 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collection
 		if slices.Contains(projection.SearchCollections, c) {
 			sg = searchGen
 		}
-		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(start), sg); err != nil {
+		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(b.Sink.Position(start)), sg); err != nil {
 			return 0, err
 		}
 	}
@@ -502,10 +533,11 @@ func countRows(ctx context.Context, q *sqlc.Queries, collection string) (int64, 
 // commit up to the moment it started. It returns the handover position:
 // the slot's confirmed position once the catch-up has let go of it.
 func (b *Rebuild) catchUp(ctx context.Context, slot string, shadows map[string]string, searchGen int64) (pglogrepl.LSN, error) {
-	target, err := sqlc.New(b.PG).CurrentLSN(ctx)
+	pos, err := sqlc.New(b.PG).CurrentPosition(ctx)
 	if err != nil {
 		return 0, err
 	}
+	target := pos.Lsn
 	cfg := b.Reader
 	cfg.Slot = slot
 	cfg.CreateSlot = false
@@ -609,4 +641,67 @@ func (b *Rebuild) say(format string, args ...any) {
 		fmt.Fprintf(b.Progress, "rebuild: "+format+"\n", args...)
 	}
 	b.Log.Debug(fmt.Sprintf(format, args...))
+}
+
+// follow is the history record of the rebuilt read side: the one it
+// followed (from), or, when the write Postgres now follows another
+// (current), that one, with a base that puts every position from start on
+// above every position the read side held (consistency.Followed.Follow),
+// and the point the two histories share when Postgres can tell it.
+func (b *Rebuild) follow(ctx context.Context, from consistency.Followed, current consistency.History, start pglogrepl.LSN) (consistency.Followed, error) {
+	if from.History.IsZero() || from.History == current {
+		from.History = current
+		return from, nil
+	}
+	applied, err := b.Sink.AppliedPosition(ctx)
+	if err != nil {
+		return from, fmt.Errorf("read the applied position: %w", err)
+	}
+	var end uint64
+	if from.History.System == current.System && from.History.Timeline < current.Timeline {
+		if end, err = b.forkPoint(ctx, from.History.Timeline, current.Timeline); err != nil {
+			return from, err
+		}
+	}
+	next := from.Follow(current, uint64(start), applied, end)
+	b.say("following history %s from %s: read-side positions are WAL positions plus %d; writes of %s up to %s are kept",
+		current, start, next.Base, from.History, pglogrepl.LSN(end))
+	return next, nil
+}
+
+// forkPoint is where timeline from ended in the history of timeline to (the
+// server's timeline history file): the last position of from that to
+// shares. 0 when from is not in it. It asks on a replication connection of
+// its own: the one whose exported snapshot the load reads must stay idle.
+func (b *Rebuild) forkPoint(ctx context.Context, from, to uint32) (uint64, error) {
+	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
+	if err != nil {
+		return 0, err
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("replication connection: %w", err)
+	}
+	defer repl.Close(context.WithoutCancel(ctx))
+	h, err := pglogrepl.TimelineHistory(ctx, repl, int32(to))
+	if err != nil {
+		return 0, fmt.Errorf("timeline history of %d: %w", to, err)
+	}
+	// Each line: parent timeline, tab, the position it ended at, tab, why.
+	for line := range strings.Lines(string(h.Content)) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		if tli, err := strconv.ParseUint(f[0], 10, 32); err != nil || uint32(tli) != from {
+			continue
+		}
+		end, err := pglogrepl.ParseLSN(f[1])
+		if err != nil {
+			return 0, fmt.Errorf("timeline history of %d: %q: %w", to, line, err)
+		}
+		return uint64(end), nil
+	}
+	return 0, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 )
 
 // pipelinedTx is a transaction that saves two network round trips out of
@@ -83,41 +84,56 @@ func (t *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx
 	return &firstRow{rows: rows, err: err}
 }
 
-// currentLSNSQL is sqlc's CurrentLSN (db/queries/projections.sql): the end
-// of the WAL inserted so far. Read after COMMIT returned, it lies at or
-// past the end of the commit record even with synchronous_commit = off,
-// where the WAL write position (pg_current_wal_lsn) can still be before it.
-const currentLSNSQL = `SELECT (CASE
+// currentPositionSQL is sqlc's CurrentPosition (db/queries/projections.sql):
+// the end of the WAL inserted so far, and its history. Read after COMMIT
+// returned, the position lies at or past the end of the commit record even
+// with synchronous_commit = off, where the WAL write position
+// (pg_current_wal_lsn) can still be before it.
+const currentPositionSQL = `SELECT (CASE
           WHEN p % seg = 40 THEN p - 40
           WHEN p % blk = 24 THEN p - 24
           ELSE p
-        END)::int8 AS lsn
-FROM (SELECT pg_current_wal_insert_lsn() - '0/0' AS p,
+        END)::int8 AS lsn,
+       (SELECT system_identifier FROM pg_control_system())::int8 AS system,
+       ('x' || left(pg_walfile_name(i), 8))::bit(32)::int8 AS timeline
+FROM (SELECT i, i - '0/0' AS p,
              current_setting('wal_block_size')::numeric AS blk,
-             pg_size_bytes(current_setting('wal_segment_size'))::numeric AS seg) AS wal`
+             pg_size_bytes(current_setting('wal_segment_size'))::numeric AS seg
+      FROM pg_current_wal_insert_lsn() AS i) AS wal`
 
 // commit sends COMMIT and reads the WAL position in one pipeline. The
 // position is read after the commit returned, so it lies at or past the
 // commit record.
 func (t *pipelinedTx) commit(ctx context.Context) (Commit, error) {
 	if !t.begun { // fn ran no statement: nothing to commit
-		lsn, err := sqlc.New(t.conn).CurrentLSN(ctx)
-		return Commit{LSN: uint64(lsn)}, err
+		p, err := sqlc.New(t.conn).CurrentPosition(ctx)
+		return commitAt(p), err
 	}
 	t.done = true
 	b := &pgx.Batch{}
 	b.Queue("COMMIT")
-	b.Queue(currentLSNSQL)
+	b.Queue(currentPositionSQL)
 	br := t.conn.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
 		return Commit{}, err
 	}
-	var lsn int64
-	if err := br.QueryRow().Scan(&lsn); err != nil {
+	var p sqlc.CurrentPositionRow
+	if err := br.QueryRow().Scan(&p.Lsn, &p.System, &p.Timeline); err != nil {
 		return Commit{}, fmt.Errorf("read commit position: %w", err)
 	}
-	return Commit{LSN: uint64(lsn)}, br.Close()
+	return commitAt(p), br.Close()
+}
+
+// PositionToken is the consistency token of a position read by
+// CurrentPosition: a token that any write committed before it satisfies.
+func PositionToken(p sqlc.CurrentPositionRow) string {
+	return consistency.WriteToken(commitAt(p).Position())
+}
+
+// commitAt is the Commit of a position read by CurrentPosition.
+func commitAt(p sqlc.CurrentPositionRow) Commit {
+	return Commit{LSN: uint64(p.Lsn), History: consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}}
 }
 
 func (t *pipelinedTx) rollback(ctx context.Context) {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/fault"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
@@ -39,8 +40,16 @@ var ErrRetriesExhausted = fault.Contention(errors.New("transaction retries exhau
 type Commit struct {
 	// LSN is a WAL position at or after the transaction's commit record.
 	// Once the projections have applied this position, they reflect the
-	// transaction: it is the consistency token handed to clients.
+	// transaction: with History, it is the consistency token handed to
+	// clients.
 	LSN uint64
+	// History is the Postgres history the position lies in.
+	History consistency.History
+}
+
+// Position is the commit's position in its history.
+func (c Commit) Position() consistency.Position {
+	return consistency.Position{History: c.History, LSN: c.LSN}
 }
 
 // TxOptions are a transaction's options.

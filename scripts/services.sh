@@ -13,6 +13,12 @@
 #   down --wipe   same as down, then delete .data/ (alias: `clean`)
 #   status        print up/down per service; exit 0 only if all of `up`'s are up
 #   env           print `export NAME='value'` lines; use: eval "$(scripts/services.sh env)"
+#   cluster up <name> <port> | standby <name> <port> <of> <its port> |
+#           restore <name> <port> <of> <its port> | promote <name> | down <name> [--wipe]
+#                 scratch Postgres clusters under .data/clusters: a primary like
+#                 pg-write, a streaming standby of one, or a base backup of one
+#                 recovered as a new timeline (what the failover and restore
+#                 tests run on)
 #   tools         install what is missing of the reference tools `make bench` runs:
 #                 h2load (nghttp2-client), redis-benchmark (redis-tools), pgbench
 #                 and pg_recvlogical (postgresql-15)
@@ -386,7 +392,9 @@ pg_up() {
 		say "$name up on 127.0.0.1:$port"
 	fi
 
-	# Role + database (idempotent, also self-heals a dropped db/role).
+	# Role + database (idempotent, also self-heals a dropped db/role); not
+	# on a standby, which is read-only and has the primary's.
+	[[ -n $role ]] || return 0
 	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$port" -U postgres -d postgres \
 		>>"$log" 2>&1 <<-EOF || fail_service "$name" "$log" "creating role/database $role/$db failed"
 			DO \$\$
@@ -401,6 +409,86 @@ pg_up() {
 			SELECT 'CREATE DATABASE $db OWNER $role'
 			WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\gexec
 		EOF
+}
+
+# ---------------------------------------------------------------------------
+# Scratch clusters: a primary of its own, a physical standby of it, a base
+# backup restored as a new timeline. The failover and restore tests run on
+# them (never on pg-write, which other tests share), and people can try the
+# same by hand. Each lives in .data/clusters/<name>, on the port it is given.
+# ---------------------------------------------------------------------------
+CLUSTERS_DIR="$DATA/clusters"
+
+cluster_dir() {
+	[[ $1 =~ ^[a-z0-9][a-z0-9_-]*$ ]] || die "cluster name '$1': use lower-case letters, digits, - and _"
+	echo "$CLUSTERS_DIR/$1"
+}
+
+cluster_port() {
+	[[ $1 =~ ^[0-9]+$ ]] && (($1 > 1024 && $1 < 65536)) || die "port '$1': want 1025-65535"
+	echo "$1"
+}
+
+cmd_cluster() {
+	local sub=${1:-} name=${2:-}
+	[[ -n $sub && -n $name ]] || die "usage: cluster up|standby|restore|promote|down <name> ..."
+	setup_dirs
+	ensure_pg_bin
+	ensure_pg_user
+	mkdir_pg 755 "$CLUSTERS_DIR"
+	mkdir_pg 755 "$PG_SOCK_DIR"
+	local dir
+	dir=$(cluster_dir "$name")
+	case "$sub" in
+	up) # up <name> <port>: a primary, role and database like pg-write's
+		pg_up "cluster-$name" "$dir" "$(cluster_port "${3:-}")" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
+		;;
+	standby | restore) # standby|restore <name> <port> <from> [<from's port>]
+		local port from from_dir from_port
+		port=$(cluster_port "${3:-}")
+		from=${4:-}
+		from_dir=$(cluster_dir "$from")
+		from_port=$(cluster_port "${5:-}")
+		[[ -f $from_dir/PG_VERSION ]] || die "no cluster $from"
+		[[ ! -e $dir ]] || die "cluster $name exists; remove it with: $0 cluster down $name --wipe"
+		local log="$LOG_DIR/cluster-$name.log"
+		touch_pg "$log"
+		# A base backup over the unix socket (trusted), its WAL streamed along.
+		if [[ $sub == standby ]]; then
+			as_pg "$PG_BIN/pg_basebackup" -h "$PG_SOCK_DIR" -p "$from_port" -U postgres -D "$dir" -X stream -c fast -R >>"$log" 2>&1 ||
+				fail_service "cluster-$name" "$log" "pg_basebackup from $from failed"
+			echo "primary_conninfo = 'host=$PG_SOCK_DIR port=$from_port user=postgres application_name=$name'" |
+				as_pg tee -a "$dir/postgresql.auto.conf" >/dev/null
+		else
+			as_pg "$PG_BIN/pg_basebackup" -h "$PG_SOCK_DIR" -p "$from_port" -U postgres -D "$dir" -X stream -c fast >>"$log" 2>&1 ||
+				fail_service "cluster-$name" "$log" "pg_basebackup from $from failed"
+			# Recover to the end of the backup, then promote: a new timeline,
+			# as a point-in-time restore makes. The WAL it needs is in pg_wal.
+			as_pg tee -a "$dir/postgresql.auto.conf" >/dev/null <<-EOF
+				restore_command = '/bin/false'
+				recovery_target = 'immediate'
+				recovery_target_action = 'promote'
+			EOF
+			as_pg touch "$dir/recovery.signal"
+		fi
+		pg_up "cluster-$name" "$dir" "$port" logical "" "" ""
+		;;
+	promote)
+		as_pg "$PG_BIN/pg_ctl" -D "$dir" -w -t 60 promote >/dev/null ||
+			fail_service "cluster-$name" "$LOG_DIR/cluster-$name.log" "pg_ctl promote failed"
+		say "cluster-$name promoted"
+		;;
+	down) # down <name> [--wipe]
+		if pg_pid_alive "$dir"; then
+			as_pg "$PG_BIN/pg_ctl" -D "$dir" -m immediate -w -t 60 stop >/dev/null || true
+		fi
+		say "cluster-$name stopped"
+		if [[ ${3:-} == --wipe ]]; then
+			rm -rf "$dir"
+		fi
+		;;
+	*) die "unknown cluster command $sub (up, standby, restore, promote or down)" ;;
+	esac
 }
 
 # ferretdb_pg_tune makes FerretDB's lookups by _id and by keyword use an
@@ -789,6 +877,11 @@ cmd_down() {
 	if [[ -d $DATA ]]; then
 		setup_dirs
 		redis_cluster_down
+		# Scratch clusters a test left running (killed before its cleanup).
+		local c
+		for c in "$CLUSTERS_DIR"/*/; do
+			[[ -f $c/PG_VERSION ]] && pg_down "cluster-$(basename "$c")" "${c%/}"
+		done
 		stop_pid ferretdb "$FERRETDB_PID" swapmeet-ferretdb
 		stop_pid minio "$MINIO_PID" "minio-$MINIO_VERSION"
 		stop_pid redis "$REDIS_PID" redis-server
@@ -869,7 +962,7 @@ cmd_env() {
 }
 
 usage() {
-	sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -883,6 +976,7 @@ main() {
 	status) cmd_status ;;
 	env) cmd_env ;;
 	tools) cmd_tools ;;
+	cluster) cmd_cluster "$@" ;;
 	-h | --help | help) usage ;;
 	*) usage ;;
 	esac

@@ -39,6 +39,7 @@ type idSet map[uuid.UUID]int32
 // rewriting documents the transaction did not change.
 type touched struct {
 	spill int
+	base  uint64 // added to every end: the read side's positions (Projector.SetBase)
 
 	ends []pglogrepl.LSN // per committed transaction, in commit order
 	xids []uint32
@@ -63,7 +64,7 @@ func (t *touched) open() int32 { return int32(len(t.ends)) }
 
 // Commit implements wal.Batch.
 func (t *touched) Commit(c wal.Commit) {
-	t.ends = append(t.ends, c.EndLSN)
+	t.ends = append(t.ends, c.EndLSN+pglogrepl.LSN(t.base))
 	t.xids = append(t.xids, c.Xid)
 }
 

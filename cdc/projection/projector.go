@@ -71,6 +71,23 @@ type Projector struct {
 	SpillDocs int
 	// ProgressEvery is how often a long batch logs its progress.
 	ProgressEvery time.Duration
+
+	// base is added to every WAL position to make the read side's
+	// (consistency.Followed.Base): 0 on the first history.
+	base uint64
+}
+
+// SetBase sets the base of the read side's positions, from the projections
+// pointer's history, before anything is applied with it.
+func (p *Projector) SetBase(base uint64) { p.base = base }
+
+// Position is the read side's position of WAL position lsn.
+func (p *Projector) Position(lsn pglogrepl.LSN) uint64 { return p.base + uint64(lsn) }
+
+// AppliedPosition is the read side's applied position, as Redis holds it.
+func (p *Projector) AppliedPosition(ctx context.Context) (uint64, error) {
+	lsn, _, err := cache.ReadApplied(ctx, p.rdb, p.keys)
+	return lsn, err
 }
 
 // NewProjector returns a Projector that re-reads Postgres through pg.
@@ -103,7 +120,11 @@ func (p *Projector) progress(done, total int64) {
 }
 
 // NewBatch implements wal.Sink.
-func (p *Projector) NewBatch() wal.Batch { return newTouched(max(1, p.SpillDocs)) }
+func (p *Projector) NewBatch() wal.Batch {
+	t := newTouched(max(1, p.SpillDocs))
+	t.base = p.base
+	return t
+}
 
 // projectBatch bounds one Postgres read and one round of Mongo writes.
 const projectBatch = 200
@@ -211,10 +232,11 @@ func (p *Projector) plan(run *run, t *touched) {
 // Resync projects every document from the current state of Postgres, as
 // if every table had been truncated and refilled.
 func (p *Projector) Resync(ctx context.Context) error {
-	lsn, err := sqlc.New(p.pg).CurrentLSN(ctx)
+	end, err := sqlc.New(p.pg).CurrentPosition(ctx)
 	if err != nil {
 		return err
 	}
+	lsn := p.Position(pglogrepl.LSN(end.Lsn))
 	t := newTouched(1)
 	t.Commit(wal.Commit{EndLSN: pglogrepl.LSN(lsn)})
 	for i := range t.full {
@@ -621,7 +643,7 @@ func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 	if p.shadow {
 		return nil
 	}
-	return cache.Publish(ctx, p.rdb, p.keys, uint64(lsn), cache.Evicted{})
+	return cache.Publish(ctx, p.rdb, p.keys, p.Position(lsn), cache.Evicted{})
 }
 
 // Rebuilt announces that a rebuild switched readers to new generations
@@ -641,7 +663,8 @@ func (p *Projector) Reached(ctx context.Context, lsn pglogrepl.LSN) error {
 // to it: tokens of writes that no live batch applied (an outage) are
 // honoured at once. Otherwise the other collections still wait for the
 // live CDC, and the position is left where it is.
-func (p *Projector) Rebuilt(ctx context.Context, lsn uint64, collections map[string]string, all bool) error {
+func (p *Projector) Rebuilt(ctx context.Context, handover pglogrepl.LSN, collections map[string]string, all bool) error {
+	lsn := p.Position(handover)
 	for logical, physical := range collections {
 		if p.cache.DocumentKey(logical, "x") == "" {
 			continue // listed only, never cached one by one

@@ -25,6 +25,7 @@ type Metrics struct {
 	batchDocs    prometheus.Gauge
 	batchDone    prometheus.Gauge
 	leader       prometheus.Gauge
+	halted       prometheus.Gauge
 	tailFlushes  prometheus.Counter
 	fannedOut    *prometheus.CounterVec
 
@@ -32,6 +33,7 @@ type Metrics struct {
 	role      atomic.Int32  // a Role
 	lag       atomic.Uint64 // bytes
 	appliedAt atomic.Uint64
+	why       atomic.Pointer[string] // why it is halted; nil or "" when it is not
 }
 
 // Role is what a CDC process is doing with its slot.
@@ -59,6 +61,7 @@ type State struct {
 	Role     Role
 	LagBytes uint64
 	Applied  pglogrepl.LSN
+	Halted   string // why nothing is applied until the read side is rebuilt; "" normally
 }
 
 // State returns the reader's last recorded state.
@@ -66,7 +69,25 @@ func (m *Metrics) State() State {
 	if m == nil {
 		return State{}
 	}
-	return State{Role: Role(m.role.Load()), LagBytes: m.lag.Load(), Applied: pglogrepl.LSN(m.appliedAt.Load())}
+	s := State{Role: Role(m.role.Load()), LagBytes: m.lag.Load(), Applied: pglogrepl.LSN(m.appliedAt.Load())}
+	if why := m.why.Load(); why != nil {
+		s.Halted = *why
+	}
+	return s
+}
+
+// Halted records why the process applies nothing until the read side is
+// rebuilt ("" once it applies again).
+func (m *Metrics) Halted(why string) {
+	if m == nil {
+		return
+	}
+	m.why.Store(&why)
+	if why != "" {
+		m.halted.Set(1)
+	} else {
+		m.halted.Set(0)
+	}
 }
 
 // NewMetrics registers the reader's series on reg.
@@ -97,6 +118,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		batchDone:    g("batch_documents_done", "Documents of the batch being applied that are written; 0 between batches."),
 		tailFlushes:  f("wal_tail_flushes_total", "Empty transactions committed so that WAL other sessions inserted without committing is flushed and streamed past."),
 		leader:       g("leader", "1 while this process streams the slot (leads), 0 while it is a standby or reconnecting."),
+		halted:       g("halted", "1 while this process applies nothing because the write Postgres follows another history than the read side (a failover, a restore or a move): rebuild the read side."),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "swapmeet", Subsystem: "cdc", Name: "apply_seconds",
 			Help:    "Time to apply one batch to the read side.",

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
@@ -72,8 +74,14 @@ type Config struct {
 	// process streams it: the bound on a takeover after the leader dies,
 	// on top of the time Postgres takes to release the slot. 1 s by default.
 	StandbyPoll time.Duration
-	Log         *slog.Logger
-	Metrics     *Metrics
+	// CheckHistory, if set, is told the history the server streams
+	// (IDENTIFY_SYSTEM: its system identifier and timeline) and the end of
+	// its WAL, on every connection before anything streams. An error
+	// stops the reader; one that wraps ErrHistory says the read side
+	// follows another history.
+	CheckHistory func(ctx context.Context, h consistency.History, walEnd pglogrepl.LSN) error
+	Log          *slog.Logger
+	Metrics      *Metrics
 }
 
 // ErrSlotLost means the slot vanished or was invalidated. Streaming from a
@@ -89,6 +97,13 @@ var errSlotBusy = errors.New("the replication slot is streamed by another proces
 // wal_level is not logical. The slot and its changes are intact; fix the
 // setup and start again.
 var ErrSetup = errors.New("replication is not set up correctly")
+
+// ErrHistory means the write Postgres is not on the history the read side
+// follows: a failover, a restore or a move started a new one, and its WAL
+// positions do not continue the read side's. Streaming would apply
+// positions that mean something else; only a rebuild onto the new history
+// can repair that.
+var ErrHistory = errors.New("the write Postgres follows another history than the read side")
 
 // Reader streams one slot into one sink.
 type Reader struct {
@@ -178,7 +193,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			r.log.Info("replication stopped", "applied", r.applied.String())
 			return nil
 		}
-		if errors.Is(err, ErrSlotLost) || errors.Is(err, ErrSetup) {
+		if errors.Is(err, ErrSlotLost) || errors.Is(err, ErrSetup) || errors.Is(err, ErrHistory) {
 			return err
 		}
 		if errors.Is(err, errSlotBusy) {
@@ -221,6 +236,20 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 		return false, classify("connect", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+
+	if r.cfg.CheckHistory != nil {
+		id, err := pglogrepl.IdentifySystem(ctx, conn)
+		if err != nil {
+			return false, classify("identify system", err)
+		}
+		system, err := strconv.ParseUint(id.SystemID, 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("identify system: system identifier %q: %w", id.SystemID, err)
+		}
+		if err := r.cfg.CheckHistory(ctx, consistency.History{System: system, Timeline: uint32(id.Timeline)}, id.XLogPos); err != nil {
+			return false, err
+		}
+	}
 
 	confirmed, err := r.ensureSlot(ctx, conn)
 	if err != nil {

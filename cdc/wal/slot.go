@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 )
 
 // SlotStatus is what an operator needs to know about the slot.
@@ -25,7 +26,11 @@ type SlotStatus struct {
 	WALStatus         string        // reserved, extended, unreserved or lost
 	SafeWALSize       int64         // bytes until max_slot_wal_keep_size invalidates it; -1 = unlimited
 	FlushLag          time.Duration // Postgres's own measure of acknowledgement delay
-	LastReplyAge      time.Duration // since the reader last reported; -1 when not streaming
+	// Server is the history the write Postgres follows, ReadSide the one
+	// the projections pointer records (zero: not known). When they
+	// differ, the CDC applies nothing until a rebuild.
+	Server, ReadSide consistency.History
+	LastReplyAge     time.Duration // since the reader last reported; -1 when not streaming
 }
 
 // ErrNoSlot means the slot does not exist.
@@ -66,6 +71,12 @@ func ReadSlotStatus(ctx context.Context, pg *pgxpool.Pool, slot string) (SlotSta
 }
 
 // Print writes the status for a terminal.
+// HistoryMoved reports that the write Postgres follows another history
+// than the read side.
+func (s SlotStatus) HistoryMoved() bool {
+	return !s.Server.IsZero() && !s.ReadSide.IsZero() && s.Server != s.ReadSide
+}
+
 func (s SlotStatus) Print(w io.Writer) {
 	state := "inactive (no reader connected)"
 	if s.Active {
@@ -75,6 +86,13 @@ func (s SlotStatus) Print(w io.Writer) {
 	fmt.Fprintf(w, "state           %s, wal_status %s\n", state, s.WALStatus)
 	if s.Leader != "" {
 		fmt.Fprintf(w, "leader          %s\n", s.Leader)
+	}
+	switch {
+	case s.Server.IsZero():
+	case !s.HistoryMoved():
+		fmt.Fprintf(w, "history         %s (system identifier/timeline)\n", s.Server)
+	default:
+		fmt.Fprintf(w, "history         the write Postgres follows %s, the read side %s: the CDC applies nothing until `swapmeet projections rebuild` moves the read side onto it\n", s.Server, s.ReadSide)
 	}
 	fmt.Fprintf(w, "confirmed flush %s\n", s.ConfirmedFlushLSN)
 	fmt.Fprintf(w, "restart         %s\n", s.RestartLSN)

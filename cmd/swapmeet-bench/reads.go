@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -336,7 +336,7 @@ func (fx *readsFixture) primeSearches(ctx context.Context, shapes []searchShape)
 // changeAListing changes a listing and waits until serve has it: every cached page is orphaned.
 func (fx *readsFixture) changeAListing(ctx context.Context) {
 	must(fx.e.PG.Exec(ctx, `UPDATE listings SET version = version + 1, updated_at = now() WHERE id = $1`, fx.changed))
-	req := &swapmeetv1.GetListingRequest{ListingId: fx.changed, ConsistencyToken: consistency.Token(uint64(must(sqlc.New(fx.e.PG).CurrentLSN(ctx))))}
+	req := &swapmeetv1.GetListingRequest{ListingId: fx.changed, ConsistencyToken: db.PositionToken(must(sqlc.New(fx.e.PG).CurrentPosition(ctx)))}
 	for deadline := time.Now().Add(time.Minute); ; {
 		_, err := fx.client.GetListing(ctx, connect.NewRequest(req))
 		if err == nil || connect.CodeOf(err) != connect.CodeUnavailable || time.Now().After(deadline) {

@@ -371,7 +371,7 @@ func (fx *searchFixture) write(ctx context.Context) string {
 	w := must(fx.api.app.Commands.UpdateListing(ctx, t.seller, t.id, t.version,
 		app.ListingInput{Price: &app.Money{Currency: "EUR", Minor: t.price + 1}}, []string{"price"}))
 	t.version, t.price = w.Version, t.price+1
-	lsn := must(consistency.ParseToken(w.ConsistencyToken))
+	lsn := must(consistency.ParseWriteToken(w.ConsistencyToken)).LSN
 	wctx, cancel := context.WithTimeout(ctx, freshWait)
 	defer cancel()
 	check(fx.watcher.Wait(wctx, lsn))

@@ -272,7 +272,9 @@ func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, s
 		<-writers
 		var lsn uint64
 		if err == nil {
-			lsn, err = consistency.ParseToken(w.ConsistencyToken)
+			var pos consistency.Position
+			pos, err = consistency.ParseWriteToken(w.ConsistencyToken)
+			lsn = pos.LSN
 		}
 		late := time.AfterFunc(freshMaxP99-time.Since(committed), func() { slow.Add(1) })
 		wctx, cancel := context.WithTimeout(ctx, freshWait)

@@ -113,7 +113,9 @@ func TestReadinessFollowsTheStores(t *testing.T) {
 		}
 		return m != nil, nil
 	})
-	itest.Eventually(t, 60*time.Second, "the cdc to be ready, as the leader", func() (bool, error) {
+	// A first start creates a slot, which waits for every transaction
+	// open on the cluster: other packages' tests share it.
+	itest.Eventually(t, 2*time.Minute, "the cdc to be ready, as the leader", func() (bool, error) {
 		res, err := http.Get(cdcMetrics + "/readyz")
 		if err != nil {
 			return false, err
@@ -123,7 +125,7 @@ func TestReadinessFollowsTheStores(t *testing.T) {
 		if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
 			return false, err
 		}
-		return res.StatusCode == http.StatusOK && r.Details["role"] == "leader", nil
+		return res.StatusCode == http.StatusOK && r.Details["role"] == "leader", fmt.Errorf("/readyz %d: %+v", res.StatusCode, r)
 	})
 	expect("serve ready once the cdc initialised the read side", true, "")
 

@@ -103,6 +103,10 @@ side uses, with a warning past SWAPMEET_SLOT_WARN_BYTES.`,
 		return func(ctx context.Context, cfg system.Config, _ *slog.Logger) error {
 			s, err := system.SlotStatus(ctx, cfg)
 			if err != nil {
+				if s.HistoryMoved() {
+					// After a failover the slot is gone too; say why first.
+					fmt.Printf("history         the write Postgres follows %s, the read side %s: rebuild the read side onto it with `swapmeet projections rebuild`\n", s.Server, s.ReadSide)
+				}
 				return err
 			}
 			s.Print(os.Stdout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 type replica struct {
 	name     string
 	addr     string // host:port of its API
+	cmd      *exec.Cmd
 	users    swapmeetv1connect.UserServiceClient
 	listings swapmeetv1connect.ListingServiceClient
 	metrics  string // its /metrics URL
@@ -32,7 +34,7 @@ var (
 func startReplica(t *testing.T, e *itest.Env, name string, env ...string) replica {
 	t.Helper()
 	env = append([]string{"SWAPMEET_HTTP_ADDR=127.0.0.1:0", "SWAPMEET_API_METRICS_ADDR=127.0.0.1:0"}, env...)
-	_, out := e.StartProcess(t, []string{"serve"}, env...)
+	cmd, out := e.StartProcess(t, []string{"serve"}, env...)
 	var addr, metrics string
 	itest.Eventually(t, 60*time.Second, name+" to serve", func() (bool, error) {
 		m, mm := servingAt.FindStringSubmatch(out.String()), metricsAt.FindStringSubmatch(out.String())
@@ -43,7 +45,7 @@ func startReplica(t *testing.T, e *itest.Env, name string, env ...string) replic
 		return true, nil
 	})
 	return replica{
-		name: name, addr: addr, metrics: metrics,
+		name: name, addr: addr, cmd: cmd, metrics: metrics,
 		users:    swapmeetv1connect.NewUserServiceClient(http.DefaultClient, "http://"+addr),
 		listings: swapmeetv1connect.NewListingServiceClient(http.DefaultClient, "http://"+addr),
 	}

@@ -119,7 +119,7 @@ SELECT id FROM orders WHERE id > @after ORDER BY id LIMIT @batch;
 -- name: ListAllReviewIDs :many
 SELECT id FROM reviews WHERE id > @after ORDER BY id LIMIT @batch;
 
--- name: CurrentLSN :one
+-- name: CurrentPosition :one
 -- The end of the WAL inserted so far: at or after the commit record of
 -- every transaction that has committed, whatever synchronous_commit says
 -- (pg_current_wal_lsn(), the write position, can be before it). Right
@@ -127,15 +127,21 @@ SELECT id FROM reviews WHERE id > @after ORDER BY id LIMIT @batch;
 -- a record ending at that page boundary has the boundary as its end, and
 -- the server reports no later WAL end until more is written, so the
 -- header is taken off (40 bytes on a segment's first page, 24 elsewhere).
--- db/pipeline.go reads the same expression after COMMIT.
+-- With it, the history it lies in: the cluster's system identifier and the
+-- timeline WAL is inserted on (the first 8 hex digits of the name of the
+-- segment that holds the position). The consistency token of a write
+-- names all three. db/pipeline.go reads the same expression after COMMIT.
 SELECT (CASE
           WHEN p % seg = 40 THEN p - 40
           WHEN p % blk = 24 THEN p - 24
           ELSE p
-        END)::int8 AS lsn
-FROM (SELECT pg_current_wal_insert_lsn() - '0/0' AS p,
+        END)::int8 AS lsn,
+       (SELECT system_identifier FROM pg_control_system())::int8 AS system,
+       ('x' || left(pg_walfile_name(i), 8))::bit(32)::int8 AS timeline
+FROM (SELECT i, i - '0/0' AS p,
              current_setting('wal_block_size')::numeric AS blk,
-             pg_size_bytes(current_setting('wal_segment_size'))::numeric AS seg) AS wal;
+             pg_size_bytes(current_setting('wal_segment_size'))::numeric AS seg
+      FROM pg_current_wal_insert_lsn() AS i) AS wal;
 
 -- name: CountUsers :one
 SELECT count(*) FROM users;

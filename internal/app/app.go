@@ -15,6 +15,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/ratelimit"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/search"
+	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // Deps are what the use cases run on.
@@ -102,33 +103,74 @@ func (q *Queries) ConsistencyWait() time.Duration { return q.deps.ConsistencyWai
 // currentToken is a token for a write that has already committed: any
 // position after it will do.
 func (c *Commands) currentToken(ctx context.Context) (string, error) {
-	lsn, err := c.deps.Store.CurrentLSN(ctx)
+	p, err := c.deps.Store.CurrentPosition(ctx)
 	if err != nil {
 		return "", err
 	}
-	return consistency.Token(uint64(lsn)), nil
+	return db.PositionToken(p), nil
 }
 
 // awaitToken waits until the projections reflect token, if one was given,
 // and returns ctx marked with the position waited for: a load the read
 // path shares must have started after it (cache.WithFloor).
 func (q *Queries) awaitToken(ctx context.Context, token string) (context.Context, error) {
-	lsn, err := consistency.ParseToken(token)
+	pos, err := consistency.ParseWriteToken(token)
 	if err != nil {
 		var v violations
 		v.add("consistency_token", "is not a token this service issued")
 		return ctx, v.err()
 	}
-	if lsn == 0 {
+	if pos.LSN == 0 {
 		return ctx, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, q.deps.ConsistencyWait)
 	defer cancel()
+	lsn, err := q.ReadSidePosition(wctx, pos)
+	if err != nil || lsn == 0 {
+		return ctx, err
+	}
 	if err := q.deps.Watcher.Wait(wctx, lsn); err != nil {
 		return ctx, &Error{Code: CodeUnavailable, Message: "the read side has not caught up with this write yet; retry shortly", Err: err}
 	}
 	return cache.WithFloor(ctx, lsn), nil
 }
+
+// ReadSidePosition maps a token's position to the read side's through the
+// history the projections pointer records (consistency.Followed.Resolve):
+// the position to wait for, 0 for none. A write in a history the read side
+// does not follow yet is waited for until ctx ends (Unavailable): the
+// pointer names the new history once a rebuild has moved onto it. A write
+// of a history the read side left behind is FailedPrecondition.
+func (q *Queries) ReadSidePosition(ctx context.Context, pos consistency.Position) (uint64, error) {
+	lsn, err := q.resolve(ctx, pos)
+	switch {
+	case errors.Is(err, consistency.ErrOtherHistory):
+		return 0, &Error{Code: CodeFailedPrecondition, Message: err.Error(), Err: err}
+	case err != nil:
+		return 0, &Error{Code: CodeUnavailable, Message: "the read side does not follow this write's database history yet; retry shortly", Err: err}
+	}
+	return lsn, nil
+}
+
+func (q *Queries) resolve(ctx context.Context, pos consistency.Position) (uint64, error) {
+	for {
+		var f consistency.Followed
+		if p, ok := q.deps.Reads.Current(); ok {
+			f = p.Followed
+		}
+		lsn, err := f.Resolve(pos)
+		if !errors.Is(err, consistency.ErrNewHistory) {
+			return lsn, err
+		}
+		if !wait.Sleep(ctx, historyPoll) {
+			return 0, err
+		}
+	}
+}
+
+// historyPoll is how often a read with a token of a history the read side
+// does not follow yet looks again (the pointer is followed every 500 ms).
+const historyPoll = 100 * time.Millisecond
 
 // getDoc reads one document through the read path: the near cache, Redis,
 // then the read store.

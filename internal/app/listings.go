@@ -74,7 +74,7 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 	if err != nil {
 		return Written{}, fmt.Errorf("create listing: %w", err)
 	}
-	return Written{ID: id, Version: version, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+	return Written{ID: id, Version: version, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
 }
 
 // UpdateListing changes the fields named in paths, if the listing is still
@@ -131,7 +131,7 @@ func (c *Commands) UpdateListing(ctx context.Context, seller uuid.UUID, listingI
 	if err != nil {
 		return Written{}, fmt.Errorf("update listing %s: %w", id, err)
 	}
-	return Written{ID: id, Version: version, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+	return Written{ID: id, Version: version, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
 }
 
 // WithdrawListing takes an available listing off sale.
@@ -156,7 +156,7 @@ func (c *Commands) WithdrawListing(ctx context.Context, seller uuid.UUID, listin
 	if err != nil {
 		return Written{}, fmt.Errorf("withdraw listing %s: %w", id, err)
 	}
-	return Written{ID: id, Version: version, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+	return Written{ID: id, Version: version, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
 }
 
 // anyVersion skips the version check: images change a listing's document

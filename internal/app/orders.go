@@ -81,7 +81,7 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 		}
 		return PlacedOrder{}, fmt.Errorf("place order: %w", err)
 	}
-	placed.ConsistencyToken = consistency.Token(commit.LSN)
+	placed.ConsistencyToken = consistency.WriteToken(commit.Position())
 	return placed, nil
 }
 
@@ -280,7 +280,7 @@ func (c *Commands) transition(ctx context.Context, caller uuid.UUID, orderID str
 	if err != nil {
 		return "", fmt.Errorf("%s order %s: %w", t.verb, id, err)
 	}
-	return consistency.Token(commit.LSN), nil
+	return consistency.WriteToken(commit.Position()), nil
 }
 
 func explainRefusal(ctx context.Context, q *sqlc.Queries, id, caller uuid.UUID, t transition) error {

@@ -66,7 +66,7 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 	if err != nil {
 		return SignUpResult{}, fmt.Errorf("sign up: %w", err)
 	}
-	return SignUpResult{Session: Session{UserID: id, Token: token}, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+	return SignUpResult{Session: Session{UserID: id, Token: token}, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
 }
 
 // validateSignUp checks a sign-up and returns the canonical email and name.
@@ -230,7 +230,7 @@ func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayN
 	if err != nil {
 		return "", fmt.Errorf("update profile %s: %w", userID, err)
 	}
-	return consistency.Token(commit.LSN), nil
+	return consistency.WriteToken(commit.Position()), nil
 }
 
 // GetUser returns a public profile from the read side.

@@ -260,15 +260,16 @@ func truncate(s string, n int) string {
 }
 
 // ValidateWatch checks a Watch request: the id, when idField names one,
-// and the resume token, which is a consistency token (the empty one means
-// "from now").
-func ValidateWatch(idField, id, resume string) (uuid.UUID, uint64, error) {
+// and the resume token: a stream's, or a write's consistency token (the
+// empty one means "from now"). Queries.ReadSidePosition maps it to the
+// read side's position.
+func ValidateWatch(idField, id, resume string) (uuid.UUID, consistency.Position, error) {
 	var v violations
 	var uid uuid.UUID
 	if idField != "" {
 		uid = v.id(idField, id)
 	}
-	after, err := consistency.ParseToken(resume)
+	after, err := consistency.ParseWriteToken(resume)
 	if err != nil {
 		v.add("resume_token", "is not a token this service issued")
 	}

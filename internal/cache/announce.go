@@ -116,9 +116,9 @@ func parseAnnouncement(s string) (announcement, error) {
 	return a, nil
 }
 
-// readApplied reads the applied position and the announcements' sequence
+// ReadApplied reads the applied position and the announcements' sequence
 // number in one call (one slot on a cluster). Absent keys read as zero.
-func readApplied(ctx context.Context, rdb redis.UniversalClient, k AppliedKeys) (lsn, seq uint64, err error) {
+func ReadApplied(ctx context.Context, rdb redis.UniversalClient, k AppliedKeys) (lsn, seq uint64, err error) {
 	vals, err := rdb.MGet(ctx, k.Applied, k.Sequence).Result()
 	if err != nil {
 		return 0, 0, err

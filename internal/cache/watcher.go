@@ -308,7 +308,7 @@ func (w *Watcher) catchUp(ctx context.Context, reason string) error {
 func (w *Watcher) read(ctx context.Context) (lsn, seq uint64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	if lsn, seq, err = readApplied(ctx, w.rdb, w.keys); err != nil {
+	if lsn, seq, err = ReadApplied(ctx, w.rdb, w.keys); err != nil {
 		return 0, 0, fmt.Errorf("read the applied position: %w", err)
 	}
 	return lsn, seq, nil

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/feed"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
@@ -261,6 +262,14 @@ func (h *Hub) admit(owner string) (release func(), err error) {
 			h.metrics.closed()
 		})
 	}, nil
+}
+
+// readSidePosition is the read side's position of a resume token (a
+// stream's, or a write's consistency token, which names its history).
+func (h *Hub) readSidePosition(ctx context.Context, p consistency.Position) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.q.ConsistencyWait())
+	defer cancel()
+	return h.q.ReadSidePosition(ctx, p)
 }
 
 // open admits a stream and waits until the hub follows the feed, so that

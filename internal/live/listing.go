@@ -168,7 +168,11 @@ func (t *listingTopic) idle() bool {
 // It returns when ctx ends, the stream's lifetime runs out (nil), or send
 // fails.
 func (h *Hub) WatchListing(ctx context.Context, st Stream, listingID, resume string, send func(ListingState) error) error {
-	id, after, err := app.ValidateWatch("listing_id", listingID, resume)
+	id, resumed, err := app.ValidateWatch("listing_id", listingID, resume)
+	if err != nil {
+		return err
+	}
+	after, err := h.readSidePosition(ctx, resumed)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,8 @@ func TestSlowOrderWatcherResyncs(t *testing.T) {
 		last = o.ConsistencyToken
 	}
 	// Every order has reached the hub while the reader was stuck.
-	want, _ := consistency.ParseToken(last)
+	pos, _ := consistency.ParseWriteToken(last)
+	want := pos.LSN
 	itest.Eventually(t, 30*time.Second, "the hub to pass the last order", func() (bool, error) {
 		return h.Position(feed.Orders) >= want, nil
 	})
@@ -152,7 +153,8 @@ func TestSlowListingWatcherGetsTheLatest(t *testing.T) {
 		}
 		token = w.ConsistencyToken
 	}
-	want, _ := consistency.ParseToken(token)
+	pos, _ := consistency.ParseWriteToken(token)
+	want := pos.LSN
 	itest.Eventually(t, 30*time.Second, "the hub to pass the last update", func() (bool, error) {
 		return h.Position(feed.Listings) >= want, nil
 	})

@@ -152,7 +152,11 @@ func (h *Hub) replay(ctx context.Context, s *orderSub, after, to uint64) (bool, 
 // with a resume position, first every order changed after it, then each
 // change as it comes.
 func (h *Hub) WatchOrders(ctx context.Context, st Stream, user uuid.UUID, role, resume string, send func(OrderState) error) error {
-	_, after, err := app.ValidateWatch("", "", resume)
+	_, resumed, err := app.ValidateWatch("", "", resume)
+	if err != nil {
+		return err
+	}
+	after, err := h.readSidePosition(ctx, resumed)
 	if err != nil {
 		return err
 	}

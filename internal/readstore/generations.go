@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/wait"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -46,8 +47,13 @@ type Pointer struct {
 	// Search is the generation of the search store (internal/search) the
 	// CDC writes; 0, on a read side that was never rebuilt, means the
 	// search store's live one. A rebuild switches it with the collections.
-	Search    int64     `bson:"search_generation,omitempty"`
-	UpdatedAt time.Time `bson:"updated_at"`
+	Search int64 `bson:"search_generation,omitempty"`
+	// Followed is the Postgres history the collections reflect, and the
+	// base of their positions in it (consistency.Followed). It is zero on
+	// a read side built before histories were recorded, until a CDC
+	// records the history it streams.
+	Followed  consistency.Followed `bson:"followed"`
+	UpdatedAt time.Time            `bson:"updated_at"`
 }
 
 const (
@@ -108,6 +114,24 @@ func (s *Model) SavePointer(ctx context.Context, p Pointer) error {
 	}
 	s.use(p)
 	return nil
+}
+
+// RecordHistory records the history a read side built before histories
+// follows, on the pointer of generation gen, unless one is recorded: a CDC
+// does it once, when it first streams. It reports whether it wrote.
+func (s *Model) RecordHistory(ctx context.Context, gen int64, f consistency.Followed) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
+	defer cancel()
+	res, err := s.db.Collection(metaCollection).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: pointerID}, {Key: "generation", Value: gen}, {Key: "followed.history.system", Value: bson.D{{Key: "$in", Value: bson.A{nil, 0}}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "followed", Value: f}}}})
+	if err != nil {
+		return false, fmt.Errorf("record the history on the projections pointer: %w", err)
+	}
+	if _, err := s.Refresh(ctx); err != nil {
+		return false, err
+	}
+	return res.ModifiedCount > 0, nil
 }
 
 // use makes the Model resolve logical names through p.

@@ -530,7 +530,10 @@ func TestReadsWithRedisDown(t *testing.T) {
 	t.Logf("slowest read with Redis down: %s", slowest)
 }
 
-func parseToken(s string) (uint64, error) { return consistency.ParseToken(s) }
+func parseToken(s string) (uint64, error) {
+	p, err := consistency.ParseWriteToken(s)
+	return p.LSN, err
+}
 
 // TestKeywordsByStemAndRelevance: a keyword finds the other forms of its
 // word ("chairs" finds "chair", "lighting" finds "lights"), and under

@@ -153,10 +153,11 @@ func TestSearchFloodSparesCorrectnessData(t *testing.T) {
 	if got := m.getListing(ids[0], res.Msg.ConsistencyToken); got.GetPrice().GetAmountMinor() != 4242 {
 		t.Fatalf("after the flood the read side shows price %d, want 4242", got.GetPrice().GetAmountMinor())
 	}
-	lsn, err := consistency.ParseToken(res.Msg.ConsistencyToken)
+	pos, err := consistency.ParseWriteToken(res.Msg.ConsistencyToken)
 	if err != nil {
 		t.Fatal(err)
 	}
+	lsn := pos.LSN
 	itest.Eventually(t, 30*time.Second, "the slot to confirm the write", func() (bool, error) {
 		var confirmed pglogrepl.LSN
 		var s string

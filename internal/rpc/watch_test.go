@@ -183,10 +183,11 @@ func (w *orderWatch) status(id string, s swapmeetv1.OrderStatus) {
 // past waits for a message whose token is at or after a write's.
 func (w *orderWatch) past(writeToken string) {
 	w.t.Helper()
-	want, err := consistency.ParseToken(writeToken)
+	pos, err := consistency.ParseWriteToken(writeToken)
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	want := pos.LSN // the read side's positions are its WAL positions while it follows its first history
 	w.until(15*time.Second, "a token past the write", func(m *swapmeetv1.WatchOrdersResponse) bool {
 		got, err := consistency.ParseToken(m.ResumeToken)
 		return err == nil && got >= want

@@ -67,7 +67,9 @@ func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
 	metrics := wal.NewMetrics(reg)
 	health := storeHealth(c).
 		Check("replication", func(context.Context) error {
-			if metrics.State().Role == wal.RoleConnecting {
+			if s := metrics.State(); s.Halted != "" {
+				return errors.New(s.Halted)
+			} else if s.Role == wal.RoleConnecting {
 				return errors.New("neither streaming the slot nor standing by for it (connecting, or the last stream failed)")
 			}
 			return nil

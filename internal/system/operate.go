@@ -12,6 +12,8 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db"
+	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -115,6 +117,11 @@ func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([
 		return nil, err
 	}
 	defer c.Close()
+	// The collections' names resolve through the pointer: after a rebuild
+	// the documents are in its generations, not under the plain names.
+	if _, err := c.Reads.Refresh(ctx); err != nil && !errors.Is(err, readstore.ErrNoPointer) {
+		return nil, err
+	}
 	drifts, err := cdc.Verify(ctx, c.PG, c.Reads, collections)
 	if err != nil || !slices.ContainsFunc(collections, func(c string) bool { return slices.Contains(projection.SearchCollections, c) }) {
 		return drifts, err
@@ -138,7 +145,14 @@ func SlotStatus(ctx context.Context, cfg Config) (wal.SlotStatus, error) {
 	if err != nil {
 		return wal.SlotStatus{}, err
 	}
-	return wal.ReadSlotStatus(ctx, c.PG, slot)
+	s, err := wal.ReadSlotStatus(ctx, c.PG, slot)
+	if p, perr := sqlc.New(c.PG).CurrentPosition(ctx); perr == nil {
+		s.Server = consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}
+	}
+	if ptr, perr := c.Reads.LoadPointer(ctx); perr == nil {
+		s.ReadSide = ptr.Followed.History
+	}
+	return s, err
 }
 
 // ErrNotConfirmed means DropSlot's confirm said no.

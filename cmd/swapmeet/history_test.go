@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
+	"github.com/swapmeet/swapmeet/internal/itest"
+	"github.com/swapmeet/swapmeet/internal/system"
+)
+
+// cdcProcess is one `swapmeet cdc` process.
+type cdcProcess struct {
+	cmd     *exec.Cmd
+	out     *itest.Output
+	metrics string // its metrics address's base URL
+}
+
+func startCDCProcess(t *testing.T, e *itest.Env, env ...string) cdcProcess {
+	t.Helper()
+	cmd, out := e.StartProcess(t, []string{"cdc"}, append([]string{"SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0"}, env...)...)
+	var base string
+	itest.Eventually(t, 60*time.Second, "the cdc's metrics address", func() (bool, error) {
+		m := metricsAt.FindStringSubmatch(out.String())
+		if m != nil {
+			base = strings.TrimSuffix(m[1], "/metrics")
+		}
+		return m != nil, nil
+	})
+	return cdcProcess{cmd: cmd, out: out, metrics: base}
+}
+
+// readiness is the cdc's /readyz.
+func (c cdcProcess) readiness() (int, system.Readiness, error) {
+	res, err := http.Get(c.metrics + "/readyz")
+	if err != nil {
+		return 0, system.Readiness{}, err
+	}
+	defer res.Body.Close()
+	var r system.Readiness
+	err = json.NewDecoder(res.Body).Decode(&r)
+	return res.StatusCode, r, err
+}
+
+// stop ends a process as an operator does (SIGTERM) and waits for it.
+func stop(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+}
+
+// TestRestoreMovesTheReadSideOntoTheNewHistory: the write Postgres is
+// restored from a base backup (recovered to its end and promoted: a new
+// timeline) while Mongo, Redis and the search store keep their later state.
+// The CDC stops and says why (its readiness, `slot status`); a write on the
+// restored database is not read as applied (its token waits, never serving
+// the read side's state of the lost writes); `projections rebuild` moves
+// the read side onto the new history; then the read side equals the
+// restored database, the new write's token is honoured, the token of a
+// write the restore lost is refused with FailedPrecondition, and one from
+// before the backup is honoured.
+func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
+	e := itest.New(t)
+	primary := itest.StartCluster(t)
+	onPrimary := "SWAPMEET_PG_URL=" + primary.URL()
+	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), onPrimary)...); code != 0 {
+		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
+	}
+	cdc := startCDCProcess(t, e, onPrimary)
+	api := startReplica(t, e, "serve", onPrimary)
+	ctx := context.Background()
+
+	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
+		Email: "restore@example.com", Password: "correct horse battery", DisplayName: "Ada",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := up.Msg.SessionToken
+	created, err := api.listings.CreateListing(ctx, bearer(&swapmeetv1.CreateListingRequest{
+		Title: "Lamp", Description: "Brass.", Category: "electronics",
+		Condition: swapmeetv1.Condition_CONDITION_GOOD, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 1000},
+	}, session))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, beforeBackup := created.Msg.ListingId, created.Msg.ConsistencyToken
+	price := func(token string) (int64, error) {
+		res, err := api.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id, ConsistencyToken: token}))
+		if err != nil {
+			return 0, err
+		}
+		return res.Msg.GetListing().GetPrice().GetAmountMinor(), nil
+	}
+	setPrice := func(version, amount int64) string {
+		t.Helper()
+		res, err := api.listings.UpdateListing(ctx, bearer(&swapmeetv1.UpdateListingRequest{
+			ListingId: id, ExpectedVersion: version, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: amount},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
+		}, session))
+		if err != nil {
+			t.Fatalf("set the price to %d: %v", amount, err)
+		}
+		return res.Msg.ConsistencyToken
+	}
+	if p, err := price(beforeBackup); err != nil || p != 1000 {
+		t.Fatalf("the new listing: price %d, %v", p, err)
+	}
+
+	// The backup, restored at once as the database's new primary; the
+	// old primary goes on taking a write that the restore loses.
+	restored := primary.Restore(t)
+	lost := setPrice(1, 2000)
+	if p, err := price(lost); err != nil || p != 2000 {
+		t.Fatalf("the write the restore will lose, read with its token: price %d, %v", p, err)
+	}
+
+	// The API and the CDC now reach the restored database.
+	stop(t, cdc.cmd)
+	stop(t, api.cmd)
+	primary.Stop(t)
+	onRestored := "SWAPMEET_PG_URL=" + restored.URL()
+	cdc = startCDCProcess(t, e, onRestored)
+	api = startReplica(t, e, "serve", onRestored)
+
+	itest.Eventually(t, 60*time.Second, "the cdc to stop and say why", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		if err != nil {
+			return false, err
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "history"), nil
+	})
+	if _, stdout, _ := runSwapmeet(t, []string{"slot", "status"}, append(e.Environ(), onRestored)...); !strings.Contains(stdout, "the write Postgres follows") {
+		t.Errorf("slot status does not say that the history moved:\n%s", stdout)
+	}
+
+	// A write on the restored database: version 1 again, since the
+	// restore lost version 2. Its token must not be honoured by a read
+	// side that still shows the lost write.
+	fresh := setPrice(1, 3000)
+	if p, err := price(fresh); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("the restored database's write, read with its token before the rebuild: price %d, err %v; want Unavailable", p, err)
+	}
+
+	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), onRestored)...); code != 0 {
+		t.Fatalf("projections rebuild: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	itest.Eventually(t, 60*time.Second, "the cdc to stream the new history", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
+	})
+	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "verify"}, append(e.Environ(), onRestored)...); code != 0 {
+		t.Fatalf("projections verify after the rebuild: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if p, err := price(fresh); err != nil || p != 3000 {
+		t.Fatalf("the restored database's write, read with its token after the rebuild: price %d, %v; want 3000", p, err)
+	}
+	if p, err := price(lost); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("the lost write's token after the rebuild: price %d, err %v; want FailedPrecondition", p, err)
+	}
+	if p, err := price(beforeBackup); err != nil || p != 3000 {
+		t.Fatalf("a token from before the backup after the rebuild: price %d, %v; want the current 3000", p, err)
+	}
+	// The CDC applies the new history's writes.
+	later := setPrice(2, 4000)
+	if p, err := price(later); err != nil || p != 4000 {
+		t.Fatalf("a write after the rebuild, read with its token: price %d, %v", p, err)
+	}
+}
+
+// TestFailoverIsFollowedThroughTheMultiHostURL: the API and the CDC reach
+// a primary and its streaming standby through one multi-host URL
+// (target_session_attrs=read-write). The primary is killed and the standby
+// promoted: both processes follow it without a restart; the CDC stops on
+// the new timeline (its slot did not survive either, on Postgres 15) and
+// the new primary's writes are not read as applied; `projections rebuild`
+// moves the read side onto the new history; then the read side equals the
+// new primary and its writes' tokens are honoured.
+func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
+	e := itest.New(t)
+	primary := itest.StartCluster(t)
+	onPrimary := "SWAPMEET_PG_URL=" + primary.URL()
+	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), onPrimary)...); code != 0 {
+		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
+	}
+	standby := primary.Standby(t)
+	both := fmt.Sprintf("SWAPMEET_PG_URL=postgres://swapmeet:swapmeet@127.0.0.1:%d,127.0.0.1:%d/swapmeet?sslmode=disable&target_session_attrs=read-write",
+		primary.Port, standby.Port)
+	cdc := startCDCProcess(t, e, both)
+	api := startReplica(t, e, "serve", both)
+	ctx := context.Background()
+
+	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
+		Email: "failover@example.com", Password: "correct horse battery", DisplayName: "Ada",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: up.Msg.ConsistencyToken})); err != nil {
+		t.Fatalf("the sign-up, read with its token: %v", err)
+	}
+	itest.Eventually(t, 60*time.Second, "the cdc to lead", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
+	})
+
+	primary.Stop(t)
+	standby.Promote(t)
+
+	// The API follows the promotion: a write goes to the new primary.
+	name := "Ada after the failover"
+	var token string
+	itest.Eventually(t, 60*time.Second, "a write through the API to reach the new primary", func() (bool, error) {
+		res, err := api.users.UpdateProfile(ctx, bearer(&swapmeetv1.UpdateProfileRequest{DisplayName: &name}, up.Msg.SessionToken))
+		if err != nil {
+			return false, err
+		}
+		token = res.Msg.ConsistencyToken
+		return true, nil
+	})
+	itest.Eventually(t, 60*time.Second, "the cdc to stop on the new timeline", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		if err != nil {
+			return false, err
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "history"), nil
+	})
+	if _, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: token})); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("the new primary's write, read with its token before the rebuild: err %v; want Unavailable", err)
+	}
+
+	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), both)...); code != 0 {
+		t.Fatalf("projections rebuild: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	itest.Eventually(t, 60*time.Second, "the same cdc process to stream the new history", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
+	})
+	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "verify"}, append(e.Environ(), both)...); code != 0 {
+		t.Fatalf("projections verify after the rebuild: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	got, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: token}))
+	if err != nil || got.Msg.GetUser().GetDisplayName() != name {
+		t.Fatalf("the new primary's write, read with its token after the rebuild: %v, %v", got, err)
+	}
+	if _, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: up.Msg.ConsistencyToken})); err != nil {
+		t.Fatalf("a token from before the failover, after the rebuild: %v", err)
+	}
+}

@@ -1,0 +1,118 @@
+package itest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+)
+
+// Cluster is a Postgres cluster of the test's own, made by
+// `scripts/services.sh cluster` (as people make one by hand) on a free
+// loopback port, and removed when the test ends: the failover and restore
+// tests promote and replace their primary, which the shared write cluster
+// must never see.
+type Cluster struct {
+	Name string
+	Port int
+}
+
+// URL is the swapmeet role's URL of the cluster's swapmeet database.
+func (c *Cluster) URL() string {
+	return fmt.Sprintf("postgres://swapmeet:swapmeet@127.0.0.1:%d/swapmeet?sslmode=disable", c.Port)
+}
+
+// StartCluster starts a primary like the local write cluster: logical WAL,
+// the swapmeet role (not a superuser) and its database.
+func StartCluster(t T) *Cluster {
+	t.Helper()
+	c := newCluster(t)
+	services(t, "cluster", "up", c.Name, strconv.Itoa(c.Port))
+	return c
+}
+
+// Restore starts a new cluster from a base backup of c, taken now and
+// recovered to its end, then promoted: a new timeline of c's history, as a
+// point-in-time restore makes. c keeps running.
+func (c *Cluster) Restore(t T) *Cluster {
+	t.Helper()
+	r := newCluster(t)
+	services(t, "cluster", "restore", r.Name, strconv.Itoa(r.Port), c.Name, strconv.Itoa(c.Port))
+	return r
+}
+
+// Standby starts a streaming physical standby of c.
+func (c *Cluster) Standby(t T) *Cluster {
+	t.Helper()
+	s := newCluster(t)
+	services(t, "cluster", "standby", s.Name, strconv.Itoa(s.Port), c.Name, strconv.Itoa(c.Port))
+	return s
+}
+
+// Promote makes a standby a primary.
+func (c *Cluster) Promote(t T) {
+	t.Helper()
+	services(t, "cluster", "promote", c.Name)
+}
+
+// Stop kills the cluster's server (an immediate shutdown: a crash).
+func (c *Cluster) Stop(t T) {
+	t.Helper()
+	services(t, "cluster", "down", c.Name)
+}
+
+func newCluster(t T) *Cluster {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a port: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	c := &Cluster{Name: randomName("pg"), Port: port}
+	t.Cleanup(func() {
+		if out, err := servicesCmd("cluster", "down", c.Name, "--wipe").CombinedOutput(); err != nil {
+			t.Logf("remove cluster %s: %v\n%s", c.Name, err, out)
+		}
+	})
+	return c
+}
+
+// services runs scripts/services.sh with args, failing the test if it fails.
+func services(t T, args ...string) {
+	t.Helper()
+	if out, err := servicesCmd(args...).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/services.sh %v: %v\n%s", args, err, out)
+	}
+}
+
+func servicesCmd(args ...string) *exec.Cmd {
+	script, err := servicesScript()
+	if err != nil {
+		return exec.Command("false")
+	}
+	return exec.Command(script, args...)
+}
+
+// servicesScript finds scripts/services.sh above the working directory
+// (a package's directory, under go test).
+func servicesScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "scripts", "services.sh")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", errors.New("scripts/services.sh not found above the working directory")
+		}
+		dir = up
+	}
+}
