@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -203,10 +205,13 @@ func (p *Process) initialise(ctx context.Context) (readstore.Pointer, error) {
 	if err != nil {
 		return readstore.Pointer{}, fmt.Errorf("create slot %s: %w", p.Slot, err)
 	}
+	ptr := readstore.InitialPointer(p.Slot)
+	if err := p.Reads.CreateCollections(ctx, slices.Collect(maps.Values(ptr.Collections))...); err != nil {
+		return readstore.Pointer{}, err
+	}
 	if err := p.Sink.Resync(ctx); err != nil {
 		return readstore.Pointer{}, err
 	}
-	ptr := readstore.InitialPointer(p.Slot)
 	if ptr.Followed.History, err = serverHistory(ctx, p.PG); err != nil {
 		return readstore.Pointer{}, err
 	}
@@ -306,6 +311,16 @@ func (p *Process) checkHistory(ctx context.Context, h consistency.History, walEn
 	// Best effort: with Redis down, the position cannot be read, and the
 	// reader must still stream (its batches wait for Redis).
 	applied, err := p.Sink.AppliedPosition(ctx)
+	if err == nil && applied > f.Base && applied-f.Base > uint64(walEnd) {
+		// IDENTIFY_SYSTEM reports the flushed end of the WAL, and the read
+		// side may have applied up to the inserted end (a first start's
+		// full pass, a rebuild's handover): ask for that before concluding.
+		pos, perr := sqlc.New(p.PG).CurrentPosition(ctx)
+		if perr != nil {
+			return perr
+		}
+		walEnd = max(walEnd, pglogrepl.LSN(pos.Lsn))
+	}
 	if err == nil && applied > f.Base && applied-f.Base > uint64(walEnd) {
 		return fmt.Errorf("%w: the write Postgres's WAL ends at %s, before %s, which the read side applied (a data directory restored without starting a new timeline): rebuild the read side onto it with `swapmeet projections rebuild`",
 			wal.ErrHistory, walEnd, pglogrepl.LSN(applied-f.Base))

@@ -130,6 +130,8 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 	if moving {
 		b.say("the write Postgres follows a new history (%s; the read side follows %s): rebuilding everything onto it", current, old.Followed.History)
+	} else if err := b.refuseBackwards(ctx, old.Followed); err != nil {
+		return err
 	}
 	gen := old.Generation + 1
 	slot := b.BaseSlot + "_r" + strconv.FormatInt(gen, 10)
@@ -360,6 +362,9 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collection
 	q := sqlc.New(tx)
 	for _, c := range collections {
 		if err := b.Reads.DropCollection(ctx, shadows[c]); err != nil {
+			return 0, err
+		}
+		if err := b.Reads.CreateCollections(ctx, shadows[c]); err != nil {
 			return 0, err
 		}
 		sg := int64(0)
@@ -704,4 +709,25 @@ func (b *Rebuild) forkPoint(ctx context.Context, from, to uint32) (uint64, error
 		return uint64(end), nil
 	}
 	return 0, nil
+}
+
+// refuseBackwards refuses a rebuild on the history the read side follows
+// when the server's WAL ends before what the read side applied: a copy of
+// the data directory started without recovery keeps its timeline, so its
+// positions cannot be told from the ones it lost. Recovering it onto a new
+// timeline makes it a new history, which a rebuild can move onto.
+func (b *Rebuild) refuseBackwards(ctx context.Context, f consistency.Followed) error {
+	applied, err := b.Sink.AppliedPosition(ctx)
+	if err != nil || applied <= f.Base {
+		return nil // nothing applied that it could be behind (or Redis was lost)
+	}
+	pos, err := sqlc.New(b.PG).CurrentPosition(ctx)
+	if err != nil {
+		return err
+	}
+	if applied-f.Base <= uint64(pos.Lsn) {
+		return nil
+	}
+	return fmt.Errorf("the write Postgres's WAL ends at %s, before %s, which the read side applied, on the same history %s: it was started from a copy without recovery, and its positions cannot be told from the ones it lost. Recover it onto a new timeline (recovery.signal with recovery_target_action = 'promote'), then rebuild",
+		pglogrepl.LSN(pos.Lsn), pglogrepl.LSN(applied-f.Base), f.History)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/app"
+	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
+	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
@@ -293,7 +297,9 @@ func TestRebuildAfterALostSlotIsAnnounced(t *testing.T) {
 	e := itest.New(t)
 	stopCDC := e.RunCDC(t, e.CDCProcess())
 	_, a := e.StartAPI(t)
-	ctx := context.Background()
+	srvB, b := e.StartAPI(t) // a second replica, with its own near cache and watcher
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	seller, err := a.Commands.SignUp(ctx, "lost-slot@example.com", "correct horse", "Seller")
 	if err != nil {
 		t.Fatal(err)
@@ -306,10 +312,29 @@ func TestRebuildAfterALostSlotIsAnnounced(t *testing.T) {
 	}
 	id := created.ID.String()
 	for range 2 { // the store, then the caches
-		if v, err := a.Queries.GetListing(ctx, id, created.ConsistencyToken); err != nil || v.Price.Minor != 1000 {
-			t.Fatalf("before the outage: %+v, %v", v.Price, err)
+		for _, r := range []*app.App{a, b} {
+			if v, err := r.Queries.GetListing(ctx, id, created.ConsistencyToken); err != nil || v.Price.Minor != 1000 {
+				t.Fatalf("before the outage: %+v, %v", v.Price, err)
+			}
 		}
 	}
+	// A stream on the second replica, open through the outage.
+	stream, err := swapmeetv1connect.NewListingServiceClient(srvB.Client(), srvB.URL).
+		WatchListing(ctx, connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: id, ResumeToken: created.ConsistencyToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var prices []int64
+	go func() {
+		for stream.Receive() {
+			if l := stream.Msg().GetListing(); l != nil {
+				mu.Lock()
+				prices = append(prices, l.GetPrice().GetAmountMinor())
+				mu.Unlock()
+			}
+		}
+	}()
 
 	stopCDC()
 	ptr, err := e.Reads.LoadPointer(ctx)
@@ -330,21 +355,28 @@ func TestRebuildAfterALostSlotIsAnnounced(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		itest.Eventually(t, 5*time.Second, "the API's watcher to hear the rebuild", func() (bool, error) {
-			v, err := a.Queries.GetListing(ctx, id, changed.ConsistencyToken)
-			if err != nil {
-				return false, err
+		for i, r := range []*app.App{a, b} {
+			itest.Eventually(t, 5*time.Second, fmt.Sprintf("replica %d's watcher to hear the rebuild", i), func() (bool, error) {
+				v, err := r.Queries.GetListing(ctx, id, changed.ConsistencyToken)
+				if err != nil {
+					return false, err
+				}
+				if v.Price.Minor != 2500 {
+					return false, fmt.Errorf("%s: GetListing with the update's token answered price %d, want 2500", when, v.Price.Minor)
+				}
+				return true, nil
+			})
+			if v, err := r.Queries.GetListing(ctx, id, ""); err != nil || v.Price.Minor != 2500 {
+				t.Fatalf("%s: replica %d: GetListing without a token answered %+v, %v: a cache kept the pre-outage state", when, i, v.Price, err)
 			}
-			if v.Price.Minor != 2500 {
-				return false, fmt.Errorf("%s: GetListing with the update's token answered price %d, want 2500", when, v.Price.Minor)
-			}
-			return true, nil
-		})
-		if v, err := a.Queries.GetListing(ctx, id, ""); err != nil || v.Price.Minor != 2500 {
-			t.Fatalf("%s: GetListing without a token answered %+v, %v: a cache kept the pre-outage state", when, v.Price, err)
 		}
 	}
 	check("after the rebuild, the CDC still down")
+	itest.Eventually(t, 10*time.Second, "the stream open through the outage to send the new price", func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(prices, 2500), fmt.Errorf("the stream sent the prices %v", prices)
+	})
 	e.StartCDC(t)
 	check("with the CDC back")
 }

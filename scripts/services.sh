@@ -13,12 +13,12 @@
 #   down --wipe   same as down, then delete .data/ (alias: `clean`)
 #   status        print up/down per service; exit 0 only if all of `up`'s are up
 #   env           print `export NAME='value'` lines; use: eval "$(scripts/services.sh env)"
-#   cluster up <name> <port> | standby <name> <port> <of> <its port> |
-#           restore <name> <port> <of> <its port> | promote <name> | down <name> [--wipe]
+#   cluster up <name> <port> | standby|restore|copy <name> <port> <of> <its port> |
+#           promote <name> | down <name> [--wipe]
 #                 scratch Postgres clusters under .data/clusters: a primary like
-#                 pg-write, a streaming standby of one, or a base backup of one
-#                 recovered as a new timeline (what the failover and restore
-#                 tests run on)
+#                 pg-write, a streaming standby of one, a base backup of one
+#                 recovered as a new timeline, or one started as is (what the
+#                 failover and restore tests run on)
 #   tools         install what is missing of the reference tools `make bench` runs:
 #                 h2load (nghttp2-client), redis-benchmark (redis-tools), pgbench
 #                 and pg_recvlogical (postgresql-15)
@@ -443,7 +443,7 @@ cmd_cluster() {
 	up) # up <name> <port>: a primary, role and database like pg-write's
 		pg_up "cluster-$name" "$dir" "$(cluster_port "${3:-}")" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
 		;;
-	standby | restore) # standby|restore <name> <port> <from> [<from's port>]
+	standby | restore | copy) # standby|restore|copy <name> <port> <from> <from's port>
 		local port from from_dir from_port
 		port=$(cluster_port "${3:-}")
 		from=${4:-}
@@ -459,6 +459,11 @@ cmd_cluster() {
 				fail_service "cluster-$name" "$log" "pg_basebackup from $from failed"
 			echo "primary_conninfo = 'host=$PG_SOCK_DIR port=$from_port user=postgres application_name=$name'" |
 				as_pg tee -a "$dir/postgresql.auto.conf" >/dev/null
+		elif [[ $sub == copy ]]; then
+			# Started as is: crash recovery to the end of the backup's WAL,
+			# on the same timeline (as a filesystem snapshot would be).
+			as_pg "$PG_BIN/pg_basebackup" -h "$PG_SOCK_DIR" -p "$from_port" -U postgres -D "$dir" -X stream -c fast >>"$log" 2>&1 ||
+				fail_service "cluster-$name" "$log" "pg_basebackup from $from failed"
 		else
 			as_pg "$PG_BIN/pg_basebackup" -h "$PG_SOCK_DIR" -p "$from_port" -U postgres -D "$dir" -X stream -c fast >>"$log" 2>&1 ||
 				fail_service "cluster-$name" "$log" "pg_basebackup from $from failed"
@@ -487,7 +492,7 @@ cmd_cluster() {
 			rm -rf "$dir"
 		fi
 		;;
-	*) die "unknown cluster command $sub (up, standby, restore, promote or down)" ;;
+	*) die "unknown cluster command $sub (up, standby, restore, copy, promote or down)" ;;
 	esac
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/jackc/pgx/v5"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/system"
@@ -180,12 +183,15 @@ func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
 
 // TestFailoverIsFollowedThroughTheMultiHostURL: the API and the CDC reach
 // a primary and its streaming standby through one multi-host URL
-// (target_session_attrs=read-write). The primary is killed and the standby
-// promoted: both processes follow it without a restart; the CDC stops on
-// the new timeline (its slot did not survive either, on Postgres 15) and
-// the new primary's writes are not read as applied; `projections rebuild`
-// moves the read side onto the new history; then the read side equals the
-// new primary and its writes' tokens are honoured.
+// (target_session_attrs=read-write). The standby stops receiving, the
+// primary takes one more write, then is killed, and the standby is
+// promoted without it. Both processes follow the promotion without a
+// restart; the CDC stops on the new timeline (its slot did not survive
+// either, on Postgres 15) and the new primary's writes are not read as
+// applied; `projections rebuild` moves the read side onto the new history.
+// Then the read side equals the new primary, its writes' tokens are
+// honoured, the lost write's token is refused, and a Watch stream opened
+// before the failover reaches the new primary's state.
 func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 	e := itest.New(t)
 	primary := itest.StartCluster(t)
@@ -198,7 +204,8 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 		primary.Port, standby.Port)
 	cdc := startCDCProcess(t, e, both)
 	api := startReplica(t, e, "serve", both)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 
 	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
 		Email: "failover@example.com", Password: "correct horse battery", DisplayName: "Ada",
@@ -206,27 +213,83 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: up.Msg.ConsistencyToken})); err != nil {
-		t.Fatalf("the sign-up, read with its token: %v", err)
+	session := up.Msg.SessionToken
+	created, err := api.listings.CreateListing(ctx, bearer(&swapmeetv1.CreateListingRequest{
+		Title: "Lamp", Description: "Brass.", Category: "electronics",
+		Condition: swapmeetv1.Condition_CONDITION_GOOD, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 1000},
+	}, session))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, beforeFailover := created.Msg.ListingId, created.Msg.ConsistencyToken
+	price := func(token string) (int64, error) {
+		res, err := api.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id, ConsistencyToken: token}))
+		if err != nil {
+			return 0, err
+		}
+		return res.Msg.GetListing().GetPrice().GetAmountMinor(), nil
+	}
+	setPrice := func(version, amount int64) (string, error) {
+		res, err := api.listings.UpdateListing(ctx, bearer(&swapmeetv1.UpdateListingRequest{
+			ListingId: id, ExpectedVersion: version, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: amount},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
+		}, session))
+		if err != nil {
+			return "", err
+		}
+		return res.Msg.ConsistencyToken, nil
+	}
+	if p, err := price(beforeFailover); err != nil || p != 1000 {
+		t.Fatalf("the new listing: price %d, %v", p, err)
 	}
 	itest.Eventually(t, 60*time.Second, "the cdc to lead", func() (bool, error) {
 		code, r, err := cdc.readiness()
 		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
 	})
+	// A stream opened before the failover, from the listing's creation.
+	stream, err := api.listings.WatchListing(ctx, connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: id, ResumeToken: beforeFailover}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []int64
+	go func() {
+		for stream.Receive() {
+			if l := stream.Msg().GetListing(); l != nil {
+				mu.Lock()
+				seen = append(seen, l.GetPrice().GetAmountMinor())
+				mu.Unlock()
+			}
+		}
+	}()
+	streamed := func(p int64) func() (bool, error) {
+		return func() (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(seen, p), fmt.Errorf("the stream sent the prices %v", seen)
+		}
+	}
 
+	// A write the standby never receives, then the primary dies.
+	lose := standby.PauseReceiving(t)
+	lost, err := setPrice(1, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := price(lost); err != nil || p != 2000 {
+		t.Fatalf("the write the failover will lose, read with its token: price %d, %v", p, err)
+	}
 	primary.Stop(t)
+	lose()
 	standby.Promote(t)
 
-	// The API follows the promotion: a write goes to the new primary.
-	name := "Ada after the failover"
-	var token string
+	// The API follows the promotion: a write reaches the new primary, on
+	// which the listing is at version 1 again.
+	var fresh string
 	itest.Eventually(t, 60*time.Second, "a write through the API to reach the new primary", func() (bool, error) {
-		res, err := api.users.UpdateProfile(ctx, bearer(&swapmeetv1.UpdateProfileRequest{DisplayName: &name}, up.Msg.SessionToken))
-		if err != nil {
-			return false, err
-		}
-		token = res.Msg.ConsistencyToken
-		return true, nil
+		var err error
+		fresh, err = setPrice(1, 3000)
+		return err == nil, err
 	})
 	itest.Eventually(t, 60*time.Second, "the cdc to stop on the new timeline", func() (bool, error) {
 		code, r, err := cdc.readiness()
@@ -235,8 +298,8 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 		}
 		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "history"), nil
 	})
-	if _, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: token})); connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("the new primary's write, read with its token before the rebuild: err %v; want Unavailable", err)
+	if p, err := price(fresh); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("the new primary's write, read with its token before the rebuild: price %d, err %v; want Unavailable", p, err)
 	}
 
 	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), both)...); code != 0 {
@@ -249,11 +312,79 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "verify"}, append(e.Environ(), both)...); code != 0 {
 		t.Fatalf("projections verify after the rebuild: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	got, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: token}))
-	if err != nil || got.Msg.GetUser().GetDisplayName() != name {
-		t.Fatalf("the new primary's write, read with its token after the rebuild: %v, %v", got, err)
+	if p, err := price(fresh); err != nil || p != 3000 {
+		t.Fatalf("the new primary's write, read with its token after the rebuild: price %d, %v; want 3000", p, err)
+	}
+	if p, err := price(lost); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("the lost write's token after the rebuild: price %d, err %v; want FailedPrecondition", p, err)
+	}
+	if p, err := price(beforeFailover); err != nil || p != 3000 {
+		t.Fatalf("a token from before the failover, after the rebuild: price %d, %v; want the current 3000", p, err)
+	}
+	itest.Eventually(t, 30*time.Second, "the stream opened before the failover to send the new primary's state", streamed(3000))
+	later, err := setPrice(2, 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := price(later); err != nil || p != 4000 {
+		t.Fatalf("a write after the rebuild, read with its token: price %d, %v", p, err)
+	}
+	itest.Eventually(t, 30*time.Second, "the stream to send the next write", streamed(4000))
+}
+
+// TestCopyWithoutRecoveryIsRefused: the write Postgres is replaced by a
+// copy of its data directory started as is (crash recovery, the same
+// timeline) while the read side keeps its later state. Its positions
+// cannot be told from the ones it lost: the CDC stops and says so, and
+// `projections rebuild` refuses, asking for a recovery onto a new timeline.
+func TestCopyWithoutRecoveryIsRefused(t *testing.T) {
+	e := itest.New(t)
+	primary := itest.StartCluster(t)
+	onPrimary := "SWAPMEET_PG_URL=" + primary.URL()
+	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), onPrimary)...); code != 0 {
+		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
+	}
+	cdc := startCDCProcess(t, e, onPrimary)
+	api := startReplica(t, e, "serve", onPrimary)
+	ctx := context.Background()
+	copied := primary.Copy(t)
+
+	// After the copy, the primary writes a few MB of WAL (more than the
+	// copy writes as it starts) and takes a write that the read side
+	// applies.
+	pg, err := pgx.Connect(ctx, primary.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(ctx)
+	if _, err := pg.Exec(ctx, `CREATE TABLE filler AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 4000) AS g`); err != nil {
+		t.Fatal(err)
+	}
+	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
+		Email: "copy@example.com", Password: "correct horse battery", DisplayName: "Ada",
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, err := api.users.GetUser(ctx, connect.NewRequest(&swapmeetv1.GetUserRequest{UserId: up.Msg.UserId, ConsistencyToken: up.Msg.ConsistencyToken})); err != nil {
-		t.Fatalf("a token from before the failover, after the rebuild: %v", err)
+		t.Fatalf("the write after the copy, read with its token: %v", err)
+	}
+
+	stop(t, cdc.cmd)
+	stop(t, api.cmd)
+	primary.Stop(t)
+	onCopy := "SWAPMEET_PG_URL=" + copied.URL()
+	cdc = startCDCProcess(t, e, onCopy)
+	itest.Eventually(t, 60*time.Second, "the cdc to stop and say why", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		if err != nil {
+			return false, err
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "without starting a new timeline"),
+			fmt.Errorf("/readyz %d: %v", code, r.Failing)
+	})
+	code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), onCopy)...)
+	if code == 0 || !strings.Contains(stdout+stderr, "Recover it onto a new timeline") {
+		t.Fatalf("projections rebuild on the copy: exit %d, want a refusal that asks for a new timeline\n%s\n%s", code, stdout, stderr)
 	}
 }

@@ -38,6 +38,7 @@ type Watcher struct {
 	log     *slog.Logger
 	near    *Near                              // nil: none
 	dropped func(reason string, keys []string) // tests observe the drops
+	resolve func(context.Context)              // nil: none (WithResolve)
 	applied atomic.Uint64
 	waiters atomic.Int64
 	live    atomic.Bool // subscribed, and caught up at subscription
@@ -60,6 +61,9 @@ const (
 	silentAfter  = 3 * time.Second        // and give it up when silent this long
 	resubscribe  = 500 * time.Millisecond // first pause before subscribing again
 	redisTimeout = 500 * time.Millisecond // bounds each call Run makes
+	// resolveTimeout bounds WithResolve's call before a reset; past it the
+	// reset goes on (a read store that does not answer serves nothing).
+	resolveTimeout = time.Second
 )
 
 // NewWatcher returns a Watcher; call Run to feed it.
@@ -75,6 +79,17 @@ func (w *Watcher) WithNear(n *Near) *Watcher {
 	return w
 }
 
+// WithResolve makes the watcher call f before every reset of the near
+// cache: the API reloads the projections pointer there. A rebuild switches
+// the pointer, then announces an eviction of everything; a process that
+// reloads the pointer only on its own schedule could otherwise load a
+// document from the generation the rebuild left, after the reset, and keep
+// it in its near cache (after a failover, a state that no longer exists).
+func (w *Watcher) WithResolve(f func(context.Context)) *Watcher {
+	w.resolve = f
+	return w
+}
+
 // forget, reset and suspend are the watcher's only ways to drop from the
 // near cache.
 func (w *Watcher) forget(keys []string) {
@@ -83,6 +98,11 @@ func (w *Watcher) forget(keys []string) {
 }
 
 func (w *Watcher) reset(reason string) {
+	if w.resolve != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		w.resolve(ctx)
+		cancel()
+	}
 	w.near.reset(reason)
 	w.observe(reason, nil)
 }

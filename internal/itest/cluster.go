@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 )
 
 // Cluster is a Postgres cluster of the test's own, made by
@@ -44,6 +47,16 @@ func (c *Cluster) Restore(t T) *Cluster {
 	return r
 }
 
+// Copy starts a new cluster from a base backup of c, taken now and started
+// as is: crash recovery to the backup's end, on c's timeline, as a copy of
+// the data directory (a filesystem snapshot) would be. c keeps running.
+func (c *Cluster) Copy(t T) *Cluster {
+	t.Helper()
+	r := newCluster(t)
+	services(t, "cluster", "copy", r.Name, strconv.Itoa(r.Port), c.Name, strconv.Itoa(c.Port))
+	return r
+}
+
 // Standby starts a streaming physical standby of c.
 func (c *Cluster) Standby(t T) *Cluster {
 	t.Helper()
@@ -56,6 +69,62 @@ func (c *Cluster) Standby(t T) *Cluster {
 func (c *Cluster) Promote(t T) {
 	t.Helper()
 	services(t, "cluster", "promote", c.Name)
+}
+
+// PauseReceiving stops a standby's WAL receiver (SIGSTOP): what the
+// primary writes meanwhile waits in the connection, unread. lose then kills
+// the receiver, and what it never read is lost with the connection: a
+// standby that lagged, as asynchronous replication allows. The standby's
+// postmaster restarts its processes and recovery goes on.
+func (c *Cluster) PauseReceiving(t T) (lose func()) {
+	t.Helper()
+	pid, err := c.walReceiver()
+	if err != nil {
+		t.Fatalf("cluster %s: %v", c.Name, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("pause the WAL receiver of %s: %v", c.Name, err)
+	}
+	var once sync.Once
+	lose = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) }
+	t.Cleanup(lose)
+	return lose
+}
+
+// walReceiver finds the pid of the cluster's WAL receiver: the child of
+// its postmaster whose title names it.
+func (c *Cluster) walReceiver() (int, error) {
+	script, err := servicesScript()
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(script)), ".data", "clusters", c.Name, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	postmaster, _, _ := strings.Cut(string(b), "\n")
+	procs, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range procs {
+		stat, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		_, rest, ok := strings.Cut(string(stat), ") ")
+		f := strings.Fields(rest)
+		if !ok || len(f) < 2 || f[1] != strings.TrimSpace(postmaster) {
+			continue
+		}
+		dir := filepath.Dir(p)
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if strings.Contains(string(cmdline), "walreceiver") {
+			return strconv.Atoi(filepath.Base(dir))
+		}
+	}
+	return 0, errors.New("no WAL receiver: is it a streaming standby?")
 }
 
 // Stop kills the cluster's server (an immediate shutdown: a crash).

@@ -192,6 +192,28 @@ func (s *Model) DropCollection(ctx context.Context, name string) error {
 	return s.db.Collection(name).Drop(ctx)
 }
 
+// CreateCollections creates the physical collections that do not exist.
+// Writes create a missing collection too, but then creating it is part of
+// whichever write comes first, perhaps while the store is failing:
+// FerretDB 1.24, stopped in the middle of a creation, keeps the table and
+// loses its record of it, and every later write to the collection fails
+// with "relation … already exists".
+func (s *Model) CreateCollections(ctx context.Context, names ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*s.OpTimeout)
+	defer cancel()
+	for _, n := range names {
+		err := s.db.CreateCollection(ctx, n)
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && ce.Code == namespaceExists) {
+			return fmt.Errorf("create collection %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// namespaceExists is the server's error code for a collection that exists.
+const namespaceExists = 48
+
 // InsertMany inserts new documents into a physical collection: the fast
 // path of a bulk load, where every document is new.
 func (s *Model) InsertMany(ctx context.Context, collection string, docs []any) error {

@@ -88,7 +88,8 @@ func NewAPI(cfg Config, c *Clients, log *slog.Logger, o APIOptions) (*API, error
 	// The near cache is kept exact by the watcher, which follows the CDC's
 	// announcements of what each batch evicted.
 	near := cache.NewNear(cfg.NearCache).WithMetrics(reg, lookups)
-	watcher := cache.NewWatcher(c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log).WithNear(near)
+	watcher := cache.NewWatcher(c.Redis, cache.AppliedKeysFor(cfg.RedisPrefix), log).WithNear(near).
+		WithResolve(func(ctx context.Context) { _, _ = c.Reads.Refresh(ctx) })
 	ch := cache.New(c.Redis, cfg.RedisPrefix).WithPages(c.Pages).WithMetrics(lookups).WithNear(near).WithLog(log).WithApplied(watcher.Applied)
 	ch.PageMaxBytes, ch.PageKeys = cfg.CachePageMaxBytes, cfg.CachePageKeys
 	if o.Cache != nil {
