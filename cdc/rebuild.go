@@ -326,14 +326,9 @@ func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) er
 // holds everything committed before it, the slot everything after.
 func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collections []string, shadows map[string]string, searchGen int64,
 	started func(context.Context, pglogrepl.LSN) error) (pglogrepl.LSN, error) {
-	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
+	repl, err := b.replicationConn(ctx)
 	if err != nil {
 		return 0, err
-	}
-	cfg.RuntimeParams["replication"] = "database"
-	repl, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("replication connection: %w", err)
 	}
 	// The exported snapshot lives as long as this connection stays idle.
 	defer repl.Close(context.WithoutCancel(ctx))
@@ -679,14 +674,9 @@ func (b *Rebuild) follow(ctx context.Context, from consistency.Followed, current
 // shares. 0 when from is not in it. It asks on a replication connection of
 // its own: the one whose exported snapshot the load reads must stay idle.
 func (b *Rebuild) forkPoint(ctx context.Context, from, to uint32) (uint64, error) {
-	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
+	repl, err := b.replicationConn(ctx)
 	if err != nil {
 		return 0, err
-	}
-	cfg.RuntimeParams["replication"] = "database"
-	repl, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("replication connection: %w", err)
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
 	h, err := pglogrepl.TimelineHistory(ctx, repl, int32(to))
@@ -730,4 +720,19 @@ func (b *Rebuild) refuseBackwards(ctx context.Context, f consistency.Followed) e
 	}
 	return fmt.Errorf("the write Postgres's WAL ends at %s, before %s, which the read side applied, on the same history %s: it was started from a copy without recovery, and its positions cannot be told from the ones it lost. Recover it onto a new timeline (recovery.signal with recovery_target_action = 'promote'), then rebuild",
 		pglogrepl.LSN(pos.Lsn), pglogrepl.LSN(applied-f.Base), f.History)
+}
+
+// replicationConn opens a logical replication connection to the write
+// Postgres.
+func (b *Rebuild) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(b.Reader.ConnString)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replication connection: %w", err)
+	}
+	return repl, nil
 }

@@ -62,6 +62,161 @@ func stop(t *testing.T, cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
+// lamp is a listing of a seller of its own, read and priced through api.
+type lamp struct {
+	t       *testing.T
+	api     *replica
+	session string
+	id      string
+}
+
+// newLamp signs a seller up through api and lists a lamp at 10.00: it
+// returns the lamp and the listing's consistency token.
+func newLamp(t *testing.T, api *replica, email string) (*lamp, string) {
+	t.Helper()
+	ctx := context.Background()
+	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
+		Email: email, Password: "correct horse battery", DisplayName: "Ada",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := api.listings.CreateListing(ctx, bearer(&swapmeetv1.CreateListingRequest{
+		Title: "Lamp", Description: "Brass.", Category: "electronics",
+		Condition: swapmeetv1.Condition_CONDITION_GOOD, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 1000},
+	}, up.Msg.SessionToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lamp{t: t, api: api, session: up.Msg.SessionToken, id: created.Msg.ListingId}
+	if p, err := l.price(created.Msg.ConsistencyToken); err != nil || p != 1000 {
+		t.Fatalf("the new listing: price %d, %v", p, err)
+	}
+	return l, created.Msg.ConsistencyToken
+}
+
+// price reads the lamp's price with a consistency token.
+func (l *lamp) price(token string) (int64, error) {
+	res, err := l.api.listings.GetListing(context.Background(), connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: l.id, ConsistencyToken: token}))
+	if err != nil {
+		return 0, err
+	}
+	return res.Msg.GetListing().GetPrice().GetAmountMinor(), nil
+}
+
+// setPrice changes the price of version of the lamp and returns the
+// write's token.
+func (l *lamp) setPrice(version, amount int64) (string, error) {
+	res, err := l.api.listings.UpdateListing(context.Background(), bearer(&swapmeetv1.UpdateListingRequest{
+		ListingId: l.id, ExpectedVersion: version, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: amount},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
+	}, l.session))
+	if err != nil {
+		return "", err
+	}
+	return res.Msg.ConsistencyToken, nil
+}
+
+// mustSetPrice is setPrice, failing the test on an error.
+func (l *lamp) mustSetPrice(version, amount int64) string {
+	l.t.Helper()
+	token, err := l.setPrice(version, amount)
+	if err != nil {
+		l.t.Fatalf("set the price to %d: %v", amount, err)
+	}
+	return token
+}
+
+// expectPrice fails the test unless a read with token answers want.
+func (l *lamp) expectPrice(what, token string, want int64) {
+	l.t.Helper()
+	if p, err := l.price(token); err != nil || p != want {
+		l.t.Fatalf("%s: price %d, %v; want %d", what, p, err, want)
+	}
+}
+
+// expectRefused fails the test unless a read with token fails with code.
+func (l *lamp) expectRefused(what, token string, code connect.Code) {
+	l.t.Helper()
+	if p, err := l.price(token); connect.CodeOf(err) != code {
+		l.t.Fatalf("%s: price %d, err %v; want %v", what, p, err, code)
+	}
+}
+
+// watchPrices opens a Watch stream of the lamp from token and returns a
+// condition that holds once it has sent price p.
+func (l *lamp) watchPrices(ctx context.Context, token string) func(p int64) func() (bool, error) {
+	l.t.Helper()
+	stream, err := l.api.listings.WatchListing(ctx, connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: l.id, ResumeToken: token}))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []int64
+	go func() {
+		for stream.Receive() {
+			if m := stream.Msg().GetListing(); m != nil {
+				mu.Lock()
+				seen = append(seen, m.GetPrice().GetAmountMinor())
+				mu.Unlock()
+			}
+		}
+	}()
+	return func(p int64) func() (bool, error) {
+		return func() (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(seen, p), fmt.Errorf("the stream sent the prices %v", seen)
+		}
+	}
+}
+
+// waitHalted waits until the cdc's readiness fails with a reason that
+// contains why.
+func waitHalted(t *testing.T, cdc cdcProcess, why string) {
+	t.Helper()
+	itest.Eventually(t, 60*time.Second, "the cdc to stop and say why", func() (bool, error) {
+		code, r, err := cdc.readiness()
+		if err != nil {
+			return false, err
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], why),
+			fmt.Errorf("/readyz %d: %v", code, r.Failing)
+	})
+}
+
+// waitLeading waits until the cdc is ready, streaming the slot.
+func waitLeading(t *testing.T, cdc cdcProcess, what string) {
+	t.Helper()
+	itest.Eventually(t, 60*time.Second, what, func() (bool, error) {
+		code, r, err := cdc.readiness()
+		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
+	})
+}
+
+// moveReadSide runs `projections rebuild` as an operator would with env,
+// waits for cdc to stream again, and checks `projections verify`.
+func moveReadSide(t *testing.T, e *itest.Env, cdc cdcProcess, env string) {
+	t.Helper()
+	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), env)...); code != 0 {
+		t.Fatalf("projections rebuild: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	waitLeading(t, cdc, "the cdc to stream the new history")
+	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "verify"}, append(e.Environ(), env)...); code != 0 {
+		t.Fatalf("projections verify after the rebuild: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// migrated starts a primary of the test's own, migrated.
+func migrated(t *testing.T, e *itest.Env) *itest.Cluster {
+	t.Helper()
+	c := itest.StartCluster(t)
+	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), "SWAPMEET_PG_URL="+c.URL())...); code != 0 {
+		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
+	}
+	return c
+}
+
 // TestRestoreMovesTheReadSideOntoTheNewHistory: the write Postgres is
 // restored from a base backup (recovered to its end and promoted: a new
 // timeline) while Mongo, Redis and the search store keep their later state.
@@ -74,59 +229,17 @@ func stop(t *testing.T, cmd *exec.Cmd) {
 // before the backup is honoured.
 func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
 	e := itest.New(t)
-	primary := itest.StartCluster(t)
+	primary := migrated(t, e)
 	onPrimary := "SWAPMEET_PG_URL=" + primary.URL()
-	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), onPrimary)...); code != 0 {
-		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
-	}
 	cdc := startCDCProcess(t, e, onPrimary)
 	api := startReplica(t, e, "serve", onPrimary)
-	ctx := context.Background()
-
-	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
-		Email: "restore@example.com", Password: "correct horse battery", DisplayName: "Ada",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	session := up.Msg.SessionToken
-	created, err := api.listings.CreateListing(ctx, bearer(&swapmeetv1.CreateListingRequest{
-		Title: "Lamp", Description: "Brass.", Category: "electronics",
-		Condition: swapmeetv1.Condition_CONDITION_GOOD, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 1000},
-	}, session))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, beforeBackup := created.Msg.ListingId, created.Msg.ConsistencyToken
-	price := func(token string) (int64, error) {
-		res, err := api.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id, ConsistencyToken: token}))
-		if err != nil {
-			return 0, err
-		}
-		return res.Msg.GetListing().GetPrice().GetAmountMinor(), nil
-	}
-	setPrice := func(version, amount int64) string {
-		t.Helper()
-		res, err := api.listings.UpdateListing(ctx, bearer(&swapmeetv1.UpdateListingRequest{
-			ListingId: id, ExpectedVersion: version, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: amount},
-			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
-		}, session))
-		if err != nil {
-			t.Fatalf("set the price to %d: %v", amount, err)
-		}
-		return res.Msg.ConsistencyToken
-	}
-	if p, err := price(beforeBackup); err != nil || p != 1000 {
-		t.Fatalf("the new listing: price %d, %v", p, err)
-	}
+	l, beforeBackup := newLamp(t, &api, "restore@example.com")
 
 	// The backup, restored at once as the database's new primary; the
 	// old primary goes on taking a write that the restore loses.
 	restored := primary.Restore(t)
-	lost := setPrice(1, 2000)
-	if p, err := price(lost); err != nil || p != 2000 {
-		t.Fatalf("the write the restore will lose, read with its token: price %d, %v", p, err)
-	}
+	lost := l.mustSetPrice(1, 2000)
+	l.expectPrice("the write the restore will lose, read with its token", lost, 2000)
 
 	// The API and the CDC now reach the restored database.
 	stop(t, cdc.cmd)
@@ -136,13 +249,11 @@ func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
 	cdc = startCDCProcess(t, e, onRestored)
 	api = startReplica(t, e, "serve", onRestored)
 
-	itest.Eventually(t, 60*time.Second, "the cdc to stop and say why", func() (bool, error) {
-		code, r, err := cdc.readiness()
-		if err != nil {
-			return false, err
-		}
-		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "history"), nil
-	})
+	waitHalted(t, cdc, "history")
+	// A stream on the restored side, open across the rebuild.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	streamed := l.watchPrices(ctx, beforeBackup)
 	if _, stdout, _ := runSwapmeet(t, []string{"slot", "status"}, append(e.Environ(), onRestored)...); !strings.Contains(stdout, "the write Postgres follows") {
 		t.Errorf("slot status does not say that the history moved:\n%s", stdout)
 	}
@@ -150,35 +261,16 @@ func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
 	// A write on the restored database: version 1 again, since the
 	// restore lost version 2. Its token must not be honoured by a read
 	// side that still shows the lost write.
-	fresh := setPrice(1, 3000)
-	if p, err := price(fresh); connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("the restored database's write, read with its token before the rebuild: price %d, err %v; want Unavailable", p, err)
-	}
+	fresh := l.mustSetPrice(1, 3000)
+	l.expectRefused("the restored database's write, read with its token before the rebuild", fresh, connect.CodeUnavailable)
 
-	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), onRestored)...); code != 0 {
-		t.Fatalf("projections rebuild: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	itest.Eventually(t, 60*time.Second, "the cdc to stream the new history", func() (bool, error) {
-		code, r, err := cdc.readiness()
-		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
-	})
-	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "verify"}, append(e.Environ(), onRestored)...); code != 0 {
-		t.Fatalf("projections verify after the rebuild: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	if p, err := price(fresh); err != nil || p != 3000 {
-		t.Fatalf("the restored database's write, read with its token after the rebuild: price %d, %v; want 3000", p, err)
-	}
-	if p, err := price(lost); connect.CodeOf(err) != connect.CodeFailedPrecondition {
-		t.Fatalf("the lost write's token after the rebuild: price %d, err %v; want FailedPrecondition", p, err)
-	}
-	if p, err := price(beforeBackup); err != nil || p != 3000 {
-		t.Fatalf("a token from before the backup after the rebuild: price %d, %v; want the current 3000", p, err)
-	}
+	moveReadSide(t, e, cdc, onRestored)
+	l.expectPrice("the restored database's write, read with its token after the rebuild", fresh, 3000)
+	l.expectRefused("the lost write's token after the rebuild", lost, connect.CodeFailedPrecondition)
+	l.expectPrice("a token from before the backup, after the rebuild", beforeBackup, 3000)
+	itest.Eventually(t, 30*time.Second, "the stream open across the rebuild to send the restored state", streamed(3000))
 	// The CDC applies the new history's writes.
-	later := setPrice(2, 4000)
-	if p, err := price(later); err != nil || p != 4000 {
-		t.Fatalf("a write after the rebuild, read with its token: price %d, %v", p, err)
-	}
+	l.expectPrice("a write after the rebuild, read with its token", l.mustSetPrice(2, 4000), 4000)
 }
 
 // TestFailoverIsFollowedThroughTheMultiHostURL: the API and the CDC reach
@@ -194,11 +286,7 @@ func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
 // before the failover reaches the new primary's state.
 func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 	e := itest.New(t)
-	primary := itest.StartCluster(t)
-	onPrimary := "SWAPMEET_PG_URL=" + primary.URL()
-	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), onPrimary)...); code != 0 {
-		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
-	}
+	primary := migrated(t, e)
 	standby := primary.Standby(t)
 	both := fmt.Sprintf("SWAPMEET_PG_URL=postgres://swapmeet:swapmeet@127.0.0.1:%d,127.0.0.1:%d/swapmeet?sslmode=disable&target_session_attrs=read-write",
 		primary.Port, standby.Port)
@@ -206,79 +294,16 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 	api := startReplica(t, e, "serve", both)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	l, beforeFailover := newLamp(t, &api, "failover@example.com")
+	waitLeading(t, cdc, "the cdc to lead")
 
-	up, err := api.users.SignUp(ctx, connect.NewRequest(&swapmeetv1.SignUpRequest{
-		Email: "failover@example.com", Password: "correct horse battery", DisplayName: "Ada",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	session := up.Msg.SessionToken
-	created, err := api.listings.CreateListing(ctx, bearer(&swapmeetv1.CreateListingRequest{
-		Title: "Lamp", Description: "Brass.", Category: "electronics",
-		Condition: swapmeetv1.Condition_CONDITION_GOOD, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: 1000},
-	}, session))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, beforeFailover := created.Msg.ListingId, created.Msg.ConsistencyToken
-	price := func(token string) (int64, error) {
-		res, err := api.listings.GetListing(ctx, connect.NewRequest(&swapmeetv1.GetListingRequest{ListingId: id, ConsistencyToken: token}))
-		if err != nil {
-			return 0, err
-		}
-		return res.Msg.GetListing().GetPrice().GetAmountMinor(), nil
-	}
-	setPrice := func(version, amount int64) (string, error) {
-		res, err := api.listings.UpdateListing(ctx, bearer(&swapmeetv1.UpdateListingRequest{
-			ListingId: id, ExpectedVersion: version, Price: &swapmeetv1.Money{CurrencyCode: "EUR", AmountMinor: amount},
-			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
-		}, session))
-		if err != nil {
-			return "", err
-		}
-		return res.Msg.ConsistencyToken, nil
-	}
-	if p, err := price(beforeFailover); err != nil || p != 1000 {
-		t.Fatalf("the new listing: price %d, %v", p, err)
-	}
-	itest.Eventually(t, 60*time.Second, "the cdc to lead", func() (bool, error) {
-		code, r, err := cdc.readiness()
-		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
-	})
 	// A stream opened before the failover, from the listing's creation.
-	stream, err := api.listings.WatchListing(ctx, connect.NewRequest(&swapmeetv1.WatchListingRequest{ListingId: id, ResumeToken: beforeFailover}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var seen []int64
-	go func() {
-		for stream.Receive() {
-			if l := stream.Msg().GetListing(); l != nil {
-				mu.Lock()
-				seen = append(seen, l.GetPrice().GetAmountMinor())
-				mu.Unlock()
-			}
-		}
-	}()
-	streamed := func(p int64) func() (bool, error) {
-		return func() (bool, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return slices.Contains(seen, p), fmt.Errorf("the stream sent the prices %v", seen)
-		}
-	}
+	streamed := l.watchPrices(ctx, beforeFailover)
 
 	// A write the standby never receives, then the primary dies.
 	lose := standby.PauseReceiving(t)
-	lost, err := setPrice(1, 2000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err := price(lost); err != nil || p != 2000 {
-		t.Fatalf("the write the failover will lose, read with its token: price %d, %v", p, err)
-	}
+	lost := l.mustSetPrice(1, 2000)
+	l.expectPrice("the write the failover will lose, read with its token", lost, 2000)
 	primary.Stop(t)
 	lose()
 	standby.Promote(t)
@@ -288,47 +313,18 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 	var fresh string
 	itest.Eventually(t, 60*time.Second, "a write through the API to reach the new primary", func() (bool, error) {
 		var err error
-		fresh, err = setPrice(1, 3000)
+		fresh, err = l.setPrice(1, 3000)
 		return err == nil, err
 	})
-	itest.Eventually(t, 60*time.Second, "the cdc to stop on the new timeline", func() (bool, error) {
-		code, r, err := cdc.readiness()
-		if err != nil {
-			return false, err
-		}
-		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "history"), nil
-	})
-	if p, err := price(fresh); connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("the new primary's write, read with its token before the rebuild: price %d, err %v; want Unavailable", p, err)
-	}
+	waitHalted(t, cdc, "history")
+	l.expectRefused("the new primary's write, read with its token before the rebuild", fresh, connect.CodeUnavailable)
 
-	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), both)...); code != 0 {
-		t.Fatalf("projections rebuild: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	itest.Eventually(t, 60*time.Second, "the same cdc process to stream the new history", func() (bool, error) {
-		code, r, err := cdc.readiness()
-		return err == nil && code == http.StatusOK && r.Details["role"] == "leader", err
-	})
-	if code, stdout, stderr := runSwapmeet(t, []string{"projections", "verify"}, append(e.Environ(), both)...); code != 0 {
-		t.Fatalf("projections verify after the rebuild: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	if p, err := price(fresh); err != nil || p != 3000 {
-		t.Fatalf("the new primary's write, read with its token after the rebuild: price %d, %v; want 3000", p, err)
-	}
-	if p, err := price(lost); connect.CodeOf(err) != connect.CodeFailedPrecondition {
-		t.Fatalf("the lost write's token after the rebuild: price %d, err %v; want FailedPrecondition", p, err)
-	}
-	if p, err := price(beforeFailover); err != nil || p != 3000 {
-		t.Fatalf("a token from before the failover, after the rebuild: price %d, %v; want the current 3000", p, err)
-	}
+	moveReadSide(t, e, cdc, both) // the same cdc process streams the new history
+	l.expectPrice("the new primary's write, read with its token after the rebuild", fresh, 3000)
+	l.expectRefused("the lost write's token after the rebuild", lost, connect.CodeFailedPrecondition)
+	l.expectPrice("a token from before the failover, after the rebuild", beforeFailover, 3000)
 	itest.Eventually(t, 30*time.Second, "the stream opened before the failover to send the new primary's state", streamed(3000))
-	later, err := setPrice(2, 4000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err := price(later); err != nil || p != 4000 {
-		t.Fatalf("a write after the rebuild, read with its token: price %d, %v", p, err)
-	}
+	l.expectPrice("a write after the rebuild, read with its token", l.mustSetPrice(2, 4000), 4000)
 	itest.Eventually(t, 30*time.Second, "the stream to send the next write", streamed(4000))
 }
 
@@ -339,11 +335,8 @@ func TestFailoverIsFollowedThroughTheMultiHostURL(t *testing.T) {
 // `projections rebuild` refuses, asking for a recovery onto a new timeline.
 func TestCopyWithoutRecoveryIsRefused(t *testing.T) {
 	e := itest.New(t)
-	primary := itest.StartCluster(t)
+	primary := migrated(t, e)
 	onPrimary := "SWAPMEET_PG_URL=" + primary.URL()
-	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), onPrimary)...); code != 0 {
-		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
-	}
 	cdc := startCDCProcess(t, e, onPrimary)
 	api := startReplica(t, e, "serve", onPrimary)
 	ctx := context.Background()
@@ -375,14 +368,7 @@ func TestCopyWithoutRecoveryIsRefused(t *testing.T) {
 	primary.Stop(t)
 	onCopy := "SWAPMEET_PG_URL=" + copied.URL()
 	cdc = startCDCProcess(t, e, onCopy)
-	itest.Eventually(t, 60*time.Second, "the cdc to stop and say why", func() (bool, error) {
-		code, r, err := cdc.readiness()
-		if err != nil {
-			return false, err
-		}
-		return code == http.StatusServiceUnavailable && strings.Contains(r.Failing["replication"], "without starting a new timeline"),
-			fmt.Errorf("/readyz %d: %v", code, r.Failing)
-	})
+	waitHalted(t, cdc, "without starting a new timeline")
 	code, stdout, stderr := runSwapmeet(t, []string{"projections", "rebuild"}, append(e.Environ(), onCopy)...)
 	if code == 0 || !strings.Contains(stdout+stderr, "Recover it onto a new timeline") {
 		t.Fatalf("projections rebuild on the copy: exit %d, want a refusal that asks for a new timeline\n%s\n%s", code, stdout, stderr)

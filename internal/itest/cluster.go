@@ -135,13 +135,7 @@ func (c *Cluster) Stop(t T) {
 
 func newCluster(t T) *Cluster {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a port: %v", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	c := &Cluster{Name: randomName("pg"), Port: port}
+	c := &Cluster{Name: randomName("pg"), Port: freePort(t)}
 	t.Cleanup(func() {
 		if out, err := servicesCmd("cluster", "down", c.Name, "--wipe").CombinedOutput(); err != nil {
 			t.Logf("remove cluster %s: %v\n%s", c.Name, err, out)
@@ -184,4 +178,16 @@ func servicesScript() (string, error) {
 		}
 		dir = up
 	}
+}
+
+// freePort is a loopback port that was free a moment ago, for a server a
+// test starts.
+func freePort(t T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -2,7 +2,6 @@ package itest
 
 import (
 	"context"
-	"net"
 	"os/exec"
 	"strconv"
 	"time"
@@ -22,13 +21,7 @@ type Redis struct {
 // StartRedis starts a private redis-server on a free loopback port.
 func StartRedis(t T) *Redis {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a port: %v", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	r := &Redis{t: t, port: port}
+	r := &Redis{t: t, port: freePort(t)}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
