@@ -32,6 +32,9 @@ WEB_DEPS := web/node_modules/.package-lock.json
 FUZZ_TARGETS := ./internal/consistency:FuzzParseToken ./internal/consistency:FuzzParseWriteToken ./internal/app:FuzzValidateSignUp ./internal/app:FuzzValidateListing ./internal/media:FuzzInspect
 FUZZ_TIME    ?= 50000x
 
+# The tests that run on Postgres clusters of their own (scripts/services.sh cluster).
+CLUSTER_TESTS := ^(TestFailoverIsFollowedThroughTheMultiHostURL|TestRestoreMovesTheReadSideOntoTheNewHistory|TestCopyWithoutRecoveryIsRefused)$$
+
 SERVICES_ENV := eval "$$(scripts/services.sh env)"
 
 .PHONY: help
@@ -69,7 +72,11 @@ run: up build ## Start the services, migrate, and run the API and the CDC (Ctrl-
 
 .PHONY: test
 test: up ## Start the services and run every test (Go, then the browser test), then short fuzz runs.
-	$(SERVICES_ENV); $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/cdc')
+	$(SERVICES_ENV); $(GO) test -race -count=1 -timeout 20m -skip '$(CLUSTER_TESTS)' $$($(GO) list ./... | grep -v '/cdc')
+	@# The failover and restore tests start Postgres clusters of their own
+	@# (initdb, base backups): run alone, so that their load does not stretch
+	@# the deadlines of the streaming tests running beside them.
+	$(SERVICES_ENV); $(GO) test -race -count=1 -timeout 10m -run '$(CLUSTER_TESTS)' ./cmd/swapmeet/
 	@# The CDC packages one at a time, as one package they were: their tests
 	@# wait on replication latency, and the 200,000-row memory test's WAL
 	@# slows every other walsender while it is decoded.
