@@ -21,6 +21,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc/projection"
 	"github.com/swapmeet/swapmeet/cdc/wal"
+	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -294,13 +295,11 @@ func (p *Process) checkHistory(ctx context.Context, h consistency.History, walEn
 	}
 	f := ptr.Followed
 	if f.History.IsZero() {
-		var err error
-		if _, err = p.Reads.RecordHistory(ctx, ptr.Generation, consistency.Followed{History: h}); err != nil {
+		// RecordHistory loads the pointer again, whoever recorded it.
+		if _, err := p.Reads.RecordHistory(ctx, ptr.Generation, consistency.Followed{History: h}); err != nil {
 			return err
 		}
-		if ptr, err = p.Reads.Refresh(ctx); err != nil {
-			return err
-		}
+		ptr, _ = p.Reads.Current()
 		f = ptr.Followed
 		p.Log.Info("recorded the history of the write Postgres on the projections pointer", "history", f.History.String())
 	}
@@ -308,25 +307,35 @@ func (p *Process) checkHistory(ctx context.Context, h consistency.History, walEn
 		return fmt.Errorf("%w: the write Postgres follows history %s, the read side %s (a failover, a restore or a move): rebuild the read side onto it with `swapmeet projections rebuild`",
 			wal.ErrHistory, h, f.History)
 	}
-	// Best effort: with Redis down, the position cannot be read, and the
-	// reader must still stream (its batches wait for Redis).
-	applied, err := p.Sink.AppliedPosition(ctx)
-	if err == nil && applied > f.Base && applied-f.Base > uint64(walEnd) {
-		// IDENTIFY_SYSTEM reports the flushed end of the WAL, and the read
-		// side may have applied up to the inserted end (a first start's
-		// full pass, a rebuild's handover): ask for that before concluding.
-		pos, perr := sqlc.New(p.PG).CurrentPosition(ctx)
-		if perr != nil {
-			return perr
-		}
-		walEnd = max(walEnd, pglogrepl.LSN(pos.Lsn))
-	}
-	if err == nil && applied > f.Base && applied-f.Base > uint64(walEnd) {
+	if end, applied, behind, err := walBehind(ctx, p.PG, p.Sink, f, walEnd); err != nil {
+		return err
+	} else if behind {
 		return fmt.Errorf("%w: the write Postgres's WAL ends at %s, before %s, which the read side applied (a data directory restored without starting a new timeline): rebuild the read side onto it with `swapmeet projections rebuild`",
-			wal.ErrHistory, walEnd, pglogrepl.LSN(applied-f.Base))
+			wal.ErrHistory, end, applied)
 	}
 	p.Sink.SetBase(f.Base)
 	return nil
+}
+
+// walBehind reports whether the write Postgres's WAL ends before the WAL
+// position the read side applied in history f. known is an end already
+// known (IDENTIFY_SYSTEM's, which is the flushed end); the inserted end is
+// asked for only when it is not enough, since the read side may have
+// applied up to it (a first start's full pass, a rebuild's handover). Best
+// effort: with Redis down the applied position cannot be read, and nothing
+// is reported behind.
+func walBehind(ctx context.Context, pg *pgxpool.Pool, sink *projection.Projector, f consistency.Followed, known pglogrepl.LSN) (end, applied pglogrepl.LSN, behind bool, err error) {
+	pos, err := sink.AppliedPosition(ctx)
+	if err != nil || pos <= f.Base || pos-f.Base <= uint64(known) {
+		return known, 0, false, nil
+	}
+	applied = pglogrepl.LSN(pos - f.Base)
+	cur, err := sqlc.New(pg).CurrentPosition(ctx)
+	if err != nil {
+		return known, applied, false, err
+	}
+	end = max(known, pglogrepl.LSN(cur.Lsn))
+	return end, applied, applied > end, nil
 }
 
 // historyPoll is how often a CDC stopped by a new history looks for the
@@ -362,5 +371,5 @@ func serverHistory(ctx context.Context, pg *pgxpool.Pool) (consistency.History, 
 	if err != nil {
 		return consistency.History{}, fmt.Errorf("read the write Postgres's history: %w", err)
 	}
-	return consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}, nil
+	return db.PositionOf(p).History, nil
 }

@@ -123,8 +123,9 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	collections := b.collections()
 	moving := !old.Followed.History.IsZero() && old.Followed.History != current
-	if moving && len(b.collections()) < len(readstore.Collections) {
+	if moving && len(collections) < len(readstore.Collections) {
 		return fmt.Errorf("the write Postgres follows history %s, the read side %s: only a rebuild of every collection can move the read side onto it (leave out --collection)",
 			current, old.Followed.History)
 	}
@@ -135,7 +136,6 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 	gen := old.Generation + 1
 	slot := b.BaseSlot + "_r" + strconv.FormatInt(gen, 10)
-	collections := b.collections()
 	shadows := map[string]string{}
 	for _, c := range collections {
 		shadows[c] = readstore.ShadowName(c, gen)
@@ -707,19 +707,12 @@ func (b *Rebuild) forkPoint(ctx context.Context, from, to uint32) (uint64, error
 // positions cannot be told from the ones it lost. Recovering it onto a new
 // timeline makes it a new history, which a rebuild can move onto.
 func (b *Rebuild) refuseBackwards(ctx context.Context, f consistency.Followed) error {
-	applied, err := b.Sink.AppliedPosition(ctx)
-	if err != nil || applied <= f.Base {
-		return nil // nothing applied that it could be behind (or Redis was lost)
-	}
-	pos, err := sqlc.New(b.PG).CurrentPosition(ctx)
-	if err != nil {
+	end, applied, behind, err := walBehind(ctx, b.PG, b.Sink, f, 0)
+	if err != nil || !behind {
 		return err
 	}
-	if applied-f.Base <= uint64(pos.Lsn) {
-		return nil
-	}
 	return fmt.Errorf("the write Postgres's WAL ends at %s, before %s, which the read side applied, on the same history %s: it was started from a copy without recovery, and its positions cannot be told from the ones it lost. Recover it onto a new timeline (recovery.signal with recovery_target_action = 'promote'), then rebuild",
-		pglogrepl.LSN(pos.Lsn), pglogrepl.LSN(applied-f.Base), f.History)
+		end, applied, f.History)
 }
 
 // replicationConn opens a logical replication connection to the write

@@ -125,15 +125,21 @@ func (t *pipelinedTx) commit(ctx context.Context) (Commit, error) {
 	return commitAt(p), br.Close()
 }
 
+// PositionOf is the position, in its history, that CurrentPosition read.
+func PositionOf(p sqlc.CurrentPositionRow) consistency.Position {
+	return consistency.Position{History: consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}, LSN: uint64(p.Lsn)}
+}
+
 // PositionToken is the consistency token of a position read by
 // CurrentPosition: a token that any write committed before it satisfies.
 func PositionToken(p sqlc.CurrentPositionRow) string {
-	return consistency.WriteToken(commitAt(p).Position())
+	return consistency.WriteToken(PositionOf(p))
 }
 
 // commitAt is the Commit of a position read by CurrentPosition.
 func commitAt(p sqlc.CurrentPositionRow) Commit {
-	return Commit{LSN: uint64(p.Lsn), History: consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}}
+	pos := PositionOf(p)
+	return Commit{LSN: pos.LSN, History: pos.History}
 }
 
 func (t *pipelinedTx) rollback(ctx context.Context) {

@@ -13,7 +13,6 @@ import (
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
-	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/mediajobs"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -147,7 +146,7 @@ func SlotStatus(ctx context.Context, cfg Config) (wal.SlotStatus, error) {
 	}
 	s, err := wal.ReadSlotStatus(ctx, c.PG, slot)
 	if p, perr := sqlc.New(c.PG).CurrentPosition(ctx); perr == nil {
-		s.Server = consistency.History{System: uint64(p.System), Timeline: uint32(p.Timeline)}
+		s.Server = db.PositionOf(p).History
 	}
 	if ptr, perr := c.Reads.LoadPointer(ctx); perr == nil {
 		s.ReadSide = ptr.Followed.History
