@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 )
 
@@ -20,9 +21,16 @@ import (
 type pipelinedTx struct {
 	conn  *pgx.Conn
 	begin string
+	// note, if set, is the annotation written ahead of the first
+	// statement, in the same pipeline (see audit).
+	note  []byte
 	begun bool
 	done  bool
 }
+
+// emitSQL writes a transactional logical decoding message: decoded inside
+// its transaction, in order, only if the transaction commits.
+const emitSQL = `SELECT pg_logical_emit_message(true, '` + audit.Prefix + `', $1::text)`
 
 func beginSQL(opts TxOptions) string {
 	var b strings.Builder
@@ -36,17 +44,22 @@ func beginSQL(opts TxOptions) string {
 	return b.String()
 }
 
-// first sends BEGIN and sql together. The caller reads sql's result from
-// the returned batch and must close it.
+// first sends BEGIN, the annotation and sql together. The caller reads
+// sql's result from the returned batch and must close it.
 func (t *pipelinedTx) first(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	t.begun = true
 	b := &pgx.Batch{}
 	b.Queue(t.begin)
+	if t.note != nil {
+		b.Queue(emitSQL, string(t.note))
+	}
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, err
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
 	}
 	return br, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/itest"
 )
@@ -51,7 +52,7 @@ func TestTokenNotBeforeCommitWithAsyncCommit(t *testing.T) {
 	tokens := map[uuid.UUID]uint64{}
 	for i := range writes {
 		id := uuid.New()
-		c, err := store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+		c, err := store.ExecTx(ctx, db.TxOptions{Actor: audit.System}, func(q *sqlc.Queries) error {
 			return q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: fmt.Sprint("async ", i)})
 		})
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/fault"
 	"github.com/swapmeet/swapmeet/internal/wait"
@@ -59,7 +60,18 @@ type TxOptions struct {
 	Isolation Isolation
 	// ReadOnly refuses writes.
 	ReadOnly bool
+	// Actor is who makes the change: a user id, or audit.System for the
+	// service's jobs. Every transaction that may change a published table
+	// names one: ExecTx refuses a writing transaction without it, and
+	// writes the annotation (audit.For) ahead of its first statement.
+	Actor string
+	// IdempotencyKey is the client's key, for the writes that take one.
+	IdempotencyKey string
 }
+
+// ErrNoActor is ExecTx's answer to a writing transaction that names no
+// actor: its changes would enter the history unattributed.
+var ErrNoActor = errors.New("a writing transaction must name its actor (TxOptions.Actor)")
 
 // Isolation is a transaction isolation level, spelled as in SQL.
 type Isolation string
@@ -104,12 +116,19 @@ func (s *Store) execTx(ctx context.Context, opts TxOptions, fn func(q *sqlc.Quer
 }
 
 func (s *Store) execOnce(ctx context.Context, opts TxOptions, fn func(q *sqlc.Queries) error) (Commit, error) {
+	var note []byte
+	if !opts.ReadOnly {
+		if opts.Actor == "" {
+			return Commit{}, ErrNoActor
+		}
+		note = audit.For(ctx, opts.Actor, opts.IdempotencyKey).Encode()
+	}
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return Commit{}, err
 	}
 	defer conn.Release()
-	tx := &pipelinedTx{conn: conn.Conn(), begin: beginSQL(opts)}
+	tx := &pipelinedTx{conn: conn.Conn(), begin: beginSQL(opts), note: note}
 	if err := fn(sqlc.New(classifying{tx})); err != nil {
 		tx.rollback(context.WithoutCancel(ctx))
 		return Commit{}, err

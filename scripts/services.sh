@@ -409,6 +409,21 @@ pg_up() {
 			SELECT 'CREATE DATABASE $db OWNER $role'
 			WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\gexec
 		EOF
+	[[ $wal_level == logical ]] || return 0
+	# Only the application may annotate its transactions (docs/history.md):
+	# pg_logical_emit_message is executable by PUBLIC out of the box, and
+	# a privilege of pg_catalog is per database, so it is taken back in
+	# template1 (every database created later copies it) and in the
+	# application's database, and granted to the application's role.
+	local d
+	for d in template1 "$db"; do
+		"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$port" -U postgres -d "$d" \
+			>>"$log" 2>&1 <<-EOF || fail_service "$name" "$log" "restricting annotations in $d failed"
+				REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text),
+				                           pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
+				GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO $role;
+			EOF
+	done
 }
 
 # ---------------------------------------------------------------------------
@@ -952,6 +967,7 @@ cmd_tools() {
 cmd_env() {
 	cat <<-EOF
 		export SWAPMEET_PG_URL='$PG_WRITE_URL'
+		export SWAPMEET_PG_ADMIN_URL='postgres://postgres@/swapmeet?host=$PG_SOCK_DIR&port=$PG_WRITE_PORT'
 		export SWAPMEET_READ_PG_URL='$PG_READ_URL'
 		export SWAPMEET_SEARCH_URL='$SEARCH_URL'
 		export SWAPMEET_MONGO_URL='mongodb://$FERRETDB_ADDR/'

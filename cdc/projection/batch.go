@@ -49,6 +49,8 @@ type touched struct {
 	summaries     idSet // users whose name or rating other documents embed
 	mediaListings idSet // listings whose images changed: orders show a thumbnail
 	size          int
+
+	hist *historyLog // nil: no history recorded (a rebuild's catch-up)
 }
 
 func newTouched(spill int) *touched {
@@ -66,6 +68,16 @@ func (t *touched) open() int32 { return int32(len(t.ends)) }
 func (t *touched) Commit(c wal.Commit) {
 	t.ends = append(t.ends, c.EndLSN+pglogrepl.LSN(t.base))
 	t.xids = append(t.xids, c.Xid)
+	if t.hist != nil {
+		t.hist.commit()
+	}
+}
+
+// Annotate implements wal.Annotated: the open transaction's annotation.
+func (t *touched) Annotate(prefix string, content []byte) {
+	if t.hist != nil {
+		t.hist.annotate(prefix, content)
+	}
 }
 
 // Size implements wal.Batch: distinct documents held, with a spilled set
@@ -82,6 +94,9 @@ func (t *touched) end() pglogrepl.LSN {
 
 // Add implements wal.Batch: it records which documents a row change touches.
 func (t *touched) Add(c *wal.Change) {
+	if t.hist != nil {
+		t.hist.add(c)
+	}
 	if c.Op == wal.OpTruncate {
 		// Which rows went is not in the WAL: only a full pass is safe.
 		for i := range t.full {

@@ -123,6 +123,9 @@ func (p *Projector) progress(done, total int64) {
 func (p *Projector) NewBatch() wal.Batch {
 	t := newTouched(max(1, p.SpillDocs))
 	t.base = p.base
+	if p.search != nil && !p.shadow {
+		t.hist = &historyLog{store: p.search, base: int64(p.base)}
+	}
 	return t
 }
 
@@ -158,6 +161,9 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 	// are independent of each other; the announcement waits for all three.
 	var g errgroup.Group
 	g.Go(func() error { return run.finishSearch(ctx) })
+	if t.hist != nil {
+		g.Go(func() error { return t.hist.write(ctx) })
+	}
 	if !p.shadow {
 		if run.changes != nil {
 			g.Go(func() error { return p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end)) })

@@ -28,6 +28,13 @@ type Change struct {
 	rel   *relation
 	New   *pglogrepl.TupleData // nil for deletes and truncates
 	Old   *pglogrepl.TupleData // the old key or row, when the server sent one
+
+	// CommitLSN and CommitTime are the transaction's, known from its
+	// BEGIN; Seq is the change's ordinal in the transaction, from 1. A
+	// replay gives the same change the same three.
+	CommitLSN  pglogrepl.LSN
+	CommitTime time.Time
+	Seq        int
 }
 
 // Commit describes one committed transaction, as far as our publication
@@ -50,6 +57,14 @@ type Batch interface {
 	// Size is what the batch holds, in documents: the reader closes a
 	// batch at a transaction boundary once it is this big.
 	Size() int
+}
+
+// Annotated is a Batch that reads the transactional logical decoding
+// messages (pg_logical_emit_message) of its transactions: Annotate is
+// called, in the transaction's order, before the changes that follow the
+// message. content is valid only during the call.
+type Annotated interface {
+	Annotate(prefix string, content []byte)
 }
 
 type relation struct {
@@ -84,6 +99,13 @@ func (c *Change) Same(column string) bool {
 	old, ok1 := c.value(c.Old, column)
 	cur, ok2 := c.value(c.New, column)
 	return ok1 && ok2 && string(old) == string(cur)
+}
+
+// Unchanged reports whether the new row leaves the column as it was
+// without sending it: an unchanged TOASTed value of an update.
+func (c *Change) Unchanged(column string) bool {
+	i, found := c.rel.index[column]
+	return found && c.New != nil && i < len(c.New.Columns) && c.New.Columns[i].DataType == pglogrepl.TupleDataTypeToast
 }
 
 // Value is Text without the copy: the bytes point into the receive
@@ -148,7 +170,7 @@ func (d *decoder) decode(walData []byte, b Batch) (*Commit, error) {
 		if d.open != nil {
 			return nil, fmt.Errorf("BEGIN of xid %d inside xid %d", m.Xid, d.open.Xid)
 		}
-		d.open = &Commit{Xid: m.Xid, CommitTime: m.CommitTime}
+		d.open = &Commit{Xid: m.Xid, CommitLSN: m.FinalLSN, CommitTime: m.CommitTime}
 	case *pglogrepl.CommitMessage:
 		if d.open == nil {
 			return nil, fmt.Errorf("COMMIT at %s without BEGIN", m.CommitLSN)
@@ -169,6 +191,12 @@ func (d *decoder) decode(walData []byte, b Batch) (*Commit, error) {
 			if err := d.add(b, id, OpTruncate, nil, nil); err != nil {
 				return nil, err
 			}
+		}
+	case *pglogrepl.LogicalDecodingMessage:
+		// A message outside a transaction (non-transactional) belongs to
+		// none: no row change carries it.
+		if a, ok := b.(Annotated); ok && m.Transactional && d.open != nil {
+			a.Annotate(m.Prefix, m.Content)
 		}
 	case *pglogrepl.TypeMessage, *pglogrepl.OriginMessage:
 		// Custom types and replication origins do not affect projections.
@@ -191,7 +219,8 @@ func (d *decoder) add(b Batch, relID uint32, op Op, newT, oldT *pglogrepl.TupleD
 		return fmt.Errorf("row change for unknown relation %d", relID)
 	}
 	d.open.Changes++
-	d.change = Change{Table: r.msg.RelationName, Op: op, rel: r, New: newT, Old: oldT}
+	d.change = Change{Table: r.msg.RelationName, Op: op, rel: r, New: newT, Old: oldT,
+		CommitLSN: d.open.CommitLSN, CommitTime: d.open.CommitTime, Seq: d.open.Changes}
 	b.Add(&d.change)
 	d.change = Change{}
 	return nil

@@ -269,7 +269,7 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 	r.published.Store(uint64(r.applied))
 
 	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, r.applied, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", r.cfg.Publication)},
+		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", r.cfg.Publication), "messages 'true'"},
 	})
 	if err != nil {
 		return false, classify("start replication", err)
@@ -504,14 +504,20 @@ func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
 	}
 }
 
+// ErrReceiveAgain is a sink's answer to a batch it cannot apply as
+// received (a write made while decoding failed, and what it held is
+// gone): the reader drops the batch and reconnects, and the server sends
+// its transactions again.
+var ErrReceiveAgain = errors.New("the batch must be received again")
+
 // applyUntilDone applies b, retrying with backoff until it succeeds or ctx
 // ends between attempts.
 func (r *Reader) applyUntilDone(ctx context.Context, b Batch, end pglogrepl.LSN) error {
 	backoff := wait.NewBackoff(0, r.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		err := r.sink.Apply(context.WithoutCancel(ctx), b)
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, ErrReceiveAgain) {
+			return err
 		}
 		r.m.retry()
 		in := backoff.Next()

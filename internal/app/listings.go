@@ -61,7 +61,7 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
 		if err := c.checkListingQuotas(ctx, q, seller); err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (c *Commands) UpdateListing(ctx context.Context, seller uuid.UUID, listingI
 		price = *in.Price
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, id, seller, expectedVersion); err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func (c *Commands) WithdrawListing(ctx context.Context, seller uuid.UUID, listin
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, id, seller, expectedVersion); err != nil {
 			return err
 		}

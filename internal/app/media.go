@@ -12,6 +12,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/media"
 )
@@ -61,7 +62,7 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 	if err != nil {
 		return MediaUpload{}, err
 	}
-	_, err = c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	_, err = c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
@@ -113,7 +114,7 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 	}
 
 	var refused error
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
 		refused = nil
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
@@ -190,7 +191,7 @@ func (c *Commands) DeleteMedia(ctx context.Context, seller uuid.UUID, listingID,
 		return "", err
 	}
 	var row sqlc.DeleteMediaRow
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
 			return err
 		}
@@ -247,7 +248,7 @@ func (c *Commands) discardUpload(ctx context.Context, id uuid.UUID, key string) 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	var deleted int64
-	_, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	_, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: audit.System}, func(q *sqlc.Queries) error {
 		var err error
 		deleted, err = q.DeletePendingMedia(ctx, id)
 		return err

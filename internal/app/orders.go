@@ -44,7 +44,7 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 		return PlacedOrder{}, err
 	}
 	var placed PlacedOrder
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: buyer.String(), IdempotencyKey: key}, func(q *sqlc.Queries) error {
 		rows, err := q.LockListingsForOrder(ctx, ids)
 		if err != nil {
 			return err
@@ -264,7 +264,7 @@ func (c *Commands) transition(ctx context.Context, caller uuid.UUID, orderID str
 	if err := v.err(); err != nil {
 		return "", err
 	}
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: caller.String()}, func(q *sqlc.Queries) error {
 		n, err := t.update(ctx, q, id, caller)
 		if err != nil {
 			return err

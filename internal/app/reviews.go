@@ -28,7 +28,7 @@ func (c *Commands) CreateReview(ctx context.Context, author uuid.UUID, orderID s
 	if err != nil {
 		return Written{}, err
 	}
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: author.String()}, func(q *sqlc.Queries) error {
 		// DELIVERED is final, so the order cannot change under us: no lock.
 		o, err := q.FindOrderParties(ctx, oid)
 		switch {

@@ -51,7 +51,7 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 		return SignUpResult{}, err
 	}
 	token, tokenHash := newSessionToken()
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: id.String()}, func(q *sqlc.Queries) error {
 		if err := q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: displayName}); err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayN
 				Message: fmt.Sprintf("you have changed your display name %d times in the last hour, the most allowed; try again in %s", c.deps.Limits.RenamesPerUser, d.RetryAfter)}
 		}
 	}
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: userID.String()}, func(q *sqlc.Queries) error {
 		_, err := q.UpdateProfile(ctx, sqlc.UpdateProfileParams{ID: userID, DisplayName: displayName, Bio: bio})
 		if errors.Is(err, db.ErrNotFound) {
 			return errorf(CodeNotFound, "user not found")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
@@ -40,6 +41,7 @@ const sweepBatch = 500
 // row left and is found again as an orphan. Running it again, or in
 // several processes at once, is harmless.
 func (j *Jobs) SweepMedia(ctx context.Context, opts SweepOptions) (SweepReport, error) {
+	ctx = audit.Job(ctx, "media-sweep")
 	var rep SweepReport
 	remove := func(keys []string) {
 		for _, k := range keys {
@@ -79,7 +81,7 @@ func (j *Jobs) SweepMedia(ctx context.Context, opts SweepOptions) (SweepReport, 
 		for {
 			var n int
 			var keys []string
-			_, err := j.store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+			_, err := j.store.ExecTx(ctx, db.TxOptions{Actor: audit.System}, func(q *sqlc.Queries) error {
 				var err error
 				n, keys, err = pass.delete(q)
 				return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
@@ -31,8 +32,9 @@ const (
 // original; one that failed is retried later, and until then the queue
 // serves the images tried fewer times.
 func (j *Jobs) MakeThumbnail(ctx context.Context) (bool, error) {
+	ctx = audit.Job(ctx, "thumbnails")
 	found := false
-	_, err := j.store.ExecTx(ctx, db.TxOptions{}, func(q *sqlc.Queries) error {
+	_, err := j.store.ExecTx(ctx, db.TxOptions{Actor: audit.System}, func(q *sqlc.Queries) error {
 		job, err := q.ClaimThumbnailJob(ctx)
 		if errors.Is(err, db.ErrNotFound) {
 			found = false

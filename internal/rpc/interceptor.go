@@ -2,13 +2,18 @@ package rpc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/swapmeet/swapmeet/internal/app"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 )
 
@@ -45,6 +50,7 @@ func (e *edge) done(ctx context.Context, procedure string, start time.Time, err 
 	if e.log.Enabled(ctx, slog.LevelDebug) {
 		e.log.LogAttrs(ctx, slog.LevelDebug, "rpc",
 			slog.String("procedure", procedure),
+			slog.String("request_id", audit.RequestFrom(ctx).RequestID),
 			slog.String("code", code),
 			slog.Duration("took", took))
 	}
@@ -55,6 +61,8 @@ func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		start := time.Now()
 		procedure := req.Spec().Procedure
+		rid := requestID(req.Header())
+		ctx = audit.WithRequest(ctx, audit.Request{RPC: strings.TrimPrefix(procedure, "/"), RequestID: rid})
 		resp, err := func() (connect.AnyResponse, error) {
 			query := req.Spec().IdempotencyLevel == connect.IdempotencyNoSideEffects
 			if e.opts.Timeout > 0 {
@@ -93,8 +101,30 @@ func (e *edge) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			}
 			return resp, err
 		}()
-		return resp, e.done(ctx, procedure, start, err)
+		err = e.done(ctx, procedure, start, err)
+		if resp != nil {
+			resp.Header().Set(requestIDHeader, rid)
+		}
+		var cerr *connect.Error
+		if errors.As(err, &cerr) {
+			cerr.Meta().Set(requestIDHeader, rid)
+		}
+		return resp, err
 	}
+}
+
+// requestIDHeader names the request in both directions: a client's valid
+// id is kept (audit.ValidRequestID), any other replaced by a new one, and
+// the answer carries the id the request was recorded under.
+const requestIDHeader = "X-Request-Id"
+
+func requestID(h http.Header) string {
+	if id := h.Get(requestIDHeader); audit.ValidRequestID(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // WrapStreamingHandler serves the Watch streams: no deadline (a stream
@@ -104,6 +134,7 @@ func (e *edge) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.S
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		start := time.Now()
 		procedure := conn.Spec().Procedure
+		ctx = audit.WithRequest(ctx, audit.Request{RPC: strings.TrimPrefix(procedure, "/"), RequestID: requestID(conn.RequestHeader())})
 		ctx = app.WithClient(ctx, clientAddr(conn.Peer().Addr, conn.RequestHeader(), e.opts.ClientIPHeader))
 		err := e.a.Commands.AllowStreamOpen(ctx)
 		if err == nil {

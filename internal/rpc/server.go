@@ -56,11 +56,13 @@ func NewHandler(a *app.App, log *slog.Logger, opts Options) http.Handler {
 		swapmeetv1connect.ListingServiceName,
 		swapmeetv1connect.OrderServiceName,
 		swapmeetv1connect.ReviewServiceName,
+		swapmeetv1connect.HistoryServiceName,
 	}
 	mux.Handle(swapmeetv1connect.NewUserServiceHandler(&UserHandler{app: a}, handlerOpts...))
 	mux.Handle(swapmeetv1connect.NewListingServiceHandler(&ListingHandler{app: a, live: opts.Live}, handlerOpts...))
 	mux.Handle(swapmeetv1connect.NewOrderServiceHandler(&OrderHandler{app: a, live: opts.Live}, handlerOpts...))
 	mux.Handle(swapmeetv1connect.NewReviewServiceHandler(&ReviewHandler{app: a}, handlerOpts...))
+	mux.Handle(swapmeetv1connect.NewHistoryServiceHandler(&HistoryHandler{app: a}, handlerOpts...))
 
 	var health grpchealth.Checker = grpchealth.NewStaticChecker(services...)
 	if opts.Health != nil {

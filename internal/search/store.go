@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,6 +63,8 @@ type Store struct {
 	// connections to every other shape, the category list and the lists
 	// by owner.
 	keywordSlots *semaphore.Weighted
+	// partitions are the history months known to exist.
+	partitions *sync.Map
 }
 
 var configRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -76,7 +79,7 @@ func New(pool *pgxpool.Pool, o Options) (*Store, error) {
 		return nil, fmt.Errorf("search: relevance candidates %d must be at least 1", o.RelevanceCandidates)
 	}
 	return &Store{pool: pool, opts: o, tsconfig: "swapmeet_" + o.TextSearchConfig,
-		keywordSlots: semaphore.NewWeighted(max(1, int64(pool.Config().MaxConns)/2))}, nil
+		keywordSlots: semaphore.NewWeighted(max(1, int64(pool.Config().MaxConns)/2)), partitions: new(sync.Map)}, nil
 }
 
 // Open connects to the search database at url.

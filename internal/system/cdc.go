@@ -84,11 +84,34 @@ func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer stopMetrics()
 	go watchSlot(ctx, c, cfg, metrics, log)
+	go keepHistory(ctx, c, cfg, log)
 	err = NewCDC(cfg, c, log, metrics).Run(ctx)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// keepHistory creates the history's month partitions ahead of their first
+// write and drops the months past the retention, hourly. Both are
+// idempotent: a standby does them too, harmlessly.
+func keepHistory(ctx context.Context, c *Clients, cfg Config, log *slog.Logger) {
+	wait.Every(ctx, time.Hour, func(ctx context.Context) {
+		now := time.Now()
+		if err := c.Search.EnsureHistoryPartitions(ctx, now); err != nil {
+			log.Warn("history partitions", "err", err)
+		}
+		if cfg.HistoryRetention <= 0 {
+			return
+		}
+		dropped, err := c.Search.PruneHistory(ctx, now.Add(-cfg.HistoryRetention))
+		if err != nil {
+			log.Warn("history retention", "err", err)
+		}
+		if len(dropped) > 0 {
+			log.Info("history retention: dropped months", "partitions", dropped, "retention", cfg.HistoryRetention)
+		}
+	})
 }
 
 // watchSlot exports the slot's retained WAL and warns when it grows past

@@ -79,6 +79,9 @@ type Config struct {
 	// FeedMaxChanges is how many changes of one kind a batch lists in the
 	// feed; a larger batch tells every watcher to look again instead.
 	FeedMaxChanges int `env:"SWAPMEET_FEED_MAX_CHANGES"`
+	// HistoryRetention is how long the history keeps an entry, at least:
+	// whole months older than this are dropped. 0 keeps everything.
+	HistoryRetention time.Duration `env:"SWAPMEET_HISTORY_RETENTION,off"`
 
 	LogLevel  string `env:"SWAPMEET_LOG_LEVEL"`  // debug, info, warn or error
 	LogFormat string `env:"SWAPMEET_LOG_FORMAT"` // text or json

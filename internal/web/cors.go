@@ -16,8 +16,8 @@ func CORS(origins []string, api http.Handler) http.Handler {
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
-		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization"),
-		ExposedHeaders: connectcors.ExposedHeaders(),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", "X-Request-Id", "Traceparent"),
+		ExposedHeaders: append(connectcors.ExposedHeaders(), "X-Request-Id"),
 		MaxAge:         7200, // seconds; Chromium caps preflight caching at 2 hours
 	}).Handler(api)
 }
