@@ -73,6 +73,15 @@ func (t *touched) Commit(c wal.Commit) {
 	}
 }
 
+// TraceParents are the W3C traceparents the batch's transactions were
+// annotated with (distinct, at most maxTraces), in commit order.
+func (t *touched) TraceParents() []string {
+	if t.hist == nil {
+		return nil
+	}
+	return t.hist.traces
+}
+
 // Annotate implements wal.Annotated: the open transaction's annotation.
 func (t *touched) Annotate(prefix string, content []byte) {
 	if t.hist != nil {
