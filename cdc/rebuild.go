@@ -125,6 +125,13 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 	collections := b.collections()
 	moving := !old.Followed.History.IsZero() && old.Followed.History != current
+	// The history has a gap when no WAL between the read side's last
+	// applied write and the new slot will ever be decoded: a new database
+	// history, or a slot that was lost.
+	var slotLost bool
+	if err := b.PG.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1)`, old.Slot).Scan(&slotLost); err != nil {
+		return err
+	}
 	if moving && len(collections) < len(readstore.Collections) {
 		return fmt.Errorf("the write Postgres follows history %s, the read side %s: only a rebuild of every collection can move the read side onto it (leave out --collection)",
 			current, old.Followed.History)
@@ -155,12 +162,13 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	// snapshot. The history the read side follows from now on, and the
 	// base of its positions, are known once the slot is.
 	followed := old.Followed
+	var first pglogrepl.LSN // where the new slot starts
 	started := func(ctx context.Context, start pglogrepl.LSN) error {
 		next, err := b.follow(ctx, old.Followed, current, start)
 		if err != nil {
 			return err
 		}
-		followed = next
+		followed, first = next, start
 		b.Sink.SetBase(followed.Base)
 		return nil
 	}
@@ -207,6 +215,20 @@ func (b *Rebuild) Run(ctx context.Context) error {
 		}
 		oldSearch = live.ID
 		next.Search = searchGen
+	}
+	if err := b.markLost(ctx, old.Followed, followed, first); err != nil {
+		return err
+	}
+	if b.Search != nil && next.Previous == "" && (moving || slotLost) {
+		// No CDC writes the history until the pointer moves (it stopped
+		// on the lost slot, or halted on the new history).
+		// Just before the first position the new slot decodes: after every
+		// entry of the old slot, before every entry of the new.
+		n, err := ReconcileHistory(ctx, b.PG, b.Search, int64(followed.Base+uint64(first))-1)
+		if err != nil {
+			return fmt.Errorf("reconcile the history: %w", err)
+		}
+		b.say("history: %d objects changed where no WAL was decoded; one unannotated entry each brings their history to their row", n)
 	}
 	if err := b.Reads.SavePointer(ctx, next); err != nil {
 		return err
@@ -667,6 +689,29 @@ func (b *Rebuild) follow(ctx context.Context, from consistency.Followed, current
 	b.say("following history %s from %s: read-side positions are WAL positions plus %d; writes of %s up to %s are kept",
 		current, start, next.Base, from.History, pglogrepl.LSN(end))
 	return next, nil
+}
+
+// markLost marks the history's entries that the read side recorded from
+// the abandoned history past the point the new one shares with it (a
+// failover past the standby's last received WAL, a restore to before
+// them): those changes happened, but are not in the data any more. With
+// no shared point known (another database system), nothing is marked:
+// whether the two share anything cannot be told.
+func (b *Rebuild) markLost(ctx context.Context, old, next consistency.Followed, first pglogrepl.LSN) error {
+	if b.Search == nil || old.History.IsZero() || old.History == next.History || len(next.Ancestors) == 0 {
+		return nil
+	}
+	end := next.Ancestors[len(next.Ancestors)-1].End
+	if end == 0 {
+		b.say("history entries of %s are kept unmarked: the point it shares with %s is not known", old.History, next.History)
+		return nil
+	}
+	n, err := b.Search.MarkHistoryLost(ctx, int64(old.Base+end), int64(next.Base+uint64(first)), next.History.String())
+	if err != nil {
+		return fmt.Errorf("mark the history entries past %s of %s lost: %w", pglogrepl.LSN(end), old.History, err)
+	}
+	b.say("history: %d entries recorded past %s on %s marked lost to %s", n, pglogrepl.LSN(end), old.History, next.History)
+	return nil
 }
 
 // forkPoint is where timeline from ended in the history of timeline to (the

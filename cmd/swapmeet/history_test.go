@@ -117,6 +117,30 @@ func (l *lamp) setPrice(version, amount int64) (string, error) {
 	return res.Msg.ConsistencyToken, nil
 }
 
+// priceHistory is the lamp's price history, newest first, as "before →
+// after", with " (lost)" for an entry of an abandoned database history.
+func (l *lamp) priceHistory(token string) []string {
+	l.t.Helper()
+	res, err := l.api.history.ListHistory(context.Background(), connect.NewRequest(&swapmeetv1.ListHistoryRequest{
+		ObjectType: swapmeetv1.ObjectType_OBJECT_TYPE_LISTING, ObjectId: l.id, ConsistencyToken: token}))
+	if err != nil {
+		l.t.Fatalf("the lamp's history: %v", err)
+	}
+	var out []string
+	for _, e := range res.Msg.Entries {
+		for _, c := range e.Changes {
+			if c.Field == "price.amount_minor" {
+				s := c.Before + " → " + c.After
+				if e.Lost {
+					s += " (lost)"
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // mustSetPrice is setPrice, failing the test on an error.
 func (l *lamp) mustSetPrice(version, amount int64) string {
 	l.t.Helper()
@@ -268,6 +292,12 @@ func TestRestoreMovesTheReadSideOntoTheNewHistory(t *testing.T) {
 	l.expectPrice("the restored database's write, read with its token after the rebuild", fresh, 3000)
 	l.expectRefused("the lost write's token after the rebuild", lost, connect.CodeFailedPrecondition)
 	l.expectPrice("a token from before the backup, after the rebuild", beforeBackup, 3000)
+	// The lost write's history entry is kept, marked lost; the restored
+	// database's write is not.
+	prices := l.priceHistory(fresh)
+	if len(prices) != 3 || prices[0] != "1000 → 3000" || prices[1] != "1000 → 2000 (lost)" || prices[2] != " → 1000" {
+		t.Errorf("the price history after the rebuild: %q, want the restored write over the lost one over the creation", prices)
+	}
 	itest.Eventually(t, 30*time.Second, "the stream open across the rebuild to send the restored state", streamed(3000))
 	// The CDC applies the new history's writes.
 	l.expectPrice("a write after the rebuild, read with its token", l.mustSetPrice(2, 4000), 4000)

@@ -78,7 +78,7 @@ func isTerminal(f *os.File) bool {
 var verifyCommand = command{
 	name:    "projections verify",
 	summary: "compare every read document with Postgres; exit 1 on drift",
-	about:   "Compares every document of the read collections with Postgres and lists what differs; exit status 1 on drift.",
+	about:   "Compares every document of the read collections with Postgres, and the end of each object's history with its row, and lists what differs; exit status 1 on drift.",
 	flags: func(fs *flag.FlagSet) run {
 		names := collectionFlag(fs)
 		return func(ctx context.Context, cfg system.Config, _ *slog.Logger) error {

@@ -23,6 +23,7 @@ type replica struct {
 	cmd      *exec.Cmd
 	users    swapmeetv1connect.UserServiceClient
 	listings swapmeetv1connect.ListingServiceClient
+	history  swapmeetv1connect.HistoryServiceClient
 	metrics  string // its /metrics URL
 }
 
@@ -48,6 +49,7 @@ func startReplica(t *testing.T, e *itest.Env, name string, env ...string) replic
 		name: name, addr: addr, cmd: cmd, metrics: metrics,
 		users:    swapmeetv1connect.NewUserServiceClient(http.DefaultClient, "http://"+addr),
 		listings: swapmeetv1connect.NewListingServiceClient(http.DefaultClient, "http://"+addr),
+		history:  swapmeetv1connect.NewHistoryServiceClient(http.DefaultClient, "http://"+addr),
 	}
 }
 

@@ -274,3 +274,25 @@ ORDER BY h.object_id, c.field, h.position DESC, h.seq DESC`, objectType, ids)
 	}
 	return out, rows.Err()
 }
+
+// HistoryBreaks finds where an object's history does not chain: an entry
+// whose before value of a field is not the after value of the entry
+// before it that changed the field (entries not lost, in commit order).
+// A change recorded twice, or one left out, breaks the chain; a
+// history's first entry (the creation, or the oldest kept) does not. It
+// returns "type/id: field" for at most limit of them. List fields (an
+// object's images, an order's lines) are not chained.
+func (s *Store) HistoryBreaks(ctx context.Context, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT DISTINCT object_type || '/' || object_id || ': ' || field
+FROM (SELECT h.object_type, h.object_id, c.field, c.before,
+             lag(c.after) OVER (PARTITION BY h.object_type, h.object_id, c.field ORDER BY h.position, h.seq) AS prev
+      FROM history h, jsonb_to_recordset(h.changes) AS c(field text, before text, after text)
+      WHERE h.lost_to IS NULL AND c.field NOT IN ('media', 'items')) AS chained
+WHERE prev IS NOT NULL AND before IS DISTINCT FROM prev
+LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("search: history chain: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

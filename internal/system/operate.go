@@ -108,8 +108,9 @@ func RebuildProjections(ctx context.Context, cfg Config, log *slog.Logger, o Reb
 }
 
 // VerifyProjections is `swapmeet projections verify`: every read document
-// of the collections compared with Postgres, and with the listings, orders
-// or reviews, every row of the search store's live generation.
+// of the collections compared with Postgres; with the listings, orders
+// or reviews, every row of the search store's live generation; and each
+// object's history with its row (cdc.VerifyHistory).
 func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([]cdc.Drift, error) {
 	c, err := Open(ctx, cfg)
 	if err != nil {
@@ -122,11 +123,20 @@ func VerifyProjections(ctx context.Context, cfg Config, collections []string) ([
 		return nil, err
 	}
 	drifts, err := cdc.Verify(ctx, c.PG, c.Reads, collections)
-	if err != nil || !slices.ContainsFunc(collections, func(c string) bool { return slices.Contains(projection.SearchCollections, c) }) {
-		return drifts, err
+	if err != nil {
+		return nil, err
 	}
-	// The search rows (of all three) are verified with any of them.
-	d, err := cdc.VerifySearch(ctx, c.PG, c.Search)
+	if slices.ContainsFunc(collections, func(c string) bool { return slices.Contains(projection.SearchCollections, c) }) {
+		// The search rows (of all three) are verified with any of them.
+		d, err := cdc.VerifySearch(ctx, c.PG, c.Search)
+		if err != nil {
+			return nil, err
+		}
+		drifts = append(drifts, d)
+	}
+	// The history is not a projection a rebuild replaces, but it must
+	// end where the rows are: it is verified every time.
+	d, err := cdc.VerifyHistory(ctx, c.PG, c.Search)
 	if err != nil {
 		return nil, err
 	}
