@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/swapmeet/swapmeet/cdc"
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/internal/app"
@@ -59,6 +61,24 @@ func (r *rebuildRun) rebuild(e *itest.Env, collections ...string) *cdc.Rebuild {
 }
 
 type rebuildRun struct{ out bytes.Buffer }
+
+// historyKeys are the history's entries, as "position/seq".
+func historyKeys(t *testing.T, e *itest.Env) map[string]bool {
+	t.Helper()
+	rows, err := e.Search.Pool().Query(context.Background(), `SELECT position || '/' || seq FROM history`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out
+}
 
 func slotExists(t *testing.T, e *itest.Env, slot string) bool {
 	t.Helper()
@@ -135,6 +155,7 @@ func TestRebuildWhileServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kept := historyKeys(t, e)
 	var run rebuildRun
 	if err := run.rebuild(e, readstore.Collections...).Run(ctx); err != nil {
 		t.Fatalf("rebuild: %v\n%s", err, run.out.String())
@@ -168,6 +189,18 @@ func TestRebuildWhileServing(t *testing.T) {
 		return !slotExists(t, e, e.Slot), nil
 	})
 	e.WaitConverged(t, 120*time.Second)
+	// The history is not a projection: every entry recorded before the
+	// rebuild is still there, and it ends where the rows are.
+	after := historyKeys(t, e)
+	for k := range kept {
+		if !after[k] {
+			t.Fatalf("history entry %s was lost by the rebuild (%d before, %d after)", k, len(kept), len(after))
+		}
+	}
+	if len(kept) < 1000 || len(after) <= len(kept) {
+		t.Fatalf("history: %d entries before the rebuild, %d after: want the seeded listings' and the load's", len(kept), len(after))
+	}
+	wantHistoryClean(t, e, 1000)
 	if !strings.Contains(run.out.String(), "listings") || !strings.Contains(run.out.String(), "rows/s") {
 		t.Errorf("no progress was shown:\n%s", run.out.String())
 	}

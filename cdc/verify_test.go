@@ -166,3 +166,65 @@ func TestVerifyIsExact(t *testing.T) {
 		t.Fatalf("verify the search store after changing a price and removing a row (%v):\n%s", err, b.String())
 	}
 }
+
+// TestVerifyReportsADisagreeingHistory: verify finds a history clean
+// after writes of every kind, then reports an object whose latest entry
+// disagrees with its row, and one whose entries do not chain.
+func TestVerifyReportsADisagreeingHistory(t *testing.T) {
+	e := itest.New(t)
+	e.StartCDC(t)
+	_, a := e.StartAPI(t)
+	ctx := context.Background()
+	if err := itest.NewWorkload(a, 5).Run(ctx, 150); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitConverged(t, 60*time.Second)
+	wantHistoryClean(t, e, 20)
+
+	var id, price string
+	if err := e.PG.QueryRow(ctx, `SELECT id::text, price_minor::text FROM listings ORDER BY id LIMIT 1`).Scan(&id, &price); err != nil {
+		t.Fatal(err)
+	}
+	// The latest price entry says something else than the row.
+	tag, err := e.Search.Pool().Exec(ctx, `
+		UPDATE history SET changes = jsonb_build_array(jsonb_build_object('field', 'price.amount_minor', 'before', '', 'after', '1'))
+		WHERE (position, seq) = (SELECT position, seq FROM history WHERE object_type = 'listing' AND object_id = $1
+		                         AND changes @> '[{"field": "price.amount_minor"}]' ORDER BY position DESC, seq DESC LIMIT 1)`, id)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("tamper with the history: %v, %d rows", err, tag.RowsAffected())
+	}
+	d, err := cdc.VerifyHistory(ctx, e.PG, e.Search)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(d.Differ, "listing/"+id+": price.amount_minor") {
+		t.Fatalf("verify did not report listing %s (price %s) whose history ends at 1: %v", id, price, d.Differ)
+	}
+	// An entry recorded twice breaks the chain (another listing's).
+	var other string
+	if err := e.PG.QueryRow(ctx, `SELECT id::text FROM listings WHERE id <> $1 ORDER BY id LIMIT 1`, id).Scan(&other); err != nil {
+		t.Fatal(err)
+	}
+	entries := func() (n int) {
+		_ = e.Search.Pool().QueryRow(ctx, `SELECT count(*) FROM history WHERE object_type = 'listing' AND object_id = $1`, other).Scan(&n)
+		return n
+	}
+	before := entries()
+	if _, err := e.PG.Exec(ctx, `UPDATE listings SET price_minor = price_minor + 7 WHERE id = $1`, other); err != nil {
+		t.Fatal(err)
+	}
+	itest.Eventually(t, 30*time.Second, "the SQL update's entry", func() (bool, error) { return entries() == before+1, nil })
+	if _, err := e.Search.Pool().Exec(ctx, `
+		INSERT INTO history (position, seq, commit_time, object_type, object_id, operation, changes, annotated)
+		SELECT position + 1, seq, commit_time, object_type, object_id, operation, changes, annotated FROM history
+		WHERE object_type = 'listing' AND object_id = $1 ORDER BY position DESC, seq DESC LIMIT 1`, other); err != nil {
+		t.Fatal(err)
+	}
+	d, err = cdc.VerifyHistory(ctx, e.PG, e.Search)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(d.Differ, func(s string) bool { return strings.HasPrefix(s, "listing/"+other+": price.amount_minor (does not chain") }) {
+		t.Fatalf("verify did not report the change recorded twice: %v", d.Differ)
+	}
+}

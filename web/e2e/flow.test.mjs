@@ -12,10 +12,13 @@
 //   C, a would-be second buyer, sees the item as sold.
 // Then, live updates: with three browsers open (a seller, a buyer and a
 // visitor who is not signed in), pages change as the data does, without a
-// reload: the visitor's listing page shows a new price and then "Sold", the
-// seller's sales page shows the new order and then its payment, the buyer's
-// orders page shows it shipped. Then: browsing loads the next page as the
-// user scrolls; queries went as GET and writes as POST; no page threw.
+// reload: the visitor's listing page shows a new price, with the change
+// (old → new) in its History, and then "Sold", the seller's sales page shows
+// the new order and then its payment, the buyer's orders page shows it
+// shipped; the order's page has a timeline, from its history, of who placed,
+// paid, shipped and received it, and the seller's open one adds the
+// delivery the buyer confirms there. Then: browsing loads the next page as
+// the user scrolls; queries went as GET and writes as POST; no page threw.
 //
 // Every step saves a screenshot. Waits are on conditions (Playwright's
 // auto-waiting locators, waitForFunction), never on fixed sleeps.
@@ -476,6 +479,18 @@ test("open pages show changes as they happen, without a reload", async (t) => {
     await page.locator("#listing-title", { hasText: `${title}, 1956` }).waitFor();
     await assertNotReloaded(page, "the visitor's listing page");
     assert.equal(getListings, reads, "the new state came over the stream, not from a new GetListing");
+
+    // The History section, read again as of the stream's token: the edit,
+    // newest first (its price, then its title), over the listing's creation.
+    const history = page.locator("#history");
+    await history.locator('li[data-field="price"]', { hasText: "€1,200.00 → €950.00" }).waitFor();
+    await history.locator('li[data-field="title"]', { hasText: `${title}, 1956` }).waitFor();
+    const rows = await history.locator("li").allTextContents();
+    assert.match(rows[0], /\d{4}, \d\d:\d\d — price €1,200\.00 → €950\.00$/, `the newest change first: ${JSON.stringify(rows)}`);
+    assert.match(rows[1], new RegExp(`— title “${title}” → “${title}, 1956”$`), `then the title: ${JSON.stringify(rows)}`);
+    assert.match(rows.at(-1), /— listed at €1,200\.00$/, `the creation last: ${JSON.stringify(rows)}`);
+    await history.scrollIntoViewIfNeeded();
+    await shot(page, "live-listing-history");
   });
 
   await step("the buyer buys it: the visitor sees it sold, the seller sees the order", async () => {
@@ -493,6 +508,7 @@ test("open pages show changes as they happen, without a reload", async (t) => {
     await visitor.page.locator('.listing-head .badge[data-status="SOLD"]', { hasText: /sold/i }).waitFor();
     await visitor.page.locator('.sold-note[data-status="SOLD"]').waitFor();
     assert.equal(await visitor.page.getByRole("link", { name: "Sign in to buy" }).count(), 0, "nothing to buy on a sold item");
+    await visitor.page.locator('#history li[data-field="status"]', { hasText: "Available → Sold" }).waitFor();
     await assertNotReloaded(visitor.page, "the visitor's listing page");
     await shot(visitor.page, "live-listing-sold");
 
@@ -526,6 +542,38 @@ test("open pages show changes as they happen, without a reload", async (t) => {
     await assertNotReloaded(page, "the buyer's orders page");
     assert.equal(await page.locator(".order-card").count(), 1, "the order is shown once");
     await shot(page, "live-order-shipped");
+  });
+
+  await step("the order's page tells who placed, paid, shipped and received it, from its history", async () => {
+    // The seller opens it from the sales page: read as of the shipping's
+    // token, its timeline has every step so far, each with who took it.
+    const { page } = seller;
+    current = page;
+    await page.locator(`.order-card[data-order-id="${orderId}"]`).getByRole("link", { name: "Order details" }).click();
+    await page.waitForURL(new RegExp(`/orders/${orderId}$`));
+    const timeline = page.locator("#order-timeline");
+    await timeline.locator('li[data-step="shipped"]', { hasText: "by the seller (you)" }).waitFor();
+    assert.deepEqual(await timeline.locator("li").evaluateAll((lis) => lis.map((li) => li.dataset.step)), ["placed", "paid", "shipped"]);
+    assert.match(await timeline.locator('li[data-step="placed"]').textContent(), new RegExp(`Placed by the buyer, ${people.e.name}`));
+    assert.match(await timeline.locator('li[data-step="paid"]').textContent(), new RegExp(`Paid by the buyer, ${people.e.name}`));
+    await page.locator('.page-order .live[data-state="live"]').waitFor();
+    await markDocument(page);
+
+    // The buyer confirms delivery on the order's own page; the seller's
+    // open one adds the step by itself.
+    current = buyer.page;
+    await buyer.page.locator(`.order-card[data-order-id="${orderId}"]`).getByRole("link", { name: "Order details" }).click();
+    await buyer.page.waitForURL(new RegExp(`/orders/${orderId}$`));
+    await buyer.page.getByRole("button", { name: "Confirm delivery" }).click();
+    const received = buyer.page.locator('#order-timeline li[data-step="delivered"]', { hasText: "by the buyer (you)" });
+    await received.waitFor();
+    assert.match(await buyer.page.locator('#order-timeline li[data-step="shipped"]').textContent(), new RegExp(`Shipped by the seller, ${people.d.name}`));
+    await shot(buyer.page, "order-timeline");
+
+    current = page;
+    await page.locator('#order-timeline li[data-step="delivered"]', { hasText: `by the buyer, ${people.e.name}` }).waitFor();
+    await page.locator('.page-order .badge[data-status="DELIVERED"]').waitFor();
+    await assertNotReloaded(page, "the seller's order page");
   });
 
   await seller.context.close();
@@ -584,7 +632,7 @@ test("browse loads the next page as the user scrolls, in price order, and filter
 test("queries go over HTTP GET, writes over POST, and the page had no errors", (t) => {
   if (failed) return t.skip("the flow failed");
   const rpc = (name) => requests.filter((r) => new URL(r.url).pathname.endsWith(name));
-  for (const q of ["/SearchListings", "/GetListing", "/ListOrders", "/GetUser", "/ListSellerReviews", "/GetOrder"]) {
+  for (const q of ["/SearchListings", "/GetListing", "/ListOrders", "/GetUser", "/ListSellerReviews", "/GetOrder", "/ListHistory"]) {
     const calls = rpc(q);
     assert.ok(calls.length > 0, `${q} was called`);
     assert.deepEqual([...new Set(calls.map((c) => c.method))], ["GET"], `${q} uses GET`);

@@ -6,6 +6,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
+import { HistoryService } from "./gen/swapmeet/v1/history_pb";
 import { ListingService } from "./gen/swapmeet/v1/listing_pb";
 import { OrderService } from "./gen/swapmeet/v1/order_pb";
 import { ReviewService } from "./gen/swapmeet/v1/review_pb";
@@ -135,6 +136,7 @@ export const users = createClient(UserService, transport);
 export const listings = createClient(ListingService, transport);
 export const orders = createClient(OrderService, transport);
 export const reviews = createClient(ReviewService, transport);
+export const history = createClient(HistoryService, transport);
 
 // ---- Errors --------------------------------------------------------------
 

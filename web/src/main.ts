@@ -6,6 +6,7 @@ import { OrderRole } from "./gen/swapmeet/v1/order_pb";
 import { signInPage, signUpPage } from "./pages/auth";
 import { browsePage } from "./pages/browse";
 import { listingPage } from "./pages/listing";
+import { orderPage } from "./pages/order";
 import { ordersPage } from "./pages/orders";
 import { sellerPage } from "./pages/seller";
 import { sellPage } from "./pages/sell";
@@ -17,6 +18,7 @@ route("/sell", sellPage);
 route("/signin", signInPage);
 route("/signup", signUpPage);
 route("/orders", ordersPage(OrderRole.BUYER));
+route("/orders/:id", orderPage);
 route("/sales", ordersPage(OrderRole.SELLER));
 route("/users/:id", sellerPage);
 fallback(() =>

@@ -1,13 +1,17 @@
-// One listing: photo gallery, details, the seller and the Buy button. While
-// the page is open it follows the listing (WatchListing) and redraws on
-// every change: price, status, text, photos.
+// One listing: photo gallery, details, the seller, the Buy button and the
+// listing's history of price, title and status changes. While the page is
+// open it follows the listing (WatchListing) and redraws on every change:
+// price, status, text, photos; the history is read again with each.
 
-import { equals } from "@bufbuild/protobuf";
-import { consistencyToken, isCode, Code, listings, newKey, orders, rememberWrite, session } from "../api";
+import { create, equals } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { consistencyToken, history, isCode, Code, listings, newKey, orders, rememberWrite, session } from "../api";
 import { failure, isAbort, loading, photo } from "../components";
 import { h, icon, icons, replace } from "../dom";
 import { banner, busy, showProblem } from "../forms";
 import { avatar, conditionLabels, formatDate, formatMoney, listingBadge, listingStatusLabels, stars } from "../format";
+import { MoneySchema } from "../gen/swapmeet/v1/common_pb";
+import { ObjectType, type HistoryEntry } from "../gen/swapmeet/v1/history_pb";
 import { ListingSchema, ListingStatus, type Listing } from "../gen/swapmeet/v1/listing_pb";
 import { follow, indicator } from "../live";
 import { navigate, type Route } from "../router";
@@ -21,15 +25,19 @@ interface View {
   /** The media_id of the photo shown large; "" for the first. */
   photo: string;
   live: HTMLElement;
+  /** The History section: kept across redraws, and read again with each. */
+  history: HTMLElement;
 }
 
 export function listingPage({ params, query, signal }: Route): Node {
   const root = h("div", { class: "page page-listing" }, loading());
   const live = indicator();
-  const view: View = { justListed: query.get("listed") === "1", key: newKey(), photo: "", live: live.el };
+  const changes = historySection(params.id, signal);
+  const view: View = { justListed: query.get("listed") === "1", key: newKey(), photo: "", live: live.el, history: changes.el };
   let shown: Listing | undefined;
 
-  function show(l: Listing): void {
+  /** Shows l, and reads the history again as of token, which covers l's change. */
+  function show(l: Listing, token: string): void {
     // A newer version is never replaced by an older one (the read and the
     // stream's first message may cross); an unchanged one is not redrawn,
     // nor one whose only news is freshly signed photo URLs.
@@ -37,13 +45,16 @@ export function listingPage({ params, query, signal }: Route): Node {
     shown = l;
     replace(root, render(l, view));
     document.title = `${l.title} · Swapmeet`;
+    void changes.load(l, token);
   }
 
   async function load(): Promise<void> {
     try {
-      const res = await listings.getListing({ listingId: params.id, consistencyToken: consistencyToken() }, { signal });
+      // The tab's last write, if any: the listing and its history both show it.
+      const token = consistencyToken();
+      const res = await listings.getListing({ listingId: params.id, consistencyToken: token }, { signal });
       if (!res.listing) throw new Error("no listing");
-      show(res.listing);
+      show(res.listing, token);
     } catch (err) {
       if (isAbort(err)) return;
       if (isCode(err, Code.NotFound) || isCode(err, Code.InvalidArgument)) {
@@ -58,8 +69,10 @@ export function listingPage({ params, query, signal }: Route): Node {
     void follow({
       signal,
       open: (resumeToken, signal, opened) => listings.watchListing({ listingId: params.id, resumeToken }, { signal, onHeader: opened }),
+      // The message's token is at or past the state's commit, so the
+      // history read with it has the change that state brought.
       onMessage: (msg) => {
-        if (msg.listing) show(msg.listing);
+        if (msg.listing) show(msg.listing, msg.resumeToken);
       },
       onState: live.onState,
     });
@@ -150,7 +163,99 @@ function render(l: Listing, view: View): HTMLElement {
           ? h("dl", { class: "attributes" }, attrs.map(([k, v]) => [h("dt", null, k.replace(/[_-]/g, " ")), h("dd", null, v)]))
           : null,
         l.description ? h("div", { class: "description" }, h("h2", null, "Description"), h("p", null, l.description)) : null,
+        view.history,
       ),
     ),
   );
+}
+
+// ---- History -------------------------------------------------------------
+//
+// The listing's price, title and status changes, newest first, from
+// HistoryService (public for a listing). Each change is one row: "7 Dec
+// 2026, 14:05 — price €25.00 → €19.00". Other changes (description, photos,
+// details) are left out.
+
+interface Price {
+  amount: string; // minor units, as the history gives them
+  currency: string;
+}
+
+function historySection(listingId: string, signal: AbortSignal): { el: HTMLElement; load: (l: Listing, token: string) => Promise<void> } {
+  const list = h("ol", { class: "history-list" });
+  const status = h("div");
+  const more = h("button", { class: "btn btn-ghost btn-small", type: "button", hidden: true }, "Show older changes");
+  const el = h("section", { class: "history", id: "history" }, h("h2", null, "History"), list, status, more);
+  let next = "";
+  // The price just before the oldest entry shown: a change of the amount
+  // alone says nothing of the currency, and the reverse.
+  let price: Price = { amount: "", currency: "" };
+  // Bumped by every first-page read, so that an older one that answers late is dropped.
+  let generation = 0;
+
+  async function read(first: boolean, token: string, l?: Listing): Promise<void> {
+    const gen = first ? ++generation : generation;
+    more.hidden = true;
+    if (!first || !list.hasChildNodes()) status.replaceChildren(loading("Loading the history…"));
+    try {
+      const res = await history.listHistory({ objectType: ObjectType.LISTING, objectId: listingId, pageToken: first ? "" : next, consistencyToken: token }, { signal });
+      if (gen !== generation) return;
+      if (first) {
+        list.replaceChildren();
+        price = { amount: String(l?.price?.amountMinor ?? ""), currency: l?.price?.currencyCode ?? "" };
+      }
+      for (const e of res.entries) {
+        const r = historyRows(e, price);
+        price = r.before;
+        list.append(...r.rows);
+      }
+      next = res.nextPageToken;
+      more.hidden = !next;
+      replace(status, !list.hasChildNodes() && !next ? h("p", { class: "muted" }, "No price, title or status changes yet.") : null);
+    } catch (err) {
+      if (gen === generation && !isAbort(err)) replace(status, failure(err, () => void read(first, token, l)));
+    }
+  }
+  more.addEventListener("click", () => void read(false, ""));
+  return { el, load: (l, token) => read(true, token, l) };
+}
+
+/** The rows one entry shows, given the price after it; and the price before it. */
+function historyRows(e: HistoryEntry, after: Price): { rows: HTMLElement[]; before: Price } {
+  const change = (field: string) => e.changes.find((c) => c.field === field);
+  const amount = change("price.amount_minor");
+  const currency = change("price.currency_code");
+  const now: Price = { amount: amount?.after || after.amount, currency: currency?.after || after.currency };
+  const before: Price = { amount: amount ? amount.before : now.amount, currency: currency ? currency.before : now.currency };
+  const row = (field: string, ...text: string[]) =>
+    h(
+      "li",
+      { class: e.lost ? "lost" : "", dataset: { field } },
+      h("time", { datetime: e.commitTime ? timestampDate(e.commitTime).toISOString() : "" }, formatDate(e.commitTime, true)),
+      ` — ${text.join("")}`,
+      e.lost ? h("span", { class: "muted", title: "Recorded from a database history that was later abandoned: it is not part of the listing any more." }, " (undone)") : null,
+    );
+  const rows: HTMLElement[] = [];
+  if (e.operation === "CREATED") {
+    rows.push(row("listed", `listed at ${money(now)}`));
+  } else if (e.operation === "DELETED") {
+    rows.push(row("deleted", "removed"));
+  } else {
+    if (amount || currency) rows.push(row("price", `price ${money(before)} → ${money(now)}`));
+    const title = change("title");
+    if (title) rows.push(row("title", `title “${title.before}” → “${title.after}”`));
+    const st = change("status");
+    if (st) rows.push(row("status", `status ${statusLabel(st.before)} → ${statusLabel(st.after)}`));
+  }
+  return { rows, before };
+}
+
+function money(p: Price): string {
+  if (!/^\d+$/.test(p.amount) || !p.currency) return p.amount || "?";
+  return formatMoney(create(MoneySchema, { currencyCode: p.currency, amountMinor: BigInt(p.amount) }));
+}
+
+// "SOLD" → "Sold".
+function statusLabel(name: string): string {
+  return listingStatusLabels[ListingStatus[name as keyof typeof ListingStatus]] ?? name;
 }

@@ -30,7 +30,7 @@ interface Action {
 }
 
 // What each party may do in each status (the server enforces the same).
-function actions(o: Order, role: OrderRole): Action[] {
+export function actions(o: Order, role: OrderRole): Action[] {
   const cancel: Action = { label: "Cancel order", icon: icons.x, kind: "danger", run: (orderId) => orders.cancelOrder({ orderId }), confirm: "Cancel this order? The item goes back on sale." };
   if (role === OrderRole.BUYER) {
     switch (o.status) {
@@ -65,7 +65,7 @@ function timeline(o: Order): HTMLElement {
   );
 }
 
-function hint(o: Order, role: OrderRole): string {
+export function hint(o: Order, role: OrderRole): string {
   const buyer = role === OrderRole.BUYER;
   switch (o.status) {
     case OrderStatus.PENDING:
@@ -173,7 +173,12 @@ export function ordersPage(role: OrderRole) {
         h(
           "div",
           { class: "order-head" },
-          h("div", null, h("div", { class: "muted small" }, `Order placed ${timeAgo(o.createdAt)}`), h("div", { class: "order-total" }, formatMoney(o.total))),
+          h(
+            "div",
+            null,
+            h("div", { class: "muted small" }, `Order placed ${timeAgo(o.createdAt)} · `, h("a", { class: "order-link", href: `/orders/${o.orderId}` }, "Order details")),
+            h("div", { class: "order-total" }, formatMoney(o.total)),
+          ),
           orderBadge(o.status),
         ),
         h(
