@@ -32,6 +32,13 @@ func Migrate(ctx context.Context, cfg Config, log *slog.Logger) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	if open, err := db.AnnotationsOpen(ctx, pool); err != nil {
+		return n, err
+	} else if open {
+		log.Warn("any role of this database may write annotations into the WAL, and so pass its changes off as a user's request in the history: " +
+			"as the superuser, REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text), pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC " +
+			"and GRANT it to the application's role (docs/history.md)")
+	}
 	return n, migrateSearch(ctx, cfg)
 }
 
