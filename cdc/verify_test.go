@@ -224,7 +224,9 @@ func TestVerifyReportsADisagreeingHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(d.Differ, func(s string) bool { return strings.HasPrefix(s, "listing/"+other+": price.amount_minor (does not chain") }) {
+	if !slices.ContainsFunc(d.Differ, func(s string) bool {
+		return strings.HasPrefix(s, "listing/"+other+": price.amount_minor (does not chain")
+	}) {
 		t.Fatalf("verify did not report the change recorded twice: %v", d.Differ)
 	}
 }
