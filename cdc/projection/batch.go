@@ -1,10 +1,14 @@
 package projection
 
 import (
+	"slices"
+	"time"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
 
 	"github.com/swapmeet/swapmeet/cdc/wal"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 )
 
@@ -51,7 +55,16 @@ type touched struct {
 	size          int
 
 	hist *historyLog // nil: no history recorded (a rebuild's catch-up)
+	// traces are the distinct traceparents of the batch's annotated
+	// transactions, at most maxTraces: the spans its apply joins or links.
+	traces []string
+	// lastCommit is when the batch's last transaction committed: the
+	// stages' lag is measured from it.
+	lastCommit time.Time
 }
+
+// maxTraces bounds the trace links of one batch.
+const maxTraces = 128
 
 func newTouched(spill int) *touched {
 	t := &touched{spill: spill, summaries: idSet{}, mediaListings: idSet{}}
@@ -68,6 +81,7 @@ func (t *touched) open() int32 { return int32(len(t.ends)) }
 func (t *touched) Commit(c wal.Commit) {
 	t.ends = append(t.ends, c.EndLSN+pglogrepl.LSN(t.base))
 	t.xids = append(t.xids, c.Xid)
+	t.lastCommit = c.CommitTime
 	if t.hist != nil {
 		t.hist.commit()
 	}
@@ -75,17 +89,25 @@ func (t *touched) Commit(c wal.Commit) {
 
 // TraceParents are the W3C traceparents the batch's transactions were
 // annotated with (distinct, at most maxTraces), in commit order.
-func (t *touched) TraceParents() []string {
-	if t.hist == nil {
-		return nil
-	}
-	return t.hist.traces
-}
+func (t *touched) TraceParents() []string { return t.traces }
 
-// Annotate implements wal.Annotated: the open transaction's annotation.
+// Annotate implements wal.Annotated: the open transaction's annotation
+// (see audit). One that cannot be decoded leaves the transaction
+// unannotated rather than stopping the read side: only the application
+// can write one (docs/history.md).
 func (t *touched) Annotate(prefix string, content []byte) {
+	if prefix != audit.Prefix {
+		return
+	}
+	a, err := audit.Decode(content)
+	if err != nil {
+		return
+	}
+	if a.TraceParent != "" && len(t.traces) < maxTraces && !slices.Contains(t.traces, a.TraceParent) {
+		t.traces = append(t.traces, a.TraceParent)
+	}
 	if t.hist != nil {
-		t.hist.annotate(prefix, content)
+		t.hist.note, t.hist.noted = a, true
 	}
 }
 

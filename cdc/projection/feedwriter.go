@@ -95,9 +95,15 @@ func (r *run) record(proj Collection, ids []uuid.UUID, docs map[uuid.UUID]any) {
 }
 
 // publish appends a run's changes to the feed and trims its history.
-func (f *FeedWriter) publish(ctx context.Context, p *Projector, c *changes, from, end uint64) error {
+// traceParent, if not "", is the W3C traceparent of the span that applied
+// the batch: every entry carries it (feed.Entry.TraceParent), so that the
+// Watch streams deliver the changes in the batch's trace.
+func (f *FeedWriter) publish(ctx context.Context, p *Projector, c *changes, from, end uint64, traceParent string) error {
 	for k := range feed.Kind(2) {
 		entries := feed.Entries(end, c.of[k], c.all[k])
+		for i := range entries {
+			entries[i].TraceParent = traceParent
+		}
 		if err := feed.Append(ctx, p.rdb, k, f.Keys[k], from, entries); err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package projection
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -108,29 +107,6 @@ type historyLog struct {
 	// err is the first failed mid-batch write: Apply returns it, so the
 	// batch is not announced and its transactions are received again.
 	err error
-	// traces are the distinct traceparents of the batch's annotated
-	// transactions, at most maxTraces: the spans the batch's apply links to.
-	traces []string
-}
-
-// maxTraces bounds the trace links of one batch.
-const maxTraces = 128
-
-// Annotate implements wal.Annotated (through touched).
-func (h *historyLog) annotate(prefix string, content []byte) {
-	if prefix != audit.Prefix {
-		return
-	}
-	a, err := audit.Decode(content)
-	if err != nil {
-		// Recorded as unannotated rather than stopping the read side:
-		// the annotation is written by the API alone (see docs/history.md).
-		return
-	}
-	h.note, h.noted = a, true
-	if a.TraceParent != "" && len(h.traces) < maxTraces && !slices.Contains(h.traces, a.TraceParent) {
-		h.traces = append(h.traces, a.TraceParent)
-	}
 }
 
 // commit closes the open transaction: the next one has its own annotation.

@@ -33,7 +33,12 @@ func TestHistoryEntriesOfRowChanges(t *testing.T) {
 	cols := []string{"id", "title", "description", "price_minor", "version"}
 	id := "0193aaaa-0000-7000-8000-000000000001"
 	h := &historyLog{base: 100}
-	h.annotate("swapmeet.audit.v1", []byte(`{"actor":"u1","rpc":"swapmeet.v1.ListingService/UpdateListing","request_id":"r1"}`))
+	b := &touched{hist: h}
+	b.Annotate("swapmeet.audit.v1", []byte(`{"actor":"u1","rpc":"swapmeet.v1.ListingService/UpdateListing","request_id":"r1","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`))
+	b.Annotate("another.prefix", []byte(`{"actor":"intruder"}`))
+	if len(b.TraceParents()) != 1 {
+		t.Fatalf("trace parents %v", b.TraceParents())
+	}
 	long := strings.Repeat("é", 300)
 	add := func(table string, cols []string, op wal.Op, newT, oldT *pglogrepl.TupleData, seq int) {
 		c := wal.NewChange(table, cols, op, newT, oldT)

@@ -103,6 +103,10 @@ type Metrics interface {
 	// FannedOut counts documents of collection rebuilt because a row
 	// they embed changed (a seller's rename or rating, a listing's media).
 	FannedOut(collection string, n int)
+	// StageReached records that the batch whose last transaction
+	// committed at lastCommit reached stage (wal.StageWritten and later:
+	// the reader records the stages before).
+	StageReached(stage wal.Stage, lastCommit time.Time)
 }
 
 // WithMetrics makes the projector report batch progress on m.
@@ -116,6 +120,13 @@ func (p *Projector) WithMetrics(m Metrics) *Projector {
 func (p *Projector) progress(done, total int64) {
 	if p.metrics != nil {
 		p.metrics.BatchProgress(done, total)
+	}
+}
+
+// reached records that the batch reached a stage, if anyone listens.
+func (p *Projector) reached(stage wal.Stage, lastCommit time.Time) {
+	if p.metrics != nil {
+		p.metrics.StageReached(stage, lastCommit)
 	}
 }
 
@@ -135,15 +146,23 @@ const projectBatch = 200
 // Apply rebuilds every document the batch touches, tombstoning the cache
 // entries of each page after writing it, then announces the batch's end
 // LSN. Only after all of it may the reader acknowledge the batch.
-func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
+//
+// It runs in a span, cdc.apply, in the trace of the write the batch
+// carries (see startApply), and records the stages the batch reaches
+// (wal.Stage) on the projector's Metrics.
+func (p *Projector) Apply(ctx context.Context, b wal.Batch) (err error) {
 	t, ok := b.(*touched)
 	if !ok {
 		return fmt.Errorf("projector: batch of type %T is not its own", b)
 	}
+	lastCommit := t.lastCommit
 	if len(t.ends) == 0 {
 		return nil
 	}
 	end := t.end()
+	ctx, span := startApply(ctx, t, end)
+	var documents int64
+	defer func() { endApply(span, documents, err) }()
 	// Every later snapshot sees what the first visible one sees, so one
 	// check covers every page read below.
 	if err := readVisible(ctx, p.pg, t.xids, func(*sqlc.Queries) error { return nil }); err != nil {
@@ -154,28 +173,49 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 		return err
 	}
 	p.plan(run, t)
-	if err := run.wait(); err != nil {
+	err = run.wait()
+	documents = run.done.Load()
+	if err != nil {
 		return err
 	}
-	// The search store's position, the change feed and the page epoch
-	// are independent of each other; the announcement waits for all three.
-	var g errgroup.Group
-	g.Go(func() error { return run.finishSearch(ctx) })
+	// The search store's position, the history, the change feed and the
+	// page epoch are independent of each other; the announcement waits
+	// for all of them. Each stage is recorded as it is reached: written
+	// once the search position and the history are (the pages wrote the
+	// documents and search rows), evicted once the page epoch is (the
+	// pages wrote the tombstones), fed once the feed is.
+	var g, written errgroup.Group
+	written.Go(func() error { return run.finishSearch(ctx) })
 	if t.hist != nil {
-		g.Go(func() error { return t.hist.write(ctx) })
+		written.Go(func() error { return t.hist.write(ctx) })
 	}
+	g.Go(func() error {
+		if err := written.Wait(); err != nil {
+			return err
+		}
+		p.reached(wal.StageWritten, lastCommit)
+		return nil
+	})
 	if !p.shadow {
 		if run.changes != nil {
-			g.Go(func() error { return p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end)) })
-		}
-		if run.listings.Load() {
+			tp := traceParentOf(ctx)
 			g.Go(func() error {
-				if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
-					return fmt.Errorf("bump the listings page epoch: %w", err)
+				if err := p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end), tp); err != nil {
+					return err
 				}
+				p.reached(wal.StageFed, lastCommit)
 				return nil
 			})
 		}
+		g.Go(func() error {
+			if run.listings.Load() {
+				if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
+					return fmt.Errorf("bump the listings page epoch: %w", err)
+				}
+			}
+			p.reached(wal.StageEvicted, lastCommit)
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -186,6 +226,7 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) error {
 	if err := cache.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
 	}
+	p.reached(wal.StageAnnounced, lastCommit)
 	return nil
 }
 
@@ -265,7 +306,7 @@ func (p *Projector) Resync(ctx context.Context) error {
 	}
 	if run.changes != nil {
 		run.changes.all = [2]bool{true, true}
-		if err := p.feed.publish(ctx, p, run.changes, uint64(lsn), uint64(lsn)); err != nil {
+		if err := p.feed.publish(ctx, p, run.changes, uint64(lsn), uint64(lsn), ""); err != nil {
 			return err
 		}
 	}
@@ -688,7 +729,7 @@ func (p *Projector) Rebuilt(ctx context.Context, handover pglogrepl.LSN, collect
 	}
 	if p.feed != nil {
 		c := &changes{max: 1, all: [2]bool{true, true}}
-		if err := p.feed.publish(ctx, p, c, lsn, lsn); err != nil {
+		if err := p.feed.publish(ctx, p, c, lsn, lsn, ""); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,7 @@ type Metrics struct {
 	halted       prometheus.Gauge
 	tailFlushes  prometheus.Counter
 	fannedOut    *prometheus.CounterVec
+	stageLag     [nStages]prometheus.Observer
 
 	// What health checks read, as the gauges say it.
 	role      atomic.Int32  // a Role
@@ -129,8 +131,69 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "swapmeet", Subsystem: "cdc", Name: "fanout_documents_total",
 		Help: "Documents rebuilt because a row they embed changed (a seller's rename or rating, a listing's media), by collection: what one write cost the read side beyond its own document.",
 	}, []string{"collection"})
-	reg.MustRegister(m.applySeconds, m.fannedOut)
+	stageLag := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "swapmeet", Subsystem: "cdc", Name: "stage_lag_seconds",
+		Help: "Seconds from a batch's last commit to the moment the batch reached a stage: received and decoded by the reader; " +
+			"written (documents, search rows, history), evicted (cache tombstones), fed (change feed) and announced (applied position published) by the projector.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+	}, []string{"stage"})
+	for s := range Stage(nStages) {
+		m.stageLag[s] = stageLag.WithLabelValues(s.String())
+	}
+	reg.MustRegister(m.applySeconds, m.fannedOut, stageLag)
 	return m
+}
+
+// Stage is a point a batch reaches on its way to the read side. The
+// reader gets it to StageDecoded; the sink (projection.Projector) takes
+// it the rest of the way.
+type Stage int
+
+const (
+	// StageReceived: the reader has received the batch's last COMMIT.
+	StageReceived Stage = iota
+	// StageDecoded: the reader has decoded it into the batch, which is
+	// complete.
+	StageDecoded
+	// StageWritten: the batch's documents, search rows and history are
+	// written.
+	StageWritten
+	// StageEvicted: the cache tombstones of every document written, and
+	// the listings page epoch, are done.
+	StageEvicted
+	// StageFed: the change feed has the batch's changes.
+	StageFed
+	// StageAnnounced: the batch's end is published as applied: readers
+	// waiting for it go on.
+	StageAnnounced
+	nStages
+)
+
+var stageNames = [nStages]string{"received", "decoded", "written", "evicted", "fed", "announced"}
+
+// String is the stage's label value.
+func (s Stage) String() string {
+	if s < 0 || s >= nStages {
+		return fmt.Sprintf("stage(%d)", int(s))
+	}
+	return stageNames[s]
+}
+
+// StageReached records that a batch whose last transaction committed at
+// lastCommit reached stage s now. A batch applied again after a failure
+// is recorded again at each stage it reaches again.
+func (m *Metrics) StageReached(s Stage, lastCommit time.Time) {
+	m.stageAt(s, lastCommit, time.Now())
+}
+
+// stageAt records that a batch reached stage s at t.
+func (m *Metrics) stageAt(s Stage, lastCommit, t time.Time) {
+	if m == nil || s < 0 || s >= nStages || lastCommit.IsZero() {
+		return
+	}
+	// The commit time is the server's clock: a skew never makes a lag
+	// negative.
+	m.stageLag[s].Observe(max(t.Sub(lastCommit), 0).Seconds())
 }
 
 // FannedOut counts documents of collection rebuilt by a fan-out.

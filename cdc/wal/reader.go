@@ -125,6 +125,9 @@ type Reader struct {
 	pendingLast  time.Time // commit time of the newest pending transaction
 	pendingRows  int
 	pendingSince time.Time
+	// When the newest pending transaction's COMMIT was received and
+	// decoded: the batch's first two stages (Stage).
+	pendingReceived, pendingDecoded time.Time
 
 	heard   time.Time      // when the last message arrived (or the last flush was asked for)
 	flusher *pgconn.PgConn // an ordinary connection that asks for WAL flushes; nil until needed
@@ -438,6 +441,8 @@ func (r *Reader) handle(ctx context.Context, conn *pgconn.PgConn, dec *decoder, 
 		if c == nil {
 			return false, nil
 		}
+		// r.heard is when this message arrived.
+		r.pendingReceived, r.pendingDecoded = r.heard, time.Now()
 		if r.pendingTxns == 0 {
 			r.pendingSince = time.Now()
 		}
@@ -469,6 +474,8 @@ func (r *Reader) flush(ctx context.Context, conn *pgconn.PgConn) error {
 		return nil // nothing, or only relation messages so far
 	}
 	b, end := r.pending, r.pendingEnd
+	r.m.stageAt(StageReceived, r.pendingLast, r.pendingReceived)
+	r.m.stageAt(StageDecoded, r.pendingLast, r.pendingDecoded)
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- r.applyUntilDone(ctx, b, end) }()

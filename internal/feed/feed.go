@@ -75,6 +75,12 @@ type Entry struct {
 	Chunk    uint64
 	All      bool
 	Changes  []Change
+	// TraceParent is the W3C traceparent of the span that applied the
+	// batch, "" for none: the Watch streams deliver its changes in that
+	// trace. It is the entry's optional field "tp": an entry without one
+	// (written before the field existed, or outside any trace) has none,
+	// and a reader that does not know the field ignores it.
+	TraceParent string
 }
 
 // ID is the entry's stream ID.
@@ -103,7 +109,12 @@ func Entries(end uint64, changes []Change, all bool) []Entry {
 const (
 	fieldChanges = "c"
 	fieldAll     = "all"
+	fieldTrace   = "tp" // optional: Entry.TraceParent
 )
+
+// maxTraceParent bounds the traceparent an entry is read with (55
+// characters in version 00); a longer value is dropped, not the entry.
+const maxTraceParent = 128
 
 func encode(k Kind, changes []Change) string {
 	size := 24
@@ -168,6 +179,9 @@ func entryOf(k Kind, m redis.XMessage) (Entry, error) {
 		return Entry{}, err
 	}
 	e := Entry{Position: pos, Chunk: chunk}
+	if tp, _ := m.Values[fieldTrace].(string); len(tp) <= maxTraceParent {
+		e.TraceParent = tp
+	}
 	if _, ok := m.Values[fieldAll]; ok {
 		e.All = true
 		return e, nil
@@ -203,6 +217,9 @@ func Append(ctx context.Context, rdb redis.UniversalClient, k Kind, keys Keys, f
 		values := []any{fieldChanges, encode(k, e.Changes)}
 		if e.All {
 			values = []any{fieldAll, "1"}
+		}
+		if e.TraceParent != "" {
+			values = append(values, fieldTrace, e.TraceParent)
 		}
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Log, ID: e.ID(), Values: values})
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/feed"
 	"github.com/swapmeet/swapmeet/internal/itest"
@@ -90,5 +91,43 @@ func TestTrimRaisesTheFloor(t *testing.T) {
 	}
 	if floor, _, _ := feed.Floor(ctx, e.Redis, keys); floor != 20 {
 		t.Fatalf("floor %d, want 20", floor)
+	}
+}
+
+// TestEntryTraceParent: an entry keeps the traceparent it is written
+// with, an "all" entry too, and an entry written without one (as before
+// the field existed) reads as having none.
+func TestEntryTraceParent(t *testing.T) {
+	e := itest.New(t)
+	keys := feed.KeysFor(e.RedisPrefix, feed.Listings)
+	const tp = "00-5a170102030405060708090a0b0c0d0e-ca11e70102030405-01"
+	// As an older CDC wrote them: no trace field.
+	if err := e.Redis.XAdd(ctx, &redis.XAddArgs{Stream: keys.Log, ID: "10-0", Values: []any{"c", ""}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	traced := feed.Entries(20, changes(2, 20), false)
+	traced[0].TraceParent = tp
+	all := feed.Entries(30, nil, true)
+	all[0].TraceParent = tp
+	for _, entries := range [][]feed.Entry{traced, feed.Entries(25, changes(1, 25), false), all} {
+		if err := feed.Append(ctx, e.Redis, feed.Listings, keys, 5, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := feed.Range(ctx, e.Redis, feed.Listings, keys, feed.After(0), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", tp, "", tp}
+	if len(got) != len(want) {
+		t.Fatalf("entries %+v", got)
+	}
+	for i, g := range got {
+		if g.TraceParent != want[i] {
+			t.Errorf("entry %s: traceparent %q, want %q", g.ID(), g.TraceParent, want[i])
+		}
+	}
+	if len(got[1].Changes) != 2 || !got[3].All {
+		t.Fatalf("the trace field changed the entries: %+v", got)
 	}
 }

@@ -192,20 +192,22 @@ func (h *Hub) raise(k feed.Kind, p uint64) {
 func (h *Hub) Position(k feed.Kind) uint64 { return h.pos[k].Load() }
 
 // dispatch offers one entry's changes to the topics that want them.
+// Each change carries the entry's trace to the streams that send it.
 func (h *Hub) dispatch(k feed.Kind, e feed.Entry) {
 	h.metrics.entry(k)
+	sc := traceOf(e)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if k == feed.Listings {
 		if e.All {
 			for _, t := range h.listings {
-				t.changed()
+				t.changed(sc)
 			}
 			return
 		}
 		for _, c := range e.Changes {
 			if t := h.listings[c.ID]; t != nil {
-				t.changed()
+				t.changed(sc)
 			}
 		}
 		return
@@ -213,7 +215,7 @@ func (h *Hub) dispatch(k feed.Kind, e feed.Entry) {
 	if e.All {
 		for _, subs := range h.users {
 			for s := range subs {
-				s.resync(e.Position)
+				s.resync(e.Position, sc)
 			}
 		}
 		return
@@ -221,7 +223,7 @@ func (h *Hub) dispatch(k feed.Kind, e feed.Entry) {
 	for _, c := range e.Changes {
 		for s := range h.users[c.Buyer] {
 			if s.role != app.RoleSeller {
-				s.offer(c.ID, c.Position, e.Position)
+				s.offer(c.ID, c.Position, e.Position, sc)
 			}
 		}
 		if c.Seller == c.Buyer {
@@ -229,7 +231,7 @@ func (h *Hub) dispatch(k feed.Kind, e feed.Entry) {
 		}
 		for s := range h.users[c.Seller] {
 			if s.role != app.RoleBuyer {
-				s.offer(c.ID, c.Position, e.Position)
+				s.offer(c.ID, c.Position, e.Position, sc)
 			}
 		}
 	}

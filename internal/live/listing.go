@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
@@ -25,6 +26,10 @@ type ListingState struct {
 type state struct {
 	view app.ListingView
 	pos  uint64
+	// trace is the span of the batch that applied the newest change the
+	// fetch covers, if that batch was traced: the state is delivered in
+	// its trace.
+	trace trace.SpanContext
 }
 
 // listingTopic is one listing's subscribers and the fetch they share.
@@ -36,13 +41,16 @@ type listingTopic struct {
 	subs     map[*listingSub]struct{}
 	dirty    bool // a change arrived since the running fetch began
 	fetching bool
+	trace    trace.SpanContext // of the newest traced change not yet fetched
 }
 
-// changed schedules a fetch of the listing; the hub's lock is held.
-func (t *listingTopic) changed() {
+// changed schedules a fetch of the listing, for a change applied in the
+// span sc (invalid if none); the hub's lock is held.
+func (t *listingTopic) changed(sc trace.SpanContext) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.dirty = true
+	t.trace = newer(t.trace, sc)
 	if !t.fetching {
 		t.fetching = true
 		go t.fetch()
@@ -58,6 +66,8 @@ func (t *listingTopic) fetch() {
 	for {
 		t.mu.Lock()
 		t.dirty = false
+		tr := t.trace
+		t.trace = trace.SpanContext{}
 		t.mu.Unlock()
 		pos := t.h.Position(feed.Listings)
 		ctx, cancel := context.WithTimeout(t.h.life, 10*time.Second)
@@ -74,6 +84,7 @@ func (t *listingTopic) fetch() {
 				return
 			}
 			t.dirty = true
+			t.trace = newer(tr, t.trace)
 			t.mu.Unlock()
 			in := backoff.Next()
 			t.h.log.Warn("live: fetching a changed listing failed; retrying", "listing", t.id, "err", err, "in", in)
@@ -86,7 +97,7 @@ func (t *listingTopic) fetch() {
 			continue
 		}
 		t.h.metrics.fetched()
-		s := &state{view: v, pos: max(pos, v.Position)}
+		s := &state{view: v, pos: max(pos, v.Position), trace: tr}
 		for sub := range t.subs {
 			sub.offer(s)
 		}
@@ -212,7 +223,9 @@ func (h *Hub) WatchListing(ctx context.Context, st Stream, listingID, resume str
 		}
 		sentPos = s.view.Position
 		h.metrics.sent()
-		return send(ListingState{Listing: &s.view, Token: consistency.Token(token)})
+		return deliver(ctx, s.trace, func() error {
+			return send(ListingState{Listing: &s.view, Token: consistency.Token(token)})
+		})
 	}
 	beat := func() error {
 		// The hub's position first: a change at or before it is either

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
@@ -33,36 +34,56 @@ type orderSub struct {
 	pending  map[uuid.UUID]uint64
 	resyncAt uint64 // if not 0: tell the client to refetch at this position
 	seen     uint64 // changes at or before it the client has: its resume position
+	// The spans of the batches that applied the newest traced change of
+	// a pending order, and the resync: each is delivered in its trace.
+	// traces is nil until a traced change arrives.
+	traces      map[uuid.UUID]trace.SpanContext
+	resyncTrace trace.SpanContext
 }
 
 // offer records that order changed at pos, in the feed entry ending at
-// entry. Past the buffer, the subscriber resyncs at entry instead, which
-// covers this change and those before it.
-func (s *orderSub) offer(order uuid.UUID, pos, entry uint64) {
+// entry, applied in the span sc (invalid if none). Past the buffer, the
+// subscriber resyncs at entry instead, which covers this change and those
+// before it.
+func (s *orderSub) offer(order uuid.UUID, pos, entry uint64, sc trace.SpanContext) {
 	s.mu.Lock()
 	switch p, ok := s.pending[order]; {
 	case pos <= s.resyncAt, pos <= s.seen:
 	case ok:
 		s.pending[order] = min(p, pos)
+		s.traceLocked(order, sc)
 	case len(s.pending) >= s.max:
-		s.resyncLocked(entry)
+		s.resyncLocked(entry, sc)
 	default:
 		s.pending[order] = pos
+		s.traceLocked(order, sc)
 	}
 	s.mu.Unlock()
 	s.wake()
 }
 
-func (s *orderSub) resync(at uint64) {
+func (s *orderSub) traceLocked(order uuid.UUID, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
+	}
+	if s.traces == nil {
+		s.traces = map[uuid.UUID]trace.SpanContext{}
+	}
+	s.traces[order] = sc
+}
+
+func (s *orderSub) resync(at uint64, sc trace.SpanContext) {
 	s.mu.Lock()
-	s.resyncLocked(at)
+	s.resyncLocked(at, sc)
 	s.mu.Unlock()
 	s.wake()
 }
 
-func (s *orderSub) resyncLocked(at uint64) {
+func (s *orderSub) resyncLocked(at uint64, sc trace.SpanContext) {
 	s.resyncAt = max(s.resyncAt, at)
+	s.resyncTrace = newer(s.resyncTrace, sc)
 	clear(s.pending)
+	s.traces = nil
 }
 
 func (s *orderSub) wake() {
@@ -123,14 +144,15 @@ func (h *Hub) replay(ctx context.Context, s *orderSub, after, to uint64) (bool, 
 			if e.Position > to {
 				break
 			}
+			sc := traceOf(e)
 			if e.All {
-				s.resync(e.Position)
+				s.resync(e.Position, sc)
 				continue
 			}
 			for _, c := range e.Changes {
 				mine := (c.Buyer == s.user && s.role != app.RoleSeller) || (c.Seller == s.user && s.role != app.RoleBuyer)
 				if mine && c.Position > after {
-					s.offer(c.ID, c.Position, e.Position)
+					s.offer(c.ID, c.Position, e.Position, sc)
 				}
 			}
 		}
@@ -178,7 +200,7 @@ func (h *Hub) WatchOrders(ctx context.Context, st Stream, user uuid.UUID, role, 
 			return &app.Error{Code: app.CodeUnavailable, Message: "the change feed is unavailable; retry shortly", Err: err}
 		}
 		if !complete {
-			sub.resync(pos)
+			sub.resync(pos, trace.SpanContext{})
 		}
 		token = after
 	}
@@ -186,23 +208,28 @@ func (h *Hub) WatchOrders(ctx context.Context, st Stream, user uuid.UUID, role, 
 	next := func() error {
 		through := h.Position(feed.Orders)
 		sub.mu.Lock()
-		resyncAt := sub.resyncAt
-		sub.resyncAt = 0
+		resyncAt, resyncTrace := sub.resyncAt, sub.resyncTrace
+		sub.resyncAt, sub.resyncTrace = 0, trace.SpanContext{}
 		type item struct {
-			id  uuid.UUID
-			pos uint64
+			id    uuid.UUID
+			pos   uint64
+			trace trace.SpanContext
 		}
 		work := make([]item, 0, len(sub.pending))
 		for id, p := range sub.pending {
-			work = append(work, item{id, p})
+			work = append(work, item{id, p, sub.traces[id]})
 		}
 		clear(sub.pending)
+		sub.traces = nil
 		sub.mu.Unlock()
 		if resyncAt != 0 {
 			token = max(token, resyncAt)
 			clear(sent)
 			h.metrics.resynced()
-			if err := send(OrderState{Token: consistency.Token(token), Resync: true}); err != nil {
+			err := deliver(ctx, resyncTrace, func() error {
+				return send(OrderState{Token: consistency.Token(token), Resync: true})
+			})
+			if err != nil {
 				return err
 			}
 		}
@@ -233,7 +260,10 @@ func (h *Hub) WatchOrders(ctx context.Context, st Stream, user uuid.UUID, role, 
 			}
 			sent[it.id] = v.Position
 			h.metrics.sent()
-			if err := send(OrderState{Order: &v, Token: consistency.Token(token)}); err != nil {
+			err = deliver(ctx, it.trace, func() error {
+				return send(OrderState{Order: &v, Token: consistency.Token(token)})
+			})
+			if err != nil {
 				return err
 			}
 		}

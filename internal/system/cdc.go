@@ -50,9 +50,15 @@ func NewCDC(cfg Config, c *Clients, log *slog.Logger, m *wal.Metrics) *cdc.Proce
 }
 
 // RunCDC is `swapmeet cdc`: the CDC process with its metrics on
-// cfg.CDCMetricsAddr, until ctx ends (then it returns nil) or the
+// cfg.CDCMetricsAddr and its traces where the OTEL_* variables say
+// (StartTracing), until ctx ends (then it returns nil) or the
 // process fails (wal.ErrSlotLost and wal.ErrSetup say what to do next).
 func RunCDC(ctx context.Context, cfg Config, log *slog.Logger) error {
+	stopTracing, err := StartTracing(ctx, ServiceCDC, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	c, err := Open(ctx, cfg)
 	if err != nil {
 		return err

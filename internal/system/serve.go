@@ -21,8 +21,14 @@ import (
 const ShutdownTimeout = 15 * time.Second
 
 // Serve is `swapmeet serve`: the API on cfg.HTTPAddr and its metrics on
-// cfg.APIMetricsAddr until ctx ends, then a graceful shutdown.
+// cfg.APIMetricsAddr until ctx ends, then a graceful shutdown. Its traces
+// go where the OTEL_* variables say (StartTracing), by default nowhere.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	stopTracing, err := StartTracing(ctx, ServiceAPI, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	c, err := OpenAPI(ctx, cfg)
 	if err != nil {
 		return err
