@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,28 @@ func TestColdShapesTargets(t *testing.T) {
 		if sh.strict != strict {
 			t.Errorf("%s: held to the 50 ms target: %v; its filters say %v", sh.name, sh.strict, strict)
 		}
+	}
+}
+
+func TestPlaceOrderScripts(t *testing.T) {
+	with, without, err := placeOrderScripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(without, emitLinePrefix) || !strings.Contains(with, emitLinePrefix) {
+		t.Error("the annotation line is not in the annotated script alone")
+	}
+	if removed := len(with) - len(without); removed != len("SELECT pg_logical_emit_message(true, 'swapmeet.audit.v1', :note::text);\n") {
+		t.Errorf("the scripts differ by %d bytes, not by the annotation line", removed)
+	}
+	// The commit position is read as the API reads it.
+	b, err := os.ReadFile("../../db/queries/projections.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, query, _ := strings.Cut(string(b), "-- name: CurrentPosition :one\n")
+	query, _, _ = strings.Cut(query[strings.Index(query, "SELECT"):], ";")
+	if !strings.Contains(query, "pg_current_wal_insert_lsn()") || !strings.Contains(placeOrderScript, query+";\n\\endpipeline") {
+		t.Errorf("placeorder.pgbench does not read the commit position with CurrentPosition's query:\n%s", query)
 	}
 }

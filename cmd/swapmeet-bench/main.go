@@ -54,7 +54,7 @@ type suite struct {
 }
 
 var suites = []suite{
-	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing", runOrders},
+	{"orders", "PlaceOrder throughput and latency vs pgbench simple-update; N buyers race for one listing; PlaceOrder's transaction in pgbench with the audit annotation vs without, and its WAL; MarkOrderPaid's WAL with REPLICA IDENTITY FULL vs DEFAULT", runOrders},
 	{"cdc", "CDC decode rate (null sink) vs pg_recvlogical, real-sink rate vs raw FerretDB upserts; a swapmeet cdc process against the sink's raw upsert rate: freshness at half of it, the highest rate with p99 < 100 ms, one transaction of -cdc-catalogue changed listings (peak RSS, rate); WatchListing commit to delivery next to that freshness; fan-out of one change to -watch-subscribers streams of a swapmeet serve process (p99, RSS per stream)", runCDC},
 	{"reads", "GetListing cache hits and warm SearchListings pages of a swapmeet serve process under h2load vs the Connect ceiling (Health/Check) and redis-benchmark GET; cache miss vs FerretDB find, on a catalogue", runReads},
 	{"rebuild", "projections rebuild of a listings catalogue vs raw insertMany, and readers never see a gap", runRebuild},

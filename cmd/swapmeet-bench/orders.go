@@ -21,6 +21,7 @@ import (
 // The orders suite: PlaceOrder over RPC and in process against pgbench's
 // simple-update at the same client count; then -race-buyers buyers at
 // once on one listing. Postgres is asked whether what they were told holds.
+// Last, what the audit annotation costs PlaceOrder's transaction (annotation.go).
 
 const (
 	ordersMinRatio = 0.5 // of pgbench's tps
@@ -58,6 +59,8 @@ func runOrders(ctx context.Context, o options) ([]row, error) {
 		rows = append(rows, row{figure: fmt.Sprintf("%d buyers race for 1 listing", o.raceBuyers), target: "exactly 1", verdict: verdictFail})
 		rows[len(rows)-1].measured = fx.race(ctx, o.raceBuyers)
 		rows[len(rows)-1].verdict = verdictOK
+		// Last: its listings and orders would change what the figures above measure.
+		rows = append(rows, fx.annotationCost(ctx, o, ref)...)
 		return rows, nil
 	})
 }
