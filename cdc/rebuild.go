@@ -125,9 +125,6 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	}
 	collections := b.collections()
 	moving := !old.Followed.History.IsZero() && old.Followed.History != current
-	// The history has a gap when no WAL between the read side's last
-	// applied write and the new slot will ever be decoded: a new database
-	// history, or a slot that was lost.
 	var slotLost bool
 	if err := b.PG.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1)`, old.Slot).Scan(&slotLost); err != nil {
 		return err
@@ -162,17 +159,24 @@ func (b *Rebuild) Run(ctx context.Context) error {
 	// snapshot. The history the read side follows from now on, and the
 	// base of its positions, are known once the slot is.
 	followed := old.Followed
-	var first pglogrepl.LSN // where the new slot starts
 	started := func(ctx context.Context, start pglogrepl.LSN) error {
 		next, err := b.follow(ctx, old.Followed, current, start)
 		if err != nil {
 			return err
 		}
-		followed, first = next, start
+		followed = next
 		b.Sink.SetBase(followed.Base)
-		return nil
+		// Entries of the abandoned history are marked before the gap is
+		// reconciled against the entries that remain.
+		return b.markLost(ctx, old.Followed, followed, start)
 	}
-	if _, err := b.createSlotAndLoad(ctx, slot, collections, shadows, searchGen, started); err != nil {
+	// The history has a gap when no WAL between the read side's last
+	// applied write and the new slot will ever be decoded: a new database
+	// history, or a slot that was lost. No CDC writes the history then (it
+	// stopped on the lost slot, or halted on the new history) until the
+	// pointer moves.
+	reconcile := b.Search != nil && len(collections) == len(readstore.Collections) && (moving || slotLost)
+	if _, err := b.createSlotAndLoad(ctx, slot, collections, shadows, searchGen, reconcile, started); err != nil {
 		return err
 	}
 	// 3. The search generation's indexes and counts (the documents are
@@ -215,20 +219,6 @@ func (b *Rebuild) Run(ctx context.Context) error {
 		}
 		oldSearch = live.ID
 		next.Search = searchGen
-	}
-	if err := b.markLost(ctx, old.Followed, followed, first); err != nil {
-		return err
-	}
-	if b.Search != nil && next.Previous == "" && (moving || slotLost) {
-		// No CDC writes the history until the pointer moves (it stopped
-		// on the lost slot, or halted on the new history).
-		// Just before the first position the new slot decodes: after every
-		// entry of the old slot, before every entry of the new.
-		n, err := ReconcileHistory(ctx, b.PG, b.Search, int64(followed.Base+uint64(first))-1)
-		if err != nil {
-			return fmt.Errorf("reconcile the history: %w", err)
-		}
-		b.say("history: %d objects changed where no WAL was decoded; one unannotated entry each brings their history to their row", n)
 	}
 	if err := b.Reads.SavePointer(ctx, next); err != nil {
 		return err
@@ -346,8 +336,11 @@ func (b *Rebuild) cleanLeftovers(ctx context.Context, live readstore.Pointer) er
 // createSlotAndLoad creates the slot with an exported snapshot and loads
 // the shadows from it. It returns the slot's consistent point: the load
 // holds everything committed before it, the slot everything after.
+//
+// With reconcile, the history is brought to the snapshot's rows
+// (ReconcileHistory) at the position just before the slot's first.
 func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collections []string, shadows map[string]string, searchGen int64,
-	started func(context.Context, pglogrepl.LSN) error) (pglogrepl.LSN, error) {
+	reconcile bool, started func(context.Context, pglogrepl.LSN) error) (pglogrepl.LSN, error) {
 	repl, err := b.replicationConn(ctx)
 	if err != nil {
 		return 0, err
@@ -391,6 +384,15 @@ func (b *Rebuild) createSlotAndLoad(ctx context.Context, slot string, collection
 		if err := b.load(ctx, q, projection.For(c), shadows[c], int64(b.Sink.Position(start)), sg); err != nil {
 			return 0, err
 		}
+	}
+	if reconcile {
+		// Just before the first position the new slot decodes: after
+		// every entry of the old slot, before every entry of the new.
+		n, err := ReconcileHistory(ctx, tx, b.Search, int64(b.Sink.Position(start))-1)
+		if err != nil {
+			return 0, fmt.Errorf("reconcile the history: %w", err)
+		}
+		b.say("history: %d objects changed where no WAL was decoded; one unannotated entry each brings their history to the snapshot's rows", n)
 	}
 	return start, nil
 }

@@ -412,4 +412,16 @@ func TestRebuildAfterALostSlotIsAnnounced(t *testing.T) {
 	})
 	e.StartCDC(t)
 	check("with the CDC back")
+	// The outage's price edit was never decoded: the rebuild reconciled
+	// the listing's history to its row, with one unannotated entry.
+	wantHistoryClean(t, e, 1)
+	var annotated bool
+	var changes string
+	if err := e.Search.Pool().QueryRow(ctx, `SELECT annotated, changes::text FROM history WHERE object_type = 'listing' AND object_id = $1
+		ORDER BY position DESC, seq DESC LIMIT 1`, id).Scan(&annotated, &changes); err != nil {
+		t.Fatal(err)
+	}
+	if annotated || !strings.Contains(changes, `"after": "2500"`) {
+		t.Fatalf("the listing's last history entry: annotated %v, %s; want the reconciled price", annotated, changes)
+	}
 }

@@ -51,9 +51,10 @@ func VerifyHistory(ctx context.Context, pg *pgxpool.Pool, s *search.Store) (Drif
 // where its row is, one unannotated entry at position from the history's
 // last values to the row's: the changes made while the read side followed
 // no WAL (a lost slot's outage, writes on a new database history before
-// the rebuild). It returns how many objects it reconciled. Run it only
-// while no CDC writes the history.
-func ReconcileHistory(ctx context.Context, pg *pgxpool.Pool, s *search.Store, position int64) (int, error) {
+// the rebuild). pg reads the rows: the rebuild's snapshot, so that every
+// later write has an entry of its own after position. It returns how
+// many objects it reconciled. Run it only while no CDC writes the history.
+func ReconcileHistory(ctx context.Context, pg querier, s *search.Store, position int64) (int, error) {
 	now := time.Now().UTC()
 	var entries []search.HistoryEntry
 	n := 0
@@ -83,10 +84,15 @@ func ReconcileHistory(ctx context.Context, pg *pgxpool.Pool, s *search.Store, po
 	return n, err
 }
 
+// querier reads the rows: a pool, or a transaction in a snapshot.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // historyDiffs calls fn for every object that has history entries, with
 // the fields whose last recorded value differs from the row's (before:
 // the history's, after: the row's).
-func historyDiffs(ctx context.Context, pg *pgxpool.Pool, s *search.Store, fn func(object string, id uuid.UUID, diffs []search.FieldChange)) error {
+func historyDiffs(ctx context.Context, pg querier, s *search.Store, fn func(object string, id uuid.UUID, diffs []search.FieldChange)) error {
 	tables := make([]string, 0, len(projection.HistoryTables))
 	for name, t := range projection.HistoryTables {
 		if t.Element == nil {
@@ -102,7 +108,7 @@ func historyDiffs(ctx context.Context, pg *pgxpool.Pool, s *search.Store, fn fun
 	return nil
 }
 
-func historyTableDiffs(ctx context.Context, pg *pgxpool.Pool, s *search.Store, table string, t projection.HistoryTable, fn func(string, uuid.UUID, []search.FieldChange)) error {
+func historyTableDiffs(ctx context.Context, pg querier, s *search.Store, table string, t projection.HistoryTable, fn func(string, uuid.UUID, []search.FieldChange)) error {
 	cols := make([]string, len(t.Fields))
 	for i, f := range t.Fields {
 		cols[i] = pgx.Identifier{f.Column}.Sanitize() + "::text"
