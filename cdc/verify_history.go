@@ -165,9 +165,7 @@ func historyTableDiffs(ctx context.Context, pg querier, s *search.Store, table s
 				if v := current[id][i]; v != nil {
 					want = *v
 				}
-				if f.Summarised {
-					want = projection.Summarise(want)
-				}
+				want = f.Show(want)
 				if got != want {
 					diffs = append(diffs, search.FieldChange{Field: f.Path, Before: got, After: want})
 				}

@@ -28,6 +28,19 @@ type HistoryField struct {
 	// Summarised columns are long texts: their values are cut to
 	// summaryRunes.
 	Summarised bool
+	// Object columns hold a JSON object; an empty one shows as no value.
+	Object bool
+}
+
+// Show is what the history keeps of a value of the field.
+func (f HistoryField) Show(v string) string {
+	switch {
+	case f.Summarised:
+		return summarise(v)
+	case f.Object && v == "{}":
+		return ""
+	}
+	return v
 }
 
 // HistoryTable says which object a table's rows belong to and which of its
@@ -52,7 +65,7 @@ var HistoryTables = map[string]HistoryTable{
 		{Path: "condition", Column: "condition"},
 		{Path: "price.currency_code", Column: "price_currency"},
 		{Path: "price.amount_minor", Column: "price_minor"},
-		{Path: "attributes", Column: "attributes"},
+		{Path: "attributes", Column: "attributes", Object: true},
 		{Path: "status", Column: "status"},
 	}},
 	"orders": {Object: search.ObjectOrder, IDColumn: "id", Fields: []HistoryField{
@@ -76,8 +89,8 @@ var HistoryTables = map[string]HistoryTable{
 // text became, not every word of it.
 const summaryRunes = 200
 
-// Summarise cuts a long text to what the history keeps of it.
-func Summarise(s string) string {
+// summarise cuts a long text to what the history keeps of it.
+func summarise(s string) string {
 	if utf8.RuneCountInString(s) <= summaryRunes {
 		return s
 	}
@@ -178,9 +191,7 @@ func fieldChanges(c *wal.Change, fields []HistoryField) (string, []search.FieldC
 				continue
 			}
 		}
-		if f.Summarised {
-			before, after = Summarise(before), Summarise(after)
-		}
+		before, after = f.Show(before), f.Show(after)
 		if before == "" && after == "" {
 			continue
 		}

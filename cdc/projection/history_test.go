@@ -30,7 +30,7 @@ func row(cols ...any) *pglogrepl.TupleData {
 // texts are summarised, a pending image is invisible until confirmed, and
 // an update that changes nothing visible records nothing.
 func TestHistoryEntriesOfRowChanges(t *testing.T) {
-	cols := []string{"id", "title", "description", "price_minor", "version"}
+	cols := []string{"id", "title", "description", "price_minor", "version", "attributes"}
 	id := "0193aaaa-0000-7000-8000-000000000001"
 	h := &historyLog{base: 100}
 	b := &touched{hist: h}
@@ -45,7 +45,7 @@ func TestHistoryEntriesOfRowChanges(t *testing.T) {
 		c.CommitLSN, c.Seq = 1000, seq
 		h.add(c)
 	}
-	add("listings", cols, wal.OpInsert, row(id, "Lamp", long, "2500", "1"), nil, 1)
+	add("listings", cols, wal.OpInsert, row(id, "Lamp", long, "2500", "1", "{}"), nil, 1)
 	add("listings", cols, wal.OpUpdate, row(id, "Lamp", byte('u'), "1900", "2"), row(id, "Lamp", long, "2500", "1"), 2)
 	add("listings", cols, wal.OpUpdate, row(id, "Lamp", byte('u'), "1900", "3"), row(id, "Lamp", long, "1900", "2"), 3)
 	mcols := []string{"id", "listing_id", "status"}
@@ -61,6 +61,9 @@ func TestHistoryEntriesOfRowChanges(t *testing.T) {
 		t.Fatalf("creation %+v", created)
 	}
 	for _, c := range created.Changes {
+		if c.Field == "attributes" {
+			t.Fatalf("empty attributes recorded as %+v", c)
+		}
 		if c.Field == "description" && ([]rune(c.After)[len([]rune(c.After))-1] != '…' || len([]rune(c.After)) != summaryRunes) {
 			t.Fatalf("the description is not summarised: %d runes", len([]rune(c.After)))
 		}
