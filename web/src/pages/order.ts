@@ -5,16 +5,16 @@
 // reads the order and its history again, as of the stream's token, when
 // this one changes.
 
-import { consistencyToken, history, isCode, Code, orders, rememberWrite, session } from "../api";
-import { failure, isAbort, loading, photo } from "../components";
-import { h, icon, replace } from "../dom";
-import { banner, busy, showProblem } from "../forms";
-import { avatar, formatDate, formatMoney, orderBadge } from "../format";
+import { consistencyToken, history, isCode, Code, orders, session } from "../api";
+import { failure, isAbort, loading } from "../components";
+import { h, replace } from "../dom";
+import { banner } from "../forms";
+import { formatDate, formatMoney, orderBadge } from "../format";
 import { ObjectType, type HistoryEntry } from "../gen/swapmeet/v1/history_pb";
-import { OrderRole, OrderStatus, type Order } from "../gen/swapmeet/v1/order_pb";
+import { OrderRole, type Order } from "../gen/swapmeet/v1/order_pb";
 import { follow, indicator } from "../live";
 import type { Route } from "../router";
-import { actions, hint } from "./orders";
+import { orderParts } from "./orders";
 
 interface Step {
   step: string;
@@ -62,46 +62,17 @@ export function orderPage({ params, signal }: Route): Node {
   function render(o: Order, entries: HistoryEntry[], myId: string): HTMLElement {
     const role = o.buyer?.userId === myId ? OrderRole.BUYER : OrderRole.SELLER;
     const buyer = role === OrderRole.BUYER;
-    const other = buyer ? o.seller : o.buyer;
     const errors = banner();
     const summary: HTMLElement = h(
       "article",
       { class: "card order-card" },
       h("div", { class: "order-head" }, h("div", null, h("div", { class: "muted small" }, `Order placed ${formatDate(o.createdAt, true)}`), h("div", { class: "order-total" }, formatMoney(o.total))), orderBadge(o.status)),
-      h(
-        "div",
-        { class: "order-items" },
-        o.items.map((it) => h("a", { class: "order-item", href: `/listings/${it.listingId}` }, photo(it.thumbnail, it.title, { thumb: true, class: "order-thumb" }), h("div", null, h("div", { class: "order-item-title" }, it.title), h("div", { class: "muted" }, formatMoney(it.price))))),
-      ),
-      other
-        ? h("div", { class: "order-party" }, avatar(other.displayName, other.userId, "sm"), h("span", { class: "muted" }, buyer ? "Seller" : "Buyer"), h("a", { href: `/users/${other.userId}` }, other.displayName))
-        : null,
-      h("p", { class: "order-hint" }, hint(o, role)),
-      h(
-        "div",
-        { class: "order-actions" },
-        actions(o, role).map((a) => {
-          const b = h("button", { type: "button", class: `btn btn-${a.kind}`, dataset: { action: a.label } }, icon(a.icon), a.label);
-          b.addEventListener("click", () => {
-            if (a.confirm && !window.confirm(a.confirm)) return;
-            void busy(b, async () => {
-              try {
-                const res = await a.run(o.orderId);
-                rememberWrite(res.consistencyToken);
-                // Read again with the write's token: the new status and its
-                // step in the timeline show at once.
-                await read(res.consistencyToken);
-              } catch (err) {
-                if (!isAbort(err)) showProblem(summary, err);
-              }
-            });
-          });
-          return b;
-        }),
-        buyer && o.status === OrderStatus.DELIVERED && o.seller
-          ? h("a", { class: "btn btn-primary", href: `/users/${o.seller.userId}?review=${o.orderId}#review` }, "★ Review the seller")
-          : null,
-      ),
+      ...orderParts(o, role, null, {
+        // Read again with the write's token: the new status and its step
+        // in the timeline show at once.
+        written: (token) => read(token),
+        problemAt: () => summary,
+      }),
       errors,
     );
     return h(

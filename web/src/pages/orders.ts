@@ -89,6 +89,59 @@ function unsigned(o: Order): Order {
   return { ...o, items: o.items.map((it) => ({ ...it, thumbnail: it.thumbnail && { ...it.thumbnail, url: "", thumbnailUrl: "", urlExpiresAt: undefined } })) };
 }
 
+/** What an order's card and its page do after one of its actions. */
+export interface AfterAction {
+  /** Reads the order again with the write's consistency token. */
+  written(token: string): Promise<void>;
+  /** Where a failed action's problem is shown. */
+  problemAt(): HTMLElement;
+}
+
+/**
+ * The parts an order's card and its page share: its items, the other
+ * party, extra (the card's status steps, or nothing), the hint for what
+ * happens next, and the caller's actions, each followed by after.
+ */
+export function orderParts(o: Order, role: OrderRole, extra: Node | null, after: AfterAction): (Node | null)[] {
+  const buyer = role === OrderRole.BUYER;
+  const other = buyer ? o.seller : o.buyer;
+  return [
+    h(
+      "div",
+      { class: "order-items" },
+      o.items.map((it) => h("a", { class: "order-item", href: `/listings/${it.listingId}` }, photo(it.thumbnail, it.title, { thumb: true, class: "order-thumb" }), h("div", null, h("div", { class: "order-item-title" }, it.title), h("div", { class: "muted" }, formatMoney(it.price))))),
+    ),
+    other
+      ? h("div", { class: "order-party" }, avatar(other.displayName, other.userId, "sm"), h("span", { class: "muted" }, buyer ? "Seller" : "Buyer"), h("a", { href: `/users/${other.userId}` }, other.displayName))
+      : null,
+    extra,
+    h("p", { class: "order-hint" }, hint(o, role)),
+    h(
+      "div",
+      { class: "order-actions" },
+      actions(o, role).map((a) => {
+        const b = h("button", { type: "button", class: `btn btn-${a.kind}`, dataset: { action: a.label } }, icon(a.icon), a.label);
+        b.addEventListener("click", () => {
+          if (a.confirm && !window.confirm(a.confirm)) return;
+          void busy(b, async () => {
+            try {
+              const res = await a.run(o.orderId);
+              rememberWrite(res.consistencyToken);
+              await after.written(res.consistencyToken);
+            } catch (err) {
+              if (!isAbort(err)) showProblem(after.problemAt(), err);
+            }
+          });
+        });
+        return b;
+      }),
+      buyer && o.status === OrderStatus.DELIVERED && o.seller
+        ? h("a", { class: "btn btn-primary", href: `/users/${o.seller.userId}?review=${o.orderId}#review` }, "★ Review the seller")
+        : null,
+    ),
+  ];
+}
+
 export function ordersPage(role: OrderRole) {
   return ({ query, signal }: Route): Node => {
     const me = session();
@@ -165,7 +218,6 @@ export function ordersPage(role: OrderRole) {
     }
 
     function card(o: Order): HTMLElement {
-      const other = buyer ? o.seller : o.buyer;
       const errors = banner();
       const el: HTMLElement = h(
         "article",
@@ -181,43 +233,16 @@ export function ordersPage(role: OrderRole) {
           ),
           orderBadge(o.status),
         ),
-        h(
-          "div",
-          { class: "order-items" },
-          o.items.map((it) => h("a", { class: "order-item", href: `/listings/${it.listingId}` }, photo(it.thumbnail, it.title, { thumb: true, class: "order-thumb" }), h("div", null, h("div", { class: "order-item-title" }, it.title), h("div", { class: "muted" }, formatMoney(it.price))))),
-        ),
-        other
-          ? h("div", { class: "order-party" }, avatar(other.displayName, other.userId, "sm"), h("span", { class: "muted" }, buyer ? "Seller" : "Buyer"), h("a", { href: `/users/${other.userId}` }, other.displayName))
-          : null,
-        timeline(o),
-        h("p", { class: "order-hint" }, hint(o, role)),
-        h(
-          "div",
-          { class: "order-actions" },
-          actions(o, role).map((a) => {
-            const b = h("button", { type: "button", class: `btn btn-${a.kind}`, dataset: { action: a.label } }, icon(a.icon), a.label);
-            b.addEventListener("click", () => {
-              if (a.confirm && !window.confirm(a.confirm)) return;
-              void busy(b, async () => {
-                try {
-                  const res = await a.run(o.orderId);
-                  rememberWrite(res.consistencyToken);
-                  // Re-read this order with the token: it shows the new status at
-                  // once, whether or not the stream has brought it yet.
-                  const fresh = await orders.getOrder({ orderId: o.orderId, consistencyToken: res.consistencyToken }, { signal });
-                  if (fresh.order) put(fresh.order);
-                } catch (err) {
-                  // On the card as it is now: the stream may have redrawn it meanwhile.
-                  if (!isAbort(err)) showProblem(shown.get(o.orderId)?.el ?? el, err);
-                }
-              });
-            });
-            return b;
-          }),
-          buyer && o.status === OrderStatus.DELIVERED && o.seller
-            ? h("a", { class: "btn btn-primary", href: `/users/${o.seller.userId}?review=${o.orderId}#review` }, "★ Review the seller")
-            : null,
-        ),
+        ...orderParts(o, role, timeline(o), {
+          // Re-read this order with the token: it shows the new status at
+          // once, whether or not the stream has brought it yet.
+          async written(token) {
+            const fresh = await orders.getOrder({ orderId: o.orderId, consistencyToken: token }, { signal });
+            if (fresh.order) put(fresh.order);
+          },
+          // On the card as it is now: the stream may have redrawn it meanwhile.
+          problemAt: () => shown.get(o.orderId)?.el ?? el,
+        }),
         errors,
       );
       return el;
