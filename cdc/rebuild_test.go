@@ -252,6 +252,14 @@ func TestRebuildInterrupted(t *testing.T) {
 		t.Fatal("expected the interrupted rebuild's slot to be left over")
 	}
 
+	// The killed process's session, which held the rebuild lock, ends
+	// when its backend notices the closed connection.
+	itest.Eventually(t, 30*time.Second, "the killed rebuild's lock to be released", func() (bool, error) {
+		var held int
+		err := e.PG.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, 0x5377, 0x61707262).Scan(&held)
+		return held == 0, err
+	})
 	var run rebuildRun
 	if err := run.rebuild(e, readstore.Listings).Run(ctx); err != nil {
 		t.Fatalf("second rebuild: %v\n%s", err, run.out.String())

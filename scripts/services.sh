@@ -88,6 +88,7 @@ MINIO_BUCKET="swapmeet-media"
 MINIO_SETUP_STAMP="$DATA/minio-setup.sha256"
 
 PG_WRITE_URL="postgres://swapmeet:swapmeet@127.0.0.1:${PG_WRITE_PORT}/swapmeet?sslmode=disable"
+PG_OWNER_URL="postgres://swapmeet_owner:swapmeet_owner@127.0.0.1:${PG_WRITE_PORT}/swapmeet?sslmode=disable"
 PG_READ_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/ferretdb?sslmode=disable"
 SEARCH_URL="postgres://ferretdb:ferretdb@127.0.0.1:${PG_READ_PORT}/swapmeet_search?sslmode=disable"
 
@@ -410,18 +411,49 @@ pg_up() {
 			WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\gexec
 		EOF
 	[[ $wal_level == logical ]] || return 0
-	# Only the application may annotate its transactions (docs/history.md):
-	# pg_logical_emit_message is executable by PUBLIC out of the box, and
-	# a privilege of pg_catalog is per database, so it is taken back in
-	# template1 (every database created later copies it) and in the
-	# application's database, and granted to the application's role.
+	app_roles "$name" "$port" "$role" "$db" "$log"
+}
+
+# app_roles <name> <port> <owner> <db> <log>: on a write cluster, the
+# application's roles beside the schema's owner (docs/history.md). The owner
+# runs the migrations; swapmeet_app is the group the migrations grant the
+# tables' DML to; swapmeet, a member, is the login the API and the CDC use,
+# with REPLICATION for the CDC and nothing it could alter the schema with.
+# Only swapmeet_app may annotate transactions: pg_logical_emit_message is
+# executable by PUBLIC out of the box, and a privilege of pg_catalog is per
+# database, so it is taken back in template1 (every database created later
+# copies it) and in the application's database. The owner may signal the
+# application's backends, so that it can drop its scratch databases.
+app_roles() {
+	local name=$1 port=$2 owner=$3 db=$4 log=$5
+	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$port" -U postgres -d postgres \
+		>>"$log" 2>&1 <<-EOF || fail_service "$name" "$log" "creating the application's roles failed"
+			DO \$\$
+			BEGIN
+			  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'swapmeet_app') THEN
+			    CREATE ROLE swapmeet_app NOLOGIN;
+			  END IF;
+			  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'swapmeet') THEN
+			    CREATE ROLE swapmeet LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'swapmeet';
+			  ELSE
+			    ALTER ROLE swapmeet LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'swapmeet';
+			  END IF;
+			END
+			\$\$;
+			GRANT swapmeet_app TO swapmeet;
+			GRANT pg_signal_backend TO $owner;
+			-- A checkout whose database the application's role owned.
+			SELECT 'ALTER DATABASE $db OWNER TO $owner'
+			WHERE EXISTS (SELECT FROM pg_database WHERE datname = '$db' AND pg_get_userbyid(datdba) = 'swapmeet')\gexec
+		EOF
 	local d
 	for d in template1 "$db"; do
 		"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$port" -U postgres -d "$d" \
 			>>"$log" 2>&1 <<-EOF || fail_service "$name" "$log" "restricting annotations in $d failed"
+				REASSIGN OWNED BY swapmeet TO $owner;
 				REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text),
-				                           pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
-				GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO $role;
+				                           pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC, swapmeet;
+				GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO swapmeet_app;
 			EOF
 	done
 }
@@ -456,7 +488,7 @@ cmd_cluster() {
 	dir=$(cluster_dir "$name")
 	case "$sub" in
 	up) # up <name> <port>: a primary, role and database like pg-write's
-		pg_up "cluster-$name" "$dir" "$(cluster_port "${3:-}")" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
+		pg_up "cluster-$name" "$dir" "$(cluster_port "${3:-}")" logical swapmeet_owner "LOGIN CREATEDB NOSUPERUSER" swapmeet
 		;;
 	standby | restore | copy) # standby|restore|copy <name> <port> <from> <from's port>
 		local port from from_dir from_port
@@ -868,7 +900,7 @@ cmd_up() {
 	*) die "unknown service for up: $1 (expected redis-cluster, or nothing for all the others)" ;;
 	esac
 	setup_dirs
-	pg_up pg-write "$PG_WRITE_DIR" "$PG_WRITE_PORT" logical swapmeet "LOGIN CREATEDB REPLICATION NOSUPERUSER" swapmeet
+	pg_up pg-write "$PG_WRITE_DIR" "$PG_WRITE_PORT" logical swapmeet_owner "LOGIN CREATEDB NOSUPERUSER" swapmeet
 	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" ferretdb
 	# The search store: a database of its own on the read side's cluster.
 	pg_up pg-read "$PG_READ_DIR" "$PG_READ_PORT" replica ferretdb "LOGIN CREATEDB NOSUPERUSER" swapmeet_search
@@ -967,6 +999,7 @@ cmd_tools() {
 cmd_env() {
 	cat <<-EOF
 		export SWAPMEET_PG_URL='$PG_WRITE_URL'
+		export SWAPMEET_PG_MIGRATE_URL='$PG_OWNER_URL'
 		export SWAPMEET_PG_ADMIN_URL='postgres://postgres@/swapmeet?host=$PG_SOCK_DIR&port=$PG_WRITE_PORT'
 		export SWAPMEET_READ_PG_URL='$PG_READ_URL'
 		export SWAPMEET_SEARCH_URL='$SEARCH_URL'

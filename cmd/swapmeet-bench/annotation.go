@@ -23,6 +23,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
+	"github.com/swapmeet/swapmeet/internal/system"
 )
 
 // What the audit annotation costs PlaceOrder, measured as the references
@@ -218,7 +219,7 @@ func (p *annotationPool) setUp(ctx context.Context, clients int, n int64) {
 		p.buyers = append(p.buyers, uuid.UUID(md5.Sum(fmt.Appendf(nil, "buyer%d", c))))
 	}
 	p.ensure(ctx, n)
-	must(p.e.PG.Exec(ctx, "ANALYZE users, listings, orders, order_items"))
+	p.e.asOwner(ctx, "ANALYZE users, listings, orders, order_items")
 }
 
 // ensure makes listings up to n exist, in md5 order: heap and index
@@ -289,13 +290,13 @@ func walPosition(ctx context.Context, e *env) (pglogrepl.LSN, int64) {
 func markPaidWAL(ctx context.Context, e *env, p *annotationPool) row {
 	tables := []string{"bench_orders_ri_full", "bench_orders_ri_default"}
 	for i, t := range tables {
-		must(e.PG.Exec(ctx, "CREATE TABLE "+t+" (LIKE orders INCLUDING ALL)"))
-		must(e.PG.Exec(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY "+[]string{"FULL", "DEFAULT"}[i]))
+		e.asOwner(ctx, "CREATE TABLE "+t+" (LIKE orders INCLUDING ALL)")
+		e.asOwner(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY "+[]string{"FULL", "DEFAULT"}[i])
 		must(e.PG.Exec(ctx, "INSERT INTO "+t+" SELECT * FROM orders WHERE buyer_id = ANY ($1) ORDER BY id LIMIT $2", p.buyers, markPaidSamples))
 	}
 	defer func() {
 		for _, t := range tables {
-			_, _ = e.PG.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
+			_ = system.AdminExec(context.WithoutCancel(ctx), e.Config.MigrationURL(), "DROP TABLE IF EXISTS "+t)
 		}
 	}()
 	var oldRow float64

@@ -48,7 +48,7 @@ func insertUsers(ctx context.Context, pg *pgxpool.Pool, role string, n int) []be
 }
 
 // insertListings creates n listings over the sellers, and analyzes.
-func insertListings(ctx context.Context, pg *pgxpool.Pool, sellers []benchUser, n int) []uuid.UUID {
+func insertListings(ctx context.Context, e *env, sellers []benchUser, n int) []uuid.UUID {
 	ids := make([]uuid.UUID, n)
 	rows := make([][]any, n)
 	for i := range ids {
@@ -56,9 +56,9 @@ func insertListings(ctx context.Context, pg *pgxpool.Pool, sellers []benchUser, 
 		rows[i] = []any{ids[i], sellers[i%len(sellers)].id, fmt.Sprintf("Bench item %d", i),
 			"A listing made by swapmeet-bench.", "bench", "GOOD", "EUR", int64(1000 + i%9000)}
 	}
-	must(pg.CopyFrom(ctx, pgx.Identifier{"listings"}, []string{"id", "seller_id", "title", "description", "category", "condition",
+	must(e.PG.CopyFrom(ctx, pgx.Identifier{"listings"}, []string{"id", "seller_id", "title", "description", "category", "condition",
 		"price_currency", "price_minor"}, pgx.CopyFromRows(rows)))
-	must(pg.Exec(ctx, "ANALYZE"))
+	e.asOwner(ctx, "ANALYZE")
 	return ids
 }
 
@@ -99,7 +99,7 @@ func seedCatalogue(ctx context.Context, e *env, n, sellers int, descTail string)
 			     (SELECT ARRAY['NEW','LIKE_NEW','GOOD','FAIR','POOR'] AS c) c`,
 			descTail, sqlArray(catalogueAdjectives), sqlArray(catalogueNouns), sqlArray(catalogueCategories)), from, min(n, from+250_000-1)))
 	}
-	must(conn.Exec(ctx, "ANALYZE"))
+	e.asOwner(ctx, "ANALYZE")
 	progress("catalogue: %d listings of %d sellers in Postgres in %s", n, sellers, time.Since(start).Round(time.Millisecond))
 	return time.Since(start)
 }

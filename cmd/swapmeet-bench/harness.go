@@ -77,6 +77,12 @@ func withEnv(ctx context.Context, fn func(e *env) ([]row, error)) ([]row, error)
 
 func (e *env) cache() *cache.Cache { return cache.New(e.Redis, e.Config.RedisPrefix) }
 
+// asOwner runs sql as the schema's owner: the fixtures' DDL and ANALYZE,
+// which the application's role may not run.
+func (e *env) asOwner(ctx context.Context, sql string) {
+	check(system.AdminExec(ctx, e.Config.MigrationURL(), sql))
+}
+
 // api is an API served in this process (app set) or by `swapmeet serve` (proc set).
 type api struct {
 	url  string

@@ -83,7 +83,7 @@ func setUpOrders(ctx context.Context, e *env, o options) *orderFixtures {
 	n := max(30_000, int(2*3000*(warmupFor(o.duration)+o.duration).Seconds())) // an order a listing: 3000/s, two runs
 	sellers := insertUsers(ctx, e.PG, "seller", 100)
 	fx.buyers, fx.racers = insertUsers(ctx, e.PG, "buyer", o.clients), insertUsers(ctx, e.PG, "racer", o.raceBuyers)
-	ids := insertListings(ctx, e.PG, sellers, n+1)
+	ids := insertListings(ctx, e, sellers, n+1)
 	rand.Shuffle(n, func(i, j int) { ids[1+i], ids[1+j] = ids[1+j], ids[1+i] })
 	fx.prize, fx.listings = ids[0], &pool[uuid.UUID]{items: ids[1:]}
 	return fx

@@ -258,7 +258,7 @@ func seedSearchCatalogue(ctx context.Context, e *env, n int) time.Duration {
 			     (SELECT ARRAY['NEW','LIKE_NEW','GOOD','FAIR','POOR'] AS c) c`,
 			sqlArray(catalogueAdjectives), sqlArray(catalogueNouns), sqlArray(catalogueCategories)), from, min(n, from+250_000-1)))
 	}
-	must(conn.Exec(ctx, "ANALYZE"))
+	e.asOwner(ctx, "ANALYZE")
 	progress("search: catalogue: %d listings in Postgres in %s", n, time.Since(start).Round(time.Millisecond))
 	return time.Since(start)
 }

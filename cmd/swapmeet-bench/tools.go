@@ -67,7 +67,7 @@ var (
 
 // pgbenchInit loads pgbench's tables (scale 10) into a database of their own; returns its URL.
 func pgbenchInit(ctx context.Context, e *env) string {
-	server, name := e.Config.PostgresURL, system.RandomName("swapmeet_bench_")
+	server, name := e.Config.MigrationURL(), system.RandomName("swapmeet_bench_")
 	check(system.AdminExec(ctx, server, "CREATE DATABASE "+name))
 	e.OnClose(func() error {
 		// Without FORCE (which would kill pgbench's autovacuum worker); again while a backend exits.

@@ -240,7 +240,7 @@ func measureFanOut(ctx context.Context, e *env, o options) (_ []row, err error) 
 	}
 	bin := swapmeetBinary(ctx, e)
 	sellers := insertUsers(ctx, e.PG, "seller", 1)
-	id := insertListings(ctx, e.PG, sellers, 1)[0].String()
+	id := insertListings(ctx, e, sellers, 1)[0].String()
 	cdc := startCDCProcess(e, bin)
 	e.waitForSlot(ctx)
 	limit := fmt.Sprint(max(20_000, n+16)) // anonymous streams count per client address

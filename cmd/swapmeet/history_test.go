@@ -235,7 +235,7 @@ func moveReadSide(t *testing.T, e *itest.Env, cdc cdcProcess, env string) {
 func migrated(t *testing.T, e *itest.Env) *itest.Cluster {
 	t.Helper()
 	c := itest.StartCluster(t)
-	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), "SWAPMEET_PG_URL="+c.URL())...); code != 0 {
+	if code, _, stderr := runSwapmeet(t, []string{"migrate"}, append(e.Environ(), "SWAPMEET_PG_URL="+c.URL(), "SWAPMEET_PG_MIGRATE_URL="+c.OwnerURL())...); code != 0 {
 		t.Fatalf("migrate the primary: exit %d\n%s", code, stderr)
 	}
 	return c
@@ -375,7 +375,7 @@ func TestCopyWithoutRecoveryIsRefused(t *testing.T) {
 	// After the copy, the primary writes a few MB of WAL (more than the
 	// copy writes as it starts) and takes a write that the read side
 	// applies.
-	pg, err := pgx.Connect(ctx, primary.URL())
+	pg, err := pgx.Connect(ctx, primary.OwnerURL())
 	if err != nil {
 		t.Fatal(err)
 	}

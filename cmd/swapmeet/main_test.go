@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { itest.Main(m) }
 // the schema, so the check for tables can see one.
 func TestArgumentsAreReadBeforeAnythingIsDone(t *testing.T) {
 	pgURL := emptyDatabase(t)
-	env := []string{"SWAPMEET_PG_URL=" + pgURL}
+	env := []string{"SWAPMEET_PG_URL=" + pgURL, "SWAPMEET_PG_MIGRATE_URL=" + pgURL}
 	for _, tc := range []struct {
 		args   []string
 		status int
@@ -107,7 +107,8 @@ func runSwapmeet(t *testing.T, args []string, env ...string) (int, string, strin
 }
 
 // emptyDatabase creates a database with no schema on the configured
-// server, dropped when the test ends, and returns its URL.
+// server, as the schema's owner, dropped when the test ends, and returns
+// the owner's URL of it.
 func emptyDatabase(t *testing.T) string {
 	t.Helper()
 	cfg, err := system.LoadConfig()
@@ -115,7 +116,8 @@ func emptyDatabase(t *testing.T) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, cfg.PostgresURL)
+	owner := cfg.MigrationURL()
+	admin, err := pgx.Connect(ctx, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func emptyDatabase(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, cfg.PostgresURL)
+		conn, err := pgx.Connect(ctx, owner)
 		if err != nil {
 			t.Log(err)
 			return
@@ -135,7 +137,7 @@ func emptyDatabase(t *testing.T) string {
 			t.Log(err)
 		}
 	})
-	u, err := url.Parse(cfg.PostgresURL)
+	u, err := url.Parse(owner)
 	if err != nil {
 		t.Fatal(err)
 	}

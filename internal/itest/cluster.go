@@ -23,13 +23,21 @@ type Cluster struct {
 	Port int
 }
 
-// URL is the swapmeet role's URL of the cluster's swapmeet database.
+// URL is the application's (the swapmeet role's) URL of the cluster's
+// swapmeet database.
 func (c *Cluster) URL() string {
 	return fmt.Sprintf("postgres://swapmeet:swapmeet@127.0.0.1:%d/swapmeet?sslmode=disable", c.Port)
 }
 
+// OwnerURL is the schema owner's URL of the cluster's swapmeet database:
+// the migrations' and the DDL's.
+func (c *Cluster) OwnerURL() string {
+	return fmt.Sprintf("postgres://swapmeet_owner:swapmeet_owner@127.0.0.1:%d/swapmeet?sslmode=disable", c.Port)
+}
+
 // StartCluster starts a primary like the local write cluster: logical WAL,
-// the swapmeet role (not a superuser) and its database.
+// the schema owner's database and the application's roles (neither a
+// superuser).
 func StartCluster(t T) *Cluster {
 	t.Helper()
 	c := newCluster(t)

@@ -11,7 +11,8 @@ import (
 // CDC and the migrations hold neither MinIO's root nor a Postgres superuser.
 // MinIO's root goes only to the media-setup service, which makes the API's
 // own user; each Postgres's superuser is postgres, and the init script makes
-// the role that the URLs name. No MinIO console is published.
+// the role that the URLs name; the write side's schema owner is the
+// migrations' alone. No MinIO console is published.
 func TestComposeRunsNothingAsAnAdministrator(t *testing.T) {
 	b, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -35,6 +36,8 @@ func TestComposeRunsNothingAsAnAdministrator(t *testing.T) {
 		`(?m)^\s+command: \["media", "setup"\]`,
 		`SWAPMEET_S3_ADMIN_ACCESS_KEY: \$\{MINIO_ROOT_USER`,
 		`SWAPMEET_PG_URL: postgres://swapmeet:`,
+		`SWAPMEET_PG_MIGRATE_URL: postgres://swapmeet_owner:`,
+		`SWAPMEET_OWNER_ROLE: swapmeet_owner\b`,
 		`SWAPMEET_SEARCH_URL: postgres://search:`,
 		`SWAPMEET_ROLE: swapmeet\b`,
 		`SWAPMEET_ROLE: search\b`,
@@ -44,6 +47,10 @@ func TestComposeRunsNothingAsAnAdministrator(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(compose) {
 			t.Errorf("docker-compose.yml does not match %s", re)
 		}
+	}
+	// The schema's owner is the migrations' alone.
+	if n := strings.Count(compose, "SWAPMEET_PG_MIGRATE_URL"); n != 1 {
+		t.Errorf("SWAPMEET_PG_MIGRATE_URL appears %d times, want 1 (the migrate service)", n)
 	}
 	if n := strings.Count(compose, "${MINIO_ROOT_USER"); n != 2 {
 		t.Errorf("${MINIO_ROOT_USER} appears %d times, want 2 (MinIO itself and media-setup)", n)

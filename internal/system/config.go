@@ -27,7 +27,10 @@ import (
 // docs/configuration.md describes every variable.
 type Config struct {
 	PostgresURL string `env:"SWAPMEET_PG_URL"`
-	PGMaxConns  int    `env:"SWAPMEET_PG_MAX_CONNS"` // the pool of each process
+	// MigrateURL is the schema owner's connection, which `swapmeet
+	// migrate` uses; empty means PostgresURL (one role for both).
+	MigrateURL string `env:"SWAPMEET_PG_MIGRATE_URL"`
+	PGMaxConns int    `env:"SWAPMEET_PG_MAX_CONNS"` // the pool of each process
 	// PGStatementTimeout bounds each Postgres statement of the API's
 	// requests (not the CDC's or the operator commands' long reads).
 	PGStatementTimeout time.Duration `env:"SWAPMEET_PG_STATEMENT_TIMEOUT"`
@@ -191,8 +194,13 @@ func LoadConfig() (Config, error) {
 // loopback and nowhere else.
 const (
 	devPGPassword     = "swapmeet"
+	devOwnerPassword  = "swapmeet_owner"
 	devSearchPassword = "ferretdb"
 )
+
+// MigrationURL is the connection the migrations run on: the schema
+// owner's, or the application's when no owner is configured.
+func (c Config) MigrationURL() string { return cmp.Or(c.MigrateURL, c.PostgresURL) }
 
 // refuseDevDefaults fails when any service is reached off loopback with
 // the development credentials, or Postgres without TLS: settings that
@@ -212,13 +220,13 @@ func (c Config) refuseDevDefaults() error {
 		return nil
 	}
 	var found []string
-	for _, u := range []struct{ name, url string }{{"SWAPMEET_PG_URL", c.PostgresURL}, {"SWAPMEET_SEARCH_URL", c.SearchURL}} {
+	for _, u := range []struct{ name, url string }{{"SWAPMEET_PG_URL", c.PostgresURL}, {"SWAPMEET_PG_MIGRATE_URL", c.MigrateURL}, {"SWAPMEET_SEARCH_URL", c.SearchURL}} {
 		pg, err := pgconn.ParseConfig(u.url)
 		if err != nil || u.url == "" {
 			continue
 		}
 		switch {
-		case pg.Password == devPGPassword || pg.Password == devSearchPassword:
+		case pg.Password == devPGPassword || pg.Password == devOwnerPassword || pg.Password == devSearchPassword:
 			found = append(found, u.name+" has the development password")
 		case pg.Password == "" && pg.TLSConfig != nil && len(pg.TLSConfig.Certificates) > 0:
 			// a client certificate authenticates instead
@@ -294,7 +302,7 @@ func weakSecret(s string) string {
 // serviceHosts are the hosts of every backing service.
 func (c Config) serviceHosts() []string {
 	var hosts []string
-	for _, raw := range []string{c.PostgresURL, c.SearchURL} {
+	for _, raw := range []string{c.PostgresURL, c.MigrateURL, c.SearchURL} {
 		if pg, err := pgconn.ParseConfig(raw); err == nil && raw != "" {
 			hosts = append(hosts, pg.Host)
 			for _, f := range pg.Fallbacks {

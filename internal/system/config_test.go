@@ -29,6 +29,8 @@ func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
 	}{
 		{"defaults on loopback", map[string]string{}, ""},
 		{"remote postgres with the dev password and no TLS", map[string]string{"SWAPMEET_PG_URL": "postgres://swapmeet:swapmeet@db.internal:5432/swapmeet?sslmode=disable"}, "development password"},
+		{"the schema owner's dev password", merge(real, map[string]string{"SWAPMEET_PG_MIGRATE_URL": "postgres://swapmeet_owner:swapmeet_owner@db.internal:5432/swapmeet?sslmode=require"}), "SWAPMEET_PG_MIGRATE_URL has the development password"},
+		{"the schema owner over plaintext", merge(real, map[string]string{"SWAPMEET_PG_MIGRATE_URL": "postgres://swapmeet_owner:0wner-Kq7vT2pX@db.internal:5432/swapmeet?sslmode=disable"}), "SWAPMEET_PG_MIGRATE_URL has sslmode=disable"},
 		{"only redis remote", map[string]string{"SWAPMEET_REDIS_URL": "redis://cache.internal:6379/0"}, "cache.internal is not on loopback"},
 		{"one redis cluster node remote", map[string]string{"SWAPMEET_REDIS_URL": "redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=node3.internal:6379"}, "node3.internal is not on loopback"},
 		{"redis cluster on loopback", map[string]string{"SWAPMEET_REDIS_URL": "redis://127.0.0.1:17001?addr=127.0.0.1:17002&addr=127.0.0.1:17003"}, ""},
@@ -49,7 +51,7 @@ func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
 		{"everything allowed explicitly", map[string]string{"SWAPMEET_MONGO_URL": "mongodb://a.internal,b.internal/", "SWAPMEET_ALLOW_DEV_DEFAULTS": "true"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"SWAPMEET_PG_URL", "SWAPMEET_SEARCH_URL", "SWAPMEET_PPROF", "SWAPMEET_API_METRICS_ADDR", "SWAPMEET_MONGO_URL", "SWAPMEET_REDIS_URL", "SWAPMEET_REDIS_PAGES_URL", "SWAPMEET_S3_ENDPOINT",
+			for _, k := range []string{"SWAPMEET_PG_URL", "SWAPMEET_PG_MIGRATE_URL", "SWAPMEET_SEARCH_URL", "SWAPMEET_PPROF", "SWAPMEET_API_METRICS_ADDR", "SWAPMEET_MONGO_URL", "SWAPMEET_REDIS_URL", "SWAPMEET_REDIS_PAGES_URL", "SWAPMEET_S3_ENDPOINT",
 				"SWAPMEET_S3_ACCESS_KEY", "SWAPMEET_S3_SECRET_KEY", "SWAPMEET_ALLOW_DEV_DEFAULTS", "SWAPMEET_PG_ALLOW_PLAINTEXT"} {
 				t.Setenv(k, "")
 			}

@@ -20,12 +20,12 @@ import (
 )
 
 // Migrate is `swapmeet migrate`: it applies the pending schema migrations
-// of the write model and returns how many it applied, then migrates the
-// search store.
+// of the write model as the schema's owner (SWAPMEET_PG_MIGRATE_URL) and
+// returns how many it applied, then migrates the search store.
 func Migrate(ctx context.Context, cfg Config, log *slog.Logger) (int, error) {
-	pool, err := db.OpenPool(ctx, cfg.PostgresURL, 2)
+	pool, err := db.OpenPool(ctx, cfg.MigrationURL(), 2)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: %w", err)
+		return 0, fmt.Errorf("postgres (the migrations' role): %w", err)
 	}
 	defer pool.Close()
 	n, err := db.Migrate(ctx, pool, log)

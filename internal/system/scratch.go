@@ -73,24 +73,30 @@ func NewScratch(ctx context.Context, cfg Config, prefix string, log *slog.Logger
 		return nil, err
 	}
 
-	if err := AdminExec(ctx, cfg.PostgresURL, "CREATE DATABASE "+name); err != nil {
-		return nil, fmt.Errorf("create database %s on %s: %w; %s", name, redact(cfg.PostgresURL), err, ScratchHint)
+	// Created and migrated by the schema's owner, used by the application's
+	// role, as `swapmeet migrate` and the processes do.
+	owner := cfg.MigrationURL()
+	if err := AdminExec(ctx, owner, "CREATE DATABASE "+name); err != nil {
+		return nil, fmt.Errorf("create database %s on %s: %w; %s", name, redact(owner), err, ScratchHint)
 	}
 	s.Config.PostgresURL = DatabaseURL(cfg.PostgresURL, name)
-	s.OnClose(func() error { return dropDatabase(cfg.PostgresURL, name) })
+	if cfg.MigrateURL != "" {
+		s.Config.MigrateURL = DatabaseURL(cfg.MigrateURL, name)
+	}
+	s.OnClose(func() error { return dropDatabase(cfg.PostgresURL, owner, name) })
+	if err := migrateDatabase(ctx, s.Config.MigrationURL(), log); err != nil {
+		return nil, fmt.Errorf("migrate the scratch database: %w", err)
+	}
 	if s.PG, err = db.OpenPool(ctx, s.Config.PostgresURL, cfg.PGMaxConns); err != nil {
 		return nil, fmt.Errorf("connect the scratch database: %w", err)
 	}
 	s.OnClose(func() error { s.PG.Close(); return nil })
-	if _, err := db.Migrate(ctx, s.PG, log); err != nil {
-		return nil, fmt.Errorf("migrate the scratch database: %w", err)
-	}
 
 	if err := AdminExec(ctx, cfg.SearchURL, "CREATE DATABASE "+name); err != nil {
 		return nil, fmt.Errorf("create database %s on %s: %w; %s", name, redact(cfg.SearchURL), err, ScratchHint)
 	}
 	s.Config.SearchURL = DatabaseURL(cfg.SearchURL, name)
-	s.OnClose(func() error { return dropDatabase(cfg.SearchURL, name) })
+	s.OnClose(func() error { return dropDatabase(cfg.SearchURL, cfg.SearchURL, name) })
 	if s.Search, err = search.Open(ctx, s.Config.SearchURL, cfg.Search); err != nil {
 		return nil, err
 	}
@@ -172,7 +178,7 @@ func (s *Scratch) Clients() *Clients {
 func (s *Scratch) Environ() []string {
 	c := s.Config
 	return []string{
-		"SWAPMEET_PG_URL=" + c.PostgresURL, "SWAPMEET_SEARCH_URL=" + c.SearchURL, "SWAPMEET_MONGO_URL=" + c.MongoURL, "SWAPMEET_MONGO_DB=" + c.MongoDB,
+		"SWAPMEET_PG_URL=" + c.PostgresURL, "SWAPMEET_PG_MIGRATE_URL=" + c.MigrateURL, "SWAPMEET_SEARCH_URL=" + c.SearchURL, "SWAPMEET_MONGO_URL=" + c.MongoURL, "SWAPMEET_MONGO_DB=" + c.MongoDB,
 		"SWAPMEET_REDIS_URL=" + c.RedisURL, "SWAPMEET_REDIS_PREFIX=" + c.RedisPrefix,
 		"SWAPMEET_SLOT=" + c.Slot, "SWAPMEET_PUBLICATION=" + c.Publication,
 	}
@@ -200,8 +206,21 @@ func AdminExec(ctx context.Context, serverURL, sql string) error {
 	return err
 }
 
-// dropDatabase removes a scratch database and any slot still on it.
-func dropDatabase(serverURL, name string) error {
+// migrateDatabase applies the migrations on their own connection to url.
+func migrateDatabase(ctx context.Context, url string, log *slog.Logger) error {
+	pool, err := db.OpenPool(ctx, url, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	_, err = db.Migrate(ctx, pool, log)
+	return err
+}
+
+// dropDatabase removes a scratch database, as ownerURL's role, and any
+// slot still on it, as serverURL's (which may stop the walsenders it
+// started).
+func dropDatabase(serverURL, ownerURL, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, serverURL)
@@ -209,6 +228,13 @@ func dropDatabase(serverURL, name string) error {
 		return fmt.Errorf("drop %s: %w", name, err)
 	}
 	defer conn.Close(ctx)
+	owner := conn
+	if ownerURL != serverURL {
+		if owner, err = pgx.Connect(ctx, ownerURL); err != nil {
+			return fmt.Errorf("drop %s: %w", name, err)
+		}
+		defer owner.Close(ctx)
+	}
 	var errs []error
 	// A slot still streaming must be let go of before it can be dropped;
 	// the terminated walsender releases it asynchronously.
@@ -224,7 +250,7 @@ func dropDatabase(serverURL, name string) error {
 			break
 		}
 	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
+	if _, err := owner.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
 		errs = append(errs, fmt.Errorf("drop %s: %w", name, err))
 	}
 	return errors.Join(errs...)
