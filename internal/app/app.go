@@ -130,7 +130,7 @@ func (q *Queries) awaitToken(ctx context.Context, token string) (context.Context
 		return ctx, err
 	}
 	if err := q.deps.Watcher.Wait(wctx, lsn); err != nil {
-		return ctx, &Error{Code: CodeUnavailable, Message: "the read side has not caught up with this write yet; retry shortly", Err: err}
+		return ctx, &Error{Code: CodeUnavailable, Reason: ReasonConsistencyTimeout, Message: "the read side has not caught up with this write yet; retry shortly", Err: err}
 	}
 	return cache.WithFloor(ctx, lsn), nil
 }
@@ -145,9 +145,9 @@ func (q *Queries) ReadSidePosition(ctx context.Context, pos consistency.Position
 	lsn, err := q.resolve(ctx, pos)
 	switch {
 	case errors.Is(err, consistency.ErrOtherHistory):
-		return 0, &Error{Code: CodeFailedPrecondition, Message: err.Error(), Err: err}
+		return 0, &Error{Code: CodeFailedPrecondition, Reason: ReasonTokenHistoryLost, Message: err.Error(), Err: err}
 	case err != nil:
-		return 0, &Error{Code: CodeUnavailable, Message: "the read side does not follow this write's database history yet; retry shortly", Err: err}
+		return 0, &Error{Code: CodeUnavailable, Reason: ReasonTokenHistoryPending, Message: "the read side does not follow this write's database history yet; retry shortly", Err: err}
 	}
 	return lsn, nil
 }

@@ -85,7 +85,7 @@ func (c *Commands) allow(ctx context.Context, kind, id string, limit int, what s
 	if d.Allowed {
 		return nil
 	}
-	return &Error{Code: CodeRateLimited, RetryAfter: d.RetryAfter,
+	return &Error{Code: CodeRateLimited, Reason: ReasonRateLimited, RetryAfter: d.RetryAfter,
 		Message: fmt.Sprintf("too many %s; try again in %s", what, d.RetryAfter)}
 }
 
@@ -110,7 +110,7 @@ func (c *Commands) AllowStreamOpen(ctx context.Context) error {
 	return c.allow(ctx, "stream-open", ClientOf(ctx), c.deps.Limits.StreamOpensPerClient, "streams opened from this address")
 }
 
-var errHashBusy = &Error{Code: CodeRateLimited, RetryAfter: time.Second,
+var errHashBusy = &Error{Code: CodeRateLimited, Reason: ReasonServerBusy, RetryAfter: time.Second,
 	Message: "the server is busy checking passwords; try again in a second"}
 
 // hash runs one password hash or verification in a hashing slot.
@@ -149,9 +149,9 @@ func (c *Commands) checkListingQuotas(ctx context.Context, q *sqlc.Queries, sell
 	}
 	switch {
 	case l.ListingsPerDay > 0 && n.CreatedLastDay >= int64(l.ListingsPerDay):
-		return errorf(CodeQuotaExceeded, "you have created %d listings in the last 24 hours, the most allowed; try again later", n.CreatedLastDay)
+		return refusef(CodeQuotaExceeded, ReasonQuotaExceeded, "you have created %d listings in the last 24 hours, the most allowed; try again later", n.CreatedLastDay)
 	case l.ActiveListings > 0 && n.Active >= int64(l.ActiveListings):
-		return errorf(CodeQuotaExceeded, "you have %d active listings, the most allowed; withdraw one first", n.Active)
+		return refusef(CodeQuotaExceeded, ReasonQuotaExceeded, "you have %d active listings, the most allowed; withdraw one first", n.Active)
 	}
 	return nil
 }
@@ -171,7 +171,7 @@ func (c *Commands) checkUploadQuota(ctx context.Context, q *sqlc.Queries, seller
 		return err
 	}
 	if n >= int64(limit) {
-		return errorf(CodeQuotaExceeded, "you have %d uploads waiting for confirmation, the most allowed; confirm them or wait for them to expire", n)
+		return refusef(CodeQuotaExceeded, ReasonQuotaExceeded, "you have %d uploads waiting for confirmation, the most allowed; confirm them or wait for them to expire", n)
 	}
 	return nil
 }

@@ -180,9 +180,9 @@ func checkListingWritable(ctx context.Context, q *sqlc.Queries, id, seller uuid.
 	case l.SellerID != seller:
 		return errorf(CodePermissionDenied, "only the seller may change this listing")
 	case l.Status != StatusAvailable:
-		return errorf(CodeFailedPrecondition, "the listing is %s; only an AVAILABLE listing can be changed", l.Status)
+		return refusef(CodeFailedPrecondition, ReasonListingNotEditable, "the listing is %s; only an AVAILABLE listing can be changed", l.Status)
 	case expectedVersion != anyVersion && l.Version != expectedVersion:
-		return errorf(CodeConflict, "the listing is at version %d, not %d: reload it and retry", l.Version, expectedVersion)
+		return refusef(CodeConflict, ReasonVersionConflict, "the listing is at version %d, not %d: reload it and retry", l.Version, expectedVersion)
 	}
 	return nil
 }

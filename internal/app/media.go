@@ -73,7 +73,7 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 			return err
 		}
 		if n >= int64(cfg.MaxPerListing) {
-			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", cfg.MaxPerListing)
+			return refusef(CodeFailedPrecondition, ReasonMediaLimit, "a listing has at most %d images; delete one first", cfg.MaxPerListing)
 		}
 		if err := c.checkUploadQuota(ctx, q, seller, cfg.UploadExpiry); err != nil {
 			return err
@@ -105,12 +105,12 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 		return c.currentToken(ctx)
 	}
 	if m.ListingStatus != StatusAvailable {
-		return "", errorf(CodeFailedPrecondition, "the listing is %s; only an AVAILABLE listing can be changed", m.ListingStatus)
+		return "", refusef(CodeFailedPrecondition, ReasonListingNotEditable, "the listing is %s; only an AVAILABLE listing can be changed", m.ListingStatus)
 	}
 	key := *m.ObjectKey
 	if time.Since(*m.CreatedAt) > confirmWindow {
 		c.discardUpload(ctx, mid, key)
-		return "", errorf(CodeFailedPrecondition, "the upload was not confirmed within %s; start again with CreateMediaUpload", confirmWindow)
+		return "", refusef(CodeFailedPrecondition, ReasonUploadExpired, "the upload was not confirmed within %s; start again with CreateMediaUpload", confirmWindow)
 	}
 
 	var refused error
@@ -134,7 +134,7 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 			return err
 		}
 		if limit := c.deps.Media.Config().MaxPerListing; n >= int64(limit) {
-			return errorf(CodeFailedPrecondition, "a listing has at most %d images; delete one first", limit)
+			return refusef(CodeFailedPrecondition, ReasonMediaLimit, "a listing has at most %d images; delete one first", limit)
 		}
 		info, err := c.promote(ctx, key, *m.ContentType, *m.SizeBytes)
 		if ErrorCode(err) == CodeFailedPrecondition {
@@ -174,7 +174,7 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 func (c *Commands) promote(ctx context.Context, key, contentType string, size int64) (media.Info, error) {
 	err := c.deps.Media.Promote(ctx, media.StagingKey(key), key)
 	if errors.Is(err, media.ErrNotFound) {
-		return media.Info{}, errorf(CodeFailedPrecondition, "no upload arrived for this media; start again with CreateMediaUpload")
+		return media.Info{}, refusef(CodeFailedPrecondition, ReasonUploadMissing, "no upload arrived for this media; start again with CreateMediaUpload")
 	}
 	if err != nil {
 		return media.Info{}, err
@@ -218,13 +218,13 @@ func (c *Commands) inspectUpload(ctx context.Context, key, contentType string, s
 	obj, err := c.deps.Media.Stat(ctx, key)
 	switch {
 	case errors.Is(err, media.ErrNotFound):
-		return media.Info{}, errorf(CodeFailedPrecondition, "no upload arrived for this media; start again with CreateMediaUpload")
+		return media.Info{}, refusef(CodeFailedPrecondition, ReasonUploadMissing, "no upload arrived for this media; start again with CreateMediaUpload")
 	case err != nil:
 		return media.Info{}, err
 	case obj.Size != size:
-		return media.Info{}, errorf(CodeFailedPrecondition, "the upload is %d bytes, not the %d declared", obj.Size, size)
+		return media.Info{}, refusef(CodeFailedPrecondition, ReasonUploadMismatch, "the upload is %d bytes, not the %d declared", obj.Size, size)
 	case obj.ContentType != contentType:
-		return media.Info{}, errorf(CodeFailedPrecondition, "the upload is stored as %q, not %q", truncate(obj.ContentType, 50), contentType)
+		return media.Info{}, refusef(CodeFailedPrecondition, ReasonUploadMismatch, "the upload is stored as %q, not %q", truncate(obj.ContentType, 50), contentType)
 	}
 	r, err := c.deps.Media.Open(ctx, key)
 	if err != nil {
@@ -234,9 +234,9 @@ func (c *Commands) inspectUpload(ctx context.Context, key, contentType string, s
 	info, err := media.Inspect(io.LimitReader(r, size), contentType)
 	switch {
 	case errors.Is(err, media.ErrInvalidImage):
-		return media.Info{}, errorf(CodeFailedPrecondition, "%s", err.Error())
+		return media.Info{}, refusef(CodeFailedPrecondition, ReasonUploadMismatch, "%s", err.Error())
 	case errors.Is(err, media.ErrNotFound):
-		return media.Info{}, errorf(CodeFailedPrecondition, "the upload has disappeared; start again with CreateMediaUpload")
+		return media.Info{}, refusef(CodeFailedPrecondition, ReasonUploadMissing, "the upload has disappeared; start again with CreateMediaUpload")
 	}
 	return info, err
 }

@@ -77,7 +77,7 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 			}
 		}
 		if errors.Is(err, errKeyUsed) { // the order it names was deleted meanwhile
-			return PlacedOrder{}, errorf(CodeConflict, "this idempotency_key is in use; retry")
+			return PlacedOrder{}, refusef(CodeConflict, ReasonIdempotencyKeyBusy, "this idempotency_key is in use; retry")
 		}
 		return PlacedOrder{}, fmt.Errorf("place order: %w", err)
 	}
@@ -97,7 +97,7 @@ func (c *Commands) replay(ctx context.Context, buyer uuid.UUID, key string, ids 
 		return PlacedOrder{}, false, fmt.Errorf("place order: look up idempotency key: %w", err)
 	}
 	if !slices.Equal(prev.ListingIds, ids) {
-		return PlacedOrder{}, false, errorf(CodeFailedPrecondition, "this idempotency_key was already used for an order of other listings")
+		return PlacedOrder{}, false, refusef(CodeFailedPrecondition, ReasonIdempotencyKeyReused, "this idempotency_key was already used for an order of other listings")
 	}
 	token, err := c.currentToken(ctx)
 	if err != nil {
@@ -168,13 +168,13 @@ func checkOrderable(buyer uuid.UUID, ids []uuid.UUID, rows []sqlc.LockListingsFo
 	for _, r := range rows {
 		switch {
 		case r.SellerID != seller:
-			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "all listings of an order must come from one seller")
+			return items, Money{}, uuid.Nil, refusef(CodeFailedPrecondition, ReasonMixedSellers, "all listings of an order must come from one seller")
 		case r.SellerID == buyer:
-			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "you cannot buy your own listing %s", r.ID)
+			return items, Money{}, uuid.Nil, refusef(CodeFailedPrecondition, ReasonOwnListing, "you cannot buy your own listing %s", r.ID)
 		case r.Status != StatusAvailable:
-			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "listing %s is %s, not AVAILABLE", r.ID, r.Status)
+			return items, Money{}, uuid.Nil, refusef(CodeFailedPrecondition, unavailableReason(r.Status), "listing %s is %s, not AVAILABLE", r.ID, r.Status)
 		case r.PriceCurrency != total.Currency:
-			return items, Money{}, uuid.Nil, errorf(CodeFailedPrecondition, "all listings of an order must be priced in one currency")
+			return items, Money{}, uuid.Nil, refusef(CodeFailedPrecondition, ReasonCurrencyMismatch, "all listings of an order must be priced in one currency")
 		}
 		total.Minor += r.PriceMinor
 		items.ListingIds = append(items.ListingIds, r.ID)
@@ -297,7 +297,7 @@ func explainRefusal(ctx context.Context, q *sqlc.Queries, id, caller uuid.UUID, 
 	case t.who == sellerOnly && !isSeller:
 		return errorf(CodePermissionDenied, "only the seller can %s an order", t.verb)
 	}
-	return errorf(CodeFailedPrecondition, "the order is %s; you can %s it only when it is %s", o.Status, t.verb, joinOr(t.from))
+	return refusef(CodeFailedPrecondition, ReasonOrderNotInState, "the order is %s; you can %s it only when it is %s", o.Status, t.verb, joinOr(t.from))
 }
 
 func joinOr(s []string) string {
@@ -380,4 +380,13 @@ func (q *Queries) ListOrders(ctx context.Context, caller uuid.UUID, role, status
 		next = encodePageToken(query, readstore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	return out, next, nil
+}
+
+// unavailableReason is why a listing that is not AVAILABLE cannot be
+// bought.
+func unavailableReason(status string) Reason {
+	if status == StatusSold {
+		return ReasonListingSold
+	}
+	return ReasonListingUnavailable
 }

@@ -39,13 +39,13 @@ func (c *Commands) CreateReview(ctx context.Context, author uuid.UUID, orderID s
 		case o.BuyerID != author:
 			return errorf(CodePermissionDenied, "only the buyer can review an order")
 		case o.Status != OrderDelivered:
-			return errorf(CodeFailedPrecondition, "the order is %s; it can be reviewed once DELIVERED", o.Status)
+			return refusef(CodeFailedPrecondition, ReasonOrderNotInState, "the order is %s; it can be reviewed once DELIVERED", o.Status)
 		}
 		err = q.CreateReview(ctx, sqlc.CreateReviewParams{
 			ID: id, OrderID: oid, SellerID: o.SellerID, AuthorID: author, Rating: int16(rating), Comment: comment,
 		})
 		if db.IsUniqueViolation(err, "reviews_order_id_key") {
-			return errorf(CodeAlreadyExists, "this order has already been reviewed")
+			return refusef(CodeAlreadyExists, ReasonAlreadyReviewed, "this order has already been reviewed")
 		}
 		return err
 	})

@@ -57,7 +57,7 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 		}
 		if err := q.CreateCredentials(ctx, sqlc.CreateCredentialsParams{UserID: id, Email: email, PasswordHash: hash}); err != nil {
 			if db.IsUniqueViolation(err, "user_credentials_email_key") {
-				return errorf(CodeAlreadyExists, "an account with this email already exists")
+				return refusef(CodeAlreadyExists, ReasonEmailTaken, "an account with this email already exists")
 			}
 			return err
 		}
@@ -154,7 +154,7 @@ func (c *Commands) signInLocked(ctx context.Context, email, client string) error
 	if d.Allowed {
 		return nil
 	}
-	return &Error{Code: CodeRateLimited, RetryAfter: d.RetryAfter,
+	return &Error{Code: CodeRateLimited, Reason: ReasonRateLimited, RetryAfter: d.RetryAfter,
 		Message: fmt.Sprintf("too many failed sign-ins for this account from this address; try again in %s", d.RetryAfter)}
 }
 
@@ -216,7 +216,7 @@ func (c *Commands) UpdateProfile(ctx context.Context, userID uuid.UUID, displayN
 	if displayName != nil {
 		d := c.limiter.Allow(ctx, "rename", userID.String(), c.deps.Limits.RenamesPerUser, RenameWindow)
 		if !d.Allowed {
-			return "", &Error{Code: CodeRateLimited, RetryAfter: d.RetryAfter,
+			return "", &Error{Code: CodeRateLimited, Reason: ReasonRateLimited, RetryAfter: d.RetryAfter,
 				Message: fmt.Sprintf("you have changed your display name %d times in the last hour, the most allowed; try again in %s", c.deps.Limits.RenamesPerUser, d.RetryAfter)}
 		}
 	}

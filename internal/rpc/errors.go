@@ -61,6 +61,7 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 			}
 			out.Meta().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter.Round(time.Second)/time.Second)))
 		}
+		addReason(out, ae.Reason)
 		if ae.Err != nil {
 			log.Warn("request failed", "procedure", procedure, "code", code.String(), "err", err)
 		}
@@ -70,6 +71,7 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 	// drivers' errors with, or a context error. What has no Code is a bug.
 	code := app.ErrorCode(err)
 	var msg string
+	var reason app.Reason
 	switch code {
 	case app.CodeCanceled:
 		msg = "request canceled"
@@ -77,13 +79,29 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 		msg = "deadline exceeded"
 	case app.CodeConflict:
 		log.Warn("request failed", "procedure", procedure, "err", err)
-		msg = "too much contention; retry the request"
+		msg, reason = "too much contention; retry the request", app.ReasonContention
 	case app.CodeUnavailable:
 		log.Error("dependency unavailable", "procedure", procedure, "err", err)
-		msg = "a backing service is unavailable; retry shortly"
+		msg, reason = "a backing service is unavailable; retry shortly", app.ReasonUnavailable
 	default:
 		log.Error("internal error", "procedure", procedure, "err", err)
 		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
-	return connect.NewError(codes[code], errors.New(msg))
+	out := connect.NewError(codes[code], errors.New(msg))
+	addReason(out, reason)
+	return out
+}
+
+// ReasonDomain is the domain of every google.rpc.ErrorInfo the API sends.
+const ReasonDomain = "swapmeet.v1"
+
+// addReason attaches a refusal's reason, for programs: an ErrorInfo of
+// ReasonDomain (docs/errors.md lists the reasons).
+func addReason(e *connect.Error, reason app.Reason) {
+	if reason == "" {
+		return
+	}
+	if d, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: string(reason), Domain: ReasonDomain}); err == nil {
+		e.AddDetail(d)
+	}
 }
