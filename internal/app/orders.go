@@ -207,24 +207,25 @@ type transition struct {
 	verb   string   // for messages: "mark paid"
 	who    party    // who may take it
 	from   []string // the states it leaves
+	to     string   // the state it reaches: taking it again there is a no-op
 	update func(ctx context.Context, q *sqlc.Queries, order, caller uuid.UUID) (int64, error)
 	after  func(ctx context.Context, q *sqlc.Queries, order uuid.UUID) error
 }
 
 var (
-	markPaid = transition{verb: "mark paid", who: buyerOnly, from: []string{OrderPending},
+	markPaid = transition{verb: "mark paid", who: buyerOnly, from: []string{OrderPending}, to: OrderPaid,
 		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
 			return q.MarkOrderPaid(ctx, sqlc.MarkOrderPaidParams{ID: o, BuyerID: u})
 		}}
-	markShipped = transition{verb: "mark shipped", who: sellerOnly, from: []string{OrderPaid},
+	markShipped = transition{verb: "mark shipped", who: sellerOnly, from: []string{OrderPaid}, to: OrderShipped,
 		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
 			return q.MarkOrderShipped(ctx, sqlc.MarkOrderShippedParams{ID: o, SellerID: u})
 		}}
-	confirmDelivery = transition{verb: "confirm delivery of", who: buyerOnly, from: []string{OrderShipped},
+	confirmDelivery = transition{verb: "confirm delivery of", who: buyerOnly, from: []string{OrderShipped}, to: OrderDelivered,
 		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
 			return q.ConfirmDelivery(ctx, sqlc.ConfirmDeliveryParams{ID: o, BuyerID: u})
 		}}
-	cancelOrder = transition{verb: "cancel", who: eitherParty, from: []string{OrderPending, OrderPaid},
+	cancelOrder = transition{verb: "cancel", who: eitherParty, from: []string{OrderPending, OrderPaid}, to: OrderCancelled,
 		update: func(ctx context.Context, q *sqlc.Queries, o, u uuid.UUID) (int64, error) {
 			return q.CancelOrder(ctx, sqlc.CancelOrderParams{ID: o, UserID: u})
 		},
@@ -256,8 +257,16 @@ func (c *Commands) CancelOrder(ctx context.Context, caller uuid.UUID, orderID st
 	return c.transition(ctx, caller, orderID, cancelOrder)
 }
 
+// errAlreadyDone is explainRefusal's answer when the order is already in
+// the transition's target state: a retry whose first attempt's answer was
+// lost, which succeeds again.
+var errAlreadyDone = errors.New("the order is already in the target state")
+
 // transition runs t's guarded UPDATE. Only when it changes nothing does it
-// look at the order, to tell the caller why.
+// look at the order, to tell the caller why. Taking a transition again
+// once the order is in its target state succeeds without a write, with a
+// token at or after the first's; a transition the state does not allow
+// is refused (ORDER_NOT_IN_STATE).
 func (c *Commands) transition(ctx context.Context, caller uuid.UUID, orderID string, t transition) (string, error) {
 	var v violations
 	id := v.id("order_id", orderID)
@@ -277,6 +286,9 @@ func (c *Commands) transition(ctx context.Context, caller uuid.UUID, orderID str
 		}
 		return nil
 	})
+	if errors.Is(err, errAlreadyDone) {
+		return c.currentToken(ctx)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s order %s: %w", t.verb, id, err)
 	}
@@ -296,6 +308,8 @@ func explainRefusal(ctx context.Context, q *sqlc.Queries, id, caller uuid.UUID, 
 		return errorf(CodePermissionDenied, "only the buyer can %s an order", t.verb)
 	case t.who == sellerOnly && !isSeller:
 		return errorf(CodePermissionDenied, "only the seller can %s an order", t.verb)
+	case o.Status == t.to:
+		return errAlreadyDone
 	}
 	return refusef(CodeFailedPrecondition, ReasonOrderNotInState, "the order is %s; you can %s it only when it is %s", o.Status, t.verb, joinOr(t.from))
 }

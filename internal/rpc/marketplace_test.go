@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/swapmeet/swapmeet/internal/app"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
 )
 
@@ -322,7 +323,10 @@ func TestPlaceOrderRules(t *testing.T) {
 	}
 }
 
-// TestOrderTransitions tries every transition from every state.
+// TestOrderTransitions tries every transition from every state: a
+// transition to the state the order is already in succeeds again without
+// a change (a retry whose answer was lost), any other the state does not
+// allow is refused with ORDER_NOT_IN_STATE.
 func TestOrderTransitions(t *testing.T) {
 	m := newMarket(t)
 	seller, buyer := m.signUp("seller"), m.signUp("buyer")
@@ -336,19 +340,19 @@ func TestOrderTransitions(t *testing.T) {
 		{"MarkOrderPaid", buyer, func(o string, u user) error {
 			_, err := m.orders.MarkOrderPaid(ctx, authed(&swapmeetv1.MarkOrderPaidRequest{OrderId: o}, u.token))
 			return err
-		}, map[string]string{"PENDING": "PAID"}},
+		}, map[string]string{"PENDING": "PAID", "PAID": "PAID"}},
 		{"MarkOrderShipped", seller, func(o string, u user) error {
 			_, err := m.orders.MarkOrderShipped(ctx, authed(&swapmeetv1.MarkOrderShippedRequest{OrderId: o}, u.token))
 			return err
-		}, map[string]string{"PAID": "SHIPPED"}},
+		}, map[string]string{"PAID": "SHIPPED", "SHIPPED": "SHIPPED"}},
 		{"ConfirmDelivery", buyer, func(o string, u user) error {
 			_, err := m.orders.ConfirmDelivery(ctx, authed(&swapmeetv1.ConfirmDeliveryRequest{OrderId: o}, u.token))
 			return err
-		}, map[string]string{"SHIPPED": "DELIVERED"}},
+		}, map[string]string{"SHIPPED": "DELIVERED", "DELIVERED": "DELIVERED"}},
 		{"CancelOrder", buyer, func(o string, u user) error {
 			_, err := m.orders.CancelOrder(ctx, authed(&swapmeetv1.CancelOrderRequest{OrderId: o}, u.token))
 			return err
-		}, map[string]string{"PENDING": "CANCELLED", "PAID": "CANCELLED"}},
+		}, map[string]string{"PENDING": "CANCELLED", "PAID": "CANCELLED", "CANCELLED": "CANCELLED"}},
 	}
 	for _, tr := range transitions {
 		for _, state := range []string{"PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED"} {
@@ -358,7 +362,7 @@ func TestOrderTransitions(t *testing.T) {
 				err := tr.do(order, tr.as)
 				want, allowed := tr.from[state]
 				if !allowed {
-					wantCode(t, err, connect.CodeFailedPrecondition)
+					wantReason(t, tr.name+" from "+state, err, connect.CodeFailedPrecondition, app.ReasonOrderNotInState)
 					want = state
 				} else if err != nil {
 					t.Fatalf("%s from %s: %v", tr.name, state, err)
@@ -369,6 +373,53 @@ func TestOrderTransitions(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestRetriedTransitionsRace: a buyer's client retries MarkOrderPaid from
+// 8 goroutines at once (a lost answer, retried eagerly). Every one
+// succeeds, the order is paid once, and every answer's token reads the
+// order PAID; then a conflicting transition (ConfirmDelivery of an
+// unshipped order) still fails.
+func TestRetriedTransitionsRace(t *testing.T) {
+	m := newLiveMarket(t)
+	seller, buyer := m.signUp("seller"), m.signUp("buyer")
+	order := m.order(buyer, m.listing(seller, "Item"))
+	const n = 8
+	tokens := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res, err := m.orders.MarkOrderPaid(ctx, authed(&swapmeetv1.MarkOrderPaidRequest{OrderId: order}, buyer.token))
+			if err == nil {
+				tokens[i] = res.Msg.ConsistencyToken
+			}
+			errs[i] = err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("retry %d: %v; every retry of a transition already taken succeeds", i, errs[i])
+		}
+		// Each token is at or after the paying commit: a read with it
+		// sees the order paid.
+		res, err := m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: order, ConsistencyToken: tokens[i]}, buyer.token))
+		if err != nil || res.Msg.Order.Status != swapmeetv1.OrderStatus_ORDER_STATUS_PAID {
+			t.Fatalf("GetOrder with retry %d's token: %v, %v; want PAID", i, res, err)
+		}
+	}
+	var paid int
+	if err := m.e.PG.QueryRow(ctx, `SELECT count(*) FROM orders WHERE id = $1 AND status = 'PAID' AND paid_at IS NOT NULL`, order).Scan(&paid); err != nil || paid != 1 {
+		t.Fatalf("paid orders: %d, %v", paid, err)
+	}
+	_, err := m.orders.ConfirmDelivery(ctx, authed(&swapmeetv1.ConfirmDeliveryRequest{OrderId: order}, buyer.token))
+	wantReason(t, "confirming an unshipped order", err, connect.CodeFailedPrecondition, app.ReasonOrderNotInState)
 }
 
 func TestReviewRules(t *testing.T) {

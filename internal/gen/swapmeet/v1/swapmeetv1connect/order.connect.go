@@ -71,6 +71,12 @@ type OrderServiceClient interface {
 	// or as seller.
 	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
 	// MarkOrderPaid moves PENDING to PAID. Buyer only.
+	//
+	// Each transition is idempotent: taking it again once the order is in
+	// its target state succeeds without a change, with a consistency token
+	// at or after the first's, so a retry after a lost answer is safe. A
+	// transition the order's state does not allow fails with
+	// FailedPrecondition and reason ORDER_NOT_IN_STATE.
 	MarkOrderPaid(context.Context, *connect.Request[v1.MarkOrderPaidRequest]) (*connect.Response[v1.MarkOrderPaidResponse], error)
 	// MarkOrderShipped moves PAID to SHIPPED. Seller only.
 	MarkOrderShipped(context.Context, *connect.Request[v1.MarkOrderShippedRequest]) (*connect.Response[v1.MarkOrderShippedResponse], error)
@@ -227,6 +233,12 @@ type OrderServiceHandler interface {
 	// or as seller.
 	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
 	// MarkOrderPaid moves PENDING to PAID. Buyer only.
+	//
+	// Each transition is idempotent: taking it again once the order is in
+	// its target state succeeds without a change, with a consistency token
+	// at or after the first's, so a retry after a lost answer is safe. A
+	// transition the order's state does not allow fails with
+	// FailedPrecondition and reason ORDER_NOT_IN_STATE.
 	MarkOrderPaid(context.Context, *connect.Request[v1.MarkOrderPaidRequest]) (*connect.Response[v1.MarkOrderPaidResponse], error)
 	// MarkOrderShipped moves PAID to SHIPPED. Seller only.
 	MarkOrderShipped(context.Context, *connect.Request[v1.MarkOrderShippedRequest]) (*connect.Response[v1.MarkOrderShippedResponse], error)

@@ -637,6 +637,12 @@ export const OrderService: GenService<{
   /**
    * MarkOrderPaid moves PENDING to PAID. Buyer only.
    *
+   * Each transition is idempotent: taking it again once the order is in
+   * its target state succeeds without a change, with a consistency token
+   * at or after the first's, so a retry after a lost answer is safe. A
+   * transition the order's state does not allow fails with
+   * FailedPrecondition and reason ORDER_NOT_IN_STATE.
+   *
    * @generated from rpc swapmeet.v1.OrderService.MarkOrderPaid
    */
   markOrderPaid: {
