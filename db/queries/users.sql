@@ -1,5 +1,10 @@
--- name: CreateUser :exec
-INSERT INTO users (id, display_name) VALUES (@id, @display_name);
+-- name: CreateUser :one
+INSERT INTO users (id, display_name) VALUES (@id, @display_name) RETURNING created_at;
+
+-- name: FindUserProfile :one
+-- The profile as the write side has it, for the answer to a sign-in when
+-- the read side cannot give it.
+SELECT id, display_name, bio, created_at FROM users WHERE id = @id;
 
 -- name: CreateCredentials :exec
 INSERT INTO user_credentials (user_id, email, password_hash) VALUES (@user_id, @email, @password_hash);

@@ -7,6 +7,7 @@ package sqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -26,8 +27,8 @@ func (q *Queries) CreateCredentials(ctx context.Context, arg CreateCredentialsPa
 	return err
 }
 
-const createUser = `-- name: CreateUser :exec
-INSERT INTO users (id, display_name) VALUES ($1, $2)
+const createUser = `-- name: CreateUser :one
+INSERT INTO users (id, display_name) VALUES ($1, $2) RETURNING created_at
 `
 
 type CreateUserParams struct {
@@ -35,9 +36,11 @@ type CreateUserParams struct {
 	DisplayName string
 }
 
-func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) error {
-	_, err := q.db.Exec(ctx, createUser, arg.ID, arg.DisplayName)
-	return err
+func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, createUser, arg.ID, arg.DisplayName)
+	var created_at time.Time
+	err := row.Scan(&created_at)
+	return created_at, err
 }
 
 const findCredentialsByEmail = `-- name: FindCredentialsByEmail :one
@@ -53,6 +56,31 @@ func (q *Queries) FindCredentialsByEmail(ctx context.Context, email string) (Fin
 	row := q.db.QueryRow(ctx, findCredentialsByEmail, email)
 	var i FindCredentialsByEmailRow
 	err := row.Scan(&i.UserID, &i.PasswordHash)
+	return i, err
+}
+
+const findUserProfile = `-- name: FindUserProfile :one
+SELECT id, display_name, bio, created_at FROM users WHERE id = $1
+`
+
+type FindUserProfileRow struct {
+	ID          uuid.UUID
+	DisplayName string
+	Bio         string
+	CreatedAt   time.Time
+}
+
+// The profile as the write side has it, for the answer to a sign-in when
+// the read side cannot give it.
+func (q *Queries) FindUserProfile(ctx context.Context, id uuid.UUID) (FindUserProfileRow, error) {
+	row := q.db.QueryRow(ctx, findUserProfile, id)
+	var i FindUserProfileRow
+	err := row.Scan(
+		&i.ID,
+		&i.DisplayName,
+		&i.Bio,
+		&i.CreatedAt,
+	)
 	return i, err
 }
 

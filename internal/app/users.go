@@ -24,10 +24,12 @@ type Session struct {
 	Token  string
 }
 
-// SignUpResult also carries the token of the new user's commit.
+// SignUpResult also carries the token of the new user's commit, and the
+// new user's profile.
 type SignUpResult struct {
 	Session
 	ConsistencyToken string
+	Profile          UserView
 }
 
 // SignUp creates a user with a password and opens a session for them.
@@ -51,8 +53,10 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 		return SignUpResult{}, err
 	}
 	token, tokenHash := newSessionToken()
+	var joined time.Time
 	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: id.String()}, func(q *sqlc.Queries) error {
-		if err := q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: displayName}); err != nil {
+		var err error
+		if joined, err = q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: displayName}); err != nil {
 			return err
 		}
 		if err := q.CreateCredentials(ctx, sqlc.CreateCredentialsParams{UserID: id, Email: email, PasswordHash: hash}); err != nil {
@@ -66,7 +70,10 @@ func (c *Commands) SignUp(ctx context.Context, email, pw, displayName string) (S
 	if err != nil {
 		return SignUpResult{}, fmt.Errorf("sign up: %w", err)
 	}
-	return SignUpResult{Session: Session{UserID: id, Token: token}, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
+	return SignUpResult{
+		Session: Session{UserID: id, Token: token}, ConsistencyToken: consistency.WriteToken(commit.Position()),
+		Profile: UserView{ID: id.String(), DisplayName: displayName, JoinedAt: joined.UTC().Truncate(time.Millisecond)},
+	}, nil
 }
 
 // validateSignUp checks a sign-up and returns the canonical email and name.
@@ -261,4 +268,23 @@ func newSessionToken() (token string, hash []byte) {
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
+}
+
+// SignedIn is the profile a sign-in answers with: the read side's, as
+// GetUser gives it; or, should the read side not have it (the user signed
+// up a moment ago) or not answer, the write side's name, bio and joining
+// date with zero counts. A sign-in never fails for the read side.
+func (q *Queries) SignedIn(ctx context.Context, id uuid.UUID) (UserView, error) {
+	u, err := q.GetUser(ctx, id.String(), "")
+	if err == nil {
+		return u, nil
+	}
+	if ErrorCode(err) != CodeNotFound {
+		q.deps.Log.Warn("sign-in profile from the write side: the read side did not answer", "user_id", id, "err", err)
+	}
+	row, werr := q.deps.Store.FindUserProfile(ctx, id)
+	if werr != nil {
+		return UserView{}, fmt.Errorf("the signed-in user's profile: %w", werr)
+	}
+	return UserView{ID: row.ID.String(), DisplayName: row.DisplayName, Bio: row.Bio, JoinedAt: row.CreatedAt.UTC().Truncate(time.Millisecond)}, nil
 }

@@ -24,6 +24,7 @@ func (h *UserHandler) SignUp(ctx context.Context, req *connect.Request[swapmeetv
 		UserId:           res.UserID.String(),
 		SessionToken:     res.Token,
 		ConsistencyToken: res.ConsistencyToken,
+		User:             userProfile(res.Profile),
 	}), nil
 }
 
@@ -32,7 +33,11 @@ func (h *UserHandler) SignIn(ctx context.Context, req *connect.Request[swapmeetv
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&swapmeetv1.SignInResponse{UserId: s.UserID.String(), SessionToken: s.Token}), nil
+	u, err := h.app.Queries.SignedIn(ctx, s.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&swapmeetv1.SignInResponse{UserId: s.UserID.String(), SessionToken: s.Token, User: userProfile(u)}), nil
 }
 
 func (h *UserHandler) SignOut(ctx context.Context, _ *connect.Request[swapmeetv1.SignOutRequest]) (*connect.Response[swapmeetv1.SignOutResponse], error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -74,6 +75,17 @@ func TestSignUpThenGetUserReadsTheProjection(t *testing.T) {
 			doc, err := readstore.Find[readstore.User](ctx, e.Reads, readstore.Users, up.Msg.UserId)
 			if err != nil || doc.DisplayName != u.DisplayName || doc.LSN == 0 {
 				t.Fatalf("mongo document = %+v, %v", doc, err)
+			}
+			// SignUp and SignIn answer with the profile GetUser gives.
+			if !proto.Equal(up.Msg.User, u) {
+				t.Fatalf("SignUp's user %v, GetUser's %v", up.Msg.User, u)
+			}
+			in, err := users.SignIn(ctx, connect.NewRequest(&swapmeetv1.SignInRequest{Email: email, Password: "correct horse"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(in.Msg.User, u) {
+				t.Fatalf("SignIn's user %v, GetUser's %v", in.Msg.User, u)
 			}
 		})
 	}

@@ -195,8 +195,10 @@ type SignUpResponse struct {
 	// Bearer token for the Authorization header.
 	SessionToken     string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	ConsistencyToken string `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The new user's profile, as GetUser returns it: every count is zero.
+	User          *UserProfile `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignUpResponse) Reset() {
@@ -248,6 +250,13 @@ func (x *SignUpResponse) GetConsistencyToken() string {
 		return x.ConsistencyToken
 	}
 	return ""
+}
+
+func (x *SignUpResponse) GetUser() *UserProfile {
+	if x != nil {
+		return x.User
+	}
+	return nil
 }
 
 type SignInRequest struct {
@@ -306,7 +315,12 @@ type SignInResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Bearer token for the Authorization header.
-	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The signed-in user's profile, as GetUser returns it, so that a client
+	// needs no second call to know who it is. Should the read side not
+	// answer, the name, bio and joining date come from the write side and
+	// the counts are zero.
+	User          *UserProfile `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +367,13 @@ func (x *SignInResponse) GetSessionToken() string {
 		return x.SessionToken
 	}
 	return ""
+}
+
+func (x *SignInResponse) GetUser() *UserProfile {
+	if x != nil {
+		return x.User
+	}
+	return nil
 }
 
 type SignOutRequest struct {
@@ -641,17 +662,19 @@ const file_swapmeet_v1_user_proto_rawDesc = "" +
 	"\rSignUpRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12!\n" +
-	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\"{\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\"\xa9\x01\n" +
 	"\x0eSignUpResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x12+\n" +
-	"\x11consistency_token\x18\x03 \x01(\tR\x10consistencyToken\"A\n" +
+	"\x11consistency_token\x18\x03 \x01(\tR\x10consistencyToken\x12,\n" +
+	"\x04user\x18\x04 \x01(\v2\x18.swapmeet.v1.UserProfileR\x04user\"A\n" +
 	"\rSignInRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"N\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"|\n" +
 	"\x0eSignInResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
-	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\x10\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x12,\n" +
+	"\x04user\x18\x03 \x01(\v2\x18.swapmeet.v1.UserProfileR\x04user\"\x10\n" +
 	"\x0eSignOutRequest\"\x11\n" +
 	"\x0fSignOutResponse\"V\n" +
 	"\x0eGetUserRequest\x12\x17\n" +
@@ -702,22 +725,24 @@ var file_swapmeet_v1_user_proto_goTypes = []any{
 }
 var file_swapmeet_v1_user_proto_depIdxs = []int32{
 	11, // 0: swapmeet.v1.UserProfile.joined_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: swapmeet.v1.GetUserResponse.user:type_name -> swapmeet.v1.UserProfile
-	1,  // 2: swapmeet.v1.UserService.SignUp:input_type -> swapmeet.v1.SignUpRequest
-	3,  // 3: swapmeet.v1.UserService.SignIn:input_type -> swapmeet.v1.SignInRequest
-	5,  // 4: swapmeet.v1.UserService.SignOut:input_type -> swapmeet.v1.SignOutRequest
-	7,  // 5: swapmeet.v1.UserService.GetUser:input_type -> swapmeet.v1.GetUserRequest
-	9,  // 6: swapmeet.v1.UserService.UpdateProfile:input_type -> swapmeet.v1.UpdateProfileRequest
-	2,  // 7: swapmeet.v1.UserService.SignUp:output_type -> swapmeet.v1.SignUpResponse
-	4,  // 8: swapmeet.v1.UserService.SignIn:output_type -> swapmeet.v1.SignInResponse
-	6,  // 9: swapmeet.v1.UserService.SignOut:output_type -> swapmeet.v1.SignOutResponse
-	8,  // 10: swapmeet.v1.UserService.GetUser:output_type -> swapmeet.v1.GetUserResponse
-	10, // 11: swapmeet.v1.UserService.UpdateProfile:output_type -> swapmeet.v1.UpdateProfileResponse
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	0,  // 1: swapmeet.v1.SignUpResponse.user:type_name -> swapmeet.v1.UserProfile
+	0,  // 2: swapmeet.v1.SignInResponse.user:type_name -> swapmeet.v1.UserProfile
+	0,  // 3: swapmeet.v1.GetUserResponse.user:type_name -> swapmeet.v1.UserProfile
+	1,  // 4: swapmeet.v1.UserService.SignUp:input_type -> swapmeet.v1.SignUpRequest
+	3,  // 5: swapmeet.v1.UserService.SignIn:input_type -> swapmeet.v1.SignInRequest
+	5,  // 6: swapmeet.v1.UserService.SignOut:input_type -> swapmeet.v1.SignOutRequest
+	7,  // 7: swapmeet.v1.UserService.GetUser:input_type -> swapmeet.v1.GetUserRequest
+	9,  // 8: swapmeet.v1.UserService.UpdateProfile:input_type -> swapmeet.v1.UpdateProfileRequest
+	2,  // 9: swapmeet.v1.UserService.SignUp:output_type -> swapmeet.v1.SignUpResponse
+	4,  // 10: swapmeet.v1.UserService.SignIn:output_type -> swapmeet.v1.SignInResponse
+	6,  // 11: swapmeet.v1.UserService.SignOut:output_type -> swapmeet.v1.SignOutResponse
+	8,  // 12: swapmeet.v1.UserService.GetUser:output_type -> swapmeet.v1.GetUserResponse
+	10, // 13: swapmeet.v1.UserService.UpdateProfile:output_type -> swapmeet.v1.UpdateProfileResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_swapmeet_v1_user_proto_init() }
