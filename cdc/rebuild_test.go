@@ -347,7 +347,7 @@ func TestRebuildAfterALostSlotIsAnnounced(t *testing.T) {
 	}
 	created, err := a.Commands.CreateListing(ctx, seller.UserID, app.ListingInput{
 		Title: "Lamp", Description: "Bright.", Category: "lamps", Condition: "GOOD", Price: &app.Money{Currency: "EUR", Minor: 1000},
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

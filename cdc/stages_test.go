@@ -67,7 +67,7 @@ func TestEveryStageLagIsObserved(t *testing.T) {
 	}
 	if _, err := a.Commands.CreateListing(ctx, seller.UserID, app.ListingInput{
 		Title: "Lamp", Description: "Bright.", Category: "lamps", Condition: "GOOD", Price: &app.Money{Currency: "EUR", Minor: 1000},
-	}); err != nil {
+	}, ""); err != nil {
 		t.Fatal(err)
 	}
 	itest.Eventually(t, 10*time.Second, "every stage observed", func() (bool, error) {

@@ -39,13 +39,13 @@ func TestWatchStreamsSurviveCDCKill(t *testing.T) {
 	}
 	watched, err := a.Commands.CreateListing(ctx, seller.UserID, app.ListingInput{
 		Title: "Lamp", Description: "Bright.", Category: "lamps", Condition: "GOOD", Price: &app.Money{Currency: "EUR", Minor: 1000},
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sold, err := a.Commands.CreateListing(ctx, seller.UserID, app.ListingInput{
 		Title: "Bike", Description: "Fast.", Category: "bikes", Condition: "GOOD", Price: &app.Money{Currency: "EUR", Minor: 9000},
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,8 @@ func TestTokenNotBeforeCommitWithAsyncCommit(t *testing.T) {
 	for i := range writes {
 		id := uuid.New()
 		c, err := store.ExecTx(ctx, db.TxOptions{Actor: audit.System}, func(q *sqlc.Queries) error {
-			return q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: fmt.Sprint("async ", i)})
+			_, err := q.CreateUser(ctx, sqlc.CreateUserParams{ID: id, DisplayName: fmt.Sprint("async ", i)})
+			return err
 		})
 		if err != nil {
 			t.Fatal(err)

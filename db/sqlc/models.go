@@ -10,6 +10,15 @@ import (
 	"github.com/google/uuid"
 )
 
+type IdempotencyKey struct {
+	OwnerID   uuid.UUID
+	Operation string
+	Key       string
+	Digest    []byte
+	ObjectID  uuid.UUID
+	CreatedAt time.Time
+}
+
 type Listing struct {
 	ID            uuid.UUID
 	SellerID      uuid.UUID

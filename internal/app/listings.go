@@ -45,10 +45,15 @@ type Written struct {
 	ConsistencyToken string
 }
 
-// CreateListing puts an item up for sale.
-func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in ListingInput) (Written, error) {
+// CreateListing puts an item up for sale. With an idempotency key, a
+// retry of the same request answers with the listing the first made (see
+// idempotent).
+func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in ListingInput, key string) (Written, error) {
 	var v violations
 	in = v.listing(in, func(string) bool { return true })
+	if key != "" {
+		v.text("idempotency_key", key, idempotencyKeyRule)
+	}
 	if err := v.err(); err != nil {
 		return Written{}, err
 	}
@@ -56,12 +61,22 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 	if err != nil {
 		return Written{}, err
 	}
+	k, err := newIdempotent(seller, "CreateListing", key, in)
+	if err != nil {
+		return Written{}, err
+	}
+	if w, ok, err := c.replayListing(ctx, k); ok || err != nil {
+		return w, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Written{}, err
 	}
 	var version int64
-	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String(), IdempotencyKey: key}, func(q *sqlc.Queries) error {
+		if err := k.claim(ctx, q, id); err != nil {
+			return err
+		}
 		if err := c.checkListingQuotas(ctx, q, seller); err != nil {
 			return err
 		}
@@ -71,10 +86,34 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 		})
 		return err
 	})
+	if errors.Is(err, errKeyClaimed) { // a concurrent retry made it first
+		if w, ok, err := c.replayListing(ctx, k); ok || err != nil {
+			return w, err
+		}
+		return Written{}, refusef(CodeConflict, ReasonIdempotencyKeyBusy, "this idempotency_key is in use; retry")
+	}
 	if err != nil {
 		return Written{}, fmt.Errorf("create listing: %w", err)
 	}
 	return Written{ID: id, Version: version, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
+}
+
+// replayListing answers a retry with the listing its key made: its id, its
+// current version and a token at or after its creation.
+func (c *Commands) replayListing(ctx context.Context, k idempotent) (Written, bool, error) {
+	id, ok, err := k.previous(ctx, c.deps.Store)
+	if !ok || err != nil {
+		return Written{}, false, err
+	}
+	version, err := c.deps.Store.ListingVersion(ctx, id)
+	if err != nil {
+		return Written{}, false, fmt.Errorf("create listing: the listing of the idempotency key: %w", err)
+	}
+	token, err := c.currentToken(ctx)
+	if err != nil {
+		return Written{}, false, err
+	}
+	return Written{ID: id, Version: version, ConsistencyToken: token}, true, nil
 }
 
 // UpdateListing changes the fields named in paths, if the listing is still

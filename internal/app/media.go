@@ -39,13 +39,29 @@ type MediaUpload struct {
 
 // CreateMediaUpload records a pending image on the seller's listing and
 // returns a presigned POST that lets the client store exactly that image.
-func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, listingID, contentType string, sizeBytes int64) (MediaUpload, error) {
+// With an idempotency key, a retry of the same request answers with the
+// upload the first made, with a freshly signed policy (see idempotent).
+func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, listingID, contentType string, sizeBytes int64, idemKey string) (MediaUpload, error) {
 	cfg := c.deps.Media.Config()
 	var v violations
 	lid := v.id("listing_id", listingID)
 	v.mediaUpload(contentType, sizeBytes, cfg.MaxUploadBytes)
+	if idemKey != "" {
+		v.text("idempotency_key", idemKey, idempotencyKeyRule)
+	}
 	if err := v.err(); err != nil {
 		return MediaUpload{}, err
+	}
+	k, err := newIdempotent(seller, "CreateMediaUpload", idemKey, struct {
+		ListingID   uuid.UUID
+		ContentType string
+		SizeBytes   int64
+	}{lid, contentType, sizeBytes})
+	if err != nil {
+		return MediaUpload{}, err
+	}
+	if up, ok, err := c.replayUpload(ctx, k, lid); ok || err != nil {
+		return up, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -62,8 +78,11 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 	if err != nil {
 		return MediaUpload{}, err
 	}
-	_, err = c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
+	_, err = c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String(), IdempotencyKey: idemKey}, func(q *sqlc.Queries) error {
 		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
+			return err
+		}
+		if err := k.claim(ctx, q, id); err != nil {
 			return err
 		}
 		// Pending rows whose policy has expired cannot get an object any
@@ -82,10 +101,38 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 			ID: id, ListingID: lid, ObjectKey: key, ContentType: contentType, SizeBytes: sizeBytes,
 		})
 	})
+	if errors.Is(err, errKeyClaimed) { // a concurrent retry made it first
+		if up, ok, err := c.replayUpload(ctx, k, lid); ok || err != nil {
+			return up, err
+		}
+		return MediaUpload{}, refusef(CodeConflict, ReasonIdempotencyKeyBusy, "this idempotency_key is in use; retry")
+	}
 	if err != nil {
 		return MediaUpload{}, fmt.Errorf("create media upload: %w", err)
 	}
 	return MediaUpload{ID: id, Upload: up}, nil
+}
+
+// replayUpload answers a retry with the upload its key made, and a policy
+// signed anew for it: the first answer's may have been lost with it.
+func (c *Commands) replayUpload(ctx context.Context, k idempotent, listing uuid.UUID) (MediaUpload, bool, error) {
+	id, ok, err := k.previous(ctx, c.deps.Store)
+	if !ok || err != nil {
+		return MediaUpload{}, false, err
+	}
+	m, err := c.deps.Store.GetListingMedia(ctx, sqlc.GetListingMediaParams{ListingID: listing, MediaID: id})
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return MediaUpload{}, false, fmt.Errorf("create media upload: the upload of the idempotency key: %w", err)
+	}
+	if err != nil || !m.MediaID.Valid {
+		return MediaUpload{}, false, refusef(CodeFailedPrecondition, ReasonUploadExpired,
+			"the upload this idempotency_key made is gone (refused, deleted or expired); start again with a new key")
+	}
+	up, err := c.deps.Media.PresignedPost(ctx, media.StagingKey(*m.ObjectKey), *m.ContentType, *m.SizeBytes)
+	if err != nil {
+		return MediaUpload{}, false, err
+	}
+	return MediaUpload{ID: id, Upload: up}, true, nil
 }
 
 // ConfirmMediaUpload checks that the uploaded object is the image that was

@@ -69,8 +69,12 @@ func (c *sessionCache) drop(hash string) {
 const purgeBatch = 1000
 
 // PurgeSessions deletes every expired session, a batch per statement so
-// that no purge holds many locks or runs long, and returns how many.
+// that no purge holds many locks or runs long, and returns how many; and
+// the idempotency keys older than a day.
 func (c *Commands) PurgeSessions(ctx context.Context) (int64, error) {
+	if _, err := c.purgeIdempotencyKeys(ctx); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		n, err := c.deps.Store.PurgeExpiredSessions(ctx, purgeBatch)

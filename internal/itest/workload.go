@@ -116,7 +116,7 @@ func (w *Workload) createListing(ctx context.Context) error {
 		Condition:  app.Conditions[w.rng.IntN(len(app.Conditions))],
 		Price:      &app.Money{Currency: "EUR", Minor: int64(100 + w.rng.IntN(10000))},
 		Attributes: map[string]string{"color": []string{"red", "blue", "green"}[w.rng.IntN(3)]},
-	})
+	}, "")
 	if err != nil {
 		return err
 	}

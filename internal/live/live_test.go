@@ -59,7 +59,7 @@ func createListing(t *testing.T, a *app.App, seller uuid.UUID, title string) (uu
 	w, err := a.Commands.CreateListing(ctx, seller, app.ListingInput{
 		Title: title, Description: "Works.", Category: "lamps", Condition: "GOOD",
 		Price: &app.Money{Currency: "EUR", Minor: 1000},
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // it; it returns the media id and ConfirmMediaUpload's error.
 func (m *mediaEnv) uploadBytes(listingID, contentType string, img []byte) (string, error) {
 	m.t.Helper()
-	up, err := m.c.CreateMediaUpload(ctx, m.seller, listingID, contentType, int64(len(img)))
+	up, err := m.c.CreateMediaUpload(ctx, m.seller, listingID, contentType, int64(len(img)), "")
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func (m *mediaEnv) listing(title string) string {
 	m.t.Helper()
 	w, err := m.c.CreateListing(ctx, m.seller, app.ListingInput{
 		Title: title, Category: "lamps", Condition: "GOOD", Price: &app.Money{Currency: "EUR", Minor: 100},
-	})
+	}, "")
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func (m *mediaEnv) listing(title string) string {
 func (m *mediaEnv) upload(listingID string, confirm bool) (mediaID, key string) {
 	m.t.Helper()
 	img := mediatest.PNG(40, 30)
-	up, err := m.c.CreateMediaUpload(ctx, m.seller, listingID, "image/png", int64(len(img)))
+	up, err := m.c.CreateMediaUpload(ctx, m.seller, listingID, "image/png", int64(len(img)), "")
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestUndecodableImageFallsBackToTheOriginal(t *testing.T) {
 	// A valid PNG header (so confirmation passes) with corrupt image data.
 	img := mediatest.PNG(40, 30)
 	img = append(img[:len(img)-30:len(img)-30], make([]byte, 30)...)
-	up, err := m.c.CreateMediaUpload(ctx, m.seller, listing, "image/png", int64(len(img)))
+	up, err := m.c.CreateMediaUpload(ctx, m.seller, listing, "image/png", int64(len(img)), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func (h *ListingHandler) CreateListing(ctx context.Context, req *connect.Request
 	w, err := h.app.Commands.CreateListing(ctx, c.userID, app.ListingInput{
 		Title: m.GetTitle(), Description: m.GetDescription(), Category: m.GetCategory(),
 		Condition: conditionName(m.GetCondition()), Price: moneyIn(m.GetPrice()), Attributes: m.GetAttributes(),
-	})
+	}, m.GetIdempotencyKey())
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ func (h *ListingHandler) CreateMediaUpload(ctx context.Context, req *connect.Req
 		return nil, err
 	}
 	m := req.Msg
-	up, err := h.app.Commands.CreateMediaUpload(ctx, c.userID, m.GetListingId(), m.GetContentType(), m.GetSizeBytes())
+	up, err := h.app.Commands.CreateMediaUpload(ctx, c.userID, m.GetListingId(), m.GetContentType(), m.GetSizeBytes(), m.GetIdempotencyKey())
 	if err != nil {
 		return nil, err
 	}

@@ -108,3 +108,80 @@ func TestLimitsNameTheirReason(t *testing.T) {
 		})
 	}
 }
+
+// raceN runs fn from n goroutines at once and returns their results.
+func raceN[T any](n int, fn func() (T, error)) ([]T, []error) {
+	out, errs := make([]T, n), make([]error, n)
+	start := make(chan struct{})
+	done := make(chan int)
+	for i := range n {
+		go func() {
+			<-start
+			out[i], errs[i] = fn()
+			done <- i
+		}()
+	}
+	close(start)
+	for range n {
+		<-done
+	}
+	return out, errs
+}
+
+// TestCreatesAreIdempotent: CreateListing and CreateMediaUpload retried
+// with one idempotency key from 8 goroutines at once make one listing and
+// one upload, and every retry answers with it; the same key with another
+// request is refused with IDEMPOTENCY_KEY_REUSED.
+func TestCreatesAreIdempotent(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			m := newMarket(t, p.opts...)
+			seller := m.signUp("seller")
+			req := validListing("Lamp")
+			req.IdempotencyKey = "create-lamp-1"
+			created, errs := raceN(8, func() (string, error) {
+				res, err := m.listings.CreateListing(ctx, authed(req, seller.token))
+				if err != nil {
+					return "", err
+				}
+				return res.Msg.ListingId, nil
+			})
+			for i, err := range errs {
+				if err != nil || created[i] != created[0] {
+					t.Fatalf("retry %d: %q, %v; want listing %s", i, created[i], err, created[0])
+				}
+			}
+			var n int
+			if err := m.e.PG.QueryRow(ctx, `SELECT count(*) FROM listings WHERE seller_id = $1`, seller.id).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("%d listings after 8 retries, %v", n, err)
+			}
+			other := validListing("Lamp, cheaper")
+			other.IdempotencyKey = req.IdempotencyKey
+			_, err := m.listings.CreateListing(ctx, authed(other, seller.token))
+			wantReason(t, "the key again with other fields", err, connect.CodeFailedPrecondition, app.ReasonIdempotencyKeyReused)
+
+			up := &swapmeetv1.CreateMediaUploadRequest{ListingId: created[0], ContentType: "image/png", SizeBytes: 2048, IdempotencyKey: "photo-1"}
+			media, errs := raceN(8, func() (string, error) {
+				res, err := m.listings.CreateMediaUpload(ctx, authed(up, seller.token))
+				if err != nil {
+					return "", err
+				}
+				if res.Msg.UploadUrl == "" || len(res.Msg.FormFields) == 0 {
+					return "", errors.New("no policy")
+				}
+				return res.Msg.MediaId, nil
+			})
+			for i, err := range errs {
+				if err != nil || media[i] != media[0] {
+					t.Fatalf("upload retry %d: %q, %v; want media %s", i, media[i], err, media[0])
+				}
+			}
+			if err := m.e.PG.QueryRow(ctx, `SELECT count(*) FROM listing_media WHERE listing_id = $1`, created[0]).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("%d uploads after 8 retries, %v", n, err)
+			}
+			bigger := &swapmeetv1.CreateMediaUploadRequest{ListingId: created[0], ContentType: "image/png", SizeBytes: 4096, IdempotencyKey: "photo-1"}
+			_, err = m.listings.CreateMediaUpload(ctx, authed(bigger, seller.token))
+			wantReason(t, "the upload key again with another size", err, connect.CodeFailedPrecondition, app.ReasonIdempotencyKeyReused)
+		})
+	}
+}

@@ -355,15 +355,21 @@ func (x *Listing) GetUpdatedAt() *timestamppb.Timestamp {
 // "$" or "."), values 1..200 characters. All strings must be valid UTF-8
 // without control characters.
 type CreateListingRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Title         string                 `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Category      string                 `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
-	Condition     Condition              `protobuf:"varint,4,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
-	Price         *Money                 `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
-	Attributes    map[string]string      `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Title       string                 `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Category    string                 `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
+	Condition   Condition              `protobuf:"varint,4,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
+	Price       *Money                 `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
+	Attributes  map[string]string      `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Optional, client-chosen, 1..128 characters, scoped to the seller (for
+	// example a UUID). A retry with the same key and the same fields answers
+	// with the listing the first call made (its current version, a fresh
+	// token) instead of listing it again; the same key with other fields is
+	// refused (FailedPrecondition, IDEMPOTENCY_KEY_REUSED). Kept a day.
+	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateListingRequest) Reset() {
@@ -436,6 +442,13 @@ func (x *CreateListingRequest) GetAttributes() map[string]string {
 		return x.Attributes
 	}
 	return nil
+}
+
+func (x *CreateListingRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type CreateListingResponse struct {
@@ -1206,9 +1219,15 @@ type CreateMediaUploadRequest struct {
 	// MIME type the upload must carry, e.g. "image/jpeg".
 	ContentType string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Exact size of the file to upload.
-	SizeBytes     int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Optional, client-chosen, 1..128 characters, scoped to the seller. A
+	// retry with the same key and request answers with the upload the first
+	// call made (the same media_id, a freshly signed policy) instead of
+	// holding another image slot; the same key with another request is
+	// refused (FailedPrecondition, IDEMPOTENCY_KEY_REUSED). Kept a day.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateMediaUploadRequest) Reset() {
@@ -1260,6 +1279,13 @@ func (x *CreateMediaUploadRequest) GetSizeBytes() int64 {
 		return x.SizeBytes
 	}
 	return 0
+}
+
+func (x *CreateMediaUploadRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type CreateMediaUploadResponse struct {
@@ -1659,7 +1685,7 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x03\n" +
 	"\x14CreateListingRequest\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
@@ -1668,7 +1694,8 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x05price\x18\x05 \x01(\v2\x12.swapmeet.v1.MoneyR\x05price\x12Q\n" +
 	"\n" +
 	"attributes\x18\x06 \x03(\v21.swapmeet.v1.CreateListingRequest.AttributesEntryR\n" +
-	"attributes\x1a=\n" +
+	"attributes\x12'\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
@@ -1740,13 +1767,14 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"categories\"L\n" +
 	"\rCategoryCount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
-	"\x0favailable_count\x18\x02 \x01(\x03R\x0eavailableCount\"{\n" +
+	"\x0favailable_count\x18\x02 \x01(\x03R\x0eavailableCount\"\xa4\x01\n" +
 	"\x18CreateMediaUploadRequest\x12\x1d\n" +
 	"\n" +
 	"listing_id\x18\x01 \x01(\tR\tlistingId\x12!\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\"\xa8\x02\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\xa8\x02\n" +
 	"\x19CreateMediaUploadResponse\x12\x19\n" +
 	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x1d\n" +
 	"\n" +
