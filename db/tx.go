@@ -149,18 +149,3 @@ func IsUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }
-
-// AnnotationsOpen reports whether PUBLIC may execute
-// pg_logical_emit_message in this database: then any role may write an
-// annotation (see audit), not only the application's.
-func AnnotationsOpen(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
-	var open bool
-	err := pool.QueryRow(ctx, `SELECT EXISTS (
-		SELECT FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
-		WHERE p.oid = 'pg_logical_emit_message(boolean, text, text)'::regprocedure
-		  AND a.grantee = 0 AND a.privilege_type = 'EXECUTE')`).Scan(&open)
-	if err != nil {
-		return false, fmt.Errorf("read who may annotate: %w", err)
-	}
-	return open, nil
-}

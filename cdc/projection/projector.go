@@ -22,6 +22,7 @@ import (
 
 	"github.com/swapmeet/swapmeet/cdc/wal"
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/readstore"
 	"github.com/swapmeet/swapmeet/internal/search"
@@ -198,7 +199,7 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) (err error) {
 	})
 	if !p.shadow {
 		if run.changes != nil {
-			tp := traceParentOf(ctx)
+			tp := audit.TraceParent(ctx)
 			g.Go(func() error {
 				if err := p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end), tp); err != nil {
 					return err

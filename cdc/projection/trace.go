@@ -7,8 +7,9 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/swapmeet/swapmeet/internal/audit"
 )
 
 // TracerName names the CDC's tracer.
@@ -39,11 +40,13 @@ func startApply(ctx context.Context, t *touched, end pglogrepl.LSN) (context.Con
 	switch tps := t.TraceParents(); len(tps) {
 	case 0:
 	case 1:
-		ctx = withRemoteParent(ctx, tps[0])
+		if sc := audit.SpanOf(tps[0]); sc.IsValid() {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
 	default:
 		links := make([]trace.Link, 0, len(tps))
 		for _, tp := range tps {
-			if sc := trace.SpanContextFromContext(withRemoteParent(ctx, tp)); sc.IsValid() {
+			if sc := audit.SpanOf(tp); sc.IsValid() {
 				links = append(links, trace.Link{SpanContext: sc})
 			}
 		}
@@ -63,21 +66,4 @@ func endApply(span trace.Span, documents int64, err error) {
 		}
 	}
 	span.End()
-}
-
-// withRemoteParent is ctx with the span a W3C traceparent names as its
-// remote parent; ctx as it is if the traceparent is not valid.
-func withRemoteParent(ctx context.Context, traceParent string) context.Context {
-	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceParent})
-}
-
-// traceParentOf is the W3C traceparent of the span in ctx, "" without a
-// valid one.
-func traceParentOf(ctx context.Context) string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ""
-	}
-	c := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, c)
-	return c["traceparent"]
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -98,6 +99,16 @@ func TraceParent(ctx context.Context) string {
 		return ""
 	}
 	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+}
+
+// SpanOf is the span a W3C traceparent names; invalid for "" or a
+// malformed one.
+func SpanOf(traceParent string) trace.SpanContext {
+	if traceParent == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceParent})
+	return trace.SpanContextFromContext(ctx)
 }
 
 // For is the annotation of a write that actor makes while serving ctx's

@@ -5,9 +5,9 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/feed"
 )
 
@@ -21,13 +21,7 @@ const DeliverSpan = "watch.deliver"
 // traceOf is the span a feed entry's traceparent names: the CDC's span of
 // the batch that applied the entry's changes. It is invalid when the
 // entry has none, the common case when tracing is off.
-func traceOf(e feed.Entry) trace.SpanContext {
-	if e.TraceParent == "" {
-		return trace.SpanContext{}
-	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": e.TraceParent})
-	return trace.SpanContextFromContext(ctx)
-}
+func traceOf(e feed.Entry) trace.SpanContext { return audit.SpanOf(e.TraceParent) }
 
 // deliver runs send, the sending of a change to a stream, in a span that
 // is a child of the batch's span sc and links to the stream's own span
