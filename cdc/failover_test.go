@@ -382,4 +382,8 @@ func TestZombieLeaderCannotRegressSearch(t *testing.T) {
 	if d, err := e.Drift(ctx); err != nil || d != "" {
 		t.Fatalf("drift after the old leader woke (%v):\n%s", err, d)
 	}
+	// The held writes carried history entries too: written again by the
+	// old leader after the standby's, they changed nothing, and the
+	// history still ends at every row and chains.
+	wantHistoryClean(t, e, listings)
 }
