@@ -250,8 +250,13 @@ func dropDatabase(serverURL, ownerURL, name string) error {
 			break
 		}
 	}
-	if _, err := owner.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
-		errs = append(errs, fmt.Errorf("drop %s: %w", name, err))
+	// A plain DROP first: it stops the autovacuum workers a large load
+	// may have started in the database, which FORCE would need the right
+	// to signal (pg_signal_backend); FORCE ends the sessions left.
+	if _, err := owner.Exec(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
+		if _, err := owner.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
+			errs = append(errs, fmt.Errorf("drop %s: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
 }
