@@ -165,7 +165,8 @@ check-rules: ## Fail if go.mod is untidy (both modules) or a backoff is written 
 		echo "a sleep or backoff outside internal/wait: use wait.Backoff, wait.Sleep or wait.Every"; exit 1; fi
 
 .PHONY: check-generated
-check-generated: generate check-rules ## Fail if the committed generated code differs from a fresh generation (and check-rules).
+check-generated: generate check-rules ## Fail if the protos fail buf lint or the committed generated code differs from a fresh generation (and check-rules).
+	$(BUF) lint proto
 	@if [[ -n "$$(git status --porcelain -- $(GENERATED))" ]]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; \
 		git status --porcelain -- $(GENERATED); git diff --stat -- $(GENERATED); exit 1; \

@@ -21,10 +21,23 @@ FROM listings l LEFT JOIN listing_media m ON m.listing_id = l.id AND m.id = @med
 WHERE l.id = @listing_id;
 
 -- name: ConfirmMedia :execrows
--- Guarded: a second confirmation changes nothing.
-UPDATE listing_media
-SET status = 'CONFIRMED', confirmed_at = now(), width = @width, height = @height
-WHERE id = @id AND listing_id = @listing_id AND status = 'PENDING';
+-- Guarded: a second confirmation changes nothing. The image goes last;
+-- the caller holds the listing's row lock.
+UPDATE listing_media m
+SET status = 'CONFIRMED', confirmed_at = now(), width = @width, height = @height,
+    position = (SELECT coalesce(max(o.position), 0) + 1 FROM listing_media o
+                WHERE o.listing_id = m.listing_id AND o.status = 'CONFIRMED')
+WHERE m.id = @id AND m.listing_id = @listing_id AND m.status = 'PENDING';
+
+-- name: ListConfirmedMediaIDs :many
+SELECT id FROM listing_media WHERE listing_id = @listing_id AND status = 'CONFIRMED';
+
+-- name: SetMediaPositions :execrows
+-- Positions 1..n in the order of @ids; only rows whose position changes
+-- are written. The caller holds the listing's row lock.
+UPDATE listing_media m SET position = o.n
+FROM unnest(@ids::uuid[]) WITH ORDINALITY AS o(id, n)
+WHERE m.id = o.id AND m.listing_id = @listing_id AND m.status = 'CONFIRMED' AND m.position <> o.n;
 
 -- name: DeletePendingMedia :execrows
 DELETE FROM listing_media WHERE id = @id AND status = 'PENDING';

@@ -31,7 +31,7 @@ WHERE l.id = ANY (@ids::uuid[]);
 SELECT id, listing_id, object_key, content_type, size_bytes, width, height, thumbnail_key
 FROM listing_media
 WHERE listing_id = ANY (@listing_ids::uuid[]) AND status = 'CONFIRMED'
-ORDER BY listing_id, created_at, id;
+ORDER BY listing_id, position, created_at, id;
 
 -- name: ListOrderProjections :many
 SELECT o.id, o.status, o.total_currency, o.total_minor, o.created_at, o.updated_at,
@@ -50,7 +50,8 @@ LEFT JOIN LATERAL (SELECT avg(rating)::float8 AS rating_average, count(*)::int4 
 WHERE o.id = ANY (@ids::uuid[]);
 
 -- name: ListOrderItemProjections :many
--- The thumbnail is the listing's first confirmed image, if any.
+-- The thumbnail is the listing's first confirmed image, if any, in the
+-- seller's order.
 SELECT i.order_id, i.listing_id, i.title, i.price_currency, i.price_minor,
        coalesce(m.id::text, '')::text AS media_id, coalesce(m.object_key, '')::text AS object_key,
        coalesce(m.content_type, '')::text AS content_type, coalesce(m.size_bytes, 0)::int8 AS size_bytes,
@@ -61,7 +62,7 @@ LEFT JOIN LATERAL (
     SELECT id, object_key, content_type, size_bytes, width, height, thumbnail_key
     FROM listing_media lm
     WHERE lm.listing_id = i.listing_id AND lm.status = 'CONFIRMED'
-    ORDER BY lm.created_at, lm.id
+    ORDER BY lm.position, lm.created_at, lm.id
     LIMIT 1
 ) m ON true
 WHERE i.order_id = ANY (@order_ids::uuid[])

@@ -47,9 +47,11 @@ func (q *Queries) ClaimThumbnailJob(ctx context.Context) (ClaimThumbnailJobRow, 
 }
 
 const confirmMedia = `-- name: ConfirmMedia :execrows
-UPDATE listing_media
-SET status = 'CONFIRMED', confirmed_at = now(), width = $1, height = $2
-WHERE id = $3 AND listing_id = $4 AND status = 'PENDING'
+UPDATE listing_media m
+SET status = 'CONFIRMED', confirmed_at = now(), width = $1, height = $2,
+    position = (SELECT coalesce(max(o.position), 0) + 1 FROM listing_media o
+                WHERE o.listing_id = m.listing_id AND o.status = 'CONFIRMED')
+WHERE m.id = $3 AND m.listing_id = $4 AND m.status = 'PENDING'
 `
 
 type ConfirmMediaParams struct {
@@ -59,7 +61,8 @@ type ConfirmMediaParams struct {
 	ListingID uuid.UUID
 }
 
-// Guarded: a second confirmation changes nothing.
+// Guarded: a second confirmation changes nothing. The image goes last;
+// the caller holds the listing's row lock.
 func (q *Queries) ConfirmMedia(ctx context.Context, arg ConfirmMediaParams) (int64, error) {
 	result, err := q.db.Exec(ctx, confirmMedia,
 		arg.Width,
@@ -343,6 +346,51 @@ func (q *Queries) GetListingMedia(ctx context.Context, arg GetListingMediaParams
 		&i.CreatedAt,
 	)
 	return i, err
+}
+
+const listConfirmedMediaIDs = `-- name: ListConfirmedMediaIDs :many
+SELECT id FROM listing_media WHERE listing_id = $1 AND status = 'CONFIRMED'
+`
+
+func (q *Queries) ListConfirmedMediaIDs(ctx context.Context, listingID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listConfirmedMediaIDs, listingID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const setMediaPositions = `-- name: SetMediaPositions :execrows
+UPDATE listing_media m SET position = o.n
+FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, n)
+WHERE m.id = o.id AND m.listing_id = $1 AND m.status = 'CONFIRMED' AND m.position <> o.n
+`
+
+type SetMediaPositionsParams struct {
+	ListingID uuid.UUID
+	Ids       []uuid.UUID
+}
+
+// Positions 1..n in the order of @ids; only rows whose position changes
+// are written. The caller holds the listing's row lock.
+func (q *Queries) SetMediaPositions(ctx context.Context, arg SetMediaPositionsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setMediaPositions, arg.ListingID, arg.Ids)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const setThumbnail = `-- name: SetThumbnail :execrows

@@ -50,6 +50,7 @@ type ListingMedium struct {
 	ThumbnailAttempts int32
 	ThumbnailRetryAt  *time.Time
 	ThumbnailError    *string
+	Position          int32
 }
 
 type Order struct {

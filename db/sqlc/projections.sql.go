@@ -313,7 +313,7 @@ const listListingMedia = `-- name: ListListingMedia :many
 SELECT id, listing_id, object_key, content_type, size_bytes, width, height, thumbnail_key
 FROM listing_media
 WHERE listing_id = ANY ($1::uuid[]) AND status = 'CONFIRMED'
-ORDER BY listing_id, created_at, id
+ORDER BY listing_id, position, created_at, id
 `
 
 type ListListingMediaRow struct {
@@ -438,7 +438,7 @@ LEFT JOIN LATERAL (
     SELECT id, object_key, content_type, size_bytes, width, height, thumbnail_key
     FROM listing_media lm
     WHERE lm.listing_id = i.listing_id AND lm.status = 'CONFIRMED'
-    ORDER BY lm.created_at, lm.id
+    ORDER BY lm.position, lm.created_at, lm.id
     LIMIT 1
 ) m ON true
 WHERE i.order_id = ANY ($1::uuid[])
@@ -460,7 +460,8 @@ type ListOrderItemProjectionsRow struct {
 	ThumbnailKey  string
 }
 
-// The thumbnail is the listing's first confirmed image, if any.
+// The thumbnail is the listing's first confirmed image, if any, in the
+// seller's order.
 func (q *Queries) ListOrderItemProjections(ctx context.Context, orderIds []uuid.UUID) ([]ListOrderItemProjectionsRow, error) {
 	rows, err := q.db.Query(ctx, listOrderItemProjections, orderIds)
 	if err != nil {

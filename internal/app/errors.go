@@ -56,6 +56,7 @@ const (
 	ReasonListingNotEditable   Reason = "LISTING_NOT_EDITABLE"   // the listing is SOLD or WITHDRAWN
 	ReasonVersionConflict      Reason = "VERSION_CONFLICT"       // expected_version is not the listing's
 	ReasonMediaLimit           Reason = "MEDIA_LIMIT"            // the listing has the most images allowed
+	ReasonMediaSetChanged      Reason = "MEDIA_SET_CHANGED"      // a new order does not name exactly the listing's images
 	ReasonUploadExpired        Reason = "UPLOAD_EXPIRED"         // the upload was not confirmed in time
 	ReasonUploadMissing        Reason = "UPLOAD_MISSING"         // no object arrived for the upload
 	ReasonUploadMismatch       Reason = "UPLOAD_MISMATCH"        // the object is not what CreateMediaUpload declared, or not an image

@@ -291,8 +291,14 @@ const (
 func planSearch(s ListingSearch) (search.Query, error) {
 	var v violations
 	q := search.Query{Status: s.Status, Sort: search.Sort(s.Sort), PageToken: s.PageToken}
-	if q.Status == "" {
+	switch q.Status {
+	case "":
 		q.Status = StatusAvailable
+	case StatusAvailable, StatusSold:
+	case StatusWithdrawn:
+		v.add("status", "WITHDRAWN listings are listed only to their seller, by ListMyListings")
+	default:
+		v.add("status", "must be AVAILABLE or SOLD")
 	}
 	if s.Query != "" {
 		v.text("query", s.Query, textRule{min: 0, max: maxQueryLen})
@@ -349,6 +355,27 @@ func planSearch(s ListingSearch) (search.Query, error) {
 	return q, v.err()
 }
 
+// ListMyListings pages through the caller's own listings, newest first:
+// every status, or status. The pages come from the search store and are
+// cached like SearchListings's, under a key that names the caller: only
+// the caller's session can ask for them.
+func (q *Queries) ListMyListings(ctx context.Context, caller uuid.UUID, status string, pageSize int32, pageToken, token string) ([]ListingView, string, error) {
+	var v violations
+	sq := search.Query{SellerID: caller.String(), Status: status, Sort: search.SortNewest, PageToken: pageToken}
+	switch status {
+	case "":
+		sq.Status = search.StatusAny
+	case StatusAvailable, StatusSold, StatusWithdrawn:
+	default:
+		v.add("status", "must be AVAILABLE, SOLD or WITHDRAWN")
+	}
+	sq.PageSize = v.pageSize(pageSize)
+	if err := v.err(); err != nil {
+		return nil, "", err
+	}
+	return q.searchPage(ctx, sq, token)
+}
+
 // SearchListings finds listings by keywords and filters, a page at a time,
 // from the search store. Pages are cached under the listings page epoch,
 // which the CDC bumps on every listing change.
@@ -357,7 +384,13 @@ func (q *Queries) SearchListings(ctx context.Context, s ListingSearch, token str
 	if err != nil {
 		return nil, "", err
 	}
-	ctx, err = q.awaitToken(ctx, token)
+	return q.searchPage(ctx, sq, token)
+}
+
+// searchPage reads one page of a planned search through the page cache,
+// once the read side has reached token.
+func (q *Queries) searchPage(ctx context.Context, sq search.Query, token string) ([]ListingView, string, error) {
+	ctx, err := q.awaitToken(ctx, token)
 	if err != nil {
 		return nil, "", err
 	}

@@ -212,7 +212,7 @@ func (c *Commands) ConfirmMediaUpload(ctx context.Context, seller uuid.UUID, lis
 	if err := c.deps.Media.Remove(cctx, media.StagingKey(key)); err != nil {
 		c.deps.Log.Warn("staged upload not removed; the lifecycle rule will", "media_id", mid, "err", err)
 	}
-	return consistency.Token(commit.LSN), nil
+	return consistency.WriteToken(commit.Position()), nil
 }
 
 // promote copies the staged upload to key and checks the copy against
@@ -256,7 +256,66 @@ func (c *Commands) DeleteMedia(ctx context.Context, seller uuid.UUID, listingID,
 	if err := c.deps.Media.Remove(ctx, append(media.ImageKeys(row.ObjectKey, row.ThumbnailKey), media.StagingKey(row.ObjectKey))...); err != nil {
 		c.deps.Log.Warn("media objects not removed; the sweeper will", "media_id", mid, "err", err)
 	}
-	return consistency.Token(commit.LSN), nil
+	return consistency.WriteToken(commit.Position()), nil
+}
+
+// ReorderMedia sets the order of a listing's confirmed images: ids names
+// each of them once, first image first. Under the listing's lock, the set
+// cannot change while it is compared and written. An order the listing
+// already has writes nothing and answers with the current position.
+func (c *Commands) ReorderMedia(ctx context.Context, seller uuid.UUID, listingID string, mediaIDs []string) (string, error) {
+	var v violations
+	lid := v.id("listing_id", listingID)
+	limit := c.deps.Media.Config().MaxPerListing
+	ids := make([]uuid.UUID, 0, len(mediaIDs))
+	seen := make(map[uuid.UUID]bool, len(mediaIDs))
+	switch {
+	case len(mediaIDs) == 0:
+		v.add("media_ids", "must name every confirmed image of the listing")
+	case len(mediaIDs) > limit:
+		v.add("media_ids", "may name at most %d images, the most a listing has", limit)
+	default:
+		for i, s := range mediaIDs {
+			id := v.id(fmt.Sprintf("media_ids[%d]", i), s)
+			if seen[id] && id != uuid.Nil {
+				v.add(fmt.Sprintf("media_ids[%d]", i), "repeats an image")
+			}
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if err := v.err(); err != nil {
+		return "", err
+	}
+	commit, err := c.deps.Store.ExecTx(ctx, db.TxOptions{Actor: seller.String()}, func(q *sqlc.Queries) error {
+		if err := checkListingWritable(ctx, q, lid, seller, anyVersion); err != nil {
+			return err
+		}
+		have, err := q.ListConfirmedMediaIDs(ctx, lid)
+		if err != nil {
+			return err
+		}
+		same := len(have) == len(ids)
+		for _, id := range have {
+			same = same && seen[id]
+		}
+		if !same {
+			return refusef(CodeFailedPrecondition, ReasonMediaSetChanged,
+				"the listing has %d confirmed images and media_ids must name each of them once: reload the listing and retry", len(have))
+		}
+		n, err := q.SetMediaPositions(ctx, sqlc.SetMediaPositionsParams{Ids: ids, ListingID: lid})
+		if err == nil && n == 0 {
+			return errAlreadyDone
+		}
+		return err
+	})
+	if errors.Is(err, errAlreadyDone) {
+		return c.currentToken(ctx)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reorder media of %s: %w", lid, err)
+	}
+	return consistency.WriteToken(commit.Position()), nil
 }
 
 // inspectUpload checks the object at key against what was declared. A

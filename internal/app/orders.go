@@ -257,9 +257,10 @@ func (c *Commands) CancelOrder(ctx context.Context, caller uuid.UUID, orderID st
 	return c.transition(ctx, caller, orderID, cancelOrder)
 }
 
-// errAlreadyDone is explainRefusal's answer when the order is already in
-// the transition's target state: a retry whose first attempt's answer was
-// lost, which succeeds again.
+// errAlreadyDone ends a transaction that finds its change already made
+// (an order already in the transition's target state, images already in
+// the asked order): a retry whose first attempt's answer was lost, which
+// succeeds again, without a write, with the current position's token.
 var errAlreadyDone = errors.New("the order is already in the target state")
 
 // transition runs t's guarded UPDATE. Only when it changes nothing does it

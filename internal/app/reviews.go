@@ -52,7 +52,7 @@ func (c *Commands) CreateReview(ctx context.Context, author uuid.UUID, orderID s
 	if err != nil {
 		return Written{}, fmt.Errorf("create review of order %s: %w", oid, err)
 	}
-	return Written{ID: id, ConsistencyToken: consistency.Token(commit.LSN)}, nil
+	return Written{ID: id, ConsistencyToken: consistency.WriteToken(commit.Position())}, nil
 }
 
 // SellerReviews is a page of a seller's reviews with their overall rating.

@@ -76,10 +76,7 @@ func (h *ListingHandler) GetListing(ctx context.Context, req *connect.Request[sw
 
 func (h *ListingHandler) SearchListings(ctx context.Context, req *connect.Request[swapmeetv1.SearchListingsRequest]) (*connect.Response[swapmeetv1.SearchListingsResponse], error) {
 	m := req.Msg
-	status := ""
-	if m.GetStatus() != swapmeetv1.ListingStatus_LISTING_STATUS_UNSPECIFIED {
-		status = strings.TrimPrefix(m.GetStatus().String(), "LISTING_STATUS_")
-	}
+	status := listingStatusName(m.GetStatus())
 	order := app.SearchSort(-1) // an unknown order: refused
 	switch m.GetSort() {
 	case swapmeetv1.SearchSort_SEARCH_SORT_UNSPECIFIED:
@@ -109,6 +106,23 @@ func (h *ListingHandler) SearchListings(ctx context.Context, req *connect.Reques
 	return connect.NewResponse(out), nil
 }
 
+func (h *ListingHandler) ListMyListings(ctx context.Context, req *connect.Request[swapmeetv1.ListMyListingsRequest]) (*connect.Response[swapmeetv1.ListMyListingsResponse], error) {
+	c, err := requireCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	views, next, err := h.app.Queries.ListMyListings(ctx, c.userID, listingStatusName(m.GetStatus()), m.GetPageSize(), m.GetPageToken(), m.GetConsistencyToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &swapmeetv1.ListMyListingsResponse{NextPageToken: next}
+	for _, v := range views {
+		out.Listings = append(out.Listings, listingProto(v))
+	}
+	return connect.NewResponse(out), nil
+}
+
 func (h *ListingHandler) ListCategories(ctx context.Context, req *connect.Request[swapmeetv1.ListCategoriesRequest]) (*connect.Response[swapmeetv1.ListCategoriesResponse], error) {
 	cs, err := h.app.Queries.ListCategories(ctx, req.Msg.GetConsistencyToken())
 	if err != nil {
@@ -132,4 +146,13 @@ func listingProto(l app.ListingView) *swapmeetv1.Listing {
 		out.Media = append(out.Media, mediaProto(m))
 	}
 	return out
+}
+
+// listingStatusName is a status filter's name: "" when unset; an unknown
+// number keeps its digits, which validation refuses.
+func listingStatusName(s swapmeetv1.ListingStatus) string {
+	if s == swapmeetv1.ListingStatus_LISTING_STATUS_UNSPECIFIED {
+		return ""
+	}
+	return strings.TrimPrefix(s.String(), "LISTING_STATUS_")
 }

@@ -47,3 +47,15 @@ func (h *ListingHandler) DeleteMedia(ctx context.Context, req *connect.Request[s
 	}
 	return connect.NewResponse(&swapmeetv1.DeleteMediaResponse{ConsistencyToken: token}), nil
 }
+
+func (h *ListingHandler) ReorderMedia(ctx context.Context, req *connect.Request[swapmeetv1.ReorderMediaRequest]) (*connect.Response[swapmeetv1.ReorderMediaResponse], error) {
+	c, err := requireCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	token, err := h.app.Commands.ReorderMedia(ctx, c.userID, req.Msg.GetListingId(), req.Msg.GetMediaIds())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&swapmeetv1.ReorderMediaResponse{ConsistencyToken: token}), nil
+}

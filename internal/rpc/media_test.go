@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image/jpeg"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -406,4 +407,166 @@ func TestConfirmedUploadCannotBeSwapped(t *testing.T) {
 	if tags, err := m.e.Media.Tags(ctx, key); err != nil || len(tags) != 0 {
 		t.Fatalf("the confirmed object's tags are %v, %v: want none, so the lifecycle rule never expires it", tags, err)
 	}
+}
+
+// mediaOrder is the ids of a listing's images as the read side shows them.
+func mediaOrder(l *swapmeetv1.Listing) []string {
+	var ids []string
+	for _, m := range l.GetMedia() {
+		ids = append(ids, m.MediaId)
+	}
+	return ids
+}
+
+// TestReorderMedia: the seller's order of the images is the listing's, on
+// the read side and in an order's thumbnail; a new image goes last;
+// reordering to the order the listing has writes nothing; only the seller
+// may reorder, and only with every image named once.
+func TestReorderMedia(t *testing.T) {
+	m := newMediaMarket(t, nil)
+	m.e.StartCDC(t)
+	seller, buyer := m.signUp("seller"), m.signUp("buyer")
+	listing := m.listing(seller, "Camera")
+	var ids []string
+	var token string
+	for i := range 3 {
+		img := mediatest.PNG(64+i, 48)
+		up := m.createUpload(seller, listing, "image/png", len(img))
+		mediatest.Upload(t, asUpload(up), img)
+		tok, err := m.confirm(seller, listing, up.MediaId)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, token = append(ids, up.MediaId), tok
+	}
+	if got := mediaOrder(m.getListing(listing, token)); !slices.Equal(got, ids) {
+		t.Fatalf("before any reorder the images are %v, want upload order %v", got, ids)
+	}
+
+	reorder := func(u user, ids ...string) (string, error) {
+		res, err := m.listings.ReorderMedia(ctx, authed(&swapmeetv1.ReorderMediaRequest{ListingId: listing, MediaIds: ids}, u.token))
+		if err != nil {
+			return "", err
+		}
+		return res.Msg.ConsistencyToken, nil
+	}
+	want := []string{ids[2], ids[0], ids[1]}
+	_, version := m.listingStatus(listing)
+	token, err := reorder(seller, want...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.getListing(listing, token)
+	if !slices.Equal(mediaOrder(got), want) {
+		t.Fatalf("after ReorderMedia(%v) the listing shows %v", want, mediaOrder(got))
+	}
+	if got.Version != version {
+		t.Errorf("reordering moved the version from %d to %d", version, got.Version)
+	}
+
+	// The same order again writes nothing, and answers a token at or
+	// after the first's.
+	rowVersions := func() string {
+		var s string
+		if err := m.e.PG.QueryRow(ctx, `SELECT string_agg(xmin::text, ',' ORDER BY id) FROM listing_media WHERE listing_id = $1`, listing).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	rows := rowVersions()
+	again, err := reorder(seller, want...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := parseToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, err := parseToken(again); err != nil || next < first {
+		t.Errorf("a repeated reorder answered position %d (%v), before the first's %d", next, err, first)
+	}
+	if now := rowVersions(); now != rows {
+		t.Errorf("a repeated reorder rewrote the rows: xmin %s, was %s", now, rows)
+	}
+
+	// A new image goes last.
+	img := mediatest.PNG(80, 60)
+	up := m.createUpload(seller, listing, "image/png", len(img))
+	mediatest.Upload(t, asUpload(up), img)
+	token, err = m.confirm(seller, listing, up.MediaId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, up.MediaId)
+	if got := mediaOrder(m.getListing(listing, token)); !slices.Equal(got, want) {
+		t.Fatalf("a new image after a reorder: the listing shows %v, want %v", got, want)
+	}
+
+	// An order's thumbnail is the first image in the seller's order.
+	placed, err := m.orders.PlaceOrder(ctx, authed(&swapmeetv1.PlaceOrderRequest{ListingIds: []string{listing}, IdempotencyKey: "thumb"}, buyer.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	itest.Eventually(t, 15*time.Second, "the order on the read side", func() (bool, error) {
+		o, err := m.orders.GetOrder(ctx, authed(&swapmeetv1.GetOrderRequest{OrderId: placed.Msg.OrderId, ConsistencyToken: placed.Msg.ConsistencyToken}, buyer.token))
+		if connect.CodeOf(err) == connect.CodeUnavailable {
+			return false, err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if th := o.Msg.Order.GetItems()[0].GetThumbnail().GetMediaId(); th != want[0] {
+			t.Fatalf("the order's thumbnail is %q, want the first image %q", th, want[0])
+		}
+		return true, nil
+	})
+}
+
+// TestReorderMediaRefusals: malformed or repeated ids change nothing;
+// another user may not reorder; a sold listing cannot be reordered.
+func TestReorderMediaRefusals(t *testing.T) {
+	m := newMediaMarket(t, nil)
+	seller, other := m.signUp("seller"), m.signUp("other")
+	listing := m.listing(seller, "Camera")
+	var ids []string
+	for range 2 {
+		img := mediatest.PNG(64, 48)
+		up := m.createUpload(seller, listing, "image/png", len(img))
+		mediatest.Upload(t, asUpload(up), img)
+		if _, err := m.confirm(seller, listing, up.MediaId); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, up.MediaId)
+	}
+	positions := func() string {
+		var s string
+		if err := m.e.PG.QueryRow(ctx, `SELECT string_agg(id::text || ':' || position, ',' ORDER BY id) FROM listing_media WHERE listing_id = $1`, listing).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	start := positions()
+	for _, c := range []struct {
+		what string
+		u    user
+		ids  []string
+		code connect.Code
+	}{
+		{"no ids", seller, nil, connect.CodeInvalidArgument},
+		{"a malformed id", seller, []string{ids[1], "not-a-uuid"}, connect.CodeInvalidArgument},
+		{"a repeated id", seller, []string{ids[1], ids[1]}, connect.CodeInvalidArgument},
+		{"too many ids", seller, slices.Repeat([]string{ids[0]}, 9), connect.CodeInvalidArgument},
+		{"another user", other, []string{ids[1], ids[0]}, connect.CodePermissionDenied},
+	} {
+		_, err := m.listings.ReorderMedia(ctx, authed(&swapmeetv1.ReorderMediaRequest{ListingId: listing, MediaIds: c.ids}, c.u.token))
+		if connect.CodeOf(err) != c.code {
+			t.Errorf("%s: %v, want %s", c.what, err, c.code)
+		}
+	}
+	if now := positions(); now != start {
+		t.Fatalf("refused reorders moved the images: %s, was %s", now, start)
+	}
+	m.order(m.signUp("buyer"), listing)
+	_, err := m.listings.ReorderMedia(ctx, authed(&swapmeetv1.ReorderMediaRequest{ListingId: listing, MediaIds: []string{ids[1], ids[0]}}, seller.token))
+	wantCode(t, err, connect.CodeFailedPrecondition)
 }

@@ -700,3 +700,111 @@ func foldedWords(s string) []string {
 	}
 	return strings.FieldsFunc(folded, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
+
+// TestListMyListings: a seller pages through every listing of theirs,
+// withdrawn and sold ones included, newest first, and by status; no one
+// else sees them that way, and the public search never lists withdrawn
+// listings.
+func TestListMyListings(t *testing.T) {
+	m := newLiveMarket(t)
+	seller, other, buyer := m.signUp("seller"), m.signUp("other"), m.signUp("buyer")
+	const n = 25
+	var ids []string // newest first
+	var withdrawn, sold string
+	token := ""
+	for i := range n {
+		res, err := m.listings.CreateListing(ctx, authed(validListing(fmt.Sprintf("Item %d", i)), seller.token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{res.Msg.ListingId}, ids...)
+		token = res.Msg.ConsistencyToken
+	}
+	m.listing(other, "Someone else's")
+	withdrawn, sold = ids[3], ids[7]
+	w, err := m.listings.WithdrawListing(ctx, authed(&swapmeetv1.WithdrawListingRequest{ListingId: withdrawn, ExpectedVersion: 1}, seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.order(buyer, sold)
+	token = w.Msg.ConsistencyToken
+
+	mine := func(u user, status swapmeetv1.ListingStatus, size int32) (ids, statuses []string) {
+		t.Helper()
+		req := &swapmeetv1.ListMyListingsRequest{Status: status, PageSize: size, ConsistencyToken: token}
+		for pages := 0; ; pages++ {
+			if pages > n {
+				t.Fatal("ListMyListings pages without end")
+			}
+			res, err := m.listings.ListMyListings(ctx, authed(req, u.token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range res.Msg.Listings {
+				if l.Seller.GetUserId() != u.id {
+					t.Fatalf("ListMyListings of %s returned %s's listing %s", u.id, l.Seller.GetUserId(), l.ListingId)
+				}
+				ids = append(ids, l.ListingId)
+				statuses = append(statuses, l.Status.String())
+			}
+			if res.Msg.NextPageToken == "" {
+				return ids, statuses
+			}
+			req.PageToken = res.Msg.NextPageToken
+		}
+	}
+	// Wait for the order's write too: it is the last one.
+	itest.Eventually(t, 15*time.Second, "the sold listing on the read side", func() (bool, error) {
+		_, st := mine(seller, swapmeetv1.ListingStatus_LISTING_STATUS_SOLD, 0)
+		return len(st) == 1, nil
+	})
+	got, statuses := mine(seller, swapmeetv1.ListingStatus_LISTING_STATUS_UNSPECIFIED, 10)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("every listing, 10 a page: %v\nwant newest first %v", got, ids)
+	}
+	if statuses[3] != "LISTING_STATUS_WITHDRAWN" || statuses[7] != "LISTING_STATUS_SOLD" {
+		t.Fatalf("statuses %v: want the withdrawn and the sold listing among them", statuses)
+	}
+	if got, _ := mine(seller, swapmeetv1.ListingStatus_LISTING_STATUS_WITHDRAWN, 0); !slices.Equal(got, []string{withdrawn}) {
+		t.Errorf("WITHDRAWN: %v, want [%s]", got, withdrawn)
+	}
+	if got, _ := mine(seller, swapmeetv1.ListingStatus_LISTING_STATUS_AVAILABLE, 7); len(got) != n-2 || slices.Contains(got, withdrawn) || slices.Contains(got, sold) {
+		t.Errorf("AVAILABLE: %d listings, want %d without the withdrawn and the sold one", len(got), n-2)
+	}
+	if got, _ := mine(other, swapmeetv1.ListingStatus_LISTING_STATUS_UNSPECIFIED, 0); len(got) != 1 {
+		t.Errorf("another seller sees %d listings of theirs, want 1", len(got))
+	}
+
+	// Private: a session is needed, and a page token names its caller.
+	_, err = m.listings.ListMyListings(ctx, connect.NewRequest(&swapmeetv1.ListMyListingsRequest{}))
+	wantCode(t, err, connect.CodeUnauthenticated)
+	first, err := m.listings.ListMyListings(ctx, authed(&swapmeetv1.ListMyListingsRequest{PageSize: 5}, seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.listings.ListMyListings(ctx, authed(&swapmeetv1.ListMyListingsRequest{PageSize: 5, PageToken: first.Msg.NextPageToken}, other.token))
+	wantCode(t, err, connect.CodeInvalidArgument)
+	res, err := m.listings.ListMyListings(ctx, authed(&swapmeetv1.ListMyListingsRequest{}, seller.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := res.Header().Get("Cache-Control"); cc != "private, no-store" {
+		t.Errorf("ListMyListings: Cache-Control %q, want private, no-store", cc)
+	}
+
+	// The public search lists no one's withdrawn listings, and shows a
+	// seller's sold ones only when asked.
+	_, err = m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{SellerId: seller.id, Status: swapmeetv1.ListingStatus_LISTING_STATUS_WITHDRAWN}))
+	wantCode(t, err, connect.CodeInvalidArgument)
+	_, err = m.listings.SearchListings(ctx, authed(&swapmeetv1.SearchListingsRequest{Status: swapmeetv1.ListingStatus_LISTING_STATUS_WITHDRAWN}, seller.token))
+	wantCode(t, err, connect.CodeInvalidArgument)
+	pub, err := m.listings.SearchListings(ctx, connect.NewRequest(&swapmeetv1.SearchListingsRequest{SellerId: seller.id, PageSize: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range pub.Msg.Listings {
+		if l.ListingId == withdrawn || l.ListingId == sold {
+			t.Errorf("the public search lists %s, which is %s", l.ListingId, l.Status)
+		}
+	}
+}

@@ -38,6 +38,10 @@ const (
 // one the category counts count.
 const StatusAvailable = "AVAILABLE"
 
+// StatusAny matches a listing in any status (deleted listings' tombstones
+// never match). Only a seller's own listings are searched with it.
+const StatusAny = "*"
+
 // Query is one SearchListings request. Zero fields match everything.
 type Query struct {
 	// Text is keywords: every word must match, by stem, in the title or
@@ -50,7 +54,7 @@ type Query struct {
 	MinPrice   *int64
 	MaxPrice   *int64
 	Attributes map[string]string // each must equal the listing's
-	Status     string            // "" means StatusAvailable
+	Status     string            // "" means StatusAvailable; StatusAny for every status
 	Sort       Sort
 	PageSize   int    // 0 means DefaultPageSize
 	PageToken  string // "" for the first page

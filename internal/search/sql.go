@@ -24,7 +24,10 @@ func (s *Store) sql(p plan) (string, []any) {
 		return "$" + strconv.Itoa(len(args))
 	}
 	q := p.q
-	where := []string{"l.status = " + arg(q.Status)}
+	where := []string{"l.status <> ''"}
+	if q.Status != StatusAny {
+		where[0] = "l.status = " + arg(q.Status)
+	}
 	tsq := ""
 	if q.Text != "" {
 		tsq = "plainto_tsquery(" + arg(s.tsconfig) + "::regconfig, " + arg(q.Text) + ")"

@@ -82,12 +82,15 @@ func (x *Money) GetAmountMinor() int64 {
 // the seller of a listing or order, the buyer of an order, the author of a
 // review. UpdateProfile and new reviews refresh every copy.
 type UserSummary struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	UserId      string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's id, a UUID; GetUser returns the full profile.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The name the user goes by now, 1..64 characters.
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// Mean of the user's seller reviews; 0 when rating_count is 0.
 	RatingAverage float64 `protobuf:"fixed64,3,opt,name=rating_average,json=ratingAverage,proto3" json:"rating_average,omitempty"`
-	RatingCount   int32   `protobuf:"varint,4,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
+	// How many reviews the user has received as a seller.
+	RatingCount   int32 `protobuf:"varint,4,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -153,17 +156,27 @@ func (x *UserSummary) GetRatingCount() int32 {
 // Media is an image attached to a listing. The object lives in S3-compatible
 // storage; clients read it through short-lived presigned URLs.
 type Media struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	MediaId     string                 `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
-	ContentType string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	SizeBytes   int64                  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	// Pixel dimensions; 0 when unknown.
-	Width  int32 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The image's id, a UUID; DeleteMedia and ReorderMedia name images by it.
+	MediaId string `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	// "image/jpeg", "image/png" or "image/webp": the type declared to
+	// CreateMediaUpload, which confirmation checked against the file.
+	ContentType string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// Size of the original image in bytes, as declared and checked at
+	// confirmation. The thumbnail's size is not given.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Pixel dimensions as displayed: an EXIF orientation that turns the
+	// image sideways swaps width and height. 0 when unknown.
+	Width int32 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
+	// Height in pixels, as displayed; 0 when unknown.
 	Height int32 `protobuf:"varint,5,opt,name=height,proto3" json:"height,omitempty"`
 	// Presigned GET URL, valid until url_expires_at (minutes). Do not store it.
 	Url string `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
 	// Presigned GET URL of a thumbnail; equals url when no thumbnail exists.
-	ThumbnailUrl  string                 `protobuf:"bytes,7,opt,name=thumbnail_url,json=thumbnailUrl,proto3" json:"thumbnail_url,omitempty"`
+	ThumbnailUrl string `protobuf:"bytes,7,opt,name=thumbnail_url,json=thumbnailUrl,proto3" json:"thumbnail_url,omitempty"`
+	// When url and thumbnail_url stop working: the earlier of their two
+	// expiries. A URL is handed out with at least 90% of its lifetime (10
+	// minutes by default) left; read the listing again for fresh ones.
 	UrlExpiresAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=url_expires_at,json=urlExpiresAt,proto3" json:"url_expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

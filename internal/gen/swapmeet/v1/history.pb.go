@@ -26,11 +26,20 @@ const (
 type ObjectType int32
 
 const (
+	// Not a type: ListHistory refuses it with InvalidArgument.
 	ObjectType_OBJECT_TYPE_UNSPECIFIED ObjectType = 0
-	ObjectType_OBJECT_TYPE_LISTING     ObjectType = 1
-	ObjectType_OBJECT_TYPE_ORDER       ObjectType = 2
-	ObjectType_OBJECT_TYPE_USER        ObjectType = 3
-	ObjectType_OBJECT_TYPE_REVIEW      ObjectType = 4
+	// A listing: its fields, its status, and images added or removed.
+	// Anyone may read it. The actor_id and request_id of a change made by
+	// someone other than the seller (a purchase marks it SOLD) are shown
+	// only to that user.
+	ObjectType_OBJECT_TYPE_LISTING ObjectType = 1
+	// An order: its status, its total and its items. Readable by its buyer
+	// and its seller; NotFound for anyone else.
+	ObjectType_OBJECT_TYPE_ORDER ObjectType = 2
+	// A user: display_name and bio. Readable by that user alone.
+	ObjectType_OBJECT_TYPE_USER ObjectType = 3
+	// A review: its rating and comment. Anyone may read it.
+	ObjectType_OBJECT_TYPE_REVIEW ObjectType = 4
 )
 
 // Enum value maps for ObjectType.
@@ -78,13 +87,18 @@ func (ObjectType) EnumDescriptor() ([]byte, []int) {
 	return file_swapmeet_v1_history_proto_rawDescGZIP(), []int{0}
 }
 
+// ListHistoryRequest names the object and the page to read.
 type ListHistoryRequest struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	ObjectType ObjectType             `protobuf:"varint,1,opt,name=object_type,json=objectType,proto3,enum=swapmeet.v1.ObjectType" json:"object_type,omitempty"`
-	ObjectId   string                 `protobuf:"bytes,2,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the kind of object object_id names.
+	ObjectType ObjectType `protobuf:"varint,1,opt,name=object_type,json=objectType,proto3,enum=swapmeet.v1.ObjectType" json:"object_type,omitempty"`
+	// The object's id, a UUID. NotFound for an unknown listing, order or
+	// review.
+	ObjectId string `protobuf:"bytes,2,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	// 0 means 20; at most 100.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque keyset cursor from a previous next_page_token.
+	// Opaque keyset cursor from a previous next_page_token for the same
+	// object; another object's gives InvalidArgument.
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Optional: wait until the read side has applied this write.
 	ConsistencyToken string `protobuf:"bytes,5,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
@@ -157,6 +171,7 @@ func (x *ListHistoryRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// ListHistoryResponse is one page of an object's history.
 type ListHistoryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Newest first.
@@ -213,21 +228,26 @@ func (x *ListHistoryResponse) GetNextPageToken() string {
 
 // HistoryEntry is one committed change of one object.
 type HistoryEntry struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the change's transaction committed. The changes of one
+	// transaction share it.
 	CommitTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
 	// The user who made the change; "system" for the service's own jobs;
 	// empty when the change carried no annotation (made in SQL, by a
-	// migration or by hand).
+	// migration or by hand), and on a listing's change made by someone
+	// other than its seller (a purchase), unless the reader made it.
 	ActorId string `protobuf:"bytes,2,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	// The full procedure name of the request that made it
 	// ("swapmeet.v1.ListingService/UpdateListing"), or the job's name
 	// ("job/thumbnails"); empty with no annotation.
 	Rpc string `protobuf:"bytes,3,opt,name=rpc,proto3" json:"rpc,omitempty"`
-	// The request's id (the X-Request-Id it carried or was given).
+	// The request's id (the X-Request-Id it carried or was given). Empty
+	// when actor_id is.
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// What changed: the visible fields, by their proto path.
 	Changes []*FieldChange `protobuf:"bytes,5,rep,name=changes,proto3" json:"changes,omitempty"`
-	// CREATED, UPDATED or DELETED.
+	// CREATED, UPDATED or DELETED, of the object itself: an image added to
+	// or removed from a listing, or an item of an order, is UPDATED.
 	Operation string `protobuf:"bytes,6,opt,name=operation,proto3" json:"operation,omitempty"`
 	// Set when the change was recorded from a database history that was
 	// later abandoned (a failover past it or a restore to before it): it
@@ -322,8 +342,15 @@ func (x *HistoryEntry) GetLost() bool {
 type FieldChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The proto field path: "price.amount_minor", "status", "title".
-	Field         string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
-	Before        string `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The value before the change; empty when the object was created or
+	// the field had no value. Enums show their short names ("AVAILABLE",
+	// "LIKE_NEW"), amounts their minor units, attributes a JSON object. For
+	// a list ("media", "items"), the id of the element removed.
+	Before string `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	// The value after the change, shown as before is; empty when the object
+	// was deleted or the field has no value. For a list, the id of the
+	// element added.
 	After         string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

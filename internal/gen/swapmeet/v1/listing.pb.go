@@ -23,16 +23,25 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Condition of a second-hand item.
+// Condition of a second-hand item, best first. The seller chooses it; the
+// service does not check it.
 type Condition int32
 
 const (
+	// Not set. A listing always has a condition: CreateListing, and
+	// UpdateListing when update_mask names "condition", refuse this value
+	// (InvalidArgument). As a SearchListings filter it means any condition.
 	Condition_CONDITION_UNSPECIFIED Condition = 0
-	Condition_CONDITION_NEW         Condition = 1
-	Condition_CONDITION_LIKE_NEW    Condition = 2
-	Condition_CONDITION_GOOD        Condition = 3
-	Condition_CONDITION_FAIR        Condition = 4
-	Condition_CONDITION_POOR        Condition = 5
+	// New and unused.
+	Condition_CONDITION_NEW Condition = 1
+	// Used, but looks and works as new.
+	Condition_CONDITION_LIKE_NEW Condition = 2
+	// Used, with light signs of wear.
+	Condition_CONDITION_GOOD Condition = 3
+	// Used, with clear signs of wear.
+	Condition_CONDITION_FAIR Condition = 4
+	// Heavily worn or damaged.
+	Condition_CONDITION_POOR Condition = 5
 )
 
 // Enum value maps for Condition.
@@ -82,9 +91,14 @@ func (Condition) EnumDescriptor() ([]byte, []int) {
 	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{0}
 }
 
+// ListingStatus is where a listing is in its life: AVAILABLE from
+// creation, then SOLD (AVAILABLE again if the order is cancelled) or
+// WITHDRAWN.
 type ListingStatus int32
 
 const (
+	// Never a listing's status. As a filter: AVAILABLE for SearchListings,
+	// every status for ListMyListings.
 	ListingStatus_LISTING_STATUS_UNSPECIFIED ListingStatus = 0
 	// On sale; the only status that can be edited or ordered.
 	ListingStatus_LISTING_STATUS_AVAILABLE ListingStatus = 1
@@ -137,6 +151,9 @@ func (ListingStatus) EnumDescriptor() ([]byte, []int) {
 	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{1}
 }
 
+// SearchSort orders the results of SearchListings. Every order breaks
+// ties by listing_id, so paging neither repeats nor skips a listing that
+// does not change meanwhile.
 type SearchSort int32
 
 const (
@@ -205,22 +222,36 @@ func (SearchSort) EnumDescriptor() ([]byte, []int) {
 
 // Listing is the read-side view of an item for sale.
 type Listing struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ListingId   string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	Seller      *UserSummary           `protobuf:"bytes,2,opt,name=seller,proto3" json:"seller,omitempty"`
-	Title       string                 `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
-	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Category    string                 `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
-	Condition   Condition              `protobuf:"varint,6,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
-	Price       *Money                 `protobuf:"bytes,7,opt,name=price,proto3" json:"price,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing's id, a UUID.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// The seller, with the name and rating they have now.
+	Seller *UserSummary `protobuf:"bytes,2,opt,name=seller,proto3" json:"seller,omitempty"`
+	// One line of 1..140 characters.
+	Title string `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	// At most 5,000 characters, line breaks allowed; may be empty.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// A lower-case slug such as "board-games", 1..40 characters.
+	Category string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	// As the seller describes it; never UNSPECIFIED.
+	Condition Condition `protobuf:"varint,6,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
+	// The asking price: a positive amount in one currency.
+	Price *Money `protobuf:"bytes,7,opt,name=price,proto3" json:"price,omitempty"`
 	// Free-form properties for each kind of item, e.g. {"size": "M"}.
 	Attributes map[string]string `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Status     ListingStatus     `protobuf:"varint,9,opt,name=status,proto3,enum=swapmeet.v1.ListingStatus" json:"status,omitempty"`
-	// Increases on every change; pass it as expected_version to write.
+	// AVAILABLE, SOLD or WITHDRAWN; never UNSPECIFIED.
+	Status ListingStatus `protobuf:"varint,9,opt,name=status,proto3,enum=swapmeet.v1.ListingStatus" json:"status,omitempty"`
+	// 1 at creation, then one more with every edit, the withdrawal, a sale
+	// and a cancelled sale. Image changes and the seller's new name or
+	// rating leave it as it is. Pass it as expected_version to write.
 	Version int64 `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
-	// Confirmed images, in upload order.
-	Media         []*Media               `protobuf:"bytes,11,rep,name=media,proto3" json:"media,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Confirmed images, in the order the seller set (ReorderMedia), first
+	// image first; a newly confirmed image comes last. Pending uploads are
+	// not shown.
+	Media []*Media `protobuf:"bytes,11,rep,name=media,proto3" json:"media,omitempty"`
+	// When the listing was created; SEARCH_SORT_NEWEST orders by it.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When version last went up; created_at until then.
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -355,13 +386,24 @@ func (x *Listing) GetUpdatedAt() *timestamppb.Timestamp {
 // "$" or "."), values 1..200 characters. All strings must be valid UTF-8
 // without control characters.
 type CreateListingRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Title       string                 `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
-	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Category    string                 `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
-	Condition   Condition              `protobuf:"varint,4,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
-	Price       *Money                 `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
-	Attributes  map[string]string      `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: 1..140 characters after surrounding spaces are trimmed, on
+	// one line.
+	Title string `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
+	// Optional, at most 5,000 characters; line breaks and tabs allowed.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Required: a lower-case slug of 1..40 letters, digits and "-" that
+	// starts with a letter or a digit, e.g. "board-games". There is no fixed
+	// list; ListCategories shows the ones in use.
+	Category string `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
+	// Required: UNSPECIFIED gives InvalidArgument.
+	Condition Condition `protobuf:"varint,4,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
+	// Required. amount_minor 1..100,000,000,000; currency_code three
+	// upper-case letters. An order's listings must share one currency.
+	Price *Money `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
+	// Optional free-form properties, e.g. {"size": "M"}, within the limits
+	// above. SearchListings filters on them by exact value.
+	Attributes map[string]string `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Optional, client-chosen, 1..128 characters, scoped to the seller (for
 	// example a UUID). A retry with the same key and the same fields answers
 	// with the listing the first call made (its current version, a fresh
@@ -451,11 +493,18 @@ func (x *CreateListingRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+// CreateListingResponse names the new listing.
 type CreateListingResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ListingId        string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	Version          int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	ConsistencyToken string                 `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new listing's id, a UUID; a retry with the same idempotency_key
+	// gets the same one.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// 1 for a new listing; a retry answered from its idempotency_key gets
+	// the listing's current version.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The write's commit: pass it to GetListing or SearchListings to read
+	// the listing at once.
+	ConsistencyToken string `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -514,16 +563,28 @@ func (x *CreateListingResponse) GetConsistencyToken() string {
 // The same field limits as CreateListingRequest apply to the fields named in
 // update_mask.
 type UpdateListingRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing to change, a UUID.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
 	// The version the caller last read; Aborted if the listing has moved on.
-	ExpectedVersion int64             `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	Title           string            `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
-	Description     string            `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Category        string            `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
-	Condition       Condition         `protobuf:"varint,6,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
-	Price           *Money            `protobuf:"bytes,7,opt,name=price,proto3" json:"price,omitempty"`
-	Attributes      map[string]string `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpectedVersion int64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	// The new title, when update_mask names "title"; ignored otherwise.
+	Title string `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	// The new description, when update_mask names "description"; ignored
+	// otherwise. Empty clears it.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The new category, when update_mask names "category"; ignored
+	// otherwise.
+	Category string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	// The new condition, when update_mask names "condition"; ignored
+	// otherwise. UNSPECIFIED is refused.
+	Condition Condition `protobuf:"varint,6,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
+	// The new price, when update_mask names "price"; ignored otherwise.
+	// Required then.
+	Price *Money `protobuf:"bytes,7,opt,name=price,proto3" json:"price,omitempty"`
+	// The new attributes, when update_mask names "attributes"; ignored
+	// otherwise. They replace the whole map: an empty map clears it.
+	Attributes map[string]string `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Required and non-empty. Allowed paths: "title", "description",
 	// "category", "condition", "price", "attributes". "attributes" replaces
 	// the whole map. Any other path gives InvalidArgument.
@@ -625,10 +686,13 @@ func (x *UpdateListingRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 	return nil
 }
 
+// UpdateListingResponse is the listing's new version.
 type UpdateListingResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The listing's new version.
-	Version          int64  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The write's commit: pass it to GetListing or SearchListings to read
+	// the change at once.
 	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -678,9 +742,11 @@ func (x *UpdateListingResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// WithdrawListingRequest names the listing to take off sale.
 type WithdrawListingRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing to withdraw, a UUID.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
 	// The version the caller last read; Aborted if the listing has moved on.
 	ExpectedVersion int64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
 	unknownFields   protoimpl.UnknownFields
@@ -731,9 +797,12 @@ func (x *WithdrawListingRequest) GetExpectedVersion() int64 {
 	return 0
 }
 
+// WithdrawListingResponse is the token of the withdrawal.
 type WithdrawListingResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The write's commit: pass it to a query to read the listing as
+	// WITHDRAWN.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -775,9 +844,11 @@ func (x *WithdrawListingResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// GetListingRequest names the listing to read.
 type GetListingRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID (InvalidArgument otherwise); NotFound when no listing has it.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
 	// Optional: wait until the read side has applied this write.
 	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
@@ -828,9 +899,12 @@ func (x *GetListingRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// GetListingResponse carries one listing.
 type GetListingResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Listing       *Listing               `protobuf:"bytes,1,opt,name=listing,proto3" json:"listing,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing as the read side has it, with presigned media URLs that
+	// are valid until each Media's url_expires_at.
+	Listing       *Listing `protobuf:"bytes,1,opt,name=listing,proto3" json:"listing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -877,21 +951,30 @@ type SearchListingsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Keywords matched against title and description, case-insensitively
 	// and by stem ("chairs" finds "chair"). Every word must match. At most
-	// 200 characters.
+	// 200 characters and 10 words; a non-empty query needs a word of at
+	// least 2 letters or digits.
 	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// Exact category.
-	Category  string    `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
+	Category string `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
+	// Only listings in this condition; UNSPECIFIED matches any.
 	Condition Condition `protobuf:"varint,3,opt,name=condition,proto3,enum=swapmeet.v1.Condition" json:"condition,omitempty"`
 	// Inclusive price bounds. When set, only listings priced in the same
 	// currency match; both bounds must use the same currency.
 	MinPrice *Money `protobuf:"bytes,4,opt,name=min_price,json=minPrice,proto3" json:"min_price,omitempty"`
+	// Inclusive upper bound, in min_price's currency when both are set; not
+	// below min_price. Neither amount may be negative.
 	MaxPrice *Money `protobuf:"bytes,5,opt,name=max_price,json=maxPrice,proto3" json:"max_price,omitempty"`
+	// Only this seller's listings; a UUID.
 	SellerId string `protobuf:"bytes,6,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
-	// Each entry must match the listing's attribute exactly.
+	// Each entry must match the listing's attribute exactly. At most 10
+	// entries.
 	Attributes map[string]string `protobuf:"bytes,7,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Unspecified means AVAILABLE.
+	// Unspecified means AVAILABLE. WITHDRAWN is refused (InvalidArgument):
+	// a seller's withdrawn listings are listed only to the seller, by
+	// ListMyListings.
 	Status ListingStatus `protobuf:"varint,8,opt,name=status,proto3,enum=swapmeet.v1.ListingStatus" json:"status,omitempty"`
-	Sort   SearchSort    `protobuf:"varint,9,opt,name=sort,proto3,enum=swapmeet.v1.SearchSort" json:"sort,omitempty"`
+	// The order of the results; see SearchSort for what UNSPECIFIED means.
+	Sort SearchSort `protobuf:"varint,9,opt,name=sort,proto3,enum=swapmeet.v1.SearchSort" json:"sort,omitempty"`
 	// 0 means 20; at most 100.
 	PageSize int32 `protobuf:"varint,10,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Opaque keyset cursor from a previous next_page_token.
@@ -1016,9 +1099,11 @@ func (x *SearchListingsRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// SearchListingsResponse is one page of matching listings.
 type SearchListingsResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Listings []*Listing             `protobuf:"bytes,1,rep,name=listings,proto3" json:"listings,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page's listings, in the requested order.
+	Listings []*Listing `protobuf:"bytes,1,rep,name=listings,proto3" json:"listings,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1069,6 +1154,137 @@ func (x *SearchListingsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ListMyListingsRequest filters and pages the caller's own listings.
+type ListMyListingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unspecified means every status.
+	Status ListingStatus `protobuf:"varint,1,opt,name=status,proto3,enum=swapmeet.v1.ListingStatus" json:"status,omitempty"`
+	// 0 means 20; at most 100.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Opaque keyset cursor from a previous next_page_token of the same
+	// request; from another request it gives InvalidArgument.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Optional: wait until the read side has applied this write, such as
+	// the caller's last edit.
+	ConsistencyToken string `protobuf:"bytes,4,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListMyListingsRequest) Reset() {
+	*x = ListMyListingsRequest{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyListingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyListingsRequest) ProtoMessage() {}
+
+func (x *ListMyListingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyListingsRequest.ProtoReflect.Descriptor instead.
+func (*ListMyListingsRequest) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListMyListingsRequest) GetStatus() ListingStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ListingStatus_LISTING_STATUS_UNSPECIFIED
+}
+
+func (x *ListMyListingsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListMyListingsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListMyListingsRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
+// ListMyListingsResponse is one page of the caller's own listings.
+type ListMyListingsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Listings []*Listing `protobuf:"bytes,1,rep,name=listings,proto3" json:"listings,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyListingsResponse) Reset() {
+	*x = ListMyListingsResponse{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyListingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyListingsResponse) ProtoMessage() {}
+
+func (x *ListMyListingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyListingsResponse.ProtoReflect.Descriptor instead.
+func (*ListMyListingsResponse) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListMyListingsResponse) GetListings() []*Listing {
+	if x != nil {
+		return x.Listings
+	}
+	return nil
+}
+
+func (x *ListMyListingsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ListCategoriesRequest takes no filter: every category in use is listed.
 type ListCategoriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional: wait until the read side has applied this write.
@@ -1079,7 +1295,7 @@ type ListCategoriesRequest struct {
 
 func (x *ListCategoriesRequest) Reset() {
 	*x = ListCategoriesRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1307,7 @@ func (x *ListCategoriesRequest) String() string {
 func (*ListCategoriesRequest) ProtoMessage() {}
 
 func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[11]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1320,7 @@ func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{11}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListCategoriesRequest) GetConsistencyToken() string {
@@ -1114,6 +1330,7 @@ func (x *ListCategoriesRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// ListCategoriesResponse lists the categories in use.
 type ListCategoriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// By name; only categories with at least one AVAILABLE listing.
@@ -1124,7 +1341,7 @@ type ListCategoriesResponse struct {
 
 func (x *ListCategoriesResponse) Reset() {
 	*x = ListCategoriesResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1353,7 @@ func (x *ListCategoriesResponse) String() string {
 func (*ListCategoriesResponse) ProtoMessage() {}
 
 func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[12]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1366,7 @@ func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{12}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListCategoriesResponse) GetCategories() []*CategoryCount {
@@ -1162,16 +1379,18 @@ func (x *ListCategoriesResponse) GetCategories() []*CategoryCount {
 // CategoryCount is a category and how many AVAILABLE listings it has.
 type CategoryCount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// As sellers typed it.
-	Name           string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	AvailableCount int64  `protobuf:"varint,2,opt,name=available_count,json=availableCount,proto3" json:"available_count,omitempty"`
+	// The category as listings carry it: a lower-case slug such as
+	// "board-games". Pass it to SearchListings' category filter.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How many AVAILABLE listings have the category; at least 1.
+	AvailableCount int64 `protobuf:"varint,2,opt,name=available_count,json=availableCount,proto3" json:"available_count,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CategoryCount) Reset() {
 	*x = CategoryCount{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1402,7 @@ func (x *CategoryCount) String() string {
 func (*CategoryCount) ProtoMessage() {}
 
 func (x *CategoryCount) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[13]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1415,7 @@ func (x *CategoryCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryCount.ProtoReflect.Descriptor instead.
 func (*CategoryCount) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{13}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CategoryCount) GetName() string {
@@ -1213,12 +1432,17 @@ func (x *CategoryCount) GetAvailableCount() int64 {
 	return 0
 }
 
+// CreateMediaUploadRequest declares one image to upload to a listing.
 type CreateMediaUploadRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	// MIME type the upload must carry, e.g. "image/jpeg".
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's listing, a UUID; it must be AVAILABLE.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// MIME type the upload must carry, e.g. "image/jpeg". One of
+	// "image/jpeg", "image/png" and "image/webp"; confirmation checks the
+	// file's bytes against it.
 	ContentType string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	// Exact size of the file to upload.
+	// Exact size of the file to upload, in bytes: 1 to 10 MiB (10,485,760)
+	// by default.
 	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// Optional, client-chosen, 1..128 characters, scoped to the seller. A
 	// retry with the same key and request answers with the upload the first
@@ -1232,7 +1456,7 @@ type CreateMediaUploadRequest struct {
 
 func (x *CreateMediaUploadRequest) Reset() {
 	*x = CreateMediaUploadRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1468,7 @@ func (x *CreateMediaUploadRequest) String() string {
 func (*CreateMediaUploadRequest) ProtoMessage() {}
 
 func (x *CreateMediaUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[14]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1481,7 @@ func (x *CreateMediaUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMediaUploadRequest.ProtoReflect.Descriptor instead.
 func (*CreateMediaUploadRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{14}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateMediaUploadRequest) GetListingId() string {
@@ -1288,15 +1512,20 @@ func (x *CreateMediaUploadRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+// CreateMediaUploadResponse is a presigned POST policy for one upload.
 type CreateMediaUploadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Pass to ConfirmMediaUpload once the upload succeeded.
+	// Pass to ConfirmMediaUpload once the upload succeeded, within 12 hours
+	// (UPLOAD_EXPIRED after that).
 	MediaId string `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
 	// POST a multipart/form-data body here: every form_fields entry, then the
 	// file as the last field, named "file".
-	UploadUrl  string            `protobuf:"bytes,2,opt,name=upload_url,json=uploadUrl,proto3" json:"upload_url,omitempty"`
+	UploadUrl string `protobuf:"bytes,2,opt,name=upload_url,json=uploadUrl,proto3" json:"upload_url,omitempty"`
+	// The signed policy's form fields: send each one unchanged. The storage
+	// refuses a file of another size or type.
 	FormFields map[string]string `protobuf:"bytes,3,rep,name=form_fields,json=formFields,proto3" json:"form_fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// The policy is rejected by the storage after this time (minutes).
+	// The policy is rejected by the storage after this time (15 minutes by
+	// default).
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1304,7 +1533,7 @@ type CreateMediaUploadResponse struct {
 
 func (x *CreateMediaUploadResponse) Reset() {
 	*x = CreateMediaUploadResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1545,7 @@ func (x *CreateMediaUploadResponse) String() string {
 func (*CreateMediaUploadResponse) ProtoMessage() {}
 
 func (x *CreateMediaUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[15]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1558,7 @@ func (x *CreateMediaUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMediaUploadResponse.ProtoReflect.Descriptor instead.
 func (*CreateMediaUploadResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{15}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateMediaUploadResponse) GetMediaId() string {
@@ -1360,17 +1589,21 @@ func (x *CreateMediaUploadResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ConfirmMediaUploadRequest names an upload to check and attach.
 type ConfirmMediaUploadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ListingId     string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	MediaId       string                 `protobuf:"bytes,2,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing the upload was created for, a UUID.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// The media_id CreateMediaUpload returned; NotFound when the listing
+	// has no such image (a refused upload is deleted).
+	MediaId       string `protobuf:"bytes,2,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfirmMediaUploadRequest) Reset() {
 	*x = ConfirmMediaUploadRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1615,7 @@ func (x *ConfirmMediaUploadRequest) String() string {
 func (*ConfirmMediaUploadRequest) ProtoMessage() {}
 
 func (x *ConfirmMediaUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[16]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1628,7 @@ func (x *ConfirmMediaUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmMediaUploadRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmMediaUploadRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{16}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConfirmMediaUploadRequest) GetListingId() string {
@@ -1412,16 +1645,19 @@ func (x *ConfirmMediaUploadRequest) GetMediaId() string {
 	return ""
 }
 
+// ConfirmMediaUploadResponse is the token of the confirmation.
 type ConfirmMediaUploadResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The confirmation's commit (a current token when the image was already
+	// confirmed): GetListing with it shows the image.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConfirmMediaUploadResponse) Reset() {
 	*x = ConfirmMediaUploadResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1669,7 @@ func (x *ConfirmMediaUploadResponse) String() string {
 func (*ConfirmMediaUploadResponse) ProtoMessage() {}
 
 func (x *ConfirmMediaUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[17]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1682,7 @@ func (x *ConfirmMediaUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmMediaUploadResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmMediaUploadResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{17}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConfirmMediaUploadResponse) GetConsistencyToken() string {
@@ -1456,17 +1692,21 @@ func (x *ConfirmMediaUploadResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// DeleteMediaRequest names an image to remove.
 type DeleteMediaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ListingId     string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	MediaId       string                 `protobuf:"bytes,2,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing, a UUID; it must be AVAILABLE.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// A confirmed image of the listing, or a pending upload, which frees its
+	// slot. NotFound when the listing has no such image.
+	MediaId       string `protobuf:"bytes,2,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteMediaRequest) Reset() {
 	*x = DeleteMediaRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1718,7 @@ func (x *DeleteMediaRequest) String() string {
 func (*DeleteMediaRequest) ProtoMessage() {}
 
 func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[18]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1731,7 @@ func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{18}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteMediaRequest) GetListingId() string {
@@ -1508,16 +1748,18 @@ func (x *DeleteMediaRequest) GetMediaId() string {
 	return ""
 }
 
+// DeleteMediaResponse is the token of the deletion.
 type DeleteMediaResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deletion's commit: GetListing with it no longer shows the image.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteMediaResponse) Reset() {
 	*x = DeleteMediaResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[19]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1771,7 @@ func (x *DeleteMediaResponse) String() string {
 func (*DeleteMediaResponse) ProtoMessage() {}
 
 func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[19]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1784,7 @@ func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMediaResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{19}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteMediaResponse) GetConsistencyToken() string {
@@ -1552,10 +1794,116 @@ func (x *DeleteMediaResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// ReorderMediaRequest gives the new order of a listing's images.
+type ReorderMediaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's listing whose images to reorder, a UUID; it must be
+	// AVAILABLE.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// Every confirmed image of the listing, each once, in the new order.
+	MediaIds      []string `protobuf:"bytes,2,rep,name=media_ids,json=mediaIds,proto3" json:"media_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReorderMediaRequest) Reset() {
+	*x = ReorderMediaRequest{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReorderMediaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReorderMediaRequest) ProtoMessage() {}
+
+func (x *ReorderMediaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReorderMediaRequest.ProtoReflect.Descriptor instead.
+func (*ReorderMediaRequest) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReorderMediaRequest) GetListingId() string {
+	if x != nil {
+		return x.ListingId
+	}
+	return ""
+}
+
+func (x *ReorderMediaRequest) GetMediaIds() []string {
+	if x != nil {
+		return x.MediaIds
+	}
+	return nil
+}
+
+// ReorderMediaResponse is the token of the new order.
+type ReorderMediaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The write's commit, or a current token when the images were already
+	// in that order: GetListing with it shows the images in the new order.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReorderMediaResponse) Reset() {
+	*x = ReorderMediaResponse{}
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReorderMediaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReorderMediaResponse) ProtoMessage() {}
+
+func (x *ReorderMediaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReorderMediaResponse.ProtoReflect.Descriptor instead.
+func (*ReorderMediaResponse) Descriptor() ([]byte, []int) {
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReorderMediaResponse) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
+// WatchListingRequest names the listing to follow.
 type WatchListingRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID; NotFound when no listing has it.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
 	// A resume_token from an earlier stream, or a write's consistency_token.
+	// Empty starts from the current state.
 	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1563,7 +1911,7 @@ type WatchListingRequest struct {
 
 func (x *WatchListingRequest) Reset() {
 	*x = WatchListingRequest{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[20]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1923,7 @@ func (x *WatchListingRequest) String() string {
 func (*WatchListingRequest) ProtoMessage() {}
 
 func (x *WatchListingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[20]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1936,7 @@ func (x *WatchListingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchListingRequest.ProtoReflect.Descriptor instead.
 func (*WatchListingRequest) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{20}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchListingRequest) GetListingId() string {
@@ -1605,18 +1953,21 @@ func (x *WatchListingRequest) GetResumeToken() string {
 	return ""
 }
 
+// WatchListingResponse is the listing's latest state, or a heartbeat.
 type WatchListingResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The listing's whole current state; unset in a heartbeat.
-	Listing       *Listing `protobuf:"bytes,1,opt,name=listing,proto3" json:"listing,omitempty"`
-	ResumeToken   string   `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	Listing *Listing `protobuf:"bytes,1,opt,name=listing,proto3" json:"listing,omitempty"`
+	// Where the stream is: reconnect with the last one received to miss
+	// nothing. It is a consistency token too, which queries accept.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchListingResponse) Reset() {
 	*x = WatchListingResponse{}
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[21]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1979,7 @@ func (x *WatchListingResponse) String() string {
 func (*WatchListingResponse) ProtoMessage() {}
 
 func (x *WatchListingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swapmeet_v1_listing_proto_msgTypes[21]
+	mi := &file_swapmeet_v1_listing_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1992,7 @@ func (x *WatchListingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchListingResponse.ProtoReflect.Descriptor instead.
 func (*WatchListingResponse) Descriptor() ([]byte, []int) {
-	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{21}
+	return file_swapmeet_v1_listing_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchListingResponse) GetListing() *Listing {
@@ -1758,6 +2109,15 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
 	"\x16SearchListingsResponse\x120\n" +
 	"\blistings\x18\x01 \x03(\v2\x14.swapmeet.v1.ListingR\blistings\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x01\n" +
+	"\x15ListMyListingsRequest\x122\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1a.swapmeet.v1.ListingStatusR\x06status\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12+\n" +
+	"\x11consistency_token\x18\x04 \x01(\tR\x10consistencyToken\"r\n" +
+	"\x16ListMyListingsResponse\x120\n" +
+	"\blistings\x18\x01 \x03(\v2\x14.swapmeet.v1.ListingR\blistings\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
 	"\x15ListCategoriesRequest\x12+\n" +
 	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken\"T\n" +
@@ -1797,6 +2157,12 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"listing_id\x18\x01 \x01(\tR\tlistingId\x12\x19\n" +
 	"\bmedia_id\x18\x02 \x01(\tR\amediaId\"B\n" +
 	"\x13DeleteMediaResponse\x12+\n" +
+	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken\"Q\n" +
+	"\x13ReorderMediaRequest\x12\x1d\n" +
+	"\n" +
+	"listing_id\x18\x01 \x01(\tR\tlistingId\x12\x1b\n" +
+	"\tmedia_ids\x18\x02 \x03(\tR\bmediaIds\"C\n" +
+	"\x14ReorderMediaResponse\x12+\n" +
 	"\x11consistency_token\x18\x01 \x01(\tR\x10consistencyToken\"W\n" +
 	"\x13WatchListingRequest\x12\x1d\n" +
 	"\n" +
@@ -1823,7 +2189,7 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\x12SEARCH_SORT_NEWEST\x10\x01\x12\x19\n" +
 	"\x15SEARCH_SORT_PRICE_ASC\x10\x02\x12\x1a\n" +
 	"\x16SEARCH_SORT_PRICE_DESC\x10\x03\x12\x19\n" +
-	"\x15SEARCH_SORT_RELEVANCE\x10\x042\xab\a\n" +
+	"\x15SEARCH_SORT_RELEVANCE\x10\x042\xe0\b\n" +
 	"\x0eListingService\x12V\n" +
 	"\rCreateListing\x12!.swapmeet.v1.CreateListingRequest\x1a\".swapmeet.v1.CreateListingResponse\x12V\n" +
 	"\rUpdateListing\x12!.swapmeet.v1.UpdateListingRequest\x1a\".swapmeet.v1.UpdateListingResponse\x12\\\n" +
@@ -1831,10 +2197,12 @@ const file_swapmeet_v1_listing_proto_rawDesc = "" +
 	"\n" +
 	"GetListing\x12\x1e.swapmeet.v1.GetListingRequest\x1a\x1f.swapmeet.v1.GetListingResponse\"\x03\x90\x02\x01\x12^\n" +
 	"\x0eSearchListings\x12\".swapmeet.v1.SearchListingsRequest\x1a#.swapmeet.v1.SearchListingsResponse\"\x03\x90\x02\x01\x12^\n" +
+	"\x0eListMyListings\x12\".swapmeet.v1.ListMyListingsRequest\x1a#.swapmeet.v1.ListMyListingsResponse\"\x03\x90\x02\x01\x12^\n" +
 	"\x0eListCategories\x12\".swapmeet.v1.ListCategoriesRequest\x1a#.swapmeet.v1.ListCategoriesResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\x11CreateMediaUpload\x12%.swapmeet.v1.CreateMediaUploadRequest\x1a&.swapmeet.v1.CreateMediaUploadResponse\x12e\n" +
 	"\x12ConfirmMediaUpload\x12&.swapmeet.v1.ConfirmMediaUploadRequest\x1a'.swapmeet.v1.ConfirmMediaUploadResponse\x12P\n" +
-	"\vDeleteMedia\x12\x1f.swapmeet.v1.DeleteMediaRequest\x1a .swapmeet.v1.DeleteMediaResponse\x12Z\n" +
+	"\vDeleteMedia\x12\x1f.swapmeet.v1.DeleteMediaRequest\x1a .swapmeet.v1.DeleteMediaResponse\x12S\n" +
+	"\fReorderMedia\x12 .swapmeet.v1.ReorderMediaRequest\x1a!.swapmeet.v1.ReorderMediaResponse\x12Z\n" +
 	"\fWatchListing\x12 .swapmeet.v1.WatchListingRequest\x1a!.swapmeet.v1.WatchListingResponse\"\x03\x90\x02\x010\x01BBZ@github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1;swapmeetv1b\x06proto3"
 
 var (
@@ -1850,7 +2218,7 @@ func file_swapmeet_v1_listing_proto_rawDescGZIP() []byte {
 }
 
 var file_swapmeet_v1_listing_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_swapmeet_v1_listing_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_swapmeet_v1_listing_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_swapmeet_v1_listing_proto_goTypes = []any{
 	(Condition)(0),                     // 0: swapmeet.v1.Condition
 	(ListingStatus)(0),                 // 1: swapmeet.v1.ListingStatus
@@ -1866,81 +2234,91 @@ var file_swapmeet_v1_listing_proto_goTypes = []any{
 	(*GetListingResponse)(nil),         // 11: swapmeet.v1.GetListingResponse
 	(*SearchListingsRequest)(nil),      // 12: swapmeet.v1.SearchListingsRequest
 	(*SearchListingsResponse)(nil),     // 13: swapmeet.v1.SearchListingsResponse
-	(*ListCategoriesRequest)(nil),      // 14: swapmeet.v1.ListCategoriesRequest
-	(*ListCategoriesResponse)(nil),     // 15: swapmeet.v1.ListCategoriesResponse
-	(*CategoryCount)(nil),              // 16: swapmeet.v1.CategoryCount
-	(*CreateMediaUploadRequest)(nil),   // 17: swapmeet.v1.CreateMediaUploadRequest
-	(*CreateMediaUploadResponse)(nil),  // 18: swapmeet.v1.CreateMediaUploadResponse
-	(*ConfirmMediaUploadRequest)(nil),  // 19: swapmeet.v1.ConfirmMediaUploadRequest
-	(*ConfirmMediaUploadResponse)(nil), // 20: swapmeet.v1.ConfirmMediaUploadResponse
-	(*DeleteMediaRequest)(nil),         // 21: swapmeet.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),        // 22: swapmeet.v1.DeleteMediaResponse
-	(*WatchListingRequest)(nil),        // 23: swapmeet.v1.WatchListingRequest
-	(*WatchListingResponse)(nil),       // 24: swapmeet.v1.WatchListingResponse
-	nil,                                // 25: swapmeet.v1.Listing.AttributesEntry
-	nil,                                // 26: swapmeet.v1.CreateListingRequest.AttributesEntry
-	nil,                                // 27: swapmeet.v1.UpdateListingRequest.AttributesEntry
-	nil,                                // 28: swapmeet.v1.SearchListingsRequest.AttributesEntry
-	nil,                                // 29: swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
-	(*UserSummary)(nil),                // 30: swapmeet.v1.UserSummary
-	(*Money)(nil),                      // 31: swapmeet.v1.Money
-	(*Media)(nil),                      // 32: swapmeet.v1.Media
-	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 34: google.protobuf.FieldMask
+	(*ListMyListingsRequest)(nil),      // 14: swapmeet.v1.ListMyListingsRequest
+	(*ListMyListingsResponse)(nil),     // 15: swapmeet.v1.ListMyListingsResponse
+	(*ListCategoriesRequest)(nil),      // 16: swapmeet.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),     // 17: swapmeet.v1.ListCategoriesResponse
+	(*CategoryCount)(nil),              // 18: swapmeet.v1.CategoryCount
+	(*CreateMediaUploadRequest)(nil),   // 19: swapmeet.v1.CreateMediaUploadRequest
+	(*CreateMediaUploadResponse)(nil),  // 20: swapmeet.v1.CreateMediaUploadResponse
+	(*ConfirmMediaUploadRequest)(nil),  // 21: swapmeet.v1.ConfirmMediaUploadRequest
+	(*ConfirmMediaUploadResponse)(nil), // 22: swapmeet.v1.ConfirmMediaUploadResponse
+	(*DeleteMediaRequest)(nil),         // 23: swapmeet.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),        // 24: swapmeet.v1.DeleteMediaResponse
+	(*ReorderMediaRequest)(nil),        // 25: swapmeet.v1.ReorderMediaRequest
+	(*ReorderMediaResponse)(nil),       // 26: swapmeet.v1.ReorderMediaResponse
+	(*WatchListingRequest)(nil),        // 27: swapmeet.v1.WatchListingRequest
+	(*WatchListingResponse)(nil),       // 28: swapmeet.v1.WatchListingResponse
+	nil,                                // 29: swapmeet.v1.Listing.AttributesEntry
+	nil,                                // 30: swapmeet.v1.CreateListingRequest.AttributesEntry
+	nil,                                // 31: swapmeet.v1.UpdateListingRequest.AttributesEntry
+	nil,                                // 32: swapmeet.v1.SearchListingsRequest.AttributesEntry
+	nil,                                // 33: swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
+	(*UserSummary)(nil),                // 34: swapmeet.v1.UserSummary
+	(*Money)(nil),                      // 35: swapmeet.v1.Money
+	(*Media)(nil),                      // 36: swapmeet.v1.Media
+	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 38: google.protobuf.FieldMask
 }
 var file_swapmeet_v1_listing_proto_depIdxs = []int32{
-	30, // 0: swapmeet.v1.Listing.seller:type_name -> swapmeet.v1.UserSummary
+	34, // 0: swapmeet.v1.Listing.seller:type_name -> swapmeet.v1.UserSummary
 	0,  // 1: swapmeet.v1.Listing.condition:type_name -> swapmeet.v1.Condition
-	31, // 2: swapmeet.v1.Listing.price:type_name -> swapmeet.v1.Money
-	25, // 3: swapmeet.v1.Listing.attributes:type_name -> swapmeet.v1.Listing.AttributesEntry
+	35, // 2: swapmeet.v1.Listing.price:type_name -> swapmeet.v1.Money
+	29, // 3: swapmeet.v1.Listing.attributes:type_name -> swapmeet.v1.Listing.AttributesEntry
 	1,  // 4: swapmeet.v1.Listing.status:type_name -> swapmeet.v1.ListingStatus
-	32, // 5: swapmeet.v1.Listing.media:type_name -> swapmeet.v1.Media
-	33, // 6: swapmeet.v1.Listing.created_at:type_name -> google.protobuf.Timestamp
-	33, // 7: swapmeet.v1.Listing.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 5: swapmeet.v1.Listing.media:type_name -> swapmeet.v1.Media
+	37, // 6: swapmeet.v1.Listing.created_at:type_name -> google.protobuf.Timestamp
+	37, // 7: swapmeet.v1.Listing.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: swapmeet.v1.CreateListingRequest.condition:type_name -> swapmeet.v1.Condition
-	31, // 9: swapmeet.v1.CreateListingRequest.price:type_name -> swapmeet.v1.Money
-	26, // 10: swapmeet.v1.CreateListingRequest.attributes:type_name -> swapmeet.v1.CreateListingRequest.AttributesEntry
+	35, // 9: swapmeet.v1.CreateListingRequest.price:type_name -> swapmeet.v1.Money
+	30, // 10: swapmeet.v1.CreateListingRequest.attributes:type_name -> swapmeet.v1.CreateListingRequest.AttributesEntry
 	0,  // 11: swapmeet.v1.UpdateListingRequest.condition:type_name -> swapmeet.v1.Condition
-	31, // 12: swapmeet.v1.UpdateListingRequest.price:type_name -> swapmeet.v1.Money
-	27, // 13: swapmeet.v1.UpdateListingRequest.attributes:type_name -> swapmeet.v1.UpdateListingRequest.AttributesEntry
-	34, // 14: swapmeet.v1.UpdateListingRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 12: swapmeet.v1.UpdateListingRequest.price:type_name -> swapmeet.v1.Money
+	31, // 13: swapmeet.v1.UpdateListingRequest.attributes:type_name -> swapmeet.v1.UpdateListingRequest.AttributesEntry
+	38, // 14: swapmeet.v1.UpdateListingRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 15: swapmeet.v1.GetListingResponse.listing:type_name -> swapmeet.v1.Listing
 	0,  // 16: swapmeet.v1.SearchListingsRequest.condition:type_name -> swapmeet.v1.Condition
-	31, // 17: swapmeet.v1.SearchListingsRequest.min_price:type_name -> swapmeet.v1.Money
-	31, // 18: swapmeet.v1.SearchListingsRequest.max_price:type_name -> swapmeet.v1.Money
-	28, // 19: swapmeet.v1.SearchListingsRequest.attributes:type_name -> swapmeet.v1.SearchListingsRequest.AttributesEntry
+	35, // 17: swapmeet.v1.SearchListingsRequest.min_price:type_name -> swapmeet.v1.Money
+	35, // 18: swapmeet.v1.SearchListingsRequest.max_price:type_name -> swapmeet.v1.Money
+	32, // 19: swapmeet.v1.SearchListingsRequest.attributes:type_name -> swapmeet.v1.SearchListingsRequest.AttributesEntry
 	1,  // 20: swapmeet.v1.SearchListingsRequest.status:type_name -> swapmeet.v1.ListingStatus
 	2,  // 21: swapmeet.v1.SearchListingsRequest.sort:type_name -> swapmeet.v1.SearchSort
 	3,  // 22: swapmeet.v1.SearchListingsResponse.listings:type_name -> swapmeet.v1.Listing
-	16, // 23: swapmeet.v1.ListCategoriesResponse.categories:type_name -> swapmeet.v1.CategoryCount
-	29, // 24: swapmeet.v1.CreateMediaUploadResponse.form_fields:type_name -> swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
-	33, // 25: swapmeet.v1.CreateMediaUploadResponse.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 26: swapmeet.v1.WatchListingResponse.listing:type_name -> swapmeet.v1.Listing
-	4,  // 27: swapmeet.v1.ListingService.CreateListing:input_type -> swapmeet.v1.CreateListingRequest
-	6,  // 28: swapmeet.v1.ListingService.UpdateListing:input_type -> swapmeet.v1.UpdateListingRequest
-	8,  // 29: swapmeet.v1.ListingService.WithdrawListing:input_type -> swapmeet.v1.WithdrawListingRequest
-	10, // 30: swapmeet.v1.ListingService.GetListing:input_type -> swapmeet.v1.GetListingRequest
-	12, // 31: swapmeet.v1.ListingService.SearchListings:input_type -> swapmeet.v1.SearchListingsRequest
-	14, // 32: swapmeet.v1.ListingService.ListCategories:input_type -> swapmeet.v1.ListCategoriesRequest
-	17, // 33: swapmeet.v1.ListingService.CreateMediaUpload:input_type -> swapmeet.v1.CreateMediaUploadRequest
-	19, // 34: swapmeet.v1.ListingService.ConfirmMediaUpload:input_type -> swapmeet.v1.ConfirmMediaUploadRequest
-	21, // 35: swapmeet.v1.ListingService.DeleteMedia:input_type -> swapmeet.v1.DeleteMediaRequest
-	23, // 36: swapmeet.v1.ListingService.WatchListing:input_type -> swapmeet.v1.WatchListingRequest
-	5,  // 37: swapmeet.v1.ListingService.CreateListing:output_type -> swapmeet.v1.CreateListingResponse
-	7,  // 38: swapmeet.v1.ListingService.UpdateListing:output_type -> swapmeet.v1.UpdateListingResponse
-	9,  // 39: swapmeet.v1.ListingService.WithdrawListing:output_type -> swapmeet.v1.WithdrawListingResponse
-	11, // 40: swapmeet.v1.ListingService.GetListing:output_type -> swapmeet.v1.GetListingResponse
-	13, // 41: swapmeet.v1.ListingService.SearchListings:output_type -> swapmeet.v1.SearchListingsResponse
-	15, // 42: swapmeet.v1.ListingService.ListCategories:output_type -> swapmeet.v1.ListCategoriesResponse
-	18, // 43: swapmeet.v1.ListingService.CreateMediaUpload:output_type -> swapmeet.v1.CreateMediaUploadResponse
-	20, // 44: swapmeet.v1.ListingService.ConfirmMediaUpload:output_type -> swapmeet.v1.ConfirmMediaUploadResponse
-	22, // 45: swapmeet.v1.ListingService.DeleteMedia:output_type -> swapmeet.v1.DeleteMediaResponse
-	24, // 46: swapmeet.v1.ListingService.WatchListing:output_type -> swapmeet.v1.WatchListingResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	1,  // 23: swapmeet.v1.ListMyListingsRequest.status:type_name -> swapmeet.v1.ListingStatus
+	3,  // 24: swapmeet.v1.ListMyListingsResponse.listings:type_name -> swapmeet.v1.Listing
+	18, // 25: swapmeet.v1.ListCategoriesResponse.categories:type_name -> swapmeet.v1.CategoryCount
+	33, // 26: swapmeet.v1.CreateMediaUploadResponse.form_fields:type_name -> swapmeet.v1.CreateMediaUploadResponse.FormFieldsEntry
+	37, // 27: swapmeet.v1.CreateMediaUploadResponse.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 28: swapmeet.v1.WatchListingResponse.listing:type_name -> swapmeet.v1.Listing
+	4,  // 29: swapmeet.v1.ListingService.CreateListing:input_type -> swapmeet.v1.CreateListingRequest
+	6,  // 30: swapmeet.v1.ListingService.UpdateListing:input_type -> swapmeet.v1.UpdateListingRequest
+	8,  // 31: swapmeet.v1.ListingService.WithdrawListing:input_type -> swapmeet.v1.WithdrawListingRequest
+	10, // 32: swapmeet.v1.ListingService.GetListing:input_type -> swapmeet.v1.GetListingRequest
+	12, // 33: swapmeet.v1.ListingService.SearchListings:input_type -> swapmeet.v1.SearchListingsRequest
+	14, // 34: swapmeet.v1.ListingService.ListMyListings:input_type -> swapmeet.v1.ListMyListingsRequest
+	16, // 35: swapmeet.v1.ListingService.ListCategories:input_type -> swapmeet.v1.ListCategoriesRequest
+	19, // 36: swapmeet.v1.ListingService.CreateMediaUpload:input_type -> swapmeet.v1.CreateMediaUploadRequest
+	21, // 37: swapmeet.v1.ListingService.ConfirmMediaUpload:input_type -> swapmeet.v1.ConfirmMediaUploadRequest
+	23, // 38: swapmeet.v1.ListingService.DeleteMedia:input_type -> swapmeet.v1.DeleteMediaRequest
+	25, // 39: swapmeet.v1.ListingService.ReorderMedia:input_type -> swapmeet.v1.ReorderMediaRequest
+	27, // 40: swapmeet.v1.ListingService.WatchListing:input_type -> swapmeet.v1.WatchListingRequest
+	5,  // 41: swapmeet.v1.ListingService.CreateListing:output_type -> swapmeet.v1.CreateListingResponse
+	7,  // 42: swapmeet.v1.ListingService.UpdateListing:output_type -> swapmeet.v1.UpdateListingResponse
+	9,  // 43: swapmeet.v1.ListingService.WithdrawListing:output_type -> swapmeet.v1.WithdrawListingResponse
+	11, // 44: swapmeet.v1.ListingService.GetListing:output_type -> swapmeet.v1.GetListingResponse
+	13, // 45: swapmeet.v1.ListingService.SearchListings:output_type -> swapmeet.v1.SearchListingsResponse
+	15, // 46: swapmeet.v1.ListingService.ListMyListings:output_type -> swapmeet.v1.ListMyListingsResponse
+	17, // 47: swapmeet.v1.ListingService.ListCategories:output_type -> swapmeet.v1.ListCategoriesResponse
+	20, // 48: swapmeet.v1.ListingService.CreateMediaUpload:output_type -> swapmeet.v1.CreateMediaUploadResponse
+	22, // 49: swapmeet.v1.ListingService.ConfirmMediaUpload:output_type -> swapmeet.v1.ConfirmMediaUploadResponse
+	24, // 50: swapmeet.v1.ListingService.DeleteMedia:output_type -> swapmeet.v1.DeleteMediaResponse
+	26, // 51: swapmeet.v1.ListingService.ReorderMedia:output_type -> swapmeet.v1.ReorderMediaResponse
+	28, // 52: swapmeet.v1.ListingService.WatchListing:output_type -> swapmeet.v1.WatchListingResponse
+	41, // [41:53] is the sub-list for method output_type
+	29, // [29:41] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_swapmeet_v1_listing_proto_init() }
@@ -1955,7 +2333,7 @@ func file_swapmeet_v1_listing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swapmeet_v1_listing_proto_rawDesc), len(file_swapmeet_v1_listing_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

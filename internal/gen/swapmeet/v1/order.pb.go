@@ -22,13 +22,19 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OrderStatus is where an order is in its life cycle (see OrderService).
 type OrderStatus int32
 
 const (
+	// Never an order's status. As the ListOrders filter: any status.
 	OrderStatus_ORDER_STATUS_UNSPECIFIED OrderStatus = 0
 	// Placed; the listings are reserved (SOLD) and await payment.
 	OrderStatus_ORDER_STATUS_PENDING OrderStatus = 1
-	OrderStatus_ORDER_STATUS_PAID    OrderStatus = 2
+	// The buyer has marked it paid; awaits shipping by the seller. Either
+	// party may still cancel it.
+	OrderStatus_ORDER_STATUS_PAID OrderStatus = 2
+	// The seller has marked it shipped; awaits the buyer's ConfirmDelivery.
+	// It can no longer be cancelled.
 	OrderStatus_ORDER_STATUS_SHIPPED OrderStatus = 3
 	// Final; the buyer may review the seller.
 	OrderStatus_ORDER_STATUS_DELIVERED OrderStatus = 4
@@ -83,9 +89,12 @@ func (OrderStatus) EnumDescriptor() ([]byte, []int) {
 	return file_swapmeet_v1_order_proto_rawDescGZIP(), []int{0}
 }
 
+// OrderRole is the caller's side of an order.
 type OrderRole int32
 
 const (
+	// Not set. ListOrders refuses it (InvalidArgument); WatchOrders takes
+	// it as both sides.
 	OrderRole_ORDER_ROLE_UNSPECIFIED OrderRole = 0
 	// Orders the caller placed.
 	OrderRole_ORDER_ROLE_BUYER OrderRole = 1
@@ -135,19 +144,28 @@ func (OrderRole) EnumDescriptor() ([]byte, []int) {
 }
 
 // Order is the read-side view of an order. It embeds everything an order
-// screen shows, frozen at purchase time except the user names.
+// screen shows. The items' titles and prices are frozen at purchase time;
+// the users' names and ratings, and the items' thumbnails, follow the
+// users and the listings.
 type Order struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Buyer   *UserSummary           `protobuf:"bytes,2,opt,name=buyer,proto3" json:"buyer,omitempty"`
-	Seller  *UserSummary           `protobuf:"bytes,3,opt,name=seller,proto3" json:"seller,omitempty"`
-	Status  OrderStatus            `protobuf:"varint,4,opt,name=status,proto3,enum=swapmeet.v1.OrderStatus" json:"status,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id, a UUID.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Who placed the order, with the name and rating they have now.
+	Buyer *UserSummary `protobuf:"bytes,2,opt,name=buyer,proto3" json:"buyer,omitempty"`
+	// Who sells every item, with the name and rating they have now.
+	Seller *UserSummary `protobuf:"bytes,3,opt,name=seller,proto3" json:"seller,omitempty"`
+	// Where the order is now; history says how it got there.
+	Status OrderStatus `protobuf:"varint,4,opt,name=status,proto3,enum=swapmeet.v1.OrderStatus" json:"status,omitempty"`
 	// Sum of the item prices; all items share one currency.
-	Total *Money       `protobuf:"bytes,5,opt,name=total,proto3" json:"total,omitempty"`
+	Total *Money `protobuf:"bytes,5,opt,name=total,proto3" json:"total,omitempty"`
+	// One per listing bought: 1..50.
 	Items []*OrderItem `protobuf:"bytes,6,rep,name=items,proto3" json:"items,omitempty"`
 	// Every status the order has had, oldest first, starting with PENDING.
-	History       []*OrderStatusChange   `protobuf:"bytes,7,rep,name=history,proto3" json:"history,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	History []*OrderStatusChange `protobuf:"bytes,7,rep,name=history,proto3" json:"history,omitempty"`
+	// When the order was placed.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the status last changed; created_at until then.
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -248,11 +266,14 @@ func (x *Order) GetUpdatedAt() *timestamppb.Timestamp {
 
 // OrderItem is one listing as it was when the order was placed.
 type OrderItem struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ListingId string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
-	Title     string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listing bought; GetListing shows it as it is now.
+	ListingId string `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	// The listing's title at purchase; later edits do not change it.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
 	// Price at purchase; later listing edits do not change it.
-	Price             *Money `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
+	Price *Money `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
+	// The seller's name now, as in Order.seller.
 	SellerDisplayName string `protobuf:"bytes,4,opt,name=seller_display_name,json=sellerDisplayName,proto3" json:"seller_display_name,omitempty"`
 	// The listing's first image with fresh presigned URLs; unset when it has
 	// none.
@@ -326,9 +347,12 @@ func (x *OrderItem) GetThumbnail() *Media {
 	return nil
 }
 
+// OrderStatusChange is one step of an order's history.
 type OrderStatusChange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        OrderStatus            `protobuf:"varint,1,opt,name=status,proto3,enum=swapmeet.v1.OrderStatus" json:"status,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The status the order entered.
+	Status OrderStatus `protobuf:"varint,1,opt,name=status,proto3,enum=swapmeet.v1.OrderStatus" json:"status,omitempty"`
+	// When it entered it.
 	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -378,13 +402,15 @@ func (x *OrderStatusChange) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// PlaceOrderRequest buys listings from one seller.
 type PlaceOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1..50 distinct listings, all from one seller and in one currency.
 	ListingIds []string `protobuf:"bytes,1,rep,name=listing_ids,json=listingIds,proto3" json:"listing_ids,omitempty"`
-	// Client-chosen, 1..128 characters, scoped to the buyer (for example a
-	// UUID). A retry with the same key returns the first call's order instead
-	// of buying again.
+	// Required. Client-chosen, 1..128 characters, scoped to the buyer (for
+	// example a UUID). A retry with the same key returns the first call's
+	// order instead of buying again; the same key with other listings is
+	// refused (FailedPrecondition, IDEMPOTENCY_KEY_REUSED).
 	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -434,11 +460,16 @@ func (x *PlaceOrderRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+// PlaceOrderResponse names the new order.
 type PlaceOrderResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	OrderId          string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Total            *Money                 `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
-	ConsistencyToken string                 `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new order's id, a UUID; for a retry, the first call's.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Sum of the listings' prices, in their one currency.
+	Total *Money `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The order's commit: pass it to GetOrder or ListOrders to read the
+	// order at once.
+	ConsistencyToken string `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -494,9 +525,12 @@ func (x *PlaceOrderResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// GetOrderRequest names the order to read.
 type GetOrderRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID. NotFound for an unknown order and for one the caller is not a
+	// party to.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Optional: wait until the read side has applied this write.
 	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
@@ -547,9 +581,11 @@ func (x *GetOrderRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// GetOrderResponse carries one order.
 type GetOrderResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Order         *Order                 `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order as the read side has it, with presigned thumbnail URLs.
+	Order         *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +627,7 @@ func (x *GetOrderResponse) GetOrder() *Order {
 	return nil
 }
 
+// ListOrdersRequest filters and pages the caller's orders on one side.
 type ListOrdersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required: whose side of the orders to list.
@@ -599,7 +636,8 @@ type ListOrdersRequest struct {
 	Status OrderStatus `protobuf:"varint,2,opt,name=status,proto3,enum=swapmeet.v1.OrderStatus" json:"status,omitempty"`
 	// 0 means 20; at most 100.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque keyset cursor from a previous next_page_token.
+	// Opaque keyset cursor from a previous next_page_token of the same
+	// request; from another request it gives InvalidArgument.
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Optional: wait until the read side has applied this write.
 	ConsistencyToken string `protobuf:"bytes,5,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
@@ -672,9 +710,11 @@ func (x *ListOrdersRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// ListOrdersResponse is one page of the caller's orders.
 type ListOrdersResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Orders []*Order               `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Orders []*Order `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -725,9 +765,11 @@ func (x *ListOrdersResponse) GetNextPageToken() string {
 	return ""
 }
 
+// MarkOrderPaidRequest names the order the buyer has paid.
 type MarkOrderPaidRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A PENDING (or already PAID) order of the caller's, as buyer; a UUID.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -769,9 +811,12 @@ func (x *MarkOrderPaidRequest) GetOrderId() string {
 	return ""
 }
 
+// MarkOrderPaidResponse is the token of the transition.
 type MarkOrderPaidResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transition's commit, or a token at or after it when the order was
+	// already PAID: pass it to GetOrder to read the new status.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -813,9 +858,11 @@ func (x *MarkOrderPaidResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// MarkOrderShippedRequest names the order the seller has shipped.
 type MarkOrderShippedRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A PAID (or already SHIPPED) order of the caller's, as seller; a UUID.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,9 +904,12 @@ func (x *MarkOrderShippedRequest) GetOrderId() string {
 	return ""
 }
 
+// MarkOrderShippedResponse is the token of the transition.
 type MarkOrderShippedResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transition's commit, or a token at or after it when the order was
+	// already SHIPPED: pass it to GetOrder to read the new status.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -901,9 +951,12 @@ func (x *MarkOrderShippedResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// ConfirmDeliveryRequest names the order the buyer has received.
 type ConfirmDeliveryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A SHIPPED (or already DELIVERED) order of the caller's, as buyer; a
+	// UUID.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -945,9 +998,12 @@ func (x *ConfirmDeliveryRequest) GetOrderId() string {
 	return ""
 }
 
+// ConfirmDeliveryResponse is the token of the transition.
 type ConfirmDeliveryResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transition's commit, or a token at or after it when the order was
+	// already DELIVERED: pass it to GetOrder to read the new status.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -989,9 +1045,12 @@ func (x *ConfirmDeliveryResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// CancelOrderRequest names the order to cancel.
 type CancelOrderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A PENDING or PAID (or already CANCELLED) order the caller buys or
+	// sells; a UUID.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1033,9 +1092,13 @@ func (x *CancelOrderRequest) GetOrderId() string {
 	return ""
 }
 
+// CancelOrderResponse is the token of the cancellation.
 type CancelOrderResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cancellation's commit, or a token at or after it when the order
+	// was already CANCELLED: pass it to GetOrder, or to GetListing to see
+	// the listings AVAILABLE again.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1077,11 +1140,14 @@ func (x *CancelOrderResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// WatchOrdersRequest says which of the caller's orders to follow, and
+// from where.
 type WatchOrdersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Buyer, seller, or unspecified for both.
 	Role OrderRole `protobuf:"varint,1,opt,name=role,proto3,enum=swapmeet.v1.OrderRole" json:"role,omitempty"`
 	// A resume_token from an earlier stream, or a write's consistency_token.
+	// Empty goes live from now, with no replay.
 	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1131,10 +1197,14 @@ func (x *WatchOrdersRequest) GetResumeToken() string {
 	return ""
 }
 
+// WatchOrdersResponse is one order's latest state, a heartbeat, or a
+// resync.
 type WatchOrdersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One order's whole current state; unset in a heartbeat or a resync.
-	Order       *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	Order *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	// Where the stream is: reconnect with the last one received to miss
+	// nothing. It is a consistency token too, which queries accept.
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// The stream could not say what changed since the client's position:
 	// refetch with ListOrders (consistency_token = this resume_token).

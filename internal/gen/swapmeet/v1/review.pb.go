@@ -24,16 +24,21 @@ const (
 
 // Review is the read-side view of a review; it embeds its author's summary.
 type Review struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	ReviewId string                 `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
-	OrderId  string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The review's id, a UUID.
+	ReviewId string `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	// The DELIVERED order the review is of; an order has at most one review.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The reviewed user: the order's seller.
 	SellerId string `protobuf:"bytes,3,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
 	// The order's buyer.
 	Author *UserSummary `protobuf:"bytes,4,opt,name=author,proto3" json:"author,omitempty"`
 	// 1..5.
-	Rating        int32                  `protobuf:"varint,5,opt,name=rating,proto3" json:"rating,omitempty"`
-	Comment       string                 `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	Rating int32 `protobuf:"varint,5,opt,name=rating,proto3" json:"rating,omitempty"`
+	// The buyer's words, at most 2,000 characters, line breaks allowed; may
+	// be empty.
+	Comment string `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	// When the review was written.
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -118,9 +123,11 @@ func (x *Review) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// CreateReviewRequest rates the seller of one order.
 type CreateReviewRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order to review, a UUID: a DELIVERED order the caller bought.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// 1..5, else InvalidArgument.
 	Rating int32 `protobuf:"varint,2,opt,name=rating,proto3" json:"rating,omitempty"`
 	// At most 2,000 characters; may be empty.
@@ -180,10 +187,14 @@ func (x *CreateReviewRequest) GetComment() string {
 	return ""
 }
 
+// CreateReviewResponse names the new review.
 type CreateReviewResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ReviewId         string                 `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
-	ConsistencyToken string                 `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new review's id, a UUID.
+	ReviewId string `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	// The review's commit: pass it to ListSellerReviews or GetUser to see
+	// the review and the seller's new rating.
+	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -232,12 +243,15 @@ func (x *CreateReviewResponse) GetConsistencyToken() string {
 	return ""
 }
 
+// ListSellerReviewsRequest names the seller and the page to read.
 type ListSellerReviewsRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	SellerId string                 `protobuf:"bytes,1,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reviewed user's id, a UUID; NotFound when no user has it.
+	SellerId string `protobuf:"bytes,1,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
 	// 0 means 20; at most 100.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque keyset cursor from a previous next_page_token.
+	// Opaque keyset cursor from a previous next_page_token for the same
+	// seller; another seller's gives InvalidArgument.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Optional: wait until the read side has applied this write.
 	ConsistencyToken string `protobuf:"bytes,4,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
@@ -303,12 +317,16 @@ func (x *ListSellerReviewsRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// ListSellerReviewsResponse is one page of a seller's reviews, with the
+// seller's overall rating.
 type ListSellerReviewsResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Reviews []*Review              `protobuf:"bytes,1,rep,name=reviews,proto3" json:"reviews,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page's reviews, newest first.
+	Reviews []*Review `protobuf:"bytes,1,rep,name=reviews,proto3" json:"reviews,omitempty"`
 	// Over all the seller's reviews, not just this page; 0 when there are none.
 	RatingAverage float64 `protobuf:"fixed64,2,opt,name=rating_average,json=ratingAverage,proto3" json:"rating_average,omitempty"`
-	RatingCount   int32   `protobuf:"varint,3,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
+	// How many reviews the seller has in all, not just on this page.
+	RatingCount int32 `protobuf:"varint,3,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -24,14 +24,20 @@ const (
 
 // UserProfile is the public read-side view of a user.
 type UserProfile struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	UserId      string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Bio         string                 `protobuf:"bytes,3,opt,name=bio,proto3" json:"bio,omitempty"`
-	JoinedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's id, a UUID.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The name shown wherever the user appears; 1..64 characters.
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// Free text of at most 500 characters, line breaks allowed; empty when
+	// the user has written none.
+	Bio string `protobuf:"bytes,3,opt,name=bio,proto3" json:"bio,omitempty"`
+	// When the account was created.
+	JoinedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
 	// Mean of the user's seller reviews; 0 when rating_count is 0.
 	RatingAverage float64 `protobuf:"fixed64,5,opt,name=rating_average,json=ratingAverage,proto3" json:"rating_average,omitempty"`
-	RatingCount   int32   `protobuf:"varint,6,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
+	// How many reviews the user has received as a seller.
+	RatingCount int32 `protobuf:"varint,6,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
 	// Listings of this user that are AVAILABLE.
 	ActiveListingCount int32 `protobuf:"varint,7,opt,name=active_listing_count,json=activeListingCount,proto3" json:"active_listing_count,omitempty"`
 	// Listings of this user that were sold (in a non-cancelled order).
@@ -126,13 +132,18 @@ func (x *UserProfile) GetSoldCount() int32 {
 	return 0
 }
 
+// SignUpRequest is a new account's credentials and name. Every field is
+// required; one InvalidArgument lists every field that is wrong.
 type SignUpRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique, compared case-insensitively.
+	// A plain address such as "ada@example.com", at most 254 bytes, with a
+	// dot in its domain; surrounding spaces are ignored. Unique, compared
+	// case-insensitively: it is stored in lower case.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// 8..128 characters; stored only as an argon2id hash.
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
-	// 1..64 characters.
+	// 1..64 characters after surrounding spaces are trimmed, without control
+	// or invisible characters (zero-width spaces, bidirectional controls).
 	DisplayName   string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -189,11 +200,16 @@ func (x *SignUpRequest) GetDisplayName() string {
 	return ""
 }
 
+// SignUpResponse is the new account, already signed in.
 type SignUpResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Bearer token for the Authorization header.
-	SessionToken     string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new user's id, a UUID.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Bearer token for the Authorization header. Valid for 30 days by
+	// default, until SignOut revokes it.
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The sign-up's commit: pass it to GetUser to read the new profile
+	// from the read side at once.
 	ConsistencyToken string `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	// The new user's profile, as GetUser returns it: every count is zero.
 	User          *UserProfile `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
@@ -259,10 +275,15 @@ func (x *SignUpResponse) GetUser() *UserProfile {
 	return nil
 }
 
+// SignInRequest is an account's email and password.
 type SignInRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the account signed up with, in any case; surrounding
+	// spaces are ignored. InvalidArgument when it is not an email address.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// Checked against the stored hash. A password that no account can have
+	// (not 8..128 characters) fails like a wrong one, with Unauthenticated.
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,10 +332,13 @@ func (x *SignInRequest) GetPassword() string {
 	return ""
 }
 
+// SignInResponse is a new session of the account.
 type SignInResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Bearer token for the Authorization header.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed-in user's id, a UUID.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Bearer token for the Authorization header. Valid for 30 days by
+	// default, until SignOut revokes it.
 	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// The signed-in user's profile, as GetUser returns it, so that a client
 	// needs no second call to know who it is. Should the read side not
@@ -376,6 +400,8 @@ func (x *SignInResponse) GetUser() *UserProfile {
 	return nil
 }
 
+// SignOutRequest is empty: the session revoked is the one whose token
+// authenticates the call.
 type SignOutRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -412,6 +438,9 @@ func (*SignOutRequest) Descriptor() ([]byte, []int) {
 	return file_swapmeet_v1_user_proto_rawDescGZIP(), []int{5}
 }
 
+// SignOutResponse is empty. The token stops working at once on the server
+// that answered; other API servers may accept it for a few seconds more
+// (10 by default). Watch streams opened with it end.
 type SignOutResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -448,9 +477,11 @@ func (*SignOutResponse) Descriptor() ([]byte, []int) {
 	return file_swapmeet_v1_user_proto_rawDescGZIP(), []int{6}
 }
 
+// GetUserRequest names the profile to read.
 type GetUserRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A UUID (InvalidArgument otherwise); NotFound when no user has it.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Optional: wait until the read side has applied this write.
 	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
@@ -501,9 +532,12 @@ func (x *GetUserRequest) GetConsistencyToken() string {
 	return ""
 }
 
+// GetUserResponse carries one public profile.
 type GetUserResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *UserProfile           `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The profile as the read side has it: with a consistency_token, at
+	// least as new as that write.
+	User          *UserProfile `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,10 +579,14 @@ func (x *GetUserResponse) GetUser() *UserProfile {
 	return nil
 }
 
-// Unset fields are left unchanged.
+// Unset fields are left unchanged; at least one must be set
+// (InvalidArgument otherwise).
 type UpdateProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 1..64 characters.
+	// 1..64 characters after surrounding spaces are trimmed, without control
+	// or invisible characters. A display name can be changed 5 times an
+	// hour by default; past that, ResourceExhausted with reason
+	// RATE_LIMITED and a RetryInfo.
 	DisplayName *string `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
 	// At most 500 characters; an empty string clears it.
 	Bio           *string `protobuf:"bytes,2,opt,name=bio,proto3,oneof" json:"bio,omitempty"`
@@ -600,9 +638,11 @@ func (x *UpdateProfileRequest) GetBio() string {
 	return ""
 }
 
+// UpdateProfileResponse is the token of the change.
 type UpdateProfileResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	ConsistencyToken string                 `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The change's commit: pass it to GetUser to read the new profile.
+	ConsistencyToken string `protobuf:"bytes,1,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }

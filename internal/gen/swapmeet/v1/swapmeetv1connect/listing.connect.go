@@ -48,6 +48,9 @@ const (
 	// ListingServiceSearchListingsProcedure is the fully-qualified name of the ListingService's
 	// SearchListings RPC.
 	ListingServiceSearchListingsProcedure = "/swapmeet.v1.ListingService/SearchListings"
+	// ListingServiceListMyListingsProcedure is the fully-qualified name of the ListingService's
+	// ListMyListings RPC.
+	ListingServiceListMyListingsProcedure = "/swapmeet.v1.ListingService/ListMyListings"
 	// ListingServiceListCategoriesProcedure is the fully-qualified name of the ListingService's
 	// ListCategories RPC.
 	ListingServiceListCategoriesProcedure = "/swapmeet.v1.ListingService/ListCategories"
@@ -60,6 +63,9 @@ const (
 	// ListingServiceDeleteMediaProcedure is the fully-qualified name of the ListingService's
 	// DeleteMedia RPC.
 	ListingServiceDeleteMediaProcedure = "/swapmeet.v1.ListingService/DeleteMedia"
+	// ListingServiceReorderMediaProcedure is the fully-qualified name of the ListingService's
+	// ReorderMedia RPC.
+	ListingServiceReorderMediaProcedure = "/swapmeet.v1.ListingService/ReorderMedia"
 	// ListingServiceWatchListingProcedure is the fully-qualified name of the ListingService's
 	// WatchListing RPC.
 	ListingServiceWatchListingProcedure = "/swapmeet.v1.ListingService/WatchListing"
@@ -86,6 +92,11 @@ type ListingServiceClient interface {
 	// set must match. Results are cached; a page_token from a different
 	// query gives InvalidArgument.
 	SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error)
+	// ListMyListings pages through the caller's own listings, newest first:
+	// every status, or the one asked for. It needs a session and shows only
+	// the caller's listings, withdrawn ones included, which SearchListings
+	// shows to no one.
+	ListMyListings(context.Context, *connect.Request[v1.ListMyListingsRequest]) (*connect.Response[v1.ListMyListingsResponse], error)
 	// ListCategories lists the categories that have AVAILABLE listings, by
 	// name, with how many each has. The search projection keeps the counts
 	// as listings change; they are not counted per request. Anyone may call
@@ -103,10 +114,23 @@ type ListingServiceClient interface {
 	// ConfirmMediaUpload attaches an uploaded image to the listing after
 	// checking that the object exists with the declared type and size
 	// (FailedPrecondition otherwise). Confirming twice is harmless.
+	// The refusals name their reason: UPLOAD_MISSING when no file arrived,
+	// UPLOAD_MISMATCH when it is not the declared type and size or not an
+	// image the service accepts, UPLOAD_EXPIRED after 12 hours, MEDIA_LIMIT
+	// when the listing already has the most images allowed. An upload
+	// refused for its file or its age is deleted: start again with
+	// CreateMediaUpload.
 	ConfirmMediaUpload(context.Context, *connect.Request[v1.ConfirmMediaUploadRequest]) (*connect.Response[v1.ConfirmMediaUploadResponse], error)
 	// DeleteMedia detaches an image from the listing and deletes the object.
 	// NotFound for an unknown media_id.
 	DeleteMedia(context.Context, *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error)
+	// ReorderMedia sets the order of the listing's confirmed images: media_ids
+	// names each of them exactly once, first image first. InvalidArgument for
+	// a repeated or malformed id; FailedPrecondition (MEDIA_SET_CHANGED) when
+	// the ids are not exactly the listing's confirmed images, as when an image
+	// was added or removed since the caller read the listing. Reordering does
+	// not change the listing's version.
+	ReorderMedia(context.Context, *connect.Request[v1.ReorderMediaRequest]) (*connect.Response[v1.ReorderMediaResponse], error)
 	// WatchListing streams one listing as it changes. Anyone may call it.
 	//
 	// The first message is the current state: always without a resume_token,
@@ -167,6 +191,13 @@ func NewListingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listMyListings: connect.NewClient[v1.ListMyListingsRequest, v1.ListMyListingsResponse](
+			httpClient,
+			baseURL+ListingServiceListMyListingsProcedure,
+			connect.WithSchema(listingServiceMethods.ByName("ListMyListings")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		listCategories: connect.NewClient[v1.ListCategoriesRequest, v1.ListCategoriesResponse](
 			httpClient,
 			baseURL+ListingServiceListCategoriesProcedure,
@@ -192,6 +223,12 @@ func NewListingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(listingServiceMethods.ByName("DeleteMedia")),
 			connect.WithClientOptions(opts...),
 		),
+		reorderMedia: connect.NewClient[v1.ReorderMediaRequest, v1.ReorderMediaResponse](
+			httpClient,
+			baseURL+ListingServiceReorderMediaProcedure,
+			connect.WithSchema(listingServiceMethods.ByName("ReorderMedia")),
+			connect.WithClientOptions(opts...),
+		),
 		watchListing: connect.NewClient[v1.WatchListingRequest, v1.WatchListingResponse](
 			httpClient,
 			baseURL+ListingServiceWatchListingProcedure,
@@ -209,10 +246,12 @@ type listingServiceClient struct {
 	withdrawListing    *connect.Client[v1.WithdrawListingRequest, v1.WithdrawListingResponse]
 	getListing         *connect.Client[v1.GetListingRequest, v1.GetListingResponse]
 	searchListings     *connect.Client[v1.SearchListingsRequest, v1.SearchListingsResponse]
+	listMyListings     *connect.Client[v1.ListMyListingsRequest, v1.ListMyListingsResponse]
 	listCategories     *connect.Client[v1.ListCategoriesRequest, v1.ListCategoriesResponse]
 	createMediaUpload  *connect.Client[v1.CreateMediaUploadRequest, v1.CreateMediaUploadResponse]
 	confirmMediaUpload *connect.Client[v1.ConfirmMediaUploadRequest, v1.ConfirmMediaUploadResponse]
 	deleteMedia        *connect.Client[v1.DeleteMediaRequest, v1.DeleteMediaResponse]
+	reorderMedia       *connect.Client[v1.ReorderMediaRequest, v1.ReorderMediaResponse]
 	watchListing       *connect.Client[v1.WatchListingRequest, v1.WatchListingResponse]
 }
 
@@ -241,6 +280,11 @@ func (c *listingServiceClient) SearchListings(ctx context.Context, req *connect.
 	return c.searchListings.CallUnary(ctx, req)
 }
 
+// ListMyListings calls swapmeet.v1.ListingService.ListMyListings.
+func (c *listingServiceClient) ListMyListings(ctx context.Context, req *connect.Request[v1.ListMyListingsRequest]) (*connect.Response[v1.ListMyListingsResponse], error) {
+	return c.listMyListings.CallUnary(ctx, req)
+}
+
 // ListCategories calls swapmeet.v1.ListingService.ListCategories.
 func (c *listingServiceClient) ListCategories(ctx context.Context, req *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error) {
 	return c.listCategories.CallUnary(ctx, req)
@@ -259,6 +303,11 @@ func (c *listingServiceClient) ConfirmMediaUpload(ctx context.Context, req *conn
 // DeleteMedia calls swapmeet.v1.ListingService.DeleteMedia.
 func (c *listingServiceClient) DeleteMedia(ctx context.Context, req *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error) {
 	return c.deleteMedia.CallUnary(ctx, req)
+}
+
+// ReorderMedia calls swapmeet.v1.ListingService.ReorderMedia.
+func (c *listingServiceClient) ReorderMedia(ctx context.Context, req *connect.Request[v1.ReorderMediaRequest]) (*connect.Response[v1.ReorderMediaResponse], error) {
+	return c.reorderMedia.CallUnary(ctx, req)
 }
 
 // WatchListing calls swapmeet.v1.ListingService.WatchListing.
@@ -287,6 +336,11 @@ type ListingServiceHandler interface {
 	// set must match. Results are cached; a page_token from a different
 	// query gives InvalidArgument.
 	SearchListings(context.Context, *connect.Request[v1.SearchListingsRequest]) (*connect.Response[v1.SearchListingsResponse], error)
+	// ListMyListings pages through the caller's own listings, newest first:
+	// every status, or the one asked for. It needs a session and shows only
+	// the caller's listings, withdrawn ones included, which SearchListings
+	// shows to no one.
+	ListMyListings(context.Context, *connect.Request[v1.ListMyListingsRequest]) (*connect.Response[v1.ListMyListingsResponse], error)
 	// ListCategories lists the categories that have AVAILABLE listings, by
 	// name, with how many each has. The search projection keeps the counts
 	// as listings change; they are not counted per request. Anyone may call
@@ -304,10 +358,23 @@ type ListingServiceHandler interface {
 	// ConfirmMediaUpload attaches an uploaded image to the listing after
 	// checking that the object exists with the declared type and size
 	// (FailedPrecondition otherwise). Confirming twice is harmless.
+	// The refusals name their reason: UPLOAD_MISSING when no file arrived,
+	// UPLOAD_MISMATCH when it is not the declared type and size or not an
+	// image the service accepts, UPLOAD_EXPIRED after 12 hours, MEDIA_LIMIT
+	// when the listing already has the most images allowed. An upload
+	// refused for its file or its age is deleted: start again with
+	// CreateMediaUpload.
 	ConfirmMediaUpload(context.Context, *connect.Request[v1.ConfirmMediaUploadRequest]) (*connect.Response[v1.ConfirmMediaUploadResponse], error)
 	// DeleteMedia detaches an image from the listing and deletes the object.
 	// NotFound for an unknown media_id.
 	DeleteMedia(context.Context, *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error)
+	// ReorderMedia sets the order of the listing's confirmed images: media_ids
+	// names each of them exactly once, first image first. InvalidArgument for
+	// a repeated or malformed id; FailedPrecondition (MEDIA_SET_CHANGED) when
+	// the ids are not exactly the listing's confirmed images, as when an image
+	// was added or removed since the caller read the listing. Reordering does
+	// not change the listing's version.
+	ReorderMedia(context.Context, *connect.Request[v1.ReorderMediaRequest]) (*connect.Response[v1.ReorderMediaResponse], error)
 	// WatchListing streams one listing as it changes. Anyone may call it.
 	//
 	// The first message is the current state: always without a resume_token,
@@ -364,6 +431,13 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	listingServiceListMyListingsHandler := connect.NewUnaryHandler(
+		ListingServiceListMyListingsProcedure,
+		svc.ListMyListings,
+		connect.WithSchema(listingServiceMethods.ByName("ListMyListings")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	listingServiceListCategoriesHandler := connect.NewUnaryHandler(
 		ListingServiceListCategoriesProcedure,
 		svc.ListCategories,
@@ -389,6 +463,12 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(listingServiceMethods.ByName("DeleteMedia")),
 		connect.WithHandlerOptions(opts...),
 	)
+	listingServiceReorderMediaHandler := connect.NewUnaryHandler(
+		ListingServiceReorderMediaProcedure,
+		svc.ReorderMedia,
+		connect.WithSchema(listingServiceMethods.ByName("ReorderMedia")),
+		connect.WithHandlerOptions(opts...),
+	)
 	listingServiceWatchListingHandler := connect.NewServerStreamHandler(
 		ListingServiceWatchListingProcedure,
 		svc.WatchListing,
@@ -408,6 +488,8 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 			listingServiceGetListingHandler.ServeHTTP(w, r)
 		case ListingServiceSearchListingsProcedure:
 			listingServiceSearchListingsHandler.ServeHTTP(w, r)
+		case ListingServiceListMyListingsProcedure:
+			listingServiceListMyListingsHandler.ServeHTTP(w, r)
 		case ListingServiceListCategoriesProcedure:
 			listingServiceListCategoriesHandler.ServeHTTP(w, r)
 		case ListingServiceCreateMediaUploadProcedure:
@@ -416,6 +498,8 @@ func NewListingServiceHandler(svc ListingServiceHandler, opts ...connect.Handler
 			listingServiceConfirmMediaUploadHandler.ServeHTTP(w, r)
 		case ListingServiceDeleteMediaProcedure:
 			listingServiceDeleteMediaHandler.ServeHTTP(w, r)
+		case ListingServiceReorderMediaProcedure:
+			listingServiceReorderMediaHandler.ServeHTTP(w, r)
 		case ListingServiceWatchListingProcedure:
 			listingServiceWatchListingHandler.ServeHTTP(w, r)
 		default:
@@ -447,6 +531,10 @@ func (UnimplementedListingServiceHandler) SearchListings(context.Context, *conne
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.SearchListings is not implemented"))
 }
 
+func (UnimplementedListingServiceHandler) ListMyListings(context.Context, *connect.Request[v1.ListMyListingsRequest]) (*connect.Response[v1.ListMyListingsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.ListMyListings is not implemented"))
+}
+
 func (UnimplementedListingServiceHandler) ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.ListCategories is not implemented"))
 }
@@ -461,6 +549,10 @@ func (UnimplementedListingServiceHandler) ConfirmMediaUpload(context.Context, *c
 
 func (UnimplementedListingServiceHandler) DeleteMedia(context.Context, *connect.Request[v1.DeleteMediaRequest]) (*connect.Response[v1.DeleteMediaResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.DeleteMedia is not implemented"))
+}
+
+func (UnimplementedListingServiceHandler) ReorderMedia(context.Context, *connect.Request[v1.ReorderMediaRequest]) (*connect.Response[v1.ReorderMediaResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("swapmeet.v1.ListingService.ReorderMedia is not implemented"))
 }
 
 func (UnimplementedListingServiceHandler) WatchListing(context.Context, *connect.Request[v1.WatchListingRequest], *connect.ServerStream[v1.WatchListingResponse]) error {

@@ -52,11 +52,15 @@ export const MoneySchema: GenMessage<Money> = /*@__PURE__*/
  */
 export type UserSummary = Message<"swapmeet.v1.UserSummary"> & {
   /**
+   * The user's id, a UUID; GetUser returns the full profile.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
 
   /**
+   * The name the user goes by now, 1..64 characters.
+   *
    * @generated from field: string display_name = 2;
    */
   displayName: string;
@@ -69,6 +73,8 @@ export type UserSummary = Message<"swapmeet.v1.UserSummary"> & {
   ratingAverage: number;
 
   /**
+   * How many reviews the user has received as a seller.
+   *
    * @generated from field: int32 rating_count = 4;
    */
   ratingCount: number;
@@ -89,28 +95,39 @@ export const UserSummarySchema: GenMessage<UserSummary> = /*@__PURE__*/
  */
 export type Media = Message<"swapmeet.v1.Media"> & {
   /**
+   * The image's id, a UUID; DeleteMedia and ReorderMedia name images by it.
+   *
    * @generated from field: string media_id = 1;
    */
   mediaId: string;
 
   /**
+   * "image/jpeg", "image/png" or "image/webp": the type declared to
+   * CreateMediaUpload, which confirmation checked against the file.
+   *
    * @generated from field: string content_type = 2;
    */
   contentType: string;
 
   /**
+   * Size of the original image in bytes, as declared and checked at
+   * confirmation. The thumbnail's size is not given.
+   *
    * @generated from field: int64 size_bytes = 3;
    */
   sizeBytes: bigint;
 
   /**
-   * Pixel dimensions; 0 when unknown.
+   * Pixel dimensions as displayed: an EXIF orientation that turns the
+   * image sideways swaps width and height. 0 when unknown.
    *
    * @generated from field: int32 width = 4;
    */
   width: number;
 
   /**
+   * Height in pixels, as displayed; 0 when unknown.
+   *
    * @generated from field: int32 height = 5;
    */
   height: number;
@@ -130,6 +147,10 @@ export type Media = Message<"swapmeet.v1.Media"> & {
   thumbnailUrl: string;
 
   /**
+   * When url and thumbnail_url stop working: the earlier of their two
+   * expiries. A URL is handed out with at least 90% of its lifetime (10
+   * minutes by default) left; read the listing again for fresh ones.
+   *
    * @generated from field: google.protobuf.Timestamp url_expires_at = 8;
    */
   urlExpiresAt?: Timestamp | undefined;

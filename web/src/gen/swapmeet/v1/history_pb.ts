@@ -15,15 +15,22 @@ export const file_swapmeet_v1_history: GenFile = /*@__PURE__*/
   fileDesc("Chlzd2FwbWVldC92MS9oaXN0b3J5LnByb3RvEgtzd2FwbWVldC52MSKXAQoSTGlzdEhpc3RvcnlSZXF1ZXN0EiwKC29iamVjdF90eXBlGAEgASgOMhcuc3dhcG1lZXQudjEuT2JqZWN0VHlwZRIRCglvYmplY3RfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YBSABKAkiWgoTTGlzdEhpc3RvcnlSZXNwb25zZRIqCgdlbnRyaWVzGAEgAygLMhkuc3dhcG1lZXQudjEuSGlzdG9yeUVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSK+AQoMSGlzdG9yeUVudHJ5Ei8KC2NvbW1pdF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhY3Rvcl9pZBgCIAEoCRILCgNycGMYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRIpCgdjaGFuZ2VzGAUgAygLMhguc3dhcG1lZXQudjEuRmllbGRDaGFuZ2USEQoJb3BlcmF0aW9uGAYgASgJEgwKBGxvc3QYByABKAgiOwoLRmllbGRDaGFuZ2USDQoFZmllbGQYASABKAkSDgoGYmVmb3JlGAIgASgJEg0KBWFmdGVyGAMgASgJKocBCgpPYmplY3RUeXBlEhsKF09CSkVDVF9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTT0JKRUNUX1RZUEVfTElTVElORxABEhUKEU9CSkVDVF9UWVBFX09SREVSEAISFAoQT0JKRUNUX1RZUEVfVVNFUhADEhYKEk9CSkVDVF9UWVBFX1JFVklFVxAEMmcKDkhpc3RvcnlTZXJ2aWNlElUKC0xpc3RIaXN0b3J5Eh8uc3dhcG1lZXQudjEuTGlzdEhpc3RvcnlSZXF1ZXN0GiAuc3dhcG1lZXQudjEuTGlzdEhpc3RvcnlSZXNwb25zZSIDkAIBQkJaQGdpdGh1Yi5jb20vc3dhcG1lZXQvc3dhcG1lZXQvaW50ZXJuYWwvZ2VuL3N3YXBtZWV0L3YxO3N3YXBtZWV0djFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
+ * ListHistoryRequest names the object and the page to read.
+ *
  * @generated from message swapmeet.v1.ListHistoryRequest
  */
 export type ListHistoryRequest = Message<"swapmeet.v1.ListHistoryRequest"> & {
   /**
+   * Required: the kind of object object_id names.
+   *
    * @generated from field: swapmeet.v1.ObjectType object_type = 1;
    */
   objectType: ObjectType;
 
   /**
+   * The object's id, a UUID. NotFound for an unknown listing, order or
+   * review.
+   *
    * @generated from field: string object_id = 2;
    */
   objectId: string;
@@ -36,7 +43,8 @@ export type ListHistoryRequest = Message<"swapmeet.v1.ListHistoryRequest"> & {
   pageSize: number;
 
   /**
-   * Opaque keyset cursor from a previous next_page_token.
+   * Opaque keyset cursor from a previous next_page_token for the same
+   * object; another object's gives InvalidArgument.
    *
    * @generated from field: string page_token = 4;
    */
@@ -58,6 +66,8 @@ export const ListHistoryRequestSchema: GenMessage<ListHistoryRequest> = /*@__PUR
   messageDesc(file_swapmeet_v1_history, 0);
 
 /**
+ * ListHistoryResponse is one page of an object's history.
+ *
  * @generated from message swapmeet.v1.ListHistoryResponse
  */
 export type ListHistoryResponse = Message<"swapmeet.v1.ListHistoryResponse"> & {
@@ -90,6 +100,9 @@ export const ListHistoryResponseSchema: GenMessage<ListHistoryResponse> = /*@__P
  */
 export type HistoryEntry = Message<"swapmeet.v1.HistoryEntry"> & {
   /**
+   * When the change's transaction committed. The changes of one
+   * transaction share it.
+   *
    * @generated from field: google.protobuf.Timestamp commit_time = 1;
    */
   commitTime?: Timestamp | undefined;
@@ -97,7 +110,8 @@ export type HistoryEntry = Message<"swapmeet.v1.HistoryEntry"> & {
   /**
    * The user who made the change; "system" for the service's own jobs;
    * empty when the change carried no annotation (made in SQL, by a
-   * migration or by hand).
+   * migration or by hand), and on a listing's change made by someone
+   * other than its seller (a purchase), unless the reader made it.
    *
    * @generated from field: string actor_id = 2;
    */
@@ -113,7 +127,8 @@ export type HistoryEntry = Message<"swapmeet.v1.HistoryEntry"> & {
   rpc: string;
 
   /**
-   * The request's id (the X-Request-Id it carried or was given).
+   * The request's id (the X-Request-Id it carried or was given). Empty
+   * when actor_id is.
    *
    * @generated from field: string request_id = 4;
    */
@@ -127,7 +142,8 @@ export type HistoryEntry = Message<"swapmeet.v1.HistoryEntry"> & {
   changes: FieldChange[];
 
   /**
-   * CREATED, UPDATED or DELETED.
+   * CREATED, UPDATED or DELETED, of the object itself: an image added to
+   * or removed from a listing, or an item of an order, is UPDATED.
    *
    * @generated from field: string operation = 6;
    */
@@ -166,11 +182,20 @@ export type FieldChange = Message<"swapmeet.v1.FieldChange"> & {
   field: string;
 
   /**
+   * The value before the change; empty when the object was created or
+   * the field had no value. Enums show their short names ("AVAILABLE",
+   * "LIKE_NEW"), amounts their minor units, attributes a JSON object. For
+   * a list ("media", "items"), the id of the element removed.
+   *
    * @generated from field: string before = 2;
    */
   before: string;
 
   /**
+   * The value after the change, shown as before is; empty when the object
+   * was deleted or the field has no value. For a list, the id of the
+   * element added.
+   *
    * @generated from field: string after = 3;
    */
   after: string;
@@ -190,26 +215,40 @@ export const FieldChangeSchema: GenMessage<FieldChange> = /*@__PURE__*/
  */
 export enum ObjectType {
   /**
+   * Not a type: ListHistory refuses it with InvalidArgument.
+   *
    * @generated from enum value: OBJECT_TYPE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * A listing: its fields, its status, and images added or removed.
+   * Anyone may read it. The actor_id and request_id of a change made by
+   * someone other than the seller (a purchase marks it SOLD) are shown
+   * only to that user.
+   *
    * @generated from enum value: OBJECT_TYPE_LISTING = 1;
    */
   LISTING = 1,
 
   /**
+   * An order: its status, its total and its items. Readable by its buyer
+   * and its seller; NotFound for anyone else.
+   *
    * @generated from enum value: OBJECT_TYPE_ORDER = 2;
    */
   ORDER = 2,
 
   /**
+   * A user: display_name and bio. Readable by that user alone.
+   *
    * @generated from enum value: OBJECT_TYPE_USER = 3;
    */
   USER = 3,
 
   /**
+   * A review: its rating and comment. Anyone may read it.
+   *
    * @generated from enum value: OBJECT_TYPE_REVIEW = 4;
    */
   REVIEW = 4,

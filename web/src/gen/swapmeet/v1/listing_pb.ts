@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file swapmeet/v1/listing.proto.
  */
 export const file_swapmeet_v1_listing: GenFile = /*@__PURE__*/
-  fileDesc("Chlzd2FwbWVldC92MS9saXN0aW5nLnByb3RvEgtzd2FwbWVldC52MSL4AwoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEigKBnNlbGxlchgCIAEoCzIYLnN3YXBtZWV0LnYxLlVzZXJTdW1tYXJ5Eg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEikKCWNvbmRpdGlvbhgGIAEoDjIWLnN3YXBtZWV0LnYxLkNvbmRpdGlvbhIhCgVwcmljZRgHIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EjgKCmF0dHJpYnV0ZXMYCCADKAsyJC5zd2FwbWVldC52MS5MaXN0aW5nLkF0dHJpYnV0ZXNFbnRyeRIqCgZzdGF0dXMYCSABKA4yGi5zd2FwbWVldC52MS5MaXN0aW5nU3RhdHVzEg8KB3ZlcnNpb24YCiABKAMSIQoFbWVkaWEYCyADKAsyEi5zd2FwbWVldC52MS5NZWRpYRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKtAgoUQ3JlYXRlTGlzdGluZ1JlcXVlc3QSDQoFdGl0bGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSKQoJY29uZGl0aW9uGAQgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiEKBXByaWNlGAUgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSRQoKYXR0cmlidXRlcxgGIAMoCzIxLnN3YXBtZWV0LnYxLkNyZWF0ZUxpc3RpbmdSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVwoVQ3JlYXRlTGlzdGluZ1Jlc3BvbnNlEhIKCmxpc3RpbmdfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIZChFjb25zaXN0ZW5jeV90b2tlbhgDIAEoCSLzAgoUVXBkYXRlTGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEikKCWNvbmRpdGlvbhgGIAEoDjIWLnN3YXBtZWV0LnYxLkNvbmRpdGlvbhIhCgVwcmljZRgHIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EkUKCmF0dHJpYnV0ZXMYCCADKAsyMS5zd2FwbWVldC52MS5VcGRhdGVMaXN0aW5nUmVxdWVzdC5BdHRyaWJ1dGVzRW50cnkSLwoLdXBkYXRlX21hc2sYCSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKFVVwZGF0ZUxpc3RpbmdSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgDEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAIgASgJIkYKFldpdGhkcmF3TGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDIjQKF1dpdGhkcmF3TGlzdGluZ1Jlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIkIKEUdldExpc3RpbmdSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiOwoSR2V0TGlzdGluZ1Jlc3BvbnNlEiUKB2xpc3RpbmcYASABKAsyFC5zd2FwbWVldC52MS5MaXN0aW5nItQDChVTZWFyY2hMaXN0aW5nc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSKQoJY29uZGl0aW9uGAMgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiUKCW1pbl9wcmljZRgEIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EiUKCW1heF9wcmljZRgFIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EhEKCXNlbGxlcl9pZBgGIAEoCRJGCgphdHRyaWJ1dGVzGAcgAygLMjIuc3dhcG1lZXQudjEuU2VhcmNoTGlzdGluZ3NSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIqCgZzdGF0dXMYCCABKA4yGi5zd2FwbWVldC52MS5MaXN0aW5nU3RhdHVzEiUKBHNvcnQYCSABKA4yFy5zd2FwbWVldC52MS5TZWFyY2hTb3J0EhEKCXBhZ2Vfc2l6ZRgKIAEoBRISCgpwYWdlX3Rva2VuGAsgASgJEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAwgASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFlNlYXJjaExpc3RpbmdzUmVzcG9uc2USJgoIbGlzdGluZ3MYASADKAsyFC5zd2FwbWVldC52MS5MaXN0aW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChVMaXN0Q2F0ZWdvcmllc1JlcXVlc3QSGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiSAoWTGlzdENhdGVnb3JpZXNSZXNwb25zZRIuCgpjYXRlZ29yaWVzGAEgAygLMhouc3dhcG1lZXQudjEuQ2F0ZWdvcnlDb3VudCI2Cg1DYXRlZ29yeUNvdW50EgwKBG5hbWUYASABKAkSFwoPYXZhaWxhYmxlX2NvdW50GAIgASgDInEKGENyZWF0ZU1lZGlhVXBsb2FkUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgDEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSLxAQoZQ3JlYXRlTWVkaWFVcGxvYWRSZXNwb25zZRIQCghtZWRpYV9pZBgBIAEoCRISCgp1cGxvYWRfdXJsGAIgASgJEksKC2Zvcm1fZmllbGRzGAMgAygLMjYuc3dhcG1lZXQudjEuQ3JlYXRlTWVkaWFVcGxvYWRSZXNwb25zZS5Gb3JtRmllbGRzRW50cnkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMQoPRm9ybUZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoZQ29uZmlybU1lZGlhVXBsb2FkUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhAKCG1lZGlhX2lkGAIgASgJIjcKGkNvbmZpcm1NZWRpYVVwbG9hZFJlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIjoKEkRlbGV0ZU1lZGlhUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhAKCG1lZGlhX2lkGAIgASgJIjAKE0RlbGV0ZU1lZGlhUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiPwoTV2F0Y2hMaXN0aW5nUmVxdWVzdBISCgpsaXN0aW5nX2lkGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCSJTChRXYXRjaExpc3RpbmdSZXNwb25zZRIlCgdsaXN0aW5nGAEgASgLMhQuc3dhcG1lZXQudjEuTGlzdGluZxIUCgxyZXN1bWVfdG9rZW4YAiABKAkqjQEKCUNvbmRpdGlvbhIZChVDT05ESVRJT05fVU5TUEVDSUZJRUQQABIRCg1DT05ESVRJT05fTkVXEAESFgoSQ09ORElUSU9OX0xJS0VfTkVXEAISEgoOQ09ORElUSU9OX0dPT0QQAxISCg5DT05ESVRJT05fRkFJUhAEEhIKDkNPTkRJVElPTl9QT09SEAUqhAEKDUxpc3RpbmdTdGF0dXMSHgoaTElTVElOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhMSVNUSU5HX1NUQVRVU19BVkFJTEFCTEUQARIXChNMSVNUSU5HX1NUQVRVU19TT0xEEAISHAoYTElTVElOR19TVEFUVVNfV0lUSERSQVdOEAMqkwEKClNlYXJjaFNvcnQSGwoXU0VBUkNIX1NPUlRfVU5TUEVDSUZJRUQQABIWChJTRUFSQ0hfU09SVF9ORVdFU1QQARIZChVTRUFSQ0hfU09SVF9QUklDRV9BU0MQAhIaChZTRUFSQ0hfU09SVF9QUklDRV9ERVNDEAMSGQoVU0VBUkNIX1NPUlRfUkVMRVZBTkNFEAQyqwcKDkxpc3RpbmdTZXJ2aWNlElYKDUNyZWF0ZUxpc3RpbmcSIS5zd2FwbWVldC52MS5DcmVhdGVMaXN0aW5nUmVxdWVzdBoiLnN3YXBtZWV0LnYxLkNyZWF0ZUxpc3RpbmdSZXNwb25zZRJWCg1VcGRhdGVMaXN0aW5nEiEuc3dhcG1lZXQudjEuVXBkYXRlTGlzdGluZ1JlcXVlc3QaIi5zd2FwbWVldC52MS5VcGRhdGVMaXN0aW5nUmVzcG9uc2USXAoPV2l0aGRyYXdMaXN0aW5nEiMuc3dhcG1lZXQudjEuV2l0aGRyYXdMaXN0aW5nUmVxdWVzdBokLnN3YXBtZWV0LnYxLldpdGhkcmF3TGlzdGluZ1Jlc3BvbnNlElIKCkdldExpc3RpbmcSHi5zd2FwbWVldC52MS5HZXRMaXN0aW5nUmVxdWVzdBofLnN3YXBtZWV0LnYxLkdldExpc3RpbmdSZXNwb25zZSIDkAIBEl4KDlNlYXJjaExpc3RpbmdzEiIuc3dhcG1lZXQudjEuU2VhcmNoTGlzdGluZ3NSZXF1ZXN0GiMuc3dhcG1lZXQudjEuU2VhcmNoTGlzdGluZ3NSZXNwb25zZSIDkAIBEl4KDkxpc3RDYXRlZ29yaWVzEiIuc3dhcG1lZXQudjEuTGlzdENhdGVnb3JpZXNSZXF1ZXN0GiMuc3dhcG1lZXQudjEuTGlzdENhdGVnb3JpZXNSZXNwb25zZSIDkAIBEmIKEUNyZWF0ZU1lZGlhVXBsb2FkEiUuc3dhcG1lZXQudjEuQ3JlYXRlTWVkaWFVcGxvYWRSZXF1ZXN0GiYuc3dhcG1lZXQudjEuQ3JlYXRlTWVkaWFVcGxvYWRSZXNwb25zZRJlChJDb25maXJtTWVkaWFVcGxvYWQSJi5zd2FwbWVldC52MS5Db25maXJtTWVkaWFVcGxvYWRSZXF1ZXN0Gicuc3dhcG1lZXQudjEuQ29uZmlybU1lZGlhVXBsb2FkUmVzcG9uc2USUAoLRGVsZXRlTWVkaWESHy5zd2FwbWVldC52MS5EZWxldGVNZWRpYVJlcXVlc3QaIC5zd2FwbWVldC52MS5EZWxldGVNZWRpYVJlc3BvbnNlEloKDFdhdGNoTGlzdGluZxIgLnN3YXBtZWV0LnYxLldhdGNoTGlzdGluZ1JlcXVlc3QaIS5zd2FwbWVldC52MS5XYXRjaExpc3RpbmdSZXNwb25zZSIDkAIBMAFCQlpAZ2l0aHViLmNvbS9zd2FwbWVldC9zd2FwbWVldC9pbnRlcm5hbC9nZW4vc3dhcG1lZXQvdjE7c3dhcG1lZXR2MWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_swapmeet_v1_common]);
+  fileDesc("Chlzd2FwbWVldC92MS9saXN0aW5nLnByb3RvEgtzd2FwbWVldC52MSL4AwoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEigKBnNlbGxlchgCIAEoCzIYLnN3YXBtZWV0LnYxLlVzZXJTdW1tYXJ5Eg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEikKCWNvbmRpdGlvbhgGIAEoDjIWLnN3YXBtZWV0LnYxLkNvbmRpdGlvbhIhCgVwcmljZRgHIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EjgKCmF0dHJpYnV0ZXMYCCADKAsyJC5zd2FwbWVldC52MS5MaXN0aW5nLkF0dHJpYnV0ZXNFbnRyeRIqCgZzdGF0dXMYCSABKA4yGi5zd2FwbWVldC52MS5MaXN0aW5nU3RhdHVzEg8KB3ZlcnNpb24YCiABKAMSIQoFbWVkaWEYCyADKAsyEi5zd2FwbWVldC52MS5NZWRpYRIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKtAgoUQ3JlYXRlTGlzdGluZ1JlcXVlc3QSDQoFdGl0bGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSKQoJY29uZGl0aW9uGAQgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiEKBXByaWNlGAUgASgLMhIuc3dhcG1lZXQudjEuTW9uZXkSRQoKYXR0cmlidXRlcxgGIAMoCzIxLnN3YXBtZWV0LnYxLkNyZWF0ZUxpc3RpbmdSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVwoVQ3JlYXRlTGlzdGluZ1Jlc3BvbnNlEhIKCmxpc3RpbmdfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIZChFjb25zaXN0ZW5jeV90b2tlbhgDIAEoCSLzAgoUVXBkYXRlTGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEikKCWNvbmRpdGlvbhgGIAEoDjIWLnN3YXBtZWV0LnYxLkNvbmRpdGlvbhIhCgVwcmljZRgHIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EkUKCmF0dHJpYnV0ZXMYCCADKAsyMS5zd2FwbWVldC52MS5VcGRhdGVMaXN0aW5nUmVxdWVzdC5BdHRyaWJ1dGVzRW50cnkSLwoLdXBkYXRlX21hc2sYCSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKFVVwZGF0ZUxpc3RpbmdSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgDEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAIgASgJIkYKFldpdGhkcmF3TGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDIjQKF1dpdGhkcmF3TGlzdGluZ1Jlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIkIKEUdldExpc3RpbmdSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YAiABKAkiOwoSR2V0TGlzdGluZ1Jlc3BvbnNlEiUKB2xpc3RpbmcYASABKAsyFC5zd2FwbWVldC52MS5MaXN0aW5nItQDChVTZWFyY2hMaXN0aW5nc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSKQoJY29uZGl0aW9uGAMgASgOMhYuc3dhcG1lZXQudjEuQ29uZGl0aW9uEiUKCW1pbl9wcmljZRgEIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EiUKCW1heF9wcmljZRgFIAEoCzISLnN3YXBtZWV0LnYxLk1vbmV5EhEKCXNlbGxlcl9pZBgGIAEoCRJGCgphdHRyaWJ1dGVzGAcgAygLMjIuc3dhcG1lZXQudjEuU2VhcmNoTGlzdGluZ3NSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIqCgZzdGF0dXMYCCABKA4yGi5zd2FwbWVldC52MS5MaXN0aW5nU3RhdHVzEiUKBHNvcnQYCSABKA4yFy5zd2FwbWVldC52MS5TZWFyY2hTb3J0EhEKCXBhZ2Vfc2l6ZRgKIAEoBRISCgpwYWdlX3Rva2VuGAsgASgJEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAwgASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFlNlYXJjaExpc3RpbmdzUmVzcG9uc2USJgoIbGlzdGluZ3MYASADKAsyFC5zd2FwbWVldC52MS5MaXN0aW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoVTGlzdE15TGlzdGluZ3NSZXF1ZXN0EioKBnN0YXR1cxgBIAEoDjIaLnN3YXBtZWV0LnYxLkxpc3RpbmdTdGF0dXMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSGQoRY29uc2lzdGVuY3lfdG9rZW4YBCABKAkiWQoWTGlzdE15TGlzdGluZ3NSZXNwb25zZRImCghsaXN0aW5ncxgBIAMoCzIULnN3YXBtZWV0LnYxLkxpc3RpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKFUxpc3RDYXRlZ29yaWVzUmVxdWVzdBIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSJIChZMaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlEi4KCmNhdGVnb3JpZXMYASADKAsyGi5zd2FwbWVldC52MS5DYXRlZ29yeUNvdW50IjYKDUNhdGVnb3J5Q291bnQSDAoEbmFtZRgBIAEoCRIXCg9hdmFpbGFibGVfY291bnQYAiABKAMicQoYQ3JlYXRlTWVkaWFVcGxvYWRSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSFAoMY29udGVudF90eXBlGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAMSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJIvEBChlDcmVhdGVNZWRpYVVwbG9hZFJlc3BvbnNlEhAKCG1lZGlhX2lkGAEgASgJEhIKCnVwbG9hZF91cmwYAiABKAkSSwoLZm9ybV9maWVsZHMYAyADKAsyNi5zd2FwbWVldC52MS5DcmVhdGVNZWRpYVVwbG9hZFJlc3BvbnNlLkZvcm1GaWVsZHNFbnRyeRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoxCg9Gb3JtRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJBChlDb25maXJtTWVkaWFVcGxvYWRSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkiNwoaQ29uZmlybU1lZGlhVXBsb2FkUmVzcG9uc2USGQoRY29uc2lzdGVuY3lfdG9rZW4YASABKAkiOgoSRGVsZXRlTWVkaWFSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkiMAoTRGVsZXRlTWVkaWFSZXNwb25zZRIZChFjb25zaXN0ZW5jeV90b2tlbhgBIAEoCSI8ChNSZW9yZGVyTWVkaWFSZXF1ZXN0EhIKCmxpc3RpbmdfaWQYASABKAkSEQoJbWVkaWFfaWRzGAIgAygJIjEKFFJlb3JkZXJNZWRpYVJlc3BvbnNlEhkKEWNvbnNpc3RlbmN5X3Rva2VuGAEgASgJIj8KE1dhdGNoTGlzdGluZ1JlcXVlc3QSEgoKbGlzdGluZ19pZBgBIAEoCRIUCgxyZXN1bWVfdG9rZW4YAiABKAkiUwoUV2F0Y2hMaXN0aW5nUmVzcG9uc2USJQoHbGlzdGluZxgBIAEoCzIULnN3YXBtZWV0LnYxLkxpc3RpbmcSFAoMcmVzdW1lX3Rva2VuGAIgASgJKo0BCglDb25kaXRpb24SGQoVQ09ORElUSU9OX1VOU1BFQ0lGSUVEEAASEQoNQ09ORElUSU9OX05FVxABEhYKEkNPTkRJVElPTl9MSUtFX05FVxACEhIKDkNPTkRJVElPTl9HT09EEAMSEgoOQ09ORElUSU9OX0ZBSVIQBBISCg5DT05ESVRJT05fUE9PUhAFKoQBCg1MaXN0aW5nU3RhdHVzEh4KGkxJU1RJTkdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYTElTVElOR19TVEFUVVNfQVZBSUxBQkxFEAESFwoTTElTVElOR19TVEFUVVNfU09MRBACEhwKGExJU1RJTkdfU1RBVFVTX1dJVEhEUkFXThADKpMBCgpTZWFyY2hTb3J0EhsKF1NFQVJDSF9TT1JUX1VOU1BFQ0lGSUVEEAASFgoSU0VBUkNIX1NPUlRfTkVXRVNUEAESGQoVU0VBUkNIX1NPUlRfUFJJQ0VfQVNDEAISGgoWU0VBUkNIX1NPUlRfUFJJQ0VfREVTQxADEhkKFVNFQVJDSF9TT1JUX1JFTEVWQU5DRRAEMuAICg5MaXN0aW5nU2VydmljZRJWCg1DcmVhdGVMaXN0aW5nEiEuc3dhcG1lZXQudjEuQ3JlYXRlTGlzdGluZ1JlcXVlc3QaIi5zd2FwbWVldC52MS5DcmVhdGVMaXN0aW5nUmVzcG9uc2USVgoNVXBkYXRlTGlzdGluZxIhLnN3YXBtZWV0LnYxLlVwZGF0ZUxpc3RpbmdSZXF1ZXN0GiIuc3dhcG1lZXQudjEuVXBkYXRlTGlzdGluZ1Jlc3BvbnNlElwKD1dpdGhkcmF3TGlzdGluZxIjLnN3YXBtZWV0LnYxLldpdGhkcmF3TGlzdGluZ1JlcXVlc3QaJC5zd2FwbWVldC52MS5XaXRoZHJhd0xpc3RpbmdSZXNwb25zZRJSCgpHZXRMaXN0aW5nEh4uc3dhcG1lZXQudjEuR2V0TGlzdGluZ1JlcXVlc3QaHy5zd2FwbWVldC52MS5HZXRMaXN0aW5nUmVzcG9uc2UiA5ACARJeCg5TZWFyY2hMaXN0aW5ncxIiLnN3YXBtZWV0LnYxLlNlYXJjaExpc3RpbmdzUmVxdWVzdBojLnN3YXBtZWV0LnYxLlNlYXJjaExpc3RpbmdzUmVzcG9uc2UiA5ACARJeCg5MaXN0TXlMaXN0aW5ncxIiLnN3YXBtZWV0LnYxLkxpc3RNeUxpc3RpbmdzUmVxdWVzdBojLnN3YXBtZWV0LnYxLkxpc3RNeUxpc3RpbmdzUmVzcG9uc2UiA5ACARJeCg5MaXN0Q2F0ZWdvcmllcxIiLnN3YXBtZWV0LnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBojLnN3YXBtZWV0LnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2UiA5ACARJiChFDcmVhdGVNZWRpYVVwbG9hZBIlLnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVxdWVzdBomLnN3YXBtZWV0LnYxLkNyZWF0ZU1lZGlhVXBsb2FkUmVzcG9uc2USZQoSQ29uZmlybU1lZGlhVXBsb2FkEiYuc3dhcG1lZXQudjEuQ29uZmlybU1lZGlhVXBsb2FkUmVxdWVzdBonLnN3YXBtZWV0LnYxLkNvbmZpcm1NZWRpYVVwbG9hZFJlc3BvbnNlElAKC0RlbGV0ZU1lZGlhEh8uc3dhcG1lZXQudjEuRGVsZXRlTWVkaWFSZXF1ZXN0GiAuc3dhcG1lZXQudjEuRGVsZXRlTWVkaWFSZXNwb25zZRJTCgxSZW9yZGVyTWVkaWESIC5zd2FwbWVldC52MS5SZW9yZGVyTWVkaWFSZXF1ZXN0GiEuc3dhcG1lZXQudjEuUmVvcmRlck1lZGlhUmVzcG9uc2USWgoMV2F0Y2hMaXN0aW5nEiAuc3dhcG1lZXQudjEuV2F0Y2hMaXN0aW5nUmVxdWVzdBohLnN3YXBtZWV0LnYxLldhdGNoTGlzdGluZ1Jlc3BvbnNlIgOQAgEwAUJCWkBnaXRodWIuY29tL3N3YXBtZWV0L3N3YXBtZWV0L2ludGVybmFsL2dlbi9zd2FwbWVldC92MTtzd2FwbWVldHYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_swapmeet_v1_common]);
 
 /**
  * Listing is the read-side view of an item for sale.
@@ -23,36 +23,50 @@ export const file_swapmeet_v1_listing: GenFile = /*@__PURE__*/
  */
 export type Listing = Message<"swapmeet.v1.Listing"> & {
   /**
+   * The listing's id, a UUID.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
+   * The seller, with the name and rating they have now.
+   *
    * @generated from field: swapmeet.v1.UserSummary seller = 2;
    */
   seller?: UserSummary | undefined;
 
   /**
+   * One line of 1..140 characters.
+   *
    * @generated from field: string title = 3;
    */
   title: string;
 
   /**
+   * At most 5,000 characters, line breaks allowed; may be empty.
+   *
    * @generated from field: string description = 4;
    */
   description: string;
 
   /**
+   * A lower-case slug such as "board-games", 1..40 characters.
+   *
    * @generated from field: string category = 5;
    */
   category: string;
 
   /**
+   * As the seller describes it; never UNSPECIFIED.
+   *
    * @generated from field: swapmeet.v1.Condition condition = 6;
    */
   condition: Condition;
 
   /**
+   * The asking price: a positive amount in one currency.
+   *
    * @generated from field: swapmeet.v1.Money price = 7;
    */
   price?: Money | undefined;
@@ -65,30 +79,40 @@ export type Listing = Message<"swapmeet.v1.Listing"> & {
   attributes: { [key: string]: string };
 
   /**
+   * AVAILABLE, SOLD or WITHDRAWN; never UNSPECIFIED.
+   *
    * @generated from field: swapmeet.v1.ListingStatus status = 9;
    */
   status: ListingStatus;
 
   /**
-   * Increases on every change; pass it as expected_version to write.
+   * 1 at creation, then one more with every edit, the withdrawal, a sale
+   * and a cancelled sale. Image changes and the seller's new name or
+   * rating leave it as it is. Pass it as expected_version to write.
    *
    * @generated from field: int64 version = 10;
    */
   version: bigint;
 
   /**
-   * Confirmed images, in upload order.
+   * Confirmed images, in the order the seller set (ReorderMedia), first
+   * image first; a newly confirmed image comes last. Pending uploads are
+   * not shown.
    *
    * @generated from field: repeated swapmeet.v1.Media media = 11;
    */
   media: Media[];
 
   /**
+   * When the listing was created; SEARCH_SORT_NEWEST orders by it.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 12;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When version last went up; created_at until then.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 13;
    */
   updatedAt?: Timestamp | undefined;
@@ -114,31 +138,48 @@ export const ListingSchema: GenMessage<Listing> = /*@__PURE__*/
  */
 export type CreateListingRequest = Message<"swapmeet.v1.CreateListingRequest"> & {
   /**
+   * Required: 1..140 characters after surrounding spaces are trimmed, on
+   * one line.
+   *
    * @generated from field: string title = 1;
    */
   title: string;
 
   /**
+   * Optional, at most 5,000 characters; line breaks and tabs allowed.
+   *
    * @generated from field: string description = 2;
    */
   description: string;
 
   /**
+   * Required: a lower-case slug of 1..40 letters, digits and "-" that
+   * starts with a letter or a digit, e.g. "board-games". There is no fixed
+   * list; ListCategories shows the ones in use.
+   *
    * @generated from field: string category = 3;
    */
   category: string;
 
   /**
+   * Required: UNSPECIFIED gives InvalidArgument.
+   *
    * @generated from field: swapmeet.v1.Condition condition = 4;
    */
   condition: Condition;
 
   /**
+   * Required. amount_minor 1..100,000,000,000; currency_code three
+   * upper-case letters. An order's listings must share one currency.
+   *
    * @generated from field: swapmeet.v1.Money price = 5;
    */
   price?: Money | undefined;
 
   /**
+   * Optional free-form properties, e.g. {"size": "M"}, within the limits
+   * above. SearchListings filters on them by exact value.
+   *
    * @generated from field: map<string, string> attributes = 6;
    */
   attributes: { [key: string]: string };
@@ -163,20 +204,31 @@ export const CreateListingRequestSchema: GenMessage<CreateListingRequest> = /*@_
   messageDesc(file_swapmeet_v1_listing, 1);
 
 /**
+ * CreateListingResponse names the new listing.
+ *
  * @generated from message swapmeet.v1.CreateListingResponse
  */
 export type CreateListingResponse = Message<"swapmeet.v1.CreateListingResponse"> & {
   /**
+   * The new listing's id, a UUID; a retry with the same idempotency_key
+   * gets the same one.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
+   * 1 for a new listing; a retry answered from its idempotency_key gets
+   * the listing's current version.
+   *
    * @generated from field: int64 version = 2;
    */
   version: bigint;
 
   /**
+   * The write's commit: pass it to GetListing or SearchListings to read
+   * the listing at once.
+   *
    * @generated from field: string consistency_token = 3;
    */
   consistencyToken: string;
@@ -197,6 +249,8 @@ export const CreateListingResponseSchema: GenMessage<CreateListingResponse> = /*
  */
 export type UpdateListingRequest = Message<"swapmeet.v1.UpdateListingRequest"> & {
   /**
+   * The listing to change, a UUID.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
@@ -209,31 +263,48 @@ export type UpdateListingRequest = Message<"swapmeet.v1.UpdateListingRequest"> &
   expectedVersion: bigint;
 
   /**
+   * The new title, when update_mask names "title"; ignored otherwise.
+   *
    * @generated from field: string title = 3;
    */
   title: string;
 
   /**
+   * The new description, when update_mask names "description"; ignored
+   * otherwise. Empty clears it.
+   *
    * @generated from field: string description = 4;
    */
   description: string;
 
   /**
+   * The new category, when update_mask names "category"; ignored
+   * otherwise.
+   *
    * @generated from field: string category = 5;
    */
   category: string;
 
   /**
+   * The new condition, when update_mask names "condition"; ignored
+   * otherwise. UNSPECIFIED is refused.
+   *
    * @generated from field: swapmeet.v1.Condition condition = 6;
    */
   condition: Condition;
 
   /**
+   * The new price, when update_mask names "price"; ignored otherwise.
+   * Required then.
+   *
    * @generated from field: swapmeet.v1.Money price = 7;
    */
   price?: Money | undefined;
 
   /**
+   * The new attributes, when update_mask names "attributes"; ignored
+   * otherwise. They replace the whole map: an empty map clears it.
+   *
    * @generated from field: map<string, string> attributes = 8;
    */
   attributes: { [key: string]: string };
@@ -256,6 +327,8 @@ export const UpdateListingRequestSchema: GenMessage<UpdateListingRequest> = /*@_
   messageDesc(file_swapmeet_v1_listing, 3);
 
 /**
+ * UpdateListingResponse is the listing's new version.
+ *
  * @generated from message swapmeet.v1.UpdateListingResponse
  */
 export type UpdateListingResponse = Message<"swapmeet.v1.UpdateListingResponse"> & {
@@ -267,6 +340,9 @@ export type UpdateListingResponse = Message<"swapmeet.v1.UpdateListingResponse">
   version: bigint;
 
   /**
+   * The write's commit: pass it to GetListing or SearchListings to read
+   * the change at once.
+   *
    * @generated from field: string consistency_token = 2;
    */
   consistencyToken: string;
@@ -280,10 +356,14 @@ export const UpdateListingResponseSchema: GenMessage<UpdateListingResponse> = /*
   messageDesc(file_swapmeet_v1_listing, 4);
 
 /**
+ * WithdrawListingRequest names the listing to take off sale.
+ *
  * @generated from message swapmeet.v1.WithdrawListingRequest
  */
 export type WithdrawListingRequest = Message<"swapmeet.v1.WithdrawListingRequest"> & {
   /**
+   * The listing to withdraw, a UUID.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
@@ -304,10 +384,15 @@ export const WithdrawListingRequestSchema: GenMessage<WithdrawListingRequest> = 
   messageDesc(file_swapmeet_v1_listing, 5);
 
 /**
+ * WithdrawListingResponse is the token of the withdrawal.
+ *
  * @generated from message swapmeet.v1.WithdrawListingResponse
  */
 export type WithdrawListingResponse = Message<"swapmeet.v1.WithdrawListingResponse"> & {
   /**
+   * The write's commit: pass it to a query to read the listing as
+   * WITHDRAWN.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -321,10 +406,14 @@ export const WithdrawListingResponseSchema: GenMessage<WithdrawListingResponse> 
   messageDesc(file_swapmeet_v1_listing, 6);
 
 /**
+ * GetListingRequest names the listing to read.
+ *
  * @generated from message swapmeet.v1.GetListingRequest
  */
 export type GetListingRequest = Message<"swapmeet.v1.GetListingRequest"> & {
   /**
+   * A UUID (InvalidArgument otherwise); NotFound when no listing has it.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
@@ -345,10 +434,15 @@ export const GetListingRequestSchema: GenMessage<GetListingRequest> = /*@__PURE_
   messageDesc(file_swapmeet_v1_listing, 7);
 
 /**
+ * GetListingResponse carries one listing.
+ *
  * @generated from message swapmeet.v1.GetListingResponse
  */
 export type GetListingResponse = Message<"swapmeet.v1.GetListingResponse"> & {
   /**
+   * The listing as the read side has it, with presigned media URLs that
+   * are valid until each Media's url_expires_at.
+   *
    * @generated from field: swapmeet.v1.Listing listing = 1;
    */
   listing?: Listing | undefined;
@@ -370,7 +464,8 @@ export type SearchListingsRequest = Message<"swapmeet.v1.SearchListingsRequest">
   /**
    * Keywords matched against title and description, case-insensitively
    * and by stem ("chairs" finds "chair"). Every word must match. At most
-   * 200 characters.
+   * 200 characters and 10 words; a non-empty query needs a word of at
+   * least 2 letters or digits.
    *
    * @generated from field: string query = 1;
    */
@@ -384,6 +479,8 @@ export type SearchListingsRequest = Message<"swapmeet.v1.SearchListingsRequest">
   category: string;
 
   /**
+   * Only listings in this condition; UNSPECIFIED matches any.
+   *
    * @generated from field: swapmeet.v1.Condition condition = 3;
    */
   condition: Condition;
@@ -397,30 +494,40 @@ export type SearchListingsRequest = Message<"swapmeet.v1.SearchListingsRequest">
   minPrice?: Money | undefined;
 
   /**
+   * Inclusive upper bound, in min_price's currency when both are set; not
+   * below min_price. Neither amount may be negative.
+   *
    * @generated from field: swapmeet.v1.Money max_price = 5;
    */
   maxPrice?: Money | undefined;
 
   /**
+   * Only this seller's listings; a UUID.
+   *
    * @generated from field: string seller_id = 6;
    */
   sellerId: string;
 
   /**
-   * Each entry must match the listing's attribute exactly.
+   * Each entry must match the listing's attribute exactly. At most 10
+   * entries.
    *
    * @generated from field: map<string, string> attributes = 7;
    */
   attributes: { [key: string]: string };
 
   /**
-   * Unspecified means AVAILABLE.
+   * Unspecified means AVAILABLE. WITHDRAWN is refused (InvalidArgument):
+   * a seller's withdrawn listings are listed only to the seller, by
+   * ListMyListings.
    *
    * @generated from field: swapmeet.v1.ListingStatus status = 8;
    */
   status: ListingStatus;
 
   /**
+   * The order of the results; see SearchSort for what UNSPECIFIED means.
+   *
    * @generated from field: swapmeet.v1.SearchSort sort = 9;
    */
   sort: SearchSort;
@@ -455,10 +562,14 @@ export const SearchListingsRequestSchema: GenMessage<SearchListingsRequest> = /*
   messageDesc(file_swapmeet_v1_listing, 9);
 
 /**
+ * SearchListingsResponse is one page of matching listings.
+ *
  * @generated from message swapmeet.v1.SearchListingsResponse
  */
 export type SearchListingsResponse = Message<"swapmeet.v1.SearchListingsResponse"> & {
   /**
+   * This page's listings, in the requested order.
+   *
    * @generated from field: repeated swapmeet.v1.Listing listings = 1;
    */
   listings: Listing[];
@@ -479,6 +590,80 @@ export const SearchListingsResponseSchema: GenMessage<SearchListingsResponse> = 
   messageDesc(file_swapmeet_v1_listing, 10);
 
 /**
+ * ListMyListingsRequest filters and pages the caller's own listings.
+ *
+ * @generated from message swapmeet.v1.ListMyListingsRequest
+ */
+export type ListMyListingsRequest = Message<"swapmeet.v1.ListMyListingsRequest"> & {
+  /**
+   * Unspecified means every status.
+   *
+   * @generated from field: swapmeet.v1.ListingStatus status = 1;
+   */
+  status: ListingStatus;
+
+  /**
+   * 0 means 20; at most 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Opaque keyset cursor from a previous next_page_token of the same
+   * request; from another request it gives InvalidArgument.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * Optional: wait until the read side has applied this write, such as
+   * the caller's last edit.
+   *
+   * @generated from field: string consistency_token = 4;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message swapmeet.v1.ListMyListingsRequest.
+ * Use `create(ListMyListingsRequestSchema)` to create a new message.
+ */
+export const ListMyListingsRequestSchema: GenMessage<ListMyListingsRequest> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 11);
+
+/**
+ * ListMyListingsResponse is one page of the caller's own listings.
+ *
+ * @generated from message swapmeet.v1.ListMyListingsResponse
+ */
+export type ListMyListingsResponse = Message<"swapmeet.v1.ListMyListingsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated swapmeet.v1.Listing listings = 1;
+   */
+  listings: Listing[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message swapmeet.v1.ListMyListingsResponse.
+ * Use `create(ListMyListingsResponseSchema)` to create a new message.
+ */
+export const ListMyListingsResponseSchema: GenMessage<ListMyListingsResponse> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 12);
+
+/**
+ * ListCategoriesRequest takes no filter: every category in use is listed.
+ *
  * @generated from message swapmeet.v1.ListCategoriesRequest
  */
 export type ListCategoriesRequest = Message<"swapmeet.v1.ListCategoriesRequest"> & {
@@ -495,9 +680,11 @@ export type ListCategoriesRequest = Message<"swapmeet.v1.ListCategoriesRequest">
  * Use `create(ListCategoriesRequestSchema)` to create a new message.
  */
 export const ListCategoriesRequestSchema: GenMessage<ListCategoriesRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 11);
+  messageDesc(file_swapmeet_v1_listing, 13);
 
 /**
+ * ListCategoriesResponse lists the categories in use.
+ *
  * @generated from message swapmeet.v1.ListCategoriesResponse
  */
 export type ListCategoriesResponse = Message<"swapmeet.v1.ListCategoriesResponse"> & {
@@ -514,7 +701,7 @@ export type ListCategoriesResponse = Message<"swapmeet.v1.ListCategoriesResponse
  * Use `create(ListCategoriesResponseSchema)` to create a new message.
  */
 export const ListCategoriesResponseSchema: GenMessage<ListCategoriesResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 12);
+  messageDesc(file_swapmeet_v1_listing, 14);
 
 /**
  * CategoryCount is a category and how many AVAILABLE listings it has.
@@ -523,13 +710,16 @@ export const ListCategoriesResponseSchema: GenMessage<ListCategoriesResponse> = 
  */
 export type CategoryCount = Message<"swapmeet.v1.CategoryCount"> & {
   /**
-   * As sellers typed it.
+   * The category as listings carry it: a lower-case slug such as
+   * "board-games". Pass it to SearchListings' category filter.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * How many AVAILABLE listings have the category; at least 1.
+   *
    * @generated from field: int64 available_count = 2;
    */
   availableCount: bigint;
@@ -540,26 +730,33 @@ export type CategoryCount = Message<"swapmeet.v1.CategoryCount"> & {
  * Use `create(CategoryCountSchema)` to create a new message.
  */
 export const CategoryCountSchema: GenMessage<CategoryCount> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 13);
+  messageDesc(file_swapmeet_v1_listing, 15);
 
 /**
+ * CreateMediaUploadRequest declares one image to upload to a listing.
+ *
  * @generated from message swapmeet.v1.CreateMediaUploadRequest
  */
 export type CreateMediaUploadRequest = Message<"swapmeet.v1.CreateMediaUploadRequest"> & {
   /**
+   * The caller's listing, a UUID; it must be AVAILABLE.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
-   * MIME type the upload must carry, e.g. "image/jpeg".
+   * MIME type the upload must carry, e.g. "image/jpeg". One of
+   * "image/jpeg", "image/png" and "image/webp"; confirmation checks the
+   * file's bytes against it.
    *
    * @generated from field: string content_type = 2;
    */
   contentType: string;
 
   /**
-   * Exact size of the file to upload.
+   * Exact size of the file to upload, in bytes: 1 to 10 MiB (10,485,760)
+   * by default.
    *
    * @generated from field: int64 size_bytes = 3;
    */
@@ -582,14 +779,17 @@ export type CreateMediaUploadRequest = Message<"swapmeet.v1.CreateMediaUploadReq
  * Use `create(CreateMediaUploadRequestSchema)` to create a new message.
  */
 export const CreateMediaUploadRequestSchema: GenMessage<CreateMediaUploadRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 14);
+  messageDesc(file_swapmeet_v1_listing, 16);
 
 /**
+ * CreateMediaUploadResponse is a presigned POST policy for one upload.
+ *
  * @generated from message swapmeet.v1.CreateMediaUploadResponse
  */
 export type CreateMediaUploadResponse = Message<"swapmeet.v1.CreateMediaUploadResponse"> & {
   /**
-   * Pass to ConfirmMediaUpload once the upload succeeded.
+   * Pass to ConfirmMediaUpload once the upload succeeded, within 12 hours
+   * (UPLOAD_EXPIRED after that).
    *
    * @generated from field: string media_id = 1;
    */
@@ -604,12 +804,16 @@ export type CreateMediaUploadResponse = Message<"swapmeet.v1.CreateMediaUploadRe
   uploadUrl: string;
 
   /**
+   * The signed policy's form fields: send each one unchanged. The storage
+   * refuses a file of another size or type.
+   *
    * @generated from field: map<string, string> form_fields = 3;
    */
   formFields: { [key: string]: string };
 
   /**
-   * The policy is rejected by the storage after this time (minutes).
+   * The policy is rejected by the storage after this time (15 minutes by
+   * default).
    *
    * @generated from field: google.protobuf.Timestamp expires_at = 4;
    */
@@ -621,18 +825,25 @@ export type CreateMediaUploadResponse = Message<"swapmeet.v1.CreateMediaUploadRe
  * Use `create(CreateMediaUploadResponseSchema)` to create a new message.
  */
 export const CreateMediaUploadResponseSchema: GenMessage<CreateMediaUploadResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 15);
+  messageDesc(file_swapmeet_v1_listing, 17);
 
 /**
+ * ConfirmMediaUploadRequest names an upload to check and attach.
+ *
  * @generated from message swapmeet.v1.ConfirmMediaUploadRequest
  */
 export type ConfirmMediaUploadRequest = Message<"swapmeet.v1.ConfirmMediaUploadRequest"> & {
   /**
+   * The listing the upload was created for, a UUID.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
+   * The media_id CreateMediaUpload returned; NotFound when the listing
+   * has no such image (a refused upload is deleted).
+   *
    * @generated from field: string media_id = 2;
    */
   mediaId: string;
@@ -643,13 +854,18 @@ export type ConfirmMediaUploadRequest = Message<"swapmeet.v1.ConfirmMediaUploadR
  * Use `create(ConfirmMediaUploadRequestSchema)` to create a new message.
  */
 export const ConfirmMediaUploadRequestSchema: GenMessage<ConfirmMediaUploadRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 16);
+  messageDesc(file_swapmeet_v1_listing, 18);
 
 /**
+ * ConfirmMediaUploadResponse is the token of the confirmation.
+ *
  * @generated from message swapmeet.v1.ConfirmMediaUploadResponse
  */
 export type ConfirmMediaUploadResponse = Message<"swapmeet.v1.ConfirmMediaUploadResponse"> & {
   /**
+   * The confirmation's commit (a current token when the image was already
+   * confirmed): GetListing with it shows the image.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -660,18 +876,25 @@ export type ConfirmMediaUploadResponse = Message<"swapmeet.v1.ConfirmMediaUpload
  * Use `create(ConfirmMediaUploadResponseSchema)` to create a new message.
  */
 export const ConfirmMediaUploadResponseSchema: GenMessage<ConfirmMediaUploadResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 17);
+  messageDesc(file_swapmeet_v1_listing, 19);
 
 /**
+ * DeleteMediaRequest names an image to remove.
+ *
  * @generated from message swapmeet.v1.DeleteMediaRequest
  */
 export type DeleteMediaRequest = Message<"swapmeet.v1.DeleteMediaRequest"> & {
   /**
+   * The listing, a UUID; it must be AVAILABLE.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
+   * A confirmed image of the listing, or a pending upload, which frees its
+   * slot. NotFound when the listing has no such image.
+   *
    * @generated from field: string media_id = 2;
    */
   mediaId: string;
@@ -682,13 +905,17 @@ export type DeleteMediaRequest = Message<"swapmeet.v1.DeleteMediaRequest"> & {
  * Use `create(DeleteMediaRequestSchema)` to create a new message.
  */
 export const DeleteMediaRequestSchema: GenMessage<DeleteMediaRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 18);
+  messageDesc(file_swapmeet_v1_listing, 20);
 
 /**
+ * DeleteMediaResponse is the token of the deletion.
+ *
  * @generated from message swapmeet.v1.DeleteMediaResponse
  */
 export type DeleteMediaResponse = Message<"swapmeet.v1.DeleteMediaResponse"> & {
   /**
+   * The deletion's commit: GetListing with it no longer shows the image.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -699,19 +926,75 @@ export type DeleteMediaResponse = Message<"swapmeet.v1.DeleteMediaResponse"> & {
  * Use `create(DeleteMediaResponseSchema)` to create a new message.
  */
 export const DeleteMediaResponseSchema: GenMessage<DeleteMediaResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 19);
+  messageDesc(file_swapmeet_v1_listing, 21);
 
 /**
+ * ReorderMediaRequest gives the new order of a listing's images.
+ *
+ * @generated from message swapmeet.v1.ReorderMediaRequest
+ */
+export type ReorderMediaRequest = Message<"swapmeet.v1.ReorderMediaRequest"> & {
+  /**
+   * The caller's listing whose images to reorder, a UUID; it must be
+   * AVAILABLE.
+   *
+   * @generated from field: string listing_id = 1;
+   */
+  listingId: string;
+
+  /**
+   * Every confirmed image of the listing, each once, in the new order.
+   *
+   * @generated from field: repeated string media_ids = 2;
+   */
+  mediaIds: string[];
+};
+
+/**
+ * Describes the message swapmeet.v1.ReorderMediaRequest.
+ * Use `create(ReorderMediaRequestSchema)` to create a new message.
+ */
+export const ReorderMediaRequestSchema: GenMessage<ReorderMediaRequest> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 22);
+
+/**
+ * ReorderMediaResponse is the token of the new order.
+ *
+ * @generated from message swapmeet.v1.ReorderMediaResponse
+ */
+export type ReorderMediaResponse = Message<"swapmeet.v1.ReorderMediaResponse"> & {
+  /**
+   * The write's commit, or a current token when the images were already
+   * in that order: GetListing with it shows the images in the new order.
+   *
+   * @generated from field: string consistency_token = 1;
+   */
+  consistencyToken: string;
+};
+
+/**
+ * Describes the message swapmeet.v1.ReorderMediaResponse.
+ * Use `create(ReorderMediaResponseSchema)` to create a new message.
+ */
+export const ReorderMediaResponseSchema: GenMessage<ReorderMediaResponse> = /*@__PURE__*/
+  messageDesc(file_swapmeet_v1_listing, 23);
+
+/**
+ * WatchListingRequest names the listing to follow.
+ *
  * @generated from message swapmeet.v1.WatchListingRequest
  */
 export type WatchListingRequest = Message<"swapmeet.v1.WatchListingRequest"> & {
   /**
+   * A UUID; NotFound when no listing has it.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
    * A resume_token from an earlier stream, or a write's consistency_token.
+   * Empty starts from the current state.
    *
    * @generated from field: string resume_token = 2;
    */
@@ -723,9 +1006,11 @@ export type WatchListingRequest = Message<"swapmeet.v1.WatchListingRequest"> & {
  * Use `create(WatchListingRequestSchema)` to create a new message.
  */
 export const WatchListingRequestSchema: GenMessage<WatchListingRequest> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 20);
+  messageDesc(file_swapmeet_v1_listing, 24);
 
 /**
+ * WatchListingResponse is the listing's latest state, or a heartbeat.
+ *
  * @generated from message swapmeet.v1.WatchListingResponse
  */
 export type WatchListingResponse = Message<"swapmeet.v1.WatchListingResponse"> & {
@@ -737,6 +1022,9 @@ export type WatchListingResponse = Message<"swapmeet.v1.WatchListingResponse"> &
   listing?: Listing | undefined;
 
   /**
+   * Where the stream is: reconnect with the last one received to miss
+   * nothing. It is a consistency token too, which queries accept.
+   *
    * @generated from field: string resume_token = 2;
    */
   resumeToken: string;
@@ -747,40 +1035,55 @@ export type WatchListingResponse = Message<"swapmeet.v1.WatchListingResponse"> &
  * Use `create(WatchListingResponseSchema)` to create a new message.
  */
 export const WatchListingResponseSchema: GenMessage<WatchListingResponse> = /*@__PURE__*/
-  messageDesc(file_swapmeet_v1_listing, 21);
+  messageDesc(file_swapmeet_v1_listing, 25);
 
 /**
- * Condition of a second-hand item.
+ * Condition of a second-hand item, best first. The seller chooses it; the
+ * service does not check it.
  *
  * @generated from enum swapmeet.v1.Condition
  */
 export enum Condition {
   /**
+   * Not set. A listing always has a condition: CreateListing, and
+   * UpdateListing when update_mask names "condition", refuse this value
+   * (InvalidArgument). As a SearchListings filter it means any condition.
+   *
    * @generated from enum value: CONDITION_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * New and unused.
+   *
    * @generated from enum value: CONDITION_NEW = 1;
    */
   NEW = 1,
 
   /**
+   * Used, but looks and works as new.
+   *
    * @generated from enum value: CONDITION_LIKE_NEW = 2;
    */
   LIKE_NEW = 2,
 
   /**
+   * Used, with light signs of wear.
+   *
    * @generated from enum value: CONDITION_GOOD = 3;
    */
   GOOD = 3,
 
   /**
+   * Used, with clear signs of wear.
+   *
    * @generated from enum value: CONDITION_FAIR = 4;
    */
   FAIR = 4,
 
   /**
+   * Heavily worn or damaged.
+   *
    * @generated from enum value: CONDITION_POOR = 5;
    */
   POOR = 5,
@@ -793,10 +1096,17 @@ export const ConditionSchema: GenEnum<Condition> = /*@__PURE__*/
   enumDesc(file_swapmeet_v1_listing, 0);
 
 /**
+ * ListingStatus is where a listing is in its life: AVAILABLE from
+ * creation, then SOLD (AVAILABLE again if the order is cancelled) or
+ * WITHDRAWN.
+ *
  * @generated from enum swapmeet.v1.ListingStatus
  */
 export enum ListingStatus {
   /**
+   * Never a listing's status. As a filter: AVAILABLE for SearchListings,
+   * every status for ListMyListings.
+   *
    * @generated from enum value: LISTING_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -830,6 +1140,10 @@ export const ListingStatusSchema: GenEnum<ListingStatus> = /*@__PURE__*/
   enumDesc(file_swapmeet_v1_listing, 1);
 
 /**
+ * SearchSort orders the results of SearchListings. Every order breaks
+ * ties by listing_id, so paging neither repeats nor skips a listing that
+ * does not change meanwhile.
+ *
  * @generated from enum swapmeet.v1.SearchSort
  */
 export enum SearchSort {
@@ -951,6 +1265,19 @@ export const ListingService: GenService<{
     output: typeof SearchListingsResponseSchema;
   },
   /**
+   * ListMyListings pages through the caller's own listings, newest first:
+   * every status, or the one asked for. It needs a session and shows only
+   * the caller's listings, withdrawn ones included, which SearchListings
+   * shows to no one.
+   *
+   * @generated from rpc swapmeet.v1.ListingService.ListMyListings
+   */
+  listMyListings: {
+    methodKind: "unary";
+    input: typeof ListMyListingsRequestSchema;
+    output: typeof ListMyListingsResponseSchema;
+  },
+  /**
    * ListCategories lists the categories that have AVAILABLE listings, by
    * name, with how many each has. The search projection keeps the counts
    * as listings change; they are not counted per request. Anyone may call
@@ -984,6 +1311,12 @@ export const ListingService: GenService<{
    * ConfirmMediaUpload attaches an uploaded image to the listing after
    * checking that the object exists with the declared type and size
    * (FailedPrecondition otherwise). Confirming twice is harmless.
+   * The refusals name their reason: UPLOAD_MISSING when no file arrived,
+   * UPLOAD_MISMATCH when it is not the declared type and size or not an
+   * image the service accepts, UPLOAD_EXPIRED after 12 hours, MEDIA_LIMIT
+   * when the listing already has the most images allowed. An upload
+   * refused for its file or its age is deleted: start again with
+   * CreateMediaUpload.
    *
    * @generated from rpc swapmeet.v1.ListingService.ConfirmMediaUpload
    */
@@ -1002,6 +1335,21 @@ export const ListingService: GenService<{
     methodKind: "unary";
     input: typeof DeleteMediaRequestSchema;
     output: typeof DeleteMediaResponseSchema;
+  },
+  /**
+   * ReorderMedia sets the order of the listing's confirmed images: media_ids
+   * names each of them exactly once, first image first. InvalidArgument for
+   * a repeated or malformed id; FailedPrecondition (MEDIA_SET_CHANGED) when
+   * the ids are not exactly the listing's confirmed images, as when an image
+   * was added or removed since the caller read the listing. Reordering does
+   * not change the listing's version.
+   *
+   * @generated from rpc swapmeet.v1.ListingService.ReorderMedia
+   */
+  reorderMedia: {
+    methodKind: "unary";
+    input: typeof ReorderMediaRequestSchema;
+    output: typeof ReorderMediaResponseSchema;
   },
   /**
    * WatchListing streams one listing as it changes. Anyone may call it.

@@ -18,27 +18,37 @@ export const file_swapmeet_v1_order: GenFile = /*@__PURE__*/
 
 /**
  * Order is the read-side view of an order. It embeds everything an order
- * screen shows, frozen at purchase time except the user names.
+ * screen shows. The items' titles and prices are frozen at purchase time;
+ * the users' names and ratings, and the items' thumbnails, follow the
+ * users and the listings.
  *
  * @generated from message swapmeet.v1.Order
  */
 export type Order = Message<"swapmeet.v1.Order"> & {
   /**
+   * The order's id, a UUID.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
 
   /**
+   * Who placed the order, with the name and rating they have now.
+   *
    * @generated from field: swapmeet.v1.UserSummary buyer = 2;
    */
   buyer?: UserSummary | undefined;
 
   /**
+   * Who sells every item, with the name and rating they have now.
+   *
    * @generated from field: swapmeet.v1.UserSummary seller = 3;
    */
   seller?: UserSummary | undefined;
 
   /**
+   * Where the order is now; history says how it got there.
+   *
    * @generated from field: swapmeet.v1.OrderStatus status = 4;
    */
   status: OrderStatus;
@@ -51,6 +61,8 @@ export type Order = Message<"swapmeet.v1.Order"> & {
   total?: Money | undefined;
 
   /**
+   * One per listing bought: 1..50.
+   *
    * @generated from field: repeated swapmeet.v1.OrderItem items = 6;
    */
   items: OrderItem[];
@@ -63,11 +75,15 @@ export type Order = Message<"swapmeet.v1.Order"> & {
   history: OrderStatusChange[];
 
   /**
+   * When the order was placed.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 8;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When the status last changed; created_at until then.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 9;
    */
   updatedAt?: Timestamp | undefined;
@@ -87,11 +103,15 @@ export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
  */
 export type OrderItem = Message<"swapmeet.v1.OrderItem"> & {
   /**
+   * The listing bought; GetListing shows it as it is now.
+   *
    * @generated from field: string listing_id = 1;
    */
   listingId: string;
 
   /**
+   * The listing's title at purchase; later edits do not change it.
+   *
    * @generated from field: string title = 2;
    */
   title: string;
@@ -104,6 +124,8 @@ export type OrderItem = Message<"swapmeet.v1.OrderItem"> & {
   price?: Money | undefined;
 
   /**
+   * The seller's name now, as in Order.seller.
+   *
    * @generated from field: string seller_display_name = 4;
    */
   sellerDisplayName: string;
@@ -125,15 +147,21 @@ export const OrderItemSchema: GenMessage<OrderItem> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_order, 1);
 
 /**
+ * OrderStatusChange is one step of an order's history.
+ *
  * @generated from message swapmeet.v1.OrderStatusChange
  */
 export type OrderStatusChange = Message<"swapmeet.v1.OrderStatusChange"> & {
   /**
+   * The status the order entered.
+   *
    * @generated from field: swapmeet.v1.OrderStatus status = 1;
    */
   status: OrderStatus;
 
   /**
+   * When it entered it.
+   *
    * @generated from field: google.protobuf.Timestamp at = 2;
    */
   at?: Timestamp | undefined;
@@ -147,6 +175,8 @@ export const OrderStatusChangeSchema: GenMessage<OrderStatusChange> = /*@__PURE_
   messageDesc(file_swapmeet_v1_order, 2);
 
 /**
+ * PlaceOrderRequest buys listings from one seller.
+ *
  * @generated from message swapmeet.v1.PlaceOrderRequest
  */
 export type PlaceOrderRequest = Message<"swapmeet.v1.PlaceOrderRequest"> & {
@@ -158,9 +188,10 @@ export type PlaceOrderRequest = Message<"swapmeet.v1.PlaceOrderRequest"> & {
   listingIds: string[];
 
   /**
-   * Client-chosen, 1..128 characters, scoped to the buyer (for example a
-   * UUID). A retry with the same key returns the first call's order instead
-   * of buying again.
+   * Required. Client-chosen, 1..128 characters, scoped to the buyer (for
+   * example a UUID). A retry with the same key returns the first call's
+   * order instead of buying again; the same key with other listings is
+   * refused (FailedPrecondition, IDEMPOTENCY_KEY_REUSED).
    *
    * @generated from field: string idempotency_key = 2;
    */
@@ -175,20 +206,29 @@ export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE_
   messageDesc(file_swapmeet_v1_order, 3);
 
 /**
+ * PlaceOrderResponse names the new order.
+ *
  * @generated from message swapmeet.v1.PlaceOrderResponse
  */
 export type PlaceOrderResponse = Message<"swapmeet.v1.PlaceOrderResponse"> & {
   /**
+   * The new order's id, a UUID; for a retry, the first call's.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
 
   /**
+   * Sum of the listings' prices, in their one currency.
+   *
    * @generated from field: swapmeet.v1.Money total = 2;
    */
   total?: Money | undefined;
 
   /**
+   * The order's commit: pass it to GetOrder or ListOrders to read the
+   * order at once.
+   *
    * @generated from field: string consistency_token = 3;
    */
   consistencyToken: string;
@@ -202,10 +242,15 @@ export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PUR
   messageDesc(file_swapmeet_v1_order, 4);
 
 /**
+ * GetOrderRequest names the order to read.
+ *
  * @generated from message swapmeet.v1.GetOrderRequest
  */
 export type GetOrderRequest = Message<"swapmeet.v1.GetOrderRequest"> & {
   /**
+   * A UUID. NotFound for an unknown order and for one the caller is not a
+   * party to.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -226,10 +271,14 @@ export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_order, 5);
 
 /**
+ * GetOrderResponse carries one order.
+ *
  * @generated from message swapmeet.v1.GetOrderResponse
  */
 export type GetOrderResponse = Message<"swapmeet.v1.GetOrderResponse"> & {
   /**
+   * The order as the read side has it, with presigned thumbnail URLs.
+   *
    * @generated from field: swapmeet.v1.Order order = 1;
    */
   order?: Order | undefined;
@@ -243,6 +292,8 @@ export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*
   messageDesc(file_swapmeet_v1_order, 6);
 
 /**
+ * ListOrdersRequest filters and pages the caller's orders on one side.
+ *
  * @generated from message swapmeet.v1.ListOrdersRequest
  */
 export type ListOrdersRequest = Message<"swapmeet.v1.ListOrdersRequest"> & {
@@ -268,7 +319,8 @@ export type ListOrdersRequest = Message<"swapmeet.v1.ListOrdersRequest"> & {
   pageSize: number;
 
   /**
-   * Opaque keyset cursor from a previous next_page_token.
+   * Opaque keyset cursor from a previous next_page_token of the same
+   * request; from another request it gives InvalidArgument.
    *
    * @generated from field: string page_token = 4;
    */
@@ -290,10 +342,14 @@ export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE_
   messageDesc(file_swapmeet_v1_order, 7);
 
 /**
+ * ListOrdersResponse is one page of the caller's orders.
+ *
  * @generated from message swapmeet.v1.ListOrdersResponse
  */
 export type ListOrdersResponse = Message<"swapmeet.v1.ListOrdersResponse"> & {
   /**
+   * Newest first.
+   *
    * @generated from field: repeated swapmeet.v1.Order orders = 1;
    */
   orders: Order[];
@@ -314,10 +370,14 @@ export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PUR
   messageDesc(file_swapmeet_v1_order, 8);
 
 /**
+ * MarkOrderPaidRequest names the order the buyer has paid.
+ *
  * @generated from message swapmeet.v1.MarkOrderPaidRequest
  */
 export type MarkOrderPaidRequest = Message<"swapmeet.v1.MarkOrderPaidRequest"> & {
   /**
+   * A PENDING (or already PAID) order of the caller's, as buyer; a UUID.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -331,10 +391,15 @@ export const MarkOrderPaidRequestSchema: GenMessage<MarkOrderPaidRequest> = /*@_
   messageDesc(file_swapmeet_v1_order, 9);
 
 /**
+ * MarkOrderPaidResponse is the token of the transition.
+ *
  * @generated from message swapmeet.v1.MarkOrderPaidResponse
  */
 export type MarkOrderPaidResponse = Message<"swapmeet.v1.MarkOrderPaidResponse"> & {
   /**
+   * The transition's commit, or a token at or after it when the order was
+   * already PAID: pass it to GetOrder to read the new status.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -348,10 +413,14 @@ export const MarkOrderPaidResponseSchema: GenMessage<MarkOrderPaidResponse> = /*
   messageDesc(file_swapmeet_v1_order, 10);
 
 /**
+ * MarkOrderShippedRequest names the order the seller has shipped.
+ *
  * @generated from message swapmeet.v1.MarkOrderShippedRequest
  */
 export type MarkOrderShippedRequest = Message<"swapmeet.v1.MarkOrderShippedRequest"> & {
   /**
+   * A PAID (or already SHIPPED) order of the caller's, as seller; a UUID.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -365,10 +434,15 @@ export const MarkOrderShippedRequestSchema: GenMessage<MarkOrderShippedRequest> 
   messageDesc(file_swapmeet_v1_order, 11);
 
 /**
+ * MarkOrderShippedResponse is the token of the transition.
+ *
  * @generated from message swapmeet.v1.MarkOrderShippedResponse
  */
 export type MarkOrderShippedResponse = Message<"swapmeet.v1.MarkOrderShippedResponse"> & {
   /**
+   * The transition's commit, or a token at or after it when the order was
+   * already SHIPPED: pass it to GetOrder to read the new status.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -382,10 +456,15 @@ export const MarkOrderShippedResponseSchema: GenMessage<MarkOrderShippedResponse
   messageDesc(file_swapmeet_v1_order, 12);
 
 /**
+ * ConfirmDeliveryRequest names the order the buyer has received.
+ *
  * @generated from message swapmeet.v1.ConfirmDeliveryRequest
  */
 export type ConfirmDeliveryRequest = Message<"swapmeet.v1.ConfirmDeliveryRequest"> & {
   /**
+   * A SHIPPED (or already DELIVERED) order of the caller's, as buyer; a
+   * UUID.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -399,10 +478,15 @@ export const ConfirmDeliveryRequestSchema: GenMessage<ConfirmDeliveryRequest> = 
   messageDesc(file_swapmeet_v1_order, 13);
 
 /**
+ * ConfirmDeliveryResponse is the token of the transition.
+ *
  * @generated from message swapmeet.v1.ConfirmDeliveryResponse
  */
 export type ConfirmDeliveryResponse = Message<"swapmeet.v1.ConfirmDeliveryResponse"> & {
   /**
+   * The transition's commit, or a token at or after it when the order was
+   * already DELIVERED: pass it to GetOrder to read the new status.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -416,10 +500,15 @@ export const ConfirmDeliveryResponseSchema: GenMessage<ConfirmDeliveryResponse> 
   messageDesc(file_swapmeet_v1_order, 14);
 
 /**
+ * CancelOrderRequest names the order to cancel.
+ *
  * @generated from message swapmeet.v1.CancelOrderRequest
  */
 export type CancelOrderRequest = Message<"swapmeet.v1.CancelOrderRequest"> & {
   /**
+   * A PENDING or PAID (or already CANCELLED) order the caller buys or
+   * sells; a UUID.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -433,10 +522,16 @@ export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PUR
   messageDesc(file_swapmeet_v1_order, 15);
 
 /**
+ * CancelOrderResponse is the token of the cancellation.
+ *
  * @generated from message swapmeet.v1.CancelOrderResponse
  */
 export type CancelOrderResponse = Message<"swapmeet.v1.CancelOrderResponse"> & {
   /**
+   * The cancellation's commit, or a token at or after it when the order
+   * was already CANCELLED: pass it to GetOrder, or to GetListing to see
+   * the listings AVAILABLE again.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
@@ -450,6 +545,9 @@ export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__P
   messageDesc(file_swapmeet_v1_order, 16);
 
 /**
+ * WatchOrdersRequest says which of the caller's orders to follow, and
+ * from where.
+ *
  * @generated from message swapmeet.v1.WatchOrdersRequest
  */
 export type WatchOrdersRequest = Message<"swapmeet.v1.WatchOrdersRequest"> & {
@@ -462,6 +560,7 @@ export type WatchOrdersRequest = Message<"swapmeet.v1.WatchOrdersRequest"> & {
 
   /**
    * A resume_token from an earlier stream, or a write's consistency_token.
+   * Empty goes live from now, with no replay.
    *
    * @generated from field: string resume_token = 2;
    */
@@ -476,6 +575,9 @@ export const WatchOrdersRequestSchema: GenMessage<WatchOrdersRequest> = /*@__PUR
   messageDesc(file_swapmeet_v1_order, 17);
 
 /**
+ * WatchOrdersResponse is one order's latest state, a heartbeat, or a
+ * resync.
+ *
  * @generated from message swapmeet.v1.WatchOrdersResponse
  */
 export type WatchOrdersResponse = Message<"swapmeet.v1.WatchOrdersResponse"> & {
@@ -487,6 +589,9 @@ export type WatchOrdersResponse = Message<"swapmeet.v1.WatchOrdersResponse"> & {
   order?: Order | undefined;
 
   /**
+   * Where the stream is: reconnect with the last one received to miss
+   * nothing. It is a consistency token too, which queries accept.
+   *
    * @generated from field: string resume_token = 2;
    */
   resumeToken: string;
@@ -508,10 +613,14 @@ export const WatchOrdersResponseSchema: GenMessage<WatchOrdersResponse> = /*@__P
   messageDesc(file_swapmeet_v1_order, 18);
 
 /**
+ * OrderStatus is where an order is in its life cycle (see OrderService).
+ *
  * @generated from enum swapmeet.v1.OrderStatus
  */
 export enum OrderStatus {
   /**
+   * Never an order's status. As the ListOrders filter: any status.
+   *
    * @generated from enum value: ORDER_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -524,11 +633,17 @@ export enum OrderStatus {
   PENDING = 1,
 
   /**
+   * The buyer has marked it paid; awaits shipping by the seller. Either
+   * party may still cancel it.
+   *
    * @generated from enum value: ORDER_STATUS_PAID = 2;
    */
   PAID = 2,
 
   /**
+   * The seller has marked it shipped; awaits the buyer's ConfirmDelivery.
+   * It can no longer be cancelled.
+   *
    * @generated from enum value: ORDER_STATUS_SHIPPED = 3;
    */
   SHIPPED = 3,
@@ -555,10 +670,15 @@ export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
   enumDesc(file_swapmeet_v1_order, 0);
 
 /**
+ * OrderRole is the caller's side of an order.
+ *
  * @generated from enum swapmeet.v1.OrderRole
  */
 export enum OrderRole {
   /**
+   * Not set. ListOrders refuses it (InvalidArgument); WatchOrders takes
+   * it as both sides.
+   *
    * @generated from enum value: ORDER_ROLE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,

@@ -23,11 +23,15 @@ export const file_swapmeet_v1_review: GenFile = /*@__PURE__*/
  */
 export type Review = Message<"swapmeet.v1.Review"> & {
   /**
+   * The review's id, a UUID.
+   *
    * @generated from field: string review_id = 1;
    */
   reviewId: string;
 
   /**
+   * The DELIVERED order the review is of; an order has at most one review.
+   *
    * @generated from field: string order_id = 2;
    */
   orderId: string;
@@ -54,11 +58,16 @@ export type Review = Message<"swapmeet.v1.Review"> & {
   rating: number;
 
   /**
+   * The buyer's words, at most 2,000 characters, line breaks allowed; may
+   * be empty.
+   *
    * @generated from field: string comment = 6;
    */
   comment: string;
 
   /**
+   * When the review was written.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 7;
    */
   createdAt?: Timestamp | undefined;
@@ -72,10 +81,14 @@ export const ReviewSchema: GenMessage<Review> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_review, 0);
 
 /**
+ * CreateReviewRequest rates the seller of one order.
+ *
  * @generated from message swapmeet.v1.CreateReviewRequest
  */
 export type CreateReviewRequest = Message<"swapmeet.v1.CreateReviewRequest"> & {
   /**
+   * The order to review, a UUID: a DELIVERED order the caller bought.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -103,15 +116,22 @@ export const CreateReviewRequestSchema: GenMessage<CreateReviewRequest> = /*@__P
   messageDesc(file_swapmeet_v1_review, 1);
 
 /**
+ * CreateReviewResponse names the new review.
+ *
  * @generated from message swapmeet.v1.CreateReviewResponse
  */
 export type CreateReviewResponse = Message<"swapmeet.v1.CreateReviewResponse"> & {
   /**
+   * The new review's id, a UUID.
+   *
    * @generated from field: string review_id = 1;
    */
   reviewId: string;
 
   /**
+   * The review's commit: pass it to ListSellerReviews or GetUser to see
+   * the review and the seller's new rating.
+   *
    * @generated from field: string consistency_token = 2;
    */
   consistencyToken: string;
@@ -125,10 +145,14 @@ export const CreateReviewResponseSchema: GenMessage<CreateReviewResponse> = /*@_
   messageDesc(file_swapmeet_v1_review, 2);
 
 /**
+ * ListSellerReviewsRequest names the seller and the page to read.
+ *
  * @generated from message swapmeet.v1.ListSellerReviewsRequest
  */
 export type ListSellerReviewsRequest = Message<"swapmeet.v1.ListSellerReviewsRequest"> & {
   /**
+   * The reviewed user's id, a UUID; NotFound when no user has it.
+   *
    * @generated from field: string seller_id = 1;
    */
   sellerId: string;
@@ -141,7 +165,8 @@ export type ListSellerReviewsRequest = Message<"swapmeet.v1.ListSellerReviewsReq
   pageSize: number;
 
   /**
-   * Opaque keyset cursor from a previous next_page_token.
+   * Opaque keyset cursor from a previous next_page_token for the same
+   * seller; another seller's gives InvalidArgument.
    *
    * @generated from field: string page_token = 3;
    */
@@ -163,10 +188,15 @@ export const ListSellerReviewsRequestSchema: GenMessage<ListSellerReviewsRequest
   messageDesc(file_swapmeet_v1_review, 3);
 
 /**
+ * ListSellerReviewsResponse is one page of a seller's reviews, with the
+ * seller's overall rating.
+ *
  * @generated from message swapmeet.v1.ListSellerReviewsResponse
  */
 export type ListSellerReviewsResponse = Message<"swapmeet.v1.ListSellerReviewsResponse"> & {
   /**
+   * This page's reviews, newest first.
+   *
    * @generated from field: repeated swapmeet.v1.Review reviews = 1;
    */
   reviews: Review[];
@@ -179,6 +209,8 @@ export type ListSellerReviewsResponse = Message<"swapmeet.v1.ListSellerReviewsRe
   ratingAverage: number;
 
   /**
+   * How many reviews the seller has in all, not just on this page.
+   *
    * @generated from field: int32 rating_count = 3;
    */
   ratingCount: number;

@@ -21,21 +21,30 @@ export const file_swapmeet_v1_user: GenFile = /*@__PURE__*/
  */
 export type UserProfile = Message<"swapmeet.v1.UserProfile"> & {
   /**
+   * The user's id, a UUID.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
 
   /**
+   * The name shown wherever the user appears; 1..64 characters.
+   *
    * @generated from field: string display_name = 2;
    */
   displayName: string;
 
   /**
+   * Free text of at most 500 characters, line breaks allowed; empty when
+   * the user has written none.
+   *
    * @generated from field: string bio = 3;
    */
   bio: string;
 
   /**
+   * When the account was created.
+   *
    * @generated from field: google.protobuf.Timestamp joined_at = 4;
    */
   joinedAt?: Timestamp | undefined;
@@ -48,6 +57,8 @@ export type UserProfile = Message<"swapmeet.v1.UserProfile"> & {
   ratingAverage: number;
 
   /**
+   * How many reviews the user has received as a seller.
+   *
    * @generated from field: int32 rating_count = 6;
    */
   ratingCount: number;
@@ -75,11 +86,16 @@ export const UserProfileSchema: GenMessage<UserProfile> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 0);
 
 /**
+ * SignUpRequest is a new account's credentials and name. Every field is
+ * required; one InvalidArgument lists every field that is wrong.
+ *
  * @generated from message swapmeet.v1.SignUpRequest
  */
 export type SignUpRequest = Message<"swapmeet.v1.SignUpRequest"> & {
   /**
-   * Unique, compared case-insensitively.
+   * A plain address such as "ada@example.com", at most 254 bytes, with a
+   * dot in its domain; surrounding spaces are ignored. Unique, compared
+   * case-insensitively: it is stored in lower case.
    *
    * @generated from field: string email = 1;
    */
@@ -93,7 +109,8 @@ export type SignUpRequest = Message<"swapmeet.v1.SignUpRequest"> & {
   password: string;
 
   /**
-   * 1..64 characters.
+   * 1..64 characters after surrounding spaces are trimmed, without control
+   * or invisible characters (zero-width spaces, bidirectional controls).
    *
    * @generated from field: string display_name = 3;
    */
@@ -108,22 +125,30 @@ export const SignUpRequestSchema: GenMessage<SignUpRequest> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 1);
 
 /**
+ * SignUpResponse is the new account, already signed in.
+ *
  * @generated from message swapmeet.v1.SignUpResponse
  */
 export type SignUpResponse = Message<"swapmeet.v1.SignUpResponse"> & {
   /**
+   * The new user's id, a UUID.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
 
   /**
-   * Bearer token for the Authorization header.
+   * Bearer token for the Authorization header. Valid for 30 days by
+   * default, until SignOut revokes it.
    *
    * @generated from field: string session_token = 2;
    */
   sessionToken: string;
 
   /**
+   * The sign-up's commit: pass it to GetUser to read the new profile
+   * from the read side at once.
+   *
    * @generated from field: string consistency_token = 3;
    */
   consistencyToken: string;
@@ -144,15 +169,23 @@ export const SignUpResponseSchema: GenMessage<SignUpResponse> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 2);
 
 /**
+ * SignInRequest is an account's email and password.
+ *
  * @generated from message swapmeet.v1.SignInRequest
  */
 export type SignInRequest = Message<"swapmeet.v1.SignInRequest"> & {
   /**
+   * The address the account signed up with, in any case; surrounding
+   * spaces are ignored. InvalidArgument when it is not an email address.
+   *
    * @generated from field: string email = 1;
    */
   email: string;
 
   /**
+   * Checked against the stored hash. A password that no account can have
+   * (not 8..128 characters) fails like a wrong one, with Unauthenticated.
+   *
    * @generated from field: string password = 2;
    */
   password: string;
@@ -166,16 +199,21 @@ export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 3);
 
 /**
+ * SignInResponse is a new session of the account.
+ *
  * @generated from message swapmeet.v1.SignInResponse
  */
 export type SignInResponse = Message<"swapmeet.v1.SignInResponse"> & {
   /**
+   * The signed-in user's id, a UUID.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
 
   /**
-   * Bearer token for the Authorization header.
+   * Bearer token for the Authorization header. Valid for 30 days by
+   * default, until SignOut revokes it.
    *
    * @generated from field: string session_token = 2;
    */
@@ -200,6 +238,9 @@ export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 4);
 
 /**
+ * SignOutRequest is empty: the session revoked is the one whose token
+ * authenticates the call.
+ *
  * @generated from message swapmeet.v1.SignOutRequest
  */
 export type SignOutRequest = Message<"swapmeet.v1.SignOutRequest"> & {
@@ -213,6 +254,10 @@ export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 5);
 
 /**
+ * SignOutResponse is empty. The token stops working at once on the server
+ * that answered; other API servers may accept it for a few seconds more
+ * (10 by default). Watch streams opened with it end.
+ *
  * @generated from message swapmeet.v1.SignOutResponse
  */
 export type SignOutResponse = Message<"swapmeet.v1.SignOutResponse"> & {
@@ -226,10 +271,14 @@ export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 6);
 
 /**
+ * GetUserRequest names the profile to read.
+ *
  * @generated from message swapmeet.v1.GetUserRequest
  */
 export type GetUserRequest = Message<"swapmeet.v1.GetUserRequest"> & {
   /**
+   * A UUID (InvalidArgument otherwise); NotFound when no user has it.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
@@ -250,10 +299,15 @@ export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 7);
 
 /**
+ * GetUserResponse carries one public profile.
+ *
  * @generated from message swapmeet.v1.GetUserResponse
  */
 export type GetUserResponse = Message<"swapmeet.v1.GetUserResponse"> & {
   /**
+   * The profile as the read side has it: with a consistency_token, at
+   * least as new as that write.
+   *
    * @generated from field: swapmeet.v1.UserProfile user = 1;
    */
   user?: UserProfile | undefined;
@@ -267,13 +321,17 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
   messageDesc(file_swapmeet_v1_user, 8);
 
 /**
- * Unset fields are left unchanged.
+ * Unset fields are left unchanged; at least one must be set
+ * (InvalidArgument otherwise).
  *
  * @generated from message swapmeet.v1.UpdateProfileRequest
  */
 export type UpdateProfileRequest = Message<"swapmeet.v1.UpdateProfileRequest"> & {
   /**
-   * 1..64 characters.
+   * 1..64 characters after surrounding spaces are trimmed, without control
+   * or invisible characters. A display name can be changed 5 times an
+   * hour by default; past that, ResourceExhausted with reason
+   * RATE_LIMITED and a RetryInfo.
    *
    * @generated from field: optional string display_name = 1;
    */
@@ -295,10 +353,14 @@ export const UpdateProfileRequestSchema: GenMessage<UpdateProfileRequest> = /*@_
   messageDesc(file_swapmeet_v1_user, 9);
 
 /**
+ * UpdateProfileResponse is the token of the change.
+ *
  * @generated from message swapmeet.v1.UpdateProfileResponse
  */
 export type UpdateProfileResponse = Message<"swapmeet.v1.UpdateProfileResponse"> & {
   /**
+   * The change's commit: pass it to GetUser to read the new profile.
+   *
    * @generated from field: string consistency_token = 1;
    */
   consistencyToken: string;
