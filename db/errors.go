@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 
 	"github.com/jackc/pgx/v5"
@@ -37,7 +38,9 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "57014": // query_canceled
 		return fault.Timeout(err)
-	case errors.As(err, &connErr), errors.As(err, &netErr):
+	case errors.As(err, &connErr), errors.As(err, &netErr),
+		// A connection the server or the network closed mid-statement.
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return fault.Unavailable(err)
 	case errors.As(err, &pgErr):
 		// Class 08: connection exceptions; 57P0x: the server is shutting down or starting.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,7 @@ func TestClassify(t *testing.T) {
 		{"admin shutdown", pg("57P01"), fault.ErrUnavailable},
 		{"cannot connect now", pg("57P03"), fault.ErrUnavailable},
 		{"connect error", &pgconn.ConnectError{}, fault.ErrUnavailable},
+		{"connection closed mid-statement", fmt.Errorf("sign up: %w", io.ErrUnexpectedEOF), fault.ErrUnavailable},
 		{"unique violation", pg("23505"), nil},
 		{"serialization failure", pg("40001"), nil},
 		{"no rows", fmt.Errorf("find: %w", pgx.ErrNoRows), ErrNotFound},

@@ -70,6 +70,16 @@ const (
 	ReasonUnavailable          Reason = "DEPENDENCY_UNAVAILABLE" // a backing service is down or too slow
 )
 
+// Reasons lists every reason above, in the order they are declared.
+var Reasons = []Reason{
+	ReasonListingSold, ReasonListingUnavailable, ReasonOwnListing, ReasonMixedSellers, ReasonCurrencyMismatch,
+	ReasonIdempotencyKeyReused, ReasonIdempotencyKeyBusy, ReasonOrderNotInState, ReasonAlreadyReviewed,
+	ReasonEmailTaken, ReasonListingNotEditable, ReasonVersionConflict, ReasonMediaLimit, ReasonMediaSetChanged,
+	ReasonUploadExpired, ReasonUploadMissing, ReasonUploadMismatch, ReasonConsistencyTimeout,
+	ReasonTokenHistoryPending, ReasonTokenHistoryLost, ReasonRateLimited, ReasonServerBusy,
+	ReasonQuotaExceeded, ReasonContention, ReasonUnavailable,
+}
+
 // FieldViolation names one invalid request field.
 type FieldViolation struct {
 	Field       string

@@ -402,5 +402,5 @@ func (v *violations) mediaUpload(contentType string, size, maxBytes int64) {
 }
 
 func mediaUnavailable(err error) error {
-	return &Error{Code: CodeUnavailable, Message: "the media store is unavailable; retry shortly", Err: err}
+	return &Error{Code: CodeUnavailable, Reason: ReasonUnavailable, Message: "the media store is unavailable; retry shortly", Err: err}
 }

@@ -61,7 +61,12 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 			}
 			out.Meta().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter.Round(time.Second)/time.Second)))
 		}
-		addReason(out, ae.Reason)
+		reason := ae.Reason
+		if reason == "" && ae.Code == app.CodeUnavailable {
+			// Every outage names itself, however the app worded it.
+			reason = app.ReasonUnavailable
+		}
+		addReason(out, reason)
 		if ae.Err != nil {
 			log.Warn("request failed", "procedure", procedure, "code", code.String(), "err", err)
 		}
