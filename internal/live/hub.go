@@ -120,6 +120,11 @@ func (h *Hub) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// afterDispatch, set only by tests, runs between dispatching an entry and
+// raising the position to it: the moment a fetch the entry started may
+// already be reading.
+var afterDispatch atomic.Pointer[func(feed.Kind)]
+
 // readCount is how many entries one read of the feed returns at most.
 const readCount = 256
 
@@ -157,6 +162,9 @@ func (h *Hub) follow(ctx context.Context, k feed.Kind) {
 		backoff.Reset()
 		for _, e := range entries {
 			h.dispatch(k, e)
+			if f := afterDispatch.Load(); f != nil {
+				(*f)(k)
+			}
 			last = e.ID()
 			h.raise(k, e.Position)
 		}
@@ -201,13 +209,13 @@ func (h *Hub) dispatch(k feed.Kind, e feed.Entry) {
 	if k == feed.Listings {
 		if e.All {
 			for _, t := range h.listings {
-				t.changed(sc)
+				t.changed(e.Position, sc)
 			}
 			return
 		}
 		for _, c := range e.Changes {
 			if t := h.listings[c.ID]; t != nil {
-				t.changed(sc)
+				t.changed(e.Position, sc)
 			}
 		}
 		return

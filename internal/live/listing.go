@@ -42,14 +42,22 @@ type listingTopic struct {
 	dirty    bool // a change arrived since the running fetch began
 	fetching bool
 	trace    trace.SpanContext // of the newest traced change not yet fetched
+	// changedAt is the feed position of the newest change told of. A
+	// fetch reads at least there: the hub raises its own position only
+	// after dispatching an entry, so a fetch that started meanwhile would
+	// otherwise read at the position before the change, and could be
+	// answered from a near cache the change's announcement has not yet
+	// evicted.
+	changedAt uint64
 }
 
-// changed schedules a fetch of the listing, for a change applied in the
-// span sc (invalid if none); the hub's lock is held.
-func (t *listingTopic) changed(sc trace.SpanContext) {
+// changed schedules a fetch of the listing, for a change at feed position
+// pos applied in the span sc (invalid if none); the hub's lock is held.
+func (t *listingTopic) changed(pos uint64, sc trace.SpanContext) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.dirty = true
+	t.changedAt = max(t.changedAt, pos)
 	t.trace = newer(t.trace, sc)
 	if !t.fetching {
 		t.fetching = true
@@ -68,8 +76,8 @@ func (t *listingTopic) fetch() {
 		t.dirty = false
 		tr := t.trace
 		t.trace = trace.SpanContext{}
+		pos := max(t.h.Position(feed.Listings), t.changedAt)
 		t.mu.Unlock()
-		pos := t.h.Position(feed.Listings)
 		ctx, cancel := context.WithTimeout(t.h.life, 10*time.Second)
 		// With the position as a token, the read waits until this process
 		// has processed the announcement that evicted the change from its

@@ -176,3 +176,56 @@ func TestSlowListingWatcherGetsTheLatest(t *testing.T) {
 		t.Errorf("received %d states %v; a held reader should get the newest, not every one", len(versions), versions)
 	}
 }
+
+// TestEveryChangeReachesAWatcher: a watcher is shown each of many changes
+// made one after the other, each before the next is made. The hub raises
+// its position only after dispatching a change, and the test widens that
+// moment: a fetch that read at the hub's position would read at the
+// position before the change, could be answered from the near cache the
+// change's announcement has not evicted yet, and the change would then be
+// shown only with the next one (here, never).
+func TestEveryChangeReachesAWatcher(t *testing.T) {
+	defer live.SetAfterDispatch(func(k feed.Kind) {
+		if k == feed.Listings {
+			time.Sleep(20 * time.Millisecond)
+		}
+	})()
+	e := itest.New(t)
+	_, a := e.StartAPI(t)
+	e.StartCDC(t)
+	h := hubOn(t, e, a, live.Options{Heartbeat: time.Hour, MaxLifetime: time.Hour, MaxStreams: 10, MaxStreamsPerOwner: 10, Buffer: 3, SessionCheck: time.Hour})
+	seller := signUp(t, a, "seller")
+	id, token := createListing(t, a, seller, "Lamp")
+
+	versions := make(chan int64, 1024)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_ = h.WatchListing(ctx, live.Stream{Owner: "anyone"}, id.String(), token, func(s live.ListingState) error {
+			if s.Listing != nil {
+				versions <- s.Listing.Version
+			}
+			return nil
+		})
+	}()
+	const updates = 40
+	seen := int64(0)
+	for v := int64(1); v <= updates; v++ {
+		// Read the listing first, as a client would: the read fills the
+		// near cache with the state the change replaces.
+		if _, err := a.Queries.GetListing(ctx, id.String(), token); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Commands.UpdateListing(ctx, seller, id.String(), v, app.ListingInput{Price: &app.Money{Currency: "EUR", Minor: 1000 + v}}, []string{"price"}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.After(10 * time.Second)
+		for seen < v+1 {
+			select {
+			case seen = <-versions:
+			case <-deadline:
+				t.Fatalf("update %d: the watcher has version %d, not %d", v, seen, v+1)
+			}
+		}
+	}
+}
