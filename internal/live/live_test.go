@@ -128,16 +128,23 @@ func TestSlowOrderWatcherResyncs(t *testing.T) {
 	}
 }
 
-// TestSlowListingWatcherGetsTheLatest: a subscriber that stops reading
-// while a listing changes ten times then receives its newest state, not
-// ten: it holds one state at a time.
-func TestSlowListingWatcherGetsTheLatest(t *testing.T) {
+// listingOnAHub starts an API, the CDC and a hub of its own, and lists a
+// lamp: the hub, the app, the seller, the listing and its token.
+func listingOnAHub(t *testing.T) (*live.Hub, *app.App, uuid.UUID, uuid.UUID, string) {
 	e := itest.New(t)
 	_, a := e.StartAPI(t)
 	e.StartCDC(t)
 	h := hubOn(t, e, a, live.Options{Heartbeat: time.Hour, MaxLifetime: time.Hour, MaxStreams: 10, MaxStreamsPerOwner: 10, Buffer: 3, SessionCheck: time.Hour})
 	seller := signUp(t, a, "seller")
 	id, token := createListing(t, a, seller, "Lamp")
+	return h, a, seller, id, token
+}
+
+// TestSlowListingWatcherGetsTheLatest: a subscriber that stops reading
+// while a listing changes ten times then receives its newest state, not
+// ten: it holds one state at a time.
+func TestSlowListingWatcherGetsTheLatest(t *testing.T) {
+	h, a, seller, id, token := listingOnAHub(t)
 
 	g := newGate()
 	ctx, cancel := context.WithCancel(ctx)
@@ -190,12 +197,7 @@ func TestEveryChangeReachesAWatcher(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})()
-	e := itest.New(t)
-	_, a := e.StartAPI(t)
-	e.StartCDC(t)
-	h := hubOn(t, e, a, live.Options{Heartbeat: time.Hour, MaxLifetime: time.Hour, MaxStreams: 10, MaxStreamsPerOwner: 10, Buffer: 3, SessionCheck: time.Hour})
-	seller := signUp(t, a, "seller")
-	id, token := createListing(t, a, seller, "Lamp")
+	h, a, seller, id, token := listingOnAHub(t)
 
 	versions := make(chan int64, 1024)
 	ctx, cancel := context.WithCancel(ctx)

@@ -35,6 +35,11 @@ func newMarket(t *testing.T, opts ...connect.ClientOption) *market {
 func newMarketWith(t *testing.T, o itest.APIOptions, opts ...connect.ClientOption) *market {
 	e := itest.New(t)
 	srv, a := e.StartAPIWith(t, o)
+	return clientsOf(t, e, srv, a, opts)
+}
+
+// clientsOf is a market of clients for every service of the API at srv.
+func clientsOf(t *testing.T, e *itest.Env, srv *httptest.Server, a *app.App, opts []connect.ClientOption) *market {
 	return &market{
 		t: t, e: e, srv: srv, app: a,
 		users:    swapmeetv1connect.NewUserServiceClient(srv.Client(), srv.URL, opts...),

@@ -15,7 +15,6 @@ import (
 
 	"github.com/swapmeet/swapmeet/db"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
-	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/media/mediatest"
@@ -32,13 +31,7 @@ func newMediaMarket(t *testing.T, configure func(*media.Config), opts ...connect
 	}
 	e.Media = mediatest.Bucket(t, configure)
 	srv, a := e.StartAPI(t)
-	return &market{
-		t: t, e: e, srv: srv, app: a,
-		users:    swapmeetv1connect.NewUserServiceClient(srv.Client(), srv.URL, opts...),
-		listings: swapmeetv1connect.NewListingServiceClient(srv.Client(), srv.URL, opts...),
-		orders:   swapmeetv1connect.NewOrderServiceClient(srv.Client(), srv.URL, opts...),
-		reviews:  swapmeetv1connect.NewReviewServiceClient(srv.Client(), srv.URL, opts...),
-	}
+	return clientsOf(t, e, srv, a, opts)
 }
 
 // startThumbnails runs the thumbnail worker, as `serve` does, until the test ends.

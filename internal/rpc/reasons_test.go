@@ -27,7 +27,6 @@ import (
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	swapmeetv1 "github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1"
-	"github.com/swapmeet/swapmeet/internal/gen/swapmeet/v1/swapmeetv1connect"
 	"github.com/swapmeet/swapmeet/internal/itest"
 	"github.com/swapmeet/swapmeet/internal/media"
 	"github.com/swapmeet/swapmeet/internal/media/mediatest"
@@ -500,16 +499,6 @@ func newReasonMarket(t *testing.T, kind marketKind, opts ...connect.ClientOption
 	}
 	t.Fatalf("unknown market kind %d", kind)
 	return nil
-}
-
-func clientsOf(t *testing.T, e *itest.Env, srv *httptest.Server, a *app.App, opts []connect.ClientOption) *market {
-	return &market{
-		t: t, e: e, srv: srv, app: a,
-		users:    swapmeetv1connect.NewUserServiceClient(srv.Client(), srv.URL, opts...),
-		listings: swapmeetv1connect.NewListingServiceClient(srv.Client(), srv.URL, opts...),
-		orders:   swapmeetv1connect.NewOrderServiceClient(srv.Client(), srv.URL, opts...),
-		reviews:  swapmeetv1connect.NewReviewServiceClient(srv.Client(), srv.URL, opts...),
-	}
 }
 
 // superuser opens a session on e's database as the cluster's superuser
