@@ -5,6 +5,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { messageFor, reasonOf } from "./errors";
 import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
 import { HistoryService } from "./gen/swapmeet/v1/history_pb";
 import { ListingService } from "./gen/swapmeet/v1/listing_pb";
@@ -28,7 +29,7 @@ export interface Session {
 }
 
 const sessionKey = "swapmeet.session";
-const listeners = new Set<() => void>();
+const listeners = new Set<(signedInOrOut: boolean) => void>();
 
 export function session(): Session | null {
   try {
@@ -40,13 +41,18 @@ export function session(): Session | null {
 }
 
 export function setSession(s: Session | null): void {
+  const was = session();
   if (s) localStorage.setItem(sessionKey, JSON.stringify(s));
   else localStorage.removeItem(sessionKey);
-  listeners.forEach((f) => f());
+  const signedInOrOut = was?.userId !== s?.userId || was?.token !== s?.token;
+  listeners.forEach((f) => f(signedInOrOut));
 }
 
-/** Calls f whenever the user signs in or out (in this tab). */
-export function onSessionChange(f: () => void): void {
+/**
+ * Calls f whenever the session changes in this tab: the user signed in or
+ * out (signedInOrOut), or only their name changed.
+ */
+export function onSessionChange(f: (signedInOrOut: boolean) => void): void {
   listeners.add(f);
 }
 
@@ -79,6 +85,11 @@ export function consistencyToken(): string {
 
 // ---- Transport -----------------------------------------------------------
 
+/** Forgets the tab's last write, as when the server says its history is lost. */
+export function forgetWrite(): void {
+  sessionStorage.removeItem(tokenKey);
+}
+
 const auth: Interceptor = (next) => async (req) => {
   const s = session();
   if (s) req.header.set("Authorization", `Bearer ${s.token}`);
@@ -87,6 +98,9 @@ const auth: Interceptor = (next) => async (req) => {
     if (s && ConnectError.from(err).code === Code.Unauthenticated && session()?.token === s.token) {
       setSession(null);
     }
+    // The write the token stands for was lost with an abandoned database
+    // history (docs/errors.md): reading with it again would fail again.
+    if (reasonOf(err) === "TOKEN_HISTORY_LOST") forgetWrite();
   };
   try {
     const res = await next(req);
@@ -145,17 +159,14 @@ export interface Problem {
   /** Field path (as the server names it, e.g. "price.amount_minor") to description. */
   fields: Map<string, string>;
   code?: Code;
+  /** The refusal's reason (ErrorInfo), e.g. "LISTING_SOLD"; "" without one. */
+  reason: string;
 }
 
-const friendly: Partial<Record<Code, string>> = {
-  [Code.Unavailable]: "Swapmeet is catching up. Please try again in a moment.",
-  [Code.Internal]: "Something went wrong on our side. Please try again.",
-  [Code.Unknown]: "Could not reach Swapmeet. Check your connection and try again.",
-  [Code.DeadlineExceeded]: "That took too long. Please try again.",
-  [Code.ResourceExhausted]: "Too many attempts. Wait a minute and try again.",
-};
-
-/** What to show for an error: a message, and the field violations of an InvalidArgument. */
+/**
+ * What to show for an error: the sentence for its reason (web/src/errors.ts),
+ * and the field violations of an InvalidArgument.
+ */
 export function problem(err: unknown): Problem {
   const ce = ConnectError.from(err);
   const fields = new Map<string, string>();
@@ -164,10 +175,11 @@ export function problem(err: unknown): Problem {
       if (!fields.has(v.field)) fields.set(v.field, v.description);
     }
   }
-  let message = friendly[ce.code] ?? ce.rawMessage;
+  const reason = reasonOf(ce);
+  let message = messageFor(ce);
   if (ce.code === Code.InvalidArgument && fields.size > 0) message = "Please fix the highlighted fields.";
   if (message) message = message.charAt(0).toUpperCase() + message.slice(1);
-  return { message, fields, code: ce.code };
+  return { message, fields, code: ce.code, reason };
 }
 
 /**

@@ -72,4 +72,5 @@ export const icons = {
   check: "M5 12l5 5L20 7",
   truck: "M3 6h11v10H3zM14 10h4l3 3v3h-7M7 19a2 2 0 1 0 0-4 2 2 0 0 0 0 4zM17 19a2 2 0 1 0 0-4 2 2 0 0 0 0 4z",
   card: "M3 6h18v12H3zM3 10h18",
+  menu: "M4 6h16M4 12h16M4 18h16",
 };

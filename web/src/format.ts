@@ -28,6 +28,14 @@ export function formatMoney(m: Money | undefined): string {
   }
 }
 
+/** An amount as a price field shows it: 1250n in EUR → "12.50". */
+export function amountInput(m: Money | undefined): string {
+  if (!m) return "";
+  const digits = fractionDigits(m.currencyCode);
+  const s = m.amountMinor.toString().padStart(digits + 1, "0");
+  return digits ? `${s.slice(0, -digits)}.${s.slice(-digits)}` : s;
+}
+
 /**
  * "12.50" in EUR → 1250n minor units. Returns undefined for an empty input
  * and null for one that is not an amount, so the caller can tell the two apart.

@@ -63,7 +63,7 @@ export function showProblem(root: HTMLElement, err: unknown): Problem {
     const f = fieldFor(root, err.field);
     if (f) {
       mark(f, err.field, err.message);
-      return { message: err.message, fields: new Map([[err.field, err.message]]) };
+      return { message: err.message, fields: new Map([[err.field, err.message]]), reason: "" };
     }
   }
   const p = problem(err);

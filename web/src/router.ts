@@ -83,7 +83,49 @@ function render(): void {
     }
   }
   node ??= notFound({ params: {}, query, signal: current.signal });
+  // Where the user was, before the page went: focus moves to the new page
+  // only if they have not moved it themselves since.
+  const before = document.activeElement;
   outlet.replaceChildren(node);
   if (!location.hash) window.scrollTo(0, 0);
   afterRender();
+  // The first page of a visit starts at the top, as any page load does;
+  // every later one moves focus to its heading, so that a screen reader
+  // reads the new page and Tab continues from there.
+  if (rendered++ > 0) focusHeading(outlet, current.signal, before);
+}
+
+let rendered = 0;
+
+/**
+ * Focuses root's main heading (its h1, made focusable with tabindex=-1),
+ * or root itself when it has none. A page that loads its data first shows
+ * the h1 later: it is waited for, until signal aborts, unless the user
+ * moves focus meanwhile (before: what had focus when the wait began).
+ */
+export function focusHeading(root: HTMLElement, signal?: AbortSignal, before: Element | null = document.activeElement): void {
+  const focus = (el: HTMLElement) => {
+    if (!el.hasAttribute("tabindex")) el.tabIndex = -1;
+    el.focus({ preventScroll: true });
+  };
+  const found = root.querySelector("h1");
+  if (found || !signal) {
+    focus(found ?? root);
+    return;
+  }
+  const moved = () => document.activeElement !== before && document.activeElement !== document.body && document.activeElement !== null;
+  const stop = () => {
+    watcher.disconnect();
+    clearTimeout(limit);
+  };
+  const watcher = new MutationObserver(() => {
+    const h1 = root.querySelector("h1");
+    if (!h1) return;
+    stop();
+    if (!moved()) focus(h1);
+  });
+  watcher.observe(root, { childList: true, subtree: true });
+  // A page that never shows an h1 (an error): nothing to wait for.
+  const limit = setTimeout(stop, 20_000);
+  signal.addEventListener("abort", stop);
 }

@@ -7,7 +7,10 @@
 //
 //	go run ./web/e2e/stack -bin bin/swapmeet -logs web/e2e/output -- node --test web/e2e/
 //
-// The command gets E2E_BASE_URL (the app and API) and E2E_OUTPUT.
+// The command gets E2E_BASE_URL (the app and API), E2E_OUTPUT and
+// E2E_MEDIA_GET_EXPIRY. Presigned image URLs last -media-get-expiry (20 s
+// by default, instead of the server's 10 minutes), so that the test sees
+// an open page outlive them and the app refresh them, throughout.
 package main
 
 import (
@@ -33,8 +36,9 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/swapmeet", "the swapmeet binary, built with the web app (make build)")
 	out := flag.String("logs", "web/e2e/output", "where the server logs go")
+	expiry := flag.Duration("media-get-expiry", 20*time.Second, "how long presigned image URLs last (SWAPMEET_MEDIA_GET_EXPIRY); 0 leaves the server's default")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: stack [-bin bin/swapmeet] [-logs dir] -- command [args...]")
+		fmt.Fprintln(os.Stderr, "usage: stack [-bin bin/swapmeet] [-logs dir] [-media-get-expiry 20s] -- command [args...]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -42,7 +46,11 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	os.Exit(run(*bin, *out, flag.Args()))
+	if *expiry < 0 {
+		fmt.Fprintln(os.Stderr, "stack: -media-get-expiry must not be negative")
+		os.Exit(2)
+	}
+	os.Exit(run(*bin, *out, *expiry, flag.Args()))
 }
 
 // fatal is how the harness's Fatalf unwinds to run's cleanup.
@@ -66,7 +74,7 @@ func (h *harness) cleanup() {
 	h.cleanups = nil
 }
 
-func run(bin, logDir string, command []string) (status int) {
+func run(bin, logDir string, mediaGetExpiry time.Duration, command []string) (status int) {
 	h := &harness{}
 	defer h.cleanup()
 	defer func() {
@@ -103,6 +111,13 @@ func run(bin, logDir string, command []string) (status int) {
 		// `make run` sharing the bucket keeps working meanwhile.
 		"SWAPMEET_WEB_ORIGINS="+baseURL+",http://127.0.0.1:8080,http://localhost:5173",
 	)
+	if mediaGetExpiry > 0 {
+		environ = append(environ, "SWAPMEET_MEDIA_GET_EXPIRY="+mediaGetExpiry.String())
+	}
+	// Every user of the test signs up from 127.0.0.1, where real users each
+	// have their own address: the per-address sign-up limit (10 a minute)
+	// would stop the test's second screen size, not abuse.
+	environ = append(environ, "SWAPMEET_LIMIT_SIGNUP_PER_CLIENT=100")
 
 	// The schema, through the binary as an operator would (itest.New has
 	// migrated already, so this also checks that a second run is a no-op).
@@ -116,10 +131,17 @@ func run(bin, logDir string, command []string) (status int) {
 	env.WaitForSlot(h)
 	serve := startProcess(h, bin, "serve", environ, logDir)
 	waitForApp(h, ctx, baseURL, serve)
-	h.Logf("swapmeet serve on %s and cdc ready in %s (database %s)", baseURL, time.Since(start).Round(time.Millisecond), env.MongoDB)
+	lifetime := "the server's default"
+	if mediaGetExpiry > 0 {
+		lifetime = mediaGetExpiry.String()
+	}
+	h.Logf("swapmeet serve on %s and cdc ready in %s (database %s; image URLs last %s)", baseURL, time.Since(start).Round(time.Millisecond), env.MongoDB, lifetime)
 
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Env = append(os.Environ(), "E2E_BASE_URL="+baseURL, "E2E_OUTPUT="+logDir)
+	if mediaGetExpiry > 0 {
+		cmd.Env = append(cmd.Env, "E2E_MEDIA_GET_EXPIRY="+mediaGetExpiry.String())
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		h.Fatalf("start %s: %v", command[0], err)

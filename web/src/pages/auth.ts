@@ -2,7 +2,8 @@
 
 import { rememberWrite, setSession, users } from "../api";
 import { h } from "../dom";
-import { banner, busy, field, showProblem } from "../forms";
+import { hasReason, reasonMessages } from "../errors";
+import { banner, busy, field, FieldError, showProblem } from "../forms";
 import { navigate, type Route } from "../router";
 
 function safeNext(query: URLSearchParams): string {
@@ -11,7 +12,7 @@ function safeNext(query: URLSearchParams): string {
 }
 
 function authCard(title: string, subtitle: string, form: HTMLFormElement, footer: Node): HTMLElement {
-  return h("div", { class: "page page-auth" }, h("div", { class: "auth-card card" }, h("h1", null, title), h("p", { class: "muted" }, subtitle), form, h("p", { class: "auth-footer" }, footer)));
+  return h("div", { class: "page page-auth" }, h("div", { class: "auth-card card" }, h("h1", { tabindex: -1 }, title), h("p", { class: "muted" }, subtitle), form, h("p", { class: "auth-footer" }, footer)));
 }
 
 export function signUpPage({ query }: Route): Node {
@@ -34,10 +35,11 @@ export function signUpPage({ query }: Route): Node {
       try {
         const res = await users.signUp({ displayName: name.value.trim(), email: email.value.trim(), password: password.value });
         rememberWrite(res.consistencyToken);
-        setSession({ userId: res.userId, token: res.sessionToken, displayName: name.value.trim() });
+        setSession({ userId: res.userId, token: res.sessionToken, displayName: res.user?.displayName ?? name.value.trim() });
         navigate(safeNext(query));
       } catch (err) {
-        showProblem(form, err);
+        // Said under the email, like any other problem with it.
+        showProblem(form, hasReason(err, "EMAIL_TAKEN") ? new FieldError("email", reasonMessages.EMAIL_TAKEN) : err);
       }
     });
   });
@@ -54,10 +56,8 @@ export function signInPage({ query }: Route): Node {
     void busy(submit, async () => {
       try {
         const res = await users.signIn({ email: email.value.trim(), password: password.value });
-        // The session is the user's; their name comes from the read side.
-        setSession({ userId: res.userId, token: res.sessionToken, displayName: "" });
-        const profile = await users.getUser({ userId: res.userId }).catch(() => null);
-        setSession({ userId: res.userId, token: res.sessionToken, displayName: profile?.user?.displayName ?? "" });
+        // The answer names who signed in: no second call to learn it.
+        setSession({ userId: res.userId, token: res.sessionToken, displayName: res.user?.displayName ?? "" });
         navigate(safeNext(query));
       } catch (err) {
         showProblem(form, err);

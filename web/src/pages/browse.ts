@@ -123,6 +123,7 @@ export function browsePage({ query, signal }: Route): Node {
         results.dataset.count = String(results.childElementCount);
       }
       more.hidden = !nextToken;
+      if (!more.hidden) recheck(); // still at the end of the page: the next one too
     } catch (err) {
       if (isAbort(err) || gen !== generation) return;
       status.replaceChildren();
@@ -154,7 +155,7 @@ export function browsePage({ query, signal }: Route): Node {
   });
   for (const s of [category, condition, sort, currency]) s.addEventListener("change", search);
   more.addEventListener("click", () => void load(false));
-  whenVisible(sentinel, signal, () => void load(false));
+  const recheck = whenVisible(sentinel, signal, () => void load(false));
   void load(true);
 
 

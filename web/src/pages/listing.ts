@@ -1,24 +1,30 @@
-// One listing: photo gallery, details, the seller, the Buy button and the
-// listing's history of price, title and status changes. While the page is
-// open it follows the listing (WatchListing) and redraws on every change:
-// price, status, text, photos; the history is read again with each.
+// One listing: photo gallery, details, the seller, the Buy button (for its
+// seller: Edit and Withdraw) and the listing's history of price, title and
+// status changes. While the page is open it follows the listing
+// (WatchListing) and redraws on every change: price, status, text, photos;
+// the history is read again with each. A state whose only news is freshly
+// signed photo URLs is not redrawn: the URLs are swapped in place.
 
 import { create, equals } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { consistencyToken, history, isCode, Code, listings, newKey, orders, rememberWrite, session } from "../api";
-import { failure, isAbort, loading, photo } from "../components";
+import { consistencyToken, history, isCode, Code, listings, newKey, orders, problem, rememberWrite, session } from "../api";
+import { confirmStep, failure, isAbort, loading, photo } from "../components";
 import { h, icon, icons, replace } from "../dom";
 import { banner, busy, showProblem } from "../forms";
 import { avatar, conditionLabels, formatDate, formatMoney, listingBadge, listingStatusLabels, stars } from "../format";
-import { MoneySchema } from "../gen/swapmeet/v1/common_pb";
+import { MoneySchema, type Media } from "../gen/swapmeet/v1/common_pb";
 import { ObjectType, type HistoryEntry } from "../gen/swapmeet/v1/history_pb";
 import { ListingSchema, ListingStatus, type Listing } from "../gen/swapmeet/v1/listing_pb";
+import { hasReason, reasonMessages } from "../errors";
+import { applyListing, signedImage } from "../images";
+import { isNewer, readNewer } from "../listing-form";
 import { follow, indicator } from "../live";
 import { navigate, type Route } from "../router";
 
 // What outlives a redraw.
 interface View {
   justListed: boolean;
+  saved: boolean;
   // One key per page view: a double click or a retry buys once, however
   // often the page redraws.
   key: string;
@@ -27,23 +33,45 @@ interface View {
   live: HTMLElement;
   /** The History section: kept across redraws, and read again with each. */
   history: HTMLElement;
+  /** Shows a newer state (after a refused write). */
+  show: (l: Listing, token: string) => void;
+  /** A message for the next redraw, shown in the buy box. */
+  notice: string;
+  signal: AbortSignal;
 }
 
 export function listingPage({ params, query, signal }: Route): Node {
   const root = h("div", { class: "page page-listing" }, loading());
   const live = indicator();
   const changes = historySection(params.id, signal);
-  const view: View = { justListed: query.get("listed") === "1", key: newKey(), photo: "", live: live.el, history: changes.el };
   let shown: Listing | undefined;
+  const view: View = {
+    justListed: query.get("listed") === "1",
+    saved: query.get("saved") === "1",
+    key: newKey(),
+    photo: "",
+    live: live.el,
+    history: changes.el,
+    show: (l, token) => show(l, token),
+    notice: "",
+    signal,
+  };
 
   /** Shows l, and reads the history again as of token, which covers l's change. */
   function show(l: Listing, token: string): void {
     // A newer version is never replaced by an older one (the read and the
     // stream's first message may cross); an unchanged one is not redrawn,
-    // nor one whose only news is freshly signed photo URLs.
-    if (shown && (l.version < shown.version || equals(ListingSchema, unsigned(l), unsigned(shown)))) return;
+    // and one whose only news is freshly signed photo URLs has them put in
+    // place on the images already shown.
+    if (shown && l.version < shown.version) return;
+    if (shown && equals(ListingSchema, unsigned(l), unsigned(shown))) {
+      shown = l;
+      applyListing(l);
+      return;
+    }
     shown = l;
     replace(root, render(l, view));
+    applyListing(l); // the newest URLs, for photos shown later
     document.title = `${l.title} · Swapmeet`;
     void changes.load(l, token);
   }
@@ -58,7 +86,7 @@ export function listingPage({ params, query, signal }: Route): Node {
     } catch (err) {
       if (isAbort(err)) return;
       if (isCode(err, Code.NotFound) || isCode(err, Code.InvalidArgument)) {
-        replace(root, h("div", { class: "empty" }, h("h2", null, "This listing does not exist"), h("p", { class: "muted" }, "It may have been removed."), h("a", { class: "btn btn-primary", href: "/" }, "Browse listings")));
+        replace(root, h("div", { class: "empty" }, h("h1", { tabindex: -1 }, "This listing does not exist"), h("p", { class: "muted" }, "It may have been removed."), h("a", { class: "btn btn-primary", href: "/" }, "Browse listings")));
         return;
       }
       replace(root, failure(err, () => void load()));
@@ -89,22 +117,68 @@ function unsigned(l: Listing): Listing {
 function gallery(l: Listing, view: View): HTMLElement {
   // The photo the user picked stays large across redraws, while it exists.
   const current = Math.max(0, l.media.findIndex((m) => m.mediaId === view.photo));
-  const main = h("div", { class: "gallery-main" }, photo(l.media[current], l.title));
+  const large = (m: Media | undefined) => photo(m, l.title, { listingId: l.listingId });
+  const main = h("div", { class: "gallery-main" }, large(l.media[current]));
   const thumbs = h("div", { class: "gallery-thumbs" });
   l.media.forEach((m, i) => {
     const b = h(
       "button",
-      { type: "button", class: i === current ? "thumb active" : "thumb", "aria-label": `Photo ${i + 1}` },
-      h("img", { src: m.thumbnailUrl || m.url, alt: "" }),
+      { type: "button", class: i === current ? "thumb active" : "thumb", "aria-label": `Photo ${i + 1}`, "aria-pressed": String(i === current), dataset: { mediaId: m.mediaId } },
+      signedImage(m, { listingId: l.listingId, mediaId: m.mediaId, thumb: true }, { alt: "" }),
     );
     b.addEventListener("click", () => {
       view.photo = m.mediaId;
-      replace(main, photo(m, l.title));
-      thumbs.querySelectorAll(".thumb").forEach((t) => t.classList.toggle("active", t === b));
+      // With the newest URL (photo() takes it): the page may have been
+      // open longer than the one it was drawn with lasts.
+      replace(main, large(m));
+      thumbs.querySelectorAll(".thumb").forEach((t) => {
+        t.classList.toggle("active", t === b);
+        t.setAttribute("aria-pressed", String(t === b));
+      });
     });
     thumbs.append(b);
   });
   return h("div", { class: "gallery" }, main, l.media.length > 1 ? thumbs : null);
+}
+
+/** The seller's own controls: edit, and withdraw after a confirmation. */
+function sellerActions(l: Listing, view: View, errors: HTMLElement): HTMLElement {
+  const box = h("div", { class: "seller-actions" });
+  const edit = h("a", { class: "btn btn-primary", href: `/listings/${l.listingId}/edit`, id: "edit-listing" }, "Edit listing");
+  const withdraw = h("button", { class: "btn btn-danger", type: "button", id: "withdraw" }, "Withdraw…");
+  withdraw.addEventListener("click", () => {
+    confirmStep(box, {
+      question: `Take “${l.title}” off sale? Buyers will no longer find it, and it cannot be put back on sale.`,
+      confirm: "Withdraw listing",
+      cancel: "Keep it for sale",
+      restore: () => replace(box, edit, withdraw),
+      restoreFocus: withdraw,
+      run: async () => {
+        try {
+          const res = await listings.withdrawListing({ listingId: l.listingId, expectedVersion: l.version }, { signal: view.signal });
+          rememberWrite(res.consistencyToken);
+          navigate(`/me/listings?withdrawn=${l.listingId}`);
+        } catch (err) {
+          if (isAbort(err)) return;
+          if (hasReason(err, "VERSION_CONFLICT")) {
+            // Changed meanwhile (another tab): show the newer state, from
+            // which the seller may withdraw it again.
+            const newer = await readNewer(l, view.signal).catch(() => undefined);
+            if (newer && isNewer(newer, l)) {
+              view.notice = reasonMessages.VERSION_CONFLICT;
+              view.show(newer, "");
+              return;
+            }
+          }
+          replace(box, edit, withdraw);
+          errors.replaceChildren(h("strong", null, problem(err).message));
+          errors.hidden = false;
+        }
+      },
+    });
+  });
+  replace(box, edit, withdraw);
+  return box;
 }
 
 function render(l: Listing, view: View): HTMLElement {
@@ -115,7 +189,7 @@ function render(l: Listing, view: View): HTMLElement {
   if (l.status !== ListingStatus.AVAILABLE) {
     action = h("div", { class: "sold-note", dataset: { status: ListingStatus[l.status] } }, icon(icons.tag), `This item is ${listingStatusLabels[l.status]?.toLowerCase() ?? "unavailable"}.`);
   } else if (mine) {
-    action = h("div", { class: "own-note" }, "This is your listing. Buyers see a Buy button here.");
+    action = h("div", { class: "own-box" }, h("div", { class: "own-note" }, "This is your listing. Buyers see a Buy button here."), sellerActions(l, view, errors));
   } else if (!me) {
     action = h("a", { class: "btn btn-primary btn-large", href: `/signin?next=${encodeURIComponent(location.pathname)}` }, "Sign in to buy");
   } else {
@@ -127,11 +201,29 @@ function render(l: Listing, view: View): HTMLElement {
           rememberWrite(res.consistencyToken);
           navigate(`/orders?placed=${res.orderId}`);
         } catch (err) {
+          if (isAbort(err)) return;
+          const p = problem(err);
+          if (p.reason === "LISTING_SOLD" || p.reason === "LISTING_UNAVAILABLE") {
+            // Sold or withdrawn since this page last heard: say so, and show
+            // it as it is now (the stream may be behind, or broken).
+            const newer = await readNewer(l, view.signal).catch(() => undefined);
+            if (newer && isNewer(newer, l)) {
+              view.notice = p.message;
+              view.show(newer, "");
+              return;
+            }
+          }
           showProblem(errorsParent, err);
         }
       }),
     );
     action = buy;
+  }
+  const notice = view.notice;
+  view.notice = "";
+  if (notice) {
+    errors.append(h("strong", null, notice));
+    errors.hidden = false;
   }
   const errorsParent = h("div", { class: "buy-box" }, h("div", { class: "listing-price" }, formatMoney(l.price)), action, errors);
 
@@ -140,6 +232,7 @@ function render(l: Listing, view: View): HTMLElement {
     "div",
     null,
     view.justListed && mine ? h("div", { class: "banner banner-success", role: "status" }, icon(icons.check), "Your item is listed. Buyers can find it now.") : null,
+    view.saved && mine ? h("div", { class: "banner banner-success", role: "status", id: "saved" }, icon(icons.check), "Your changes are saved.") : null,
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, "Browse"), " / ", h("a", { href: `/?category=${l.category}` }, l.category.replace(/-/g, " "))),
     h(
       "div",
@@ -148,7 +241,7 @@ function render(l: Listing, view: View): HTMLElement {
       h(
         "div",
         { class: "listing-info" },
-        h("div", { class: "listing-head" }, h("h1", { id: "listing-title" }, l.title), listingBadge(l.status)),
+        h("div", { class: "listing-head" }, h("h1", { id: "listing-title", tabindex: -1 }, l.title), listingBadge(l.status)),
         h("div", { class: "listing-facts" }, h("span", { class: "chip" }, conditionLabels[l.condition] ?? ""), h("span", { class: "muted" }, `Listed ${formatDate(l.createdAt)}`), view.live),
         errorsParent,
         l.seller

@@ -71,7 +71,8 @@ export function orderPage({ params, signal }: Route): Node {
         // Read again with the write's token: the new status and its step
         // in the timeline show at once.
         written: (token) => read(token),
-        problemAt: () => summary,
+        // On the order as it is shown now: a read may have redrawn it.
+        problemAt: () => (summary.isConnected ? summary : (root.querySelector<HTMLElement>(".order-card") ?? summary)),
       }),
       errors,
     );

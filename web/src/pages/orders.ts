@@ -10,6 +10,7 @@ import { h, icon, icons, replace } from "../dom";
 import { banner, busy, showProblem } from "../forms";
 import { avatar, formatDate, formatMoney, orderBadge, orderStatusLabels, timeAgo } from "../format";
 import { OrderRole, OrderSchema, OrderStatus, type Order } from "../gen/swapmeet/v1/order_pb";
+import { hasReason } from "../errors";
 import { follow, indicator } from "../live";
 import { setQuery, type Route } from "../router";
 
@@ -109,7 +110,7 @@ export function orderParts(o: Order, role: OrderRole, extra: Node | null, after:
     h(
       "div",
       { class: "order-items" },
-      o.items.map((it) => h("a", { class: "order-item", href: `/listings/${it.listingId}` }, photo(it.thumbnail, it.title, { thumb: true, class: "order-thumb" }), h("div", null, h("div", { class: "order-item-title" }, it.title), h("div", { class: "muted" }, formatMoney(it.price))))),
+      o.items.map((it) => h("a", { class: "order-item", href: `/listings/${it.listingId}` }, photo(it.thumbnail, it.title, { thumb: true, class: "order-thumb", listingId: it.listingId, cover: true }), h("div", null, h("div", { class: "order-item-title" }, it.title), h("div", { class: "muted" }, formatMoney(it.price))))),
     ),
     other
       ? h("div", { class: "order-party" }, avatar(other.displayName, other.userId, "sm"), h("span", { class: "muted" }, buyer ? "Seller" : "Buyer"), h("a", { href: `/users/${other.userId}` }, other.displayName))
@@ -129,7 +130,11 @@ export function orderParts(o: Order, role: OrderRole, extra: Node | null, after:
               rememberWrite(res.consistencyToken);
               await after.written(res.consistencyToken);
             } catch (err) {
-              if (!isAbort(err)) showProblem(after.problemAt(), err);
+              if (isAbort(err)) return;
+              // The order moved on meanwhile (the other party, another tab):
+              // read it again, so that it offers what its status allows now.
+              if (hasReason(err, "ORDER_NOT_IN_STATE")) await after.written(consistencyToken()).catch(() => undefined);
+              showProblem(after.problemAt(), err);
             }
           });
         });

@@ -5,13 +5,9 @@
 import { invalid, listings, rememberWrite, session } from "../api";
 import { h, icon, icons } from "../dom";
 import { banner, busy, clearProblems, field, showProblem } from "../forms";
-import { conditionLabels, currencies, defaultCurrency, parseAmount } from "../format";
-import { Condition } from "../gen/swapmeet/v1/listing_pb";
+import { listingFields } from "../listing-form";
 import { navigate, type Route } from "../router";
 import { postUpload } from "../upload";
-
-// Suggestions for a new listing's category; a seller may type any other.
-const categories = ["electronics", "cameras", "furniture", "books", "clothing", "bikes", "music", "sports", "toys", "kitchen", "garden", "board-games"];
 
 const imageTypes = ["image/jpeg", "image/png", "image/webp"];
 
@@ -37,26 +33,7 @@ export function sellPage({ signal }: Route): Node {
     );
   }
 
-  const title = h("input", { name: "title", maxLength: 140, placeholder: "e.g. Leica M3 rangefinder camera" });
-  const description = h("textarea", { name: "description", rows: 5, placeholder: "What is it, what shape is it in, what comes with it?" });
-  const category = h("input", { name: "category", list: "categories", placeholder: "e.g. cameras", autocomplete: "off" });
-  const categoryList = h("datalist", { id: "categories" }, categories.map((c) => h("option", { value: c })));
-  const condition = h("select", { name: "condition" }, h("option", { value: "" }, "Choose…"), Object.entries(conditionLabels).map(([v, label]) => h("option", { value: Condition[Number(v)] }, label)));
-  const amount = h("input", { name: "price", inputMode: "decimal", placeholder: "0.00", class: "price-input" });
-  const currency = h("select", { name: "currency", class: "currency" }, currencies.map((c) => h("option", { value: c, selected: c === defaultCurrency }, c)));
-
-  const attrRows = h("div", { class: "attr-rows" });
-  function addAttr(k = "", v = ""): void {
-    const row = h(
-      "div",
-      { class: "attr-row" },
-      h("input", { class: "attr-key", placeholder: "Detail, e.g. brand", value: k, "aria-label": "Detail name" }),
-      h("input", { class: "attr-value", placeholder: "Value, e.g. Leica", value: v, "aria-label": "Detail value" }),
-      h("button", { type: "button", class: "icon-btn", "aria-label": "Remove detail", onClick: () => row.remove() }, icon(icons.x)),
-    );
-    attrRows.append(row);
-  }
-  addAttr();
+  const about = listingFields(signal);
 
   const photos: Photo[] = [];
   const photoList = h("div", { class: "photo-list" });
@@ -103,11 +80,7 @@ export function sellPage({ signal }: Route): Node {
         "section",
         { class: "card form-card" },
         h("h2", null, "About the item"),
-        field("Title", "title", title),
-        field("Description", "description", description, { hint: "Up to 5,000 characters." }),
-        h("div", { class: "row" }, field("Category", "category", [category, categoryList], { hint: "Lower case, e.g. board-games." }), field("Condition", "condition", condition)),
-        field("Price", "price", h("div", { class: "price-range" }, amount, currency)),
-        field("Details", "attributes", [attrRows, h("button", { type: "button", class: "btn btn-ghost btn-small", onClick: () => addAttr() }, icon(icons.plus), "Add a detail")], { hint: "Brand, size, model… whatever a buyer would ask." }),
+        about.fields,
       ),
       h(
         "section",
@@ -147,33 +120,15 @@ export function sellPage({ signal }: Route): Node {
     void busy(submit, async () => {
       clearProblems(form);
       try {
-        const cur = currency.value;
-        const minor = parseAmount(amount.value, cur);
-        if (minor === null) throw invalid("price.amount_minor", "must be an amount like 25 or 19.99");
+        const fields = about.input();
         const bad = photos.find((p) => !imageTypes.includes(p.file.type));
         if (bad) throw invalid("content_type", `of ${bad.file.name} is not JPEG, PNG or WebP`);
-        const attributes: Record<string, string> = {};
-        for (const row of Array.from(attrRows.children)) {
-          const k = (row.querySelector(".attr-key") as HTMLInputElement).value.trim();
-          const v = (row.querySelector(".attr-value") as HTMLInputElement).value.trim();
-          if (k || v) attributes[k] = v;
-        }
         if (!listingId) {
           submit.textContent = "Publishing…";
-          const res = await listings.createListing(
-            {
-              title: title.value.trim(),
-              description: description.value.trim(),
-              category: category.value.trim(),
-              condition: condition.value ? Condition[condition.value as keyof typeof Condition] : Condition.UNSPECIFIED,
-              price: minor === undefined ? undefined : { currencyCode: cur, amountMinor: minor },
-              attributes,
-            },
-            { signal },
-          );
+          const res = await listings.createListing(fields, { signal });
           listingId = res.listingId;
           lastToken = res.consistencyToken;
-          form.querySelectorAll<HTMLElement>(".sell-columns .form-card:first-child :is(input, select, textarea, button)").forEach((el) => el.setAttribute("disabled", ""));
+          about.disable(true);
         }
         const pending = photos.filter((p) => !p.done);
         for (const [i, p] of pending.entries()) {
@@ -199,5 +154,5 @@ export function sellPage({ signal }: Route): Node {
     });
   });
 
-  return h("div", { class: "page page-sell" }, h("h1", null, "Sell an item"), h("p", { class: "muted lead" }, "Describe it honestly, add a few good photos, and set a fair price."), form);
+  return h("div", { class: "page page-sell" }, h("h1", { tabindex: -1 }, "Sell an item"), h("p", { class: "muted lead" }, "Describe it honestly, add a few good photos, and set a fair price."), form);
 }

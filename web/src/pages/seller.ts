@@ -3,7 +3,7 @@
 
 import { Code, consistencyToken, isCode, listings, orders, rememberWrite, reviews, session, users } from "../api";
 import { empty, failure, isAbort, listingCard, loading } from "../components";
-import { h, replace } from "../dom";
+import { h, icon, icons, replace } from "../dom";
 import { banner, busy, field, showProblem } from "../forms";
 import { avatar, formatDate, stars, timeAgo } from "../format";
 import { OrderRole, OrderStatus, type Order } from "../gen/swapmeet/v1/order_pb";
@@ -39,6 +39,7 @@ export function sellerPage({ params, query, signal }: Route): Node {
       const reviewSlot = h("div", { id: "review" });
       replace(
         root,
+        query.get("updated") === "1" && session()?.userId === sellerId ? h("div", { class: "banner banner-success", role: "status" }, icon(icons.check), "Your profile is saved.") : null,
         header(profile.user),
         reviewSlot,
         h(
@@ -78,10 +79,13 @@ export function sellerPage({ params, query, signal }: Route): Node {
       h(
         "div",
         { class: "profile-body" },
-        h("h1", { id: "seller-name" }, u.displayName),
+        h("h1", { id: "seller-name", tabindex: -1 }, u.displayName),
         h("div", { class: "profile-rating", id: "seller-rating" }, stars(u.ratingAverage, u.ratingCount)),
         u.bio ? h("p", { class: "bio" }, u.bio) : null,
         h("p", { class: "muted small" }, `Member since ${formatDate(u.joinedAt)}`),
+        session()?.userId === u.userId
+          ? h("div", { class: "profile-actions" }, h("a", { class: "btn btn-small", href: "/me/profile", id: "edit-profile" }, "Edit profile"), h("a", { class: "btn btn-small btn-ghost", href: "/me/listings" }, "My listings"))
+          : null,
       ),
       h(
         "dl",
