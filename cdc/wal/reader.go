@@ -53,7 +53,9 @@ type Config struct {
 	// lost connection.
 	MaxBackoff time.Duration
 	// Linger is how long a committed transaction waits for the next one
-	// to arrive, so that a burst is applied as one batch.
+	// to arrive, so that a burst is applied as one batch, on a connection
+	// whose socket the reader cannot inspect (TLS). Elsewhere a batch
+	// closes as soon as nothing more is buffered: no timer adds latency.
 	Linger time.Duration
 	// MaxBatch bounds the transactions applied together.
 	MaxBatch int
@@ -61,7 +63,8 @@ type Config struct {
 	// it touches this many documents. One transaction is never split: the
 	// sink bounds what a bigger one costs (see projection.Projector.SpillDocs).
 	MaxBatchDocs int
-	// MaxBatchAge bounds how long the first transaction of a batch waits.
+	// MaxBatchAge bounds how long the first transaction of a batch waits
+	// for more, with Linger.
 	MaxBatchAge time.Duration
 	// CreateSlot lets the reader create a missing slot. Only a first start
 	// may: anywhere else, a missing slot means changes were lost.
@@ -300,7 +303,19 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 		deadline := due
 		caughtUp := r.pendingTxns == 0 && !dec.inTxn()
 		if r.pendingTxns > 0 && !dec.inTxn() {
-			deadline = minTime(deadline, now.Add(r.cfg.Linger), r.pendingSince.Add(r.cfg.MaxBatchAge))
+			// Between transactions with a batch gathered: what the stream
+			// has already buffered joins it, and nothing waits for more.
+			// Under load the batch is what arrived while the last one was
+			// applied; at rest it is the one commit, applied at once.
+			switch buffered(conn) {
+			case bufferEmpty:
+				if err := r.flush(ctx, conn); err != nil {
+					return streamed, err
+				}
+				continue
+			case bufferUnknown:
+				deadline = minTime(deadline, now.Add(r.cfg.Linger), r.pendingSince.Add(r.cfg.MaxBatchAge))
+			}
 		}
 		if caughtUp {
 			deadline = minTime(deadline, r.heard.Add(idleFlushAfter))

@@ -3,6 +3,7 @@ package wal_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -133,9 +134,7 @@ func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 	ctx := context.Background()
 	sink := newGatedSink()
 	sink.hold()
-	// A batch closes after a second of silence: the backlog reaches the
-	// socket within it, so only the reader itself can split it.
-	startReader(t, e, wal.Config{Linger: time.Second, MaxBatchAge: time.Minute}, sink)
+	startReader(t, e, wal.Config{}, sink)
 
 	id := uuid.New()
 	if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'first')`, id); err != nil {
@@ -153,7 +152,22 @@ func TestBacklogIsAppliedInOneBatch(t *testing.T) {
 		}
 	}
 	// The reader is still inside the first Apply; every commit since
-	// reaches its socket, each followed by a keepalive.
+	// reaches its socket, each followed by a keepalive. A batch takes what
+	// the socket holds when the reader looks, so wait until the server has
+	// sent the whole backlog: only the reader itself can split it then.
+	// (The walsender's progress is visible to the superuser alone.)
+	su := e.Superuser(t)
+	var last string
+	if err := su.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	itest.Eventually(t, time.Minute, "the server to send the backlog", func() (bool, error) {
+		var sent bool
+		err := su.QueryRow(ctx, `SELECT coalesce(bool_or(r.sent_lsn >= $2::pg_lsn), false)
+			FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
+			WHERE s.slot_name = $1`, e.Slot, last).Scan(&sent)
+		return sent, err
+	})
 	sink.release()
 	itest.Eventually(t, 30*time.Second, "the backlog to be applied", func() (bool, error) {
 		n := 0
@@ -353,4 +367,37 @@ func TestPositionPastUnflushedWALIsReached(t *testing.T) {
 	itest.Eventually(t, 5*time.Second, "the reader to reach the insert position while a session holds unflushed WAL", func() (bool, error) {
 		return uint64(r.Applied()) >= token, nil
 	})
+}
+
+// TestACommitIsAppliedWithoutWaitingForMore: a batch closes when nothing
+// more is buffered, not on a timer. With the fallback timers (used only
+// where the socket cannot be inspected) set to an hour, a lone commit is
+// still applied at once: well before the status update, a third of
+// wal_sender_timeout, whose wait is the only other one that ends.
+func TestACommitIsAppliedWithoutWaitingForMore(t *testing.T) {
+	e := itest.New(t)
+	ctx := context.Background()
+	var timeout string
+	if err := e.PG.QueryRow(ctx, `SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout'`).Scan(&timeout); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := strconv.Atoi(timeout)
+	if err != nil || ms < 3000 {
+		t.Fatalf("wal_sender_timeout %q ms: the test needs one of at least 3s", timeout)
+	}
+	within := time.Duration(ms) * time.Millisecond / 6 // half the status interval
+	sink := newGatedSink()
+	startReader(t, e, wal.Config{Linger: time.Hour, MaxBatchAge: time.Hour, StatusInterval: time.Hour}, sink)
+	for i := range 3 {
+		if _, err := e.PG.Exec(ctx, `INSERT INTO users (id, display_name) VALUES ($1, 'lone')`, uuid.New()); err != nil {
+			t.Fatal(err)
+		}
+		itest.Eventually(t, within, "the lone commit to be applied", func() (bool, error) {
+			n := 0
+			for _, b := range sink.sizes() {
+				n += b
+			}
+			return n == i+1, nil
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/swapmeet/swapmeet/internal/sandbox"
 )
 
@@ -58,4 +59,30 @@ func Eventually(t T, within time.Duration, what string, cond func() (bool, error
 	if err := sandbox.Poll(context.Background(), within, what, cond); err != nil {
 		t.Fatalf("%v", err)
 	}
+}
+
+// Superuser opens a session on e's database as the cluster's superuser
+// (SWAPMEET_PG_ADMIN_URL, which `scripts/services.sh env` exports), for
+// what the application's role may not do or see: another role's writes,
+// server settings, the walsender's progress. It closes as the test ends.
+func (e *Env) Superuser(t T) *pgx.Conn {
+	t.Helper()
+	admin := os.Getenv("SWAPMEET_PG_ADMIN_URL")
+	if admin == "" {
+		t.Fatalf("SWAPMEET_PG_ADMIN_URL is not set: run under make test, or eval \"$(scripts/services.sh env)\"")
+	}
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatalf("SWAPMEET_PG_ADMIN_URL: %v", err)
+	}
+	ctx := context.Background()
+	if err := e.PG.QueryRow(ctx, `SELECT current_database()`).Scan(&cfg.Database); err != nil {
+		t.Fatalf("%v", err)
+	}
+	su, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect as the superuser: %v", err)
+	}
+	t.Cleanup(func() { _ = su.Close(context.Background()) })
+	return su
 }

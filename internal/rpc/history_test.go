@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/swapmeet/swapmeet/db"
 	"github.com/swapmeet/swapmeet/db/sqlc"
@@ -186,25 +185,8 @@ func TestHistoryOfChangesOutsideTheAPI(t *testing.T) {
 // cannot write an annotation into the WAL, so it cannot pass its changes
 // off as someone's request.
 func TestOnlyTheApplicationMayAnnotate(t *testing.T) {
-	admin := os.Getenv("SWAPMEET_PG_ADMIN_URL")
-	if admin == "" {
-		t.Fatal("SWAPMEET_PG_ADMIN_URL is not set: run under make test, or eval \"$(scripts/services.sh env)\"")
-	}
 	m := newMarket(t)
-	var dbName string
-	if err := m.e.PG.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database = dbName
-	su, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close(ctx)
+	su := m.e.Superuser(t)
 	role := fmt.Sprintf("intruder_%d_%d", os.Getpid(), keySeq.Add(1))
 	if _, err := su.Exec(ctx, "CREATE ROLE "+role+" NOLOGIN"); err != nil {
 		t.Fatal(err)

@@ -476,7 +476,7 @@ func newReasonMarket(t *testing.T, kind marketKind, opts ...connect.ClientOption
 	case liveMarket:
 		e := itest.New(t)
 		e.Media = mediatest.Bucket(t, func(c *media.Config) { c.MaxPerListing = 2 })
-		su := superuser(t, e)
+		su := e.Superuser(t)
 		// Sessions opened from now on (the API's, the CDC's) look for a
 		// deadlock once they have waited this long for a lock.
 		if _, err := su.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s SET deadlock_timeout = '%dms'",
@@ -499,29 +499,6 @@ func newReasonMarket(t *testing.T, kind marketKind, opts ...connect.ClientOption
 	}
 	t.Fatalf("unknown market kind %d", kind)
 	return nil
-}
-
-// superuser opens a session on e's database as the cluster's superuser
-// (SWAPMEET_PG_ADMIN_URL), closed when the test ends.
-func superuser(t *testing.T, e *itest.Env) *pgx.Conn {
-	t.Helper()
-	admin := os.Getenv("SWAPMEET_PG_ADMIN_URL")
-	if admin == "" {
-		t.Fatal("SWAPMEET_PG_ADMIN_URL is not set: run under make test, or eval \"$(scripts/services.sh env)\"")
-	}
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.PG.QueryRow(ctx, `SELECT current_database()`).Scan(&cfg.Database); err != nil {
-		t.Fatal(err)
-	}
-	su, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = su.Close(context.Background()) })
-	return su
 }
 
 // liveDeadlockTimeout is the live market's deadlock_timeout: longer than
