@@ -189,7 +189,7 @@ func readErr(what string, err error) error {
 		return errorf(CodeNotFound, "%s not found", what)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Code: CodeUnavailable, Reason: ReasonUnavailable, Message: "the read store did not answer in time", Err: err}
+		return &Error{Code: CodeUnavailable, Message: "the read store did not answer in time", Err: err}
 	}
 	return fmt.Errorf("read %s: %w", what, err)
 }

@@ -49,6 +49,10 @@ func newIdempotent(owner uuid.UUID, operation, key string, request any) (idempot
 // errKeyClaimed is claim's answer when the key is already used.
 var errKeyClaimed = errors.New("idempotency key already used")
 
+// errKeyBusy answers a request whose key another request holds, or whose
+// key's object went away meanwhile: a retry sorts it out.
+var errKeyBusy = &Error{Code: CodeConflict, Reason: ReasonIdempotencyKeyBusy, Message: "this idempotency_key is in use; retry"}
+
 // claim records the key for object in the caller's transaction.
 func (k idempotent) claim(ctx context.Context, q *sqlc.Queries, object uuid.UUID) error {
 	if k.key == "" {
@@ -86,15 +90,8 @@ func (k idempotent) previous(ctx context.Context, store *db.Store) (uuid.UUID, b
 // purgeIdempotencyKeys drops the keys older than idempotencyKeyTTL, a
 // batch per statement.
 func (c *Commands) purgeIdempotencyKeys(ctx context.Context) (int64, error) {
-	var total int64
-	for {
-		n, err := c.deps.Store.PurgeIdempotencyKeys(ctx, sqlc.PurgeIdempotencyKeysParams{Before: time.Now().Add(-idempotencyKeyTTL), Batch: purgeBatch})
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("purge idempotency keys: %w", err)
-		}
-		if n < purgeBatch {
-			return total, nil
-		}
-	}
+	before := time.Now().Add(-idempotencyKeyTTL)
+	return purgeInBatches("idempotency keys", func() (int64, error) {
+		return c.deps.Store.PurgeIdempotencyKeys(ctx, sqlc.PurgeIdempotencyKeysParams{Before: before, Batch: purgeBatch})
+	})
 }

@@ -90,7 +90,7 @@ func (c *Commands) CreateListing(ctx context.Context, seller uuid.UUID, in Listi
 		if w, ok, err := c.replayListing(ctx, k); ok || err != nil {
 			return w, err
 		}
-		return Written{}, refusef(CodeConflict, ReasonIdempotencyKeyBusy, "this idempotency_key is in use; retry")
+		return Written{}, errKeyBusy
 	}
 	if err != nil {
 		return Written{}, fmt.Errorf("create listing: %w", err)

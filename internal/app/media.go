@@ -105,7 +105,7 @@ func (c *Commands) CreateMediaUpload(ctx context.Context, seller uuid.UUID, list
 		if up, ok, err := c.replayUpload(ctx, k, lid); ok || err != nil {
 			return up, err
 		}
-		return MediaUpload{}, refusef(CodeConflict, ReasonIdempotencyKeyBusy, "this idempotency_key is in use; retry")
+		return MediaUpload{}, errKeyBusy
 	}
 	if err != nil {
 		return MediaUpload{}, fmt.Errorf("create media upload: %w", err)
@@ -402,5 +402,5 @@ func (v *violations) mediaUpload(contentType string, size, maxBytes int64) {
 }
 
 func mediaUnavailable(err error) error {
-	return &Error{Code: CodeUnavailable, Reason: ReasonUnavailable, Message: "the media store is unavailable; retry shortly", Err: err}
+	return &Error{Code: CodeUnavailable, Message: "the media store is unavailable; retry shortly", Err: err}
 }

@@ -77,7 +77,7 @@ func (c *Commands) PlaceOrder(ctx context.Context, buyer uuid.UUID, listingIDs [
 			}
 		}
 		if errors.Is(err, errKeyUsed) { // the order it names was deleted meanwhile
-			return PlacedOrder{}, refusef(CodeConflict, ReasonIdempotencyKeyBusy, "this idempotency_key is in use; retry")
+			return PlacedOrder{}, errKeyBusy
 		}
 		return PlacedOrder{}, fmt.Errorf("place order: %w", err)
 	}
@@ -261,7 +261,7 @@ func (c *Commands) CancelOrder(ctx context.Context, caller uuid.UUID, orderID st
 // (an order already in the transition's target state, images already in
 // the asked order): a retry whose first attempt's answer was lost, which
 // succeeds again, without a write, with the current position's token.
-var errAlreadyDone = errors.New("the order is already in the target state")
+var errAlreadyDone = errors.New("the change is already made")
 
 // transition runs t's guarded UPDATE. Only when it changes nothing does it
 // look at the order, to tell the caller why. Taking a transition again

@@ -65,8 +65,25 @@ func (c *sessionCache) drop(hash string) {
 	}
 }
 
-// purgeBatch is how many expired sessions one purge transaction deletes.
+// purgeBatch is how many rows one purge statement deletes.
 const purgeBatch = 1000
+
+// purgeInBatches runs purge, one statement deleting at most purgeBatch
+// rows, until one deletes fewer, so that no purge holds many locks or runs
+// long; it returns how many rows went.
+func purgeInBatches(what string, purge func() (int64, error)) (int64, error) {
+	var total int64
+	for {
+		n, err := purge()
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge %s: %w", what, err)
+		}
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
+}
 
 // PurgeSessions deletes every expired session, a batch per statement so
 // that no purge holds many locks or runs long, and returns how many; and
@@ -75,17 +92,9 @@ func (c *Commands) PurgeSessions(ctx context.Context) (int64, error) {
 	if _, err := c.purgeIdempotencyKeys(ctx); err != nil {
 		return 0, err
 	}
-	var total int64
-	for {
-		n, err := c.deps.Store.PurgeExpiredSessions(ctx, purgeBatch)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("purge sessions: %w", err)
-		}
-		if n < purgeBatch {
-			return total, nil
-		}
-	}
+	return purgeInBatches("sessions", func() (int64, error) {
+		return c.deps.Store.PurgeExpiredSessions(ctx, purgeBatch)
+	})
 }
 
 // RunSessionPurge purges expired sessions every interval until ctx ends.
