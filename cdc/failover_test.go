@@ -181,7 +181,20 @@ func TestFailoverUnderLoad(t *testing.T) {
 // finishes its batch. Its writes are older than the stored documents, so
 // they change nothing: the read side equals Postgres and no cache entry
 // is stale.
-func TestZombieLeaderIsFenced(t *testing.T) {
+func TestZombieLeaderIsFenced(t *testing.T) { zombieLeaderIsFenced(t) }
+
+// TestZombieLeaderIsFencedInsideABulk is TestZombieLeaderIsFenced with
+// both processes writing bulks of 4 documents (one worker: inside
+// FerretDB's pool): the held bulks land on newer documents, each refused
+// document in the middle of a bulk changes nothing, and the documents
+// after it are still written.
+func TestZombieLeaderIsFencedInsideABulk(t *testing.T) {
+	zombieLeaderIsFenced(t, "SWAPMEET_MONGO_BULK_SIZE=4", "SWAPMEET_CDC_WORKERS=1")
+}
+
+// zombieLeaderIsFenced runs the zombie scenario with both processes
+// configured by env.
+func zombieLeaderIsFenced(t *testing.T, env ...string) {
 	const listings = 5_000
 	const walSenderTimeout = 5 * time.Second
 	e := itest.New(t)
@@ -197,9 +210,9 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 	partitioned.Host = proxy.Addr()
 	pgURL := withPGOption(t, e.PGURL, fmt.Sprintf("wal_sender_timeout=%dms", walSenderTimeout.Milliseconds()))
 
-	old := startCDC(t, e, "old leader", "SWAPMEET_PG_URL="+pgURL, "SWAPMEET_MONGO_URL="+partitioned.String())
+	old := startCDC(t, e, "old leader", append([]string{"SWAPMEET_PG_URL=" + pgURL, "SWAPMEET_MONGO_URL=" + partitioned.String()}, env...)...)
 	waitLeader(t, e, old, 60*time.Second)
-	standby := startCDC(t, e, "standby", "SWAPMEET_PG_URL="+pgURL)
+	standby := startCDC(t, e, "standby", append([]string{"SWAPMEET_PG_URL=" + pgURL}, env...)...)
 	itest.Eventually(t, 30*time.Second, "the standby to stand by", func() (bool, error) {
 		return standby.standbyCount() > 0, nil
 	})

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -30,15 +31,18 @@ type Model struct {
 	// OpTimeout bounds every call, so that a hung server fails fast
 	// instead of piling up requests.
 	OpTimeout time.Duration
-	// WriteConcurrency is how many documents are written at once.
+	// WriteConcurrency is how many writes Put has in flight at once.
 	WriteConcurrency int
+	// BulkSize is how many documents Put sends in one bulk write; 1 (or
+	// less) sends each in its own upsert.
+	BulkSize int
 
 	pointer atomic.Pointer[Pointer] // the live pointer: logical → physical names
 }
 
 // New returns a Model over db.
 func New(db *mongo.Database) *Model {
-	return &Model{db: db, OpTimeout: 5 * time.Second, WriteConcurrency: 4}
+	return &Model{db: db, OpTimeout: 5 * time.Second, WriteConcurrency: 4, BulkSize: DefaultBulkSize}
 }
 
 // Connect dials uri and returns the client (close it with Disconnect).
@@ -47,7 +51,8 @@ func New(db *mongo.Database) *Model {
 func Connect(ctx context.Context, uri, writeConcern string) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(5 * time.Second)
+		SetConnectTimeout(5 * time.Second).
+		SetMonitor(roundtrip.Monitor())
 	if writeConcern != "" {
 		wc, err := ParseWriteConcern(writeConcern)
 		if err != nil {
@@ -165,6 +170,19 @@ func LSNOf(raw bson.Raw) uint64 {
 // it reflects.
 type Stamped interface{ Stamp() int64 }
 
+// DefaultBulkSize is how many documents Put sends in one bulk write
+// unless configured otherwise: 1, single upserts, which FerretDB serves
+// best and safely. FerretDB 1.x keeps one backend connection per
+// statement of a bulk until the bulk ends, and takes another for each
+// write: bulks in flight that need more than its pool (50 connections)
+// between them wait for each other forever, and FerretDB must be
+// restarted (docs/cdc.md, "Writing a page"). On MongoDB, bulks are the
+// faster way.
+const DefaultBulkSize = 1
+
+// MaxBulkSize bounds BulkSize: a page of the CDC's.
+const MaxBulkSize = 200
+
 // Put replaces (or inserts) each document whole. Replaying a transaction
 // replaces a document with the same content: idempotent. ids[i] is the
 // _id of docs[i].
@@ -175,35 +193,94 @@ type Stamped interface{ Stamp() int64 }
 // duplicate key means "already newer" and the document is skipped. So a
 // writer that finishes late (a paused old CDC waking up in the middle of a
 // batch) cannot undo newer work. MongoDB and FerretDB answer alike.
+//
+// The documents go BulkSize to a bulk write (unordered: one document's
+// refusal does not stop the others; a fenced document's duplicate key in
+// the bulk's result is skipped as above), WriteConcurrency bulks at once.
 func (s *Model) Put(ctx context.Context, collection string, ids []string, docs []any) error {
 	if len(ids) != len(docs) {
 		return fmt.Errorf("put %s: %d ids for %d documents", collection, len(ids), len(docs))
 	}
 	c := s.coll(collection)
-	// Single-document upserts, a few at a time: FerretDB serves those
-	// well, while bulk upserts over existing documents are slow there.
 	var g errgroup.Group // every write is tried; the first failure is reported
 	g.SetLimit(max(1, s.WriteConcurrency))
-	for i := range docs {
+	size := max(1, s.BulkSize)
+	for from := 0; from < len(docs); from += size {
+		to := min(from+size, len(docs))
 		g.Go(func() error {
 			ctx, cancel := context.WithTimeout(ctx, s.OpTimeout)
 			defer cancel()
-			filter := bson.D{{Key: "_id", Value: ids[i]}}
-			st, fenced := docs[i].(Stamped)
-			if fenced {
-				filter = append(filter, bson.E{Key: "lsn", Value: bson.D{{Key: "$lte", Value: st.Stamp()}}})
+			if to-from == 1 {
+				return s.putOne(ctx, c, collection, ids[from], docs[from])
 			}
-			_, err := c.ReplaceOne(ctx, filter, docs[i], options.Replace().SetUpsert(true))
-			if fenced && mongo.IsDuplicateKeyError(err) {
-				err = nil // the stored document is newer: keep it
-			}
-			if err != nil {
-				return classify(fmt.Errorf("put %s %s: %w", collection, ids[i], err))
-			}
-			return nil
+			return s.putBulk(ctx, c, collection, ids[from:to], docs[from:to])
 		})
 	}
 	return g.Wait()
+}
+
+// fence is the filter of a document's upsert: its id and, for a Stamped
+// document, a stored lsn that is not newer.
+func fence(id string, doc any) (bson.D, bool) {
+	filter := bson.D{{Key: "_id", Value: id}}
+	st, fenced := doc.(Stamped)
+	if fenced {
+		filter = append(filter, bson.E{Key: "lsn", Value: bson.D{{Key: "$lte", Value: st.Stamp()}}})
+	}
+	return filter, fenced
+}
+
+func (s *Model) putOne(ctx context.Context, c *mongo.Collection, collection, id string, doc any) error {
+	filter, fenced := fence(id, doc)
+	_, err := c.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+	if fenced && mongo.IsDuplicateKeyError(err) {
+		err = nil // the stored document is newer: keep it
+	}
+	if err != nil {
+		return classify(fmt.Errorf("put %s %s: %w", collection, id, err))
+	}
+	return nil
+}
+
+// putBulk writes documents in one unordered bulk. A fenced document's
+// duplicate key is skipped. A server that stops at the bulk's first error
+// (FerretDB 1.x does, unordered or not) reports fewer documents than it
+// was sent: those after the last error are sent again, in a bulk of
+// their own; upserts are idempotent, so a server that went on costs
+// nothing but that bulk.
+func (s *Model) putBulk(ctx context.Context, c *mongo.Collection, collection string, ids []string, docs []any) error {
+	models := make([]mongo.WriteModel, len(docs))
+	fenced := make([]bool, len(docs))
+	for i, d := range docs {
+		var filter bson.D
+		filter, fenced[i] = fence(ids[i], d)
+		models[i] = mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(d).SetUpsert(true)
+	}
+	for len(models) > 0 {
+		res, err := c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+			if err != nil {
+				return classify(fmt.Errorf("put %d documents in %s: %w", len(models), collection, err))
+			}
+			return nil
+		}
+		last := -1
+		for _, we := range bwe.WriteErrors {
+			if we.Index < 0 || we.Index >= len(models) {
+				return classify(fmt.Errorf("put %d documents in %s: %w", len(models), collection, err))
+			}
+			if !fenced[we.Index] || !we.HasErrorCode(11000) {
+				return classify(fmt.Errorf("put %s %s: %w", collection, ids[we.Index], &we))
+			}
+			last = max(last, we.Index) // the stored document is newer: keep it
+		}
+		if res != nil && res.MatchedCount+res.UpsertedCount+int64(len(bwe.WriteErrors)) >= int64(len(models)) {
+			return nil
+		}
+		models, fenced, ids = models[last+1:], fenced[last+1:], ids[last+1:]
+	}
+	return nil
 }
 
 // Delete removes documents whose source rows are gone.

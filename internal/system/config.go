@@ -39,8 +39,11 @@ type Config struct {
 	// MongoWriteConcern is "majority" or the number of replica-set members
 	// that must acknowledge each projection write.
 	MongoWriteConcern string `env:"SWAPMEET_MONGO_WRITE_CONCERN"`
-	RedisURL          string `env:"SWAPMEET_REDIS_URL"`
-	RedisPrefix       string `env:"SWAPMEET_REDIS_PREFIX"` // namespaces every key
+	// MongoBulkSize is how many documents the CDC sends in one bulk
+	// write (readstore.Model.BulkSize); 1 sends single upserts.
+	MongoBulkSize int    `env:"SWAPMEET_MONGO_BULK_SIZE"`
+	RedisURL      string `env:"SWAPMEET_REDIS_URL"`
+	RedisPrefix   string `env:"SWAPMEET_REDIS_PREFIX"` // namespaces every key
 	// RedisPagesURL is where search pages go; empty means RedisURL.
 	RedisPagesURL     string `env:"SWAPMEET_REDIS_PAGES_URL"`
 	CachePageMaxBytes int    `env:"SWAPMEET_CACHE_PAGE_MAX_BYTES"` // the largest search page cached
@@ -109,6 +112,7 @@ func DefaultConfig() Config {
 		MongoURL:             "mongodb://127.0.0.1:27018/",
 		MongoDB:              "swapmeet",
 		MongoWriteConcern:    readstore.DefaultWriteConcern,
+		MongoBulkSize:        readstore.DefaultBulkSize,
 		RedisURL:             "redis://127.0.0.1:16379/0",
 		RedisPrefix:          "swapmeet:",
 		CachePageMaxBytes:    cache.DefaultPageMaxBytes,
@@ -173,6 +177,9 @@ func LoadConfig() (Config, error) {
 	errs = append(errs, c.refuseDevDefaults())
 	if _, err := readstore.ParseWriteConcern(c.MongoWriteConcern); err != nil {
 		errs = append(errs, fmt.Errorf("SWAPMEET_MONGO_WRITE_CONCERN: %w", err))
+	}
+	if c.MongoBulkSize > readstore.MaxBulkSize {
+		errs = append(errs, fmt.Errorf("SWAPMEET_MONGO_BULK_SIZE=%d: at most %d (a page of the CDC's)", c.MongoBulkSize, readstore.MaxBulkSize))
 	}
 	if c.FeedRetention < MinFeedRetention {
 		errs = append(errs, fmt.Errorf("SWAPMEET_FEED_RETENTION=%s: want at least %s, so that a client that reconnects within it misses nothing", c.FeedRetention, MinFeedRetention))

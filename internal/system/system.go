@@ -55,6 +55,7 @@ func Open(ctx context.Context, cfg Config) (*Clients, error) {
 		return nil, fmt.Errorf("SWAPMEET_REDIS_URL: %w", err)
 	}
 	c := &Clients{PG: pg, Reads: readstore.New(mc.Database(cfg.MongoDB)), Redis: rdb, Pages: rdb, mongo: mc}
+	c.Reads.BulkSize = cfg.MongoBulkSize
 	if c.Search, err = search.Open(ctx, cfg.SearchURL, cfg.Search); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("SWAPMEET_SEARCH_URL: %w", err)
