@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 
 // OpenPool opens a pgx pool on url with at most maxConns connections.
@@ -19,6 +20,7 @@ func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, err
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
 	cfg.MaxConns = int32(maxConns)
+	roundtrip.Pool(cfg, roundtrip.Postgres)
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 

@@ -2,11 +2,13 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/swapmeet/swapmeet/internal/feed"
 	"github.com/swapmeet/swapmeet/internal/readstore"
@@ -99,21 +101,29 @@ func (r *run) record(proj Collection, ids []uuid.UUID, docs map[uuid.UUID]any) {
 // the batch: every entry carries it (feed.Entry.TraceParent), so that the
 // Watch streams deliver the changes in the batch's trace.
 func (f *FeedWriter) publish(ctx context.Context, p *Projector, c *changes, from, end uint64, traceParent string) error {
+	pipe := p.rdb.Pipeline()
+	check := f.queue(ctx, pipe, c, from, end, traceParent)
+	_, _ = pipe.Exec(ctx)
+	if err := check(); err != nil {
+		return err
+	}
+	return f.trim(ctx, p, end)
+}
+
+// queue queues publish's appends in pipe, with others, and returns their
+// check; the trim is left to the caller.
+func (f *FeedWriter) queue(ctx context.Context, pipe redis.Pipeliner, c *changes, from, end uint64, traceParent string) func() error {
+	var checks [2]func() error
 	for k := range feed.Kind(2) {
 		entries := feed.Entries(end, c.of[k], c.all[k])
 		for i := range entries {
 			entries[i].TraceParent = traceParent
 		}
-		if err := feed.Append(ctx, p.rdb, k, f.Keys[k], from, entries); err != nil {
-			return err
-		}
+		checks[k] = feed.AppendIn(ctx, pipe, k, f.Keys[k], from, entries)
 	}
-	return f.trim(ctx, p, end)
+	return func() error { return errors.Join(checks[0](), checks[1]()) }
 }
 
-// trim drops history older than the retention, once a minute. The marks
-// are in memory: a process that just started trims nothing until it has
-// fed for longer than the retention, so the feed keeps at least that.
 func (f *FeedWriter) trim(ctx context.Context, p *Projector, end uint64) error {
 	f.mu.Lock()
 	now := time.Now()

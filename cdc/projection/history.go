@@ -231,15 +231,3 @@ func elementChange(e *search.HistoryEntry, c *wal.Change, f *HistoryField) bool 
 	}
 	return true
 }
-
-// write writes what the batch holds and reports a failed mid-batch write.
-func (h *historyLog) write(ctx context.Context) error {
-	if h.err != nil {
-		return h.err
-	}
-	if err := h.store.WriteHistory(ctx, h.entries); err != nil {
-		return err
-	}
-	h.entries = nil
-	return nil
-}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -25,6 +24,7 @@ import (
 	"github.com/swapmeet/swapmeet/internal/audit"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 	"github.com/swapmeet/swapmeet/internal/search"
 )
 
@@ -105,9 +105,13 @@ type Metrics interface {
 	// they embed changed (a seller's rename or rating, a listing's media).
 	FannedOut(collection string, n int)
 	// StageReached records that the batch whose last transaction
-	// committed at lastCommit reached stage (wal.StageWritten and later:
-	// the reader records the stages before).
-	StageReached(stage wal.Stage, lastCommit time.Time)
+	// committed at lastCommit reached stage at the moment at
+	// (wal.StageWritten and later, in order: the reader records the
+	// stages before).
+	StageReached(stage wal.Stage, lastCommit, at time.Time)
+	// RoundTrips records the round trips an applied batch made to each
+	// store.
+	RoundTrips(c *roundtrip.Counts)
 }
 
 // WithMetrics makes the projector report batch progress on m.
@@ -124,10 +128,11 @@ func (p *Projector) progress(done, total int64) {
 	}
 }
 
-// reached records that the batch reached a stage, if anyone listens.
-func (p *Projector) reached(stage wal.Stage, lastCommit time.Time) {
+// reached records that the batch reached a stage at a moment, if anyone
+// listens.
+func (p *Projector) reached(stage wal.Stage, lastCommit, at time.Time) {
 	if p.metrics != nil {
-		p.metrics.StageReached(stage, lastCommit)
+		p.metrics.StageReached(stage, lastCommit, at)
 	}
 }
 
@@ -162,13 +167,14 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) (err error) {
 	}
 	end := t.end()
 	ctx, span := startApply(ctx, t, end)
+	ctx, trips := roundtrip.With(ctx)
 	var documents int64
-	defer func() { endApply(span, documents, err) }()
-	// Every later snapshot sees what the first visible one sees, so one
-	// check covers every page read below.
-	if err := readVisible(ctx, p.pg, t.xids, func(*sqlc.Queries) error { return nil }); err != nil {
-		return err
-	}
+	defer func() {
+		endApply(span, documents, err)
+		if err == nil && p.metrics != nil {
+			p.metrics.RoundTrips(trips)
+		}
+	}()
 	run, err := p.newRun(ctx, t, "batch ending "+end.String())
 	if err != nil {
 		return err
@@ -179,55 +185,84 @@ func (p *Projector) Apply(ctx context.Context, b wal.Batch) (err error) {
 	if err != nil {
 		return err
 	}
-	// The search store's position, the history, the change feed and the
-	// page epoch are independent of each other; the announcement waits
-	// for all of them. Each stage is recorded as it is reached: written
-	// once the search position and the history are (the pages wrote the
-	// documents and search rows), evicted once the page epoch is (the
-	// pages wrote the tombstones), fed once the feed is.
-	var g, written errgroup.Group
-	written.Go(func() error { return run.finishSearch(ctx) })
-	if t.hist != nil {
-		written.Go(func() error { return t.hist.write(ctx) })
-	}
+	// The batch ends with two independent writes and the announcement
+	// after both: the search store's position and the history (one round
+	// trip), and one Redis pipeline with the last pages'
+	// tombstones (see run.write), the page epoch and the change feed. The
+	// stages are recorded in order, each when the batch has reached it and
+	// every stage before: written once the documents, search rows,
+	// position and history are; evicted once the tombstones and the page
+	// epoch are; fed once the feed is.
+	var g errgroup.Group
+	var writtenAt, tailAt time.Time
 	g.Go(func() error {
-		if err := written.Wait(); err != nil {
-			return err
-		}
-		p.reached(wal.StageWritten, lastCommit)
-		return nil
+		err := run.finishSearch(ctx, t.hist)
+		writtenAt = time.Now()
+		return err
 	})
 	if !p.shadow {
-		if run.changes != nil {
-			tp := audit.TraceParent(ctx)
-			g.Go(func() error {
-				if err := p.feed.publish(ctx, p, run.changes, uint64(t.ends[0])-1, uint64(end), tp); err != nil {
-					return err
-				}
-				p.reached(wal.StageFed, lastCommit)
-				return nil
-			})
-		}
 		g.Go(func() error {
-			if run.listings.Load() {
-				if err := p.cache.BumpPageEpoch(ctx, readstore.Listings, &run.evicted); err != nil {
-					return fmt.Errorf("bump the listings page epoch: %w", err)
-				}
-			}
-			p.reached(wal.StageEvicted, lastCommit)
-			return nil
+			err := run.tail(ctx, uint64(t.ends[0])-1, uint64(end))
+			tailAt = time.Now()
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	p.reached(wal.StageWritten, lastCommit, writtenAt)
 	if p.shadow {
 		return nil
+	}
+	evictedAt := latest(writtenAt, tailAt)
+	p.reached(wal.StageEvicted, lastCommit, evictedAt)
+	if run.changes != nil {
+		p.reached(wal.StageFed, lastCommit, evictedAt)
 	}
 	if err := cache.Publish(ctx, p.rdb, p.keys, uint64(end), run.evicted); err != nil {
 		return fmt.Errorf("publish applied position: %w", err)
 	}
-	p.reached(wal.StageAnnounced, lastCommit)
+	p.reached(wal.StageAnnounced, lastCommit, time.Now())
+	return nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// tail writes, in one Redis pipeline, the tombstones the pages left to
+// it, the listings page epoch if a listing changed, and the batch's
+// changes to the feed (from and end bound its positions); then trims the
+// feed if that is due.
+func (r *run) tail(ctx context.Context, from, end uint64) error {
+	p := r.p
+	err := p.cache.EvictAnd(ctx, r.deferred, func(pipe redis.Pipeliner) func() error {
+		var checks []func() error
+		if r.listings.Load() {
+			checks = append(checks, p.cache.BumpPageEpochIn(ctx, pipe, readstore.Listings, &r.evicted))
+		}
+		if r.changes != nil {
+			checks = append(checks, p.feed.queue(ctx, pipe, r.changes, from, end, audit.TraceParent(ctx)))
+		}
+		return func() error {
+			for _, c := range checks {
+				if err := c(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	})
+	if err != nil {
+		return err
+	}
+	r.noteEvicted(r.deferred)
+	if r.changes != nil {
+		return p.feed.trim(ctx, p, end)
+	}
 	return nil
 }
 
@@ -299,11 +334,14 @@ func (p *Projector) Resync(ctx context.Context) error {
 	if err := run.wait(); err != nil {
 		return err
 	}
-	if err := run.finishSearch(ctx); err != nil {
+	if err := run.finishSearch(ctx, nil); err != nil {
 		return err
 	}
 	if p.shadow {
 		return nil
+	}
+	if err := p.cache.Evict(ctx, run.deferred...); err != nil {
+		return err
 	}
 	if run.changes != nil {
 		run.changes.all = [2]bool{true, true}
@@ -340,6 +378,16 @@ type run struct {
 	// listings is set once any listing document is written or deleted,
 	// directly or by a fan-out (a seller's rename): search pages embed them.
 	listings atomic.Bool
+	// deferred are tombstones the pages left to the batch's tail
+	// pipeline (run.write); guarded by mu.
+	deferred []cache.Eviction
+	// visible is set once a snapshot saw every transaction of the batch:
+	// every later one sees them too. Each page reads in a snapshot it
+	// checks itself (at no cost: readVisible); reads outside a page (the
+	// fan-outs' and full passes' listings of ids) wait for it first
+	// (awaitVisible).
+	visibleMu sync.Mutex
+	visible   bool
 	// searchGen is the search generation this run writes (0: none), and
 	// searched is set once it wrote a page there.
 	searchGen int64
@@ -397,6 +445,27 @@ func (r *run) wait() error {
 	return err
 }
 
+// awaitVisible returns once a snapshot has seen every transaction of the
+// batch, checking one itself unless a page already has.
+func (r *run) awaitVisible() error {
+	r.visibleMu.Lock()
+	defer r.visibleMu.Unlock()
+	if r.visible || len(r.t.xids) == 0 {
+		return nil
+	}
+	if err := readVisible(r.ctx, r.p.pg, r.t.xids, func(*sqlc.Queries) error { return nil }); err != nil {
+		return err
+	}
+	r.visible = true
+	return nil
+}
+
+func (r *run) markVisible() {
+	r.visibleMu.Lock()
+	r.visible = true
+	r.visibleMu.Unlock()
+}
+
 func (r *run) send(pg page) error {
 	r.total.Add(int64(len(pg.ids)))
 	select {
@@ -435,6 +504,9 @@ func (r *run) set(proj Collection, s idSet) {
 // rebuilt once, with the same stamp).
 func (r *run) fanOut(proj Collection, keys idSet, direct idSet, next func(context.Context, *sqlc.Queries, uuid.UUID, uuid.UUID, int32) ([]uuid.UUID, error)) {
 	r.produce(func() error {
+		if err := r.awaitVisible(); err != nil {
+			return err
+		}
 		q := sqlc.New(r.p.pg)
 		for key := range keys {
 			after := uuid.Nil
@@ -471,6 +543,9 @@ func (r *run) fanOut(proj Collection, keys idSet, direct idSet, next func(contex
 // documents whose rows are gone.
 func (r *run) fullPass(proj Collection) {
 	r.produce(func() error {
+		if err := r.awaitVisible(); err != nil {
+			return err
+		}
 		q := sqlc.New(r.p.pg)
 		after := uuid.Nil
 		for {
@@ -528,19 +603,21 @@ func (r *run) sweep(proj Collection) error {
 	})
 }
 
-// apply rebuilds one page in its own snapshot and writes it: replacements
+// apply rebuilds one page in its own snapshot, which sees the batch's
+// transactions, and writes it: replacements
 // for documents that exist, deletions for those whose rows are gone, and
 // tombstones for their cache entries.
 func (r *run) apply(pg page) error {
 	var docs map[uuid.UUID]any
-	err := pgx.BeginTxFunc(r.ctx, r.p.pg, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := readVisible(r.ctx, r.p.pg, r.t.xids, func(q *sqlc.Queries) error {
 		var err error
-		docs, err = pg.proj.build(r.ctx, sqlc.New(tx), pg.ids, r.t)
+		docs, err = pg.proj.build(r.ctx, q, pg.ids, r.t)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	r.markVisible()
 	w := write{collection: r.p.target(pg.proj.collection)}
 	for _, id := range pg.ids {
 		s := id.String()
@@ -620,25 +697,46 @@ func (p *Projector) write(ctx context.Context, w write) error {
 	return nil
 }
 
-// write applies one page and notes the keys it tombstoned.
+// write applies one page and notes the keys it tombstoned. A page's
+// tombstones are left to the batch's tail pipeline, which writes them
+// with the page epoch and the feed in one round trip, while fewer than
+// projectBatch wait there; past that, the page writes them and those
+// waiting at once. Either way they are written before the batch is
+// announced, which is what readers at a token wait for.
 func (r *run) write(w write) error {
+	if !r.p.shadow {
+		r.mu.Lock()
+		if len(r.deferred)+len(w.evictions) <= projectBatch {
+			r.deferred = append(r.deferred, w.evictions...)
+			w.evictions = nil
+		} else {
+			w.evictions = append(w.evictions, r.deferred...)
+			r.deferred = nil
+		}
+		r.mu.Unlock()
+	}
 	if err := r.p.write(r.ctx, w); err != nil {
 		return err
 	}
 	if w.collection == r.p.target(readstore.Listings) && len(w.ids)+len(w.gone) > 0 {
 		r.listings.Store(true)
 	}
-	if len(w.evictions) == 0 {
-		return nil
+	r.noteEvicted(w.evictions)
+	return nil
+}
+
+// noteEvicted adds tombstoned keys to the batch's announcement.
+func (r *run) noteEvicted(evs []cache.Eviction) {
+	if len(evs) == 0 {
+		return
 	}
-	keys := make([]string, len(w.evictions))
-	for i, e := range w.evictions {
+	keys := make([]string, len(evs))
+	for i, e := range evs {
 		keys[i] = e.Key
 	}
 	r.mu.Lock()
 	r.evicted.Add(keys...)
 	r.mu.Unlock()
-	return nil
 }
 
 // writeBoth writes a page to the read store and its rows to the search

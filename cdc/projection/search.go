@@ -90,11 +90,29 @@ func (r *run) writeSearch(collection string, docs []any, gone []string) error {
 	return nil
 }
 
-// finishSearch raises the search generation's applied position to the
-// batch's end once every page of it is written there.
-func (r *run) finishSearch(ctx context.Context) error {
-	if r.searchGen == 0 || !r.searched.Load() {
+// finishSearch writes the batch's history (hist; nil: none) and raises
+// the search generation's applied position to the batch's end once every
+// page of it is written there, in one round trip.
+func (r *run) finishSearch(ctx context.Context, hist *historyLog) error {
+	var entries []search.HistoryEntry
+	if hist != nil {
+		if hist.err != nil {
+			return hist.err
+		}
+		entries = hist.entries
+	}
+	var g int64
+	if r.searchGen != 0 && r.searched.Load() {
+		g = r.searchGen
+	}
+	if g == 0 && len(entries) == 0 {
 		return nil
 	}
-	return r.p.search.Apply(ctx, r.searchGen, search.Batch{Position: int64(r.t.end())})
+	if err := r.p.search.Finish(ctx, g, int64(r.t.end()), entries); err != nil {
+		return err
+	}
+	if hist != nil {
+		hist.entries = nil
+	}
+	return nil
 }

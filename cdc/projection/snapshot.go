@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/swapmeet/swapmeet/db/sqlc"
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
@@ -19,7 +19,9 @@ import (
 // re-read Postgres in that moment would see the rows as they were before,
 // and the acknowledgement would make the loss permanent. readVisible
 // therefore takes a snapshot, checks that every transaction being applied
-// is visible in it, and only then runs the reads inside it.
+// is visible in it, and only then runs the reads inside it. Opening the
+// transaction and reading its snapshot cost one round trip together, so a
+// page that checks its own snapshot pays nothing for the check.
 func readVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func(q *sqlc.Queries) error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	backoff := wait.NewBackoff(100*time.Microsecond, 10*time.Millisecond)
@@ -37,17 +39,32 @@ func readVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func
 	}
 }
 
-func tryReadVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func(q *sqlc.Queries) error) (bool, error) {
-	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+// beginVisible opens the transaction and reads its snapshot in one round
+// trip: both statements go in one simple-protocol message.
+const beginVisible = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_current_snapshot()::text`
+
+func tryReadVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn func(q *sqlc.Queries) error) (ok bool, err error) {
+	c, err := pool.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
-	var s string
-	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&s); err != nil {
+	// A connection left inside the transaction (an error before the
+	// rollback) is closed by the pool on release, never reused.
+	defer c.Release()
+	roundtrip.Add(ctx, roundtrip.Postgres, 1) // beneath the pool's tracer
+	results, err := c.Conn().PgConn().Exec(ctx, beginVisible).ReadAll()
+	if err != nil {
 		return false, err
 	}
-	snap, err := parseSnapshot(s)
+	if len(results) != 2 || len(results[1].Rows) != 1 || len(results[1].Rows[0]) != 1 {
+		return false, fmt.Errorf("begin a snapshot: %d results, want the snapshot's", len(results))
+	}
+	defer func() {
+		if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err == nil && rerr != nil {
+			err = rerr
+		}
+	}()
+	snap, err := parseSnapshot(string(results[1].Rows[0][0]))
 	if err != nil {
 		return false, err
 	}
@@ -56,7 +73,7 @@ func tryReadVisible(ctx context.Context, pool *pgxpool.Pool, xids []uint32, fn f
 			return false, nil
 		}
 	}
-	return true, fn(sqlc.New(tx))
+	return true, fn(sqlc.New(c))
 }
 
 // snapshot is a pg_snapshot: xmin, xmax and the transactions in progress.

@@ -2,11 +2,13 @@ package wal
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 
 // Metrics are the reader's Prometheus series. A nil *Metrics records nothing.
@@ -30,6 +32,13 @@ type Metrics struct {
 	tailFlushes  prometheus.Counter
 	fannedOut    *prometheus.CounterVec
 	stageLag     [nStages]prometheus.Observer
+	stageSeconds [nStages]prometheus.Counter
+	roundTrips   [roundtrip.NStores]prometheus.Observer
+
+	// stageMu guards latest: the moment the batch being applied reached
+	// its latest stage so far, from which the next stage's share counts.
+	stageMu sync.Mutex
+	latest  time.Time
 
 	// What health checks read, as the gauges say it.
 	role      atomic.Int32  // a Role
@@ -137,10 +146,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"written (documents, search rows, history), evicted (cache tombstones), fed (change feed) and announced (applied position published) by the projector.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
 	}, []string{"stage"})
+	stageSeconds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "swapmeet", Subsystem: "cdc", Name: "stage_seconds_total",
+		Help: "Seconds of the batches' lag that each stage added: from the last commit to its receipt (received), then from the latest stage the batch had reached to this one. " +
+			"The stages of a batch sum to its lag from commit to announced, so each stage's rate over their sum is its share of the time a write takes to show.",
+	}, []string{"stage"})
 	for s := range Stage(nStages) {
 		m.stageLag[s] = stageLag.WithLabelValues(s.String())
+		m.stageSeconds[s] = stageSeconds.WithLabelValues(s.String())
 	}
-	reg.MustRegister(m.applySeconds, m.fannedOut, stageLag)
+	roundTrips := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "swapmeet", Subsystem: "cdc", Name: "batch_round_trips",
+		Help: "Round trips one applied batch made to each store (postgres: the re-reads; search: search rows and history; readstore: documents; redis: tombstones, page epoch, change feed and announcement), " +
+			"counting requests made in parallel one each.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+	}, []string{"store"})
+	for s := range roundtrip.Store(roundtrip.NStores) {
+		m.roundTrips[s] = roundTrips.WithLabelValues(s.String())
+	}
+	reg.MustRegister(m.applySeconds, m.fannedOut, stageLag, stageSeconds, roundTrips)
 	return m
 }
 
@@ -180,10 +204,10 @@ func (s Stage) String() string {
 }
 
 // StageReached records that a batch whose last transaction committed at
-// lastCommit reached stage s now. A batch applied again after a failure
-// is recorded again at each stage it reaches again.
-func (m *Metrics) StageReached(s Stage, lastCommit time.Time) {
-	m.stageAt(s, lastCommit, time.Now())
+// lastCommit reached stage s at the moment at. A batch applied again after
+// a failure is recorded again at each stage it reaches again.
+func (m *Metrics) StageReached(s Stage, lastCommit, at time.Time) {
+	m.stageAt(s, lastCommit, at)
 }
 
 // stageAt records that a batch reached stage s at t.
@@ -194,6 +218,26 @@ func (m *Metrics) stageAt(s Stage, lastCommit, t time.Time) {
 	// The commit time is the server's clock: a skew never makes a lag
 	// negative.
 	m.stageLag[s].Observe(max(t.Sub(lastCommit), 0).Seconds())
+	m.stageMu.Lock()
+	from := m.latest
+	if s == StageReceived {
+		from = lastCommit
+	}
+	if t.After(m.latest) || s == StageReceived {
+		m.latest = t
+	}
+	m.stageMu.Unlock()
+	m.stageSeconds[s].Add(max(t.Sub(from), 0).Seconds())
+}
+
+// RoundTrips records the round trips of one applied batch.
+func (m *Metrics) RoundTrips(c *roundtrip.Counts) {
+	if m == nil || c == nil {
+		return
+	}
+	for s := range roundtrip.Store(roundtrip.NStores) {
+		m.roundTrips[s].Observe(float64(c.Get(s)))
+	}
 }
 
 // FannedOut counts documents of collection rebuilt by a fan-out.

@@ -295,11 +295,28 @@ return 1`)
 // adds the epoch's key to ev, the batch's announcement: near caches keep
 // the epoch too, and must drop it before the batch counts as applied.
 func (c *Cache) BumpPageEpoch(ctx context.Context, collection string, ev *Evicted) error {
-	if err := c.rdb.Incr(ctx, c.PageEpochKey(collection)).Err(); err != nil {
+	var check func() error
+	if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		check = c.BumpPageEpochIn(ctx, p, collection, ev)
+		return nil
+	}); err != nil {
 		return classify(err)
 	}
-	ev.Add(c.PageEpochKey(collection))
-	return nil
+	return check()
+}
+
+// BumpPageEpochIn queues BumpPageEpoch's increment in p. The check it
+// returns, called once p has run, reports the increment's failure or adds
+// the epoch's key to ev.
+func (c *Cache) BumpPageEpochIn(ctx context.Context, p redis.Pipeliner, collection string, ev *Evicted) func() error {
+	incr := p.Incr(ctx, c.PageEpochKey(collection))
+	return func() error {
+		if err := incr.Err(); err != nil {
+			return classify(fmt.Errorf("bump the %s page epoch: %w", collection, err))
+		}
+		ev.Add(c.PageEpochKey(collection))
+		return nil
+	}
 }
 
 // Get returns the cached payload for key. A tombstone or an absent key is a miss.
@@ -376,35 +393,59 @@ type Eviction struct {
 // in one pipeline, which the client splits by node. Tombstones only ever
 // move a key forward, so the calls commute and their order does not matter.
 func (c *Cache) Evict(ctx context.Context, evictions ...Eviction) error {
-	if len(evictions) == 0 {
-		return nil
-	}
+	return c.EvictAnd(ctx, evictions, nil)
+}
+
+// EvictAnd is Evict with more commands in the same pipeline, so that a
+// batch's last tombstones, its page epoch and its change feed cost one
+// round trip together. also queues them (it may be nil) and returns the
+// check of their results, which EvictAnd calls once the pipeline has run.
+func (c *Cache) EvictAnd(ctx context.Context, evictions []Eviction, also func(redis.Pipeliner) func() error) error {
 	var groups [][]Eviction
-	if IsCluster(c.rdb) {
+	switch {
+	case len(evictions) == 0:
+	case IsCluster(c.rdb):
 		groups = make([][]Eviction, len(evictions))
 		for i := range evictions {
 			groups[i] = evictions[i : i+1]
 		}
-	} else {
+	default:
 		groups = [][]Eviction{evictions}
 	}
-	groups, err := c.tombstone(ctx, groups, false)
+	if len(groups) == 0 && also == nil {
+		return nil
+	}
+	var check func() error
+	groups, err := c.tombstone(ctx, groups, false, func(p redis.Pipeliner) {
+		if also != nil {
+			check = also(p)
+		}
+	})
+	if check != nil {
+		if cerr := check(); cerr != nil {
+			return cerr
+		}
+	}
 	if err != nil || len(groups) == 0 {
 		return classify(err)
 	}
 	// A node that did not have the script cached (new, restarted or
 	// flushed) gets its source this once; EVAL caches it there again.
-	_, err = c.tombstone(ctx, groups, true)
+	_, err = c.tombstone(ctx, groups, true, nil)
 	return classify(err)
 }
 
 // tombstone runs the tombstone script once per group, in one pipeline, by
-// digest or (eval) by source. It returns the groups that failed only
-// because their node did not know the digest.
-func (c *Cache) tombstone(ctx context.Context, groups [][]Eviction, eval bool) ([][]Eviction, error) {
+// digest or (eval) by source, after what also queues there (nil: nothing;
+// its commands' results are its caller's to check). It returns the groups
+// that failed only because their node did not know the digest.
+func (c *Cache) tombstone(ctx context.Context, groups [][]Eviction, eval bool, also func(redis.Pipeliner)) ([][]Eviction, error) {
 	ttl := c.TombstoneTTL.Milliseconds()
 	cmds := make([]*redis.Cmd, len(groups))
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if also != nil {
+			also(p)
+		}
 		for i, g := range groups {
 			keys := make([]string, len(g))
 			args := make([]any, 1, len(g)+1)
@@ -437,8 +478,10 @@ func (c *Cache) tombstone(ctx context.Context, groups [][]Eviction, eval bool) (
 			return nil, fmt.Errorf("evict %d keys: %w", len(groups[i]), err)
 		}
 	}
-	if len(noscript) == 0 { // the pipeline failed, not a command
+	if len(noscript) == 0 && also == nil { // the pipeline failed, not a command
 		return nil, fmt.Errorf("evict: %w", err)
 	}
+	// Otherwise every tombstone that is not in noscript applied, and the
+	// failure was also's commands', for its caller to check.
 	return noscript, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 
 // Open connects to the Redis that url names. One address is a single
@@ -34,7 +35,9 @@ func Open(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis url %s: %w", u.Redacted(), err)
 		}
-		return redis.NewClient(opts), nil
+		c := redis.NewClient(opts)
+		c.AddHook(roundtrip.Hook{})
+		return c, nil
 	}
 	// A cluster has one database; a path naming another is a mistake.
 	if p := u.Path; p != "" && p != "/" && p != "/0" {
@@ -44,7 +47,9 @@ func Open(rawURL string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis cluster url %s: %w", u.Redacted(), err)
 	}
-	return redis.NewClusterClient(opts), nil
+	c := redis.NewClusterClient(opts)
+	c.AddHook(roundtrip.Hook{})
+	return c, nil
 }
 
 // IsCluster reports whether rdb is a Redis Cluster client.

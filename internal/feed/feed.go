@@ -211,6 +211,17 @@ func Append(ctx context.Context, rdb redis.UniversalClient, k Kind, keys Keys, f
 		return nil
 	}
 	pipe := rdb.Pipeline()
+	check := AppendIn(ctx, pipe, k, keys, from, entries)
+	_, _ = pipe.Exec(ctx)
+	return check()
+}
+
+// AppendIn queues Append's commands in pipe, with others. The check it
+// returns, called once pipe has run, reports what Append would.
+func AppendIn(ctx context.Context, pipe redis.Pipeliner, k Kind, keys Keys, from uint64, entries []Entry) func() error {
+	if len(entries) == 0 {
+		return func() error { return nil }
+	}
 	floor := pipe.SetNX(ctx, keys.Floor, consistency.HexLSN(from), 0)
 	cmds := make([]*redis.StringCmd, len(entries))
 	for i, e := range entries {
@@ -223,16 +234,17 @@ func Append(ctx context.Context, rdb redis.UniversalClient, k Kind, keys Keys, f
 		}
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Log, ID: e.ID(), Values: values})
 	}
-	_, _ = pipe.Exec(ctx)
-	if err := floor.Err(); err != nil {
-		return fmt.Errorf("feed: %s floor: %w", k, err)
-	}
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && !isDuplicate(err) {
-			return fmt.Errorf("feed: append to %s: %w", k, err)
+	return func() error {
+		if err := floor.Err(); err != nil {
+			return fmt.Errorf("feed: %s floor: %w", k, err)
 		}
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && !isDuplicate(err) {
+				return fmt.Errorf("feed: append to %s: %w", k, err)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 func isDuplicate(err error) bool {

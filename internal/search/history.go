@@ -69,6 +69,46 @@ func (s *Store) WriteHistory(ctx context.Context, entries []HistoryEntry) error 
 	if len(entries) == 0 {
 		return nil
 	}
+	sql, args, err := s.historyInsert(ctx, entries)
+	if err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("search: write history: %w", err)
+	}
+	return nil
+}
+
+// Finish ends a CDC batch in one round trip and one commit: it appends
+// the batch's history entries (as WriteHistory) and raises generation g's
+// applied position to pos (g 0: none; the position is raised only with
+// entries to write: the commit they need is durable anyway, which a
+// position alone does not need, see raisePosition).
+func (s *Store) Finish(ctx context.Context, g, pos int64, entries []HistoryEntry) error {
+	switch {
+	case len(entries) == 0 && g == 0:
+		return nil
+	case len(entries) == 0:
+		return s.raisePosition(ctx, g, pos)
+	case g == 0:
+		return s.WriteHistory(ctx, entries)
+	}
+	sql, args, err := s.historyInsert(ctx, entries)
+	if err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(sql, args...)
+	if err := s.sendRaising(ctx, b, g, pos); err != nil {
+		return fmt.Errorf("search: write %d history entries and raise generation %d to %d: %w", len(entries), g, pos, err)
+	}
+	return nil
+}
+
+// historyInsert is the statement that appends entries, once their month
+// partitions exist.
+func (s *Store) historyInsert(ctx context.Context, entries []HistoryEntry) (string, []any, error) {
 	months := map[time.Time]bool{}
 	n := len(entries)
 	pos, seq := make([]int64, n), make([]int32, n)
@@ -86,28 +126,24 @@ func (s *Store) WriteHistory(ctx context.Context, entries []HistoryEntry) error 
 		}
 		b, err := json.Marshal(c)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		changes[i] = string(b)
 		annotated[i], actor[i], rpc[i], rid[i], key[i], tp[i] = e.Annotated, e.Actor, e.RPC, e.RequestID, e.IdempotencyKey, e.TraceParent
 	}
 	for m := range months {
 		if err := s.ensurePartition(ctx, m); err != nil {
-			return err
+			return "", nil, err
 		}
 	}
-	_, err := s.pool.Exec(ctx, `
+	return `
 INSERT INTO history (position, seq, commit_time, object_type, object_id, operation, changes,
                      annotated, actor, rpc, request_id, idempotency_key, trace_parent)
 SELECT p, q, t, ty, id, op, ch::jsonb, an, ac, r, ri, k, tp
 FROM unnest($1::int8[], $2::int4[], $3::timestamptz[], $4::text[], $5::uuid[], $6::text[], $7::text[],
             $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
      AS e(p, q, t, ty, id, op, ch, an, ac, r, ri, k, tp)
-ON CONFLICT DO NOTHING`, pos, seq, at, typ, ids, op, changes, annotated, actor, rpc, rid, key, tp)
-	if err != nil {
-		return fmt.Errorf("search: write history: %w", err)
-	}
-	return nil
+ON CONFLICT DO NOTHING`, []any{pos, seq, at, typ, ids, op, changes, annotated, actor, rpc, rid, key, tp}, nil
 }
 
 func monthOf(t time.Time) time.Time {

@@ -280,6 +280,16 @@ func (s *Store) raisePosition(ctx context.Context, g, pos int64) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
+	if err := s.sendRaising(ctx, b, g, pos); err != nil {
+		return fmt.Errorf("search: raise generation %d to %d: %w", g, pos, err)
+	}
+	return nil
+}
+
+// sendRaising sends b, a transaction begun, with generation g's applied
+// position raised to pos and the commit after it, in one round trip.
+func (s *Store) sendRaising(ctx context.Context, b *pgx.Batch, g, pos int64) error {
+	raise := b.Len()
 	b.Queue("UPDATE search_generations SET applied_lsn = greatest(applied_lsn, $1) WHERE id = $2", pos, g)
 	b.Queue("COMMIT")
 	br := s.pool.SendBatch(ctx, b)
@@ -287,15 +297,12 @@ func (s *Store) raisePosition(ctx context.Context, g, pos int64) error {
 	for i := 0; i < b.Len() && err == nil; i++ {
 		var tag pgconn.CommandTag
 		tag, err = br.Exec()
-		if err == nil && i == 2 && tag.RowsAffected() == 0 {
+		if err == nil && i == raise && tag.RowsAffected() == 0 {
 			err = fmt.Errorf("no generation %d", g)
 		}
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("search: raise generation %d to %d: %w", g, pos, err)
-	}
-	return nil
+	return err
 }
