@@ -134,12 +134,22 @@ type Reader struct {
 
 	heard   time.Time      // when the last message arrived (or the last flush was asked for)
 	flusher *pgconn.PgConn // an ordinary connection that asks for WAL flushes; nil until needed
+	// tailChecked is set once the current silence has had its first
+	// check of the WAL's end (see firstTailCheckAfter).
+	tailChecked bool
 }
 
-// idleFlushAfter is how long a caught-up reader waits in silence before it
-// checks that the server's WAL does not end past what it reported (see
-// flushTail).
-const idleFlushAfter = 100 * time.Millisecond
+// firstTailCheckAfter is how long a caught-up reader waits in silence
+// before it checks that the server's WAL does not end past what it
+// reported (see flushTail), and idleFlushAfter how long between the
+// checks of one silence. The first comes soon: a write whose token lies
+// past WAL that another session inserted (a page a read pruned) then waits
+// milliseconds, not for the next commit on the server. It costs one small
+// query per silence.
+const (
+	firstTailCheckAfter = 5 * time.Millisecond
+	idleFlushAfter      = 100 * time.Millisecond
+)
 
 // minStatusGap keeps prompt acknowledgements (owed after every applied
 // batch or idle advance) from becoming chatter.
@@ -317,8 +327,12 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 				deadline = minTime(deadline, now.Add(r.cfg.Linger), r.pendingSince.Add(r.cfg.MaxBatchAge))
 			}
 		}
+		tailCheck := idleFlushAfter
+		if !r.tailChecked {
+			tailCheck = firstTailCheckAfter
+		}
 		if caughtUp {
-			deadline = minTime(deadline, r.heard.Add(idleFlushAfter))
+			deadline = minTime(deadline, r.heard.Add(tailCheck))
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := conn.ReceiveMessage(rctx)
@@ -339,15 +353,15 @@ func (r *Reader) stream(ctx context.Context) (streamed bool, err error) {
 					return streamed, err
 				}
 			}
-			if caughtUp && time.Since(r.heard) >= idleFlushAfter {
-				r.heard = time.Now()
+			if caughtUp && time.Since(r.heard) >= tailCheck {
+				r.heard, r.tailChecked = time.Now(), true
 				if err := r.flushTail(ctx); err != nil {
 					r.log.Warn("ask for the WAL tail to be flushed", "err", err)
 				}
 			}
 			continue
 		}
-		r.heard = time.Now()
+		r.heard, r.tailChecked = time.Now(), false
 		switch m := raw.(type) {
 		case *pgproto3.ErrorResponse:
 			return streamed, classify("stream", pgconn.ErrorResponseToPgError(m))
