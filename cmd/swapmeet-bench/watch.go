@@ -208,27 +208,44 @@ func (c *deliveryClock) visible(id string, took time.Duration) {
 	}
 }
 
-// during times run's writes and returns their row, next to the run's freshness.
+// during times run's writes (only these: what earlier runs timed is
+// dropped) and returns their row, next to the run's freshness.
 func (c *deliveryClock) during(ctx context.Context, d *freshDriver, run func() freshStep) (freshStep, *row, error) {
 	if c == nil {
 		return run(), nil, nil
 	}
-	d.onCommit, d.onVisible = c.committed, c.visible
-	s := run()
-	d.onCommit, d.onVisible = nil, nil
-	c.waits.Wait()
-	lat, fresh, undelivered := summarize(c.lat), summarize(c.fresh), c.undelivered.Load()
+	s, lat, fresh, undelivered := c.time(d, run)
 	over := lat.p99 - s.fresh.p99
-	measured := fmt.Sprintf("p50 %s, p99 %s over %d writes", ms(lat.p50), ms(lat.p99), lat.n)
-	if undelivered > 0 {
-		measured += fmt.Sprintf(", %d not delivered in %s", undelivered, freshWait)
-	}
+	measured := deliveryMeasured(lat, undelivered)
 	progress("cdc vs sink: commit to delivery: %s", measured)
 	return s, &row{fmt.Sprintf("WatchListing commit to delivery, same run (%d of %d listings watched)", len(c.streams), c.of), measured,
 		fmt.Sprintf("freshness p50 %s, p99 %s (of these writes: p50 %s, p99 %s)", ms(s.fresh.p50), ms(s.fresh.p99), ms(fresh.p50), ms(fresh.p99)),
 		fmt.Sprintf("p99 %+.1f ms", float64(over)/float64(time.Millisecond)),
 		fmt.Sprintf("p99 <= freshness p99 + %d ms", deliveryMaxOverFresh.Milliseconds()),
 		verdict(lat.n > 0 && undelivered == 0 && over <= deliveryMaxOverFresh)}, c.set.failed()
+}
+
+// time runs run with every write of a watched listing timed, and returns
+// the run, the delivery latencies, the same writes' freshness, and how
+// many were never delivered.
+func (c *deliveryClock) time(d *freshDriver, run func() freshStep) (freshStep, latencies, latencies, int64) {
+	c.mu.Lock()
+	c.lat, c.fresh = nil, nil
+	c.mu.Unlock()
+	c.undelivered.Store(0)
+	d.onCommit, d.onVisible = c.committed, c.visible
+	s := run()
+	d.onCommit, d.onVisible = nil, nil
+	c.waits.Wait()
+	return s, summarize(c.lat), summarize(c.fresh), c.undelivered.Load()
+}
+
+func deliveryMeasured(lat latencies, undelivered int64) string {
+	measured := fmt.Sprintf("p50 %s, p99 %s over %d writes", ms(lat.p50), ms(lat.p99), lat.n)
+	if undelivered > 0 {
+		measured += fmt.Sprintf(", %d not delivered in %s", undelivered, freshWait)
+	}
+	return measured
 }
 
 // measureFanOut: changes to -watch-subscribers streams on one listing, against one stream.
