@@ -182,7 +182,7 @@ func waitForVersion(t *testing.T, e *itest.Env, w app.Written) {
 // oneRowBatchRoundTrips is what a batch of one listing update costs each
 // store when nothing retries: docs/cdc.md, "Round trips of a batch".
 var oneRowBatchRoundTrips = map[string]float64{
-	"postgres":  4, // BEGIN with the snapshot, the listing, its images, ROLLBACK
+	"postgres":  3, // BEGIN with the snapshot, the listing with its images, ROLLBACK
 	"search":    2, // the search row; the history with the applied position
 	"readstore": 1, // the upsert
 	"redis":     2, // tombstone, page epoch and change feed in one pipeline; the announcement

@@ -103,26 +103,15 @@ func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st sta
 	if err != nil {
 		return nil, fmt.Errorf("read listings: %w", err)
 	}
-	mediaRows, err := q.ListListingMedia(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read listing media: %w", err)
-	}
-	media := map[uuid.UUID][]readstore.Media{}
-	for _, m := range mediaRows {
-		media[m.ListingID] = append(media[m.ListingID], readstore.Media{
-			ID: m.ID.String(), ContentType: m.ContentType, SizeBytes: m.SizeBytes,
-			Width: deref(m.Width), Height: deref(m.Height), ObjectKey: m.ObjectKey, ThumbnailKey: deref(m.ThumbnailKey),
-		})
-	}
 	out := make(map[uuid.UUID]any, len(rows))
 	for _, r := range rows {
 		attrs := map[string]string{}
 		if err := json.Unmarshal(r.Attributes, &attrs); err != nil {
 			return nil, fmt.Errorf("listing %s attributes: %w", r.ID, err)
 		}
-		m := media[r.ID]
-		if m == nil {
-			m = []readstore.Media{}
+		m, err := listingMedia(r.Media)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s media: %w", r.ID, err)
 		}
 		out[r.ID] = readstore.Listing{
 			ID:     r.ID.String(),
@@ -136,6 +125,28 @@ func buildListings(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st sta
 		}
 	}
 	return out, nil
+}
+
+// listingMedia decodes the images ListListingProjections aggregates.
+func listingMedia(raw []byte) ([]readstore.Media, error) {
+	var rows []struct {
+		ID           string  `json:"id"`
+		ObjectKey    string  `json:"object_key"`
+		ContentType  string  `json:"content_type"`
+		SizeBytes    int64   `json:"size_bytes"`
+		Width        *int32  `json:"width"`
+		Height       *int32  `json:"height"`
+		ThumbnailKey *string `json:"thumbnail_key"`
+	}
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		return nil, err
+	}
+	media := make([]readstore.Media, len(rows))
+	for i, m := range rows {
+		media[i] = readstore.Media{ID: m.ID, ContentType: m.ContentType, SizeBytes: m.SizeBytes,
+			Width: deref(m.Width), Height: deref(m.Height), ObjectKey: m.ObjectKey, ThumbnailKey: deref(m.ThumbnailKey)}
+	}
+	return media, nil
 }
 
 func buildOrders(ctx context.Context, q *sqlc.Queries, ids []uuid.UUID, st stamper) (map[uuid.UUID]any, error) {

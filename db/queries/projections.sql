@@ -18,7 +18,16 @@ SELECT l.id, l.seller_id, u.display_name AS seller_name,
        coalesce(rs.rating_average, 0)::float8 AS seller_rating_average,
        coalesce(rs.rating_count, 0)::int4 AS seller_rating_count,
        l.title, l.description, l.category, l.condition, l.price_currency, l.price_minor,
-       l.attributes, l.status, l.version, l.created_at, l.updated_at
+       l.attributes, l.status, l.version, l.created_at, l.updated_at,
+       -- The confirmed images in the seller's order, in the same statement:
+       -- a listing document costs one read.
+       coalesce((
+           SELECT jsonb_agg(jsonb_build_object('id', m.id, 'object_key', m.object_key, 'content_type', m.content_type,
+                                               'size_bytes', m.size_bytes, 'width', m.width, 'height', m.height,
+                                               'thumbnail_key', m.thumbnail_key)
+                            ORDER BY m.position, m.created_at, m.id)
+           FROM listing_media m WHERE m.listing_id = l.id AND m.status = 'CONFIRMED'
+       ), '[]')::jsonb AS media
 FROM listings l
 JOIN users u ON u.id = l.seller_id
 LEFT JOIN LATERAL (
@@ -26,12 +35,6 @@ LEFT JOIN LATERAL (
     FROM reviews r WHERE r.seller_id = l.seller_id
 ) rs ON true
 WHERE l.id = ANY (@ids::uuid[]);
-
--- name: ListListingMedia :many
-SELECT id, listing_id, object_key, content_type, size_bytes, width, height, thumbnail_key
-FROM listing_media
-WHERE listing_id = ANY (@listing_ids::uuid[]) AND status = 'CONFIRMED'
-ORDER BY listing_id, position, created_at, id;
 
 -- name: ListOrderProjections :many
 SELECT o.id, o.status, o.total_currency, o.total_minor, o.created_at, o.updated_at,

@@ -309,59 +309,21 @@ func (q *Queries) ListAllUserIDs(ctx context.Context, arg ListAllUserIDsParams) 
 	return items, nil
 }
 
-const listListingMedia = `-- name: ListListingMedia :many
-SELECT id, listing_id, object_key, content_type, size_bytes, width, height, thumbnail_key
-FROM listing_media
-WHERE listing_id = ANY ($1::uuid[]) AND status = 'CONFIRMED'
-ORDER BY listing_id, position, created_at, id
-`
-
-type ListListingMediaRow struct {
-	ID           uuid.UUID
-	ListingID    uuid.UUID
-	ObjectKey    string
-	ContentType  string
-	SizeBytes    int64
-	Width        *int32
-	Height       *int32
-	ThumbnailKey *string
-}
-
-func (q *Queries) ListListingMedia(ctx context.Context, listingIds []uuid.UUID) ([]ListListingMediaRow, error) {
-	rows, err := q.db.Query(ctx, listListingMedia, listingIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ListListingMediaRow{}
-	for rows.Next() {
-		var i ListListingMediaRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.ListingID,
-			&i.ObjectKey,
-			&i.ContentType,
-			&i.SizeBytes,
-			&i.Width,
-			&i.Height,
-			&i.ThumbnailKey,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const listListingProjections = `-- name: ListListingProjections :many
 SELECT l.id, l.seller_id, u.display_name AS seller_name,
        coalesce(rs.rating_average, 0)::float8 AS seller_rating_average,
        coalesce(rs.rating_count, 0)::int4 AS seller_rating_count,
        l.title, l.description, l.category, l.condition, l.price_currency, l.price_minor,
-       l.attributes, l.status, l.version, l.created_at, l.updated_at
+       l.attributes, l.status, l.version, l.created_at, l.updated_at,
+       -- The confirmed images in the seller's order, in the same statement:
+       -- a listing document costs one read.
+       coalesce((
+           SELECT jsonb_agg(jsonb_build_object('id', m.id, 'object_key', m.object_key, 'content_type', m.content_type,
+                                               'size_bytes', m.size_bytes, 'width', m.width, 'height', m.height,
+                                               'thumbnail_key', m.thumbnail_key)
+                            ORDER BY m.position, m.created_at, m.id)
+           FROM listing_media m WHERE m.listing_id = l.id AND m.status = 'CONFIRMED'
+       ), '[]')::jsonb AS media
 FROM listings l
 JOIN users u ON u.id = l.seller_id
 LEFT JOIN LATERAL (
@@ -388,6 +350,7 @@ type ListListingProjectionsRow struct {
 	Version             int64
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	Media               []byte
 }
 
 func (q *Queries) ListListingProjections(ctx context.Context, ids []uuid.UUID) ([]ListListingProjectionsRow, error) {
@@ -416,6 +379,7 @@ func (q *Queries) ListListingProjections(ctx context.Context, ids []uuid.UUID) (
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Media,
 		); err != nil {
 			return nil, err
 		}
