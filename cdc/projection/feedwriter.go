@@ -124,6 +124,9 @@ func (f *FeedWriter) queue(ctx context.Context, pipe redis.Pipeliner, c *changes
 	return func() error { return errors.Join(checks[0](), checks[1]()) }
 }
 
+// trim drops history older than the retention, once a minute. The marks
+// are in memory: a process that just started trims nothing until it has
+// fed for longer than the retention, so the feed keeps at least that.
 func (f *FeedWriter) trim(ctx context.Context, p *Projector, end uint64) error {
 	f.mu.Lock()
 	now := time.Now()

@@ -188,8 +188,8 @@ type Stamped interface{ Stamp() int64 }
 const DefaultBulkSize = 1
 
 // DefaultWriteConcurrency is how many writes a Model has in flight at
-// once unless set otherwise: what FerretDB serves fastest on two cores
-// with single upserts (docs/cdc.md, "Writing a page").
+// once unless set otherwise: the CDC's two workers' 4 each, as before they
+// were shared (docs/cdc.md, "Writing a page").
 const DefaultWriteConcurrency = 8
 
 // MaxBulkSize bounds BulkSize: a page of the CDC's.

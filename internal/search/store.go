@@ -20,8 +20,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/swapmeet/swapmeet/internal/roundtrip"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 
 // Options are the search store's settings.
