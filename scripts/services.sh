@@ -361,6 +361,13 @@ pg_up() {
 			max_connections = 300
 			shared_buffers = 256MB
 			wal_sender_timeout = 60s
+			# The read side's cluster rewrites documents all day (FerretDB's
+			# tables, the search rows): with the default 1GB, its WAL forced a
+			# checkpoint every minute under load, and every first write of a
+			# page after one logs the whole page. Checkpoints on time, and
+			# compressed page images, keep the stores' writes steady.
+			max_wal_size = 4GB
+			wal_compression = lz4
 			# A slot left behind (a crashed test, a stopped CDC) is invalidated
 			# instead of filling the disk; the CDC then reports it as lost.
 			max_slot_wal_keep_size = 4GB
