@@ -233,8 +233,15 @@ func measureSink(ctx context.Context, e *env, o options) (_ []row, err error) {
 
 // putListings replaces docs with Put, sinkPutBatch at a time, for d (round and round with cycle).
 func putListings(ctx context.Context, s *readstore.Model, docs []readstore.Listing, d time.Duration, cycle bool, edit func(doc *readstore.Listing, now time.Time)) (int, time.Duration) {
+	return writeListings(ctx, docs, d, cycle, edit, func(chunk []readstore.Listing) error { return putChunk(ctx, s, chunk) })
+}
+
+// writeListings edits docs and hands them to write, sinkPutBatch at a
+// time, for d (round and round with cycle).
+func writeListings(ctx context.Context, docs []readstore.Listing, d time.Duration, cycle bool, edit func(doc *readstore.Listing, now time.Time), write func([]readstore.Listing) error) (int, time.Duration) {
 	start := time.Now()
 	n := 0
+	chunk := make([]readstore.Listing, 0, sinkPutBatch)
 	for i := 0; time.Since(start) < d; i += sinkPutBatch {
 		if i >= len(docs) {
 			if !cycle {
@@ -242,17 +249,24 @@ func putListings(ctx context.Context, s *readstore.Model, docs []readstore.Listi
 			}
 			i = 0
 		}
-		chunk := docs[i:min(i+sinkPutBatch, len(docs))]
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		ids, put := make([]string, len(chunk)), make([]any, len(chunk))
-		for k, doc := range chunk {
-			edit(&doc, now)
-			ids[k], put[k] = doc.ID, doc
+		chunk = append(chunk[:0], docs[i:min(i+sinkPutBatch, len(docs))]...)
+		for k := range chunk {
+			edit(&chunk[k], now)
 		}
-		check(s.Put(ctx, readstore.Listings, ids, put))
+		check(write(chunk))
 		n += len(chunk)
 	}
 	return n, time.Since(start)
+}
+
+// putChunk replaces the documents of chunk in the read store.
+func putChunk(ctx context.Context, s *readstore.Model, chunk []readstore.Listing) error {
+	ids, put := make([]string, len(chunk)), make([]any, len(chunk))
+	for k, doc := range chunk {
+		ids[k], put[k] = doc.ID, doc
+	}
+	return s.Put(ctx, readstore.Listings, ids, put)
 }
 
 // verifyListingVersions checks that 50 updated listings' documents hold the row's version.

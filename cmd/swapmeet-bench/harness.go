@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,6 +190,7 @@ type process struct {
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once it has ended; err says how
 	err     error
+	metrics func() string // the URL of its metrics, once it has said it; nil: none
 }
 
 // startProcess runs `swapmeet command` on the env until the suite ends, logging to stderr.
@@ -215,7 +218,24 @@ func startProcess(e *env, bin, command string, onLine func(string), extra ...str
 }
 
 func startCDCProcess(e *env, bin string) *process {
-	return startProcess(e, bin, "cdc", nil, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
+	var metrics atomic.Pointer[string]
+	p := startProcess(e, bin, "cdc", func(line string) {
+		if !strings.Contains(line, "msg=metrics") {
+			return
+		}
+		for f := range strings.FieldsSeq(line) {
+			if a, ok := strings.CutPrefix(f, "addr="); ok {
+				metrics.Store(&a)
+			}
+		}
+	}, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
+	p.metrics = func() string {
+		if a := metrics.Load(); a != nil {
+			return *a
+		}
+		return ""
+	}
+	return p
 }
 
 // startServeProcess runs `swapmeet serve` on a free port and returns once it serves.
@@ -363,4 +383,62 @@ func hammer[T any](parent context.Context, clients int, d time.Duration, p *pool
 	wg.Wait()
 	check(cmp.Or(firstErr, context.Cause(parent)))
 	return rateResult{calls: len(all), elapsed: time.Since(start), lat: summarize(all), exhausted: p.next.Load() >= int64(len(p.items))}
+}
+
+// stageSeconds reads the CDC process's swapmeet_cdc_stage_seconds_total
+// by stage; nil when p is nil or its metrics cannot be read.
+func (p *process) stageSeconds() map[string]float64 {
+	if p == nil || p.metrics == nil || p.metrics() == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics(), nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Buffer(make([]byte, 64<<10), 1<<20); sc.Scan(); {
+		rest, ok := strings.CutPrefix(sc.Text(), `swapmeet_cdc_stage_seconds_total{stage="`)
+		if !ok {
+			continue
+		}
+		stage, value, ok := strings.Cut(rest, `"} `)
+		if v, err := strconv.ParseFloat(value, 64); ok && err == nil {
+			out[stage] = v
+		}
+	}
+	return out
+}
+
+// stageShares reads like "written 61%, received 22%, ..." (largest first)
+// of what each stage added between two readings of stageSeconds, or
+// "not read".
+func stageShares(before, after map[string]float64) string {
+	type share struct {
+		stage string
+		secs  float64
+	}
+	var shares []share
+	total := 0.0
+	for stage, v := range after {
+		if d := v - before[stage]; d > 0 {
+			shares, total = append(shares, share{stage, d}), total+d
+		}
+	}
+	if before == nil || total == 0 {
+		return "not read"
+	}
+	slices.SortFunc(shares, func(a, b share) int { return cmp.Compare(b.secs, a.secs) })
+	parts := make([]string, len(shares))
+	for i, s := range shares {
+		parts[i] = fmt.Sprintf("%s %.0f%%", s.stage, 100*s.secs/total)
+	}
+	return strings.Join(parts, ", ")
 }

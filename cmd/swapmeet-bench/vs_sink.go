@@ -16,18 +16,20 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/swapmeet/swapmeet/internal/app"
 	"github.com/swapmeet/swapmeet/internal/cache"
 	"github.com/swapmeet/swapmeet/internal/consistency"
 	"github.com/swapmeet/swapmeet/internal/readstore"
+	"github.com/swapmeet/swapmeet/internal/search"
 	"github.com/swapmeet/swapmeet/internal/system"
 	"github.com/swapmeet/swapmeet/internal/wait"
 )
 
 // The CDC against its sink, on -cdc-catalogue listings followed by a
-// `swapmeet cdc` process, as ratios of raw Put (the CDC's write path at
-// its concurrency) on the same collection: freshness at half that rate,
+// `swapmeet cdc` process, as ratios of raw writes of the same documents
+// to every store a CDC batch writes (measureRaw): freshness at half that rate,
 // with commit-to-delivery of WatchListing streams; the highest rate that
 // stays fresh; one transaction updating the whole catalogue.
 
@@ -69,23 +71,26 @@ func runAgainstSink(ctx context.Context, e *env, o options) (rows []row, err err
 	proc := startCDCProcess(e, bin)
 	one := measureOneUpsert(ctx, e, readstore.New(e.Mongo.Database(e.Config.MongoDB)))
 	rawRate, method := measureRaw(ctx, e, n, o.duration) // while the CDC has nothing to do
-	rows = []row{{figure: fmt.Sprintf("Sink raw upsert rate (the fastest of %s; %s listings in collection)", rawMethodNames(), sizeLabel(n)),
+	rows = []row{{figure: fmt.Sprintf("Raw write rate to the read store, the search store and the history at once (the read store's the fastest of %s; %s listings)", rawMethodNames(), sizeLabel(n)),
 		measured: fmt.Sprintf("%.0f docs/s (%s)", rawRate, method), reference: "the reference of the rows below", ratio: "1.00x"}}
 	check(proc.running())
-	rows = measureFreshness(ctx, e, a, o, rawRate, one, sizeLabel(n), rows)
+	rows, search := measureFreshness(ctx, e, a, proc, o, rawRate, one, sizeLabel(n), rows)
 	check(proc.running())
 	// Raw again, closer to the big transaction: the machine's speed drifts.
+	// The rate search, between the two, is held to the faster.
 	rawBig, methodBig := measureRaw(ctx, e, n, o.duration)
-	rows[0].measured += fmt.Sprintf("; %.0f docs/s (%s) before the big txn", rawBig, methodBig)
+	rows[0].measured += fmt.Sprintf("; %.0f docs/s (%s) after the rate search", rawBig, methodBig)
+	rows = append(rows, search.row(max(rawRate, rawBig)))
 	return append(rows, measureBigTxn(ctx, e, o, proc, rawBig)...), nil
 }
 
-// rawMethods are the ways of writing the documents that the reference
-// tries: single upserts at the CDC's concurrency, and bulks. The fastest
-// is the reference, so that no ratio improves by a slower reference. No
-// method has more than 16 statements in flight: FerretDB 1.x holds a
-// backend connection per statement of a bulk, and bulks needing more than
-// its pool between them deadlock it (docs/cdc.md, "Writing a page").
+// rawMethods are the ways of writing the documents to the read store that
+// the reference tries: single upserts at the CDC's concurrency, and bulks.
+// The fastest is the reference, so that no ratio improves by a slower
+// reference. No method has more than 16 statements in flight: FerretDB
+// 1.x holds a backend connection per statement of a bulk, and bulks
+// needing more than its pool between them deadlock it (docs/cdc.md,
+// "Writing a page").
 var rawMethods = []struct{ bulk, concurrency int }{{1, 4 * cdcWorkers}, {4, 2}, {4, 4}, {8, 2}}
 
 func rawMethodName(bulk, concurrency int) string {
@@ -103,27 +108,81 @@ func rawMethodNames() string {
 	return strings.Join(names, "; ")
 }
 
-// measureRaw replaces random catalogue documents with each of rawMethods
-// for d, and returns the fastest rate and its method.
+// measureRaw writes random catalogue documents, sinkPutBatch at a time, to
+// every store a CDC batch writes them to, with each of rawMethods for the
+// read store, for d; it returns the fastest rate and its method.
 func measureRaw(ctx context.Context, e *env, n int, d time.Duration) (float64, string) {
 	sample := listingDocs(ctx, e.PG, listingIDs(ctx, e.PG, `SELECT id FROM listings ORDER BY random() LIMIT $1`, min(n, rawSample)), 1)
+	gen := must(e.Search.Live(ctx)).ID
 	best, method := 0.0, ""
 	for _, m := range rawMethods {
 		s := readstore.New(e.Mongo.Database(e.Config.MongoDB)) // as the cdc process makes its store
 		s.BulkSize, s.WriteConcurrency = m.bulk, m.concurrency
 		name := rawMethodName(m.bulk, m.concurrency)
-		lsn := currentLSN(ctx, e.PG)
-		done, took := putListings(ctx, s, sample, d, true, func(doc *readstore.Listing, now time.Time) { doc.UpdatedAt, doc.LSN = now, int64(lsn) })
+		w := &rawStores{reads: s, search: e.Search, gen: gen, lsn: int64(currentLSN(ctx, e.PG))}
+		done, took := writeListings(ctx, sample, d, true, func(doc *readstore.Listing, now time.Time) { doc.UpdatedAt, doc.LSN = now, w.lsn },
+			func(chunk []readstore.Listing) error { return w.write(ctx, chunk) })
 		rate := perSecond(int64(done), took)
-		progress("cdc vs sink: raw: %d documents replaced in %s: %.0f docs/s", done, name, rate)
+		progress("cdc vs sink: raw: %d documents written, the read store's with %s: %.0f docs/s (busy: %s)", done, name, rate, w.busy(took))
 		if done == 0 {
-			check(fmt.Errorf("raw: no document replaced in %s", name))
+			check(fmt.Errorf("raw: no document written with %s", name))
 		}
 		if rate > best {
 			best, method = rate, name
 		}
 	}
 	return best, method
+}
+
+// rawStores writes chunks of listing documents where a CDC batch writes
+// them, the three stores at once: the read store, the search store's live
+// generation, and the history (one entry a document: the price change the
+// freshness driver makes, annotated as the API annotates it). The
+// entries' positions are the raw run's; their ordinals count from
+// rawSeqBase, past any transaction's, so they are never a change the CDC
+// records.
+type rawStores struct {
+	reads    *readstore.Model
+	search   *search.Store
+	gen, lsn int64
+	seq      int32
+	took     [3]time.Duration // in each store's writes: read, search, history
+}
+
+const rawSeqBase = 1 << 30
+
+func (w *rawStores) write(ctx context.Context, chunk []readstore.Listing) error {
+	rows, hist := make([]search.Listing, len(chunk)), make([]search.HistoryEntry, len(chunk))
+	for i, doc := range chunk {
+		rows[i] = search.FromDocument(doc)
+		w.seq++
+		hist[i] = search.HistoryEntry{Position: w.lsn, Seq: rawSeqBase + w.seq, CommitTime: doc.UpdatedAt,
+			ObjectType: search.ObjectListing, ObjectID: uuid.MustParse(doc.ID), Operation: search.OpUpdated,
+			Changes: []search.FieldChange{{Field: "price.amount_minor",
+				Before: strconv.FormatInt(doc.Price.Minor-1, 10), After: strconv.FormatInt(doc.Price.Minor, 10)}},
+			Annotated: true, Actor: doc.Seller.ID, RPC: "/swapmeet.v1.ListingService/UpdateListing",
+			RequestID: uuid.NewString(), TraceParent: "00-" + strings.Repeat("ab", 16) + "-" + strings.Repeat("cd", 8) + "-01"}
+	}
+	timed := func(i int, f func() error) func() error {
+		return func() error {
+			t0 := time.Now()
+			err := f()
+			w.took[i] += time.Since(t0)
+			return err
+		}
+	}
+	var g errgroup.Group
+	g.Go(timed(0, func() error { return putChunk(ctx, w.reads, chunk) }))
+	// Position 0: the generation's applied position stays the CDC's.
+	g.Go(timed(1, func() error { return w.search.Apply(ctx, w.gen, search.Batch{Listings: rows}) }))
+	g.Go(timed(2, func() error { return w.search.WriteHistory(ctx, hist) }))
+	return g.Wait()
+}
+
+// busy reads like "read store 96%, search 12%, history 3%" of took.
+func (w *rawStores) busy(took time.Duration) string {
+	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / took.Seconds() }
+	return fmt.Sprintf("read store %.0f%%, search %.0f%%, history %.0f%%", pct(w.took[0]), pct(w.took[1]), pct(w.took[2]))
 }
 
 // measureOneUpsert times single-document Puts, one after another: the
@@ -143,8 +202,10 @@ func measureOneUpsert(ctx context.Context, e *env, s *readstore.Model) latencies
 	return l
 }
 
-// measureFreshness adds the freshness, commit-to-delivery and rate search rows.
-func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate float64, one latencies, size string, rows []row) []row {
+// measureFreshness adds the freshness and commit-to-delivery rows, and
+// searches for the highest rate held (whose row waits for the second raw
+// rate).
+func measureFreshness(ctx context.Context, e *env, a *api, cdc *process, o options, rawRate float64, one latencies, size string, rows []row) ([]row, rateSearch) {
 	targetRows, _ := e.PG.Query(ctx, `SELECT id::text, seller_id, version, price_minor FROM listings ORDER BY random() LIMIT $1`, freshTargets)
 	targets := must(pgx.CollectRows(targetRows, func(row pgx.CollectableRow) (*freshTarget, error) {
 		t := &freshTarget{}
@@ -154,12 +215,18 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	defer cancel()
 	w := cache.NewWatcher(e.Redis, cache.AppliedKeysFor(e.Config.RedisPrefix), e.log)
 	go w.Run(wctx)
-	d := &freshDriver{app: a.app, watcher: w, reads: e.Reads, targets: targets}
+	d := &freshDriver{app: a.app, watcher: w, reads: e.Reads, targets: targets, cdc: cdc}
 	watch := must(watchFreshTargets(ctx, a.url, targets, o.watchListings))
 	if watch != nil {
 		defer watch.set.close()
 	}
-	baseRun := func() freshStep { return d.run(ctx, freshBaseRate, freshBaseFor, false) }
+	// The light load writes the watched listings alone, so that each of its
+	// writes is timed to its delivery too.
+	bd := d
+	if watch != nil {
+		bd = &freshDriver{app: d.app, watcher: d.watcher, reads: d.reads, targets: watch.watched, cdc: d.cdc}
+	}
+	baseRun := func() freshStep { return bd.run(ctx, freshBaseRate, freshBaseFor, false) }
 	oneRef := fmt.Sprintf("one raw upsert p50 %s, p99 %s", ms(one.p50), ms(one.p99))
 	var base freshStep
 	var baseDelivery *row
@@ -168,7 +235,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	} else {
 		var lat latencies
 		var undelivered int64
-		base, lat, _, undelivered = watch.time(d, baseRun)
+		base, lat, _, undelivered = watch.time(bd, baseRun)
 		measured := deliveryMeasured(lat, undelivered)
 		progress("cdc vs sink: at %.0f writes/s: answer to delivery: %s", freshBaseRate, measured)
 		baseDelivery = &row{fmt.Sprintf("WatchListing: UpdateListing's answer to delivery at %.0f writes/s", freshBaseRate), measured,
@@ -176,7 +243,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 			fmt.Sprintf("p50 < %d ms, p99 < %d ms", baseDeliveryP50.Milliseconds(), baseDeliveryP99.Milliseconds()),
 			verdict(lat.n > 0 && undelivered == 0 && lat.p50 < baseDeliveryP50 && lat.p99 < baseDeliveryP99)}
 	}
-	progress("cdc vs sink: freshness: at %.0f writes/s: %s, max %s", freshBaseRate, base, ms(base.fresh.max))
+	progress("cdc vs sink: freshness: at %.0f writes/s: %s, max %s; the lag's stages: %s", freshBaseRate, base, ms(base.fresh.max), base.stages)
 	rows = append(rows, row{fmt.Sprintf("%s at %.0f writes/s (%s listings)", freshFigure, freshBaseRate, size), base.String(),
 		oneRef, "",
 		fmt.Sprintf("p50 < %d ms, p99 < %d ms", baseMaxP50.Milliseconds(), baseMaxP99.Milliseconds()),
@@ -186,7 +253,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	}
 	half := 0.5 * rawRate
 	at, delivery, err := watch.during(ctx, d, func() freshStep { return d.run(ctx, half, o.duration, true) })
-	progress("cdc vs sink: freshness: %s, max %s; commits p50 %s; %d read back from mongo", at, ms(at.fresh.max), ms(summarize(at.commit).p50), at.checked)
+	progress("cdc vs sink: freshness: %s, max %s; commits p50 %s; %d read back from mongo; the lag's stages: %s", at, ms(at.fresh.max), ms(summarize(at.commit).p50), at.checked, at.stages)
 	measured := at.String()
 	rows = append(rows, row{fmt.Sprintf("%s at half the raw rate (%s listings)", freshFigure, size), measured,
 		fmt.Sprintf("raw %.0f docs/s", rawRate), times(at.achieved / rawRate),
@@ -198,7 +265,7 @@ func measureFreshness(ctx context.Context, e *env, a *api, o options, rawRate fl
 	if watch != nil {
 		check(watch.set.close())
 	}
-	return append(rows, searchFreshRate(ctx, d, at, rawRate, o.cdcSearch))
+	return rows, searchFreshRate(ctx, d, at, rawRate, o.cdcSearch)
 }
 
 // measureBigTxn updates the whole catalogue in one transaction and times the CDC applying it.
@@ -320,6 +387,7 @@ type freshDriver struct {
 	next      int
 	onCommit  func(id string, version int64, committed time.Time)
 	onVisible func(id string, took time.Duration)
+	cdc       *process // nil: a CDC whose stage shares are not reported
 }
 
 // run writes at rate for d; with stopEarly, until 1% of them wait past the p99 target.
@@ -333,6 +401,7 @@ func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, s
 		slow     atomic.Int64
 		writers  = make(chan struct{}, freshWriters)
 		start    = time.Now()
+		before   = fd.cdc.stageSeconds()
 	)
 	write := func(n int, t *freshTarget) {
 		t.mu.Lock()
@@ -400,6 +469,7 @@ func (fd *freshDriver) run(ctx context.Context, rate float64, d time.Duration, s
 		check(fmt.Errorf("%d of %d writes read back from mongo after their position was applied had an older version", res.stale, res.checked))
 	}
 	res.fresh, res.achieved = summarize(res.visible), perSecond(int64(res.writes), cmp.Or(res.stoppedAt, res.elapsed))
+	res.stages = stageShares(before, fd.cdc.stageSeconds())
 	return res
 }
 
@@ -410,6 +480,7 @@ type freshStep struct {
 	writes, timeouts, checked, stale int
 	commit, visible                  []time.Duration // UpdateListing's latency; commit → applied
 	elapsed, lastSeen, stoppedAt     time.Duration
+	stages                           string // where the CDC's lag went, as stageShares
 }
 
 // held: every write visible, p99 under the target, at the rate asked for.
@@ -437,17 +508,33 @@ func (s freshStep) String() string {
 	return out
 }
 
-// searchFreshRate bisects for the highest write rate with p99 freshness under the target.
-func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRate float64, budget time.Duration) row {
-	r := row{figure: fmt.Sprintf("Highest write rate with p99 freshness < %d ms", freshMaxP99.Milliseconds()),
-		reference: fmt.Sprintf("raw %.0f docs/s", rawRate), target: ">= 0.50x (the freshness target's rate)"}
+// rateSearch is what searchFreshRate tried: its steps, the first being
+// the half-rate run, and how long the search took.
+type rateSearch struct {
+	steps []freshStep
+	took  time.Duration
+}
+
+// searchFreshRate bisects for the highest write rate with p99 freshness
+// under the target, starting from first, within budget.
+func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRate float64, budget time.Duration) rateSearch {
 	step := min(searchStep, budget)
 	steps := []freshStep{first}
 	start := time.Now()
 	for next, ok := nextSearchRate(steps, rawRate); ok && time.Since(start)+step <= budget; next, ok = nextSearchRate(steps, rawRate) {
 		steps = append(steps, d.run(ctx, next, step, true))
-		progress("cdc vs sink: rate search: %s -> %s", steps[len(steps)-1], map[bool]string{true: "held", false: "missed"}[steps[len(steps)-1].held()])
+		last := steps[len(steps)-1]
+		progress("cdc vs sink: rate search: %s -> %s; the lag's stages: %s", last, map[bool]string{true: "held", false: "missed"}[last.held()], last.stages)
 	}
+	return rateSearch{steps: steps, took: time.Since(start).Round(time.Second)}
+}
+
+// row states the highest rate held against rawRate: the fastest raw rate
+// of the run, measured before the search and after it.
+func (rs rateSearch) row(rawRate float64) row {
+	r := row{figure: fmt.Sprintf("Highest write rate with p99 freshness < %d ms", freshMaxP99.Milliseconds()),
+		reference: fmt.Sprintf("raw %.0f docs/s (the faster of the run's two)", rawRate), target: ">= 0.50x (the freshness target's rate)"}
+	steps := rs.steps
 	var best, above, lowest *freshStep
 	for i := range steps {
 		s := &steps[i]
@@ -458,9 +545,8 @@ func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRa
 			lowest = s
 		}
 	}
-	took := time.Since(start).Round(time.Second)
 	if best == nil {
-		r.measured = fmt.Sprintf("none held; lowest tried %s (%d steps, %s)", lowest, len(steps), took)
+		r.measured = fmt.Sprintf("none held; lowest tried %s (%d steps, %s)", lowest, len(steps), rs.took)
 		r.ratio, r.verdict = fmt.Sprintf("< %.2fx", lowest.rate/rawRate), verdictMiss
 		return r
 	}
@@ -476,7 +562,7 @@ func searchFreshRate(ctx context.Context, d *freshDriver, first freshStep, rawRa
 	if above != nil {
 		r.measured += fmt.Sprintf("; %.0f/s missed (p99 %s)", above.rate, ms(above.fresh.p99))
 	}
-	r.measured += fmt.Sprintf("; %d steps in %s", len(steps), took)
+	r.measured += fmt.Sprintf("; %d steps in %s", len(steps), rs.took)
 	r.verdict = verdict(best.achieved >= 0.95*0.5*rawRate)
 	return r
 }

@@ -152,7 +152,8 @@ func (set *subscribers) close() error {
 // newest state's arrival is the write's own.
 type deliveryClock struct {
 	set         *subscribers
-	of          int // listings written
+	of          int            // listings written
+	watched     []*freshTarget // those with a stream
 	streams     map[string]*subscriber
 	mu          sync.Mutex
 	lat, fresh  []time.Duration // fresh: the same writes' freshness
@@ -160,20 +161,24 @@ type deliveryClock struct {
 	undelivered atomic.Int64
 }
 
-// watchFreshTargets opens a stream on each of the first n targets; nil if n is 0.
+// watchFreshTargets opens a stream on n of the targets, spread evenly
+// over them, so that the driver, going round the targets, writes a
+// watched listing every len(targets)/n writes, never a run of them; nil
+// if n is 0.
 func watchFreshTargets(ctx context.Context, url string, targets []*freshTarget, n int) (*deliveryClock, error) {
 	if n = min(n, len(targets)); n <= 0 {
 		return nil, nil
 	}
-	ids := make([]string, n)
-	for i, t := range targets[:n] {
-		ids[i] = t.id
+	ids, watched := make([]string, n), make([]*freshTarget, n)
+	for i := range n {
+		watched[i] = targets[i*len(targets)/n]
+		ids[i] = watched[i].id
 	}
 	set, err := openStreams(ctx, url, ids, "cdc vs sink: commit to delivery")
 	if err != nil {
 		return nil, err
 	}
-	c := &deliveryClock{set: set, of: len(targets), streams: map[string]*subscriber{}}
+	c := &deliveryClock{set: set, of: len(targets), watched: watched, streams: map[string]*subscriber{}}
 	for _, s := range set.all {
 		c.streams[s.listing] = s
 	}
