@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/swapmeet/swapmeet/internal/roundtrip"
 )
 
