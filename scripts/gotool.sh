@@ -10,4 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 echo "tools: building $pkg (first time only)"
 GOBIN="$tmp" GOFLAGS=-mod=mod go install "$pkg"
 mkdir -p "$(dirname "$dest")"
-mv "$tmp/$(basename "${pkg%@*}")" "$dest"
+# Written under a temporary name and synced first, so that DEST, once it
+# exists, is whole even after a crash.
+mv "$tmp/$(basename "${pkg%@*}")" "$dest.tmp.$$"
+sync "$dest.tmp.$$"
+mv -f "$dest.tmp.$$" "$dest"

@@ -136,6 +136,16 @@ pid_alive_match() {
 	[[ $(cmdline_of "$pid") == *"$pattern"* ]]
 }
 
+# pid_gone <pid> <pattern>: the process has exited, or its pid now belongs to
+# another program. An empty command line is not taken as gone: a process reads
+# as empty for a moment while it execs, and a fresh spawn execs twice.
+pid_gone() {
+	local pid=$1 pattern=$2 cmd
+	kill -0 "$pid" 2>/dev/null || return 0
+	cmd=$(cmdline_of "$pid")
+	[[ -n $cmd && $cmd != *"$pattern"* ]]
+}
+
 # pidfile_pid <file>: first line of the pid file (empty if missing).
 pidfile_pid() {
 	if [[ -r $1 ]]; then head -n 1 "$1" | tr -dc '0-9'; fi
@@ -155,7 +165,7 @@ wait_ready() {
 		if "$@" >/dev/null 2>&1; then
 			return 0
 		fi
-		if [[ -n $pid ]] && ! pid_alive_match "$pid" "$pattern"; then
+		if [[ -n $pid ]] && pid_gone "$pid" "$pattern"; then
 			rm -f "$pidfile"
 			fail_service "$name" "$log" "process (pid $pid) exited before becoming ready on $addr"
 		fi
@@ -193,20 +203,47 @@ stop_pid() {
 
 # spawn_detached <pidfile> <log> <cmd...>: start cmd in its own session
 # (setsid), detached from our stdin/stdout and from the lock fd 9, so it
-# outlives the calling shell / make. The pid is written from inside the new
-# session, so it is right even if setsid had to fork.
+# outlives the calling shell / make. A small bash parent stays in that session:
+# it writes cmd's pid to the pid file, waits for it and appends its exit status
+# to the log, so a service that dies without a word (a signal, a full disk)
+# still says how it ended. The pid file always names cmd itself, which is what
+# stop_pid signals.
 spawn_detached() {
 	local pidfile=$1 log=$2
 	shift 2
 	rm -f "$pidfile"
-	# shellcheck disable=SC2016 # $$/$0/$@ expand in the inner shell
-	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
+	printf 'services: %s starting %s\n' "$(date -u +%FT%TZ)" "$*" >>"$log"
+	# shellcheck disable=SC2016 # $!/$@ expand in the inner shell
+	setsid bash -c 'pidfile=$1; shift; "$@" & pid=$!; echo "$pid" >"$pidfile"; wait "$pid"; status=$?
+		if ((status > 128)); then
+			echo "services: $(date -u +%FT%TZ) pid $pid killed by SIG$(kill -l "$status")"
+		else
+			echo "services: $(date -u +%FT%TZ) pid $pid exited with status $status"
+		fi' services "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
 	local deadline=$((SECONDS + 10))
 	until [[ -s $pidfile ]]; do
 		((SECONDS < deadline)) || die "could not start $1 (no pid file $pidfile)"
 		sleep 0.05
 	done
 	pidfile_pid "$pidfile"
+}
+
+# start_detached <name> <log> <addr> <pidfile> <pattern> <probe> <cmd...>:
+# spawn_detached, then wait_ready. A process that exits before it is ready is
+# started once more (the log keeps both attempts) before up gives up: a service
+# that fails for good fails twice within seconds, one that lost a race at boot
+# does not fail the run.
+start_detached() {
+	local name=$1 log=$2 addr=$3 pidfile=$4 pattern=$5 probe=$6
+	shift 6
+	spawn_detached "$pidfile" "$log" "$@" >/dev/null
+	if (wait_ready "$name" "$log" "$addr" "$pidfile" "$pattern" "$probe"); then
+		return 0
+	fi
+	echo "services: WARNING: $name did not come up; starting it once more" >&2
+	stop_pid "$name" "$pidfile" "$pattern" >/dev/null
+	spawn_detached "$pidfile" "$log" "$@" >/dev/null
+	wait_ready "$name" "$log" "$addr" "$pidfile" "$pattern" "$probe"
 }
 
 apt_install() {
@@ -751,6 +788,7 @@ ensure_ferretdb_bin() {
 		rm -f "$bin.tmp.$$"
 		fail_service ferretdb-build "$log" "go build of scripts/ferretdb failed"
 	fi
+	sync "$bin.tmp.$$"
 	mv -f "$bin.tmp.$$" "$bin"
 }
 
@@ -784,18 +822,17 @@ ferretdb_up() {
 	local bin
 	bin=$(ferretdb_bin)
 	ensure_ferretdb_bin "$bin"
-	local pid
-	pid=$(pidfile_pid "$FERRETDB_PID")
-	if [[ -n $pid ]] && pid_alive_match "$pid" swapmeet-ferretdb; then
-		: # ours, still starting up: just wait below
+	if pid_alive_match "$(pidfile_pid "$FERRETDB_PID")" swapmeet-ferretdb; then
+		# ours, still starting up: just wait
+		wait_ready ferretdb "$log" "$FERRETDB_ADDR" "$FERRETDB_PID" swapmeet-ferretdb mongo_ping
 	else
 		if port_open "$FERRETDB_PORT"; then
 			die "ferretdb: port $FERRETDB_ADDR is already in use by a process this checkout did not start"
 		fi
-		pid=$(spawn_detached "$FERRETDB_PID" "$log" env FERRETDB_TELEMETRY=disable DO_NOT_TRACK=1 \
-			"$bin" -listen-addr "$FERRETDB_ADDR" -postgresql-url "$FERRETDB_PG_URL" -log-level info)
+		start_detached ferretdb "$log" "$FERRETDB_ADDR" "$FERRETDB_PID" swapmeet-ferretdb mongo_ping \
+			env FERRETDB_TELEMETRY=disable DO_NOT_TRACK=1 \
+			"$bin" -listen-addr "$FERRETDB_ADDR" -postgresql-url "$FERRETDB_PG_URL" -log-level info
 	fi
-	wait_ready ferretdb "$log" "$FERRETDB_ADDR" "$FERRETDB_PID" swapmeet-ferretdb mongo_ping
 	say "ferretdb up on $FERRETDB_ADDR (backend 127.0.0.1:$PG_READ_PORT)"
 }
 
@@ -816,6 +853,7 @@ ensure_minio_bin() {
 		fail_service minio-build "$log" "go install $MINIO_MODULE@$MINIO_VERSION failed"
 	fi
 	mv -f "$tmp/bin/minio" "$bin.tmp.$$"
+	sync "$bin.tmp.$$"
 	mv -f "$bin.tmp.$$" "$bin"
 	rm -rf "$tmp"
 }
@@ -836,10 +874,9 @@ minio_up() {
 	local bin
 	bin=$(minio_bin)
 	ensure_minio_bin "$bin"
-	local pid
-	pid=$(pidfile_pid "$MINIO_PID")
-	if [[ -n $pid ]] && pid_alive_match "$pid" "minio-$MINIO_VERSION"; then
-		: # ours, still starting up
+	if pid_alive_match "$(pidfile_pid "$MINIO_PID")" "minio-$MINIO_VERSION"; then
+		# ours, still starting up: just wait
+		wait_ready minio "$log" "127.0.0.1:$MINIO_PORT" "$MINIO_PID" "minio-$MINIO_VERSION" minio_ready
 	else
 		local p
 		for p in "$MINIO_PORT" "$MINIO_CONSOLE_PORT"; do
@@ -848,13 +885,12 @@ minio_up() {
 			fi
 		done
 		install -d -m 755 "$MINIO_DIR"
-		pid=$(spawn_detached "$MINIO_PID" "$log" env \
-			MINIO_ROOT_USER="$MINIO_ROOT_USER" MINIO_ROOT_PASSWORD="$MINIO_ROOT_PASSWORD" \
+		start_detached minio "$log" "127.0.0.1:$MINIO_PORT" "$MINIO_PID" "minio-$MINIO_VERSION" minio_ready \
+			env MINIO_ROOT_USER="$MINIO_ROOT_USER" MINIO_ROOT_PASSWORD="$MINIO_ROOT_PASSWORD" \
 			MINIO_UPDATE=off MINIO_BROWSER=on \
 			"$bin" server --address "127.0.0.1:$MINIO_PORT" \
-			--console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$MINIO_DIR")
+			--console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$MINIO_DIR"
 	fi
-	wait_ready minio "$log" "127.0.0.1:$MINIO_PORT" "$MINIO_PID" "minio-$MINIO_VERSION" minio_ready
 	say "minio up on 127.0.0.1:$MINIO_PORT (console 127.0.0.1:$MINIO_CONSOLE_PORT)"
 }
 
