@@ -225,7 +225,6 @@ spawn_detached() {
 		((SECONDS < deadline)) || die "could not start $1 (no pid file $pidfile)"
 		sleep 0.05
 	done
-	pidfile_pid "$pidfile"
 }
 
 # start_detached <name> <log> <addr> <pidfile> <pattern> <probe> <cmd...>:
@@ -236,13 +235,13 @@ spawn_detached() {
 start_detached() {
 	local name=$1 log=$2 addr=$3 pidfile=$4 pattern=$5 probe=$6
 	shift 6
-	spawn_detached "$pidfile" "$log" "$@" >/dev/null
+	spawn_detached "$pidfile" "$log" "$@"
+	# wait_ready exits when it fails, having stopped what it waited for.
 	if (wait_ready "$name" "$log" "$addr" "$pidfile" "$pattern" "$probe"); then
 		return 0
 	fi
 	echo "services: WARNING: $name did not come up; starting it once more" >&2
-	stop_pid "$name" "$pidfile" "$pattern" >/dev/null
-	spawn_detached "$pidfile" "$log" "$@" >/dev/null
+	spawn_detached "$pidfile" "$log" "$@"
 	wait_ready "$name" "$log" "$addr" "$pidfile" "$pattern" "$probe"
 }
 

@@ -190,7 +190,7 @@ type process struct {
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once it has ended; err says how
 	err     error
-	metrics func() string // the URL of its metrics, once it has said it; nil: none
+	metrics *atomic.Pointer[string] // the URL of its metrics, once it has said it; nil: none
 }
 
 // startProcess runs `swapmeet command` on the env until the suite ends, logging to stderr.
@@ -218,36 +218,37 @@ func startProcess(e *env, bin, command string, onLine func(string), extra ...str
 }
 
 func startCDCProcess(e *env, bin string) *process {
-	var metrics atomic.Pointer[string]
+	metrics := new(atomic.Pointer[string])
 	p := startProcess(e, bin, "cdc", func(line string) {
-		if !strings.Contains(line, "msg=metrics") {
-			return
-		}
-		for f := range strings.FieldsSeq(line) {
-			if a, ok := strings.CutPrefix(f, "addr="); ok {
-				metrics.Store(&a)
-			}
+		if a, ok := logAddr(line, "metrics"); ok {
+			metrics.Store(&a)
 		}
 	}, "SWAPMEET_CDC_METRICS_ADDR=127.0.0.1:0")
-	p.metrics = func() string {
-		if a := metrics.Load(); a != nil {
-			return *a
-		}
-		return ""
-	}
+	p.metrics = metrics
 	return p
+}
+
+// logAddr is the addr= field of a log line whose message is msg.
+func logAddr(line, msg string) (string, bool) {
+	if !strings.Contains(line, "msg="+msg) {
+		return "", false
+	}
+	for f := range strings.FieldsSeq(line) {
+		if a, ok := strings.CutPrefix(f, "addr="); ok {
+			return a, true
+		}
+	}
+	return "", false
 }
 
 // startServeProcess runs `swapmeet serve` on a free port and returns once it serves.
 func startServeProcess(ctx context.Context, e *env, bin string, extra ...string) *api {
 	addr := make(chan string, 1)
 	p := startProcess(e, bin, "serve", func(line string) {
-		for f := range strings.FieldsSeq(line) {
-			if a, ok := strings.CutPrefix(f, "addr="); ok && strings.Contains(line, "msg=serving") {
-				select {
-				case addr <- a:
-				default:
-				}
+		if a, ok := logAddr(line, "serving"); ok {
+			select {
+			case addr <- a:
+			default:
 			}
 		}
 	}, append([]string{"SWAPMEET_HTTP_ADDR=127.0.0.1:0", "SWAPMEET_API_METRICS_ADDR=127.0.0.1:0",
@@ -388,12 +389,12 @@ func hammer[T any](parent context.Context, clients int, d time.Duration, p *pool
 // stageSeconds reads the CDC process's swapmeet_cdc_stage_seconds_total
 // by stage; nil when p is nil or its metrics cannot be read.
 func (p *process) stageSeconds() map[string]float64 {
-	if p == nil || p.metrics == nil || p.metrics() == "" {
+	if p == nil || p.metrics == nil || p.metrics.Load() == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *p.metrics.Load(), nil)
 	if err != nil {
 		return nil
 	}

@@ -224,7 +224,9 @@ func measureFreshness(ctx context.Context, e *env, a *api, cdc *process, o optio
 	// writes is timed to its delivery too.
 	bd := d
 	if watch != nil {
-		bd = &freshDriver{app: d.app, watcher: d.watcher, reads: d.reads, targets: watch.watched, cdc: d.cdc}
+		watched := *d
+		watched.targets = watch.watched
+		bd = &watched
 	}
 	baseRun := func() freshStep { return bd.run(ctx, freshBaseRate, freshBaseFor, false) }
 	oneRef := fmt.Sprintf("one raw upsert p50 %s, p99 %s", ms(one.p50), ms(one.p99))
